@@ -1,0 +1,4 @@
+//! What the pipeline's binaries share.
+
+pub mod config;
+pub mod telemetry;
