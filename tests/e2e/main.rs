@@ -1,1 +1,8 @@
+//! End-to-end tests: real function binaries behind the local runner's Runtime API, moto for
+//! SQS and DynamoDB, the simulator for WorkSpaces and the directories, real SDK clients.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+mod helpers;
+mod runner;
+mod stack;

@@ -1,6 +1,8 @@
 //! Conformance: the real AWS SDK clients against the simulator. Every operation and every error
 //! the simulator returns must parse as the real service's would.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_workspaces::config::Credentials;
 use aws_sdk_workspaces::error::ProvideErrorMetadata;

@@ -1,0 +1,330 @@
+//! Plays the SQS event source mapping: polls a queue, builds batches (batch size, batching
+//! window), invokes the function with at most `MaximumConcurrency` batches in flight, and
+//! settles each batch from the function's partial batch response.
+
+use crate::provision::QueueInfo;
+use crate::runtime::{FunctionPool, Outcome};
+use crate::stack::SqsMapping;
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// What the mapping concluded for a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    /// Delete every message.
+    AllSucceeded,
+    /// Delete all but these message ids.
+    Partial(HashSet<String>),
+    /// Delete nothing: the whole batch returns after its visibility timeout.
+    BatchFailed(String),
+}
+
+/// Reads the function's outcome as Lambda does for SQS.
+pub fn settle(
+    outcome: &Outcome,
+    message_ids: &[String],
+    report_batch_item_failures: bool,
+) -> Settlement {
+    let payload = match outcome {
+        Outcome::Response(p) => p,
+        Outcome::FunctionError(e) => {
+            return Settlement::BatchFailed(format!("function error: {e}"));
+        }
+        Outcome::Timeout => return Settlement::BatchFailed("timed out".into()),
+        Outcome::Crashed => return Settlement::BatchFailed("runtime exited".into()),
+    };
+    if !report_batch_item_failures {
+        return Settlement::AllSucceeded;
+    }
+    let response: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
+    let failures = match response.get("batchItemFailures") {
+        None | Some(Value::Null) => return Settlement::AllSucceeded,
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Settlement::BatchFailed(format!("batchItemFailures is not a list: {other}"));
+        }
+    };
+    let known: HashSet<&str> = message_ids.iter().map(String::as_str).collect();
+    let mut failed = HashSet::new();
+    for item in failures {
+        match item.get("itemIdentifier").and_then(Value::as_str) {
+            Some(id) if !id.is_empty() && known.contains(id) => {
+                failed.insert(id.to_owned());
+            }
+            // An empty, missing or unknown identifier fails the whole batch.
+            _ => return Settlement::BatchFailed(format!("invalid itemIdentifier in {item}")),
+        }
+    }
+    if failed.is_empty() {
+        Settlement::AllSucceeded
+    } else {
+        Settlement::Partial(failed)
+    }
+}
+
+/// The SQS event Lambda delivers for a batch.
+pub fn sqs_event(messages: &[Message], queue: &QueueInfo, region: &str) -> Value {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            let attributes: serde_json::Map<String, Value> = m
+                .attributes()
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| (k.as_str().to_owned(), json!(v)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let message_attributes: serde_json::Map<String, Value> = m
+                .message_attributes()
+                .map(|attrs| {
+                    attrs
+                        .iter()
+                        .map(|(name, a)| {
+                            (
+                                name.clone(),
+                                json!({
+                                    "stringValue": a.string_value(),
+                                    "binaryValue": a.binary_value().map(|b| base64(b.as_ref())),
+                                    "stringListValues": [],
+                                    "binaryListValues": [],
+                                    "dataType": a.data_type(),
+                                }),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body().unwrap_or_default(),
+                "attributes": attributes,
+                "messageAttributes": message_attributes,
+                "md5OfBody": m.md5_of_body(),
+                "md5OfMessageAttributes": m.md5_of_message_attributes(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue.arn,
+                "awsRegion": region,
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Polls `queue` for `pool` until the task is dropped.
+pub async fn run(
+    sqs: aws_sdk_sqs::Client,
+    queue: QueueInfo,
+    mapping: SqsMapping,
+    pool: Arc<FunctionPool>,
+    region: String,
+) {
+    let slots = Arc::new(Semaphore::new(mapping.max_concurrency));
+    let window = Duration::from_secs(mapping.batching_window_s);
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let batch = match collect_batch(&sqs, &queue, &mapping, window).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::warn!(queue = %queue.name, error = %e, "ReceiveMessage failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        let (sqs, queue, pool, region) = (sqs.clone(), queue.clone(), pool.clone(), region.clone());
+        let report = mapping.report_batch_item_failures;
+        tokio::spawn(async move {
+            deliver(&sqs, &queue, &pool, &region, batch, report).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Receives until the batch is full or the batching window (from the first message) closes.
+/// FIFO batches are whatever one receive returns: SQS itself keeps one batch per group in flight.
+async fn collect_batch(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &QueueInfo,
+    mapping: &SqsMapping,
+    window: Duration,
+) -> Result<Vec<Message>, aws_sdk_sqs::Error> {
+    let mut batch: Vec<Message> = Vec::new();
+    let mut first_at: Option<Instant> = None;
+    loop {
+        let left = first_at.map_or(window, |t| window.saturating_sub(t.elapsed()));
+        if first_at.is_some() && (left.is_zero() || batch.len() >= mapping.batch_size) {
+            return Ok(batch);
+        }
+        let wait = if batch.is_empty() {
+            1
+        } else {
+            left.as_secs().min(20) as i32
+        };
+        let out = sqs
+            .receive_message()
+            .queue_url(&queue.url)
+            .max_number_of_messages((mapping.batch_size - batch.len()).min(10) as i32)
+            .wait_time_seconds(wait)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await?;
+        let received = out.messages.unwrap_or_default();
+        if !received.is_empty() && first_at.is_none() {
+            first_at = Some(Instant::now());
+        }
+        let got_none = received.is_empty();
+        batch.extend(received);
+        if queue.fifo && !batch.is_empty() {
+            return Ok(batch);
+        }
+        if got_none && !batch.is_empty() && wait == 0 {
+            // Less than a second of window left and nothing more came: the window closes.
+            tokio::time::sleep(left).await;
+        }
+    }
+}
+
+async fn deliver(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &QueueInfo,
+    pool: &FunctionPool,
+    region: &str,
+    batch: Vec<Message>,
+    report_batch_item_failures: bool,
+) {
+    pool.record_batch(batch.len());
+    let ids: Vec<String> = batch
+        .iter()
+        .filter_map(|m| m.message_id().map(str::to_owned))
+        .collect();
+    let payload = sqs_event(&batch, queue, region).to_string();
+    let outcome = pool.invoke(payload.into()).await;
+    let settlement = settle(&outcome, &ids, report_batch_item_failures);
+    let keep: HashSet<String> = match &settlement {
+        Settlement::AllSucceeded => HashSet::new(),
+        Settlement::Partial(failed) => failed.clone(),
+        Settlement::BatchFailed(reason) => {
+            tracing::warn!(function = %pool.name(), queue = %queue.name, records = batch.len(), %reason, "batch failed; messages return after the visibility timeout");
+            return;
+        }
+    };
+    if !keep.is_empty() {
+        tracing::info!(function = %pool.name(), queue = %queue.name, failed = keep.len(), of = batch.len(), "partial batch failure");
+    }
+    let done: Vec<&Message> = batch
+        .iter()
+        .filter(|m| m.message_id().is_some_and(|id| !keep.contains(id)))
+        .collect();
+    for chunk in done.chunks(10) {
+        let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .build()
+                    .ok()
+            })
+            .collect();
+        match sqs
+            .delete_message_batch()
+            .queue_url(&queue.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(out) if !out.failed().is_empty() => {
+                tracing::warn!(queue = %queue.name, failed = out.failed().len(), "some deletes failed");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(queue = %queue.name, error = %e, "DeleteMessageBatch failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> Vec<String> {
+        vec!["a".into(), "b".into(), "c".into()]
+    }
+
+    fn response(v: Value) -> Outcome {
+        Outcome::Response(v.to_string().into())
+    }
+
+    #[test]
+    fn partial_batch_response_rules() {
+        assert_eq!(
+            settle(&response(json!({ "batchItemFailures": [] })), &ids(), true),
+            Settlement::AllSucceeded
+        );
+        assert_eq!(
+            settle(&response(Value::Null), &ids(), true),
+            Settlement::AllSucceeded
+        );
+        assert_eq!(
+            settle(
+                &response(json!({ "batchItemFailures": [{ "itemIdentifier": "b" }] })),
+                &ids(),
+                true
+            ),
+            Settlement::Partial(["b".to_owned()].into())
+        );
+        for bad in [json!(""), json!("zzz"), Value::Null] {
+            let r = response(json!({ "batchItemFailures": [{ "itemIdentifier": bad }] }));
+            assert!(
+                matches!(settle(&r, &ids(), true), Settlement::BatchFailed(_)),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            settle(&Outcome::Timeout, &ids(), true),
+            Settlement::BatchFailed(_)
+        ));
+        let failing = response(json!({ "batchItemFailures": [{ "itemIdentifier": "b" }] }));
+        assert_eq!(settle(&failing, &ids(), false), Settlement::AllSucceeded);
+    }
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+}

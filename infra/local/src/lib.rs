@@ -1,0 +1,257 @@
+//! The local stack's runner: creates the queues and the table, runs each function's real
+//! binary behind the Lambda Runtime API, plays the SQS event source mappings and the schedules,
+//! and serves the Lambda Invoke API for `cargo lambda invoke`.
+
+pub mod esm;
+pub mod invoke_api;
+pub mod process;
+pub mod provision;
+pub mod runtime;
+pub mod schedule;
+pub mod stack;
+
+use crate::invoke_api::Functions;
+use crate::provision::Resources;
+use crate::runtime::{FunctionPool, FunctionSpec};
+use crate::stack::StackDefinition;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Prepended to every queue and table name, so several stacks can share one emulator.
+    pub prefix: String,
+    /// Where the function binaries are.
+    pub bin_dir: PathBuf,
+    pub region: String,
+    /// Fire schedules this often instead of their deployed rate (local acceleration).
+    pub schedule_every: Option<Duration>,
+    /// Cap the queues' visibility timeouts (local acceleration of retries).
+    pub max_visibility_timeout_s: Option<u32>,
+    /// Address for the Invoke API; port 0 picks one.
+    pub invoke_addr: String,
+    /// Variables given to every function on top of its own (endpoints, credentials), beside
+    /// those the runner's process environment passes on.
+    pub extra_env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid stack definition: {0}")]
+    Definition(String),
+    #[error(transparent)]
+    Provision(#[from] provision::ProvisionError),
+    #[error("function {function}: binary {path} not found (build it first)")]
+    MissingBinary { function: String, path: String },
+    #[error("function {function}: environment {variable} refers to unknown {reference}")]
+    UnknownReference {
+        function: String,
+        variable: String,
+        reference: String,
+    },
+    #[error("starting {what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+/// A running local stack; dropping it stops every function and poller.
+pub struct LocalStack {
+    pub resources: Resources,
+    pub functions: Functions,
+    pub invoke_url: String,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for pool in self.functions.values() {
+            pool.stop();
+        }
+    }
+}
+
+/// Replaces `${table}`, `${queue_url:NAME}` and `${queue_arn:NAME}`.
+pub fn resolve(value: &str, resources: &Resources) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| after.to_owned())?;
+        let reference = &after[..end];
+        let resolved = match reference.split_once(':') {
+            None if reference == "table" => Some(resources.table_name.clone()),
+            Some(("queue_url", q)) => resources.queues.get(q).map(|q| q.url.clone()),
+            Some(("queue_arn", q)) => resources.queues.get(q).map(|q| q.arn.clone()),
+            _ => None,
+        };
+        out.push_str(&resolved.ok_or_else(|| reference.to_owned())?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+pub async fn start(
+    def: &StackDefinition,
+    options: &Options,
+    sdk: &aws_config::SdkConfig,
+) -> Result<LocalStack, StartError> {
+    def.validate().map_err(StartError::Definition)?;
+    let mut def = def.clone();
+    if let Some(cap) = options.max_visibility_timeout_s {
+        for q in &mut def.queues {
+            q.visibility_timeout_s = q.visibility_timeout_s.min(cap);
+        }
+    }
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let resources = provision::provision(&def, &options.prefix, &dynamodb, &sqs).await?;
+
+    let mut pools = BTreeMap::new();
+    for f in &def.functions {
+        let binary = options.bin_dir.join(&f.binary);
+        if !binary.is_file() {
+            return Err(StartError::MissingBinary {
+                function: f.name.clone(),
+                path: binary.display().to_string(),
+            });
+        }
+        let mut environment = options.extra_env.clone();
+        for (variable, value) in &f.environment {
+            let resolved =
+                resolve(value, &resources).map_err(|reference| StartError::UnknownReference {
+                    function: f.name.clone(),
+                    variable: variable.clone(),
+                    reference,
+                })?;
+            environment.insert(variable.clone(), resolved);
+        }
+        let instances = f.sqs.iter().map(|m| m.max_concurrency).sum::<usize>()
+            + usize::from(f.schedule.is_some());
+        let spec = FunctionSpec {
+            name: f.name.clone(),
+            binary,
+            timeout: Duration::from_secs(f.timeout_s),
+            memory_mb: f.memory_mb,
+            instances: instances.max(1),
+            environment,
+            region: options.region.clone(),
+        };
+        let pool = FunctionPool::start(spec)
+            .await
+            .map_err(|source| StartError::Io {
+                what: format!("function {}", f.name),
+                source,
+            })?;
+        pools.insert(f.name.clone(), pool);
+    }
+    let functions: Functions = Arc::new(pools);
+
+    let mut tasks = Vec::new();
+    for f in &def.functions {
+        let Some(pool) = functions.get(&f.name) else {
+            continue;
+        };
+        for mapping in &f.sqs {
+            let Some(queue) = resources.queues.get(&mapping.queue) else {
+                continue;
+            };
+            tasks.push(tokio::spawn(esm::run(
+                sqs.clone(),
+                queue.clone(),
+                mapping.clone(),
+                pool.clone(),
+                options.region.clone(),
+            )));
+        }
+        if let Some(schedule) = &f.schedule {
+            let every = options
+                .schedule_every
+                .unwrap_or(Duration::from_secs(schedule.rate_s));
+            tasks.push(tokio::spawn(schedule::run(
+                pool.clone(),
+                every,
+                options.region.clone(),
+            )));
+        }
+    }
+
+    let listener = tokio::net::TcpListener::bind(&options.invoke_addr)
+        .await
+        .map_err(|source| StartError::Io {
+            what: format!("invoke API on {}", options.invoke_addr),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Io {
+        what: "invoke API".into(),
+        source,
+    })?;
+    let app = invoke_api::router(functions.clone());
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "invoke API stopped");
+        }
+    }));
+    Ok(LocalStack {
+        resources,
+        functions,
+        invoke_url: format!("http://{addr}"),
+        tasks,
+    })
+}
+
+/// `hr-events.fifo` → `HR_EVENTS`: the stem of the variables naming a queue.
+pub fn env_stem(queue_name: &str) -> String {
+    queue_name
+        .trim_end_matches(".fifo")
+        .replace(['-', '.'], "_")
+        .to_uppercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provision::QueueInfo;
+
+    #[test]
+    fn resolves_references() {
+        let mut queues = BTreeMap::new();
+        queues.insert(
+            "q.fifo".to_owned(),
+            QueueInfo {
+                name: "q.fifo".into(),
+                url: "http://x/q".into(),
+                arn: "arn:q".into(),
+                fifo: true,
+                visibility_timeout_s: 1,
+                dlq_url: None,
+            },
+        );
+        let resources = Resources {
+            table_name: "t".into(),
+            queues,
+        };
+        assert_eq!(
+            resolve(
+                "${table}/${queue_url:q.fifo}|${queue_arn:q.fifo}",
+                &resources
+            )
+            .unwrap(),
+            "t/http://x/q|arn:q"
+        );
+        assert_eq!(
+            resolve("${queue_url:nope}", &resources).unwrap_err(),
+            "queue_url:nope"
+        );
+        assert_eq!(env_stem("hr-events-dlq.fifo"), "HR_EVENTS_DLQ");
+    }
+}

@@ -1,0 +1,412 @@
+//! Runs a function's real binary as Lambda does: N instances, each a process talking to its own
+//! Lambda Runtime API endpoint served here. An invocation that times out kills its instance, and
+//! a crashed instance is restarted, as the Lambda service would.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// How an invocation ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The handler's response payload.
+    Response(Bytes),
+    /// The handler reported an error (`errorType`, `errorMessage`).
+    FunctionError(Value),
+    /// No response within the function's timeout: the instance was stopped.
+    Timeout,
+    /// The process exited while handling the invocation.
+    Crashed,
+}
+
+impl Outcome {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Outcome::Response(_))
+    }
+}
+
+/// What a function was asked and how it did, for benchmarks and the status output.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FunctionStats {
+    pub invocations: u64,
+    pub errors: u64,
+    pub timeouts: u64,
+    pub crashes: u64,
+    /// Per instance start: milliseconds from process start to its first Runtime API poll.
+    pub init_ms: Vec<f64>,
+    /// Handler time of each invocation, in milliseconds.
+    pub duration_ms: Vec<f64>,
+    /// Records per SQS batch delivered.
+    pub batch_sizes: Vec<usize>,
+}
+
+struct Invocation {
+    payload: Bytes,
+    reply: oneshot::Sender<Outcome>,
+    started: oneshot::Sender<(usize, Instant)>,
+}
+
+struct InFlight {
+    instance: usize,
+    reply: oneshot::Sender<Outcome>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    name: String,
+    arn: String,
+    timeout: Duration,
+    queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Invocation>>>,
+    in_flight: Arc<Mutex<HashMap<String, InFlight>>>,
+    stats: Arc<Mutex<FunctionStats>>,
+    /// When each instance's process started, until its first poll.
+    booting: Arc<Mutex<BTreeMap<usize, Instant>>>,
+}
+
+#[derive(Clone)]
+struct InstanceState {
+    shared: Shared,
+    index: usize,
+}
+
+/// A running function: its instances and the queue of invocations they take from.
+pub struct FunctionPool {
+    shared: Shared,
+    sender: mpsc::Sender<Invocation>,
+    kills: Vec<Arc<Notify>>,
+    shutdown: Arc<Notify>,
+}
+
+/// How to start a function's processes.
+#[derive(Debug, Clone)]
+pub struct FunctionSpec {
+    pub name: String,
+    pub binary: PathBuf,
+    pub timeout: Duration,
+    pub memory_mb: u32,
+    pub instances: usize,
+    pub environment: BTreeMap<String, String>,
+    pub region: String,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl FunctionPool {
+    pub async fn start(spec: FunctionSpec) -> std::io::Result<Arc<FunctionPool>> {
+        let (sender, receiver) = mpsc::channel(1024);
+        let shared = Shared {
+            name: spec.name.clone(),
+            arn: format!(
+                "arn:aws:lambda:{}:000000000000:function:{}",
+                spec.region, spec.name
+            ),
+            timeout: spec.timeout,
+            queue: Arc::new(tokio::sync::Mutex::new(receiver)),
+            in_flight: Arc::default(),
+            stats: Arc::default(),
+            booting: Arc::default(),
+        };
+        let shutdown = Arc::new(Notify::new());
+        let mut kills = Vec::new();
+        for index in 0..spec.instances.max(1) {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            let state = InstanceState {
+                shared: shared.clone(),
+                index,
+            };
+            let app = axum::Router::new()
+                .route("/2018-06-01/runtime/invocation/next", get(next))
+                .route(
+                    "/2018-06-01/runtime/invocation/{id}/response",
+                    post(respond),
+                )
+                .route(
+                    "/2018-06-01/runtime/invocation/{id}/error",
+                    post(report_error),
+                )
+                .route("/2018-06-01/runtime/init/error", post(init_error))
+                .with_state(state);
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "runtime API server stopped");
+                }
+            });
+            let kill = Arc::new(Notify::new());
+            kills.push(kill.clone());
+            tokio::spawn(supervise(
+                spec.clone(),
+                shared.clone(),
+                index,
+                addr.to_string(),
+                kill,
+                shutdown.clone(),
+            ));
+        }
+        Ok(Arc::new(FunctionPool {
+            shared,
+            sender,
+            kills,
+            shutdown,
+        }))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    pub fn stats(&self) -> FunctionStats {
+        lock(&self.shared.stats).clone()
+    }
+
+    pub fn record_batch(&self, size: usize) {
+        lock(&self.shared.stats).batch_sizes.push(size);
+    }
+
+    /// Invokes the function and waits for the outcome; the timeout runs from the moment an
+    /// instance takes the invocation, as Lambda's does.
+    pub async fn invoke(&self, payload: Bytes) -> Outcome {
+        let (reply, answer) = oneshot::channel();
+        let (started, taken) = oneshot::channel();
+        if self
+            .sender
+            .send(Invocation {
+                payload,
+                reply,
+                started,
+            })
+            .await
+            .is_err()
+        {
+            return Outcome::Crashed;
+        }
+        let Ok((instance, at)) = taken.await else {
+            return Outcome::Crashed;
+        };
+        let outcome = match tokio::time::timeout_at((at + self.shared.timeout).into(), answer).await
+        {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Outcome::Crashed,
+            Err(_) => {
+                tracing::warn!(function = %self.shared.name, instance, "invocation timed out; stopping the instance");
+                lock(&self.shared.in_flight).retain(|_, f| f.instance != instance);
+                if let Some(kill) = self.kills.get(instance) {
+                    kill.notify_one();
+                }
+                Outcome::Timeout
+            }
+        };
+        let mut stats = lock(&self.shared.stats);
+        stats.invocations += 1;
+        stats.duration_ms.push(at.elapsed().as_secs_f64() * 1000.0);
+        match &outcome {
+            Outcome::Response(_) => {}
+            Outcome::FunctionError(_) => stats.errors += 1,
+            Outcome::Timeout => stats.timeouts += 1,
+            Outcome::Crashed => stats.crashes += 1,
+        }
+        outcome
+    }
+
+    /// Stops every instance.
+    pub fn stop(&self) {
+        self.shutdown.notify_waiters();
+    }
+}
+
+impl Drop for FunctionPool {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Keeps one instance's process running until shutdown.
+async fn supervise(
+    spec: FunctionSpec,
+    shared: Shared,
+    index: usize,
+    runtime_api: String,
+    kill: Arc<Notify>,
+    shutdown: Arc<Notify>,
+) {
+    let mut restarts = 0u32;
+    loop {
+        let mut command = Command::new(&spec.binary);
+        command
+            .envs(&spec.environment)
+            .env("AWS_LAMBDA_RUNTIME_API", &runtime_api)
+            .env("AWS_LAMBDA_FUNCTION_NAME", &spec.name)
+            .env(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                spec.memory_mb.to_string(),
+            )
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{}", spec.name),
+            )
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("local/{index}"))
+            .env("AWS_REGION", &spec.region)
+            .env("AWS_DEFAULT_REGION", &spec.region)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        crate::process::die_with_parent(&mut command);
+        lock(&shared.booting).insert(index, Instant::now());
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                tracing::error!(function = %spec.name, binary = %spec.binary.display(), error = %e, "cannot start function");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => continue,
+                    _ = shutdown.notified() => return,
+                }
+            }
+        };
+        let tag = format!("{}/{index}", spec.name);
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(forward(tag.clone(), BufReader::new(out)));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(forward(tag.clone(), BufReader::new(err)));
+        }
+        let status = tokio::select! {
+            status = child.wait() => Some(status),
+            _ = kill.notified() => None,
+            _ = shutdown.notified() => {
+                let _ = child.kill().await;
+                return;
+            }
+        };
+        if status.is_none() {
+            let _ = child.kill().await;
+        }
+        tracing::warn!(function = %spec.name, instance = index, ?status, "instance stopped; restarting");
+        // Whatever it was handling is lost, as when a Lambda sandbox dies.
+        let lost: Vec<InFlight> = {
+            let mut in_flight = lock(&shared.in_flight);
+            let ids: Vec<String> = in_flight
+                .iter()
+                .filter(|(_, f)| f.instance == index)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| in_flight.remove(&id))
+                .collect()
+        };
+        for f in lost {
+            let _ = f.reply.send(Outcome::Crashed);
+        }
+        restarts += 1;
+        let backoff = Duration::from_millis(100 * u64::from(restarts.min(20)));
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {},
+            _ = shutdown.notified() => return,
+        }
+    }
+}
+
+async fn forward<R: tokio::io::AsyncRead + Unpin>(tag: String, reader: BufReader<R>) {
+    let mut lines = reader.lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        eprintln!("[{tag}] {line}");
+    }
+}
+
+async fn next(State(state): State<InstanceState>) -> Response {
+    let shared = &state.shared;
+    if let Some(started) = lock(&shared.booting).remove(&state.index) {
+        lock(&shared.stats)
+            .init_ms
+            .push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let invocation = {
+        let mut queue = shared.queue.lock().await;
+        queue.recv().await
+    };
+    let Some(invocation) = invocation else {
+        return StatusCode::GONE.into_response();
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let now = Instant::now();
+    let deadline = SystemTime::now()
+        .checked_add(shared.timeout)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis());
+    lock(&shared.in_flight).insert(
+        request_id.clone(),
+        InFlight {
+            instance: state.index,
+            reply: invocation.reply,
+        },
+    );
+    let _ = invocation.started.send((state.index, now));
+    let mut headers = HeaderMap::new();
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    };
+    set("lambda-runtime-aws-request-id", request_id.clone());
+    set("lambda-runtime-deadline-ms", deadline.to_string());
+    set("lambda-runtime-invoked-function-arn", shared.arn.clone());
+    set(
+        "lambda-runtime-trace-id",
+        format!(
+            "Root=1-{:08x}-{}",
+            deadline / 1000,
+            request_id.replace('-', "")[..24].to_owned()
+        ),
+    );
+    set("content-type", "application/json".into());
+    (StatusCode::OK, headers, invocation.payload).into_response()
+}
+
+fn finish(state: &InstanceState, id: &str, outcome: Outcome) -> StatusCode {
+    match lock(&state.shared.in_flight).remove(id) {
+        Some(f) => {
+            let _ = f.reply.send(outcome);
+            StatusCode::ACCEPTED
+        }
+        // Too late (timed out) or unknown: Lambda answers the same way.
+        None => StatusCode::BAD_REQUEST,
+    }
+}
+
+async fn respond(
+    State(state): State<InstanceState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    finish(&state, &id, Outcome::Response(body))
+}
+
+async fn report_error(
+    State(state): State<InstanceState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    let error = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()));
+    tracing::warn!(function = %state.shared.name, request_id = %id, %error, "function error");
+    finish(&state, &id, Outcome::FunctionError(error))
+}
+
+async fn init_error(State(state): State<InstanceState>, body: Bytes) -> StatusCode {
+    tracing::error!(function = %state.shared.name, error = %String::from_utf8_lossy(&body), "init error");
+    StatusCode::ACCEPTED
+}

@@ -1,0 +1,261 @@
+//! Test helpers: one moto server per test binary, and per test its own simulator and local
+//! stack (with its own queue and table names), talking through the real SDK clients.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::config::Credentials;
+use local_stack::{LocalStack, Options, stack::StackDefinition};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const REGION: &str = "us-east-1";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The moto server shared by the tests of this binary. It is started from a thread that lives
+/// as long as the process, with PDEATHSIG, so it dies with the test binary.
+pub fn moto_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("TEST_MOTO_URL") {
+            return url;
+        }
+        let server = repo_root().join(".venv/bin/moto_server");
+        assert!(
+            server.is_file(),
+            "{} is missing: run `make setup` (or `make test`)",
+            server.display()
+        );
+        let port = free_port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut command = std::process::Command::new(server);
+            command
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            die_with_parent(&mut command);
+            let child = command.spawn();
+            tx.send(child.map(|_| ()).map_err(|e| e.to_string()))
+                .unwrap();
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().unwrap().expect("starting moto_server");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not start within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        url
+    })
+}
+
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .load()
+        .await
+}
+
+/// A test's own stack: a simulator, and a runner with its own resource names.
+pub struct TestStack {
+    pub stack: LocalStack,
+    pub sqs: aws_sdk_sqs::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub http: reqwest::Client,
+}
+
+impl TestStack {
+    pub async fn start(def: Value) -> TestStack {
+        let def: StackDefinition = serde_json::from_value(def).unwrap();
+        let moto = moto_url();
+        let sim = aws_simulator::Simulator::new(Default::default(), Default::default()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(aws_simulator::serve(listener, sim));
+        let prefix = format!("t{}-", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let mut extra_env = BTreeMap::new();
+        for (k, v) in [
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_ENDPOINT_URL_SQS", moto),
+            ("AWS_ENDPOINT_URL_DYNAMODB", moto),
+            ("AWS_ENDPOINT_URL_WORKSPACES", &sim_url),
+            ("AWS_ENDPOINT_URL_WORKDOCS", &sim_url),
+            ("AWS_ENDPOINT_URL_DIRECTORY_SERVICE_DATA", &sim_url),
+            ("AWS_ENDPOINT_URL_DIRECTORY_SERVICE", &sim_url),
+        ] {
+            extra_env.insert(k.to_owned(), v.to_owned());
+        }
+        let options = Options {
+            prefix,
+            bin_dir: PathBuf::from(env!("CARGO_BIN_EXE_probe-lambda"))
+                .parent()
+                .unwrap()
+                .to_owned(),
+            region: REGION.into(),
+            schedule_every: Some(Duration::from_millis(300)),
+            max_visibility_timeout_s: None,
+            invoke_addr: "127.0.0.1:0".into(),
+            extra_env,
+        };
+        let config = sdk_config(moto).await;
+        let stack = local_stack::start(&def, &options, &config).await.unwrap();
+        TestStack {
+            stack,
+            sqs: aws_sdk_sqs::Client::new(&config),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn queue_url(&self, name: &str) -> String {
+        self.stack.resources.queues[name].url.clone()
+    }
+
+    pub fn dlq_url(&self, name: &str) -> String {
+        self.stack.resources.queues[name].dlq_url.clone().unwrap()
+    }
+
+    /// Sends bodies 10 per call; FIFO messages go to `group` with explicit deduplication ids.
+    pub async fn send(&self, queue: &str, bodies: &[Value], group: Option<&str>) {
+        let url = self.queue_url(queue);
+        for (c, chunk) in bodies.chunks(10).enumerate() {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, body)| {
+                    let mut entry = aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(format!("m{i}"))
+                        .message_body(body.to_string());
+                    if let Some(group) = group {
+                        entry = entry
+                            .message_group_id(group)
+                            .message_deduplication_id(format!("{group}-{c}-{i}"));
+                    }
+                    entry.build().unwrap()
+                })
+                .collect();
+            let out = self
+                .sqs
+                .send_message_batch()
+                .queue_url(&url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .unwrap();
+            assert!(out.failed().is_empty(), "{:?}", out.failed());
+        }
+    }
+
+    /// What the probe recorded for `id`: its item, if any.
+    pub async fn probe(
+        &self,
+        id: &str,
+    ) -> Option<std::collections::HashMap<String, AttributeValue>> {
+        self.dynamodb
+            .get_item()
+            .table_name(&self.stack.resources.table_name)
+            .key("pk", AttributeValue::S(id.into()))
+            .key("sk", AttributeValue::S("probe".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+    }
+
+    pub async fn deliveries(&self, id: &str) -> i64 {
+        self.probe(&format!("probe#{id}"))
+            .await
+            .and_then(|item| {
+                item.get("deliveries")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// Approximate number of messages in a queue (visible and in flight).
+    pub async fn depth(&self, url: &str) -> i64 {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap();
+        let attrs = out.attributes().unwrap();
+        [
+            A::ApproximateNumberOfMessages,
+            A::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .map(|a| {
+            attrs
+                .get(a)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+    }
+
+    pub fn stats(&self, function: &str) -> local_stack::runtime::FunctionStats {
+        self.stack.functions[function].stats()
+    }
+}
+
+/// Polls `check` until it returns `Some`, or fails after `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
