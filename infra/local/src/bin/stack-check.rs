@@ -14,7 +14,11 @@ fn var(name: &str) -> anyhow::Result<String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let sdk = aws_config::load_from_env().await;
+    // WorkSpaces allows ~2 calls/s per account: poll gently and let the SDK absorb throttling.
+    let sdk = aws_config::from_env()
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(10))
+        .load()
+        .await;
     let http = reqwest::Client::new();
 
     let runner = var("AWS_ENDPOINT_URL_LAMBDA")?;
@@ -161,7 +165,7 @@ async fn watch(
         if done(state.as_ref()) {
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     bail!("{id} did not reach the expected state within 120 s")
 }
