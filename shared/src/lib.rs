@@ -1,4 +1,9 @@
-//! What the pipeline's binaries share.
+//! What the pipeline's Lambdas share: configuration, telemetry, the domain, the ports the logic
+//! talks through, their AWS adapters, and the services each function runs.
 
+pub mod adapters;
 pub mod config;
+pub mod domain;
+pub mod ports;
+pub mod services;
 pub mod telemetry;

@@ -1,0 +1,398 @@
+//! The state store on one DynamoDB table (`pk`, `sk`; sparse GSI `work-index` on
+//! `work_shard`/`work_due`; TTL on `expires_at`):
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | idempotency record of an HR event | `EVENT#<event_id>` | `IDEMPOTENCY` |
+//! | employee lifecycle record | `EMP#<employee_id>` | `STATE` |
+//! | history line | `EMP#<employee_id>` (`REJECTED` without one) | `EVENT#<occurred ms>#<event_id>#<message id>` |
+
+use super::describe_sdk_error;
+use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
+use crate::ports::{Claim, ClaimOutcome, HistoryEntry, StateStore, StoreError};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure,
+};
+use std::collections::HashMap;
+
+pub const WORK_INDEX: &str = "work-index";
+/// Watched employees are spread over this many index partitions (no hot key).
+pub const WORK_SHARDS: u32 = 4;
+const IN_PROGRESS: &str = "INPROGRESS";
+const COMPLETED: &str = "COMPLETED";
+
+type Item = HashMap<String, AttributeValue>;
+
+pub struct DynamoStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn unavailable<E, R>(
+    operation: &'static str,
+    err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> StoreError
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error,
+    R: std::fmt::Debug,
+{
+    let (code, message, _) = describe_sdk_error(err);
+    StoreError::Unavailable {
+        operation,
+        message: format!("{code}: {message}"),
+    }
+}
+
+fn employee_key(id: &str) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), s(format!("EMP#{id}"))),
+        ("sk".to_owned(), s("STATE")),
+    ])
+}
+
+fn event_key(id: &str) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), s(format!("EVENT#{id}"))),
+        ("sk".to_owned(), s("IDEMPOTENCY")),
+    ])
+}
+
+/// A stable small hash: which index partition an employee's work entry lives in.
+pub fn shard_of(employee_id: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in employee_id.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    h % WORK_SHARDS
+}
+
+fn work_shard(state: EmployeeState, shard: u32) -> String {
+    format!("{}#{shard}", state.as_str())
+}
+
+fn text(item: &Item, key: &str) -> Option<String> {
+    item.get(key).and_then(|v| v.as_s().ok()).cloned()
+}
+
+impl DynamoStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
+        Self { client, table }
+    }
+
+    fn decode_employee(item: Item) -> Result<EmployeeRecord, StoreError> {
+        let key = text(&item, "pk").unwrap_or_default();
+        serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed {
+            key,
+            detail: e.to_string(),
+        })
+    }
+}
+
+impl StateStore for DynamoStore {
+    async fn claim(&self, claim: &Claim) -> Result<ClaimOutcome, StoreError> {
+        let mut item = event_key(&claim.event_id);
+        item.insert("status".into(), s(IN_PROGRESS));
+        item.insert("payload_hash".into(), s(&claim.payload_hash));
+        item.insert("owner".into(), s(&claim.owner));
+        item.insert("in_progress_until_ms".into(), n(claim.in_progress_until_ms));
+        item.insert("expires_at".into(), n(claim.expires_at_s));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(pk) OR expires_at < :now_s OR (#status = :in_progress AND in_progress_until_ms < :now_ms)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":now_s", n(claim.now_ms / 1000))
+            .expression_attribute_values(":now_ms", n(claim.now_ms))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(ClaimOutcome::Claimed),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
+                    let old = c.item().cloned().unwrap_or_default();
+                    if text(&old, "status").as_deref() == Some(COMPLETED) {
+                        Ok(ClaimOutcome::Completed {
+                            same_payload: text(&old, "payload_hash").as_deref() == Some(claim.payload_hash.as_str()),
+                            outcome: text(&old, "outcome").and_then(|o| serde_json::from_value(serde_json::Value::String(o)).ok()),
+                            reason: text(&old, "reason"),
+                        })
+                    } else {
+                        Ok(ClaimOutcome::InProgress)
+                    }
+                }
+                _ => Err(unavailable("PutItem", &e)),
+            },
+        }
+    }
+
+    async fn complete(
+        &self,
+        event_id: &str,
+        owner: &str,
+        outcome: EventOutcome,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(event_key(event_id)))
+            .update_expression("SET #status = :completed, outcome = :outcome, reason = :reason REMOVE in_progress_until_ms")
+            .condition_expression("#owner = :owner AND #status = :in_progress")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":completed", s(COMPLETED))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":outcome", s(outcome.as_str()))
+            .expression_attribute_values(":reason", s(reason))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::LostClaim(event_id.to_owned()))
+            }
+            Err(e) => Err(unavailable("UpdateItem", &e)),
+        }
+    }
+
+    async fn release(&self, event_id: &str, owner: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(event_key(event_id)))
+            .condition_expression("#owner = :owner AND #status = :in_progress")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::LostClaim(event_id.to_owned()))
+            }
+            Err(e) => Err(unavailable("DeleteItem", &e)),
+        }
+    }
+
+    async fn employee(&self, employee_id: &str) -> Result<Option<EmployeeRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(employee_key(employee_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem", &e))?;
+        out.item.map(Self::decode_employee).transpose()
+    }
+
+    async fn employees(&self, ids: &[String]) -> Result<Vec<EmployeeRecord>, StoreError> {
+        let mut ids: Vec<&String> = ids.iter().collect();
+        ids.sort();
+        ids.dedup();
+        let mut records = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
+            let mut keys = KeysAndAttributes::builder().consistent_read(true);
+            for id in chunk {
+                keys = keys.keys(employee_key(id));
+            }
+            let mut pending = Some(HashMap::from([(
+                self.table.clone(),
+                keys.build().map_err(|e| StoreError::Malformed {
+                    key: "batch".into(),
+                    detail: e.to_string(),
+                })?,
+            )]));
+            let mut rounds = 0;
+            while let Some(request) = pending.take().filter(|p| !p.is_empty()) {
+                rounds += 1;
+                if rounds > 1 {
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * rounds)).await;
+                }
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(request))
+                    .send()
+                    .await
+                    .map_err(|e| unavailable("BatchGetItem", &e))?;
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    records.push(Self::decode_employee(item)?);
+                }
+                pending = out.unprocessed_keys;
+                if rounds > 10 {
+                    return Err(StoreError::Unavailable {
+                        operation: "BatchGetItem",
+                        message: "keys left unprocessed".into(),
+                    });
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    async fn save_employee(
+        &self,
+        record: &EmployeeRecord,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut item: Item = serde_dynamo::to_item(record).map_err(|e| StoreError::Malformed {
+            key: record.employee_id.clone(),
+            detail: e.to_string(),
+        })?;
+        item.extend(employee_key(&record.employee_id));
+        if record.state.needs_watching() {
+            item.insert(
+                "work_shard".into(),
+                s(work_shard(record.state, shard_of(&record.employee_id))),
+            );
+            item.insert(
+                "work_due".into(),
+                s(format!("{:013}", record.state_since_ms)),
+            );
+        }
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        put = match expected_version {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(v) => put
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", n(v)),
+        };
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::Conflict(format!("EMP#{}", record.employee_id)))
+            }
+            Err(e) => Err(unavailable("PutItem", &e)),
+        }
+    }
+
+    async fn record_history(&self, entry: &HistoryEntry) -> Result<(), StoreError> {
+        let mut item: Item = serde_dynamo::to_item(entry).map_err(|e| StoreError::Malformed {
+            key: entry.message_id.clone(),
+            detail: e.to_string(),
+        })?;
+        let pk = entry
+            .employee_id
+            .as_ref()
+            .map_or_else(|| "REJECTED".to_owned(), |id| format!("EMP#{id}"));
+        let sk = format!(
+            "EVENT#{:013}#{}#{}",
+            entry.occurred_ms.unwrap_or(entry.recorded_ms),
+            entry.event_id.as_deref().unwrap_or("-"),
+            entry.message_id
+        );
+        item.insert("pk".into(), s(pk));
+        item.insert("sk".into(), s(sk));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| unavailable("PutItem", &e))?;
+        Ok(())
+    }
+
+    async fn history(&self, employee_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        let mut entries = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(format!("EMP#{employee_id}")))
+                .expression_attribute_values(":prefix", s("EVENT#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("Query", &e))?;
+            for item in out.items.unwrap_or_default() {
+                let key = text(&item, "sk").unwrap_or_default();
+                entries.push(
+                    serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed {
+                        key,
+                        detail: e.to_string(),
+                    })?,
+                );
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(entries);
+            }
+        }
+    }
+
+    async fn watched(&self, state: EmployeeState) -> Result<Vec<String>, StoreError> {
+        let mut ids = Vec::new();
+        for shard in 0..WORK_SHARDS {
+            let mut start = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(WORK_INDEX)
+                    .key_condition_expression("work_shard = :shard")
+                    .expression_attribute_values(":shard", s(work_shard(state, shard)))
+                    .projection_expression("employee_id")
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable("Query", &e))?;
+                ids.extend(
+                    out.items
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|i| text(i, "employee_id")),
+                );
+                start = out.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(ids)
+    }
+}

@@ -1,0 +1,55 @@
+//! The message queue port on SQS.
+
+use crate::ports::{MessageQueue, QueueError};
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: aws_sdk_sqs::Client, url: String) -> Self {
+        Self { client, url }
+    }
+}
+
+impl MessageQueue for SqsQueue {
+    async fn send(&self, bodies: &[String]) -> Result<(), QueueError> {
+        let fail = |message: String| QueueError {
+            queue: self.url.clone(),
+            message,
+        };
+        for chunk in bodies.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, body)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| fail(e.to_string()))?;
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| fail(format!("{}", aws_sdk_sqs::Error::from(e))))?;
+            if let Some(f) = out.failed().first() {
+                return Err(fail(format!(
+                    "{} of {} messages refused: {} {}",
+                    out.failed().len(),
+                    chunk.len(),
+                    f.code(),
+                    f.message().unwrap_or_default()
+                )));
+            }
+        }
+        Ok(())
+    }
+}

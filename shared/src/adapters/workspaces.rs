@@ -1,0 +1,171 @@
+//! The WorkSpaces port on the WorkSpaces API.
+
+use super::{describe_sdk_error, is_throttling};
+use crate::ports::{
+    CreateItem, CreateResponse, FailedCreate, WorkspaceInfo, WorkspacesApi, WorkspacesError,
+};
+use aws_sdk_workspaces::types::{
+    Compute, Protocol, RunningMode, Tag, Workspace, WorkspaceProperties,
+    WorkspaceRequest as SdkRequest,
+};
+
+pub struct AwsWorkspaces {
+    client: aws_sdk_workspaces::Client,
+}
+
+impl AwsWorkspaces {
+    pub fn new(client: aws_sdk_workspaces::Client) -> Self {
+        Self { client }
+    }
+}
+
+fn error<E, R>(
+    operation: &'static str,
+    err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> WorkspacesError
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error,
+    R: std::fmt::Debug,
+{
+    let (code, message, retryable) = describe_sdk_error(err);
+    if is_throttling(&code) {
+        WorkspacesError::Throttled(format!("{operation}: {message}"))
+    } else {
+        WorkspacesError::Service {
+            operation,
+            code,
+            message,
+            retryable,
+        }
+    }
+}
+
+fn info(ws: &Workspace) -> WorkspaceInfo {
+    WorkspaceInfo {
+        workspace_id: ws.workspace_id().unwrap_or_default().to_owned(),
+        directory_id: ws.directory_id().unwrap_or_default().to_owned(),
+        user_name: ws.user_name().unwrap_or_default().to_owned(),
+        workspace_name: ws.workspace_name().map(str::to_owned),
+        state: ws
+            .state()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        error_code: ws.error_code().map(str::to_owned),
+        error_message: ws.error_message().map(str::to_owned),
+    }
+}
+
+fn request(item: &CreateItem) -> Result<SdkRequest, WorkspacesError> {
+    let p = &item.profile;
+    let properties = WorkspaceProperties::builder()
+        .running_mode(RunningMode::from(p.running_mode.as_str()))
+        .set_running_mode_auto_stop_timeout_in_minutes(p.auto_stop_minutes)
+        .set_root_volume_size_gib(p.root_volume_gib)
+        .set_user_volume_size_gib(p.user_volume_gib)
+        .set_compute_type_name(p.compute_type.as_deref().map(Compute::from))
+        .set_protocols((!p.protocols.is_empty()).then(|| {
+            p.protocols
+                .iter()
+                .map(|x| Protocol::from(x.as_str()))
+                .collect()
+        }))
+        .build();
+    let mut tags = Vec::new();
+    for (key, value) in &p.tags {
+        tags.push(
+            Tag::builder()
+                .key(key)
+                .value(value)
+                .build()
+                .map_err(|e| invalid(e.to_string()))?,
+        );
+    }
+    SdkRequest::builder()
+        .directory_id(&item.directory_id)
+        .user_name(&item.user_name)
+        .bundle_id(&p.bundle_id)
+        .set_workspace_name(item.workspace_name.clone())
+        .workspace_properties(properties)
+        .set_volume_encryption_key(
+            p.kms_key
+                .clone()
+                .filter(|_| p.root_volume_encrypted || p.user_volume_encrypted),
+        )
+        .root_volume_encryption_enabled(p.root_volume_encrypted)
+        .user_volume_encryption_enabled(p.user_volume_encrypted)
+        .set_tags((!tags.is_empty()).then_some(tags))
+        .build()
+        .map_err(|e| invalid(e.to_string()))
+}
+
+fn invalid(message: String) -> WorkspacesError {
+    WorkspacesError::Service {
+        operation: "CreateWorkspaces",
+        code: "InvalidRequest".into(),
+        message,
+        retryable: false,
+    }
+}
+
+impl WorkspacesApi for AwsWorkspaces {
+    async fn create_workspaces(
+        &self,
+        items: &[CreateItem],
+    ) -> Result<CreateResponse, WorkspacesError> {
+        let requests = items.iter().map(request).collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .client
+            .create_workspaces()
+            .set_workspaces(Some(requests))
+            .send()
+            .await
+            .map_err(|e| error("CreateWorkspaces", &e))?;
+        Ok(CreateResponse {
+            pending: out.pending_requests().iter().map(info).collect(),
+            failed: out
+                .failed_requests()
+                .iter()
+                .map(|f| {
+                    let r = f.workspace_request();
+                    FailedCreate {
+                        directory_id: r.map(|r| r.directory_id().to_owned()).unwrap_or_default(),
+                        user_name: r.map(|r| r.user_name().to_owned()).unwrap_or_default(),
+                        workspace_name: r.and_then(|r| r.workspace_name().map(str::to_owned)),
+                        code: f.error_code().unwrap_or("Unknown").to_owned(),
+                        message: f.error_message().unwrap_or_default().to_owned(),
+                    }
+                })
+                .collect(),
+        })
+    }
+
+    async fn describe_workspaces(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<WorkspaceInfo>, WorkspacesError> {
+        let out = self
+            .client
+            .describe_workspaces()
+            .set_workspace_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(|e| error("DescribeWorkspaces", &e))?;
+        Ok(out.workspaces().iter().map(info).collect())
+    }
+
+    async fn find_user_workspace(
+        &self,
+        directory_id: &str,
+        user_name: &str,
+    ) -> Result<Option<WorkspaceInfo>, WorkspacesError> {
+        let out = self
+            .client
+            .describe_workspaces()
+            .directory_id(directory_id)
+            .user_name(user_name)
+            .send()
+            .await
+            .map_err(|e| error("DescribeWorkspaces", &e))?;
+        Ok(out.workspaces().first().map(info))
+    }
+}

@@ -1,0 +1,10 @@
+//! The pipeline's domain: the HR event contract, profiles, employees and the messages between
+//! the functions. Pure logic, no AWS.
+
+pub mod employee;
+pub mod event;
+pub mod messages;
+pub mod names;
+pub mod profile;
+pub mod time;
+pub mod validation;

@@ -1,0 +1,369 @@
+//! The intake: HR events → validated, deduplicated, ordered → directory user → WorkSpace request.
+
+use super::{BatchOutcome, QueueRecord};
+use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
+use crate::domain::event::{EventKind, EventRules, HrEvent};
+use crate::domain::messages::WorkspaceRequest;
+use crate::domain::profile::Profiles;
+use crate::domain::time::Timestamp;
+use crate::ports::{
+    Claim, ClaimOutcome, DirectoryError, DirectoryUsers, HistoryEntry, MessageQueue, NewUser,
+    StateStore, StoreError,
+};
+use tracing::{info, warn};
+
+#[derive(Debug, Clone)]
+pub struct IntakeConfig {
+    /// How long an event id is remembered (duplicates within it are recognised).
+    pub idempotency_ttl_s: i64,
+    /// Claim lifetime when the invocation's deadline is unknown.
+    pub fallback_claim_ms: i64,
+    /// FIFO source: stop at the first failure, report it and every later record.
+    pub fifo: bool,
+}
+
+pub struct Intake<S, D, Q> {
+    pub store: S,
+    pub directory: D,
+    pub requests: Q,
+    pub profiles: Profiles,
+    pub config: IntakeConfig,
+}
+
+/// How one record ended, for the batch response.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordResult {
+    /// Applied, skipped or rejected, and recorded: delete the message.
+    Done(EventOutcome),
+    /// Could not finish now (throttling, a concurrent attempt): deliver again.
+    Retry(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Directory(DirectoryError),
+    #[error("sending the WorkSpace request: {0}")]
+    Queue(#[from] crate::ports::QueueError),
+}
+
+impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
+    pub fn rules(&self) -> EventRules {
+        EventRules {
+            username_max_len: self.directory.user_name_max_len(),
+        }
+    }
+
+    /// Processes a batch; on FIFO stops at the first record that must be retried.
+    pub async fn handle_batch(
+        &self,
+        records: &[QueueRecord],
+        deadline_ms: Option<i64>,
+    ) -> BatchOutcome {
+        let mut outcome = BatchOutcome::default();
+        for (i, record) in records.iter().enumerate() {
+            match self.handle(record, deadline_ms).await {
+                RecordResult::Done(_) => {}
+                RecordResult::Retry(reason) => {
+                    warn!(message_id = %record.message_id, %reason, "record will be retried");
+                    if self.config.fifo {
+                        outcome
+                            .failed_message_ids
+                            .extend(records[i..].iter().map(|r| r.message_id.clone()));
+                        return outcome;
+                    }
+                    outcome.failed_message_ids.push(record.message_id.clone());
+                }
+            }
+        }
+        outcome
+    }
+
+    pub async fn handle(&self, record: &QueueRecord, deadline_ms: Option<i64>) -> RecordResult {
+        let now = Timestamp::now().millis();
+        let event = match HrEvent::parse(&record.body, self.rules()) {
+            Ok(event) => event,
+            Err(invalid) => {
+                let reason = format!("invalid event: {invalid}");
+                warn!(message_id = %record.message_id, event_id = ?invalid.event_id, employee_id = ?invalid.employee_id, %reason, "rejected");
+                let entry = HistoryEntry {
+                    employee_id: invalid.employee_id.clone(),
+                    event_id: invalid.event_id.clone(),
+                    message_id: record.message_id.clone(),
+                    kind: None,
+                    occurred_ms: None,
+                    outcome: EventOutcome::Rejected,
+                    reason,
+                    recorded_ms: now,
+                };
+                return match self.store.record_history(&entry).await {
+                    Ok(()) => RecordResult::Done(EventOutcome::Rejected),
+                    Err(e) => RecordResult::Retry(e.to_string()),
+                };
+            }
+        };
+        let claim = Claim {
+            event_id: event.event_id.to_string(),
+            payload_hash: event.payload_hash.clone(),
+            owner: uuid::Uuid::new_v4().to_string(),
+            now_ms: now,
+            // An unknown deadline must not leave a claim anyone could take over at once.
+            in_progress_until_ms: deadline_ms
+                .filter(|d| *d > now)
+                .unwrap_or(now + self.config.fallback_claim_ms),
+            expires_at_s: now / 1000 + self.config.idempotency_ttl_s,
+        };
+        match self.store.claim(&claim).await {
+            Err(e) => return RecordResult::Retry(e.to_string()),
+            Ok(ClaimOutcome::InProgress) => {
+                return RecordResult::Retry("another invocation is processing this event".into());
+            }
+            Ok(ClaimOutcome::Completed {
+                same_payload,
+                outcome,
+                reason,
+            }) => {
+                let (result, why) = if same_payload {
+                    let before = outcome.map_or("processed", EventOutcome::as_str);
+                    (
+                        EventOutcome::Skipped,
+                        format!(
+                            "duplicate: event already {before} ({})",
+                            reason.unwrap_or_default()
+                        ),
+                    )
+                } else {
+                    (EventOutcome::Rejected, "event_id reused with different content: conflicts with the event already processed".to_owned())
+                };
+                info!(event_id = %event.event_id, employee_id = %event.employee.employee_id, message_id = %record.message_id, outcome = result.as_str(), reason = %why);
+                return self.record(&event, record, result, &why, now).await;
+            }
+            Ok(ClaimOutcome::Claimed) => {}
+        }
+        match self.apply(&event, record, now).await {
+            Ok((outcome, reason)) => {
+                if let Err(e) = self
+                    .store
+                    .complete(&claim.event_id, &claim.owner, outcome, &reason)
+                    .await
+                {
+                    // The effects are in place and idempotent; a redelivery finds them.
+                    return RecordResult::Retry(format!("completing the claim: {e}"));
+                }
+                info!(event_id = %event.event_id, employee_id = %event.employee.employee_id, message_id = %record.message_id, kind = event.kind.as_str(), outcome = outcome.as_str(), %reason, "event processed");
+                match self.record(&event, record, outcome, &reason, now).await {
+                    RecordResult::Done(_) => RecordResult::Done(outcome),
+                    retry => retry,
+                }
+            }
+            Err(failure) => {
+                if let Err(e) = self.store.release(&claim.event_id, &claim.owner).await {
+                    warn!(event_id = %claim.event_id, error = %e, "releasing the claim failed; it expires at the deadline");
+                }
+                RecordResult::Retry(failure.to_string())
+            }
+        }
+    }
+
+    async fn record(
+        &self,
+        event: &HrEvent,
+        record: &QueueRecord,
+        outcome: EventOutcome,
+        reason: &str,
+        now: i64,
+    ) -> RecordResult {
+        let entry = HistoryEntry {
+            employee_id: Some(event.employee.employee_id.to_string()),
+            event_id: Some(event.event_id.to_string()),
+            message_id: record.message_id.clone(),
+            kind: Some(event.kind.as_str().to_owned()),
+            occurred_ms: Some(event.occurred_at.millis()),
+            outcome,
+            reason: reason.to_owned(),
+            recorded_ms: now,
+        };
+        match self.store.record_history(&entry).await {
+            Ok(()) => RecordResult::Done(outcome),
+            Err(e) => RecordResult::Retry(e.to_string()),
+        }
+    }
+
+    /// Applies a claimed event. Every step is idempotent so a retry after a crash resumes.
+    async fn apply(
+        &self,
+        event: &HrEvent,
+        record: &QueueRecord,
+        now: i64,
+    ) -> Result<(EventOutcome, String), Failure> {
+        let employee_id = event.employee.employee_id.as_str();
+        let current = self.store.employee(employee_id).await?;
+        if let Some(current) = &current
+            && current.last_event_id != event.event_id.as_str()
+            && (current.last_event_ms, current.last_event_id.as_str())
+                > (event.occurred_at.millis(), event.event_id.as_str())
+        {
+            return Ok((
+                EventOutcome::Skipped,
+                format!(
+                    "stale: occurred at {} but event {} from {} was already applied",
+                    event.occurred_at,
+                    current.last_event_id,
+                    Timestamp::from_millis(current.last_event_ms)
+                ),
+            ));
+        }
+        match event.kind {
+            EventKind::Join => self.join(event, record, current, now).await,
+            EventKind::Leave => Ok((
+                EventOutcome::Rejected,
+                "leave events are not handled by this version of the pipeline".into(),
+            )),
+        }
+    }
+
+    async fn join(
+        &self,
+        event: &HrEvent,
+        _record: &QueueRecord,
+        current: Option<EmployeeRecord>,
+        now: i64,
+    ) -> Result<(EventOutcome, String), Failure> {
+        let event_id = event.event_id.as_str();
+        if let Some(c) = &current {
+            let resuming = c.request_event_id.as_deref() == Some(event_id);
+            match c.state {
+                EmployeeState::Requested if resuming => {
+                    // A previous attempt wrote the record; make sure the request went out.
+                    self.send_request(c, now).await?;
+                    return Ok((EventOutcome::Applied, "WorkSpace requested".into()));
+                }
+                EmployeeState::Requested | EmployeeState::Pending | EmployeeState::Active => {
+                    return Ok((
+                        EventOutcome::Skipped,
+                        format!(
+                            "already joined: employee is {} (event {})",
+                            c.state.as_str(),
+                            c.request_event_id.as_deref().unwrap_or("?")
+                        ),
+                    ));
+                }
+                EmployeeState::Failed => {} // a new join retries a failed onboarding
+            }
+        }
+        let emp = &event.employee;
+        let (Some(user_name), Some(given_name), Some(surname), Some(email)) =
+            (&emp.username, &emp.given_name, &emp.surname, &emp.email)
+        else {
+            return Ok((
+                EventOutcome::Rejected,
+                "a join needs username, given_name, surname and email".into(),
+            ));
+        };
+        let (profile_name, profile) = match self
+            .profiles
+            .resolve(emp.department.as_deref(), &event.workspace)
+        {
+            Ok(p) => p,
+            Err(errors) => {
+                let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                return Ok((
+                    EventOutcome::Rejected,
+                    format!("invalid WorkSpace choice: {}", text.join("; ")),
+                ));
+            }
+        };
+        let version = current.as_ref().map_or(0, |c| c.version);
+        let mut next = EmployeeRecord {
+            employee_id: emp.employee_id.to_string(),
+            state: EmployeeState::Requested,
+            version: version + 1,
+            last_event_ms: event.occurred_at.millis(),
+            last_event_id: event_id.to_owned(),
+            username: Some(user_name.to_string()),
+            given_name: Some(given_name.to_string()),
+            surname: Some(surname.to_string()),
+            email: Some(email.to_string()),
+            department: emp.department.clone(),
+            profile_name: Some(profile_name.clone()),
+            profile: Some(profile.clone()),
+            request_event_id: Some(event_id.to_owned()),
+            workspace_id: None,
+            create_attempted_ms: None,
+            failure_code: None,
+            failure_message: None,
+            state_since_ms: now,
+            updated_ms: now,
+        };
+        let new_user = NewUser {
+            directory_id: profile.directory_id.clone(),
+            user_name: user_name.to_string(),
+            given_name: given_name.to_string(),
+            surname: surname.to_string(),
+            email: email.to_string(),
+            client_token: format!(
+                "hr-{}",
+                event.payload_hash.get(..32).unwrap_or(&event.payload_hash)
+            ),
+        };
+        match self.directory.ensure_user(&new_user).await {
+            Ok(outcome) => {
+                info!(employee_id = %next.employee_id, user = %new_user.user_name, ?outcome, "directory user ready")
+            }
+            Err(e) if e.is_retryable() => return Err(Failure::Directory(e)),
+            Err(e) => {
+                next.state = EmployeeState::Failed;
+                next.request_event_id = None;
+                next.failure_code = Some(e.code().to_owned());
+                next.failure_message = Some(e.to_string());
+                self.store
+                    .save_employee(&next, current.as_ref().map(|c| c.version))
+                    .await?;
+                return Ok((
+                    EventOutcome::Rejected,
+                    format!("directory user not created: {e}"),
+                ));
+            }
+        }
+        self.store
+            .save_employee(&next, current.as_ref().map(|c| c.version))
+            .await?;
+        self.send_request(&next, now).await?;
+        Ok((
+            EventOutcome::Applied,
+            format!("WorkSpace requested with profile {profile_name}"),
+        ))
+    }
+
+    async fn send_request(&self, employee: &EmployeeRecord, now: i64) -> Result<(), Failure> {
+        let (Some(event_id), Some(username), Some(profile_name), Some(profile)) = (
+            &employee.request_event_id,
+            &employee.username,
+            &employee.profile_name,
+            &employee.profile,
+        ) else {
+            return Err(Failure::Store(StoreError::Malformed {
+                key: employee.employee_id.clone(),
+                detail: "requested employee without request, user or profile".into(),
+            }));
+        };
+        let request = WorkspaceRequest {
+            employee_id: employee.employee_id.clone(),
+            event_id: event_id.clone(),
+            username: username.clone(),
+            profile_name: profile_name.clone(),
+            profile: profile.clone(),
+            requested_ms: now,
+        };
+        let body = serde_json::to_string(&request).map_err(|e| {
+            Failure::Store(StoreError::Malformed {
+                key: employee.employee_id.clone(),
+                detail: e.to_string(),
+            })
+        })?;
+        self.requests.send(&[body]).await?;
+        Ok(())
+    }
+}
