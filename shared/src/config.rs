@@ -46,17 +46,11 @@ impl EnvReader<fn(&str) -> Option<String>> {
 impl<F: Fn(&str) -> Option<String>> EnvReader<F> {
     /// Reads from any lookup (a map in tests).
     pub fn new(lookup: F) -> Self {
-        Self {
-            lookup,
-            problems: Vec::new(),
-        }
+        Self { lookup, problems: Vec::new() }
     }
 
     fn problem(&mut self, name: &str, problem: String) {
-        self.problems.push(VarProblem {
-            name: name.to_owned(),
-            problem,
-        });
+        self.problems.push(VarProblem { name: name.to_owned(), problem });
     }
 
     fn raw(&self, name: &str) -> Option<String> {
@@ -102,6 +96,22 @@ impl<F: Fn(&str) -> Option<String>> EnvReader<F> {
         }
     }
 
+    /// A required variable read with its own parser; `None` (and a recorded problem) if missing
+    /// or invalid.
+    pub fn required_with<T>(&mut self, name: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+        let Some(raw) = self.raw(name) else {
+            self.problem(name, "is not set".into());
+            return None;
+        };
+        match parse(raw.trim()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.problem(name, format!("is invalid: {e}"));
+                None
+            }
+        }
+    }
+
     /// Records a rule that holds between variables.
     pub fn check(&mut self, name: &str, ok: bool, problem: &str) {
         if !ok {
@@ -110,13 +120,17 @@ impl<F: Fn(&str) -> Option<String>> EnvReader<F> {
     }
 
     pub fn finish<T>(self, value: T) -> Result<T, ConfigError> {
-        if self.problems.is_empty() {
-            Ok(value)
-        } else {
-            Err(ConfigError {
-                problems: self.problems,
-            })
+        if self.problems.is_empty() { Ok(value) } else { Err(ConfigError { problems: self.problems }) }
+    }
+
+    /// Like [`finish`](Self::finish) for values that exist only when their variables were good.
+    pub fn finish_with<T>(self, build: impl FnOnce() -> Option<T>) -> Result<T, ConfigError> {
+        if !self.problems.is_empty() {
+            return Err(ConfigError { problems: self.problems });
         }
+        build().ok_or_else(|| ConfigError {
+            problems: vec![VarProblem { name: "(configuration)".into(), problem: "incomplete".into() }],
+        })
     }
 }
 

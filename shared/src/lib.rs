@@ -2,8 +2,10 @@
 //! talks through, their AWS adapters, and the services each function runs.
 
 pub mod adapters;
+pub mod aws;
 pub mod config;
 pub mod domain;
+pub mod lambda;
 pub mod ports;
 pub mod services;
 pub mod telemetry;

@@ -51,12 +51,7 @@ pub enum WorkspacesError {
     #[error("WorkSpaces throttled the call: {0}")]
     Throttled(String),
     #[error("WorkSpaces {operation} failed ({code}): {message}")]
-    Service {
-        operation: &'static str,
-        code: String,
-        message: String,
-        retryable: bool,
-    },
+    Service { operation: &'static str, code: String, message: String, retryable: bool },
 }
 
 impl WorkspacesError {
@@ -131,19 +126,14 @@ impl DirectoryError {
     pub fn code(&self) -> &str {
         match self {
             DirectoryError::NameTaken { .. } => "UserNameTaken",
-            DirectoryError::Rejected { code, .. } | DirectoryError::Unavailable { code, .. } => {
-                code
-            }
+            DirectoryError::Rejected { code, .. } | DirectoryError::Unavailable { code, .. } => code,
         }
     }
 }
 
 pub trait DirectoryUsers: Send + Sync {
     /// Makes sure the user exists in the directory.
-    fn ensure_user(
-        &self,
-        user: &NewUser,
-    ) -> impl Future<Output = Result<UserOutcome, DirectoryError>> + Send;
+    fn ensure_user(&self, user: &NewUser) -> impl Future<Output = Result<UserOutcome, DirectoryError>> + Send;
     /// The longest user name the backend accepts.
     fn user_name_max_len(&self) -> usize;
 }
@@ -201,15 +191,11 @@ pub enum StoreError {
     #[error("stored item {key} is malformed: {detail}")]
     Malformed { key: String, detail: String },
     #[error("DynamoDB {operation} failed: {message}")]
-    Unavailable {
-        operation: &'static str,
-        message: String,
-    },
+    Unavailable { operation: &'static str, message: String },
 }
 
 pub trait StateStore: Send + Sync {
-    fn claim(&self, claim: &Claim)
-    -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+    fn claim(&self, claim: &Claim) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
     /// Marks the claim completed; only while `owner` holds it.
     fn complete(
         &self,
@@ -219,41 +205,22 @@ pub trait StateStore: Send + Sync {
         reason: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Removes the claim so a retry can run; only while `owner` holds it.
-    fn release(
-        &self,
-        event_id: &str,
-        owner: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn release(&self, event_id: &str, owner: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// A strongly consistent read.
-    fn employee(
-        &self,
-        employee_id: &str,
-    ) -> impl Future<Output = Result<Option<EmployeeRecord>, StoreError>> + Send;
+    fn employee(&self, employee_id: &str) -> impl Future<Output = Result<Option<EmployeeRecord>, StoreError>> + Send;
     /// Strongly consistent reads of many employees (missing ones are absent).
-    fn employees(
-        &self,
-        ids: &[String],
-    ) -> impl Future<Output = Result<Vec<EmployeeRecord>, StoreError>> + Send;
+    fn employees(&self, ids: &[String]) -> impl Future<Output = Result<Vec<EmployeeRecord>, StoreError>> + Send;
     /// Writes the record if the stored version is `expected_version` (`None`: must not exist).
     fn save_employee(
         &self,
         record: &EmployeeRecord,
         expected_version: Option<u64>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn record_history(
-        &self,
-        entry: &HistoryEntry,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn history(
-        &self,
-        employee_id: &str,
-    ) -> impl Future<Output = Result<Vec<HistoryEntry>, StoreError>> + Send;
+    fn record_history(&self, entry: &HistoryEntry) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn history(&self, employee_id: &str) -> impl Future<Output = Result<Vec<HistoryEntry>, StoreError>> + Send;
     /// Employees the reconciler watches in `state` (from the sparse index: eventually consistent).
-    fn watched(
-        &self,
-        state: EmployeeState,
-    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    fn watched(&self, state: EmployeeState) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 }
 
 // ---------------------------------------------------------------- queues

@@ -19,11 +19,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The moto server shared by the tests of this binary. It is started from a thread that lives
@@ -35,11 +31,7 @@ pub fn moto_url() -> &'static str {
             return url;
         }
         let server = repo_root().join(".venv/bin/moto_server");
-        assert!(
-            server.is_file(),
-            "{} is missing: run `make setup` (or `make test`)",
-            server.display()
-        );
+        assert!(server.is_file(), "{} is missing: run `make setup` (or `make test`)", server.display());
         let port = free_port();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -50,8 +42,7 @@ pub fn moto_url() -> &'static str {
                 .stderr(std::process::Stdio::null());
             die_with_parent(&mut command);
             let child = command.spawn();
-            tx.send(child.map(|_| ()).map_err(|e| e.to_string()))
-                .unwrap();
+            tx.send(child.map(|_| ()).map_err(|e| e.to_string())).unwrap();
             loop {
                 std::thread::park();
             }
@@ -93,16 +84,41 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
 /// A test's own stack: a simulator, and a runner with its own resource names.
 pub struct TestStack {
     pub stack: LocalStack,
+    pub sim_url: String,
     pub sqs: aws_sdk_sqs::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub http: reqwest::Client,
 }
 
+/// How a test wants its stack.
+pub struct TestOptions {
+    pub sim_config: Value,
+    pub seed: Value,
+    pub duplicate_deliveries: bool,
+    pub max_visibility_timeout_s: Option<u32>,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self { sim_config: Value::Null, seed: Value::Null, duplicate_deliveries: false, max_visibility_timeout_s: None }
+    }
+}
+
 impl TestStack {
     pub async fn start(def: Value) -> TestStack {
+        Self::start_with(def, TestOptions::default()).await
+    }
+
+    pub async fn start_with(def: Value, test: TestOptions) -> TestStack {
         let def: StackDefinition = serde_json::from_value(def).unwrap();
         let moto = moto_url();
-        let sim = aws_simulator::Simulator::new(Default::default(), Default::default()).unwrap();
+        let sim_config = if test.sim_config.is_null() {
+            Default::default()
+        } else {
+            serde_json::from_value(test.sim_config).unwrap()
+        };
+        let seed = if test.seed.is_null() { Default::default() } else { serde_json::from_value(test.seed).unwrap() };
+        let sim = aws_simulator::Simulator::new(sim_config, seed).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim_url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(aws_simulator::serve(listener, sim));
@@ -122,20 +138,19 @@ impl TestStack {
         }
         let options = Options {
             prefix,
-            bin_dir: PathBuf::from(env!("CARGO_BIN_EXE_probe-lambda"))
-                .parent()
-                .unwrap()
-                .to_owned(),
+            bin_dir: PathBuf::from(env!("CARGO_BIN_EXE_probe-lambda")).parent().unwrap().to_owned(),
             region: REGION.into(),
             schedule_every: Some(Duration::from_millis(300)),
-            max_visibility_timeout_s: None,
+            max_visibility_timeout_s: test.max_visibility_timeout_s,
             invoke_addr: "127.0.0.1:0".into(),
             extra_env,
+            duplicate_deliveries: test.duplicate_deliveries,
         };
         let config = sdk_config(moto).await;
         let stack = local_stack::start(&def, &options, &config).await.unwrap();
         TestStack {
             stack,
+            sim_url,
             sqs: aws_sdk_sqs::Client::new(&config),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             http: reqwest::Client::new(),
@@ -162,30 +177,18 @@ impl TestStack {
                         .id(format!("m{i}"))
                         .message_body(body.to_string());
                     if let Some(group) = group {
-                        entry = entry
-                            .message_group_id(group)
-                            .message_deduplication_id(format!("{group}-{c}-{i}"));
+                        entry = entry.message_group_id(group).message_deduplication_id(format!("{group}-{c}-{i}"));
                     }
                     entry.build().unwrap()
                 })
                 .collect();
-            let out = self
-                .sqs
-                .send_message_batch()
-                .queue_url(&url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .unwrap();
+            let out = self.sqs.send_message_batch().queue_url(&url).set_entries(Some(entries)).send().await.unwrap();
             assert!(out.failed().is_empty(), "{:?}", out.failed());
         }
     }
 
     /// What the probe recorded for `id`: its item, if any.
-    pub async fn probe(
-        &self,
-        id: &str,
-    ) -> Option<std::collections::HashMap<String, AttributeValue>> {
+    pub async fn probe(&self, id: &str) -> Option<std::collections::HashMap<String, AttributeValue>> {
         self.dynamodb
             .get_item()
             .table_name(&self.stack.resources.table_name)
@@ -201,11 +204,7 @@ impl TestStack {
     pub async fn deliveries(&self, id: &str) -> i64 {
         self.probe(&format!("probe#{id}"))
             .await
-            .and_then(|item| {
-                item.get("deliveries")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse().ok())
-            })
+            .and_then(|item| item.get("deliveries").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()))
             .unwrap_or(0)
     }
 
@@ -222,18 +221,10 @@ impl TestStack {
             .await
             .unwrap();
         let attrs = out.attributes().unwrap();
-        [
-            A::ApproximateNumberOfMessages,
-            A::ApproximateNumberOfMessagesNotVisible,
-        ]
-        .iter()
-        .map(|a| {
-            attrs
-                .get(a)
-                .and_then(|v| v.parse::<i64>().ok())
-                .unwrap_or(0)
-        })
-        .sum()
+        [A::ApproximateNumberOfMessages, A::ApproximateNumberOfMessagesNotVisible]
+            .iter()
+            .map(|a| attrs.get(a).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0))
+            .sum()
     }
 
     pub fn stats(&self, function: &str) -> local_stack::runtime::FunctionStats {
@@ -252,10 +243,61 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs} s waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl TestStack {
+    pub async fn sim(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let res = self.http.request(method, format!("{}/_sim/{path}", self.sim_url)).json(&body).send().await.unwrap();
+        assert!(res.status().is_success(), "simulator admin {path}: {}", res.status());
+        res.json().await.unwrap_or(Value::Null)
+    }
+
+    pub async fn fault(&self, fault: Value) {
+        self.sim(reqwest::Method::POST, "faults", fault).await;
+    }
+
+    /// Items carried by each accepted call of a WorkSpaces operation.
+    pub async fn call_items(&self, op: &str) -> Vec<u64> {
+        let calls = self.sim(reqwest::Method::GET, "calls", Value::Null).await;
+        calls[format!("WorkSpaces.{op}")]["items"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default()
+    }
+
+    pub async fn sim_state(&self) -> Value {
+        self.sim(reqwest::Method::GET, "state", Value::Null).await
+    }
+
+    /// The project's own store adapter on this test's table.
+    pub fn store(&self) -> shared::adapters::dynamo::DynamoStore {
+        shared::adapters::dynamo::DynamoStore::new(self.dynamodb.clone(), self.stack.resources.table_name.clone())
+    }
+
+    /// Posts HR events to the FIFO HR events queue, grouped by employee, each with a fresh
+    /// deduplication id (so a re-post really is delivered again).
+    pub async fn post_events(&self, events: &[Value]) {
+        let url = self.queue_url("hr-events.fifo");
+        for chunk in events.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    let group = e["employee"]["employee_id"].as_str().unwrap_or("unknown").to_owned();
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(format!("e{i}"))
+                        .message_body(e.to_string())
+                        .message_group_id(group)
+                        .message_deduplication_id(uuid::Uuid::new_v4().simple().to_string())
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            let out = self.sqs.send_message_batch().queue_url(&url).set_entries(Some(entries)).send().await.unwrap();
+            assert!(out.failed().is_empty(), "{:?}", out.failed());
+        }
     }
 }

@@ -24,11 +24,7 @@ pub enum Settlement {
 }
 
 /// Reads the function's outcome as Lambda does for SQS.
-pub fn settle(
-    outcome: &Outcome,
-    message_ids: &[String],
-    report_batch_item_failures: bool,
-) -> Settlement {
+pub fn settle(outcome: &Outcome, message_ids: &[String], report_batch_item_failures: bool) -> Settlement {
     let payload = match outcome {
         Outcome::Response(p) => p,
         Outcome::FunctionError(e) => {
@@ -59,11 +55,7 @@ pub fn settle(
             _ => return Settlement::BatchFailed(format!("invalid itemIdentifier in {item}")),
         }
     }
-    if failed.is_empty() {
-        Settlement::AllSucceeded
-    } else {
-        Settlement::Partial(failed)
-    }
+    if failed.is_empty() { Settlement::AllSucceeded } else { Settlement::Partial(failed) }
 }
 
 /// The SQS event Lambda delivers for a batch.
@@ -73,11 +65,7 @@ pub fn sqs_event(messages: &[Message], queue: &QueueInfo, region: &str) -> Value
         .map(|m| {
             let attributes: serde_json::Map<String, Value> = m
                 .attributes()
-                .map(|a| {
-                    a.iter()
-                        .map(|(k, v)| (k.as_str().to_owned(), json!(v)))
-                        .collect()
-                })
+                .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), json!(v))).collect())
                 .unwrap_or_default();
             let message_attributes: serde_json::Map<String, Value> = m
                 .message_attributes()
@@ -120,11 +108,7 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -144,6 +128,7 @@ pub async fn run(
     mapping: SqsMapping,
     pool: Arc<FunctionPool>,
     region: String,
+    duplicate_deliveries: bool,
 ) {
     let slots = Arc::new(Semaphore::new(mapping.max_concurrency));
     let window = Duration::from_secs(mapping.batching_window_s);
@@ -165,7 +150,7 @@ pub async fn run(
         let (sqs, queue, pool, region) = (sqs.clone(), queue.clone(), pool.clone(), region.clone());
         let report = mapping.report_batch_item_failures;
         tokio::spawn(async move {
-            deliver(&sqs, &queue, &pool, &region, batch, report).await;
+            deliver(&sqs, &queue, &pool, &region, batch, report, duplicate_deliveries).await;
             drop(permit);
         });
     }
@@ -186,11 +171,7 @@ async fn collect_batch(
         if first_at.is_some() && (left.is_zero() || batch.len() >= mapping.batch_size) {
             return Ok(batch);
         }
-        let wait = if batch.is_empty() {
-            1
-        } else {
-            left.as_secs().min(20) as i32
-        };
+        let wait = if batch.is_empty() { 1 } else { left.as_secs().min(20) as i32 };
         let out = sqs
             .receive_message()
             .queue_url(&queue.url)
@@ -223,13 +204,17 @@ async fn deliver(
     region: &str,
     batch: Vec<Message>,
     report_batch_item_failures: bool,
+    duplicate_deliveries: bool,
 ) {
-    pool.record_batch(batch.len());
-    let ids: Vec<String> = batch
-        .iter()
-        .filter_map(|m| m.message_id().map(str::to_owned))
-        .collect();
+    let ids: Vec<String> = batch.iter().filter_map(|m| m.message_id().map(str::to_owned)).collect();
     let payload = sqs_event(&batch, queue, region).to_string();
+    if duplicate_deliveries {
+        // At-least-once made visible: the same messages arrive once more before they are settled.
+        pool.record_batch(batch.len());
+        let first = pool.invoke(payload.clone().into()).await;
+        tracing::debug!(function = %pool.name(), ?first, "first of a duplicated delivery");
+    }
+    pool.record_batch(batch.len());
     let outcome = pool.invoke(payload.into()).await;
     let settlement = settle(&outcome, &ids, report_batch_item_failures);
     let keep: HashSet<String> = match &settlement {
@@ -243,10 +228,7 @@ async fn deliver(
     if !keep.is_empty() {
         tracing::info!(function = %pool.name(), queue = %queue.name, failed = keep.len(), of = batch.len(), "partial batch failure");
     }
-    let done: Vec<&Message> = batch
-        .iter()
-        .filter(|m| m.message_id().is_some_and(|id| !keep.contains(id)))
-        .collect();
+    let done: Vec<&Message> = batch.iter().filter(|m| m.message_id().is_some_and(|id| !keep.contains(id))).collect();
     for chunk in done.chunks(10) {
         let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
             .iter()
@@ -259,13 +241,7 @@ async fn deliver(
                     .ok()
             })
             .collect();
-        match sqs
-            .delete_message_batch()
-            .queue_url(&queue.url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-        {
+        match sqs.delete_message_batch().queue_url(&queue.url).set_entries(Some(entries)).send().await {
             Ok(out) if !out.failed().is_empty() => {
                 tracing::warn!(queue = %queue.name, failed = out.failed().len(), "some deletes failed");
             }
@@ -289,33 +265,17 @@ mod tests {
 
     #[test]
     fn partial_batch_response_rules() {
+        assert_eq!(settle(&response(json!({ "batchItemFailures": [] })), &ids(), true), Settlement::AllSucceeded);
+        assert_eq!(settle(&response(Value::Null), &ids(), true), Settlement::AllSucceeded);
         assert_eq!(
-            settle(&response(json!({ "batchItemFailures": [] })), &ids(), true),
-            Settlement::AllSucceeded
-        );
-        assert_eq!(
-            settle(&response(Value::Null), &ids(), true),
-            Settlement::AllSucceeded
-        );
-        assert_eq!(
-            settle(
-                &response(json!({ "batchItemFailures": [{ "itemIdentifier": "b" }] })),
-                &ids(),
-                true
-            ),
+            settle(&response(json!({ "batchItemFailures": [{ "itemIdentifier": "b" }] })), &ids(), true),
             Settlement::Partial(["b".to_owned()].into())
         );
         for bad in [json!(""), json!("zzz"), Value::Null] {
             let r = response(json!({ "batchItemFailures": [{ "itemIdentifier": bad }] }));
-            assert!(
-                matches!(settle(&r, &ids(), true), Settlement::BatchFailed(_)),
-                "{bad}"
-            );
+            assert!(matches!(settle(&r, &ids(), true), Settlement::BatchFailed(_)), "{bad}");
         }
-        assert!(matches!(
-            settle(&Outcome::Timeout, &ids(), true),
-            Settlement::BatchFailed(_)
-        ));
+        assert!(matches!(settle(&Outcome::Timeout, &ids(), true), Settlement::BatchFailed(_)));
         let failing = response(json!({ "batchItemFailures": [{ "itemIdentifier": "b" }] }));
         assert_eq!(settle(&failing, &ids(), false), Settlement::AllSucceeded);
     }

@@ -36,6 +36,8 @@ pub struct Options {
     /// Variables given to every function on top of its own (endpoints, credentials), beside
     /// those the runner's process environment passes on.
     pub extra_env: BTreeMap<String, String>,
+    /// Deliver every SQS batch twice (at-least-once delivery, exaggerated for tests).
+    pub duplicate_deliveries: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,16 +49,9 @@ pub enum StartError {
     #[error("function {function}: binary {path} not found (build it first)")]
     MissingBinary { function: String, path: String },
     #[error("function {function}: environment {variable} refers to unknown {reference}")]
-    UnknownReference {
-        function: String,
-        variable: String,
-        reference: String,
-    },
+    UnknownReference { function: String, variable: String, reference: String },
     #[error("starting {what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
+    Io { what: String, source: std::io::Error },
 }
 
 /// A running local stack; dropping it stops every function and poller.
@@ -109,7 +104,15 @@ pub async fn start(
     let mut def = def.clone();
     if let Some(cap) = options.max_visibility_timeout_s {
         for q in &mut def.queues {
-            q.visibility_timeout_s = q.visibility_timeout_s.min(cap);
+            // Never below what a batch needs in flight (window + timeout), or messages would come
+            // back while they are still being handled.
+            let floor = def
+                .functions
+                .iter()
+                .flat_map(|f| f.sqs.iter().filter(|m| m.queue == q.name).map(|m| m.batching_window_s + f.timeout_s + 1))
+                .max()
+                .unwrap_or(0);
+            q.visibility_timeout_s = q.visibility_timeout_s.min(cap).max(u32::try_from(floor).unwrap_or(u32::MAX));
         }
     }
     let sqs = aws_sdk_sqs::Client::new(sdk);
@@ -120,23 +123,18 @@ pub async fn start(
     for f in &def.functions {
         let binary = options.bin_dir.join(&f.binary);
         if !binary.is_file() {
-            return Err(StartError::MissingBinary {
-                function: f.name.clone(),
-                path: binary.display().to_string(),
-            });
+            return Err(StartError::MissingBinary { function: f.name.clone(), path: binary.display().to_string() });
         }
         let mut environment = options.extra_env.clone();
         for (variable, value) in &f.environment {
-            let resolved =
-                resolve(value, &resources).map_err(|reference| StartError::UnknownReference {
-                    function: f.name.clone(),
-                    variable: variable.clone(),
-                    reference,
-                })?;
+            let resolved = resolve(value, &resources).map_err(|reference| StartError::UnknownReference {
+                function: f.name.clone(),
+                variable: variable.clone(),
+                reference,
+            })?;
             environment.insert(variable.clone(), resolved);
         }
-        let instances = f.sqs.iter().map(|m| m.max_concurrency).sum::<usize>()
-            + usize::from(f.schedule.is_some());
+        let instances = f.sqs.iter().map(|m| m.max_concurrency).sum::<usize>() + usize::from(f.schedule.is_some());
         let spec = FunctionSpec {
             name: f.name.clone(),
             binary,
@@ -148,10 +146,7 @@ pub async fn start(
         };
         let pool = FunctionPool::start(spec)
             .await
-            .map_err(|source| StartError::Io {
-                what: format!("function {}", f.name),
-                source,
-            })?;
+            .map_err(|source| StartError::Io { what: format!("function {}", f.name), source })?;
         pools.insert(f.name.clone(), pool);
     }
     let functions: Functions = Arc::new(pools);
@@ -171,50 +166,31 @@ pub async fn start(
                 mapping.clone(),
                 pool.clone(),
                 options.region.clone(),
+                options.duplicate_deliveries,
             )));
         }
         if let Some(schedule) = &f.schedule {
-            let every = options
-                .schedule_every
-                .unwrap_or(Duration::from_secs(schedule.rate_s));
-            tasks.push(tokio::spawn(schedule::run(
-                pool.clone(),
-                every,
-                options.region.clone(),
-            )));
+            let every = options.schedule_every.unwrap_or(Duration::from_secs(schedule.rate_s));
+            tasks.push(tokio::spawn(schedule::run(pool.clone(), every, options.region.clone())));
         }
     }
 
     let listener = tokio::net::TcpListener::bind(&options.invoke_addr)
         .await
-        .map_err(|source| StartError::Io {
-            what: format!("invoke API on {}", options.invoke_addr),
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Io {
-        what: "invoke API".into(),
-        source,
-    })?;
+        .map_err(|source| StartError::Io { what: format!("invoke API on {}", options.invoke_addr), source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Io { what: "invoke API".into(), source })?;
     let app = invoke_api::router(functions.clone());
     tasks.push(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "invoke API stopped");
         }
     }));
-    Ok(LocalStack {
-        resources,
-        functions,
-        invoke_url: format!("http://{addr}"),
-        tasks,
-    })
+    Ok(LocalStack { resources, functions, invoke_url: format!("http://{addr}"), tasks })
 }
 
 /// `hr-events.fifo` → `HR_EVENTS`: the stem of the variables naming a queue.
 pub fn env_stem(queue_name: &str) -> String {
-    queue_name
-        .trim_end_matches(".fifo")
-        .replace(['-', '.'], "_")
-        .to_uppercase()
+    queue_name.trim_end_matches(".fifo").replace(['-', '.'], "_").to_uppercase()
 }
 
 #[cfg(test)]
@@ -236,22 +212,12 @@ mod tests {
                 dlq_url: None,
             },
         );
-        let resources = Resources {
-            table_name: "t".into(),
-            queues,
-        };
+        let resources = Resources { table_name: "t".into(), queues };
         assert_eq!(
-            resolve(
-                "${table}/${queue_url:q.fifo}|${queue_arn:q.fifo}",
-                &resources
-            )
-            .unwrap(),
+            resolve("${table}/${queue_url:q.fifo}|${queue_arn:q.fifo}", &resources).unwrap(),
             "t/http://x/q|arn:q"
         );
-        assert_eq!(
-            resolve("${queue_url:nope}", &resources).unwrap_err(),
-            "queue_url:nope"
-        );
+        assert_eq!(resolve("${queue_url:nope}", &resources).unwrap_err(), "queue_url:nope");
         assert_eq!(env_stem("hr-events-dlq.fifo"), "HR_EVENTS_DLQ");
     }
 }

@@ -30,6 +30,9 @@ struct Args {
     max_visibility_timeout_s: Option<u32>,
     #[arg(long, default_value = "127.0.0.1:0")]
     invoke_addr: String,
+    /// Deliver every SQS batch twice, to watch idempotency at work.
+    #[arg(long)]
+    duplicate_deliveries: bool,
     /// Write `export` lines for the whole stack here once it is up.
     #[arg(long)]
     env_file: Option<PathBuf>,
@@ -39,8 +42,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     shared::telemetry::init();
     let args = Args::parse();
-    let text = std::fs::read_to_string(&args.stack)
-        .with_context(|| format!("reading {}", args.stack.display()))?;
+    let text = std::fs::read_to_string(&args.stack).with_context(|| format!("reading {}", args.stack.display()))?;
     let def: StackDefinition =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", args.stack.display()))?;
     let options = Options {
@@ -51,13 +53,13 @@ async fn main() -> anyhow::Result<()> {
         max_visibility_timeout_s: args.max_visibility_timeout_s,
         invoke_addr: args.invoke_addr.clone(),
         extra_env: Default::default(),
+        duplicate_deliveries: args.duplicate_deliveries,
     };
     let sdk = aws_config::load_from_env().await;
     let stack = local_stack::start(&def, &options, &sdk).await?;
     tracing::info!(invoke_url = %stack.invoke_url, functions = stack.functions.len(), queues = stack.resources.queues.len(), "local stack up");
     if let Some(path) = &args.env_file {
-        std::fs::write(path, env_file(&stack, &args.region))
-            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, env_file(&stack, &args.region)).with_context(|| format!("writing {}", path.display()))?;
     }
     shared::telemetry::shutdown_signal().await;
     tracing::info!("stopping");
@@ -78,15 +80,7 @@ fn env_file(stack: &local_stack::LocalStack, region: &str) -> String {
     vars.push(("AWS_REGION".into(), region.into()));
     vars.push(("AWS_DEFAULT_REGION".into(), region.into()));
     vars.push(("AWS_ENDPOINT_URL_LAMBDA".into(), stack.invoke_url.clone()));
-    vars.push((
-        "LOCAL_LAMBDA_PORT".into(),
-        stack
-            .invoke_url
-            .rsplit(':')
-            .next()
-            .unwrap_or_default()
-            .into(),
-    ));
+    vars.push(("LOCAL_LAMBDA_PORT".into(), stack.invoke_url.rsplit(':').next().unwrap_or_default().into()));
     vars.push(("TABLE_NAME".into(), stack.resources.table_name.clone()));
     for queue in stack.resources.queues.values() {
         let stem = env_stem(&queue.name);

@@ -2,8 +2,8 @@
 
 use crate::stack::{QueueDef, StackDefinition, TableDef};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use std::collections::BTreeMap;
@@ -11,15 +11,9 @@ use std::collections::BTreeMap;
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
     #[error("creating table {table}: {source}")]
-    Table {
-        table: String,
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    Table { table: String, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("creating queue {queue}: {source}")]
-    Queue {
-        queue: String,
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    Queue { queue: String, source: Box<dyn std::error::Error + Send + Sync> },
 }
 
 #[derive(Debug, Clone)]
@@ -48,18 +42,12 @@ pub async fn provision(
     let table_name = format!("{prefix}{}", def.table.name);
     create_table(dynamodb, &def.table, &table_name)
         .await
-        .map_err(|source| ProvisionError::Table {
-            table: table_name.clone(),
-            source,
-        })?;
+        .map_err(|source| ProvisionError::Table { table: table_name.clone(), source })?;
     let mut queues = BTreeMap::new();
     for q in &def.queues {
         let info = create_queue(sqs, q, prefix)
             .await
-            .map_err(|source| ProvisionError::Queue {
-                queue: q.name.clone(),
-                source,
-            })?;
+            .map_err(|source| ProvisionError::Queue { queue: q.name.clone(), source })?;
         queues.insert(q.name.clone(), info);
     }
     Ok(Resources { table_name, queues })
@@ -68,10 +56,7 @@ pub async fn provision(
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, BoxError> {
-    Ok(KeySchemaElement::builder()
-        .attribute_name(name)
-        .key_type(key_type)
-        .build()?)
+    Ok(KeySchemaElement::builder().attribute_name(name).key_type(key_type).build()?)
 }
 
 fn schema(partition: &str, sort: Option<&String>) -> Result<Vec<KeySchemaElement>, BoxError> {
@@ -82,11 +67,7 @@ fn schema(partition: &str, sort: Option<&String>) -> Result<Vec<KeySchemaElement
     Ok(keys)
 }
 
-async fn create_table(
-    client: &aws_sdk_dynamodb::Client,
-    def: &TableDef,
-    name: &str,
-) -> Result<(), BoxError> {
+async fn create_table(client: &aws_sdk_dynamodb::Client, def: &TableDef, name: &str) -> Result<(), BoxError> {
     let mut attributes: Vec<&String> = vec![&def.partition_key];
     attributes.extend(def.sort_key.iter());
     for index in &def.indexes {
@@ -102,10 +83,7 @@ async fn create_table(
         .set_key_schema(Some(schema(&def.partition_key, def.sort_key.as_ref())?));
     for attribute in attributes {
         request = request.attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(attribute)
-                .attribute_type(ScalarAttributeType::S)
-                .build()?,
+            AttributeDefinition::builder().attribute_name(attribute).attribute_type(ScalarAttributeType::S).build()?,
         );
     }
     for index in &def.indexes {
@@ -113,31 +91,20 @@ async fn create_table(
             GlobalSecondaryIndex::builder()
                 .index_name(&index.name)
                 .set_key_schema(Some(schema(&index.partition_key, index.sort_key.as_ref())?))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
                 .build()?,
         );
     }
     match request.send().await {
         Ok(_) => {}
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_in_use_exception()) => {}
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
         Err(e) => return Err(e.into()),
     }
     if let Some(ttl) = &def.ttl_attribute {
         client
             .update_time_to_live()
             .table_name(name)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .attribute_name(ttl)
-                    .enabled(true)
-                    .build()?,
-            )
+            .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name(ttl).enabled(true).build()?)
             .send()
             .await?;
     }
@@ -145,76 +112,45 @@ async fn create_table(
 }
 
 async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> Result<String, BoxError> {
-    let out = client
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?;
+    let out = client.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send().await?;
     out.attributes()
         .and_then(|a| a.get(&QueueAttributeName::QueueArn))
         .cloned()
         .ok_or_else(|| format!("queue {url} has no QueueArn").into())
 }
 
-async fn create_queue(
-    client: &aws_sdk_sqs::Client,
-    def: &QueueDef,
-    prefix: &str,
-) -> Result<QueueInfo, BoxError> {
-    let fifo_attributes =
-        |mut request: aws_sdk_sqs::operation::create_queue::builders::CreateQueueFluentBuilder| {
-            if def.fifo {
-                request = request.attributes(QueueAttributeName::FifoQueue, "true");
-                if def.content_based_deduplication {
-                    request =
-                        request.attributes(QueueAttributeName::ContentBasedDeduplication, "true");
-                }
+async fn create_queue(client: &aws_sdk_sqs::Client, def: &QueueDef, prefix: &str) -> Result<QueueInfo, BoxError> {
+    let fifo_attributes = |mut request: aws_sdk_sqs::operation::create_queue::builders::CreateQueueFluentBuilder| {
+        if def.fifo {
+            request = request.attributes(QueueAttributeName::FifoQueue, "true");
+            if def.content_based_deduplication {
+                request = request.attributes(QueueAttributeName::ContentBasedDeduplication, "true");
             }
-            request
-        };
+        }
+        request
+    };
     let mut dlq_url = None;
     let mut redrive = None;
     if let Some(dlq) = &def.dlq {
-        let out = fifo_attributes(
-            client
-                .create_queue()
-                .queue_name(format!("{prefix}{}", dlq.name)),
-        )
-        .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
-        .send()
-        .await?;
-        let url = out
-            .queue_url()
-            .ok_or("CreateQueue returned no URL")?
-            .to_owned();
+        let out = fifo_attributes(client.create_queue().queue_name(format!("{prefix}{}", dlq.name)))
+            .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
+            .send()
+            .await?;
+        let url = out.queue_url().ok_or("CreateQueue returned no URL")?.to_owned();
         let arn = queue_arn(client, &url).await?;
         redrive = Some(
             serde_json::json!({ "deadLetterTargetArn": arn, "maxReceiveCount": dlq.max_receive_count }).to_string(),
         );
         dlq_url = Some(url);
     }
-    let mut request = fifo_attributes(
-        client
-            .create_queue()
-            .queue_name(format!("{prefix}{}", def.name)),
-    )
-    .attributes(
-        QueueAttributeName::VisibilityTimeout,
-        def.visibility_timeout_s.to_string(),
-    )
-    .attributes(
-        QueueAttributeName::MessageRetentionPeriod,
-        def.message_retention_s.to_string(),
-    );
+    let mut request = fifo_attributes(client.create_queue().queue_name(format!("{prefix}{}", def.name)))
+        .attributes(QueueAttributeName::VisibilityTimeout, def.visibility_timeout_s.to_string())
+        .attributes(QueueAttributeName::MessageRetentionPeriod, def.message_retention_s.to_string());
     if let Some(policy) = redrive {
         request = request.attributes(QueueAttributeName::RedrivePolicy, policy);
     }
     let out = request.send().await?;
-    let url = out
-        .queue_url()
-        .ok_or("CreateQueue returned no URL")?
-        .to_owned();
+    let url = out.queue_url().ok_or("CreateQueue returned no URL")?.to_owned();
     let arn = queue_arn(client, &url).await?;
     Ok(QueueInfo {
         name: def.name.clone(),

@@ -109,10 +109,7 @@ impl FunctionPool {
         let (sender, receiver) = mpsc::channel(1024);
         let shared = Shared {
             name: spec.name.clone(),
-            arn: format!(
-                "arn:aws:lambda:{}:000000000000:function:{}",
-                spec.region, spec.name
-            ),
+            arn: format!("arn:aws:lambda:{}:000000000000:function:{}", spec.region, spec.name),
             timeout: spec.timeout,
             queue: Arc::new(tokio::sync::Mutex::new(receiver)),
             in_flight: Arc::default(),
@@ -124,20 +121,11 @@ impl FunctionPool {
         for index in 0..spec.instances.max(1) {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
-            let state = InstanceState {
-                shared: shared.clone(),
-                index,
-            };
+            let state = InstanceState { shared: shared.clone(), index };
             let app = axum::Router::new()
                 .route("/2018-06-01/runtime/invocation/next", get(next))
-                .route(
-                    "/2018-06-01/runtime/invocation/{id}/response",
-                    post(respond),
-                )
-                .route(
-                    "/2018-06-01/runtime/invocation/{id}/error",
-                    post(report_error),
-                )
+                .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
+                .route("/2018-06-01/runtime/invocation/{id}/error", post(report_error))
                 .route("/2018-06-01/runtime/init/error", post(init_error))
                 .with_state(state);
             tokio::spawn(async move {
@@ -147,21 +135,9 @@ impl FunctionPool {
             });
             let kill = Arc::new(Notify::new());
             kills.push(kill.clone());
-            tokio::spawn(supervise(
-                spec.clone(),
-                shared.clone(),
-                index,
-                addr.to_string(),
-                kill,
-                shutdown.clone(),
-            ));
+            tokio::spawn(supervise(spec.clone(), shared.clone(), index, addr.to_string(), kill, shutdown.clone()));
         }
-        Ok(Arc::new(FunctionPool {
-            shared,
-            sender,
-            kills,
-            shutdown,
-        }))
+        Ok(Arc::new(FunctionPool { shared, sender, kills, shutdown }))
     }
 
     pub fn name(&self) -> &str {
@@ -181,23 +157,13 @@ impl FunctionPool {
     pub async fn invoke(&self, payload: Bytes) -> Outcome {
         let (reply, answer) = oneshot::channel();
         let (started, taken) = oneshot::channel();
-        if self
-            .sender
-            .send(Invocation {
-                payload,
-                reply,
-                started,
-            })
-            .await
-            .is_err()
-        {
+        if self.sender.send(Invocation { payload, reply, started }).await.is_err() {
             return Outcome::Crashed;
         }
         let Ok((instance, at)) = taken.await else {
             return Outcome::Crashed;
         };
-        let outcome = match tokio::time::timeout_at((at + self.shared.timeout).into(), answer).await
-        {
+        let outcome = match tokio::time::timeout_at((at + self.shared.timeout).into(), answer).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => Outcome::Crashed,
             Err(_) => {
@@ -249,15 +215,9 @@ async fn supervise(
             .envs(&spec.environment)
             .env("AWS_LAMBDA_RUNTIME_API", &runtime_api)
             .env("AWS_LAMBDA_FUNCTION_NAME", &spec.name)
-            .env(
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                spec.memory_mb.to_string(),
-            )
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string())
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env(
-                "AWS_LAMBDA_LOG_GROUP_NAME",
-                format!("/aws/lambda/{}", spec.name),
-            )
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", spec.name))
             .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("local/{index}"))
             .env("AWS_REGION", &spec.region)
             .env("AWS_DEFAULT_REGION", &spec.region)
@@ -299,14 +259,9 @@ async fn supervise(
         // Whatever it was handling is lost, as when a Lambda sandbox dies.
         let lost: Vec<InFlight> = {
             let mut in_flight = lock(&shared.in_flight);
-            let ids: Vec<String> = in_flight
-                .iter()
-                .filter(|(_, f)| f.instance == index)
-                .map(|(id, _)| id.clone())
-                .collect();
-            ids.into_iter()
-                .filter_map(|id| in_flight.remove(&id))
-                .collect()
+            let ids: Vec<String> =
+                in_flight.iter().filter(|(_, f)| f.instance == index).map(|(id, _)| id.clone()).collect();
+            ids.into_iter().filter_map(|id| in_flight.remove(&id)).collect()
         };
         for f in lost {
             let _ = f.reply.send(Outcome::Crashed);
@@ -330,16 +285,15 @@ async fn forward<R: tokio::io::AsyncRead + Unpin>(tag: String, reader: BufReader
 async fn next(State(state): State<InstanceState>) -> Response {
     let shared = &state.shared;
     if let Some(started) = lock(&shared.booting).remove(&state.index) {
-        lock(&shared.stats)
-            .init_ms
-            .push(started.elapsed().as_secs_f64() * 1000.0);
+        lock(&shared.stats).init_ms.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     let invocation = {
         let mut queue = shared.queue.lock().await;
         queue.recv().await
     };
     let Some(invocation) = invocation else {
-        return StatusCode::GONE.into_response();
+        // The stack is stopping and the process is about to be killed: leave it waiting.
+        return std::future::pending().await;
     };
     let request_id = uuid::Uuid::new_v4().to_string();
     let now = Instant::now();
@@ -347,13 +301,7 @@ async fn next(State(state): State<InstanceState>) -> Response {
         .checked_add(shared.timeout)
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_millis());
-    lock(&shared.in_flight).insert(
-        request_id.clone(),
-        InFlight {
-            instance: state.index,
-            reply: invocation.reply,
-        },
-    );
+    lock(&shared.in_flight).insert(request_id.clone(), InFlight { instance: state.index, reply: invocation.reply });
     let _ = invocation.started.send((state.index, now));
     let mut headers = HeaderMap::new();
     let mut set = |name: &'static str, value: String| {
@@ -366,11 +314,7 @@ async fn next(State(state): State<InstanceState>) -> Response {
     set("lambda-runtime-invoked-function-arn", shared.arn.clone());
     set(
         "lambda-runtime-trace-id",
-        format!(
-            "Root=1-{:08x}-{}",
-            deadline / 1000,
-            request_id.replace('-', "")[..24].to_owned()
-        ),
+        format!("Root=1-{:08x}-{}", deadline / 1000, request_id.replace('-', "")[..24].to_owned()),
     );
     set("content-type", "application/json".into());
     (StatusCode::OK, headers, invocation.payload).into_response()
@@ -387,21 +331,12 @@ fn finish(state: &InstanceState, id: &str, outcome: Outcome) -> StatusCode {
     }
 }
 
-async fn respond(
-    State(state): State<InstanceState>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> StatusCode {
+async fn respond(State(state): State<InstanceState>, Path(id): Path<String>, body: Bytes) -> StatusCode {
     finish(&state, &id, Outcome::Response(body))
 }
 
-async fn report_error(
-    State(state): State<InstanceState>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> StatusCode {
-    let error = serde_json::from_slice(&body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()));
+async fn report_error(State(state): State<InstanceState>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+    let error = serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()));
     tracing::warn!(function = %state.shared.name, request_id = %id, %error, "function error");
     finish(&state, &id, Outcome::FunctionError(error))
 }

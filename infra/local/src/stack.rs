@@ -113,17 +113,11 @@ impl StackDefinition {
         let queue = |name: &str| self.queues.iter().find(|q| q.name == name);
         for q in &self.queues {
             if q.fifo != q.name.ends_with(".fifo") {
-                return Err(format!(
-                    "queue {}: a FIFO queue's name ends in .fifo, and only its",
-                    q.name
-                ));
+                return Err(format!("queue {}: a FIFO queue's name ends in .fifo, and only its", q.name));
             }
             if let Some(dlq) = &q.dlq {
                 if dlq.name.ends_with(".fifo") != q.fifo {
-                    return Err(format!(
-                        "queue {}: its DLQ {} must be of the same type",
-                        q.name, dlq.name
-                    ));
+                    return Err(format!("queue {}: its DLQ {} must be of the same type", q.name, dlq.name));
                 }
                 if !(1..=1000).contains(&dlq.max_receive_count) {
                     return Err(format!("queue {}: maxReceiveCount must be 1-1000", q.name));
@@ -132,38 +126,28 @@ impl StackDefinition {
         }
         for f in &self.functions {
             for m in &f.sqs {
-                let q = queue(&m.queue)
-                    .ok_or_else(|| format!("function {}: no queue {}", f.name, m.queue))?;
+                let q = queue(&m.queue).ok_or_else(|| format!("function {}: no queue {}", f.name, m.queue))?;
                 let max = if q.fifo { 10 } else { 10_000 };
                 if m.batch_size == 0 || m.batch_size > max {
-                    return Err(format!(
-                        "function {}: batch_size must be 1-{max} for {}",
-                        f.name, q.name
-                    ));
+                    return Err(format!("function {}: batch_size must be 1-{max} for {}", f.name, q.name));
                 }
                 if q.fifo && m.batching_window_s > 0 {
-                    return Err(format!(
-                        "function {}: FIFO queues take no batching window",
-                        f.name
-                    ));
+                    return Err(format!("function {}: FIFO queues take no batching window", f.name));
                 }
                 if !q.fifo && m.batch_size > 10 && m.batching_window_s == 0 {
-                    return Err(format!(
-                        "function {}: batch_size > 10 needs a batching window",
-                        f.name
-                    ));
+                    return Err(format!("function {}: batch_size > 10 needs a batching window", f.name));
                 }
                 if m.batching_window_s > 300 {
+                    return Err(format!("function {}: batching window is at most 300 s", f.name));
+                }
+                if u64::from(q.visibility_timeout_s) < f.timeout_s + m.batching_window_s {
                     return Err(format!(
-                        "function {}: batching window is at most 300 s",
-                        f.name
+                        "queue {}: visibility timeout {} s is below function {}'s timeout + batching window",
+                        q.name, q.visibility_timeout_s, f.name
                     ));
                 }
                 if m.max_concurrency < 2 {
-                    return Err(format!(
-                        "function {}: MaximumConcurrency is at least 2",
-                        f.name
-                    ));
+                    return Err(format!("function {}: MaximumConcurrency is at least 2", f.name));
                 }
             }
         }
@@ -200,10 +184,6 @@ mod tests {
             }],
             schedule: None,
         });
-        assert!(
-            def.validate()
-                .unwrap_err()
-                .contains("batch_size must be 1-10")
-        );
+        assert!(def.validate().unwrap_err().contains("batch_size must be 1-10"));
     }
 }

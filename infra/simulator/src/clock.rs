@@ -13,11 +13,7 @@ pub struct SimClock {
 
 impl SimClock {
     pub fn new(factor: f64) -> Self {
-        Self {
-            origin: Instant::now(),
-            base_ms: 0.0,
-            factor,
-        }
+        Self { origin: Instant::now(), base_ms: 0.0, factor }
     }
 
     /// Milliseconds of simulated time since the simulator started.
@@ -51,10 +47,7 @@ mod tests {
         let mut clock = SimClock::new(1000.0);
         std::thread::sleep(std::time::Duration::from_millis(5));
         let before = clock.now_ms();
-        assert!(
-            before >= 5000.0,
-            "5 ms at x1000 is at least 5 simulated seconds, got {before}"
-        );
+        assert!(before >= 5000.0, "5 ms at x1000 is at least 5 simulated seconds, got {before}");
         clock.set_factor(1.0);
         let after = clock.now_ms();
         assert!(after >= before && after < before + 1000.0);

@@ -19,12 +19,7 @@ pub struct Lifecycle {
 
 impl Default for Lifecycle {
     fn default() -> Self {
-        Self {
-            create_ms: 3_000,
-            invisible_ms: 500,
-            terminate_ms: 2_000,
-            terminated_visible_ms: 1_000,
-        }
+        Self { create_ms: 3_000, invisible_ms: 500, terminate_ms: 2_000, terminated_visible_ms: 1_000 }
     }
 }
 
@@ -46,12 +41,8 @@ pub enum Service {
 }
 
 impl Service {
-    pub const ALL: [Service; 4] = [
-        Service::WorkSpaces,
-        Service::WorkDocs,
-        Service::DirectoryServiceData,
-        Service::DirectoryService,
-    ];
+    pub const ALL: [Service; 4] =
+        [Service::WorkSpaces, Service::WorkDocs, Service::DirectoryServiceData, Service::DirectoryService];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -65,18 +56,9 @@ impl Service {
     fn default_rate(self) -> RateLimit {
         match self {
             // The documented WorkSpaces API rate: ~2 calls/s sustained, burst 5, per account.
-            Service::WorkSpaces => RateLimit {
-                rate: 2.0,
-                burst: 5.0,
-            },
-            Service::WorkDocs | Service::DirectoryServiceData => RateLimit {
-                rate: 10.0,
-                burst: 20.0,
-            },
-            Service::DirectoryService => RateLimit {
-                rate: 5.0,
-                burst: 10.0,
-            },
+            Service::WorkSpaces => RateLimit { rate: 2.0, burst: 5.0 },
+            Service::WorkDocs | Service::DirectoryServiceData => RateLimit { rate: 10.0, burst: 20.0 },
+            Service::DirectoryService => RateLimit { rate: 5.0, burst: 10.0 },
         }
     }
 }
@@ -97,10 +79,7 @@ impl Default for SimConfig {
         Self {
             time_factor: 1.0,
             lifecycle: Lifecycle::default(),
-            rate_limits: Service::ALL
-                .iter()
-                .map(|s| (*s, s.default_rate()))
-                .collect(),
+            rate_limits: Service::ALL.iter().map(|s| (*s, s.default_rate())).collect(),
             max_workspaces: 50_000,
         }
     }
@@ -126,10 +105,7 @@ impl ConfigPatch {
         }
         for (service, limit) in &self.rate_limits {
             if !(limit.rate > 0.0 && limit.burst >= 1.0) {
-                return Err(format!(
-                    "rate_limits.{}: rate must be > 0 and burst >= 1",
-                    service.name()
-                ));
+                return Err(format!("rate_limits.{}: rate must be > 0 and burst >= 1", service.name()));
             }
         }
         Ok(())

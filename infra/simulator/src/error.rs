@@ -25,12 +25,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code: code.to_owned(),
-            message: message.into(),
-            extra: Vec::new(),
-        }
+        Self { status, code: code.to_owned(), message: message.into(), extra: Vec::new() }
     }
 
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
@@ -68,10 +63,7 @@ impl ApiError {
         }
         let mut response = (self.status, Value::Object(body).to_string()).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            "content-type",
-            HeaderValue::from_static(content_type(protocol)),
-        );
+        headers.insert("content-type", HeaderValue::from_static(content_type(protocol)));
         if let Ok(code) = HeaderValue::from_str(&self.code) {
             headers.insert("x-amzn-errortype", code);
         }
@@ -89,9 +81,6 @@ pub fn content_type(protocol: Protocol) -> &'static str {
 /// A successful response in the protocol's content type.
 pub fn ok(protocol: Protocol, status: StatusCode, body: Value) -> Response {
     let mut response = (status, body.to_string()).into_response();
-    response.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static(content_type(protocol)),
-    );
+    response.headers_mut().insert("content-type", HeaderValue::from_static(content_type(protocol)));
     response
 }

@@ -26,35 +26,22 @@ pub struct OpStats {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fault {
     /// Answer ThrottlingException.
-    Throttle {
-        operation: Option<String>,
-        count: Option<u32>,
-    },
+    Throttle { operation: Option<String>, count: Option<u32> },
     /// Answer an HTTP error (500 by default) with an InternalServerError body.
-    HttpError {
-        operation: Option<String>,
-        status: Option<u16>,
-        count: Option<u32>,
-    },
-    /// Delay the answer.
+    HttpError { operation: Option<String>, status: Option<u16>, count: Option<u32> },
+    /// Delay the answer: before the operation runs, or with `after` once it has run (what a
+    /// caller that times out sees as "the call happened but I never heard back").
     Latency {
         operation: Option<String>,
         ms: u64,
         count: Option<u32>,
+        #[serde(default)]
+        after: bool,
     },
     /// CreateWorkspaces puts these users in `FailedRequests` with this code.
-    CreateFailure {
-        usernames: BTreeSet<String>,
-        code: String,
-        message: Option<String>,
-        count: Option<u32>,
-    },
+    CreateFailure { usernames: BTreeSet<String>, code: String, message: Option<String>, count: Option<u32> },
     /// WorkSpaces created for these users end in ERROR instead of AVAILABLE.
-    WorkspaceError {
-        usernames: BTreeSet<String>,
-        code: String,
-        message: Option<String>,
-    },
+    WorkspaceError { usernames: BTreeSet<String>, code: String, message: Option<String> },
 }
 
 impl Fault {
@@ -68,9 +55,7 @@ impl Fault {
     }
 
     pub fn normalise(mut self) -> Self {
-        if let Fault::CreateFailure { usernames, .. } | Fault::WorkspaceError { usernames, .. } =
-            &mut self
-        {
+        if let Fault::CreateFailure { usernames, .. } | Fault::WorkspaceError { usernames, .. } = &mut self {
             *usernames = usernames.iter().map(|u| u.to_lowercase()).collect();
         }
         self
@@ -86,11 +71,7 @@ struct Bucket {
 
 impl Bucket {
     fn new(limit: RateLimit, now_ms: f64) -> Self {
-        Self {
-            limit,
-            tokens: limit.burst,
-            last_ms: now_ms,
-        }
+        Self { limit, tokens: limit.burst, last_ms: now_ms }
     }
 
     fn try_take(&mut self, now_ms: f64) -> bool {
@@ -110,6 +91,7 @@ impl Bucket {
 #[derive(Debug, Default)]
 pub struct Admission {
     pub latency_ms: u64,
+    pub delay_after_ms: u64,
 }
 
 #[derive(Debug, Default)]
@@ -125,21 +107,20 @@ impl Gate {
     }
 
     /// Counts the call and decides whether it may proceed.
-    pub fn admit(
-        &mut self,
-        service: Service,
-        op: &str,
-        now_ms: f64,
-    ) -> Result<Admission, ApiError> {
+    pub fn admit(&mut self, service: Service, op: &str, now_ms: f64) -> Result<Admission, ApiError> {
         let stats = self.stats.entry(op.to_owned()).or_default();
         stats.calls += 1;
         let mut admission = Admission::default();
         let mut refusal = None;
         for fault in self.faults.iter_mut().filter(|f| f.matches_op(op)) {
             match fault {
-                Fault::Latency { ms, count, .. } => {
+                Fault::Latency { ms, count, after, .. } => {
                     if take(count) {
-                        admission.latency_ms += *ms;
+                        if *after {
+                            admission.delay_after_ms += *ms;
+                        } else {
+                            admission.latency_ms += *ms;
+                        }
                     }
                 }
                 Fault::Throttle { count, .. } => {
@@ -152,11 +133,7 @@ impl Gate {
                         let status = status
                             .and_then(|s| StatusCode::from_u16(s).ok())
                             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                        refusal = Some(ApiError::new(
-                            status,
-                            "InternalServerError",
-                            "injected fault",
-                        ));
+                        refusal = Some(ApiError::new(status, "InternalServerError", "injected fault"));
                     }
                 }
                 Fault::CreateFailure { .. } | Fault::WorkspaceError { .. } => {}
@@ -181,29 +158,18 @@ impl Gate {
     }
 
     pub fn record_items(&mut self, op: &str, items: usize) {
-        self.stats
-            .entry(op.to_owned())
-            .or_default()
-            .items
-            .push(items);
+        self.stats.entry(op.to_owned()).or_default().items.push(items);
     }
 
     /// The injected per-item CreateWorkspaces failure for this user, if any (consumes one use).
     pub fn create_failure(&mut self, user_lower: &str) -> Option<(String, String)> {
         let mut hit = None;
         for fault in &mut self.faults {
-            if let Fault::CreateFailure {
-                usernames,
-                code,
-                message,
-                count,
-            } = fault
+            if let Fault::CreateFailure { usernames, code, message, count } = fault
                 && usernames.contains(user_lower)
                 && take(count)
             {
-                let message = message
-                    .clone()
-                    .unwrap_or_else(|| format!("injected {code}"));
+                let message = message.clone().unwrap_or_else(|| format!("injected {code}"));
                 hit = Some((code.clone(), message));
                 break;
             }
@@ -215,16 +181,9 @@ impl Gate {
     /// The injected final ERROR state for WorkSpaces of this user, if any.
     pub fn workspace_error(&self, user_lower: &str) -> Option<(String, String)> {
         self.faults.iter().find_map(|f| match f {
-            Fault::WorkspaceError {
-                usernames,
-                code,
-                message,
-            } if usernames.contains(user_lower) => Some((
-                code.clone(),
-                message
-                    .clone()
-                    .unwrap_or_else(|| format!("injected {code}")),
-            )),
+            Fault::WorkspaceError { usernames, code, message } if usernames.contains(user_lower) => {
+                Some((code.clone(), message.clone().unwrap_or_else(|| format!("injected {code}"))))
+            }
             _ => None,
         })
     }
@@ -263,22 +222,11 @@ mod tests {
     #[test]
     fn bucket_allows_burst_then_refills_at_rate() {
         let mut gate = Gate::default();
-        gate.set_limit(
-            Service::WorkSpaces,
-            RateLimit {
-                rate: 2.0,
-                burst: 5.0,
-            },
-            0.0,
-        );
-        let admitted = (0..8)
-            .filter(|_| gate.admit(Service::WorkSpaces, "op", 0.0).is_ok())
-            .count();
+        gate.set_limit(Service::WorkSpaces, RateLimit { rate: 2.0, burst: 5.0 }, 0.0);
+        let admitted = (0..8).filter(|_| gate.admit(Service::WorkSpaces, "op", 0.0).is_ok()).count();
         assert_eq!(admitted, 5);
         // One simulated second later, two more tokens.
-        let admitted = (0..8)
-            .filter(|_| gate.admit(Service::WorkSpaces, "op", 1000.0).is_ok())
-            .count();
+        let admitted = (0..8).filter(|_| gate.admit(Service::WorkSpaces, "op", 1000.0).is_ok()).count();
         assert_eq!(admitted, 2);
         assert_eq!(gate.stats["op"].calls, 16);
         assert_eq!(gate.stats["op"].throttled, 9);
@@ -287,10 +235,7 @@ mod tests {
     #[test]
     fn counted_fault_expires() {
         let mut gate = Gate::default();
-        gate.faults.push(Fault::Throttle {
-            operation: Some("a".into()),
-            count: Some(2),
-        });
+        gate.faults.push(Fault::Throttle { operation: Some("a".into()), count: Some(2) });
         assert!(gate.admit(Service::WorkSpaces, "b", 0.0).is_ok());
         assert!(gate.admit(Service::WorkSpaces, "a", 0.0).is_err());
         assert!(gate.admit(Service::WorkSpaces, "a", 0.0).is_err());

@@ -3,8 +3,7 @@
 use rand::Rng;
 
 fn has_prefix_then(s: &str, prefix: &str, min: usize, max: usize, ok: fn(char) -> bool) -> bool {
-    s.strip_prefix(prefix)
-        .is_some_and(|rest| (min..=max).contains(&rest.len()) && rest.chars().all(ok))
+    s.strip_prefix(prefix).is_some_and(|rest| (min..=max).contains(&rest.len()) && rest.chars().all(ok))
 }
 
 fn lower_alnum(c: char) -> bool {
@@ -13,9 +12,7 @@ fn lower_alnum(c: char) -> bool {
 
 /// `^d-[0-9a-f]{8,63}$`
 pub fn is_directory_id(s: &str) -> bool {
-    has_prefix_then(s, "d-", 8, 63, |c| {
-        c.is_ascii_hexdigit() && !c.is_ascii_uppercase()
-    })
+    has_prefix_then(s, "d-", 8, 63, |c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
 }
 
 /// `^wsb-[0-9a-z]{8,63}$`
@@ -31,9 +28,7 @@ pub fn is_workspace_id(s: &str) -> bool {
 fn random_lower_alnum(len: usize) -> String {
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rng();
-    (0..len)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
+    (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
 }
 
 pub fn workspace_id() -> String {
@@ -41,10 +36,7 @@ pub fn workspace_id() -> String {
 }
 
 pub fn user_id() -> String {
-    format!(
-        "S-1-5-21-{}",
-        rand::rng().random_range(1_000_000_000u64..9_999_999_999)
-    )
+    format!("S-1-5-21-{}", rand::rng().random_range(1_000_000_000u64..9_999_999_999))
 }
 
 pub fn computer_name() -> String {

@@ -54,16 +54,12 @@ impl Simulator {
             initial: (config, seed),
         };
         inner.reset();
-        Ok(Self {
-            inner: Arc::new(Mutex::new(inner)),
-        })
+        Ok(Self { inner: Arc::new(Mutex::new(inner)) })
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock is a simulator bug; keep serving with the state as is.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs one API operation the way the service would: count it, apply injected faults and
@@ -91,16 +87,22 @@ impl Simulator {
         if admission.latency_ms > 0 {
             tokio::time::sleep(Duration::from_millis(admission.latency_ms)).await;
         }
-        let mut inner = self.lock();
-        let now = inner.clock.now_ms();
-        inner.world.collect_gone(now);
-        match run(&mut inner, now) {
-            Ok((status, body)) => error::ok(protocol, status, body),
-            Err(e) => {
-                tracing::debug!(op = %key, code = %e.code, message = %e.message, "error");
-                e.render(protocol)
+        let response = {
+            let mut inner = self.lock();
+            let now = inner.clock.now_ms();
+            inner.world.collect_gone(now);
+            match run(&mut inner, now) {
+                Ok((status, body)) => error::ok(protocol, status, body),
+                Err(e) => {
+                    tracing::debug!(op = %key, code = %e.code, message = %e.message, "error");
+                    e.render(protocol)
+                }
             }
+        };
+        if admission.delay_after_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(admission.delay_after_ms)).await;
         }
+        response
     }
 }
 

@@ -6,9 +6,7 @@ use clap::Parser;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(
-    about = "Simulates WorkSpaces, WorkDocs, Directory Service Data and Directory Service locally"
-)]
+#[command(about = "Simulates WorkSpaces, WorkDocs, Directory Service Data and Directory Service locally")]
 struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "SIM_ADDR", default_value = "127.0.0.1:0")]
@@ -25,8 +23,7 @@ struct Args {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &PathBuf) -> anyhow::Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
@@ -34,30 +31,15 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &PathBuf) -> anyhow::Result<T
 async fn main() -> anyhow::Result<()> {
     shared::telemetry::init();
     let args = Args::parse();
-    let seed: Seed = args
-        .seed
-        .as_ref()
-        .map(read_json)
-        .transpose()?
-        .unwrap_or_default();
-    let config: SimConfig = args
-        .config
-        .as_ref()
-        .map(read_json)
-        .transpose()?
-        .unwrap_or_default();
+    let seed: Seed = args.seed.as_ref().map(read_json).transpose()?.unwrap_or_default();
+    let config: SimConfig = args.config.as_ref().map(read_json).transpose()?.unwrap_or_default();
     let sim = Simulator::new(config, seed).map_err(anyhow::Error::msg)?;
-    let listener = tokio::net::TcpListener::bind(&args.addr)
-        .await
-        .with_context(|| format!("binding {}", args.addr))?;
+    let listener = tokio::net::TcpListener::bind(&args.addr).await.with_context(|| format!("binding {}", args.addr))?;
     let addr = listener.local_addr()?;
     if let Some(path) = &args.addr_file {
-        std::fs::write(path, addr.to_string())
-            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, addr.to_string()).with_context(|| format!("writing {}", path.display()))?;
     }
     tracing::info!(%addr, "aws-simulator listening");
-    axum::serve(listener, router(sim))
-        .with_graceful_shutdown(shared::telemetry::shutdown_signal())
-        .await?;
+    axum::serve(listener, router(sim)).with_graceful_shutdown(shared::telemetry::shutdown_signal()).await?;
     Ok(())
 }

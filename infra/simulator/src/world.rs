@@ -194,31 +194,18 @@ impl World {
     }
 
     /// The WorkSpace a user still has in a directory, in any state until its id disappears.
-    pub fn workspace_of(
-        &self,
-        directory_id: &str,
-        user_lower: &str,
-        now: f64,
-    ) -> Option<&Workspace> {
+    pub fn workspace_of(&self, directory_id: &str, user_lower: &str, now: f64) -> Option<&Workspace> {
         self.workspaces.values().find(|ws| {
-            ws.directory_id == directory_id
-                && ws.user_name.to_lowercase() == user_lower
-                && ws.state(now).is_some()
+            ws.directory_id == directory_id && ws.user_name.to_lowercase() == user_lower && ws.state(now).is_some()
         })
     }
 
     pub fn live_workspaces(&self, now: f64) -> usize {
-        self.workspaces
-            .values()
-            .filter(|ws| ws.state(now).is_some())
-            .count()
+        self.workspaces.values().filter(|ws| ws.state(now).is_some()).count()
     }
 
     pub fn user(&self, directory_id: &str, username: &str) -> Option<&User> {
-        self.directories
-            .get(directory_id)?
-            .users
-            .get(&username.to_lowercase())
+        self.directories.get(directory_id)?.users.get(&username.to_lowercase())
     }
 }
 
@@ -246,18 +233,12 @@ impl Seed {
     pub fn validate(&self) -> Result<(), String> {
         for d in &self.directories {
             if !crate::ids::is_directory_id(&d.id) {
-                return Err(format!(
-                    "directories[].id {:?} must match ^d-[0-9a-f]{{8,63}}$",
-                    d.id
-                ));
+                return Err(format!("directories[].id {:?} must match ^d-[0-9a-f]{{8,63}}$", d.id));
             }
         }
         for b in &self.bundles {
             if !crate::ids::is_bundle_id(&b.id) {
-                return Err(format!(
-                    "bundles[].id {:?} must match ^wsb-[0-9a-z]{{8,63}}$",
-                    b.id
-                ));
+                return Err(format!("bundles[].id {:?} must match ^wsb-[0-9a-z]{{8,63}}$", b.id));
             }
         }
         Ok(())
@@ -265,16 +246,13 @@ impl Seed {
 
     pub fn apply(&self, world: &mut World) {
         for d in &self.directories {
-            let dir = world
-                .directories
-                .entry(d.id.clone())
-                .or_insert_with(|| Directory {
-                    id: d.id.clone(),
-                    name: d.name.clone(),
-                    kind: d.kind,
-                    registered: d.registered,
-                    users: BTreeMap::new(),
-                });
+            let dir = world.directories.entry(d.id.clone()).or_insert_with(|| Directory {
+                id: d.id.clone(),
+                name: d.name.clone(),
+                kind: d.kind,
+                registered: d.registered,
+                users: BTreeMap::new(),
+            });
             dir.name = d.name.clone();
             dir.kind = d.kind;
             dir.registered = d.registered;

@@ -6,9 +6,7 @@
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_workspaces::config::Credentials;
 use aws_sdk_workspaces::error::ProvideErrorMetadata;
-use aws_sdk_workspaces::types::{
-    RunningMode, TerminateRequest, WorkspaceProperties, WorkspaceRequest, WorkspaceState,
-};
+use aws_sdk_workspaces::types::{RunningMode, TerminateRequest, WorkspaceProperties, WorkspaceRequest, WorkspaceState};
 use aws_simulator::{Simulator, config::SimConfig, world::Seed};
 use aws_smithy_types::retry::RetryConfig;
 use serde_json::{Value, json};
@@ -31,10 +29,7 @@ impl Sim {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(aws_simulator::serve(listener, sim));
-        Sim {
-            url,
-            http: reqwest::Client::new(),
-        }
+        Sim { url, http: reqwest::Client::new() }
     }
 
     async fn sdk(&self, max_attempts: u32) -> SdkConfig {
@@ -43,9 +38,7 @@ impl Sim {
             .endpoint_url(&self.url)
             .credentials_provider(Credentials::new("test", "test", None, None, "test"))
             .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(max_attempts)
-                    .with_initial_backoff(Duration::from_millis(50)),
+                RetryConfig::standard().with_max_attempts(max_attempts).with_initial_backoff(Duration::from_millis(50)),
             )
             .load()
             .await
@@ -56,13 +49,7 @@ impl Sim {
     }
 
     async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let res = self
-            .http
-            .request(method, format!("{}/_sim/{path}", self.url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let res = self.http.request(method, format!("{}/_sim/{path}", self.url)).json(&body).send().await.unwrap();
         assert!(res.status().is_success(), "admin {path}: {}", res.status());
         res.json().await.unwrap_or(Value::Null)
     }
@@ -84,12 +71,7 @@ impl Sim {
     ) -> Vec<Option<WorkspaceState>> {
         let mut seen: Vec<Option<WorkspaceState>> = Vec::new();
         for _ in 0..400 {
-            let out = ws
-                .describe_workspaces()
-                .workspace_ids(id)
-                .send()
-                .await
-                .unwrap();
+            let out = ws.describe_workspaces().workspace_ids(id).send().await.unwrap();
             let state = out.workspaces().first().and_then(|w| w.state().cloned());
             if seen.last() != Some(&state) {
                 seen.push(state.clone());
@@ -117,12 +99,7 @@ fn fast() -> Value {
 }
 
 fn request(user: &str) -> WorkspaceRequest {
-    WorkspaceRequest::builder()
-        .directory_id(CONNECTOR)
-        .user_name(user)
-        .bundle_id(BUNDLE)
-        .build()
-        .unwrap()
+    WorkspaceRequest::builder().directory_id(CONNECTOR).user_name(user).bundle_id(BUNDLE).build().unwrap()
 }
 
 #[tokio::test]
@@ -130,19 +107,9 @@ async fn create_with_26_requests_is_a_validation_exception() {
     let sim = Sim::start(fast()).await;
     let ws = sim.workspaces().await;
     let requests: Vec<_> = (0..26).map(|i| request(&format!("user{i}"))).collect();
-    let err = ws
-        .create_workspaces()
-        .set_workspaces(Some(requests))
-        .send()
-        .await
-        .unwrap_err();
+    let err = ws.create_workspaces().set_workspaces(Some(requests)).send().await.unwrap_err();
     assert_eq!(err.code(), Some("ValidationException"), "{err:?}");
-    assert!(
-        err.message()
-            .unwrap_or_default()
-            .contains("less than or equal to 25"),
-        "{err:?}"
-    );
+    assert!(err.message().unwrap_or_default().contains("less than or equal to 25"), "{err:?}");
     // Refused calls are counted, but carry no items.
     let calls = sim.calls().await;
     assert_eq!(calls["WorkSpaces.CreateWorkspaces"]["calls"], 1);
@@ -153,34 +120,15 @@ async fn create_with_26_requests_is_a_validation_exception() {
 async fn bad_ids_and_missing_members_are_validation_exceptions() {
     let sim = Sim::start(fast()).await;
     let ws = sim.workspaces().await;
-    let bad_dir = WorkspaceRequest::builder()
-        .directory_id("d-XYZ")
-        .user_name("alee")
-        .bundle_id(BUNDLE)
-        .build()
-        .unwrap();
-    let err = ws
-        .create_workspaces()
-        .workspaces(bad_dir)
-        .send()
-        .await
-        .unwrap_err();
+    let bad_dir =
+        WorkspaceRequest::builder().directory_id("d-XYZ").user_name("alee").bundle_id(BUNDLE).build().unwrap();
+    let err = ws.create_workspaces().workspaces(bad_dir).send().await.unwrap_err();
     assert_eq!(err.code(), Some("ValidationException"));
-    assert!(
-        err.message()
-            .unwrap_or_default()
-            .contains("workspaces.1.member.directoryId"),
-        "{err:?}"
-    );
+    assert!(err.message().unwrap_or_default().contains("workspaces.1.member.directoryId"), "{err:?}");
 
     let err = ws
         .terminate_workspaces()
-        .terminate_workspace_requests(
-            TerminateRequest::builder()
-                .workspace_id("i-123")
-                .build()
-                .unwrap(),
-        )
+        .terminate_workspace_requests(TerminateRequest::builder().workspace_id("i-123").build().unwrap())
         .send()
         .await
         .unwrap_err();
@@ -193,14 +141,13 @@ async fn bad_ids_and_missing_members_are_validation_exceptions() {
 #[tokio::test]
 async fn create_answers_per_item() {
     let sim = Sim::start(fast()).await;
-    sim.fault(json!({ "kind": "create_failure", "usernames": ["cnovak"], "code": "ResourceLimitExceeded", "count": 1 })).await;
+    sim.fault(
+        json!({ "kind": "create_failure", "usernames": ["cnovak"], "code": "ResourceLimitExceeded", "count": 1 }),
+    )
+    .await;
     let ws = sim.workspaces().await;
-    let other_dir = WorkspaceRequest::builder()
-        .directory_id("d-0000000000")
-        .user_name("alee")
-        .bundle_id(BUNDLE)
-        .build()
-        .unwrap();
+    let other_dir =
+        WorkspaceRequest::builder().directory_id("d-0000000000").user_name("alee").bundle_id(BUNDLE).build().unwrap();
     let bad_bundle = WorkspaceRequest::builder()
         .directory_id(CONNECTOR)
         .user_name("bkumar")
@@ -226,12 +173,7 @@ async fn create_answers_per_item() {
     let failed: Vec<(&str, &str)> = out
         .failed_requests()
         .iter()
-        .map(|f| {
-            (
-                f.workspace_request().unwrap().user_name(),
-                f.error_code().unwrap(),
-            )
-        })
+        .map(|f| (f.workspace_request().unwrap().user_name(), f.error_code().unwrap()))
         .collect();
     assert_eq!(
         failed,
@@ -243,10 +185,7 @@ async fn create_answers_per_item() {
             ("cnovak", "ResourceLimitExceeded"),
         ]
     );
-    assert_eq!(
-        sim.calls().await["WorkSpaces.CreateWorkspaces"]["items"],
-        json!([6])
-    );
+    assert_eq!(sim.calls().await["WorkSpaces.CreateWorkspaces"]["items"], json!([6]));
 }
 
 #[tokio::test]
@@ -275,18 +214,8 @@ async fn properties_are_checked_per_item() {
         .send()
         .await
         .unwrap();
-    let codes: Vec<_> = out
-        .failed_requests()
-        .iter()
-        .map(|f| f.error_code().unwrap())
-        .collect();
-    assert_eq!(
-        codes,
-        vec![
-            "AutoStopTimeoutIsNotApplicableForAnAlwaysOnWorkspace",
-            "InvalidParameterValuesException"
-        ]
-    );
+    let codes: Vec<_> = out.failed_requests().iter().map(|f| f.error_code().unwrap()).collect();
+    assert_eq!(codes, vec!["AutoStopTimeoutIsNotApplicableForAnAlwaysOnWorkspace", "InvalidParameterValuesException"]);
     let created = &out.pending_requests()[0];
     let props = created.workspace_properties().unwrap();
     assert_eq!(props.running_mode(), Some(&RunningMode::AutoStop));
@@ -297,80 +226,35 @@ async fn properties_are_checked_per_item() {
 async fn lifecycle_pending_available_then_terminating_gone() {
     let sim = Sim::start(fast()).await;
     let ws = sim.workspaces().await;
-    let out = ws
-        .create_workspaces()
-        .workspaces(request("alee"))
-        .send()
-        .await
-        .unwrap();
+    let out = ws.create_workspaces().workspaces(request("alee")).send().await.unwrap();
     let id = out.pending_requests()[0].workspace_id().unwrap().to_owned();
 
-    let seen = sim
-        .watch(&ws, &id, |s| s == Some(&WorkspaceState::Available))
-        .await;
+    let seen = sim.watch(&ws, &id, |s| s == Some(&WorkspaceState::Available)).await;
     // Invisible for a moment, then PENDING, then AVAILABLE.
-    assert_eq!(
-        seen,
-        vec![
-            None,
-            Some(WorkspaceState::Pending),
-            Some(WorkspaceState::Available)
-        ]
-    );
-    let by_user = ws
-        .describe_workspaces()
-        .directory_id(CONNECTOR)
-        .user_name("ALEE")
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(seen, vec![None, Some(WorkspaceState::Pending), Some(WorkspaceState::Available)]);
+    let by_user = ws.describe_workspaces().directory_id(CONNECTOR).user_name("ALEE").send().await.unwrap();
     assert_eq!(by_user.workspaces()[0].workspace_id(), Some(id.as_str()));
     assert!(by_user.workspaces()[0].ip_address().is_some());
 
     let out = ws
         .terminate_workspaces()
-        .terminate_workspace_requests(
-            TerminateRequest::builder()
-                .workspace_id(&id)
-                .build()
-                .unwrap(),
-        )
+        .terminate_workspace_requests(TerminateRequest::builder().workspace_id(&id).build().unwrap())
         .send()
         .await
         .unwrap();
     assert!(out.failed_requests().is_empty());
     let seen = sim.watch(&ws, &id, |s| s.is_none()).await;
-    assert_eq!(
-        seen,
-        vec![
-            Some(WorkspaceState::Terminating),
-            Some(WorkspaceState::Terminated),
-            None
-        ]
-    );
+    assert_eq!(seen, vec![Some(WorkspaceState::Terminating), Some(WorkspaceState::Terminated), None]);
 
     // Gone: the service no longer knows the id, and the user may have a new WorkSpace.
     let out = ws
         .terminate_workspaces()
-        .terminate_workspace_requests(
-            TerminateRequest::builder()
-                .workspace_id(&id)
-                .build()
-                .unwrap(),
-        )
+        .terminate_workspace_requests(TerminateRequest::builder().workspace_id(&id).build().unwrap())
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        out.failed_requests()[0].error_code(),
-        Some("ResourceNotFound.WorkSpace")
-    );
-    let again = ws
-        .create_workspaces()
-        .workspaces(request("alee"))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(out.failed_requests()[0].error_code(), Some("ResourceNotFound.WorkSpace"));
+    let again = ws.create_workspaces().workspaces(request("alee")).send().await.unwrap();
     assert_eq!(again.pending_requests().len(), 1);
 }
 
@@ -378,33 +262,15 @@ async fn lifecycle_pending_available_then_terminating_gone() {
 async fn rehire_is_refused_until_the_old_workspace_is_gone() {
     let sim = Sim::start(fast()).await;
     let ws = sim.workspaces().await;
-    let out = ws
-        .create_workspaces()
-        .workspaces(request("bkumar"))
-        .send()
-        .await
-        .unwrap();
+    let out = ws.create_workspaces().workspaces(request("bkumar")).send().await.unwrap();
     let id = out.pending_requests()[0].workspace_id().unwrap().to_owned();
     ws.terminate_workspaces()
-        .terminate_workspace_requests(
-            TerminateRequest::builder()
-                .workspace_id(&id)
-                .build()
-                .unwrap(),
-        )
+        .terminate_workspace_requests(TerminateRequest::builder().workspace_id(&id).build().unwrap())
         .send()
         .await
         .unwrap();
-    let out = ws
-        .create_workspaces()
-        .workspaces(request("bkumar"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        out.failed_requests()[0].error_code(),
-        Some("ResourceExists.WorkSpace")
-    );
+    let out = ws.create_workspaces().workspaces(request("bkumar")).send().await.unwrap();
+    assert_eq!(out.failed_requests()[0].error_code(), Some("ResourceExists.WorkSpace"));
 }
 
 #[tokio::test]
@@ -412,72 +278,37 @@ async fn injected_error_state_shows_code_and_message() {
     let sim = Sim::start(fast()).await;
     sim.fault(json!({ "kind": "workspace_error", "usernames": ["CNOVAK"], "code": "InsufficientCapacity", "message": "no capacity" })).await;
     let ws = sim.workspaces().await;
-    let out = ws
-        .create_workspaces()
-        .workspaces(request("cnovak"))
-        .send()
-        .await
-        .unwrap();
+    let out = ws.create_workspaces().workspaces(request("cnovak")).send().await.unwrap();
     let id = out.pending_requests()[0].workspace_id().unwrap().to_owned();
-    sim.watch(&ws, &id, |s| s == Some(&WorkspaceState::Error))
-        .await;
-    let out = ws
-        .describe_workspaces()
-        .workspace_ids(&id)
-        .send()
-        .await
-        .unwrap();
+    sim.watch(&ws, &id, |s| s == Some(&WorkspaceState::Error)).await;
+    let out = ws.describe_workspaces().workspace_ids(&id).send().await.unwrap();
     let w = &out.workspaces()[0];
-    assert_eq!(
-        (w.error_code(), w.error_message()),
-        (Some("InsufficientCapacity"), Some("no capacity"))
-    );
+    assert_eq!((w.error_code(), w.error_message()), (Some("InsufficientCapacity"), Some("no capacity")));
 }
 
 #[tokio::test]
 async fn suspended_workspace_cannot_be_terminated() {
     let sim = Sim::start(fast()).await;
     let ws = sim.workspaces().await;
-    let out = ws
-        .create_workspaces()
-        .workspaces(request("alee"))
-        .send()
-        .await
-        .unwrap();
+    let out = ws.create_workspaces().workspaces(request("alee")).send().await.unwrap();
     let id = out.pending_requests()[0].workspace_id().unwrap().to_owned();
-    sim.watch(&ws, &id, |s| s == Some(&WorkspaceState::Available))
-        .await;
-    sim.admin(
-        reqwest::Method::PUT,
-        &format!("workspaces/{id}/state"),
-        json!({ "state": "SUSPENDED" }),
-    )
-    .await;
+    sim.watch(&ws, &id, |s| s == Some(&WorkspaceState::Available)).await;
+    sim.admin(reqwest::Method::PUT, &format!("workspaces/{id}/state"), json!({ "state": "SUSPENDED" })).await;
     let out = ws
         .terminate_workspaces()
-        .terminate_workspace_requests(
-            TerminateRequest::builder()
-                .workspace_id(&id)
-                .build()
-                .unwrap(),
-        )
+        .terminate_workspace_requests(TerminateRequest::builder().workspace_id(&id).build().unwrap())
         .send()
         .await
         .unwrap();
     assert_eq!(out.failed_requests()[0].workspace_id(), Some(id.as_str()));
-    assert_eq!(
-        out.failed_requests()[0].error_code(),
-        Some("InvalidResourceState")
-    );
+    assert_eq!(out.failed_requests()[0].error_code(), Some("InvalidResourceState"));
 }
 
 #[tokio::test]
 async fn describe_filters_and_pagination() {
     let sim = Sim::start(fast()).await;
     let ws = sim.workspaces().await;
-    let users: Vec<Value> = (0..30)
-        .map(|i| json!({ "username": format!("pager{i:02}") }))
-        .collect();
+    let users: Vec<Value> = (0..30).map(|i| json!({ "username": format!("pager{i:02}") })).collect();
     sim.admin(
         reqwest::Method::POST,
         "seed",
@@ -485,16 +316,8 @@ async fn describe_filters_and_pagination() {
     )
     .await;
     for chunk in (0..30).collect::<Vec<_>>().chunks(25) {
-        let requests = chunk
-            .iter()
-            .map(|i| request(&format!("pager{i:02}")))
-            .collect();
-        let out = ws
-            .create_workspaces()
-            .set_workspaces(Some(requests))
-            .send()
-            .await
-            .unwrap();
+        let requests = chunk.iter().map(|i| request(&format!("pager{i:02}"))).collect();
+        let out = ws.create_workspaces().set_workspaces(Some(requests)).send().await.unwrap();
         assert!(out.failed_requests().is_empty());
     }
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -512,38 +335,12 @@ async fn describe_filters_and_pagination() {
         .collect();
     assert_eq!(pages, vec![10, 10, 10]);
 
-    let err = ws
-        .describe_workspaces()
-        .directory_id(CONNECTOR)
-        .bundle_id(BUNDLE)
-        .send()
-        .await
-        .unwrap_err();
-    assert!(
-        err.as_service_error()
-            .unwrap()
-            .is_invalid_parameter_values_exception(),
-        "{err:?}"
-    );
-    let err = ws
-        .describe_workspaces()
-        .user_name("pager01")
-        .send()
-        .await
-        .unwrap_err();
-    assert!(
-        err.as_service_error()
-            .unwrap()
-            .is_invalid_parameter_values_exception(),
-        "{err:?}"
-    );
+    let err = ws.describe_workspaces().directory_id(CONNECTOR).bundle_id(BUNDLE).send().await.unwrap_err();
+    assert!(err.as_service_error().unwrap().is_invalid_parameter_values_exception(), "{err:?}");
+    let err = ws.describe_workspaces().user_name("pager01").send().await.unwrap_err();
+    assert!(err.as_service_error().unwrap().is_invalid_parameter_values_exception(), "{err:?}");
     let ids: Vec<String> = (0..26).map(|i| format!("ws-{i:09}")).collect();
-    let err = ws
-        .describe_workspaces()
-        .set_workspace_ids(Some(ids))
-        .send()
-        .await
-        .unwrap_err();
+    let err = ws.describe_workspaces().set_workspace_ids(Some(ids)).send().await.unwrap_err();
     assert_eq!(err.code(), Some("ValidationException"));
 }
 
@@ -552,47 +349,15 @@ async fn directories_and_bundles() {
     let sim = Sim::start(fast()).await;
     let ws = sim.workspaces().await;
     let dirs = ws.describe_workspace_directories().send().await.unwrap();
-    let mut ids: Vec<_> = dirs
-        .directories()
-        .iter()
-        .map(|d| d.directory_id().unwrap())
-        .collect();
+    let mut ids: Vec<_> = dirs.directories().iter().map(|d| d.directory_id().unwrap()).collect();
     ids.sort();
     assert_eq!(ids, vec![CONNECTOR, DIR]);
-    let connector = dirs
-        .directories()
-        .iter()
-        .find(|d| d.directory_id() == Some(CONNECTOR))
-        .unwrap();
-    assert_eq!(
-        connector.directory_type().map(|t| t.as_str()),
-        Some("AD_CONNECTOR")
-    );
-    let bundles = ws
-        .describe_workspace_bundles()
-        .bundle_ids(BUNDLE)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        bundles.bundles()[0]
-            .compute_type()
-            .and_then(|c| c.name())
-            .map(|n| n.as_str()),
-        Some("STANDARD")
-    );
-    let err = ws
-        .describe_workspace_bundles()
-        .bundle_ids(BUNDLE)
-        .owner("AMAZON")
-        .send()
-        .await
-        .unwrap_err();
-    assert!(
-        err.as_service_error()
-            .unwrap()
-            .is_invalid_parameter_values_exception()
-    );
+    let connector = dirs.directories().iter().find(|d| d.directory_id() == Some(CONNECTOR)).unwrap();
+    assert_eq!(connector.directory_type().map(|t| t.as_str()), Some("AD_CONNECTOR"));
+    let bundles = ws.describe_workspace_bundles().bundle_ids(BUNDLE).send().await.unwrap();
+    assert_eq!(bundles.bundles()[0].compute_type().and_then(|c| c.name()).map(|n| n.as_str()), Some("STANDARD"));
+    let err = ws.describe_workspace_bundles().bundle_ids(BUNDLE).owner("AMAZON").send().await.unwrap_err();
+    assert!(err.as_service_error().unwrap().is_invalid_parameter_values_exception());
 }
 
 #[tokio::test]
@@ -618,34 +383,18 @@ async fn throttling_above_the_rate_and_the_sdk_retry_recovers() {
         retrying.describe_workspace_bundles().send().await.unwrap();
     }
     let stats = &sim.calls().await["WorkSpaces.DescribeWorkspaceBundles"];
-    let (calls, refused) = (
-        stats["calls"].as_u64().unwrap(),
-        stats["throttled"].as_u64().unwrap(),
-    );
-    assert_eq!(
-        calls - refused,
-        4 - throttled + 6,
-        "every retried call eventually succeeded once"
-    );
-    assert!(
-        refused > throttled,
-        "the retrying client was throttled too: {stats}"
-    );
+    let (calls, refused) = (stats["calls"].as_u64().unwrap(), stats["throttled"].as_u64().unwrap());
+    assert_eq!(calls - refused, 4 - throttled + 6, "every retried call eventually succeeded once");
+    assert!(refused > throttled, "the retrying client was throttled too: {stats}");
 }
 
 #[tokio::test]
 async fn injected_http_500_is_retried_by_the_sdk() {
     let sim = Sim::start(fast()).await;
-    sim.fault(
-        json!({ "kind": "http_error", "operation": "WorkSpaces.DescribeWorkspaces", "count": 2 }),
-    )
-    .await;
+    sim.fault(json!({ "kind": "http_error", "operation": "WorkSpaces.DescribeWorkspaces", "count": 2 })).await;
     let ws = aws_sdk_workspaces::Client::new(&sim.sdk(3).await);
     ws.describe_workspaces().send().await.unwrap();
-    assert_eq!(
-        sim.calls().await["WorkSpaces.DescribeWorkspaces"]["injected_errors"],
-        2
-    );
+    assert_eq!(sim.calls().await["WorkSpaces.DescribeWorkspaces"]["injected_errors"], 2);
     sim.fault(json!({ "kind": "http_error", "count": 5 })).await;
     let err = ws.describe_workspaces().send().await.unwrap_err();
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(500));
@@ -667,24 +416,10 @@ async fn workdocs_users_join_the_directory() {
     };
     let out = create().send().await.unwrap();
     let user = out.user().unwrap();
-    assert_eq!(
-        (user.username(), user.organization_id()),
-        (Some("jsmith"), Some(DIR))
-    );
+    assert_eq!((user.username(), user.organization_id()), (Some("jsmith"), Some(DIR)));
     let err = create().username("JSMITH").send().await.unwrap_err();
-    assert!(
-        err.as_service_error()
-            .unwrap()
-            .is_entity_already_exists_exception(),
-        "{err:?}"
-    );
-    let found = docs
-        .describe_users()
-        .organization_id(DIR)
-        .query("jane")
-        .send()
-        .await
-        .unwrap();
+    assert!(err.as_service_error().unwrap().is_entity_already_exists_exception(), "{err:?}");
+    let found = docs.describe_users().organization_id(DIR).query("jane").send().await.unwrap();
     assert_eq!(found.users().len(), 1);
     let err = docs
         .create_user()
@@ -696,21 +431,11 @@ async fn workdocs_users_join_the_directory() {
         .send()
         .await
         .unwrap_err();
-    assert!(
-        err.as_service_error()
-            .unwrap()
-            .is_unauthorized_resource_access_exception(),
-        "{err:?}"
-    );
+    assert!(err.as_service_error().unwrap().is_unauthorized_resource_access_exception(), "{err:?}");
 
     // The user WorkDocs created is a directory user WorkSpaces accepts.
     let ws = aws_sdk_workspaces::Client::new(&config);
-    let req = WorkspaceRequest::builder()
-        .directory_id(DIR)
-        .user_name("jsmith")
-        .bundle_id(BUNDLE)
-        .build()
-        .unwrap();
+    let req = WorkspaceRequest::builder().directory_id(DIR).user_name("jsmith").bundle_id(BUNDLE).build().unwrap();
     let out = ws.create_workspaces().workspaces(req).send().await.unwrap();
     assert_eq!(out.pending_requests().len(), 1, "{out:?}");
 }
@@ -730,153 +455,58 @@ async fn ds_data_create_describe_disable() {
     };
     let first = create("evt-1", "Maria").send().await.unwrap();
     let again = create("evt-1", "Maria").send().await.unwrap();
-    assert_eq!(
-        first.sid(),
-        again.sid(),
-        "same ClientToken, same request: the same user"
-    );
+    assert_eq!(first.sid(), again.sid(), "same ClientToken, same request: the same user");
     let err = create("evt-1", "Mario").send().await.unwrap_err();
-    assert!(
-        err.as_service_error().unwrap().is_conflict_exception(),
-        "{err:?}"
-    );
+    assert!(err.as_service_error().unwrap().is_conflict_exception(), "{err:?}");
     let err = create("evt-2", "Maria").send().await.unwrap_err();
-    assert!(
-        err.as_service_error().unwrap().is_conflict_exception(),
-        "an existing user is a conflict"
-    );
+    assert!(err.as_service_error().unwrap().is_conflict_exception(), "an existing user is a conflict");
 
-    let err = data
-        .create_user()
-        .directory_id(DIR)
-        .sam_account_name("a-name-longer-than-20")
-        .send()
-        .await
-        .unwrap_err();
+    let err = data.create_user().directory_id(DIR).sam_account_name("a-name-longer-than-20").send().await.unwrap_err();
     let svc = err.into_service_error();
-    let aws_sdk_directoryservicedata::operation::create_user::CreateUserError::ValidationException(
-        v,
-    ) = svc
-    else {
+    let aws_sdk_directoryservicedata::operation::create_user::CreateUserError::ValidationException(v) = svc else {
         panic!("expected ValidationException, got {svc:?}");
     };
-    assert_eq!(
-        v.reason().map(|r| r.as_str()),
-        Some("INVALID_ATTRIBUTE_VALUE")
-    );
+    assert_eq!(v.reason().map(|r| r.as_str()), Some("INVALID_ATTRIBUTE_VALUE"));
 
-    let user = data
-        .describe_user()
-        .directory_id(DIR)
-        .sam_account_name("MGARCIA")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        (user.enabled(), user.given_name()),
-        (Some(true), Some("Maria"))
-    );
-    data.disable_user()
-        .directory_id(DIR)
-        .sam_account_name("mgarcia")
-        .send()
-        .await
-        .unwrap();
-    let user = data
-        .describe_user()
-        .directory_id(DIR)
-        .sam_account_name("mgarcia")
-        .send()
-        .await
-        .unwrap();
+    let user = data.describe_user().directory_id(DIR).sam_account_name("MGARCIA").send().await.unwrap();
+    assert_eq!((user.enabled(), user.given_name()), (Some(true), Some("Maria")));
+    data.disable_user().directory_id(DIR).sam_account_name("mgarcia").send().await.unwrap();
+    let user = data.describe_user().directory_id(DIR).sam_account_name("mgarcia").send().await.unwrap();
     assert_eq!(user.enabled(), Some(false));
-    let err = data
-        .describe_user()
-        .directory_id(DIR)
-        .sam_account_name("nobody")
-        .send()
-        .await
-        .unwrap_err();
-    assert!(
-        err.as_service_error()
-            .unwrap()
-            .is_resource_not_found_exception()
-    );
-    let err = data
-        .create_user()
-        .directory_id(CONNECTOR)
-        .sam_account_name("x")
-        .send()
-        .await
-        .unwrap_err();
-    assert!(
-        err.as_service_error().unwrap().is_validation_exception(),
-        "AD Connector has no DS Data"
-    );
+    let err = data.describe_user().directory_id(DIR).sam_account_name("nobody").send().await.unwrap_err();
+    assert!(err.as_service_error().unwrap().is_resource_not_found_exception());
+    let err = data.create_user().directory_id(CONNECTOR).sam_account_name("x").send().await.unwrap_err();
+    assert!(err.as_service_error().unwrap().is_validation_exception(), "AD Connector has no DS Data");
 
     // Password through Directory Service.
     let ds = aws_sdk_directory::Client::new(&config);
     let reset = |user: &str, password: &str| {
-        ds.reset_user_password()
-            .directory_id(DIR)
-            .user_name(user)
-            .new_password(password)
-            .send()
+        ds.reset_user_password().directory_id(DIR).user_name(user).new_password(password).send()
     };
     reset("mgarcia", "Str0ng&Secret").await.unwrap();
     let err = reset("mgarcia", "weak").await.unwrap_err();
-    assert!(
-        err.as_service_error()
-            .unwrap()
-            .is_invalid_password_exception()
-    );
+    assert!(err.as_service_error().unwrap().is_invalid_password_exception());
     let err = reset("nobody", "Str0ng&Secret").await.unwrap_err();
-    assert!(
-        err.as_service_error()
-            .unwrap()
-            .is_user_does_not_exist_exception()
-    );
+    assert!(err.as_service_error().unwrap().is_user_does_not_exist_exception());
     let state = sim.admin(reqwest::Method::GET, "state", Value::Null).await;
-    assert_eq!(
-        state["directories"][DIR]["users"]["mgarcia"]["password_set"],
-        true
-    );
-    assert!(
-        !state.to_string().contains("Str0ng&Secret"),
-        "passwords are never kept"
-    );
+    assert_eq!(state["directories"][DIR]["users"]["mgarcia"]["password_set"], true);
+    assert!(!state.to_string().contains("Str0ng&Secret"), "passwords are never kept");
 }
 
 #[tokio::test]
 async fn ds_data_throttling_is_the_modeled_exception() {
     let sim = Sim::start(fast()).await;
-    sim.fault(
-        json!({ "kind": "throttle", "operation": "DirectoryServiceData.DescribeUser", "count": 1 }),
-    )
-    .await;
+    sim.fault(json!({ "kind": "throttle", "operation": "DirectoryServiceData.DescribeUser", "count": 1 })).await;
     let data = aws_sdk_directoryservicedata::Client::new(&sim.sdk(1).await);
-    let err = data
-        .describe_user()
-        .directory_id(DIR)
-        .sam_account_name("x")
-        .send()
-        .await
-        .unwrap_err();
-    assert!(
-        err.as_service_error().unwrap().is_throttling_exception(),
-        "{err:?}"
-    );
+    let err = data.describe_user().directory_id(DIR).sam_account_name("x").send().await.unwrap_err();
+    assert!(err.as_service_error().unwrap().is_throttling_exception(), "{err:?}");
 }
 
 #[tokio::test]
 async fn reset_restores_the_seed() {
     let sim = Sim::start(fast()).await;
     let ws = sim.workspaces().await;
-    ws.create_workspaces()
-        .workspaces(request("alee"))
-        .send()
-        .await
-        .unwrap();
+    ws.create_workspaces().workspaces(request("alee")).send().await.unwrap();
     sim.admin(reqwest::Method::POST, "reset", Value::Null).await;
     let state = sim.admin(reqwest::Method::GET, "state", Value::Null).await;
     assert_eq!(state["workspaces"], json!([]));

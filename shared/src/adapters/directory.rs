@@ -23,12 +23,7 @@ where
 }
 
 /// The same person: e-mail addresses match (not case-sensitive), or, without one, both names.
-fn same_person(
-    user: &NewUser,
-    email: Option<&str>,
-    given: Option<&str>,
-    surname: Option<&str>,
-) -> bool {
+fn same_person(user: &NewUser, email: Option<&str>, given: Option<&str>, surname: Option<&str>) -> bool {
     match email {
         Some(e) if !e.is_empty() => e.eq_ignore_ascii_case(&user.email),
         _ => given == Some(user.given_name.as_str()) && surname == Some(user.surname.as_str()),
@@ -80,10 +75,7 @@ impl WorkDocsUsers {
         drop(password);
         match created {
             Ok(_) => Ok(UserOutcome::Created),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_entity_already_exists_exception()) =>
-            {
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_already_exists_exception()) => {
                 let found = self
                     .client
                     .describe_users()
@@ -92,22 +84,17 @@ impl WorkDocsUsers {
                     .send()
                     .await
                     .map_err(|e| failure(&e))?;
-                let existing = found.users().iter().find(|u| {
-                    u.username()
-                        .is_some_and(|n| n.eq_ignore_ascii_case(&user.user_name))
-                });
+                let existing = found
+                    .users()
+                    .iter()
+                    .find(|u| u.username().is_some_and(|n| n.eq_ignore_ascii_case(&user.user_name)));
                 match existing {
-                    Some(u)
-                        if same_person(user, u.email_address(), u.given_name(), u.surname()) =>
-                    {
+                    Some(u) if same_person(user, u.email_address(), u.given_name(), u.surname()) => {
                         Ok(UserOutcome::AlreadyExisted)
                     }
                     Some(u) => Err(DirectoryError::NameTaken {
                         user_name: user.user_name.clone(),
-                        detail: format!(
-                            "WorkDocs user {} has another e-mail",
-                            u.id().unwrap_or("?")
-                        ),
+                        detail: format!("WorkDocs user {} has another e-mail", u.id().unwrap_or("?")),
                     }),
                     None => Err(DirectoryError::Unavailable {
                         code: "EntityAlreadyExistsException".into(),
@@ -154,10 +141,7 @@ impl DsDataUsers {
                 reset.map_err(|e| failure(&e))?;
                 Ok(UserOutcome::Created)
             }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conflict_exception()) =>
-            {
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conflict_exception()) => {
                 let existing = self
                     .data
                     .describe_user()
@@ -167,20 +151,12 @@ impl DsDataUsers {
                     .await
                     .map_err(|e| failure(&e))?;
                 // An existing account's password is never touched.
-                if same_person(
-                    user,
-                    existing.email_address(),
-                    existing.given_name(),
-                    existing.surname(),
-                ) {
+                if same_person(user, existing.email_address(), existing.given_name(), existing.surname()) {
                     Ok(UserOutcome::AlreadyExisted)
                 } else {
                     Err(DirectoryError::NameTaken {
                         user_name: user.user_name.clone(),
-                        detail: format!(
-                            "directory account {} has another e-mail",
-                            existing.sid().unwrap_or("?")
-                        ),
+                        detail: format!("directory account {} has another e-mail", existing.sid().unwrap_or("?")),
                     })
                 }
             }

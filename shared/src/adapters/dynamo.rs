@@ -5,14 +5,12 @@
 //! |---|---|---|
 //! | idempotency record of an HR event | `EVENT#<event_id>` | `IDEMPOTENCY` |
 //! | employee lifecycle record | `EMP#<employee_id>` | `STATE` |
-//! | history line | `EMP#<employee_id>` (`REJECTED` without one) | `EVENT#<occurred ms>#<event_id>#<message id>` |
+//! | history line | `EMP#<employee_id>` (`REJECTED` without one) | `EVENT#<occurred ms>#<event_id>#<recorded ms>#<message id>` |
 
 use super::describe_sdk_error;
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use crate::ports::{Claim, ClaimOutcome, HistoryEntry, StateStore, StoreError};
-use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
 
 pub const WORK_INDEX: &str = "work-index";
@@ -45,24 +43,15 @@ where
     R: std::fmt::Debug,
 {
     let (code, message, _) = describe_sdk_error(err);
-    StoreError::Unavailable {
-        operation,
-        message: format!("{code}: {message}"),
-    }
+    StoreError::Unavailable { operation, message: format!("{code}: {message}") }
 }
 
 fn employee_key(id: &str) -> Item {
-    HashMap::from([
-        ("pk".to_owned(), s(format!("EMP#{id}"))),
-        ("sk".to_owned(), s("STATE")),
-    ])
+    HashMap::from([("pk".to_owned(), s(format!("EMP#{id}"))), ("sk".to_owned(), s("STATE"))])
 }
 
 fn event_key(id: &str) -> Item {
-    HashMap::from([
-        ("pk".to_owned(), s(format!("EVENT#{id}"))),
-        ("sk".to_owned(), s("IDEMPOTENCY")),
-    ])
+    HashMap::from([("pk".to_owned(), s(format!("EVENT#{id}"))), ("sk".to_owned(), s("IDEMPOTENCY"))])
 }
 
 /// A stable small hash: which index partition an employee's work entry lives in.
@@ -89,10 +78,7 @@ impl DynamoStore {
 
     fn decode_employee(item: Item) -> Result<EmployeeRecord, StoreError> {
         let key = text(&item, "pk").unwrap_or_default();
-        serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed {
-            key,
-            detail: e.to_string(),
-        })
+        serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed { key, detail: e.to_string() })
     }
 }
 
@@ -127,7 +113,8 @@ impl StateStore for DynamoStore {
                     if text(&old, "status").as_deref() == Some(COMPLETED) {
                         Ok(ClaimOutcome::Completed {
                             same_payload: text(&old, "payload_hash").as_deref() == Some(claim.payload_hash.as_str()),
-                            outcome: text(&old, "outcome").and_then(|o| serde_json::from_value(serde_json::Value::String(o)).ok()),
+                            outcome: text(&old, "outcome")
+                                .and_then(|o| serde_json::from_value(serde_json::Value::String(o)).ok()),
                             reason: text(&old, "reason"),
                         })
                     } else {
@@ -151,7 +138,9 @@ impl StateStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(event_key(event_id)))
-            .update_expression("SET #status = :completed, outcome = :outcome, reason = :reason REMOVE in_progress_until_ms")
+            .update_expression(
+                "SET #status = :completed, outcome = :outcome, reason = :reason REMOVE in_progress_until_ms",
+            )
             .condition_expression("#owner = :owner AND #status = :in_progress")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#owner", "owner")
@@ -164,10 +153,7 @@ impl StateStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
                 Err(StoreError::LostClaim(event_id.to_owned()))
             }
             Err(e) => Err(unavailable("UpdateItem", &e)),
@@ -189,10 +175,7 @@ impl StateStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
                 Err(StoreError::LostClaim(event_id.to_owned()))
             }
             Err(e) => Err(unavailable("DeleteItem", &e)),
@@ -224,10 +207,7 @@ impl StateStore for DynamoStore {
             }
             let mut pending = Some(HashMap::from([(
                 self.table.clone(),
-                keys.build().map_err(|e| StoreError::Malformed {
-                    key: "batch".into(),
-                    detail: e.to_string(),
-                })?,
+                keys.build().map_err(|e| StoreError::Malformed { key: "batch".into(), detail: e.to_string() })?,
             )]));
             let mut rounds = 0;
             while let Some(request) = pending.take().filter(|p| !p.is_empty()) {
@@ -242,12 +222,7 @@ impl StateStore for DynamoStore {
                     .send()
                     .await
                     .map_err(|e| unavailable("BatchGetItem", &e))?;
-                for item in out
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
+                for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
                     records.push(Self::decode_employee(item)?);
                 }
                 pending = out.unprocessed_keys;
@@ -262,43 +237,22 @@ impl StateStore for DynamoStore {
         Ok(records)
     }
 
-    async fn save_employee(
-        &self,
-        record: &EmployeeRecord,
-        expected_version: Option<u64>,
-    ) -> Result<(), StoreError> {
-        let mut item: Item = serde_dynamo::to_item(record).map_err(|e| StoreError::Malformed {
-            key: record.employee_id.clone(),
-            detail: e.to_string(),
-        })?;
+    async fn save_employee(&self, record: &EmployeeRecord, expected_version: Option<u64>) -> Result<(), StoreError> {
+        let mut item: Item = serde_dynamo::to_item(record)
+            .map_err(|e| StoreError::Malformed { key: record.employee_id.clone(), detail: e.to_string() })?;
         item.extend(employee_key(&record.employee_id));
         if record.state.needs_watching() {
-            item.insert(
-                "work_shard".into(),
-                s(work_shard(record.state, shard_of(&record.employee_id))),
-            );
-            item.insert(
-                "work_due".into(),
-                s(format!("{:013}", record.state_since_ms)),
-            );
+            item.insert("work_shard".into(), s(work_shard(record.state, shard_of(&record.employee_id))));
+            item.insert("work_due".into(), s(format!("{:013}", record.state_since_ms)));
         }
-        let mut put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
+        let mut put = self.client.put_item().table_name(&self.table).set_item(Some(item));
         put = match expected_version {
             None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(v) => put
-                .condition_expression("version = :v")
-                .expression_attribute_values(":v", n(v)),
+            Some(v) => put.condition_expression("version = :v").expression_attribute_values(":v", n(v)),
         };
         match put.send().await {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
                 Err(StoreError::Conflict(format!("EMP#{}", record.employee_id)))
             }
             Err(e) => Err(unavailable("PutItem", &e)),
@@ -306,18 +260,15 @@ impl StateStore for DynamoStore {
     }
 
     async fn record_history(&self, entry: &HistoryEntry) -> Result<(), StoreError> {
-        let mut item: Item = serde_dynamo::to_item(entry).map_err(|e| StoreError::Malformed {
-            key: entry.message_id.clone(),
-            detail: e.to_string(),
-        })?;
-        let pk = entry
-            .employee_id
-            .as_ref()
-            .map_or_else(|| "REJECTED".to_owned(), |id| format!("EMP#{id}"));
+        let mut item: Item = serde_dynamo::to_item(entry)
+            .map_err(|e| StoreError::Malformed { key: entry.message_id.clone(), detail: e.to_string() })?;
+        let pk = entry.employee_id.as_ref().map_or_else(|| "REJECTED".to_owned(), |id| format!("EMP#{id}"));
+        // One line per delivery: a duplicate never overwrites the line of the delivery applied.
         let sk = format!(
-            "EVENT#{:013}#{}#{}",
+            "EVENT#{:013}#{}#{:013}#{}",
             entry.occurred_ms.unwrap_or(entry.recorded_ms),
             entry.event_id.as_deref().unwrap_or("-"),
+            entry.recorded_ms,
             entry.message_id
         );
         item.insert("pk".into(), s(pk));
@@ -351,10 +302,7 @@ impl StateStore for DynamoStore {
             for item in out.items.unwrap_or_default() {
                 let key = text(&item, "sk").unwrap_or_default();
                 entries.push(
-                    serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed {
-                        key,
-                        detail: e.to_string(),
-                    })?,
+                    serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed { key, detail: e.to_string() })?,
                 );
             }
             start = out.last_evaluated_key;
@@ -381,12 +329,7 @@ impl StateStore for DynamoStore {
                     .send()
                     .await
                     .map_err(|e| unavailable("Query", &e))?;
-                ids.extend(
-                    out.items
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(|i| text(i, "employee_id")),
-                );
+                ids.extend(out.items.unwrap_or_default().iter().filter_map(|i| text(i, "employee_id")));
                 start = out.last_evaluated_key;
                 if start.is_none() {
                     break;

@@ -17,10 +17,8 @@ impl Password {
         // ThreadRng is a CSPRNG (ChaCha) seeded from the operating system.
         let mut rng = rand::rng();
         let all: Vec<u8> = [UPPER, LOWER, DIGITS, SYMBOLS].concat();
-        let mut chars: Vec<u8> = [UPPER, LOWER, DIGITS, SYMBOLS]
-            .iter()
-            .filter_map(|class| class.choose(&mut rng).copied())
-            .collect();
+        let mut chars: Vec<u8> =
+            [UPPER, LOWER, DIGITS, SYMBOLS].iter().filter_map(|class| class.choose(&mut rng).copied()).collect();
         while chars.len() < 24 {
             if let Some(c) = all.choose(&mut rng) {
                 chars.push(*c);

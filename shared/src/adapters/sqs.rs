@@ -16,20 +16,12 @@ impl SqsQueue {
 
 impl MessageQueue for SqsQueue {
     async fn send(&self, bodies: &[String]) -> Result<(), QueueError> {
-        let fail = |message: String| QueueError {
-            queue: self.url.clone(),
-            message,
-        };
+        let fail = |message: String| QueueError { queue: self.url.clone(), message };
         for chunk in bodies.chunks(10) {
             let entries = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, body)| {
-                    SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(body)
-                        .build()
-                })
+                .map(|(i, body)| SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body).build())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| fail(e.to_string()))?;
             let out = self

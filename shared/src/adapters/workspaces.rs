@@ -1,12 +1,9 @@
 //! The WorkSpaces port on the WorkSpaces API.
 
 use super::{describe_sdk_error, is_throttling};
-use crate::ports::{
-    CreateItem, CreateResponse, FailedCreate, WorkspaceInfo, WorkspacesApi, WorkspacesError,
-};
+use crate::ports::{CreateItem, CreateResponse, FailedCreate, WorkspaceInfo, WorkspacesApi, WorkspacesError};
 use aws_sdk_workspaces::types::{
-    Compute, Protocol, RunningMode, Tag, Workspace, WorkspaceProperties,
-    WorkspaceRequest as SdkRequest,
+    Compute, Protocol, RunningMode, Tag, Workspace, WorkspaceProperties, WorkspaceRequest as SdkRequest,
 };
 
 pub struct AwsWorkspaces {
@@ -19,10 +16,7 @@ impl AwsWorkspaces {
     }
 }
 
-fn error<E, R>(
-    operation: &'static str,
-    err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
-) -> WorkspacesError
+fn error<E, R>(operation: &'static str, err: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> WorkspacesError
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error,
     R: std::fmt::Debug,
@@ -31,12 +25,7 @@ where
     if is_throttling(&code) {
         WorkspacesError::Throttled(format!("{operation}: {message}"))
     } else {
-        WorkspacesError::Service {
-            operation,
-            code,
-            message,
-            retryable,
-        }
+        WorkspacesError::Service { operation, code, message, retryable }
     }
 }
 
@@ -46,10 +35,7 @@ fn info(ws: &Workspace) -> WorkspaceInfo {
         directory_id: ws.directory_id().unwrap_or_default().to_owned(),
         user_name: ws.user_name().unwrap_or_default().to_owned(),
         workspace_name: ws.workspace_name().map(str::to_owned),
-        state: ws
-            .state()
-            .map(|s| s.as_str().to_owned())
-            .unwrap_or_default(),
+        state: ws.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
         error_code: ws.error_code().map(str::to_owned),
         error_message: ws.error_message().map(str::to_owned),
     }
@@ -63,22 +49,13 @@ fn request(item: &CreateItem) -> Result<SdkRequest, WorkspacesError> {
         .set_root_volume_size_gib(p.root_volume_gib)
         .set_user_volume_size_gib(p.user_volume_gib)
         .set_compute_type_name(p.compute_type.as_deref().map(Compute::from))
-        .set_protocols((!p.protocols.is_empty()).then(|| {
-            p.protocols
-                .iter()
-                .map(|x| Protocol::from(x.as_str()))
-                .collect()
-        }))
+        .set_protocols(
+            (!p.protocols.is_empty()).then(|| p.protocols.iter().map(|x| Protocol::from(x.as_str())).collect()),
+        )
         .build();
     let mut tags = Vec::new();
     for (key, value) in &p.tags {
-        tags.push(
-            Tag::builder()
-                .key(key)
-                .value(value)
-                .build()
-                .map_err(|e| invalid(e.to_string()))?,
-        );
+        tags.push(Tag::builder().key(key).value(value).build().map_err(|e| invalid(e.to_string()))?);
     }
     SdkRequest::builder()
         .directory_id(&item.directory_id)
@@ -86,11 +63,7 @@ fn request(item: &CreateItem) -> Result<SdkRequest, WorkspacesError> {
         .bundle_id(&p.bundle_id)
         .set_workspace_name(item.workspace_name.clone())
         .workspace_properties(properties)
-        .set_volume_encryption_key(
-            p.kms_key
-                .clone()
-                .filter(|_| p.root_volume_encrypted || p.user_volume_encrypted),
-        )
+        .set_volume_encryption_key(p.kms_key.clone().filter(|_| p.root_volume_encrypted || p.user_volume_encrypted))
         .root_volume_encryption_enabled(p.root_volume_encrypted)
         .user_volume_encryption_enabled(p.user_volume_encrypted)
         .set_tags((!tags.is_empty()).then_some(tags))
@@ -99,19 +72,11 @@ fn request(item: &CreateItem) -> Result<SdkRequest, WorkspacesError> {
 }
 
 fn invalid(message: String) -> WorkspacesError {
-    WorkspacesError::Service {
-        operation: "CreateWorkspaces",
-        code: "InvalidRequest".into(),
-        message,
-        retryable: false,
-    }
+    WorkspacesError::Service { operation: "CreateWorkspaces", code: "InvalidRequest".into(), message, retryable: false }
 }
 
 impl WorkspacesApi for AwsWorkspaces {
-    async fn create_workspaces(
-        &self,
-        items: &[CreateItem],
-    ) -> Result<CreateResponse, WorkspacesError> {
+    async fn create_workspaces(&self, items: &[CreateItem]) -> Result<CreateResponse, WorkspacesError> {
         let requests = items.iter().map(request).collect::<Result<Vec<_>, _>>()?;
         let out = self
             .client
@@ -139,10 +104,7 @@ impl WorkspacesApi for AwsWorkspaces {
         })
     }
 
-    async fn describe_workspaces(
-        &self,
-        ids: &[String],
-    ) -> Result<Vec<WorkspaceInfo>, WorkspacesError> {
+    async fn describe_workspaces(&self, ids: &[String]) -> Result<Vec<WorkspaceInfo>, WorkspacesError> {
         let out = self
             .client
             .describe_workspaces()

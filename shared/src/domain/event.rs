@@ -72,29 +72,13 @@ pub struct EventRules {
 
 impl Default for EventRules {
     fn default() -> Self {
-        Self {
-            username_max_len: UserName::WORKSPACES_MAX,
-        }
+        Self { username_max_len: UserName::WORKSPACES_MAX }
     }
 }
 
-const TOP_FIELDS: &[&str] = &[
-    "schema_version",
-    "event_id",
-    "type",
-    "occurred_at",
-    "effective_at",
-    "employee",
-    "workspace",
-];
-const EMPLOYEE_FIELDS: &[&str] = &[
-    "employee_id",
-    "username",
-    "given_name",
-    "surname",
-    "email",
-    "department",
-];
+const TOP_FIELDS: &[&str] =
+    &["schema_version", "event_id", "type", "occurred_at", "effective_at", "employee", "workspace"];
+const EMPLOYEE_FIELDS: &[&str] = &["employee_id", "username", "given_name", "surname", "email", "department"];
 
 /// The canonical form of a JSON value: object keys sorted, no insignificant whitespace.
 pub fn canonical_hash(value: &Value) -> String {
@@ -120,12 +104,7 @@ impl<'a> Reader<'a> {
     }
 
     fn unknown(&mut self, allowed: &[&str]) {
-        let unknown: Vec<String> = self
-            .object
-            .keys()
-            .filter(|k| !allowed.contains(&k.as_str()))
-            .cloned()
-            .collect();
+        let unknown: Vec<String> = self.object.keys().filter(|k| !allowed.contains(&k.as_str())).cloned().collect();
         for key in unknown {
             self.fail(&key, "is not a field of the v1 contract");
         }
@@ -147,12 +126,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn parsed<T>(
-        &mut self,
-        name: &str,
-        required: bool,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Option<T> {
+    fn parsed<T>(&mut self, name: &str, required: bool, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
         let raw = self.string(name, required)?;
         match parse(raw) {
             Ok(v) => Some(v),
@@ -167,27 +141,16 @@ impl<'a> Reader<'a> {
 impl HrEvent {
     /// Parses an SQS message body.
     pub fn parse(body: &str, rules: EventRules) -> Result<HrEvent, InvalidEvent> {
-        let value: Value = serde_json::from_str(body).map_err(|e| {
-            InvalidEvent::single(FieldError::new(
-                "(body)",
-                format!("must be a JSON object: {e}"),
-            ))
-        })?;
+        let value: Value = serde_json::from_str(body)
+            .map_err(|e| InvalidEvent::single(FieldError::new("(body)", format!("must be a JSON object: {e}"))))?;
         Self::from_value(&value, rules)
     }
 
     pub fn from_value(value: &Value, rules: EventRules) -> Result<HrEvent, InvalidEvent> {
         let Value::Object(object) = value else {
-            return Err(InvalidEvent::single(FieldError::new(
-                "(body)",
-                "must be a JSON object",
-            )));
+            return Err(InvalidEvent::single(FieldError::new("(body)", "must be a JSON object")));
         };
-        let mut r = Reader {
-            errors: Vec::new(),
-            object,
-            prefix: "",
-        };
+        let mut r = Reader { errors: Vec::new(), object, prefix: "" };
         r.unknown(TOP_FIELDS);
         match object.get("schema_version") {
             Some(Value::String(v)) if v == SCHEMA_VERSION => {}
@@ -208,16 +171,10 @@ impl HrEvent {
         let employee = match object.get("employee") {
             Some(Value::Object(emp)) => {
                 let is_join = kind == Some(EventKind::Join);
-                let mut e = Reader {
-                    errors: Vec::new(),
-                    object: emp,
-                    prefix: "employee.",
-                };
+                let mut e = Reader { errors: Vec::new(), object: emp, prefix: "employee." };
                 e.unknown(EMPLOYEE_FIELDS);
                 let employee_id = e.parsed("employee_id", true, EmployeeId::parse);
-                let username = e.parsed("username", is_join, |s| {
-                    UserName::parse(s, rules.username_max_len)
-                });
+                let username = e.parsed("username", is_join, |s| UserName::parse(s, rules.username_max_len));
                 let given_name = e.parsed("given_name", is_join, PersonName::parse);
                 let surname = e.parsed("surname", is_join, PersonName::parse);
                 let email = e.parsed("email", is_join, EmailAddress::parse);
@@ -261,24 +218,17 @@ impl HrEvent {
         };
 
         match (event_id, kind, occurred_at, employee) {
-            (Some(event_id), Some(kind), Some(occurred_at), Some(employee))
-                if errors.is_empty() =>
-            {
-                Ok(HrEvent {
-                    event_id,
-                    kind,
-                    occurred_at,
-                    effective_at,
-                    employee,
-                    workspace,
-                    payload_hash: canonical_hash(value),
-                })
-            }
+            (Some(event_id), Some(kind), Some(occurred_at), Some(employee)) if errors.is_empty() => Ok(HrEvent {
+                event_id,
+                kind,
+                occurred_at,
+                effective_at,
+                employee,
+                workspace,
+                payload_hash: canonical_hash(value),
+            }),
             _ => Err(InvalidEvent {
-                event_id: object
-                    .get("event_id")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
+                event_id: object.get("event_id").and_then(Value::as_str).map(str::to_owned),
                 employee_id: object
                     .get("employee")
                     .and_then(|e| e.get("employee_id"))

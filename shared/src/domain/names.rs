@@ -37,15 +37,8 @@ string_newtype!(EmailAddress);
 fn id_chars(s: &str, max: usize, what: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= max
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
-    if ok {
-        Ok(s.to_owned())
-    } else {
-        Err(format!(
-            "must be 1-{max} characters of A-Z a-z 0-9 - _ . : ({what})"
-        ))
-    }
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+    if ok { Ok(s.to_owned()) } else { Err(format!("must be 1-{max} characters of A-Z a-z 0-9 - _ . : ({what})")) }
 }
 
 impl EventId {
@@ -62,9 +55,7 @@ impl EmployeeId {
 }
 
 /// Characters Active Directory refuses in a sAMAccountName.
-const FORBIDDEN: &[char] = &[
-    '"', '/', '\\', '[', ']', ':', ';', '|', '=', ',', '+', '*', '?', '<', '>', '@',
-];
+const FORBIDDEN: &[char] = &['"', '/', '\\', '[', ']', ':', ';', '|', '=', ',', '+', '*', '?', '<', '>', '@'];
 
 impl UserName {
     /// The WorkSpaces limit; DS Data (sAMAccountName) allows 20.
@@ -77,9 +68,7 @@ impl UserName {
             return Err(format!("must be 1-{max_len} characters (got {len})"));
         }
         if let Some(c) = s.chars().find(|c| FORBIDDEN.contains(c)) {
-            return Err(format!(
-                "must not contain {c:?} (none of \" / \\ [ ] : ; | = , + * ? < > @)"
-            ));
+            return Err(format!("must not contain {c:?} (none of \" / \\ [ ] : ; | = , + * ? < > @)"));
         }
         if s.chars().any(char::is_control) {
             return Err("must not contain control characters".into());
@@ -119,11 +108,7 @@ impl PersonName {
 impl EmailAddress {
     pub fn parse(s: &str) -> Result<Self, String> {
         let t = s.trim();
-        let rule = || {
-            format!(
-                "must be an e-mail address like name@example.com, at most 254 characters (got {s:?})"
-            )
-        };
+        let rule = || format!("must be an e-mail address like name@example.com, at most 254 characters (got {s:?})");
         let (local, domain) = t.split_once('@').ok_or_else(rule)?;
         let ok = t.len() <= 254
             && !local.is_empty()
@@ -132,15 +117,9 @@ impl EmailAddress {
             && domain.contains('.')
             && !domain.starts_with('.')
             && !domain.ends_with('.')
-            && domain
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            && domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
             && !t.chars().any(|c| c.is_whitespace() || c.is_control());
-        if ok {
-            Ok(Self(t.to_owned()))
-        } else {
-            Err(rule())
-        }
+        if ok { Ok(Self(t.to_owned())) } else { Err(rule()) }
     }
 }
 
@@ -152,11 +131,7 @@ mod tests {
     fn user_names_follow_directory_rules() {
         assert!(UserName::parse("jdoe", 20).is_ok());
         assert!(UserName::parse("j.doe-2_x", 20).is_ok());
-        assert!(
-            UserName::parse("a-very-long-user-name", 20)
-                .unwrap_err()
-                .contains("1-20")
-        );
+        assert!(UserName::parse("a-very-long-user-name", 20).unwrap_err().contains("1-20"));
         assert!(UserName::parse("a-very-long-user-name", 63).is_ok());
         for bad in ["jo;hn", "a/b", "x*", "with space", "dot.", "tab\t", ""] {
             assert!(UserName::parse(bad, 63).is_err(), "{bad:?}");

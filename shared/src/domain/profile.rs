@@ -108,9 +108,7 @@ pub struct Profiles {
 fn is_hex_id(s: &str, prefix: &str, hex_only: bool) -> bool {
     s.strip_prefix(prefix).is_some_and(|rest| {
         (8..=63).contains(&rest.len())
-            && rest
-                .chars()
-                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase() && (!hex_only || c <= 'f'))
+            && rest.chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase() && (!hex_only || c <= 'f'))
     })
 }
 
@@ -118,56 +116,30 @@ impl Profile {
     /// Checks the rules WorkSpaces would otherwise refuse per item, with the field named.
     pub fn validate(&self, at: &str, allow_manual: bool) -> Vec<FieldError> {
         let mut errors = Vec::new();
-        let mut fail =
-            |field: &str, rule: String| errors.push(FieldError::new(format!("{at}.{field}"), rule));
+        let mut fail = |field: &str, rule: String| errors.push(FieldError::new(format!("{at}.{field}"), rule));
         if !is_hex_id(&self.directory_id, "d-", true) {
-            fail(
-                "directory_id",
-                format!(
-                    "must match ^d-[0-9a-f]{{8,63}}$ (got {:?})",
-                    self.directory_id
-                ),
-            );
+            fail("directory_id", format!("must match ^d-[0-9a-f]{{8,63}}$ (got {:?})", self.directory_id));
         }
         if !is_hex_id(&self.bundle_id, "wsb-", false) {
-            fail(
-                "bundle_id",
-                format!(
-                    "must match ^wsb-[0-9a-z]{{8,63}}$ (got {:?})",
-                    self.bundle_id
-                ),
-            );
+            fail("bundle_id", format!("must match ^wsb-[0-9a-z]{{8,63}}$ (got {:?})", self.bundle_id));
         }
         if self.running_mode == RunningMode::Manual && !allow_manual {
-            fail(
-                "running_mode",
-                "MANUAL is for WorkSpaces Core only; set allow_manual_running_mode to use it"
-                    .into(),
-            );
+            fail("running_mode", "MANUAL is for WorkSpaces Core only; set allow_manual_running_mode to use it".into());
         }
         if let Some(minutes) = self.auto_stop_minutes {
             if self.running_mode != RunningMode::AutoStop {
                 fail(
                     "auto_stop_minutes",
-                    format!(
-                        "applies only to AUTO_STOP (running_mode is {})",
-                        self.running_mode.as_str()
-                    ),
+                    format!("applies only to AUTO_STOP (running_mode is {})", self.running_mode.as_str()),
                 );
             } else if minutes <= 0 || minutes % 60 != 0 {
-                fail(
-                    "auto_stop_minutes",
-                    format!("must be a positive multiple of 60 (got {minutes})"),
-                );
+                fail("auto_stop_minutes", format!("must be a positive multiple of 60 (got {minutes})"));
             }
         }
         if let Some(c) = &self.compute_type
             && !COMPUTE_TYPES.contains(&c.as_str())
         {
-            fail(
-                "compute_type",
-                format!("must be one of {} (got {c:?})", COMPUTE_TYPES.join(", ")),
-            );
+            fail("compute_type", format!("must be one of {} (got {c:?})", COMPUTE_TYPES.join(", ")));
         }
         if let Some(g) = self.root_volume_gib
             && !(80..=2000).contains(&g)
@@ -182,18 +154,11 @@ impl Profile {
         if (self.root_volume_encrypted || self.user_volume_encrypted)
             && self.kms_key.as_deref().is_none_or(str::is_empty)
         {
-            fail(
-                "kms_key",
-                "is required when a volume is encrypted (a symmetric KMS key id, ARN or alias)"
-                    .into(),
-            );
+            fail("kms_key", "is required when a volume is encrypted (a symmetric KMS key id, ARN or alias)".into());
         }
         for p in &self.protocols {
             if !PROTOCOLS.contains(&p.as_str()) {
-                fail(
-                    "protocols",
-                    format!("must contain only PCOIP or WSP (got {p:?})"),
-                );
+                fail("protocols", format!("must contain only PCOIP or WSP (got {p:?})"));
             }
         }
         if self.tags.len() > 50 {
@@ -201,16 +166,10 @@ impl Profile {
         }
         for (k, v) in &self.tags {
             if k.is_empty() || k.chars().count() > 127 || k.to_lowercase().starts_with("aws:") {
-                fail(
-                    "tags",
-                    format!("key {k:?} must be 1-127 characters and not start with aws:"),
-                );
+                fail("tags", format!("key {k:?} must be 1-127 characters and not start with aws:"));
             }
             if v.chars().count() > 255 {
-                fail(
-                    "tags",
-                    format!("value of {k:?} must be at most 255 characters"),
-                );
+                fail("tags", format!("value of {k:?} must be at most 255 characters"));
             }
         }
         errors
@@ -227,10 +186,7 @@ pub struct InvalidProfiles {
 impl Profiles {
     pub fn from_json(json: &str) -> Result<Profiles, InvalidProfiles> {
         let config: ProfilesConfig = serde_json::from_str(json).map_err(|e| InvalidProfiles {
-            errors: vec![FieldError::new(
-                "profiles",
-                format!("is not valid JSON for the profiles schema: {e}"),
-            )],
+            errors: vec![FieldError::new("profiles", format!("is not valid JSON for the profiles schema: {e}"))],
         })?;
         Self::new(config)
     }
@@ -238,16 +194,10 @@ impl Profiles {
     pub fn new(config: ProfilesConfig) -> Result<Profiles, InvalidProfiles> {
         let mut errors = Vec::new();
         if !config.profiles.contains_key(&config.default_profile) {
-            errors.push(FieldError::new(
-                "default_profile",
-                format!("names no profile ({:?})", config.default_profile),
-            ));
+            errors.push(FieldError::new("default_profile", format!("names no profile ({:?})", config.default_profile)));
         }
         for (name, profile) in &config.profiles {
-            errors.extend(profile.validate(
-                &format!("profiles.{name}"),
-                config.allow_manual_running_mode,
-            ));
+            errors.extend(profile.validate(&format!("profiles.{name}"), config.allow_manual_running_mode));
         }
         for (department, profile) in &config.departments {
             if !config.profiles.contains_key(profile) {
@@ -260,15 +210,8 @@ impl Profiles {
         if !errors.is_empty() {
             return Err(InvalidProfiles { errors });
         }
-        let departments = config
-            .departments
-            .iter()
-            .map(|(d, p)| (d.to_lowercase(), p.clone()))
-            .collect();
-        Ok(Profiles {
-            config,
-            departments,
-        })
+        let departments = config.departments.iter().map(|(d, p)| (d.to_lowercase(), p.clone())).collect();
+        Ok(Profiles { config, departments })
     }
 
     /// The profile for a joiner: the event's explicit profile, else the department's, else the
@@ -281,10 +224,7 @@ impl Profiles {
         let name = match &overrides.profile {
             Some(p) if self.config.profiles.contains_key(p) => p.clone(),
             Some(p) => {
-                return Err(vec![FieldError::new(
-                    "workspace.profile",
-                    format!("names no profile ({p:?})"),
-                )]);
+                return Err(vec![FieldError::new("workspace.profile", format!("names no profile ({p:?})"))]);
             }
             None => department
                 .and_then(|d| self.departments.get(&d.to_lowercase()))
@@ -328,11 +268,7 @@ impl Profiles {
             profile.user_volume_gib = overrides.user_volume_gib;
         }
         errors.extend(profile.validate("workspace", self.config.allow_manual_running_mode));
-        if errors.is_empty() {
-            Ok((name, profile))
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok((name, profile)) } else { Err(errors) }
     }
 }
 
@@ -359,18 +295,8 @@ mod tests {
         assert_eq!(p.resolve(Some("engineering"), &none).unwrap().0, "power");
         assert_eq!(p.resolve(Some("Sales"), &none).unwrap().0, "standard");
         assert_eq!(p.resolve(None, &none).unwrap().0, "standard");
-        let explicit = WorkspaceOverrides {
-            profile: Some("power".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            p.resolve(None, &explicit)
-                .unwrap()
-                .1
-                .compute_type
-                .as_deref(),
-            Some("POWER")
-        );
+        let explicit = WorkspaceOverrides { profile: Some("power".into()), ..Default::default() };
+        assert_eq!(p.resolve(None, &explicit).unwrap().1.compute_type.as_deref(), Some("POWER"));
     }
 
     #[test]
@@ -392,31 +318,17 @@ mod tests {
         }
         c["allow_manual_running_mode"] = true.into();
         c["profiles"]["standard"]["auto_stop_minutes"] = serde_json::Value::Null;
-        assert!(
-            !Profiles::from_json(&c.to_string())
-                .unwrap_err()
-                .to_string()
-                .contains("MANUAL")
-        );
+        assert!(!Profiles::from_json(&c.to_string()).unwrap_err().to_string().contains("MANUAL"));
     }
 
     #[test]
     fn overrides_are_validated() {
         let p = Profiles::from_json(&config().to_string()).unwrap();
-        let bad = WorkspaceOverrides {
-            auto_stop_minutes: Some(45),
-            ..Default::default()
-        };
+        let bad = WorkspaceOverrides { auto_stop_minutes: Some(45), ..Default::default() };
         let errors = p.resolve(None, &bad).unwrap_err();
         assert_eq!(errors[0].field, "workspace.auto_stop_minutes");
-        let always_on = WorkspaceOverrides {
-            running_mode: Some("ALWAYS_ON".into()),
-            ..Default::default()
-        };
+        let always_on = WorkspaceOverrides { running_mode: Some("ALWAYS_ON".into()), ..Default::default() };
         let (_, profile) = p.resolve(None, &always_on).unwrap();
-        assert_eq!(
-            (profile.running_mode, profile.auto_stop_minutes),
-            (RunningMode::AlwaysOn, None)
-        );
+        assert_eq!((profile.running_mode, profile.auto_stop_minutes), (RunningMode::AlwaysOn, None));
     }
 }

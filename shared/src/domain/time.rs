@@ -9,14 +9,13 @@ pub struct Timestamp(i64);
 impl Timestamp {
     /// An RFC 3339 timestamp with a time zone (`2026-11-02T09:00:00Z`, `…+01:00`).
     pub fn parse(s: &str) -> Result<Timestamp, String> {
-        let t = OffsetDateTime::parse(s.trim(), &Rfc3339)
-            .map_err(|_| format!("must be an RFC 3339 timestamp with a time zone, like 2026-11-02T09:00:00Z (got {s:?})"))?;
+        let t = OffsetDateTime::parse(s.trim(), &Rfc3339).map_err(|_| {
+            format!("must be an RFC 3339 timestamp with a time zone, like 2026-11-02T09:00:00Z (got {s:?})")
+        })?;
         let ms = t.unix_timestamp_nanos() / 1_000_000;
         let year = t.year();
         if !(2000..=2200).contains(&year) {
-            return Err(format!(
-                "must be between the years 2000 and 2200 (got {s:?})"
-            ));
+            return Err(format!("must be between the years 2000 and 2200 (got {s:?})"));
         }
         Ok(Timestamp(ms as i64))
     }
@@ -72,10 +71,7 @@ mod tests {
         assert_eq!(b.millis() - a.millis(), 500);
         assert_eq!(a.to_rfc3339(), "2026-11-02T09:00:00.000Z");
         assert!(Timestamp::parse("2026-11-02 09:00").is_err());
-        assert!(
-            Timestamp::parse("2026-11-02T09:00:00").is_err(),
-            "a zone is required"
-        );
+        assert!(Timestamp::parse("2026-11-02T09:00:00").is_err(), "a zone is required");
         assert!(Timestamp::parse("1970-01-01T00:00:00Z").is_err());
     }
 }

@@ -10,10 +10,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            rule: rule.into(),
-        }
+        Self { field: field.into(), rule: rule.into() }
     }
 }
 
@@ -34,11 +31,7 @@ pub struct InvalidEvent {
 
 impl InvalidEvent {
     pub fn single(error: FieldError) -> Self {
-        Self {
-            event_id: None,
-            employee_id: None,
-            errors: vec![error],
-        }
+        Self { event_id: None, employee_id: None, errors: vec![error] }
     }
 }
 

@@ -7,8 +7,7 @@ use crate::domain::messages::WorkspaceRequest;
 use crate::domain::profile::Profiles;
 use crate::domain::time::Timestamp;
 use crate::ports::{
-    Claim, ClaimOutcome, DirectoryError, DirectoryUsers, HistoryEntry, MessageQueue, NewUser,
-    StateStore, StoreError,
+    Claim, ClaimOutcome, DirectoryError, DirectoryUsers, HistoryEntry, MessageQueue, NewUser, StateStore, StoreError,
 };
 use tracing::{info, warn};
 
@@ -18,8 +17,6 @@ pub struct IntakeConfig {
     pub idempotency_ttl_s: i64,
     /// Claim lifetime when the invocation's deadline is unknown.
     pub fallback_claim_ms: i64,
-    /// FIFO source: stop at the first failure, report it and every later record.
-    pub fifo: bool,
 }
 
 pub struct Intake<S, D, Q> {
@@ -51,27 +48,20 @@ enum Failure {
 
 impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
     pub fn rules(&self) -> EventRules {
-        EventRules {
-            username_max_len: self.directory.user_name_max_len(),
-        }
+        EventRules { username_max_len: self.directory.user_name_max_len() }
     }
 
-    /// Processes a batch; on FIFO stops at the first record that must be retried.
-    pub async fn handle_batch(
-        &self,
-        records: &[QueueRecord],
-        deadline_ms: Option<i64>,
-    ) -> BatchOutcome {
+    /// Processes a batch. From a FIFO queue it stops at the first record that must be retried
+    /// and reports it with every later record, so per-employee order holds.
+    pub async fn handle_batch(&self, records: &[QueueRecord], deadline_ms: Option<i64>, fifo: bool) -> BatchOutcome {
         let mut outcome = BatchOutcome::default();
         for (i, record) in records.iter().enumerate() {
             match self.handle(record, deadline_ms).await {
                 RecordResult::Done(_) => {}
                 RecordResult::Retry(reason) => {
                     warn!(message_id = %record.message_id, %reason, "record will be retried");
-                    if self.config.fifo {
-                        outcome
-                            .failed_message_ids
-                            .extend(records[i..].iter().map(|r| r.message_id.clone()));
+                    if fifo {
+                        outcome.failed_message_ids.extend(records[i..].iter().map(|r| r.message_id.clone()));
                         return outcome;
                     }
                     outcome.failed_message_ids.push(record.message_id.clone());
@@ -110,9 +100,7 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
             owner: uuid::Uuid::new_v4().to_string(),
             now_ms: now,
             // An unknown deadline must not leave a claim anyone could take over at once.
-            in_progress_until_ms: deadline_ms
-                .filter(|d| *d > now)
-                .unwrap_or(now + self.config.fallback_claim_ms),
+            in_progress_until_ms: deadline_ms.filter(|d| *d > now).unwrap_or(now + self.config.fallback_claim_ms),
             expires_at_s: now / 1000 + self.config.idempotency_ttl_s,
         };
         match self.store.claim(&claim).await {
@@ -120,22 +108,18 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
             Ok(ClaimOutcome::InProgress) => {
                 return RecordResult::Retry("another invocation is processing this event".into());
             }
-            Ok(ClaimOutcome::Completed {
-                same_payload,
-                outcome,
-                reason,
-            }) => {
+            Ok(ClaimOutcome::Completed { same_payload, outcome, reason }) => {
                 let (result, why) = if same_payload {
                     let before = outcome.map_or("processed", EventOutcome::as_str);
                     (
                         EventOutcome::Skipped,
-                        format!(
-                            "duplicate: event already {before} ({})",
-                            reason.unwrap_or_default()
-                        ),
+                        format!("duplicate: event already {before} ({})", reason.unwrap_or_default()),
                     )
                 } else {
-                    (EventOutcome::Rejected, "event_id reused with different content: conflicts with the event already processed".to_owned())
+                    (
+                        EventOutcome::Rejected,
+                        "event_id reused with different content: conflicts with the event already processed".to_owned(),
+                    )
                 };
                 info!(event_id = %event.event_id, employee_id = %event.employee.employee_id, message_id = %record.message_id, outcome = result.as_str(), reason = %why);
                 return self.record(&event, record, result, &why, now).await;
@@ -144,11 +128,7 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
         }
         match self.apply(&event, record, now).await {
             Ok((outcome, reason)) => {
-                if let Err(e) = self
-                    .store
-                    .complete(&claim.event_id, &claim.owner, outcome, &reason)
-                    .await
-                {
+                if let Err(e) = self.store.complete(&claim.event_id, &claim.owner, outcome, &reason).await {
                     // The effects are in place and idempotent; a redelivery finds them.
                     return RecordResult::Retry(format!("completing the claim: {e}"));
                 }
@@ -192,12 +172,7 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
     }
 
     /// Applies a claimed event. Every step is idempotent so a retry after a crash resumes.
-    async fn apply(
-        &self,
-        event: &HrEvent,
-        record: &QueueRecord,
-        now: i64,
-    ) -> Result<(EventOutcome, String), Failure> {
+    async fn apply(&self, event: &HrEvent, record: &QueueRecord, now: i64) -> Result<(EventOutcome, String), Failure> {
         let employee_id = event.employee.employee_id.as_str();
         let current = self.store.employee(employee_id).await?;
         if let Some(current) = &current
@@ -217,10 +192,9 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
         }
         match event.kind {
             EventKind::Join => self.join(event, record, current, now).await,
-            EventKind::Leave => Ok((
-                EventOutcome::Rejected,
-                "leave events are not handled by this version of the pipeline".into(),
-            )),
+            EventKind::Leave => {
+                Ok((EventOutcome::Rejected, "leave events are not handled by this version of the pipeline".into()))
+            }
         }
     }
 
@@ -257,22 +231,13 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
         let (Some(user_name), Some(given_name), Some(surname), Some(email)) =
             (&emp.username, &emp.given_name, &emp.surname, &emp.email)
         else {
-            return Ok((
-                EventOutcome::Rejected,
-                "a join needs username, given_name, surname and email".into(),
-            ));
+            return Ok((EventOutcome::Rejected, "a join needs username, given_name, surname and email".into()));
         };
-        let (profile_name, profile) = match self
-            .profiles
-            .resolve(emp.department.as_deref(), &event.workspace)
-        {
+        let (profile_name, profile) = match self.profiles.resolve(emp.department.as_deref(), &event.workspace) {
             Ok(p) => p,
             Err(errors) => {
                 let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                return Ok((
-                    EventOutcome::Rejected,
-                    format!("invalid WorkSpace choice: {}", text.join("; ")),
-                ));
+                return Ok((EventOutcome::Rejected, format!("invalid WorkSpace choice: {}", text.join("; "))));
             }
         };
         let version = current.as_ref().map_or(0, |c| c.version);
@@ -303,10 +268,7 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
             given_name: given_name.to_string(),
             surname: surname.to_string(),
             email: email.to_string(),
-            client_token: format!(
-                "hr-{}",
-                event.payload_hash.get(..32).unwrap_or(&event.payload_hash)
-            ),
+            client_token: format!("hr-{}", event.payload_hash.get(..32).unwrap_or(&event.payload_hash)),
         };
         match self.directory.ensure_user(&new_user).await {
             Ok(outcome) => {
@@ -318,32 +280,19 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
                 next.request_event_id = None;
                 next.failure_code = Some(e.code().to_owned());
                 next.failure_message = Some(e.to_string());
-                self.store
-                    .save_employee(&next, current.as_ref().map(|c| c.version))
-                    .await?;
-                return Ok((
-                    EventOutcome::Rejected,
-                    format!("directory user not created: {e}"),
-                ));
+                self.store.save_employee(&next, current.as_ref().map(|c| c.version)).await?;
+                return Ok((EventOutcome::Rejected, format!("directory user not created: {e}")));
             }
         }
-        self.store
-            .save_employee(&next, current.as_ref().map(|c| c.version))
-            .await?;
+        self.store.save_employee(&next, current.as_ref().map(|c| c.version)).await?;
         self.send_request(&next, now).await?;
-        Ok((
-            EventOutcome::Applied,
-            format!("WorkSpace requested with profile {profile_name}"),
-        ))
+        Ok((EventOutcome::Applied, format!("WorkSpace requested with profile {profile_name}")))
     }
 
     async fn send_request(&self, employee: &EmployeeRecord, now: i64) -> Result<(), Failure> {
-        let (Some(event_id), Some(username), Some(profile_name), Some(profile)) = (
-            &employee.request_event_id,
-            &employee.username,
-            &employee.profile_name,
-            &employee.profile,
-        ) else {
+        let (Some(event_id), Some(username), Some(profile_name), Some(profile)) =
+            (&employee.request_event_id, &employee.username, &employee.profile_name, &employee.profile)
+        else {
             return Err(Failure::Store(StoreError::Malformed {
                 key: employee.employee_id.clone(),
                 detail: "requested employee without request, user or profile".into(),
@@ -358,10 +307,7 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
             requested_ms: now,
         };
         let body = serde_json::to_string(&request).map_err(|e| {
-            Failure::Store(StoreError::Malformed {
-                key: employee.employee_id.clone(),
-                detail: e.to_string(),
-            })
+            Failure::Store(StoreError::Malformed { key: employee.employee_id.clone(), detail: e.to_string() })
         })?;
         self.requests.send(&[body]).await?;
         Ok(())

@@ -5,10 +5,7 @@ use super::{BatchOutcome, QueueRecord};
 use crate::domain::employee::{EmployeeRecord, EmployeeState};
 use crate::domain::messages::WorkspaceRequest;
 use crate::domain::time::Timestamp;
-use crate::ports::{
-    CreateItem, CreateResponse, StateStore, StoreError, WorkspaceInfo, WorkspacesApi,
-    WorkspacesError,
-};
+use crate::ports::{CreateItem, CreateResponse, StateStore, StoreError, WorkspaceInfo, WorkspacesApi, WorkspacesError};
 use std::collections::{BTreeMap, HashMap};
 use tracing::{info, warn};
 
@@ -58,11 +55,7 @@ pub fn classify(code: &str) -> Disposition {
 /// Identifies an item across request and response: directory plus user name (not case-sensitive),
 /// or the WorkSpace name for user-decoupled WorkSpaces.
 fn item_key(directory_id: &str, user_name: &str, workspace_name: Option<&str>) -> (String, String) {
-    let who = if user_name == UNDEFINED_USER {
-        workspace_name.unwrap_or(user_name)
-    } else {
-        user_name
-    };
+    let who = if user_name == UNDEFINED_USER { workspace_name.unwrap_or(user_name) } else { user_name };
     (directory_id.to_owned(), who.to_lowercase())
 }
 
@@ -82,34 +75,19 @@ pub enum ItemResult {
 pub fn match_response(items: &[CreateItem], response: &CreateResponse) -> Vec<ItemResult> {
     let mut created: HashMap<(String, String), &WorkspaceInfo> = HashMap::new();
     for ws in &response.pending {
-        created.insert(
-            item_key(
-                &ws.directory_id,
-                &ws.user_name,
-                ws.workspace_name.as_deref(),
-            ),
-            ws,
-        );
+        created.insert(item_key(&ws.directory_id, &ws.user_name, ws.workspace_name.as_deref()), ws);
     }
     let mut failed: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
     for f in &response.failed {
         failed
-            .entry(item_key(
-                &f.directory_id,
-                &f.user_name,
-                f.workspace_name.as_deref(),
-            ))
+            .entry(item_key(&f.directory_id, &f.user_name, f.workspace_name.as_deref()))
             .or_default()
             .push((f.code.clone(), f.message.clone()));
     }
     items
         .iter()
         .map(|item| {
-            let key = item_key(
-                &item.directory_id,
-                &item.user_name,
-                item.workspace_name.as_deref(),
-            );
+            let key = item_key(&item.directory_id, &item.user_name, item.workspace_name.as_deref());
             if let Some(ws) = created.remove(&key) {
                 ItemResult::Created(ws.clone())
             } else if let Some((code, message)) = failed.get_mut(&key).and_then(Vec::pop) {
@@ -135,9 +113,7 @@ impl<S: StateStore, W: WorkspacesApi> Provisioner<S, W> {
             match serde_json::from_str::<WorkspaceRequest>(&record.body) {
                 // A later duplicate of the same employee's request adds nothing.
                 Ok(request) => {
-                    requests
-                        .entry(request.employee_id.clone())
-                        .or_insert((record, request));
+                    requests.entry(request.employee_id.clone()).or_insert((record, request));
                 }
                 Err(e) => {
                     // Not ours to fix: let it reach the DLQ where it is visible.
@@ -148,15 +124,10 @@ impl<S: StateStore, W: WorkspacesApi> Provisioner<S, W> {
         }
         let ids: Vec<String> = requests.keys().cloned().collect();
         let employees = match self.store.employees(&ids).await {
-            Ok(list) => list
-                .into_iter()
-                .map(|e| (e.employee_id.clone(), e))
-                .collect::<HashMap<_, _>>(),
+            Ok(list) => list.into_iter().map(|e| (e.employee_id.clone(), e)).collect::<HashMap<_, _>>(),
             Err(e) => {
                 warn!(error = %e, "reading employees failed; retrying the batch");
-                outcome
-                    .failed_message_ids
-                    .extend(requests.values().map(|(r, _)| r.message_id.clone()));
+                outcome.failed_message_ids.extend(requests.values().map(|(r, _)| r.message_id.clone()));
                 return outcome;
             }
         };
@@ -172,11 +143,7 @@ impl<S: StateStore, W: WorkspacesApi> Provisioner<S, W> {
                 info!(%employee_id, event_id = %request.event_id, state = employee.state.as_str(), "request no longer wanted; dropped");
                 continue;
             }
-            jobs.push(Job {
-                record,
-                request,
-                employee,
-            });
+            jobs.push(Job { record, request, employee });
         }
 
         // A redelivered request may have created its WorkSpace before a crash: look first.
@@ -189,14 +156,12 @@ impl<S: StateStore, W: WorkspacesApi> Provisioner<S, W> {
                     .await
                 {
                     Ok(Some(ws)) => {
-                        self.settle(&job, ItemResult::Created(ws), &mut outcome)
-                            .await;
+                        self.settle(&job, ItemResult::Created(ws), &mut outcome).await;
                         continue;
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        self.settle(&job, ItemResult::NoAnswer(e.to_string()), &mut outcome)
-                            .await;
+                        self.settle(&job, ItemResult::NoAnswer(e.to_string()), &mut outcome).await;
                         continue;
                     }
                 }
@@ -205,8 +170,7 @@ impl<S: StateStore, W: WorkspacesApi> Provisioner<S, W> {
         }
 
         for chunk in to_create.chunks(MAX_PER_CALL) {
-            let items: Vec<CreateItem> =
-                chunk.iter().map(|job| create_item(&job.request)).collect();
+            let items: Vec<CreateItem> = chunk.iter().map(|job| create_item(&job.request)).collect();
             let results = match self.workspaces.create_workspaces(&items).await {
                 Ok(response) => match_response(&items, &response),
                 Err(e) if e.is_retryable() => {
@@ -214,9 +178,7 @@ impl<S: StateStore, W: WorkspacesApi> Provisioner<S, W> {
                 }
                 Err(e) => {
                     let (code, message) = match &e {
-                        WorkspacesError::Service { code, message, .. } => {
-                            (code.clone(), message.clone())
-                        }
+                        WorkspacesError::Service { code, message, .. } => (code.clone(), message.clone()),
                         WorkspacesError::Throttled(m) => ("ThrottlingException".into(), m.clone()),
                     };
                     vec![ItemResult::Failed { code, message }; items.len()]
@@ -239,38 +201,25 @@ impl<S: StateStore, W: WorkspacesApi> Provisioner<S, W> {
                 Disposition::Adopt => {
                     match self
                         .workspaces
-                        .find_user_workspace(
-                            &job.request.profile.directory_id,
-                            &job.request.username,
-                        )
+                        .find_user_workspace(&job.request.profile.directory_id, &job.request.username)
                         .await
                     {
                         Ok(Some(ws)) => ItemResult::Created(ws),
                         // Not visible yet (new ids lag): look again on the next delivery.
-                        Ok(None) => {
-                            ItemResult::NoAnswer(format!("{code} but no WorkSpace listed yet"))
-                        }
+                        Ok(None) => ItemResult::NoAnswer(format!("{code} but no WorkSpace listed yet")),
                         Err(e) => ItemResult::NoAnswer(e.to_string()),
                     }
                 }
-                Disposition::Retry if attempts_left => {
-                    ItemResult::NoAnswer(format!("{code}: {message}"))
-                }
+                Disposition::Retry if attempts_left => ItemResult::NoAnswer(format!("{code}: {message}")),
                 Disposition::Retry => ItemResult::Failed {
                     code,
-                    message: format!(
-                        "{message} (gave up after {} attempts)",
-                        job.record.receive_count
-                    ),
+                    message: format!("{message} (gave up after {} attempts)", job.record.receive_count),
                 },
                 Disposition::Permanent => ItemResult::Failed { code, message },
             },
             ItemResult::NoAnswer(why) if !attempts_left => ItemResult::Failed {
                 code: "RetriesExhausted".into(),
-                message: format!(
-                    "{why} (gave up after {} attempts)",
-                    job.record.receive_count
-                ),
+                message: format!("{why} (gave up after {} attempts)", job.record.receive_count),
             },
             other => other,
         };
@@ -287,11 +236,7 @@ impl<S: StateStore, W: WorkspacesApi> Provisioner<S, W> {
             }
             ItemResult::Created(ws) => {
                 info!(%employee_id, workspace_id = %ws.workspace_id, state = %ws.state, "WorkSpace created");
-                next.state = if ws.state == "AVAILABLE" {
-                    EmployeeState::Active
-                } else {
-                    EmployeeState::Pending
-                };
+                next.state = if ws.state == "AVAILABLE" { EmployeeState::Active } else { EmployeeState::Pending };
                 next.workspace_id = Some(ws.workspace_id);
             }
             ItemResult::Failed { code, message } => {
@@ -301,11 +246,7 @@ impl<S: StateStore, W: WorkspacesApi> Provisioner<S, W> {
                 next.failure_message = Some(message);
             }
         }
-        match self
-            .store
-            .save_employee(&next, Some(job.employee.version))
-            .await
-        {
+        match self.store.save_employee(&next, Some(job.employee.version)).await {
             Ok(()) => {}
             Err(StoreError::Conflict(key)) => {
                 // Changed meanwhile (another delivery, or a later event): decide again on redelivery.
@@ -324,11 +265,7 @@ fn create_item(request: &WorkspaceRequest) -> CreateItem {
     let decoupled = request.profile.user_decoupled;
     CreateItem {
         directory_id: request.profile.directory_id.clone(),
-        user_name: if decoupled {
-            UNDEFINED_USER.to_owned()
-        } else {
-            request.username.clone()
-        },
+        user_name: if decoupled { UNDEFINED_USER.to_owned() } else { request.username.clone() },
         workspace_name: decoupled.then(|| request.username.clone()),
         profile: request.profile.clone(),
     }
@@ -340,16 +277,10 @@ mod tests {
     use crate::ports::FailedCreate;
 
     fn item(user: &str) -> CreateItem {
-        let profile = serde_json::from_value(
-            serde_json::json!({ "directory_id": "d-1234567890", "bundle_id": "wsb-12345678" }),
-        )
-        .unwrap();
-        CreateItem {
-            directory_id: "d-1234567890".into(),
-            user_name: user.into(),
-            workspace_name: None,
-            profile,
-        }
+        let profile =
+            serde_json::from_value(serde_json::json!({ "directory_id": "d-1234567890", "bundle_id": "wsb-12345678" }))
+                .unwrap();
+        CreateItem { directory_id: "d-1234567890".into(), user_name: user.into(), workspace_name: None, profile }
     }
 
     fn ws(user: &str, id: &str) -> WorkspaceInfo {
@@ -379,13 +310,7 @@ mod tests {
         };
         let results = match_response(&items, &response);
         assert!(matches!(&results[0], ItemResult::Created(w) if w.workspace_id == "ws-1"));
-        assert_eq!(
-            results[1],
-            ItemResult::Failed {
-                code: "ResourceNotFound.User".into(),
-                message: "no bob".into()
-            }
-        );
+        assert_eq!(results[1], ItemResult::Failed { code: "ResourceNotFound.User".into(), message: "no bob".into() });
         assert!(matches!(&results[2], ItemResult::Created(w) if w.workspace_id == "ws-3"));
         let missing = match_response(&[item("dave")], &response);
         assert!(matches!(missing[0], ItemResult::NoAnswer(_)));
@@ -395,14 +320,8 @@ mod tests {
     fn error_codes_are_classified() {
         assert_eq!(classify("ResourceExists.WorkSpace"), Disposition::Adopt);
         assert_eq!(classify("ResourceNotFound.User"), Disposition::Permanent);
-        assert_eq!(
-            classify("ResourceNotFound.Directory"),
-            Disposition::Permanent
-        );
-        assert_eq!(
-            classify("AutoStopTimeoutIsNotApplicableForAnAlwaysOnWorkspace"),
-            Disposition::Permanent
-        );
+        assert_eq!(classify("ResourceNotFound.Directory"), Disposition::Permanent);
+        assert_eq!(classify("AutoStopTimeoutIsNotApplicableForAnAlwaysOnWorkspace"), Disposition::Permanent);
         assert_eq!(classify("ResourceLimitExceeded"), Disposition::Retry);
         assert_eq!(classify("SomethingNew.Unheard"), Disposition::Retry);
     }

@@ -46,10 +46,7 @@ impl<S: StateStore, W: WorkspacesApi> Reconciler<S, W> {
             .filter(|e| e.state == EmployeeState::Pending && e.workspace_id.is_some())
             .collect();
         report.checked = employees.len();
-        let ws_ids: Vec<String> = employees
-            .iter()
-            .filter_map(|e| e.workspace_id.clone())
-            .collect();
+        let ws_ids: Vec<String> = employees.iter().filter_map(|e| e.workspace_id.clone()).collect();
         let mut seen: HashMap<String, WorkspaceInfo> = HashMap::new();
         for chunk in ws_ids.chunks(IDS_PER_CALL) {
             report.describe_calls += 1;
@@ -72,8 +69,7 @@ impl<S: StateStore, W: WorkspacesApi> Reconciler<S, W> {
                 }
                 "ERROR" => {
                     next.state = EmployeeState::Failed;
-                    next.failure_code =
-                        Some(ws.error_code.clone().unwrap_or_else(|| "ERROR".into()));
+                    next.failure_code = Some(ws.error_code.clone().unwrap_or_else(|| "ERROR".into()));
                     next.failure_message = Some(ws.error_message.clone().unwrap_or_default());
                     report.failed += 1;
                 }
@@ -85,11 +81,7 @@ impl<S: StateStore, W: WorkspacesApi> Reconciler<S, W> {
             next.version += 1;
             next.state_since_ms = now;
             next.updated_ms = now;
-            match self
-                .store
-                .save_employee(&next, Some(employee.version))
-                .await
-            {
+            match self.store.save_employee(&next, Some(employee.version)).await {
                 Ok(()) => {
                     info!(employee_id = %next.employee_id, workspace_id = %ws.workspace_id, state = next.state.as_str(), error_code = ?next.failure_code, "WorkSpace confirmed")
                 }

@@ -13,19 +13,11 @@ async fn main() -> Result<(), Error> {
     let table = std::env::var("TABLE_NAME")?;
     let config = aws_config::load_from_env().await;
     let db = aws_sdk_dynamodb::Client::new(&config);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        handle(&db, &table, event.payload)
-    }))
-    .await
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| handle(&db, &table, event.payload))).await
 }
 
 /// Adds one delivery of `id` and returns the count so far.
-async fn count(
-    db: &aws_sdk_dynamodb::Client,
-    table: &str,
-    id: &str,
-    group: Option<&str>,
-) -> Result<i64, Error> {
+async fn count(db: &aws_sdk_dynamodb::Client, table: &str, id: &str, group: Option<&str>) -> Result<i64, Error> {
     let mut update = db
         .update_item()
         .table_name(table)
@@ -41,15 +33,10 @@ async fn count(
             .table_name(table)
             .key("pk", AttributeValue::S(format!("probe-group#{group}")))
             .key("sk", AttributeValue::S("probe".into()))
-            .update_expression(
-                "SET seen = list_append(if_not_exists(seen, :empty), :id) ADD deliveries :one",
-            )
+            .update_expression("SET seen = list_append(if_not_exists(seen, :empty), :id) ADD deliveries :one")
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .expression_attribute_values(":empty", AttributeValue::L(vec![]))
-            .expression_attribute_values(
-                ":id",
-                AttributeValue::L(vec![AttributeValue::S(id.into())]),
-            )
+            .expression_attribute_values(":id", AttributeValue::L(vec![AttributeValue::S(id.into())]))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew);
         update.send().await?;
         return Ok(0);
@@ -83,12 +70,7 @@ async fn handle(db: &aws_sdk_dynamodb::Client, table: &str, event: Value) -> Res
                 failure.item_identifier = message_id;
                 response.batch_item_failures.push(failure);
             }
-            "sleep" => {
-                tokio::time::sleep(std::time::Duration::from_millis(
-                    body["ms"].as_u64().unwrap_or(0),
-                ))
-                .await
-            }
+            "sleep" => tokio::time::sleep(std::time::Duration::from_millis(body["ms"].as_u64().unwrap_or(0))).await,
             "crash_first" if deliveries == 1 => std::process::exit(3),
             "bad_identifier" => {
                 let mut failure = BatchItemFailure::default();

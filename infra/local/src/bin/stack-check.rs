@@ -22,37 +22,20 @@ async fn main() -> anyhow::Result<()> {
     let http = reqwest::Client::new();
 
     let runner = var("AWS_ENDPOINT_URL_LAMBDA")?;
-    let health: Value = http
-        .get(format!("{runner}/_runner/health"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let health: Value = http.get(format!("{runner}/_runner/health")).send().await?.json().await?;
     println!("runner      {runner}  health={health}");
 
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let mut queues: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k.ends_with("_QUEUE_URL") || k.ends_with("_DLQ_URL"))
-        .collect();
+    let mut queues: Vec<(String, String)> =
+        std::env::vars().filter(|(k, _)| k.ends_with("_QUEUE_URL") || k.ends_with("_DLQ_URL")).collect();
     queues.sort();
     for (name, url) in &queues {
-        sqs.get_queue_attributes()
-            .queue_url(url)
-            .send()
-            .await
-            .with_context(|| format!("queue {name}"))?;
+        sqs.get_queue_attributes().queue_url(url).send().await.with_context(|| format!("queue {name}"))?;
         println!("queue       {name:<34} ok");
     }
     let table = var("TABLE_NAME")?;
-    let described = aws_sdk_dynamodb::Client::new(&sdk)
-        .describe_table()
-        .table_name(&table)
-        .send()
-        .await?;
-    let status = described
-        .table()
-        .and_then(|t| t.table_status())
-        .map(|s| s.as_str().to_owned());
+    let described = aws_sdk_dynamodb::Client::new(&sdk).describe_table().table_name(&table).send().await?;
+    let status = described.table().and_then(|t| t.table_status()).map(|s| s.as_str().to_owned());
     println!("table       {table:<34} {}", status.unwrap_or_default());
 
     let ws = aws_sdk_workspaces::Client::new(&sdk);
@@ -66,12 +49,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let bundles = ws.describe_workspace_bundles().send().await?;
-    let bundle = bundles
-        .bundles()
-        .first()
-        .and_then(|b| b.bundle_id())
-        .context("no bundle seeded")?
-        .to_owned();
+    let bundle = bundles.bundles().first().and_then(|b| b.bundle_id()).context("no bundle seeded")?.to_owned();
     let connector = dirs
         .directories()
         .iter()
@@ -82,25 +60,12 @@ async fn main() -> anyhow::Result<()> {
 
     // One WorkSpace through its whole lifecycle, for a user that already exists.
     let user = "alee";
-    let request = WorkspaceRequest::builder()
-        .directory_id(&connector)
-        .user_name(user)
-        .bundle_id(&bundle)
-        .build()?;
+    let request = WorkspaceRequest::builder().directory_id(&connector).user_name(user).bundle_id(&bundle).build()?;
     let created = ws.create_workspaces().workspaces(request).send().await?;
     if let Some(failed) = created.failed_requests().first() {
-        bail!(
-            "CreateWorkspaces failed for {user}: {:?} {:?}",
-            failed.error_code(),
-            failed.error_message()
-        );
+        bail!("CreateWorkspaces failed for {user}: {:?} {:?}", failed.error_code(), failed.error_message());
     }
-    let id = created
-        .pending_requests()
-        .first()
-        .and_then(|w| w.workspace_id())
-        .context("no WorkSpace id")?
-        .to_owned();
+    let id = created.pending_requests().first().and_then(|w| w.workspace_id()).context("no WorkSpace id")?.to_owned();
     println!("workspace   {id} created for {user}");
     watch(&ws, &id, |s| s == Some(&WorkspaceState::Available)).await?;
     let terminated = ws
@@ -114,29 +79,14 @@ async fn main() -> anyhow::Result<()> {
     watch(&ws, &id, |s| s.is_none()).await?;
 
     let sim = var("SIM_URL")?;
-    let calls: Value = http
-        .get(format!("{sim}/_sim/calls"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let calls: Value = http.get(format!("{sim}/_sim/calls")).send().await?.json().await?;
     println!("\nWorkSpaces API calls (simulator counters)");
-    println!(
-        "{:<44} {:>6} {:>10} {:>6}",
-        "operation", "calls", "throttled", "items"
-    );
+    println!("{:<44} {:>6} {:>10} {:>6}", "operation", "calls", "throttled", "items");
     if let Value::Object(ops) = calls {
         for (op, s) in ops.iter().filter(|(op, _)| op.starts_with("WorkSpaces.")) {
-            let items: u64 = s["items"]
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_u64).sum())
-                .unwrap_or(0);
+            let items: u64 = s["items"].as_array().map(|a| a.iter().filter_map(Value::as_u64).sum()).unwrap_or(0);
             let count = |k: &str| s[k].as_u64().unwrap_or(0);
-            println!(
-                "{op:<44} {:>6} {:>10} {items:>6}",
-                count("calls"),
-                count("throttled")
-            );
+            println!("{op:<44} {:>6} {:>10} {items:>6}", count("calls"), count("throttled"));
         }
     }
     println!("\nsmoke check passed");
@@ -156,10 +106,7 @@ async fn watch(
         let state = out.workspaces().first().and_then(|w| w.state().cloned());
         if last.as_ref() != Some(&state) {
             let shown = state.as_ref().map_or("(not listed)", |s| s.as_str());
-            println!(
-                "workspace   {id} {shown:<14} at {:>5.1} s",
-                start.elapsed().as_secs_f64()
-            );
+            println!("workspace   {id} {shown:<14} at {:>5.1} s", start.elapsed().as_secs_f64());
             last = Some(state.clone());
         }
         if done(state.as_ref()) {

@@ -18,10 +18,7 @@ pub fn router() -> Router<Simulator> {
         .route("/health", get(health))
         .route("/seed", post(seed))
         .route("/config", get(get_config).patch(patch_config))
-        .route(
-            "/faults",
-            get(list_faults).post(add_fault).delete(clear_faults),
-        )
+        .route("/faults", get(list_faults).post(add_fault).delete(clear_faults))
         .route("/calls", get(calls).delete(clear_calls))
         .route("/state", get(state))
         .route("/reset", post(reset))
@@ -29,18 +26,12 @@ pub fn router() -> Router<Simulator> {
 }
 
 fn bad(message: impl Into<String>) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({ "error": message.into() })),
-    )
-        .into_response()
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": message.into() }))).into_response()
 }
 
 async fn health(State(sim): State<Simulator>) -> Json<Value> {
     let inner = sim.lock();
-    Json(
-        json!({ "ok": true, "sim_time_ms": inner.clock.now_ms(), "time_factor": inner.clock.factor() }),
-    )
+    Json(json!({ "ok": true, "sim_time_ms": inner.clock.now_ms(), "time_factor": inner.clock.factor() }))
 }
 
 async fn seed(State(sim): State<Simulator>, Json(seed): Json<Seed>) -> Response {
@@ -135,11 +126,7 @@ async fn set_workspace_state(
     let mut inner = sim.lock();
     let now = inner.clock.now_ms();
     let Some(ws) = inner.world.workspace_by_id_mut(&id) else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": format!("no WorkSpace {id}") })),
-        )
-            .into_response();
+        return (StatusCode::NOT_FOUND, Json(json!({ "error": format!("no WorkSpace {id}") }))).into_response();
     };
     match (ws.state(now), body.state) {
         (Some(WsState::Available | WsState::Suspended), WsState::Suspended) => ws.suspended = true,

@@ -14,17 +14,9 @@ const SVC: Service = Service::DirectoryService;
 
 pub async fn dispatch(sim: &Simulator, op: &str, body: Value) -> Response {
     match op {
-        "ResetUserPassword" => {
-            sim.call(Protocol::AwsJson, SVC, op, |inner, _| {
-                reset_user_password(inner, &body)
-            })
-            .await
-        }
-        _ => ApiError::bad_request(
-            "UnknownOperationException",
-            format!("Directory Service has no simulated {op}"),
-        )
-        .render(Protocol::AwsJson),
+        "ResetUserPassword" => sim.call(Protocol::AwsJson, SVC, op, |inner, _| reset_user_password(inner, &body)).await,
+        _ => ApiError::bad_request("UnknownOperationException", format!("Directory Service has no simulated {op}"))
+            .render(Protocol::AwsJson),
     }
 }
 
@@ -35,31 +27,18 @@ fn reset_user_password(inner: &mut Inner, body: &Value) -> OpResult {
     // Never logged, never kept: only its complexity is checked.
     let password = f.str_len("NewPassword", 1, 127)?;
     inner.record_items(SVC, "ResetUserPassword", 1);
-    let directory = inner
-        .world
-        .directories
-        .get_mut(directory_id)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "EntityDoesNotExistException",
-                format!("Directory {directory_id} does not exist."),
-            )
-        })?;
+    let directory = inner.world.directories.get_mut(directory_id).ok_or_else(|| {
+        ApiError::bad_request("EntityDoesNotExistException", format!("Directory {directory_id} does not exist."))
+    })?;
     if directory.kind == DirectoryKind::AdConnector {
         return Err(ApiError::bad_request(
             "UnsupportedOperationException",
             "ResetUserPassword is not supported for AD Connector directories.",
         ));
     }
-    let user = directory
-        .users
-        .get_mut(&user_name.to_lowercase())
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "UserDoesNotExistException",
-                format!("User {user_name} does not exist."),
-            )
-        })?;
+    let user = directory.users.get_mut(&user_name.to_lowercase()).ok_or_else(|| {
+        ApiError::bad_request("UserDoesNotExistException", format!("User {user_name} does not exist."))
+    })?;
     if !meets_ad_complexity(password) {
         return Err(ApiError::bad_request(
             "InvalidPasswordException",

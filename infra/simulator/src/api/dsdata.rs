@@ -35,7 +35,10 @@ async fn handle(
     };
     sim.call(Protocol::RestJson, SVC, op, |inner, now| {
         let directory_id = query.directory_id.as_deref().ok_or_else(|| {
-            validation("Value null at 'directoryId' failed to satisfy constraint: Member must not be null", "MISSING_ATTRIBUTE")
+            validation(
+                "Value null at 'directoryId' failed to satisfy constraint: Member must not be null",
+                "MISSING_ATTRIBUTE",
+            )
         })?;
         if !ids::is_directory_id(directory_id) {
             return Err(validation(
@@ -49,27 +52,15 @@ async fn handle(
     .await
 }
 
-pub async fn create_user(
-    State(sim): State<Simulator>,
-    Query(q): Query<DirectoryQuery>,
-    body: Bytes,
-) -> Response {
+pub async fn create_user(State(sim): State<Simulator>, Query(q): Query<DirectoryQuery>, body: Bytes) -> Response {
     handle(sim, "CreateUser", q, body, create).await
 }
 
-pub async fn describe_user(
-    State(sim): State<Simulator>,
-    Query(q): Query<DirectoryQuery>,
-    body: Bytes,
-) -> Response {
+pub async fn describe_user(State(sim): State<Simulator>, Query(q): Query<DirectoryQuery>, body: Bytes) -> Response {
     handle(sim, "DescribeUser", q, body, describe).await
 }
 
-pub async fn disable_user(
-    State(sim): State<Simulator>,
-    Query(q): Query<DirectoryQuery>,
-    body: Bytes,
-) -> Response {
+pub async fn disable_user(State(sim): State<Simulator>, Query(q): Query<DirectoryQuery>, body: Bytes) -> Response {
     handle(sim, "DisableUser", q, body, disable).await
 }
 
@@ -83,13 +74,9 @@ fn not_found(message: String) -> ApiError {
 
 /// `^[\w\-.]+$`, 1–20 characters: the sAMAccountName rules DS Data enforces.
 fn check_sam(f: &Fields) -> Result<String, ApiError> {
-    let sam = f
-        .str("SAMAccountName")
-        .map_err(|e| validation(&e.message, "MISSING_ATTRIBUTE"))?;
+    let sam = f.str("SAMAccountName").map_err(|e| validation(&e.message, "MISSING_ATTRIBUTE"))?;
     let len = sam.chars().count();
-    let chars_ok = sam
-        .chars()
-        .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.');
+    let chars_ok = sam.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.');
     if !(1..=20).contains(&len) || !chars_ok {
         return Err(validation(
             &format!("SAMAccountName {sam:?} must be 1-20 characters matching ^[\\w\\-.]+$"),
@@ -138,11 +125,7 @@ fn create(inner: &mut Inner, now: f64, directory_id: &str, body: &Value) -> OpRe
                     "The ClientToken was already used with different parameters.",
                 ));
             }
-            let sid = inner
-                .world
-                .user(directory_id, earlier_sam)
-                .map(|u| u.id.clone())
-                .unwrap_or_default();
+            let sid = inner.world.user(directory_id, earlier_sam).map(|u| u.id.clone()).unwrap_or_default();
             return Ok((
                 StatusCode::OK,
                 json!({ "DirectoryId": directory_id, "SAMAccountName": earlier_sam, "SID": sid }),
@@ -171,31 +154,18 @@ fn create(inner: &mut Inner, now: f64, directory_id: &str, body: &Value) -> OpRe
     let sid = user.id.clone();
     directory.users.insert(key, user);
     if let Some(token) = token {
-        inner.world.client_tokens.insert(
-            (directory_id.to_owned(), token),
-            (sam.clone(), fingerprint, now),
-        );
+        inner.world.client_tokens.insert((directory_id.to_owned(), token), (sam.clone(), fingerprint, now));
     }
-    Ok((
-        StatusCode::OK,
-        json!({ "DirectoryId": directory_id, "SAMAccountName": sam, "SID": sid }),
-    ))
+    Ok((StatusCode::OK, json!({ "DirectoryId": directory_id, "SAMAccountName": sam, "SID": sid })))
 }
 
 fn describe(inner: &mut Inner, _now: f64, directory_id: &str, body: &Value) -> OpResult {
     let sam = check_sam(&Fields::new(body, ""))?;
     let directory = managed_directory(inner, directory_id)?;
     let realm = directory.name.to_uppercase();
-    let dn_base = directory
-        .name
-        .split('.')
-        .map(|p| format!("DC={p}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let user = directory
-        .users
-        .get(&sam.to_lowercase())
-        .ok_or_else(|| not_found(format!("User {sam} was not found.")))?;
+    let dn_base = directory.name.split('.').map(|p| format!("DC={p}")).collect::<Vec<_>>().join(",");
+    let user =
+        directory.users.get(&sam.to_lowercase()).ok_or_else(|| not_found(format!("User {sam} was not found.")))?;
     let mut out = json!({
         "DirectoryId": directory_id,
         "SAMAccountName": user.username,
@@ -205,11 +175,7 @@ fn describe(inner: &mut Inner, _now: f64, directory_id: &str, body: &Value) -> O
         "UserPrincipalName": format!("{}@{}", user.username, realm),
         "DistinguishedName": format!("CN={},OU=Users,{dn_base}", user.username),
     });
-    for (key, value) in [
-        ("GivenName", &user.given_name),
-        ("Surname", &user.surname),
-        ("EmailAddress", &user.email),
-    ] {
+    for (key, value) in [("GivenName", &user.given_name), ("Surname", &user.surname), ("EmailAddress", &user.email)] {
         if let Some(v) = value {
             out[key] = json!(v);
         }
@@ -220,10 +186,8 @@ fn describe(inner: &mut Inner, _now: f64, directory_id: &str, body: &Value) -> O
 fn disable(inner: &mut Inner, _now: f64, directory_id: &str, body: &Value) -> OpResult {
     let sam = check_sam(&Fields::new(body, ""))?;
     let directory = managed_directory(inner, directory_id)?;
-    let user = directory
-        .users
-        .get_mut(&sam.to_lowercase())
-        .ok_or_else(|| not_found(format!("User {sam} was not found.")))?;
+    let user =
+        directory.users.get_mut(&sam.to_lowercase()).ok_or_else(|| not_found(format!("User {sam} was not found.")))?;
     user.enabled = false;
     Ok((StatusCode::OK, json!({})))
 }

@@ -20,10 +20,7 @@ use serde_json::Value;
 pub fn router(sim: Simulator) -> Router {
     Router::new()
         .route("/", post(json_rpc))
-        .route(
-            "/api/v1/users",
-            post(workdocs::create_user).get(workdocs::describe_users),
-        )
+        .route("/api/v1/users", post(workdocs::create_user).get(workdocs::describe_users))
         .route("/Users/CreateUser", post(dsdata::create_user))
         .route("/Users/DescribeUser", post(dsdata::describe_user))
         .route("/Users/DisableUser", post(dsdata::disable_user))
@@ -33,19 +30,12 @@ pub fn router(sim: Simulator) -> Router {
 }
 
 async fn not_found() -> Response {
-    ApiError::new(
-        axum::http::StatusCode::NOT_FOUND,
-        "UnknownOperationException",
-        "no such route",
-    )
-    .render(Protocol::RestJson)
+    ApiError::new(axum::http::StatusCode::NOT_FOUND, "UnknownOperationException", "no such route")
+        .render(Protocol::RestJson)
 }
 
 async fn json_rpc(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let body = match parse_body(&body) {
         Ok(v) => v,
         Err(e) => return e.render(Protocol::AwsJson),
@@ -55,11 +45,8 @@ async fn json_rpc(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes)
     } else if let Some(op) = target.strip_prefix("DirectoryService_20150416.") {
         directory::dispatch(&sim, op, body).await
     } else {
-        ApiError::bad_request(
-            "UnknownOperationException",
-            format!("unknown target {target:?}"),
-        )
-        .render(Protocol::AwsJson)
+        ApiError::bad_request("UnknownOperationException", format!("unknown target {target:?}"))
+            .render(Protocol::AwsJson)
     }
 }
 
@@ -70,14 +57,8 @@ pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(ApiError::bad_request(
-            "SerializationException",
-            "body must be a JSON object",
-        )),
-        Err(e) => Err(ApiError::bad_request(
-            "SerializationException",
-            format!("invalid JSON: {e}"),
-        )),
+        Ok(_) => Err(ApiError::bad_request("SerializationException", "body must be a JSON object")),
+        Err(e) => Err(ApiError::bad_request("SerializationException", format!("invalid JSON: {e}"))),
     }
 }
 
@@ -90,10 +71,7 @@ pub struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     pub fn new(body: &'a Value, path: impl Into<String>) -> Self {
-        Self {
-            body,
-            path: path.into(),
-        }
+        Self { body, path: path.into() }
     }
 
     fn name(&self, member: &str) -> String {
@@ -117,9 +95,7 @@ impl<'a> Fields<'a> {
     }
 
     pub fn str(&self, member: &str) -> Result<&'a str, ApiError> {
-        self.opt_str(member)?.ok_or_else(|| {
-            ApiError::validation(&self.name(member), "null", "Member must not be null")
-        })
+        self.opt_str(member)?.ok_or_else(|| ApiError::validation(&self.name(member), "null", "Member must not be null"))
     }
 
     /// A required string whose length is within `min..=max`.
@@ -148,13 +124,7 @@ impl<'a> Fields<'a> {
         Ok(())
     }
 
-    pub fn check_pattern(
-        &self,
-        member: &str,
-        s: &str,
-        ok: bool,
-        pattern: &str,
-    ) -> Result<(), ApiError> {
+    pub fn check_pattern(&self, member: &str, s: &str, ok: bool, pattern: &str) -> Result<(), ApiError> {
         if ok {
             Ok(())
         } else {
@@ -167,12 +137,7 @@ impl<'a> Fields<'a> {
     }
 
     /// An optional list whose length, when present, is within `min..=max`.
-    pub fn opt_list(
-        &self,
-        member: &str,
-        min: usize,
-        max: usize,
-    ) -> Result<Option<&'a Vec<Value>>, ApiError> {
+    pub fn opt_list(&self, member: &str, min: usize, max: usize) -> Result<Option<&'a Vec<Value>>, ApiError> {
         let list = match self.body.get(member) {
             None | Some(Value::Null) => return Ok(None),
             Some(Value::Array(a)) => a,
@@ -202,9 +167,8 @@ impl<'a> Fields<'a> {
     }
 
     pub fn list(&self, member: &str, min: usize, max: usize) -> Result<&'a Vec<Value>, ApiError> {
-        self.opt_list(member, min, max)?.ok_or_else(|| {
-            ApiError::validation(&self.name(member), "null", "Member must not be null")
-        })
+        self.opt_list(member, min, max)?
+            .ok_or_else(|| ApiError::validation(&self.name(member), "null", "Member must not be null"))
     }
 
     pub fn opt_i64(&self, member: &str) -> Result<Option<i64>, ApiError> {
@@ -238,10 +202,7 @@ impl<'a> Fields<'a> {
             Err(ApiError::validation(
                 &self.name(member),
                 value,
-                &format!(
-                    "Member must satisfy enum value set: [{}]",
-                    allowed.join(", ")
-                ),
+                &format!("Member must satisfy enum value set: [{}]", allowed.join(", ")),
             ))
         }
     }
@@ -258,11 +219,6 @@ pub fn parse_token(token: Option<&str>) -> Result<usize, ApiError> {
         Some(t) => t
             .strip_prefix("sim-")
             .and_then(|n| n.parse().ok())
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "InvalidParameterValuesException",
-                    "The NextToken is not valid.",
-                )
-            }),
+            .ok_or_else(|| ApiError::bad_request("InvalidParameterValuesException", "The NextToken is not valid.")),
     }
 }

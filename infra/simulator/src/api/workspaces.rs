@@ -21,17 +21,11 @@ pub async fn dispatch(sim: &Simulator, op: &str, body: Value) -> Response {
         "DescribeWorkspaceDirectories" => describe_directories,
         "DescribeWorkspaceBundles" => describe_bundles,
         _ => {
-            return ApiError::bad_request(
-                "UnknownOperationException",
-                format!("WorkSpaces has no simulated {op}"),
-            )
-            .render(Protocol::AwsJson);
+            return ApiError::bad_request("UnknownOperationException", format!("WorkSpaces has no simulated {op}"))
+                .render(Protocol::AwsJson);
         }
     };
-    sim.call(Protocol::AwsJson, SVC, op, |inner, now| {
-        run(inner, now, &body)
-    })
-    .await
+    sim.call(Protocol::AwsJson, SVC, op, |inner, now| run(inner, now, &body)).await
 }
 
 /// A per-item failure of CreateWorkspaces: error code and message.
@@ -44,10 +38,7 @@ fn fail(code: &str, message: impl Into<String>) -> ItemFailure {
 fn create_workspaces(inner: &mut Inner, now: f64, body: &Value) -> OpResult {
     let requests = Fields::new(body, "").list("Workspaces", 1, 25)?;
     for (i, request) in requests.iter().enumerate() {
-        validate_request(&Fields::new(
-            request,
-            format!("workspaces.{}.member.", i + 1),
-        ))?;
+        validate_request(&Fields::new(request, format!("workspaces.{}.member.", i + 1)))?;
     }
     inner.record_items(SVC, "CreateWorkspaces", requests.len());
     let quota = inner.config.max_workspaces;
@@ -67,29 +58,16 @@ fn create_workspaces(inner: &mut Inner, now: f64, body: &Value) -> OpResult {
             })),
         }
     }
-    Ok((
-        StatusCode::OK,
-        json!({ "FailedRequests": failed, "PendingRequests": pending }),
-    ))
+    Ok((StatusCode::OK, json!({ "FailedRequests": failed, "PendingRequests": pending })))
 }
 
 /// What the service validates before the operation runs: a violation fails the whole call.
 fn validate_request(f: &Fields) -> Result<(), ApiError> {
     let directory = f.str("DirectoryId")?;
-    f.check_pattern(
-        "DirectoryId",
-        directory,
-        ids::is_directory_id(directory),
-        "^d-[0-9a-f]{8,63}$",
-    )?;
+    f.check_pattern("DirectoryId", directory, ids::is_directory_id(directory), "^d-[0-9a-f]{8,63}$")?;
     f.str_len("UserName", 1, 63)?;
     let bundle = f.str("BundleId")?;
-    f.check_pattern(
-        "BundleId",
-        bundle,
-        ids::is_bundle_id(bundle),
-        "^wsb-[0-9a-z]{8,63}$",
-    )?;
+    f.check_pattern("BundleId", bundle, ids::is_bundle_id(bundle), "^wsb-[0-9a-z]{8,63}$")?;
     if let Some(name) = f.opt_str("WorkspaceName")? {
         f.check_len("WorkspaceName", name, 1, 64)?;
     }
@@ -111,42 +89,23 @@ fn validate_request(f: &Fields) -> Result<(), ApiError> {
 }
 
 fn create_one(inner: &mut Inner, now: f64, request: &Value) -> Result<Workspace, ItemFailure> {
-    let s = |k: &str| {
-        request
-            .get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let s = |k: &str| request.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
     let (directory_id, user_name, bundle_id) = (s("DirectoryId"), s("UserName"), s("BundleId"));
     let user_lower = user_name.to_lowercase();
     let world = &inner.world;
-    if !world
-        .directories
-        .get(&directory_id)
-        .is_some_and(|d| d.registered)
-    {
+    if !world.directories.get(&directory_id).is_some_and(|d| d.registered) {
         return Err(fail(
             "ResourceNotFound.Directory",
-            format!(
-                "The directory {directory_id} could not be found or is not registered with WorkSpaces."
-            ),
+            format!("The directory {directory_id} could not be found or is not registered with WorkSpaces."),
         ));
     }
     if !world.bundles.contains_key(&bundle_id) {
-        return Err(fail(
-            "ResourceNotFound.Bundle",
-            format!("The bundle {bundle_id} could not be found."),
-        ));
+        return Err(fail("ResourceNotFound.Bundle", format!("The bundle {bundle_id} could not be found.")));
     }
     check_properties(request)?;
     let decoupled = user_name == "[UNDEFINED]";
     if decoupled {
-        if request
-            .get("WorkspaceName")
-            .and_then(Value::as_str)
-            .is_none()
-        {
+        if request.get("WorkspaceName").and_then(Value::as_str).is_none() {
             return Err(fail(
                 "InvalidParameterValuesException",
                 "WorkspaceName is required when UserName is [UNDEFINED].",
@@ -162,23 +121,14 @@ fn create_one(inner: &mut Inner, now: f64, request: &Value) -> Result<Workspace,
         return Err(ItemFailure(code, message));
     }
     let world = &inner.world;
-    if !decoupled
-        && world
-            .workspace_of(&directory_id, &user_lower, now)
-            .is_some()
-    {
+    if !decoupled && world.workspace_of(&directory_id, &user_lower, now).is_some() {
         return Err(fail(
             "ResourceExists.WorkSpace",
-            format!(
-                "The user {user_name} already has a WorkSpace in the directory {directory_id}."
-            ),
+            format!("The user {user_name} already has a WorkSpace in the directory {directory_id}."),
         ));
     }
     if world.live_workspaces(now) >= inner.config.max_workspaces {
-        return Err(fail(
-            "ResourceLimitExceeded",
-            "The WorkSpaces limit of the account is reached.",
-        ));
+        return Err(fail("ResourceLimitExceeded", "The WorkSpaces limit of the account is reached."));
     }
     let lifecycle = inner.config.lifecycle;
     let mut echoed = request.clone();
@@ -232,21 +182,14 @@ fn check_properties(request: &Value) -> Result<(), ItemFailure> {
         if minutes <= 0 || minutes % 60 != 0 {
             return Err(fail(
                 "InvalidParameterValuesException",
-                format!(
-                    "RunningModeAutoStopTimeoutInMinutes must be a multiple of 60, got {minutes}."
-                ),
+                format!("RunningModeAutoStopTimeoutInMinutes must be a multiple of 60, got {minutes}."),
             ));
         }
     }
     let encrypted = ["RootVolumeEncryptionEnabled", "UserVolumeEncryptionEnabled"]
         .iter()
         .any(|k| request.get(*k).and_then(Value::as_bool) == Some(true));
-    if encrypted
-        && request
-            .get("VolumeEncryptionKey")
-            .and_then(Value::as_str)
-            .is_none()
-    {
+    if encrypted && request.get("VolumeEncryptionKey").and_then(Value::as_str).is_none() {
         return Err(fail(
             "InvalidParameterValuesException",
             "Volume encryption requires a VolumeEncryptionKey (a symmetric KMS key).",
@@ -259,17 +202,9 @@ fn terminate_workspaces(inner: &mut Inner, now: f64, body: &Value) -> OpResult {
     let requests = Fields::new(body, "").list("TerminateWorkspaceRequests", 1, 25)?;
     let mut ids_asked = Vec::with_capacity(requests.len());
     for (i, request) in requests.iter().enumerate() {
-        let f = Fields::new(
-            request,
-            format!("terminateWorkspaceRequests.{}.member.", i + 1),
-        );
+        let f = Fields::new(request, format!("terminateWorkspaceRequests.{}.member.", i + 1));
         let id = f.str("WorkspaceId")?;
-        f.check_pattern(
-            "WorkspaceId",
-            id,
-            ids::is_workspace_id(id),
-            "^ws-[0-9a-z]{8,63}$",
-        )?;
+        f.check_pattern("WorkspaceId", id, ids::is_workspace_id(id), "^ws-[0-9a-z]{8,63}$")?;
         ids_asked.push(id.to_owned());
     }
     inner.record_items(SVC, "TerminateWorkspaces", ids_asked.len());
@@ -277,14 +212,10 @@ fn terminate_workspaces(inner: &mut Inner, now: f64, body: &Value) -> OpResult {
     let mut failed = Vec::new();
     for id in ids_asked {
         let failure = match inner.world.workspace_by_id_mut(&id) {
-            None => Some((
-                "ResourceNotFound.WorkSpace",
-                format!("The WorkSpace {id} could not be found."),
-            )),
-            Some(ws) if ws.state(now) == Some(WsState::Suspended) => Some((
-                "InvalidResourceState",
-                format!("The WorkSpace {id} is SUSPENDED and cannot be terminated."),
-            )),
+            None => Some(("ResourceNotFound.WorkSpace", format!("The WorkSpace {id} could not be found."))),
+            Some(ws) if ws.state(now) == Some(WsState::Suspended) => {
+                Some(("InvalidResourceState", format!("The WorkSpace {id} is SUSPENDED and cannot be terminated.")))
+            }
             Some(ws) => {
                 ws.terminate(now, &lifecycle);
                 None
@@ -315,12 +246,7 @@ fn describe_workspaces(inner: &mut Inner, now: f64, body: &Value) -> OpResult {
         };
         return Err(ApiError::validation("limit", l, constraint));
     }
-    let filters = [
-        ids_filter.is_some(),
-        directory.is_some(),
-        bundle.is_some(),
-        name.is_some(),
-    ];
+    let filters = [ids_filter.is_some(), directory.is_some(), bundle.is_some(), name.is_some()];
     if filters.iter().filter(|set| **set).count() > 1 {
         return Err(ApiError::bad_request(
             "InvalidParameterValuesException",
@@ -353,15 +279,9 @@ fn describe_workspaces(inner: &mut Inner, now: f64, body: &Value) -> OpResult {
         .filter(|ws| ws.visible(now))
         .filter(|ws| wanted_ids.is_empty() || wanted_ids.contains(&ws.id.as_str()))
         .filter(|ws| directory.is_none_or(|d| ws.directory_id == d))
-        .filter(|ws| {
-            user_lower
-                .as_ref()
-                .is_none_or(|u| ws.user_name.to_lowercase() == *u)
-        })
+        .filter(|ws| user_lower.as_ref().is_none_or(|u| ws.user_name.to_lowercase() == *u))
         .filter(|ws| bundle.is_none_or(|b| ws.bundle_id == b))
-        .filter(|ws| {
-            name.is_none_or(|n| ws.request.get("WorkspaceName").and_then(Value::as_str) == Some(n))
-        })
+        .filter(|ws| name.is_none_or(|n| ws.request.get("WorkspaceName").and_then(Value::as_str) == Some(n)))
         .collect();
     let offset = parse_token(f.opt_str("NextToken")?)?;
     let page = limit.unwrap_or(25) as usize;
@@ -409,11 +329,7 @@ fn describe_directories(inner: &mut Inner, _now: f64, body: &Value) -> OpResult 
     let wanted = f.opt_list("DirectoryIds", 1, 25)?;
     let limit = f.opt_i64("Limit")?.unwrap_or(25).clamp(1, 25) as usize;
     let wanted: Option<Vec<&str>> = wanted.map(|l| l.iter().filter_map(Value::as_str).collect());
-    inner.record_items(
-        SVC,
-        "DescribeWorkspaceDirectories",
-        wanted.as_ref().map_or(0, Vec::len),
-    );
+    inner.record_items(SVC, "DescribeWorkspaceDirectories", wanted.as_ref().map_or(0, Vec::len));
     let dirs: Vec<Value> = inner
         .world
         .directories
@@ -432,12 +348,7 @@ fn describe_directories(inner: &mut Inner, _now: f64, body: &Value) -> OpResult 
             })
         })
         .collect();
-    page(
-        dirs,
-        "Directories",
-        parse_token(f.opt_str("NextToken")?)?,
-        limit,
-    )
+    page(dirs, "Directories", parse_token(f.opt_str("NextToken")?)?, limit)
 }
 
 fn describe_bundles(inner: &mut Inner, _now: f64, body: &Value) -> OpResult {
@@ -451,11 +362,7 @@ fn describe_bundles(inner: &mut Inner, _now: f64, body: &Value) -> OpResult {
         ));
     }
     let wanted: Option<Vec<&str>> = wanted.map(|l| l.iter().filter_map(Value::as_str).collect());
-    inner.record_items(
-        SVC,
-        "DescribeWorkspaceBundles",
-        wanted.as_ref().map_or(0, Vec::len),
-    );
+    inner.record_items(SVC, "DescribeWorkspaceBundles", wanted.as_ref().map_or(0, Vec::len));
     let bundles: Vec<Value> = inner
         .world
         .bundles
@@ -475,12 +382,7 @@ fn describe_bundles(inner: &mut Inner, _now: f64, body: &Value) -> OpResult {
             })
         })
         .collect();
-    page(
-        bundles,
-        "Bundles",
-        parse_token(f.opt_str("NextToken")?)?,
-        limit_default(),
-    )
+    page(bundles, "Bundles", parse_token(f.opt_str("NextToken")?)?, limit_default())
 }
 
 fn limit_default() -> usize {

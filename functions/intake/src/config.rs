@@ -1,0 +1,82 @@
+//! The intake's configuration, from its environment.
+
+use shared::config::{ConfigError, EnvReader};
+use shared::domain::profile::Profiles;
+
+/// How directory users come to exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// WorkDocs CreateUser (the original design; WorkDocs was shut down on 2025-04-25).
+    WorkDocs,
+    /// Directory Service Data CreateUser + Directory Service ResetUserPassword.
+    DsData,
+    /// Users already exist (AD Connector): nothing is created.
+    Existing,
+}
+
+impl Backend {
+    fn parse(s: &str) -> Result<Backend, String> {
+        match s {
+            "workdocs" => Ok(Backend::WorkDocs),
+            "ds-data" => Ok(Backend::DsData),
+            "existing" => Ok(Backend::Existing),
+            other => Err(format!("must be workdocs, ds-data or existing (got {other:?})")),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub table_name: String,
+    pub workspace_requests_queue_url: String,
+    pub backend: Backend,
+    pub profiles: Profiles,
+    pub idempotency_ttl_s: i64,
+    pub fallback_claim_ms: i64,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::read(EnvReader::from_env())
+    }
+
+    pub fn read<F: Fn(&str) -> Option<String>>(mut env: EnvReader<F>) -> Result<Config, ConfigError> {
+        let table_name: String = env.required("TABLE_NAME");
+        let workspace_requests_queue_url: String = env.required("WORKSPACE_REQUESTS_QUEUE_URL");
+        let backend = env.required_with("DIRECTORY_BACKEND", Backend::parse);
+        let profiles = env.required_with("WORKSPACE_PROFILES", |s| Profiles::from_json(s).map_err(|e| e.to_string()));
+        let ttl_days: i64 = env.optional("IDEMPOTENCY_TTL_DAYS", 30);
+        env.check("IDEMPOTENCY_TTL_DAYS", (1..=365).contains(&ttl_days), "must be 1-365");
+        let fallback_s: i64 = env.optional("CLAIM_FALLBACK_SECONDS", 900);
+        env.finish_with(|| {
+            Some(Config {
+                table_name,
+                workspace_requests_queue_url,
+                backend: backend?,
+                profiles: profiles?,
+                idempotency_ttl_s: ttl_days * 86_400,
+                fallback_claim_ms: fallback_s * 1000,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn names_every_missing_or_bad_variable() {
+        let env: HashMap<&str, &str> = [("DIRECTORY_BACKEND", "ldap"), ("WORKSPACE_PROFILES", "{}")].into();
+        let err = Config::read(EnvReader::new(|k| env.get(k).map(|v| v.to_string()))).unwrap_err().to_string();
+        for name in [
+            "TABLE_NAME is not set",
+            "WORKSPACE_REQUESTS_QUEUE_URL is not set",
+            "DIRECTORY_BACKEND is invalid",
+            "WORKSPACE_PROFILES is invalid",
+        ] {
+            assert!(err.contains(name), "{name} missing from {err}");
+        }
+    }
+}

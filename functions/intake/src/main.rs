@@ -1,0 +1,45 @@
+//! The intake Lambda: HR events queue → directory user → WorkSpace request.
+
+mod config;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use config::{Backend, Config};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use shared::adapters::directory::{Directory, DsDataUsers, WorkDocsUsers};
+use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::sqs::SqsQueue;
+use shared::services::intake::{Intake, IntakeConfig};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let sdk = aws_config::load_from_env().await;
+    let directory = match config.backend {
+        Backend::WorkDocs => Directory::WorkDocs(WorkDocsUsers { client: aws_sdk_workdocs::Client::new(&sdk) }),
+        Backend::DsData => Directory::DsData(DsDataUsers {
+            data: aws_sdk_directoryservicedata::Client::new(&sdk),
+            ds: aws_sdk_directory::Client::new(&sdk),
+        }),
+        Backend::Existing => Directory::Existing,
+    };
+    let intake = Intake {
+        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),
+        directory,
+        requests: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.workspace_requests_queue_url),
+        profiles: config.profiles,
+        config: IntakeConfig {
+            idempotency_ttl_s: config.idempotency_ttl_s,
+            fallback_claim_ms: config.fallback_claim_ms,
+        },
+    };
+    let intake = &intake;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let deadline_ms = i64::try_from(event.context.deadline).ok().filter(|d| *d > 0);
+        let records = shared::lambda::records(&event.payload);
+        let fifo = shared::lambda::from_fifo_queue(&event.payload);
+        let outcome = intake.handle_batch(&records, deadline_ms, fifo).await;
+        Ok::<SqsBatchResponse, Error>(shared::lambda::batch_response(outcome))
+    }))
+    .await
+}
