@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build up down demo test fmt-check clippy test-unit test-conformance test-e2e clean
+.PHONY: setup build up down demo test fmt-check clippy check-events test-unit test-conformance test-e2e clean
 
 setup: ## Install the local tooling (moto, cargo-lambda) into .venv
 	bash infra/local/setup.sh
@@ -19,13 +19,16 @@ down: ## Stop every process `make up` started
 demo: setup build ## Run the main job on the local stack
 	bash infra/local/demo.sh
 
-test: setup fmt-check clippy test-unit test-conformance test-e2e ## Everything CI checks
+test: setup fmt-check clippy check-events test-unit test-conformance test-e2e ## Everything CI checks
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+check-events: ## The sample HR events against the published JSON Schema
+	.venv/bin/python infra/local/check_events.py
 
 test-unit:
 	$(CARGO) test --workspace --lib --bins

@@ -29,3 +29,30 @@ pub fn batch_response(outcome: BatchOutcome) -> SqsBatchResponse {
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_sqs_events_parse_as_lambda_delivers_them() {
+        for file in ["intake/join.json", "intake/mixed-batch.json", "provisioner/request.json"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(file);
+            let event: SqsEvent = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let records = records(&event);
+            assert!(!records.is_empty(), "{file}");
+            assert!(records.iter().all(|r| !r.message_id.is_empty() && r.receive_count == 1), "{file}");
+            assert_eq!(from_fifo_queue(&event), file.starts_with("intake/"), "{file}");
+        }
+    }
+
+    #[test]
+    fn failures_become_item_identifiers() {
+        let response = batch_response(BatchOutcome { failed_message_ids: vec!["a".into(), "b".into()] });
+        let json = serde_json::to_value(response).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({ "batchItemFailures": [{ "itemIdentifier": "a" }, { "itemIdentifier": "b" }] })
+        );
+    }
+}

@@ -54,7 +54,7 @@ pub fn join(i: usize) -> Value {
             "given_name": "Given",
             "surname": format!("Surname{i}"),
             "email": format!("user{i:04}@example.com"),
-            "department": if i % 5 == 0 { "Engineering" } else { "Sales" }
+            "department": if i.is_multiple_of(5) { "Engineering" } else { "Sales" }
         }
     })
 }

@@ -11,7 +11,7 @@ fn standard_stack(batch_size: usize, window_s: u64, timeout_s: u64) -> Value {
     json!({
         "table": table(),
         "queues": [{
-            "name": "work", "visibility_timeout_s": 2,
+            "name": "work", "visibility_timeout_s": timeout_s + window_s + 1,
             "dlq": { "name": "work-dlq", "max_receive_count": 2 }
         }],
         "functions": [{
@@ -28,7 +28,7 @@ fn bodies(prefix: &str, n: usize, action: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_aggregate_up_to_batch_size_within_the_window() {
-    let t = TestStack::start(standard_stack(25, 2, 10)).await;
+    let t = TestStack::start(standard_stack(25, 2, 3)).await;
     t.send("work", &bodies("m", 60, "ok"), None).await;
     for i in 0..60 {
         eventually(30, "every message handled", || async { (t.deliveries(&format!("m{i}")).await >= 1).then_some(()) })
@@ -47,7 +47,7 @@ async fn batches_aggregate_up_to_batch_size_within_the_window() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_batch_failure_retries_only_the_failed_record_then_dead_letters_it() {
-    let t = TestStack::start(standard_stack(10, 1, 10)).await;
+    let t = TestStack::start(standard_stack(10, 1, 2)).await;
     let mut messages = bodies("ok", 9, "ok");
     messages.push(json!({ "id": "poison", "action": "fail" }));
     t.send("work", &messages, None).await;
@@ -62,7 +62,7 @@ async fn partial_batch_failure_retries_only_the_failed_record_then_dead_letters_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_item_identifier_fails_the_whole_batch() {
-    let t = TestStack::start(standard_stack(10, 1, 10)).await;
+    let t = TestStack::start(standard_stack(10, 1, 2)).await;
     let mut messages = bodies("b", 4, "ok");
     messages.push(json!({ "id": "liar", "action": "bad_identifier" }));
     t.send("work", &messages, None).await;
@@ -88,7 +88,7 @@ async fn a_timeout_fails_the_batch_and_the_instance_is_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_mid_batch_is_recovered_by_redelivery() {
-    let t = TestStack::start(standard_stack(1, 0, 10)).await;
+    let t = TestStack::start(standard_stack(1, 0, 2)).await;
     t.send("work", &[json!({ "id": "crashy", "action": "crash_first" })], None).await;
     eventually(30, "redelivered after the crash", || async { (t.deliveries("crashy").await == 2).then_some(()) }).await;
     let queue = t.queue_url("work");
@@ -102,7 +102,7 @@ async fn fifo_keeps_order_within_a_message_group() {
     let def = json!({
         "table": table(),
         "queues": [{
-            "name": "events.fifo", "fifo": true, "visibility_timeout_s": 5,
+            "name": "events.fifo", "fifo": true, "visibility_timeout_s": 11,
             "dlq": { "name": "events-dlq.fifo", "max_receive_count": 3 }
         }],
         "functions": [{

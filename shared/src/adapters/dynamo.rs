@@ -82,6 +82,34 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// Every employee record (a full scan: for status tools, not for the functions).
+    pub async fn scan_employees(&self) -> Result<Vec<EmployeeRecord>, StoreError> {
+        let mut records = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :state AND begins_with(pk, :emp)")
+                .expression_attribute_values(":state", s("STATE"))
+                .expression_attribute_values(":emp", s("EMP#"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("Scan", &e))?;
+            for item in out.items.unwrap_or_default() {
+                records.push(Self::decode_employee(item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(records);
+            }
+        }
+    }
+}
+
 impl StateStore for DynamoStore {
     async fn claim(&self, claim: &Claim) -> Result<ClaimOutcome, StoreError> {
         let mut item = event_key(&claim.event_id);

@@ -52,6 +52,47 @@ pub struct WorkspaceOverrides {
     pub user_volume_gib: Option<i32>,
 }
 
+impl WorkspaceOverrides {
+    /// The rules that hold whatever the profile (the rest is checked once the profile is known).
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if let Some(b) = &self.bundle_id
+            && !(b.starts_with("wsb-")
+                && (12..=67).contains(&b.len())
+                && b[4..].chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()))
+        {
+            errors
+                .push(FieldError::new("workspace.bundle_id", format!("must match ^wsb-[0-9a-z]{{8,63}}$ (got {b:?})")));
+        }
+        if let Some(m) = &self.running_mode
+            && m != "AUTO_STOP"
+            && m != "ALWAYS_ON"
+        {
+            errors
+                .push(FieldError::new("workspace.running_mode", format!("must be AUTO_STOP or ALWAYS_ON (got {m:?})")));
+        }
+        if let Some(minutes) = self.auto_stop_minutes
+            && (minutes <= 0 || minutes % 60 != 0)
+        {
+            errors.push(FieldError::new(
+                "workspace.auto_stop_minutes",
+                format!("must be a positive multiple of 60 (got {minutes})"),
+            ));
+        }
+        if let Some(g) = self.root_volume_gib
+            && !(80..=2000).contains(&g)
+        {
+            errors.push(FieldError::new("workspace.root_volume_gib", format!("must be 80-2000 (got {g})")));
+        }
+        if let Some(g) = self.user_volume_gib
+            && !(10..=2000).contains(&g)
+        {
+            errors.push(FieldError::new("workspace.user_volume_gib", format!("must be 10-2000 (got {g})")));
+        }
+        errors
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct HrEvent {
     pub event_id: EventId,
@@ -209,7 +250,10 @@ impl HrEvent {
         let workspace = match object.get("workspace") {
             None | Some(Value::Null) => WorkspaceOverrides::default(),
             Some(v) => match serde_json::from_value::<WorkspaceOverrides>(v.clone()) {
-                Ok(w) => w,
+                Ok(w) => {
+                    errors.extend(w.validate());
+                    w
+                }
                 Err(e) => {
                     errors.push(FieldError::new("workspace", format!("is invalid: {e}")));
                     WorkspaceOverrides::default()
@@ -237,5 +281,72 @@ impl HrEvent {
                 errors,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn events_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
+    }
+
+    #[test]
+    fn the_sample_files_are_valid_or_invalid_as_named() {
+        let mut seen = 0;
+        for entry in std::fs::read_dir(events_dir().join("hr")).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let parsed = HrEvent::parse(&std::fs::read_to_string(&path).unwrap(), EventRules::default());
+            if name.starts_with("valid-") {
+                assert!(parsed.is_ok(), "{name}: {parsed:?}");
+            } else {
+                let err = parsed.expect_err(&name);
+                assert!(!err.errors.is_empty());
+                assert_eq!(err.event_id.as_deref(), Some(format!("hr-{}", name.trim_end_matches(".json")).as_str()));
+            }
+            seen += 1;
+        }
+        assert!(seen >= 12);
+    }
+
+    fn join() -> serde_json::Value {
+        serde_json::from_str(include_str!("../../../events/hr/valid-join.json")).unwrap()
+    }
+
+    #[test]
+    fn every_violation_is_named_with_its_rule() {
+        let mut e = join();
+        e["type"] = "promote".into();
+        e["occurred_at"] = "tomorrow".into();
+        e["employee"]["username"] = "x".repeat(21).into();
+        e["employee"]["email"] = "nope".into();
+        e["employee"]["badge"] = "7".into();
+        let err = HrEvent::from_value(&e, EventRules { username_max_len: 20 }).unwrap_err();
+        let fields: Vec<&str> = err.errors.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, vec!["type", "occurred_at", "employee.badge", "employee.username", "employee.email"]);
+        assert!(err.to_string().contains("employee.username must be 1-20 characters (got 21)"), "{err}");
+        assert_eq!(err.employee_id.as_deref(), Some("E1001"));
+    }
+
+    #[test]
+    fn leave_needs_only_the_employee_id_and_hash_ignores_key_order() {
+        let leave = r#"{"type":"leave","schema_version":"1","event_id":"x1","occurred_at":"2026-01-01T00:00:00Z","employee":{"employee_id":"E1"}}"#;
+        let reordered = r#"{"employee":{"employee_id":"E1"},"event_id":"x1","occurred_at":"2026-01-01T00:00:00Z","schema_version":"1","type":"leave"}"#;
+        let a = HrEvent::parse(leave, EventRules::default()).unwrap();
+        let b = HrEvent::parse(reordered, EventRules::default()).unwrap();
+        assert_eq!(a.kind, EventKind::Leave);
+        assert_eq!(a.payload_hash, b.payload_hash);
+        let changed = leave.replace("E1", "E2");
+        assert_ne!(HrEvent::parse(&changed, EventRules::default()).unwrap().payload_hash, a.payload_hash);
+    }
+
+    #[test]
+    fn not_json_is_rejected_not_a_panic() {
+        let err = HrEvent::parse("{ nope", EventRules::default()).unwrap_err();
+        assert_eq!(err.errors[0].field, "(body)");
+        assert!(HrEvent::parse("[1,2]", EventRules::default()).is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! `stack-check`: proves a running local stack answers, with the real SDK clients and the
 //! environment of `.local/stack.env`: runner, queues, table, directories, bundles, and one
 //! WorkSpace taken through PENDING → AVAILABLE → TERMINATING → gone. Prints the simulator's
-//! WorkSpaces call counters at the end.
+//! WorkSpaces call counters at the end. `stack-check calls` prints only the counters.
 
 use anyhow::{Context, bail};
 use aws_sdk_workspaces::types::{TerminateRequest, WorkspaceRequest, WorkspaceState};
@@ -14,6 +14,9 @@ fn var(name: &str) -> anyhow::Result<String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("calls") {
+        return print_calls(&reqwest::Client::new()).await;
+    }
     // WorkSpaces allows ~2 calls/s per account: poll gently and let the SDK absorb throttling.
     let sdk = aws_config::from_env()
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(10))
@@ -78,17 +81,7 @@ async fn main() -> anyhow::Result<()> {
     }
     watch(&ws, &id, |s| s.is_none()).await?;
 
-    let sim = var("SIM_URL")?;
-    let calls: Value = http.get(format!("{sim}/_sim/calls")).send().await?.json().await?;
-    println!("\nWorkSpaces API calls (simulator counters)");
-    println!("{:<44} {:>6} {:>10} {:>6}", "operation", "calls", "throttled", "items");
-    if let Value::Object(ops) = calls {
-        for (op, s) in ops.iter().filter(|(op, _)| op.starts_with("WorkSpaces.")) {
-            let items: u64 = s["items"].as_array().map(|a| a.iter().filter_map(Value::as_u64).sum()).unwrap_or(0);
-            let count = |k: &str| s[k].as_u64().unwrap_or(0);
-            println!("{op:<44} {:>6} {:>10} {items:>6}", count("calls"), count("throttled"));
-        }
-    }
+    print_calls(&http).await?;
     println!("\nsmoke check passed");
     Ok(())
 }
@@ -115,4 +108,20 @@ async fn watch(
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     bail!("{id} did not reach the expected state within 120 s")
+}
+
+/// The simulator's WorkSpaces counters: calls per operation, throttled answers, items carried.
+async fn print_calls(http: &reqwest::Client) -> anyhow::Result<()> {
+    let sim = var("SIM_URL")?;
+    let calls: Value = http.get(format!("{sim}/_sim/calls")).send().await?.json().await?;
+    println!("\nWorkSpaces API calls (simulator counters)");
+    println!("{:<44} {:>6} {:>10} {:>6}", "operation", "calls", "throttled", "items");
+    if let Value::Object(ops) = calls {
+        for (op, s) in ops.iter().filter(|(op, _)| op.starts_with("WorkSpaces.")) {
+            let items: u64 = s["items"].as_array().map(|a| a.iter().filter_map(Value::as_u64).sum()).unwrap_or(0);
+            let count = |k: &str| s[k].as_u64().unwrap_or(0);
+            println!("{op:<44} {:>6} {:>10} {items:>6}", count("calls"), count("throttled"));
+        }
+    }
+    Ok(())
 }

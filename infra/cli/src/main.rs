@@ -1,0 +1,216 @@
+//! `hrws`: answers "what happened to this person?" against the local stack or AWS (the usual
+//! credentials and `AWS_ENDPOINT_URL_*` apply), and posts HR events.
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+use shared::adapters::dynamo::DynamoStore;
+use shared::domain::employee::{EmployeeRecord, EventOutcome};
+use shared::domain::time::Timestamp;
+use shared::ports::StateStore;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(about = "Status of the HR → WorkSpaces pipeline")]
+struct Cli {
+    /// The pipeline's table.
+    #[arg(long, env = "TABLE_NAME", global = true, default_value = "")]
+    table: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Summary by state and a line per employee.
+    Status,
+    /// One employee: state, WorkSpace, and every event with its outcome and reason.
+    Employee { employee_id: String },
+    /// Post HR events (a JSON object or array) to the HR events queue.
+    Post {
+        file: PathBuf,
+        #[arg(long, env = "HR_EVENTS_QUEUE_URL")]
+        queue_url: String,
+        /// Give each message its own deduplication id, so SQS passes resends on to the pipeline.
+        #[arg(long)]
+        unique_dedup: bool,
+    },
+    /// Wait until employees reach the states in a JSON map {employee_id: state}, showing progress.
+    /// `rejected` means the employee's events were all rejected.
+    Wait {
+        expect: PathBuf,
+        #[arg(long, default_value_t = 300)]
+        timeout_s: u64,
+    },
+}
+
+fn time(ms: i64) -> String {
+    Timestamp::from_millis(ms).to_rfc3339()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let sdk = aws_config::load_from_env().await;
+    let store = || -> anyhow::Result<DynamoStore> {
+        if cli.table.is_empty() {
+            bail!("the table is not set: --table or TABLE_NAME (source .local/stack.env for the local stack)");
+        }
+        Ok(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), cli.table.clone()))
+    };
+    match &cli.command {
+        Command::Status => status(&store()?).await,
+        Command::Employee { employee_id } => employee(&store()?, employee_id).await,
+        Command::Post { file, queue_url, unique_dedup } => {
+            post(&aws_sdk_sqs::Client::new(&sdk), file, queue_url, *unique_dedup).await
+        }
+        Command::Wait { expect, timeout_s } => wait(&store()?, expect, Duration::from_secs(*timeout_s)).await,
+    }
+}
+
+async fn status(store: &DynamoStore) -> anyhow::Result<()> {
+    let mut employees = store.scan_employees().await?;
+    employees.sort_by(|a, b| a.employee_id.cmp(&b.employee_id));
+    println!(
+        "{:<10} {:<12} {:<10} {:<14} {:<12} {:<24} failure",
+        "employee", "user", "state", "workspace", "profile", "since"
+    );
+    for e in &employees {
+        let failure = match (&e.failure_code, &e.failure_message) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(code), None) => code.clone(),
+            _ => String::new(),
+        };
+        println!(
+            "{:<10} {:<12} {:<10} {:<14} {:<12} {:<24} {failure}",
+            e.employee_id,
+            e.username.as_deref().unwrap_or("-"),
+            e.state.as_str(),
+            e.workspace_id.as_deref().unwrap_or("-"),
+            e.profile_name.as_deref().unwrap_or("-"),
+            time(e.state_since_ms)
+        );
+    }
+    let mut by_state: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in &employees {
+        *by_state.entry(e.state.as_str()).or_default() += 1;
+    }
+    let summary: Vec<String> = by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    println!("\n{} employees: {}", employees.len(), summary.join(", "));
+    Ok(())
+}
+
+async fn employee(store: &DynamoStore, id: &str) -> anyhow::Result<()> {
+    match store.employee(id).await? {
+        Some(e) => {
+            println!("employee   {}", e.employee_id);
+            println!("user       {}", e.username.as_deref().unwrap_or("-"));
+            println!("state      {} since {}", e.state.as_str(), time(e.state_since_ms));
+            println!("workspace  {}", e.workspace_id.as_deref().unwrap_or("-"));
+            println!("profile    {}", e.profile_name.as_deref().unwrap_or("-"));
+            if let Some(code) = &e.failure_code {
+                println!("failure    {code}: {}", e.failure_message.as_deref().unwrap_or(""));
+            }
+        }
+        None => println!("employee   {id}: no lifecycle record"),
+    }
+    let history = store.history(id).await?;
+    println!("\nevents ({}):", history.len());
+    for h in history {
+        println!(
+            "  {}  {:<6} {:<24} {:<9} {}",
+            time(h.recorded_ms),
+            h.kind.as_deref().unwrap_or("?"),
+            h.event_id.as_deref().unwrap_or("?"),
+            h.outcome.as_str(),
+            h.reason
+        );
+    }
+    Ok(())
+}
+
+async fn post(sqs: &aws_sdk_sqs::Client, file: &PathBuf, queue_url: &str, unique_dedup: bool) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let events: Vec<Value> =
+        match serde_json::from_str::<Value>(&text).with_context(|| format!("parsing {}", file.display()))? {
+            Value::Array(list) => list,
+            single => vec![single],
+        };
+    let fifo = queue_url.ends_with(".fifo");
+    for chunk in events.chunks(10) {
+        let mut entries = Vec::new();
+        for (i, event) in chunk.iter().enumerate() {
+            let mut entry = aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(event.to_string());
+            if fifo {
+                // Per-employee order: one message group per employee.
+                let group = event.pointer("/employee/employee_id").and_then(Value::as_str).unwrap_or("unknown");
+                entry = entry.message_group_id(group);
+                if unique_dedup {
+                    entry = entry.message_deduplication_id(uuid::Uuid::new_v4().simple().to_string());
+                }
+            }
+            entries.push(entry.build()?);
+        }
+        let out = sqs.send_message_batch().queue_url(queue_url).set_entries(Some(entries)).send().await?;
+        if let Some(f) = out.failed().first() {
+            bail!("SQS refused {} messages: {} {}", out.failed().len(), f.code(), f.message().unwrap_or_default());
+        }
+    }
+    println!("posted {} events to {queue_url}", events.len());
+    Ok(())
+}
+
+async fn wait(store: &DynamoStore, expect: &PathBuf, timeout: Duration) -> anyhow::Result<()> {
+    let expected: BTreeMap<String, String> = serde_json::from_str(
+        &std::fs::read_to_string(expect).with_context(|| format!("reading {}", expect.display()))?,
+    )?;
+    let start = Instant::now();
+    let ids: Vec<String> = expected.keys().cloned().collect();
+    loop {
+        let records: HashMap<String, EmployeeRecord> =
+            store.employees(&ids).await?.into_iter().map(|e| (e.employee_id.clone(), e)).collect();
+        let mut reached = 0;
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for (id, want) in &expected {
+            let now = match records.get(id) {
+                Some(e) => e.state.as_str().to_owned(),
+                None => {
+                    let history = store.history(id).await?;
+                    if !history.is_empty() && history.iter().all(|h| h.outcome == EventOutcome::Rejected) {
+                        "rejected".to_owned()
+                    } else {
+                        "waiting".to_owned()
+                    }
+                }
+            };
+            if &now == want {
+                reached += 1;
+            }
+            *counts.entry(now).or_default() += 1;
+        }
+        let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        println!(
+            "[{:>5.1} s] {reached}/{} as expected: {}",
+            start.elapsed().as_secs_f64(),
+            expected.len(),
+            summary.join(", ")
+        );
+        if reached == expected.len() {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            for (id, want) in &expected {
+                let got = records.get(id).map_or("(no record)", |e| e.state.as_str());
+                if got != want {
+                    eprintln!("  {id}: expected {want}, is {got}");
+                }
+            }
+            bail!("not every employee reached the expected state within {} s", timeout.as_secs());
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
