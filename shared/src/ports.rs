@@ -39,6 +39,14 @@ pub struct FailedCreate {
     pub message: String,
 }
 
+/// A TerminateWorkspaces `FailedRequests` item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedTerminate {
+    pub workspace_id: String,
+    pub code: String,
+    pub message: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CreateResponse {
     pub pending: Vec<WorkspaceInfo>,
@@ -74,6 +82,11 @@ pub trait WorkspacesApi: Send + Sync {
         &self,
         ids: &[String],
     ) -> impl Future<Output = Result<Vec<WorkspaceInfo>, WorkspacesError>> + Send;
+    /// One TerminateWorkspaces call with 1 to 25 ids; the per-item failures.
+    fn terminate_workspaces(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<FailedTerminate>, WorkspacesError>> + Send;
     /// The WorkSpace a user has in a directory, if any (DescribeWorkspaces by DirectoryId + UserName).
     fn find_user_workspace(
         &self,
@@ -98,6 +111,8 @@ pub struct NewUser {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserOutcome {
+    /// The user was disabled (leave, with `disable` configured).
+    Disabled,
     Created,
     /// The user already existed and is the same person (same e-mail / names).
     AlreadyExisted,
@@ -136,6 +151,14 @@ pub trait DirectoryUsers: Send + Sync {
     fn ensure_user(&self, user: &NewUser) -> impl Future<Output = Result<UserOutcome, DirectoryError>> + Send;
     /// The longest user name the backend accepts.
     fn user_name_max_len(&self) -> usize;
+    /// Disables the user (sign-in blocked, data kept), where the backend can.
+    fn disable_user(
+        &self,
+        directory_id: &str,
+        user_name: &str,
+    ) -> impl Future<Output = Result<UserOutcome, DirectoryError>> + Send;
+    /// Whether `disable_user` does anything with this backend.
+    fn can_disable(&self) -> bool;
 }
 
 // ---------------------------------------------------------------- state store
@@ -221,6 +244,27 @@ pub trait StateStore: Send + Sync {
     fn history(&self, employee_id: &str) -> impl Future<Output = Result<Vec<HistoryEntry>, StoreError>> + Send;
     /// Employees the reconciler watches in `state` (from the sparse index: eventually consistent).
     fn watched(&self, state: EmployeeState) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Holds a future-dated event until it is due (idempotent per event).
+    fn schedule(&self, event: &ScheduledEvent) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Held events due at `now_ms` (from the sparse index).
+    fn due(&self, now_ms: i64) -> impl Future<Output = Result<Vec<ScheduledEvent>, StoreError>> + Send;
+    /// Removes a held event; `false` if it was not (or no longer) held.
+    fn unschedule(&self, employee_id: &str, event_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Held events of one employee.
+    fn scheduled_for(&self, employee_id: &str) -> impl Future<Output = Result<Vec<ScheduledEvent>, StoreError>> + Send;
+}
+
+/// A future-dated HR event, held until `effective_ms`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ScheduledEvent {
+    pub employee_id: String,
+    pub event_id: String,
+    pub kind: String,
+    pub occurred_ms: i64,
+    pub effective_ms: i64,
+    /// The event as the HR system sent it; posted again when due.
+    pub body: String,
 }
 
 // ---------------------------------------------------------------- queues
@@ -232,7 +276,21 @@ pub struct QueueError {
     pub message: String,
 }
 
+/// A message to send. FIFO queues need the group and deduplication ids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub body: String,
+    pub group_id: Option<String>,
+    pub deduplication_id: Option<String>,
+}
+
+impl Outgoing {
+    pub fn plain(body: String) -> Self {
+        Self { body, group_id: None, deduplication_id: None }
+    }
+}
+
 pub trait MessageQueue: Send + Sync {
-    /// Sends every body; fails unless all were accepted.
-    fn send(&self, bodies: &[String]) -> impl Future<Output = Result<(), QueueError>> + Send;
+    /// Sends every message; fails unless all were accepted.
+    fn send(&self, messages: &[Outgoing]) -> impl Future<Output = Result<(), QueueError>> + Send;
 }

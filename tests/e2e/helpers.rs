@@ -96,11 +96,18 @@ pub struct TestOptions {
     pub seed: Value,
     pub duplicate_deliveries: bool,
     pub max_visibility_timeout_s: Option<u32>,
+    pub schedule_every: Duration,
 }
 
 impl Default for TestOptions {
     fn default() -> Self {
-        Self { sim_config: Value::Null, seed: Value::Null, duplicate_deliveries: false, max_visibility_timeout_s: None }
+        Self {
+            sim_config: Value::Null,
+            seed: Value::Null,
+            duplicate_deliveries: false,
+            max_visibility_timeout_s: None,
+            schedule_every: Duration::from_millis(300),
+        }
     }
 }
 
@@ -140,7 +147,7 @@ impl TestStack {
             prefix,
             bin_dir: PathBuf::from(env!("CARGO_BIN_EXE_probe-lambda")).parent().unwrap().to_owned(),
             region: REGION.into(),
-            schedule_every: Some(Duration::from_millis(300)),
+            schedule_every: Some(test.schedule_every),
             max_visibility_timeout_s: test.max_visibility_timeout_s,
             invoke_addr: "127.0.0.1:0".into(),
             extra_env,

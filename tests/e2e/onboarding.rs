@@ -6,17 +6,26 @@ use serde_json::{Value, json};
 use shared::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use shared::ports::StateStore;
 
-const MANAGED_AD: &str = "d-9067a1b2c3";
+pub const MANAGED_AD: &str = "d-9067a1b2c3";
 
 /// The project's stack with test-sized timings: a short batching window and fast lifecycles.
-fn project_stack(provisioner_window_s: u64) -> Value {
+pub fn project_stack(window_s: u64) -> Value {
     let mut def: Value = serde_json::from_str(include_str!("../../infra/local/stack.json")).unwrap();
     for f in def["functions"].as_array_mut().unwrap() {
-        if f["name"] == "provisioner" {
-            f["sqs"][0]["batching_window_s"] = json!(provisioner_window_s);
+        if f["name"] == "provisioner" || f["name"] == "terminator" {
+            f["sqs"][0]["batching_window_s"] = json!(window_s);
         }
     }
     def
+}
+
+/// Sets one environment variable of one function of a stack definition.
+pub fn set_env(def: &mut Value, function: &str, name: &str, value: &str) {
+    for f in def["functions"].as_array_mut().unwrap() {
+        if f["name"] == function {
+            f["environment"][name] = json!(value);
+        }
+    }
 }
 
 pub fn fast_sim() -> Value {
@@ -36,10 +45,19 @@ pub fn seed() -> Value {
 }
 
 pub async fn start(window_s: u64, tweak: impl FnOnce(&mut TestOptions)) -> TestStack {
-    let mut options =
-        TestOptions { sim_config: fast_sim(), seed: seed(), max_visibility_timeout_s: Some(5), ..Default::default() };
+    start_def(project_stack(window_s), tweak).await
+}
+
+pub async fn start_def(def: Value, tweak: impl FnOnce(&mut TestOptions)) -> TestStack {
+    let mut options = TestOptions {
+        sim_config: fast_sim(),
+        seed: seed(),
+        max_visibility_timeout_s: Some(5),
+        schedule_every: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
     tweak(&mut options);
-    TestStack::start_with(project_stack(window_s), options).await
+    TestStack::start_with(def, options).await
 }
 
 pub fn join(i: usize) -> Value {
@@ -73,12 +91,12 @@ pub async fn all_in(t: &TestStack, ids: &[String], state: EmployeeState, secs: u
     .await
 }
 
-fn ids(range: std::ops::Range<usize>) -> Vec<String> {
+pub fn ids(range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("E{i:04}")).collect()
 }
 
 /// Users the directory really has, created by DS Data.
-async fn created_users(t: &TestStack) -> usize {
+pub async fn created_users(t: &TestStack) -> usize {
     let state = t.sim_state().await;
     state["directories"][MANAGED_AD]["users"]
         .as_object()
@@ -86,7 +104,7 @@ async fn created_users(t: &TestStack) -> usize {
         .unwrap_or(0)
 }
 
-async fn live_workspaces(t: &TestStack) -> usize {
+pub async fn live_workspaces(t: &TestStack) -> usize {
     t.sim_state().await["workspaces"].as_array().map(Vec::len).unwrap_or(0)
 }
 
@@ -224,6 +242,7 @@ async fn resource_not_found_user_fails_one_employee_and_the_other_24_are_created
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_after_create_workspaces_does_not_make_a_second_workspace() {
     let mut def = project_stack(2);
+    assert_eq!(def["functions"][1]["name"], "provisioner");
     def["functions"][1]["timeout_s"] = json!(8);
     let options =
         TestOptions { sim_config: fast_sim(), seed: seed(), max_visibility_timeout_s: Some(4), ..Default::default() };

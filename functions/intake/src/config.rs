@@ -29,7 +29,9 @@ impl Backend {
 pub struct Config {
     pub table_name: String,
     pub workspace_requests_queue_url: String,
+    pub termination_requests_queue_url: String,
     pub backend: Backend,
+    pub disable_user_on_leave: bool,
     pub profiles: Profiles,
     pub idempotency_ttl_s: i64,
     pub fallback_claim_ms: i64,
@@ -43,7 +45,15 @@ impl Config {
     pub fn read<F: Fn(&str) -> Option<String>>(mut env: EnvReader<F>) -> Result<Config, ConfigError> {
         let table_name: String = env.required("TABLE_NAME");
         let workspace_requests_queue_url: String = env.required("WORKSPACE_REQUESTS_QUEUE_URL");
+        let termination_requests_queue_url: String = env.required("TERMINATION_REQUESTS_QUEUE_URL");
         let backend = env.required_with("DIRECTORY_BACKEND", Backend::parse);
+        let on_leave: String = env.optional("ON_LEAVE_DIRECTORY_USER", "keep".to_owned());
+        env.check("ON_LEAVE_DIRECTORY_USER", on_leave == "keep" || on_leave == "disable", "must be keep or disable");
+        env.check(
+            "ON_LEAVE_DIRECTORY_USER",
+            on_leave != "disable" || backend == Some(Backend::DsData),
+            "disable needs DIRECTORY_BACKEND=ds-data (DS Data DisableUser); other backends keep the user",
+        );
         let profiles = env.required_with("WORKSPACE_PROFILES", |s| Profiles::from_json(s).map_err(|e| e.to_string()));
         let ttl_days: i64 = env.optional("IDEMPOTENCY_TTL_DAYS", 30);
         env.check("IDEMPOTENCY_TTL_DAYS", (1..=365).contains(&ttl_days), "must be 1-365");
@@ -52,7 +62,9 @@ impl Config {
             Some(Config {
                 table_name,
                 workspace_requests_queue_url,
+                termination_requests_queue_url,
                 backend: backend?,
+                disable_user_on_leave: on_leave == "disable",
                 profiles: profiles?,
                 idempotency_ttl_s: ttl_days * 86_400,
                 fallback_claim_ms: fallback_s * 1000,

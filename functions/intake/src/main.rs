@@ -27,10 +27,12 @@ async fn main() -> Result<(), Error> {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),
         directory,
         requests: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.workspace_requests_queue_url),
+        terminations: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.termination_requests_queue_url),
         profiles: config.profiles,
         config: IntakeConfig {
             idempotency_ttl_s: config.idempotency_ttl_s,
             fallback_claim_ms: config.fallback_claim_ms,
+            disable_user_on_leave: config.disable_user_on_leave,
         },
     };
     let intake = &intake;

@@ -3,12 +3,14 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::sqs::SqsQueue;
 use shared::adapters::workspaces::AwsWorkspaces;
 use shared::config::{ConfigError, EnvReader};
 use shared::services::provisioner::{Provisioner, ProvisionerConfig};
 
 struct Config {
     table_name: String,
+    termination_requests_queue_url: String,
     max_attempts: u32,
 }
 
@@ -16,13 +18,14 @@ impl Config {
     fn from_env() -> Result<Config, ConfigError> {
         let mut env = EnvReader::from_env();
         let table_name: String = env.required("TABLE_NAME");
+        let termination_requests_queue_url: String = env.required("TERMINATION_REQUESTS_QUEUE_URL");
         let max_attempts: u32 = env.optional("MAX_ATTEMPTS", 4);
         env.check(
             "MAX_ATTEMPTS",
             (1..=20).contains(&max_attempts),
             "must be 1-20 (and below the queue's maxReceiveCount)",
         );
-        env.finish(Config { table_name, max_attempts })
+        env.finish(Config { table_name, termination_requests_queue_url, max_attempts })
     }
 }
 
@@ -34,6 +37,7 @@ async fn main() -> Result<(), Error> {
     let provisioner = Provisioner {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),
         workspaces: AwsWorkspaces::new(shared::aws::workspaces_client(&sdk)),
+        terminations: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.termination_requests_queue_url),
         config: ProvisionerConfig { max_attempts: config.max_attempts },
     };
     let provisioner = &provisioner;

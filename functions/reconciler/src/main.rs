@@ -1,22 +1,39 @@
-//! The reconciler Lambda, on an EventBridge schedule: confirms WorkSpaces that became AVAILABLE
-//! or ERROR.
+//! The reconciler Lambda, on an EventBridge schedule: confirms WorkSpaces that became AVAILABLE,
+//! ERROR or gone, flags employees stuck past their deadline, releases future-dated events.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::sqs::SqsQueue;
 use shared::adapters::workspaces::AwsWorkspaces;
 use shared::config::{ConfigError, EnvReader};
-use shared::services::reconciler::Reconciler;
+use shared::services::reconciler::{Reconciler, ReconcilerConfig};
 
 struct Config {
     table_name: String,
+    workspace_requests_queue_url: String,
+    hr_events_queue_url: String,
+    create_deadline_s: i64,
+    terminate_deadline_s: i64,
 }
 
 impl Config {
     fn from_env() -> Result<Config, ConfigError> {
         let mut env = EnvReader::from_env();
         let table_name: String = env.required("TABLE_NAME");
-        env.finish(Config { table_name })
+        let workspace_requests_queue_url: String = env.required("WORKSPACE_REQUESTS_QUEUE_URL");
+        let hr_events_queue_url: String = env.required("HR_EVENTS_QUEUE_URL");
+        let create_deadline_s: i64 = env.optional("CREATE_DEADLINE_SECONDS", 5400);
+        let terminate_deadline_s: i64 = env.optional("TERMINATE_DEADLINE_SECONDS", 3600);
+        env.check("CREATE_DEADLINE_SECONDS", create_deadline_s > 0, "must be positive");
+        env.check("TERMINATE_DEADLINE_SECONDS", terminate_deadline_s > 0, "must be positive");
+        env.finish(Config {
+            table_name,
+            workspace_requests_queue_url,
+            hr_events_queue_url,
+            create_deadline_s,
+            terminate_deadline_s,
+        })
     }
 }
 
@@ -25,9 +42,16 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let sdk = aws_config::load_from_env().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
     let reconciler = Reconciler {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),
         workspaces: AwsWorkspaces::new(shared::aws::workspaces_client(&sdk)),
+        requests: SqsQueue::new(sqs.clone(), config.workspace_requests_queue_url),
+        hr_events: SqsQueue::new(sqs, config.hr_events_queue_url),
+        config: ReconcilerConfig {
+            create_deadline_ms: config.create_deadline_s * 1000,
+            terminate_deadline_ms: config.terminate_deadline_s * 1000,
+        },
     };
     let reconciler = &reconciler;
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| async move {

@@ -46,6 +46,27 @@ impl DirectoryUsers for Directory {
         }
     }
 
+    async fn disable_user(&self, directory_id: &str, user_name: &str) -> Result<UserOutcome, DirectoryError> {
+        match self {
+            Directory::DsData(d) => {
+                let result = d.data.disable_user().directory_id(directory_id).sam_account_name(user_name).send().await;
+                match result {
+                    Ok(_) => Ok(UserOutcome::Disabled),
+                    // Gone already: nothing left to disable.
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+                        Ok(UserOutcome::Disabled)
+                    }
+                    Err(e) => Err(failure(&e)),
+                }
+            }
+            Directory::WorkDocs(_) | Directory::Existing => Ok(UserOutcome::ManagedElsewhere),
+        }
+    }
+
+    fn can_disable(&self) -> bool {
+        matches!(self, Directory::DsData(_))
+    }
+
     fn user_name_max_len(&self) -> usize {
         match self {
             Directory::DsData(_) => UserName::SAM_ACCOUNT_NAME_MAX,

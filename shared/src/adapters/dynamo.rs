@@ -5,11 +5,12 @@
 //! |---|---|---|
 //! | idempotency record of an HR event | `EVENT#<event_id>` | `IDEMPOTENCY` |
 //! | employee lifecycle record | `EMP#<employee_id>` | `STATE` |
+//! | future-dated event, held | `EMP#<employee_id>` | `SCHEDULED#<event_id>` (in `work-index` as `scheduled#n`) |
 //! | history line | `EMP#<employee_id>` (`REJECTED` without one) | `EVENT#<occurred ms>#<event_id>#<recorded ms>#<message id>` |
 
 use super::describe_sdk_error;
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
-use crate::ports::{Claim, ClaimOutcome, HistoryEntry, StateStore, StoreError};
+use crate::ports::{Claim, ClaimOutcome, HistoryEntry, ScheduledEvent, StateStore, StoreError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
 
@@ -65,6 +66,15 @@ pub fn shard_of(employee_id: &str) -> u32 {
 
 fn work_shard(state: EmployeeState, shard: u32) -> String {
     format!("{}#{shard}", state.as_str())
+}
+
+const SCHEDULED: &str = "scheduled";
+
+fn scheduled_key(employee_id: &str, event_id: &str) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), s(format!("EMP#{employee_id}"))),
+        ("sk".to_owned(), s(format!("SCHEDULED#{event_id}"))),
+    ])
 }
 
 fn text(item: &Item, key: &str) -> Option<String> {
@@ -365,5 +375,89 @@ impl StateStore for DynamoStore {
             }
         }
         Ok(ids)
+    }
+
+    async fn schedule(&self, event: &ScheduledEvent) -> Result<(), StoreError> {
+        let mut item: Item = serde_dynamo::to_item(event)
+            .map_err(|e| StoreError::Malformed { key: event.event_id.clone(), detail: e.to_string() })?;
+        item.extend(scheduled_key(&event.employee_id, &event.event_id));
+        item.insert("work_shard".into(), s(format!("{SCHEDULED}#{}", shard_of(&event.employee_id))));
+        item.insert("work_due".into(), s(format!("{:013}", event.effective_ms)));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| unavailable("PutItem", &e))?;
+        Ok(())
+    }
+
+    async fn due(&self, now_ms: i64) -> Result<Vec<ScheduledEvent>, StoreError> {
+        let mut events = Vec::new();
+        for shard in 0..WORK_SHARDS {
+            let mut start = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(WORK_INDEX)
+                    .key_condition_expression("work_shard = :shard AND work_due <= :now")
+                    .expression_attribute_values(":shard", s(format!("{SCHEDULED}#{shard}")))
+                    .expression_attribute_values(":now", s(format!("{now_ms:013}")))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable("Query", &e))?;
+                for item in out.items.unwrap_or_default() {
+                    let key = text(&item, "sk").unwrap_or_default();
+                    events.push(
+                        serde_dynamo::from_item(item)
+                            .map_err(|e| StoreError::Malformed { key, detail: e.to_string() })?,
+                    );
+                }
+                start = out.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    async fn unschedule(&self, employee_id: &str, event_id: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(scheduled_key(employee_id, event_id)))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| unavailable("DeleteItem", &e))?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn scheduled_for(&self, employee_id: &str) -> Result<Vec<ScheduledEvent>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(format!("EMP#{employee_id}")))
+            .expression_attribute_values(":prefix", s("SCHEDULED#"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("Query", &e))?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| {
+                let key = text(&item, "sk").unwrap_or_default();
+                serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed { key, detail: e.to_string() })
+            })
+            .collect()
     }
 }

@@ -1,6 +1,6 @@
 //! The message queue port on SQS.
 
-use crate::ports::{MessageQueue, QueueError};
+use crate::ports::{MessageQueue, Outgoing, QueueError};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
 pub struct SqsQueue {
@@ -15,13 +15,20 @@ impl SqsQueue {
 }
 
 impl MessageQueue for SqsQueue {
-    async fn send(&self, bodies: &[String]) -> Result<(), QueueError> {
+    async fn send(&self, bodies: &[Outgoing]) -> Result<(), QueueError> {
         let fail = |message: String| QueueError { queue: self.url.clone(), message };
         for chunk in bodies.chunks(10) {
             let entries = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, body)| SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body).build())
+                .map(|(i, m)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(&m.body)
+                        .set_message_group_id(m.group_id.clone())
+                        .set_message_deduplication_id(m.deduplication_id.clone())
+                        .build()
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| fail(e.to_string()))?;
             let out = self

@@ -1,9 +1,12 @@
 //! The WorkSpaces port on the WorkSpaces API.
 
 use super::{describe_sdk_error, is_throttling};
-use crate::ports::{CreateItem, CreateResponse, FailedCreate, WorkspaceInfo, WorkspacesApi, WorkspacesError};
+use crate::ports::{
+    CreateItem, CreateResponse, FailedCreate, FailedTerminate, WorkspaceInfo, WorkspacesApi, WorkspacesError,
+};
 use aws_sdk_workspaces::types::{
-    Compute, Protocol, RunningMode, Tag, Workspace, WorkspaceProperties, WorkspaceRequest as SdkRequest,
+    Compute, Protocol, RunningMode, Tag, TerminateRequest, Workspace, WorkspaceProperties,
+    WorkspaceRequest as SdkRequest,
 };
 
 pub struct AwsWorkspaces {
@@ -113,6 +116,30 @@ impl WorkspacesApi for AwsWorkspaces {
             .await
             .map_err(|e| error("DescribeWorkspaces", &e))?;
         Ok(out.workspaces().iter().map(info).collect())
+    }
+
+    async fn terminate_workspaces(&self, ids: &[String]) -> Result<Vec<FailedTerminate>, WorkspacesError> {
+        let requests = ids
+            .iter()
+            .map(|id| TerminateRequest::builder().workspace_id(id).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(e.to_string()))?;
+        let out = self
+            .client
+            .terminate_workspaces()
+            .set_terminate_workspace_requests(Some(requests))
+            .send()
+            .await
+            .map_err(|e| error("TerminateWorkspaces", &e))?;
+        Ok(out
+            .failed_requests()
+            .iter()
+            .map(|f| FailedTerminate {
+                workspace_id: f.workspace_id().unwrap_or_default().to_owned(),
+                code: f.error_code().unwrap_or("Unknown").to_owned(),
+                message: f.error_message().unwrap_or_default().to_owned(),
+            })
+            .collect())
     }
 
     async fn find_user_workspace(

@@ -14,6 +14,12 @@ pub enum EmployeeState {
     Active,
     /// Permanently failed; `failure_code` and `failure_message` say why.
     Failed,
+    /// Leave applied; the termination request is queued (the WorkSpace id may not be known yet).
+    Leaving,
+    /// TerminateWorkspaces accepted; waiting for the id to disappear.
+    Terminating,
+    /// The WorkSpace is confirmed gone (or there never was one).
+    Terminated,
 }
 
 impl EmployeeState {
@@ -23,6 +29,9 @@ impl EmployeeState {
             EmployeeState::Pending => "pending",
             EmployeeState::Active => "active",
             EmployeeState::Failed => "failed",
+            EmployeeState::Leaving => "leaving",
+            EmployeeState::Terminating => "terminating",
+            EmployeeState::Terminated => "terminated",
         }
     }
 
@@ -32,13 +41,26 @@ impl EmployeeState {
             "pending" => Some(EmployeeState::Pending),
             "active" => Some(EmployeeState::Active),
             "failed" => Some(EmployeeState::Failed),
+            "leaving" => Some(EmployeeState::Leaving),
+            "terminating" => Some(EmployeeState::Terminating),
+            "terminated" => Some(EmployeeState::Terminated),
             _ => None,
         }
     }
 
     /// States the reconciler watches through the sparse work index.
     pub fn needs_watching(self) -> bool {
-        matches!(self, EmployeeState::Pending)
+        matches!(self, EmployeeState::Pending | EmployeeState::Terminating)
+    }
+
+    /// States in which the employee has, or is getting, a WorkSpace.
+    pub fn has_workspace(self) -> bool {
+        matches!(self, EmployeeState::Requested | EmployeeState::Pending | EmployeeState::Active)
+    }
+
+    /// States in which a leave is under way.
+    pub fn is_leaving(self) -> bool {
+        matches!(self, EmployeeState::Leaving | EmployeeState::Terminating)
     }
 }
 
@@ -67,6 +89,61 @@ pub struct EmployeeRecord {
     pub failure_message: Option<String>,
     pub state_since_ms: i64,
     pub updated_ms: i64,
+    /// The leave event being applied.
+    #[serde(default)]
+    pub leave_event_id: Option<String>,
+    #[serde(default)]
+    pub terminate_requested_ms: Option<i64>,
+    #[serde(default)]
+    pub terminated_ms: Option<i64>,
+    /// A rehire that waits for the previous WorkSpace to be confirmed gone.
+    #[serde(default)]
+    pub rehire_pending: bool,
+    /// WorkSpaces this employee had before, confirmed terminated.
+    #[serde(default)]
+    pub previous_workspaces: Vec<PastWorkspace>,
+    /// Set when the employee has been in its state past the deadline.
+    #[serde(default)]
+    pub stuck_since_ms: Option<i64>,
+}
+
+impl EmployeeRecord {
+    /// A record not yet written: version 0, no state of its own until the caller sets one.
+    pub fn new(employee_id: &str, now: i64) -> Self {
+        Self {
+            employee_id: employee_id.to_owned(),
+            state: EmployeeState::Requested,
+            version: 0,
+            last_event_ms: 0,
+            last_event_id: String::new(),
+            username: None,
+            given_name: None,
+            surname: None,
+            email: None,
+            department: None,
+            profile_name: None,
+            profile: None,
+            request_event_id: None,
+            workspace_id: None,
+            create_attempted_ms: None,
+            failure_code: None,
+            failure_message: None,
+            state_since_ms: now,
+            updated_ms: now,
+            leave_event_id: None,
+            terminate_requested_ms: None,
+            terminated_ms: None,
+            rehire_pending: false,
+            previous_workspaces: Vec::new(),
+            stuck_since_ms: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PastWorkspace {
+    pub workspace_id: String,
+    pub terminated_ms: i64,
 }
 
 /// What happened to one HR event, kept in the employee's history.
@@ -78,6 +155,8 @@ pub enum EventOutcome {
     Skipped,
     /// Breaks the contract or cannot be applied; the reason says which rule.
     Rejected,
+    /// Future-dated: held until `effective_at`, then processed again.
+    Scheduled,
 }
 
 impl EventOutcome {
@@ -86,6 +165,7 @@ impl EventOutcome {
             EventOutcome::Applied => "applied",
             EventOutcome::Skipped => "skipped",
             EventOutcome::Rejected => "rejected",
+            EventOutcome::Scheduled => "scheduled",
         }
     }
 }

@@ -16,6 +16,8 @@ pub enum EventKind {
     Join,
     /// A leaver: WorkSpace terminated.
     Leave,
+    /// Withdraws a future-dated event that has not taken effect (a rescinded hire or leave).
+    Cancel,
 }
 
 impl EventKind {
@@ -23,6 +25,7 @@ impl EventKind {
         match self {
             EventKind::Join => "join",
             EventKind::Leave => "leave",
+            EventKind::Cancel => "cancel",
         }
     }
 }
@@ -101,6 +104,8 @@ pub struct HrEvent {
     pub effective_at: Option<Timestamp>,
     pub employee: Employee,
     pub workspace: WorkspaceOverrides,
+    /// For `cancel`: the event withdrawn.
+    pub cancels: Option<EventId>,
     /// SHA-256 of the canonical JSON of the event: tells a redelivery from a reused event id.
     pub payload_hash: String,
 }
@@ -118,7 +123,7 @@ impl Default for EventRules {
 }
 
 const TOP_FIELDS: &[&str] =
-    &["schema_version", "event_id", "type", "occurred_at", "effective_at", "employee", "workspace"];
+    &["schema_version", "event_id", "type", "occurred_at", "effective_at", "employee", "workspace", "cancels"];
 const EMPLOYEE_FIELDS: &[&str] = &["employee_id", "username", "given_name", "surname", "email", "department"];
 
 /// The canonical form of a JSON value: object keys sorted, no insignificant whitespace.
@@ -203,10 +208,12 @@ impl HrEvent {
         let kind = r.parsed("type", true, |s| match s {
             "join" => Ok(EventKind::Join),
             "leave" => Ok(EventKind::Leave),
-            other => Err(format!("must be one of join, leave (got {other:?})")),
+            "cancel" => Ok(EventKind::Cancel),
+            other => Err(format!("must be one of join, leave, cancel (got {other:?})")),
         });
         let occurred_at = r.parsed("occurred_at", true, Timestamp::parse);
         let effective_at = r.parsed("effective_at", false, Timestamp::parse);
+        let cancels = r.parsed("cancels", kind == Some(EventKind::Cancel), EventId::parse);
         let mut errors = std::mem::take(&mut r.errors);
 
         let employee = match object.get("employee") {
@@ -269,6 +276,7 @@ impl HrEvent {
                 effective_at,
                 employee,
                 workspace,
+                cancels,
                 payload_hash: canonical_hash(value),
             }),
             _ => Err(InvalidEvent {

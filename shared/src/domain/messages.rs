@@ -15,3 +15,17 @@ pub struct WorkspaceRequest {
     pub profile: Profile,
     pub requested_ms: i64,
 }
+
+/// Intake (or provisioner, for a WorkSpace created after the leave) → terminator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TerminationRequest {
+    pub employee_id: String,
+    /// The leave event; the employee record must still point at it.
+    pub event_id: String,
+    /// Unknown when the leave came before the WorkSpace was created.
+    pub workspace_id: Option<String>,
+    pub directory_id: String,
+    pub username: String,
+    pub requested_ms: i64,
+}

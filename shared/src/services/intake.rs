@@ -3,11 +3,12 @@
 use super::{BatchOutcome, QueueRecord};
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use crate::domain::event::{EventKind, EventRules, HrEvent};
-use crate::domain::messages::WorkspaceRequest;
+use crate::domain::messages::{TerminationRequest, WorkspaceRequest};
 use crate::domain::profile::Profiles;
 use crate::domain::time::Timestamp;
 use crate::ports::{
-    Claim, ClaimOutcome, DirectoryError, DirectoryUsers, HistoryEntry, MessageQueue, NewUser, StateStore, StoreError,
+    Claim, ClaimOutcome, DirectoryError, DirectoryUsers, HistoryEntry, MessageQueue, NewUser, Outgoing, ScheduledEvent,
+    StateStore, StoreError,
 };
 use tracing::{info, warn};
 
@@ -17,12 +18,15 @@ pub struct IntakeConfig {
     pub idempotency_ttl_s: i64,
     /// Claim lifetime when the invocation's deadline is unknown.
     pub fallback_claim_ms: i64,
+    /// On leave, disable the directory user (where the backend can); otherwise keep it.
+    pub disable_user_on_leave: bool,
 }
 
 pub struct Intake<S, D, Q> {
     pub store: S,
     pub directory: D,
     pub requests: Q,
+    pub terminations: Q,
     pub profiles: Profiles,
     pub config: IntakeConfig,
 }
@@ -128,7 +132,13 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
         }
         match self.apply(&event, record, now).await {
             Ok((outcome, reason)) => {
-                if let Err(e) = self.store.complete(&claim.event_id, &claim.owner, outcome, &reason).await {
+                let settled = if outcome == EventOutcome::Scheduled {
+                    // Held events are processed again when due: leave the event id free for that.
+                    self.store.release(&claim.event_id, &claim.owner).await
+                } else {
+                    self.store.complete(&claim.event_id, &claim.owner, outcome, &reason).await
+                };
+                if let Err(e) = settled {
                     // The effects are in place and idempotent; a redelivery finds them.
                     return RecordResult::Retry(format!("completing the claim: {e}"));
                 }
@@ -173,6 +183,9 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
 
     /// Applies a claimed event. Every step is idempotent so a retry after a crash resumes.
     async fn apply(&self, event: &HrEvent, record: &QueueRecord, now: i64) -> Result<(EventOutcome, String), Failure> {
+        if event.kind == EventKind::Cancel {
+            return self.cancel(event).await;
+        }
         let employee_id = event.employee.employee_id.as_str();
         let current = self.store.employee(employee_id).await?;
         if let Some(current) = &current
@@ -190,22 +203,62 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
                 ),
             ));
         }
+        if let Some(effective) = event.effective_at
+            && effective.millis() > now
+        {
+            return self.hold(event, record, effective).await;
+        }
         match event.kind {
-            EventKind::Join => self.join(event, record, current, now).await,
-            EventKind::Leave => {
-                Ok((EventOutcome::Rejected, "leave events are not handled by this version of the pipeline".into()))
-            }
+            EventKind::Join => self.join(event, current, now).await,
+            EventKind::Leave => self.leave(event, current, now).await,
+            EventKind::Cancel => self.cancel(event).await,
+        }
+    }
+
+    /// A future-dated event waits in the table; the reconciler posts it again when due. SQS
+    /// cannot hold a message for more than 15 minutes.
+    async fn hold(
+        &self,
+        event: &HrEvent,
+        record: &QueueRecord,
+        effective: Timestamp,
+    ) -> Result<(EventOutcome, String), Failure> {
+        let held = ScheduledEvent {
+            employee_id: event.employee.employee_id.to_string(),
+            event_id: event.event_id.to_string(),
+            kind: event.kind.as_str().to_owned(),
+            occurred_ms: event.occurred_at.millis(),
+            effective_ms: effective.millis(),
+            body: record.body.clone(),
+        };
+        self.store.schedule(&held).await?;
+        Ok((EventOutcome::Scheduled, format!("held until it takes effect at {effective}")))
+    }
+
+    async fn cancel(&self, event: &HrEvent) -> Result<(EventOutcome, String), Failure> {
+        let Some(target) = &event.cancels else {
+            return Ok((EventOutcome::Rejected, "cancels is required".into()));
+        };
+        if self.store.unschedule(event.employee.employee_id.as_str(), target.as_str()).await? {
+            Ok((EventOutcome::Applied, format!("cancelled {target} before it took effect")))
+        } else {
+            Ok((
+                EventOutcome::Rejected,
+                format!(
+                    "nothing to cancel: {target} is not waiting to take effect (already applied, cancelled or unknown)"
+                ),
+            ))
         }
     }
 
     async fn join(
         &self,
         event: &HrEvent,
-        _record: &QueueRecord,
         current: Option<EmployeeRecord>,
         now: i64,
     ) -> Result<(EventOutcome, String), Failure> {
         let event_id = event.event_id.as_str();
+        let mut rehire = false;
         if let Some(c) = &current {
             let resuming = c.request_event_id.as_deref() == Some(event_id);
             match c.state {
@@ -213,6 +266,9 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
                     // A previous attempt wrote the record; make sure the request went out.
                     self.send_request(c, now).await?;
                     return Ok((EventOutcome::Applied, "WorkSpace requested".into()));
+                }
+                EmployeeState::Leaving | EmployeeState::Terminating if resuming && c.rehire_pending => {
+                    return Ok((EventOutcome::Applied, REHIRE_WAITS.into()));
                 }
                 EmployeeState::Requested | EmployeeState::Pending | EmployeeState::Active => {
                     return Ok((
@@ -224,7 +280,9 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
                         ),
                     ));
                 }
-                EmployeeState::Failed => {} // a new join retries a failed onboarding
+                EmployeeState::Leaving | EmployeeState::Terminating => rehire = true,
+                // A new join retries a failed onboarding, or rehires after a confirmed termination.
+                EmployeeState::Failed | EmployeeState::Terminated => {}
             }
         }
         let emp = &event.employee;
@@ -240,28 +298,38 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
                 return Ok((EventOutcome::Rejected, format!("invalid WorkSpace choice: {}", text.join("; "))));
             }
         };
-        let version = current.as_ref().map_or(0, |c| c.version);
-        let mut next = EmployeeRecord {
-            employee_id: emp.employee_id.to_string(),
-            state: EmployeeState::Requested,
-            version: version + 1,
-            last_event_ms: event.occurred_at.millis(),
-            last_event_id: event_id.to_owned(),
-            username: Some(user_name.to_string()),
-            given_name: Some(given_name.to_string()),
-            surname: Some(surname.to_string()),
-            email: Some(email.to_string()),
-            department: emp.department.clone(),
-            profile_name: Some(profile_name.clone()),
-            profile: Some(profile.clone()),
-            request_event_id: Some(event_id.to_owned()),
-            workspace_id: None,
-            create_attempted_ms: None,
-            failure_code: None,
-            failure_message: None,
-            state_since_ms: now,
-            updated_ms: now,
+        let mut next = match &current {
+            Some(c) => c.clone(),
+            None => EmployeeRecord::new(emp.employee_id.as_str(), now),
         };
+        next.version += 1;
+        next.last_event_ms = event.occurred_at.millis();
+        next.last_event_id = event_id.to_owned();
+        next.username = Some(user_name.to_string());
+        next.given_name = Some(given_name.to_string());
+        next.surname = Some(surname.to_string());
+        next.email = Some(email.to_string());
+        next.department = emp.department.clone();
+        next.profile_name = Some(profile_name.clone());
+        next.profile = Some(profile.clone());
+        next.request_event_id = Some(event_id.to_owned());
+        next.failure_code = None;
+        next.failure_message = None;
+        next.stuck_since_ms = None;
+        next.updated_ms = now;
+        if rehire {
+            // The previous WorkSpace must be gone first: the reconciler sends the request when
+            // it confirms the termination.
+            next.rehire_pending = true;
+        } else {
+            next.state = EmployeeState::Requested;
+            next.state_since_ms = now;
+            next.workspace_id = None;
+            next.leave_event_id = None;
+            next.terminate_requested_ms = None;
+            next.terminated_ms = None;
+            next.rehire_pending = false;
+        }
         let new_user = NewUser {
             directory_id: profile.directory_id.clone(),
             user_name: user_name.to_string(),
@@ -276,7 +344,11 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
             }
             Err(e) if e.is_retryable() => return Err(Failure::Directory(e)),
             Err(e) => {
-                next.state = EmployeeState::Failed;
+                if !rehire {
+                    next.state = EmployeeState::Failed;
+                    next.state_since_ms = now;
+                }
+                next.rehire_pending = false;
                 next.request_event_id = None;
                 next.failure_code = Some(e.code().to_owned());
                 next.failure_message = Some(e.to_string());
@@ -285,31 +357,151 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
             }
         }
         self.store.save_employee(&next, current.as_ref().map(|c| c.version)).await?;
+        if rehire {
+            return Ok((EventOutcome::Applied, REHIRE_WAITS.into()));
+        }
         self.send_request(&next, now).await?;
         Ok((EventOutcome::Applied, format!("WorkSpace requested with profile {profile_name}")))
     }
 
-    async fn send_request(&self, employee: &EmployeeRecord, now: i64) -> Result<(), Failure> {
-        let (Some(event_id), Some(username), Some(profile_name), Some(profile)) =
-            (&employee.request_event_id, &employee.username, &employee.profile_name, &employee.profile)
-        else {
-            return Err(Failure::Store(StoreError::Malformed {
+    async fn leave(
+        &self,
+        event: &HrEvent,
+        current: Option<EmployeeRecord>,
+        now: i64,
+    ) -> Result<(EventOutcome, String), Failure> {
+        let event_id = event.event_id.as_str();
+        let Some(current) = current else {
+            // Nothing to terminate; the record makes an older join that arrives later stale.
+            let mut next = EmployeeRecord::new(event.employee.employee_id.as_str(), now);
+            next.version = 1;
+            next.state = EmployeeState::Terminated;
+            next.last_event_ms = event.occurred_at.millis();
+            next.last_event_id = event_id.to_owned();
+            next.leave_event_id = Some(event_id.to_owned());
+            next.terminated_ms = Some(now);
+            self.store.save_employee(&next, None).await?;
+            return Ok((EventOutcome::Applied, "no WorkSpace to terminate: the employee never joined".into()));
+        };
+        let resuming = current.leave_event_id.as_deref() == Some(event_id);
+        let mut next = current.clone();
+        next.version += 1;
+        next.last_event_ms = event.occurred_at.millis();
+        next.last_event_id = event_id.to_owned();
+        next.updated_ms = now;
+        let reason = match current.state {
+            EmployeeState::Leaving if resuming => {
+                self.send_termination(&current, now).await?;
+                return Ok((EventOutcome::Applied, "termination requested".into()));
+            }
+            EmployeeState::Leaving | EmployeeState::Terminating if current.rehire_pending => {
+                next.rehire_pending = false;
+                next.request_event_id = None;
+                next.leave_event_id = Some(event_id.to_owned());
+                self.store.save_employee(&next, Some(current.version)).await?;
+                return Ok((EventOutcome::Applied, "pending rehire withdrawn; the termination goes on".into()));
+            }
+            EmployeeState::Leaving | EmployeeState::Terminating | EmployeeState::Terminated => {
+                return Ok((
+                    EventOutcome::Skipped,
+                    format!(
+                        "already {}: leave {} applied",
+                        current.state.as_str(),
+                        current.leave_event_id.as_deref().unwrap_or("?")
+                    ),
+                ));
+            }
+            EmployeeState::Failed if current.workspace_id.is_none() => {
+                next.state = EmployeeState::Terminated;
+                next.terminated_ms = Some(now);
+                "no WorkSpace to terminate: onboarding had failed"
+            }
+            EmployeeState::Requested | EmployeeState::Pending | EmployeeState::Active | EmployeeState::Failed => {
+                next.state = EmployeeState::Leaving;
+                "termination requested"
+            }
+        };
+        next.state_since_ms = now;
+        next.leave_event_id = Some(event_id.to_owned());
+        next.stuck_since_ms = None;
+        self.disable_user(&current).await?;
+        self.store.save_employee(&next, Some(current.version)).await?;
+        if next.state == EmployeeState::Leaving {
+            self.send_termination(&next, now).await?;
+        }
+        Ok((EventOutcome::Applied, reason.into()))
+    }
+
+    /// Blocks sign-in where configured and possible; the account and its data stay.
+    async fn disable_user(&self, employee: &EmployeeRecord) -> Result<(), Failure> {
+        if !self.config.disable_user_on_leave || !self.directory.can_disable() {
+            return Ok(());
+        }
+        let (Some(profile), Some(user)) = (&employee.profile, &employee.username) else { return Ok(()) };
+        match self.directory.disable_user(&profile.directory_id, user).await {
+            Ok(_) => {
+                info!(employee_id = %employee.employee_id, %user, "directory user disabled");
+                Ok(())
+            }
+            Err(e) if e.is_retryable() => Err(Failure::Directory(e)),
+            Err(e) => {
+                warn!(employee_id = %employee.employee_id, %user, error = %e, "directory user not disabled");
+                Ok(())
+            }
+        }
+    }
+
+    async fn send_termination(&self, employee: &EmployeeRecord, now: i64) -> Result<(), Failure> {
+        let request = termination_request(employee, now).ok_or_else(|| {
+            Failure::Store(StoreError::Malformed {
                 key: employee.employee_id.clone(),
-                detail: "requested employee without request, user or profile".into(),
-            }));
-        };
-        let request = WorkspaceRequest {
-            employee_id: employee.employee_id.clone(),
-            event_id: event_id.clone(),
-            username: username.clone(),
-            profile_name: profile_name.clone(),
-            profile: profile.clone(),
-            requested_ms: now,
-        };
+                detail: "leaving employee without leave event, user or profile".into(),
+            })
+        })?;
         let body = serde_json::to_string(&request).map_err(|e| {
             Failure::Store(StoreError::Malformed { key: employee.employee_id.clone(), detail: e.to_string() })
         })?;
-        self.requests.send(&[body]).await?;
+        self.terminations.send(&[Outgoing::plain(body)]).await?;
         Ok(())
     }
+
+    async fn send_request(&self, employee: &EmployeeRecord, now: i64) -> Result<(), Failure> {
+        let request = workspace_request(employee, now).ok_or_else(|| {
+            Failure::Store(StoreError::Malformed {
+                key: employee.employee_id.clone(),
+                detail: "requested employee without request, user or profile".into(),
+            })
+        })?;
+        let body = serde_json::to_string(&request).map_err(|e| {
+            Failure::Store(StoreError::Malformed { key: employee.employee_id.clone(), detail: e.to_string() })
+        })?;
+        self.requests.send(&[Outgoing::plain(body)]).await?;
+        Ok(())
+    }
+}
+
+const REHIRE_WAITS: &str = "rehire: a new WorkSpace is requested once the previous one is confirmed terminated";
+
+/// The WorkSpace request for an employee whose join is being provisioned.
+pub fn workspace_request(employee: &EmployeeRecord, now: i64) -> Option<WorkspaceRequest> {
+    Some(WorkspaceRequest {
+        employee_id: employee.employee_id.clone(),
+        event_id: employee.request_event_id.clone()?,
+        username: employee.username.clone()?,
+        profile_name: employee.profile_name.clone()?,
+        profile: employee.profile.clone()?,
+        requested_ms: now,
+    })
+}
+
+/// The termination request for a leaving employee.
+pub fn termination_request(employee: &EmployeeRecord, now: i64) -> Option<TerminationRequest> {
+    Some(TerminationRequest {
+        employee_id: employee.employee_id.clone(),
+        event_id: employee.leave_event_id.clone()?,
+        workspace_id: employee.workspace_id.clone(),
+        directory_id: employee.profile.as_ref()?.directory_id.clone(),
+        username: employee.username.clone()?,
+        requested_ms: now,
+    })
 }

@@ -3,6 +3,7 @@
 pub mod intake;
 pub mod provisioner;
 pub mod reconciler;
+pub mod terminator;
 
 /// One SQS record as the services need it.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,7 +5,11 @@ use super::{BatchOutcome, QueueRecord};
 use crate::domain::employee::{EmployeeRecord, EmployeeState};
 use crate::domain::messages::WorkspaceRequest;
 use crate::domain::time::Timestamp;
-use crate::ports::{CreateItem, CreateResponse, StateStore, StoreError, WorkspaceInfo, WorkspacesApi, WorkspacesError};
+use crate::ports::{
+    CreateItem, CreateResponse, MessageQueue, Outgoing, StateStore, StoreError, WorkspaceInfo, WorkspacesApi,
+    WorkspacesError,
+};
+use crate::services::intake::termination_request;
 use std::collections::{BTreeMap, HashMap};
 use tracing::{info, warn};
 
@@ -19,9 +23,11 @@ pub struct ProvisionerConfig {
     pub max_attempts: u32,
 }
 
-pub struct Provisioner<S, W> {
+pub struct Provisioner<S, W, Q> {
     pub store: S,
     pub workspaces: W,
+    /// For a WorkSpace that turns out to belong to someone who has left meanwhile.
+    pub terminations: Q,
     pub config: ProvisionerConfig,
 }
 
@@ -105,7 +111,7 @@ struct Job<'a> {
     employee: EmployeeRecord,
 }
 
-impl<S: StateStore, W: WorkspacesApi> Provisioner<S, W> {
+impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
     pub async fn handle_batch(&self, records: &[QueueRecord]) -> BatchOutcome {
         let mut outcome = BatchOutcome::default();
         let mut requests: BTreeMap<String, (&QueueRecord, WorkspaceRequest)> = BTreeMap::new();
@@ -141,6 +147,24 @@ impl<S: StateStore, W: WorkspacesApi> Provisioner<S, W> {
                 && employee.request_event_id.as_deref() == Some(request.event_id.as_str());
             if !wanted {
                 info!(%employee_id, event_id = %request.event_id, state = employee.state.as_str(), "request no longer wanted; dropped");
+                // A redelivery may follow a crash after CreateWorkspaces: a WorkSpace made for
+                // someone who has left since must not stay behind.
+                let left = employee.state.is_leaving() || employee.state == EmployeeState::Terminated;
+                if record.receive_count > 1 && left && employee.workspace_id.is_none() {
+                    match self.workspaces.find_user_workspace(&request.profile.directory_id, &request.username).await {
+                        Ok(Some(ws)) => {
+                            if let Err(e) = self.terminate_orphan(&employee_id, &ws).await {
+                                warn!(%employee_id, error = %e, "could not hand over the orphan WorkSpace; retrying");
+                                outcome.failed_message_ids.push(record.message_id.clone());
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            warn!(%employee_id, error = %e, "could not check for an orphan WorkSpace; retrying");
+                            outcome.failed_message_ids.push(record.message_id.clone());
+                        }
+                    }
+                }
                 continue;
             }
             jobs.push(Job { record, request, employee });
@@ -228,6 +252,7 @@ impl<S: StateStore, W: WorkspacesApi> Provisioner<S, W> {
         next.version += 1;
         next.updated_ms = now;
         next.state_since_ms = now;
+        let mut created = None;
         match result {
             ItemResult::NoAnswer(why) => {
                 warn!(%employee_id, %message_id, reason = %why, "WorkSpace request will be retried");
@@ -235,6 +260,7 @@ impl<S: StateStore, W: WorkspacesApi> Provisioner<S, W> {
                 return;
             }
             ItemResult::Created(ws) => {
+                created = Some(ws.clone());
                 info!(%employee_id, workspace_id = %ws.workspace_id, state = %ws.state, "WorkSpace created");
                 next.state = if ws.state == "AVAILABLE" { EmployeeState::Active } else { EmployeeState::Pending };
                 next.workspace_id = Some(ws.workspace_id);
@@ -249,6 +275,14 @@ impl<S: StateStore, W: WorkspacesApi> Provisioner<S, W> {
         match self.store.save_employee(&next, Some(job.employee.version)).await {
             Ok(()) => {}
             Err(StoreError::Conflict(key)) => {
+                if let Some(ws) = &created {
+                    // A leave arrived while the WorkSpace was being created: hand it over.
+                    match self.terminate_orphan(employee_id, ws).await {
+                        Ok(true) => return,
+                        Ok(false) => {}
+                        Err(e) => warn!(%employee_id, error = %e, "could not hand over the new WorkSpace"),
+                    }
+                }
                 // Changed meanwhile (another delivery, or a later event): decide again on redelivery.
                 warn!(%employee_id, %key, "employee changed while creating; retrying");
                 outcome.failed_message_ids.push(message_id.clone());
@@ -258,6 +292,34 @@ impl<S: StateStore, W: WorkspacesApi> Provisioner<S, W> {
                 outcome.failed_message_ids.push(message_id.clone());
             }
         }
+    }
+}
+
+impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
+    /// Attaches a WorkSpace created for an employee who has left meanwhile and asks for its
+    /// termination. `false` if the employee does not need it (still joining, or has one).
+    async fn terminate_orphan(&self, employee_id: &str, ws: &WorkspaceInfo) -> Result<bool, String> {
+        let Some(current) = self.store.employee(employee_id).await.map_err(|e| e.to_string())? else {
+            return Ok(false);
+        };
+        let left = current.state.is_leaving() || current.state == EmployeeState::Terminated;
+        if !left || current.workspace_id.is_some() {
+            return Ok(false);
+        }
+        let now = Timestamp::now().millis();
+        let mut next = current.clone();
+        next.version += 1;
+        next.workspace_id = Some(ws.workspace_id.clone());
+        next.state = EmployeeState::Leaving;
+        next.state_since_ms = now;
+        next.updated_ms = now;
+        next.terminated_ms = None;
+        self.store.save_employee(&next, Some(current.version)).await.map_err(|e| e.to_string())?;
+        let request = termination_request(&next, now).ok_or("leaving employee without leave event")?;
+        let body = serde_json::to_string(&request).map_err(|e| e.to_string())?;
+        self.terminations.send(&[Outgoing::plain(body)]).await.map_err(|e| e.to_string())?;
+        warn!(%employee_id, workspace_id = %ws.workspace_id, "WorkSpace created after the leave; termination requested");
+        Ok(true)
     }
 }
 

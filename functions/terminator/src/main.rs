@@ -1,0 +1,46 @@
+//! The terminator Lambda: termination requests → TerminateWorkspaces, 25 per call.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::workspaces::AwsWorkspaces;
+use shared::config::{ConfigError, EnvReader};
+use shared::services::terminator::{Terminator, TerminatorConfig};
+
+struct Config {
+    table_name: String,
+    max_attempts: u32,
+}
+
+impl Config {
+    fn from_env() -> Result<Config, ConfigError> {
+        let mut env = EnvReader::from_env();
+        let table_name: String = env.required("TABLE_NAME");
+        let max_attempts: u32 = env.optional("MAX_ATTEMPTS", 4);
+        env.check(
+            "MAX_ATTEMPTS",
+            (1..=20).contains(&max_attempts),
+            "must be 1-20 (and below the queue's maxReceiveCount)",
+        );
+        env.finish(Config { table_name, max_attempts })
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let sdk = aws_config::load_from_env().await;
+    let terminator = Terminator {
+        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),
+        workspaces: AwsWorkspaces::new(shared::aws::workspaces_client(&sdk)),
+        config: TerminatorConfig { max_attempts: config.max_attempts },
+    };
+    let terminator = &terminator;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let records = shared::lambda::records(&event.payload);
+        let outcome = terminator.handle_batch(&records).await;
+        Ok::<SqsBatchResponse, Error>(shared::lambda::batch_response(outcome))
+    }))
+    .await
+}

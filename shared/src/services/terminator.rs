@@ -1,0 +1,168 @@
+//! The terminator: termination requests → TerminateWorkspaces, 25 per call, each employee
+//! recorded as terminating with the time asked. The reconciler confirms when the id is gone.
+
+use super::provisioner::{Disposition, classify};
+use super::{BatchOutcome, QueueRecord};
+use crate::domain::employee::{EmployeeRecord, EmployeeState};
+use crate::domain::messages::TerminationRequest;
+use crate::domain::time::Timestamp;
+use crate::ports::{StateStore, StoreError, WorkspacesApi};
+use std::collections::{BTreeMap, HashMap};
+use tracing::{info, warn};
+
+/// TerminateWorkspaces takes at most 25 ids.
+pub const MAX_PER_CALL: usize = 25;
+
+#[derive(Debug, Clone)]
+pub struct TerminatorConfig {
+    /// Deliveries after which a retryable failure (a SUSPENDED WorkSpace) becomes permanent.
+    pub max_attempts: u32,
+}
+
+pub struct Terminator<S, W> {
+    pub store: S,
+    pub workspaces: W,
+    pub config: TerminatorConfig,
+}
+
+/// How one termination ended.
+#[derive(Debug, Clone, PartialEq)]
+enum Ended {
+    /// TerminateWorkspaces accepted it (or the service no longer knows the id).
+    Terminating(String),
+    /// There is no WorkSpace to terminate.
+    NothingToTerminate,
+    Failed {
+        code: String,
+        message: String,
+    },
+    Retry(String),
+}
+
+struct Job<'a> {
+    record: &'a QueueRecord,
+    employee: EmployeeRecord,
+}
+
+impl<S: StateStore, W: WorkspacesApi> Terminator<S, W> {
+    pub async fn handle_batch(&self, records: &[QueueRecord]) -> BatchOutcome {
+        let mut outcome = BatchOutcome::default();
+        let mut requests: BTreeMap<String, (&QueueRecord, TerminationRequest)> = BTreeMap::new();
+        for record in records {
+            match serde_json::from_str::<TerminationRequest>(&record.body) {
+                Ok(request) => {
+                    requests.entry(request.employee_id.clone()).or_insert((record, request));
+                }
+                Err(e) => {
+                    warn!(message_id = %record.message_id, error = %e, "malformed termination request");
+                    outcome.failed_message_ids.push(record.message_id.clone());
+                }
+            }
+        }
+        let ids: Vec<String> = requests.keys().cloned().collect();
+        let employees: HashMap<String, EmployeeRecord> = match self.store.employees(&ids).await {
+            Ok(list) => list.into_iter().map(|e| (e.employee_id.clone(), e)).collect(),
+            Err(e) => {
+                warn!(error = %e, "reading employees failed; retrying the batch");
+                outcome.failed_message_ids.extend(requests.values().map(|(r, _)| r.message_id.clone()));
+                return outcome;
+            }
+        };
+        let mut with_id: Vec<(Job, String)> = Vec::new();
+        for (employee_id, (record, request)) in requests {
+            let Some(employee) = employees.get(&employee_id).cloned() else { continue };
+            if employee.state != EmployeeState::Leaving
+                || employee.leave_event_id.as_deref() != Some(request.event_id.as_str())
+            {
+                info!(%employee_id, state = employee.state.as_str(), "termination no longer wanted; dropped");
+                continue;
+            }
+            let job = Job { record, employee };
+            match job.employee.workspace_id.clone() {
+                Some(id) => with_id.push((job, id)),
+                // The leave came before the WorkSpace id was known: look it up.
+                None => match self.workspaces.find_user_workspace(&request.directory_id, &request.username).await {
+                    Ok(Some(ws)) => with_id.push((job, ws.workspace_id)),
+                    Ok(None) => self.settle(&job, Ended::NothingToTerminate, &mut outcome).await,
+                    Err(e) => self.settle(&job, Ended::Retry(e.to_string()), &mut outcome).await,
+                },
+            }
+        }
+        for chunk in with_id.chunks(MAX_PER_CALL) {
+            let ids: Vec<String> = chunk.iter().map(|(_, id)| id.clone()).collect();
+            let failures = match self.workspaces.terminate_workspaces(&ids).await {
+                Ok(f) => f,
+                Err(e) => {
+                    for (job, _) in chunk {
+                        self.settle(job, Ended::Retry(e.to_string()), &mut outcome).await;
+                    }
+                    continue;
+                }
+            };
+            let failures: HashMap<&str, (&str, &str)> =
+                failures.iter().map(|f| (f.workspace_id.as_str(), (f.code.as_str(), f.message.as_str()))).collect();
+            for (job, id) in chunk {
+                let ended = match failures.get(id.as_str()) {
+                    None => Ended::Terminating(id.clone()),
+                    // Gone already: the reconciler confirms the absence.
+                    Some((code, _)) if code.starts_with("ResourceNotFound") => Ended::Terminating(id.clone()),
+                    Some((code, message)) => {
+                        let attempts_left = job.record.receive_count < self.config.max_attempts;
+                        match classify(code) {
+                            Disposition::Permanent => {
+                                Ended::Failed { code: (*code).into(), message: (*message).into() }
+                            }
+                            _ if attempts_left => Ended::Retry(format!("{code}: {message}")),
+                            _ => Ended::Failed {
+                                code: (*code).into(),
+                                message: format!("{message} (gave up after {} attempts)", job.record.receive_count),
+                            },
+                        }
+                    }
+                };
+                self.settle(job, ended, &mut outcome).await;
+            }
+        }
+        outcome
+    }
+
+    async fn settle(&self, job: &Job<'_>, ended: Ended, outcome: &mut BatchOutcome) {
+        let employee_id = &job.employee.employee_id;
+        let now = Timestamp::now().millis();
+        let mut next = job.employee.clone();
+        next.version += 1;
+        next.updated_ms = now;
+        next.state_since_ms = now;
+        match ended {
+            Ended::Retry(why) => {
+                warn!(%employee_id, reason = %why, "termination will be retried");
+                outcome.failed_message_ids.push(job.record.message_id.clone());
+                return;
+            }
+            Ended::Terminating(id) => {
+                info!(%employee_id, workspace_id = %id, "termination requested");
+                next.state = EmployeeState::Terminating;
+                next.workspace_id = Some(id);
+                next.terminate_requested_ms = Some(now);
+            }
+            Ended::NothingToTerminate => {
+                info!(%employee_id, "no WorkSpace to terminate");
+                next.state = EmployeeState::Terminated;
+                next.terminated_ms = Some(now);
+            }
+            Ended::Failed { code, message } => {
+                warn!(%employee_id, %code, %message, "termination failed");
+                next.state = EmployeeState::Failed;
+                next.failure_code = Some(code);
+                next.failure_message = Some(message);
+            }
+        }
+        match self.store.save_employee(&next, Some(job.employee.version)).await {
+            Ok(()) => {}
+            Err(e @ StoreError::Conflict(_)) | Err(e) => {
+                warn!(%employee_id, error = %e, "saving the termination failed; retrying");
+                outcome.failed_message_ids.push(job.record.message_id.clone());
+            }
+        }
+    }
+}
