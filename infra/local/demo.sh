@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# The main job on the local stack: post a feed of HR joiners (with a duplicate and an invalid
-# event), follow them to their final state, show the table and the WorkSpaces API calls made.
+# The main job on the local stack: post HR feeds (events/demo/N-*.json), follow every employee to
+# the state events/demo/N-expected.json says, show the table, one person's history and the
+# WorkSpaces API calls made.
 # Exits non-zero if any employee does not reach the expected state. Stops the stack again if it
 # started it.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
-feed="${FEED:-events/demo/feed.json}"
-expect="${EXPECT:-events/demo/expected.json}"
 started=0
 if [[ ! -f .local/stack.env ]]; then
   bash infra/local/up.sh
@@ -23,13 +22,16 @@ echo "== smoke check: every endpoint answers"
 "$bin/stack-check" | grep -E "^(runner|table|directory|smoke)" || { "$bin/stack-check"; exit 1; }
 curl -fsS -X DELETE "$SIM_URL/_sim/calls" >/dev/null
 
-echo "== posting $feed"
-"$bin/hrws" post "$feed" --unique-dedup
-echo "== waiting for every employee (intake → provisioner after its batching window → reconciler)"
-"$bin/hrws" wait "$expect" --timeout-s "${DEMO_TIMEOUT_S:-240}"
+phase() { # number feed title
+  echo "== phase $1: $3"
+  "$bin/hrws" post "events/demo/$1-$2.json" --unique-dedup
+  "$bin/hrws" wait "events/demo/$1-expected.json" --timeout-s "${DEMO_TIMEOUT_S:-240}"
+}
+phase 1 joiners "30 joiners, one event sent twice, one invalid, one leaver before their WorkSpace exists"
+phase 2 leavers "10 leavers, and one rehire (leave, then join again)"
 echo "== final state"
 "$bin/hrws" status
-echo "== one person's history"
-"$bin/hrws" employee E2004
+echo "== one person's history: the rehire"
+"$bin/hrws" employee E2005
 echo
 "$bin/stack-check" calls

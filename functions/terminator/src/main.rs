@@ -3,12 +3,14 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::sqs::SqsQueue;
 use shared::adapters::workspaces::AwsWorkspaces;
 use shared::config::{ConfigError, EnvReader};
 use shared::services::terminator::{Terminator, TerminatorConfig};
 
 struct Config {
     table_name: String,
+    workspace_requests_queue_url: String,
     max_attempts: u32,
 }
 
@@ -16,13 +18,14 @@ impl Config {
     fn from_env() -> Result<Config, ConfigError> {
         let mut env = EnvReader::from_env();
         let table_name: String = env.required("TABLE_NAME");
+        let workspace_requests_queue_url: String = env.required("WORKSPACE_REQUESTS_QUEUE_URL");
         let max_attempts: u32 = env.optional("MAX_ATTEMPTS", 4);
         env.check(
             "MAX_ATTEMPTS",
             (1..=20).contains(&max_attempts),
             "must be 1-20 (and below the queue's maxReceiveCount)",
         );
-        env.finish(Config { table_name, max_attempts })
+        env.finish(Config { table_name, workspace_requests_queue_url, max_attempts })
     }
 }
 
@@ -34,6 +37,7 @@ async fn main() -> Result<(), Error> {
     let terminator = Terminator {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),
         workspaces: AwsWorkspaces::new(shared::aws::workspaces_client(&sdk)),
+        requests: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.workspace_requests_queue_url),
         config: TerminatorConfig { max_attempts: config.max_attempts },
     };
     let terminator = &terminator;

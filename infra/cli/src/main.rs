@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 use shared::adapters::dynamo::DynamoStore;
-use shared::domain::employee::{EmployeeRecord, EventOutcome};
+use shared::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use shared::domain::time::Timestamp;
 use shared::ports::StateStore;
 use std::collections::{BTreeMap, HashMap};
@@ -38,7 +38,8 @@ enum Command {
         unique_dedup: bool,
     },
     /// Wait until employees reach the states in a JSON map {employee_id: state}, showing progress.
-    /// `rejected` means the employee's events were all rejected.
+    /// `rejected`: the employee's events were all rejected; `rehired`: active again after a
+    /// terminated WorkSpace.
     Wait {
         expect: PathBuf,
         #[arg(long, default_value_t = 300)]
@@ -74,17 +75,29 @@ async fn status(store: &DynamoStore) -> anyhow::Result<()> {
     let mut employees = store.scan_employees().await?;
     employees.sort_by(|a, b| a.employee_id.cmp(&b.employee_id));
     println!(
-        "{:<10} {:<12} {:<10} {:<14} {:<12} {:<24} failure",
+        "{:<10} {:<12} {:<12} {:<14} {:<12} {:<24} note",
         "employee", "user", "state", "workspace", "profile", "since"
     );
     for e in &employees {
-        let failure = match (&e.failure_code, &e.failure_message) {
-            (Some(code), Some(message)) => format!("{code}: {message}"),
-            (Some(code), None) => code.clone(),
-            _ => String::new(),
-        };
+        let mut notes = Vec::new();
+        if let Some(since) = e.stuck_since_ms {
+            notes.push(format!("STUCK (flagged {})", time(since)));
+        }
+        match (&e.failure_code, &e.failure_message) {
+            (Some(code), Some(message)) => notes.push(format!("{code}: {message}")),
+            (Some(code), None) => notes.push(code.clone()),
+            _ => {}
+        }
+        if e.rehire_pending {
+            notes.push("rehire waiting for the old WorkSpace to go".into());
+        }
+        if !e.previous_workspaces.is_empty() {
+            let ids: Vec<&str> = e.previous_workspaces.iter().map(|p| p.workspace_id.as_str()).collect();
+            notes.push(format!("earlier: {}", ids.join(", ")));
+        }
+        let failure = notes.join("; ");
         println!(
-            "{:<10} {:<12} {:<10} {:<14} {:<12} {:<24} {failure}",
+            "{:<10} {:<12} {:<12} {:<14} {:<12} {:<24} {failure}",
             e.employee_id,
             e.username.as_deref().unwrap_or("-"),
             e.state.as_str(),
@@ -97,7 +110,9 @@ async fn status(store: &DynamoStore) -> anyhow::Result<()> {
     for e in &employees {
         *by_state.entry(e.state.as_str()).or_default() += 1;
     }
-    let summary: Vec<String> = by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    let mut summary: Vec<String> = by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    let stuck = employees.iter().filter(|e| e.stuck_since_ms.is_some()).count();
+    summary.push(format!("{stuck} stuck"));
     println!("\n{} employees: {}", employees.len(), summary.join(", "));
     Ok(())
 }
@@ -113,8 +128,20 @@ async fn employee(store: &DynamoStore, id: &str) -> anyhow::Result<()> {
             if let Some(code) = &e.failure_code {
                 println!("failure    {code}: {}", e.failure_message.as_deref().unwrap_or(""));
             }
+            if let Some(since) = e.stuck_since_ms {
+                println!("stuck      flagged at {} (past the deadline for {})", time(since), e.state.as_str());
+            }
+            for past in &e.previous_workspaces {
+                println!("earlier    {} terminated {}", past.workspace_id, time(past.terminated_ms));
+            }
+            if e.rehire_pending {
+                println!("rehire     waiting for the previous WorkSpace to be confirmed gone");
+            }
         }
         None => println!("employee   {id}: no lifecycle record"),
+    }
+    for held in store.scheduled_for(id).await? {
+        println!("held       {} ({}) takes effect {}", held.event_id, held.kind, time(held.effective_ms));
     }
     let history = store.history(id).await?;
     println!("\nevents ({}):", history.len());
@@ -177,6 +204,9 @@ async fn wait(store: &DynamoStore, expect: &PathBuf, timeout: Duration) -> anyho
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for (id, want) in &expected {
             let now = match records.get(id) {
+                Some(e) if e.state == EmployeeState::Active && !e.previous_workspaces.is_empty() => {
+                    "rehired".to_owned()
+                }
                 Some(e) => e.state.as_str().to_owned(),
                 None => {
                     let history = store.history(id).await?;
@@ -187,7 +217,7 @@ async fn wait(store: &DynamoStore, expect: &PathBuf, timeout: Duration) -> anyho
                     }
                 }
             };
-            if &now == want {
+            if &now == want || (want == "active" && now == "rehired") {
                 reached += 1;
             }
             *counts.entry(now).or_default() += 1;

@@ -6,7 +6,8 @@ use super::{BatchOutcome, QueueRecord};
 use crate::domain::employee::{EmployeeRecord, EmployeeState};
 use crate::domain::messages::TerminationRequest;
 use crate::domain::time::Timestamp;
-use crate::ports::{StateStore, StoreError, WorkspacesApi};
+use crate::ports::{MessageQueue, Outgoing, StateStore, WorkspacesApi};
+use crate::services::intake::workspace_request;
 use std::collections::{BTreeMap, HashMap};
 use tracing::{info, warn};
 
@@ -19,9 +20,11 @@ pub struct TerminatorConfig {
     pub max_attempts: u32,
 }
 
-pub struct Terminator<S, W> {
+pub struct Terminator<S, W, Q> {
     pub store: S,
     pub workspaces: W,
+    /// For a rehire waiting on a leave that turns out to have nothing to terminate.
+    pub requests: Q,
     pub config: TerminatorConfig,
 }
 
@@ -44,7 +47,7 @@ struct Job<'a> {
     employee: EmployeeRecord,
 }
 
-impl<S: StateStore, W: WorkspacesApi> Terminator<S, W> {
+impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
     pub async fn handle_batch(&self, records: &[QueueRecord]) -> BatchOutcome {
         let mut outcome = BatchOutcome::default();
         let mut requests: BTreeMap<String, (&QueueRecord, TerminationRequest)> = BTreeMap::new();
@@ -149,6 +152,11 @@ impl<S: StateStore, W: WorkspacesApi> Terminator<S, W> {
                 info!(%employee_id, "no WorkSpace to terminate");
                 next.state = EmployeeState::Terminated;
                 next.terminated_ms = Some(now);
+                if next.rehire_pending {
+                    next.state = EmployeeState::Requested;
+                    next.rehire_pending = false;
+                    next.leave_event_id = None;
+                }
             }
             Ended::Failed { code, message } => {
                 warn!(%employee_id, %code, %message, "termination failed");
@@ -157,11 +165,24 @@ impl<S: StateStore, W: WorkspacesApi> Terminator<S, W> {
                 next.failure_message = Some(message);
             }
         }
-        match self.store.save_employee(&next, Some(job.employee.version)).await {
-            Ok(()) => {}
-            Err(e @ StoreError::Conflict(_)) | Err(e) => {
-                warn!(%employee_id, error = %e, "saving the termination failed; retrying");
-                outcome.failed_message_ids.push(job.record.message_id.clone());
+        if let Err(e) = self.store.save_employee(&next, Some(job.employee.version)).await {
+            warn!(%employee_id, error = %e, "saving the termination failed; retrying");
+            outcome.failed_message_ids.push(job.record.message_id.clone());
+            return;
+        }
+        if next.state == EmployeeState::Requested
+            && let Some(request) = workspace_request(&next, now)
+        {
+            // The rehire's request; if sending fails the employee stays requested, and the
+            // retry of this message finds it no longer leaving: log it for the operator.
+            let sent = match serde_json::to_string(&request) {
+                Ok(body) => self.requests.send(&[Outgoing::plain(body)]).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = sent {
+                warn!(%employee_id, error = %e, "rehire request not sent; the employee stays requested");
+            } else {
+                info!(%employee_id, "rehire: WorkSpace requested");
             }
         }
     }
