@@ -103,8 +103,7 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
             payload_hash: event.payload_hash.clone(),
             owner: uuid::Uuid::new_v4().to_string(),
             now_ms: now,
-            // An unknown deadline must not leave a claim anyone could take over at once.
-            in_progress_until_ms: deadline_ms.filter(|d| *d > now).unwrap_or(now + self.config.fallback_claim_ms),
+            in_progress_until_ms: claim_until(deadline_ms, now, self.config.fallback_claim_ms),
             expires_at_s: now / 1000 + self.config.idempotency_ttl_s,
         };
         match self.store.claim(&claim).await {
@@ -480,6 +479,12 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
     }
 }
 
+/// Until when a claim holds: the invocation's deadline. An unknown (absent, zero or past)
+/// deadline must not make a claim anyone could take over at once.
+pub fn claim_until(deadline_ms: Option<i64>, now: i64, fallback_ms: i64) -> i64 {
+    deadline_ms.filter(|d| *d > now).unwrap_or(now + fallback_ms)
+}
+
 const REHIRE_WAITS: &str = "rehire: a new WorkSpace is requested once the previous one is confirmed terminated";
 
 /// The WorkSpace request for an employee whose join is being provisioned.
@@ -504,4 +509,17 @@ pub fn termination_request(employee: &EmployeeRecord, now: i64) -> Option<Termin
         username: employee.username.clone()?,
         requested_ms: now,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::claim_until;
+
+    #[test]
+    fn an_unknown_deadline_never_makes_a_stealable_claim() {
+        assert_eq!(claim_until(Some(5_000), 1_000, 900_000), 5_000);
+        for unknown in [None, Some(0), Some(999)] {
+            assert_eq!(claim_until(unknown, 1_000, 900_000), 901_000, "{unknown:?}");
+        }
+    }
 }
