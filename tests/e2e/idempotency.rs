@@ -37,7 +37,14 @@ async fn claims_hold_until_the_deadline_and_only_the_owner_settles() {
     store.complete("evt-1", "c", EventOutcome::Applied, "done").await.unwrap();
 
     let again = store.claim(&claim("d", "h1", later, later + 60_000)).await.unwrap();
-    assert_eq!(again, ClaimOutcome::Completed { same_payload: true, outcome: Some(EventOutcome::Applied), reason: Some("done".into()) });
+    assert_eq!(
+        again,
+        ClaimOutcome::Completed {
+            same_payload: true,
+            outcome: Some(EventOutcome::Applied),
+            reason: Some("done".into())
+        }
+    );
     let reused = store.claim(&claim("e", "h2", later, later + 60_000)).await.unwrap();
     assert!(matches!(reused, ClaimOutcome::Completed { same_payload: false, .. }), "{reused:?}");
 
