@@ -2,9 +2,9 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build up down demo test fmt-check clippy check-events test-unit test-conformance test-e2e clean
+.PHONY: setup build up down demo test fmt-check clippy check-events check-template test-unit test-conformance test-e2e sam-build clean
 
-setup: ## Install the local tooling (moto, cargo-lambda) into .venv
+setup: ## Install the local tooling (moto, cargo-lambda; cfn-lint, SAM CLI) into .venv and .venv-infra
 	bash infra/local/setup.sh
 
 build: ## Build every binary: functions, simulator, runner
@@ -19,7 +19,7 @@ down: ## Stop every process `make up` started
 demo: setup build ## Run the main job on the local stack
 	bash infra/local/demo.sh
 
-test: setup fmt-check clippy check-events test-unit test-conformance test-e2e ## Everything CI checks
+test: setup fmt-check clippy check-events check-template test-unit test-conformance test-e2e ## Everything CI checks
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -29,6 +29,15 @@ clippy:
 
 check-events: ## The sample HR events against the published JSON Schema
 	.venv/bin/python infra/local/check_events.py
+
+check-template: ## The SAM template: cfn-lint, sam validate, and agreement with the code and the local stack
+	.venv-infra/bin/python infra/check_template.py
+	.venv-infra/bin/cfn-lint infra/template.yaml
+	cd infra && SAM_CLI_TELEMETRY=0 ../.venv-infra/bin/sam validate --lint --region us-east-1 -t template.yaml
+
+sam-build: setup ## Release arm64 builds of every function through SAM (slow: not part of make test)
+	rustup target add aarch64-unknown-linux-gnu
+	cd infra && PATH="$(CURDIR)/.venv/bin:$$PATH" SAM_CLI_TELEMETRY=0 ../.venv-infra/bin/sam build --beta-features -t template.yaml
 
 test-unit:
 	$(CARGO) test --workspace --lib --bins
