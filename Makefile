@@ -43,10 +43,10 @@ test-unit:
 	$(CARGO) test --workspace --lib --bins
 
 test-conformance: ## The real SDK clients against the simulator
-	$(CARGO) test -p aws-simulator --test conformance
+	$(CARGO) test --workspace --test conformance
 
 test-e2e: build ## Real function binaries, moto and the simulator, through the local runner
-	$(CARGO) test -p e2e --test e2e
+	$(CARGO) test --workspace --test e2e
 
 clean: down
 	rm -rf .local

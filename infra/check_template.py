@@ -33,6 +33,8 @@ stack = json.loads((ROOT / "infra/local/stack.json").read_text())
 
 ENV_READ = re.compile(r'env\.(?:required|optional|required_with)\(\s*"([A-Z][A-Z0-9_]*)"')
 PORT_CALL = re.compile(r"self\s*\.\s*(store|workspaces|directory|requests|terminations|hr_events)\s*\.\s*([a-z_]+)\(")
+# A queue handed to a helper that sends on it.
+QUEUE_PASSED = re.compile(r"&self\s*\.\s*(requests|terminations|hr_events)\b")
 SDK_CALL = re.compile(r"\.(client|data|ds)\s*\.\s*([a-z_]+)\(\)")
 FN = re.compile(r"\n\s*(?:pub(?:\([a-z]+\))?\s+)?(?:async\s+)?fn\s+([a-z_]+)")
 PORT_ADAPTER = {"store": "dynamo", "workspaces": "workspaces", "directory": "directory",
@@ -81,7 +83,8 @@ def function_code(binary):
     for service in set(re.findall(r"shared::services::([a-z_]+)::", text)):
         body = (ROOT / f"shared/src/services/{service}.rs").read_text()
         body = body.split("#[cfg(test)]")[0]
-        for port, method in PORT_CALL.findall(body):
+        calls = PORT_CALL.findall(body) + [(queue, "send") for queue in QUEUE_PASSED.findall(body)]
+        for port, method in calls:
             actions |= ADAPTERS[PORT_ADAPTER[port]].get(method, set())
     return env, actions
 

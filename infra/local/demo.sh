@@ -35,3 +35,5 @@ echo "== one person's history: the rehire"
 "$bin/hrws" employee E2005
 echo
 "$bin/stack-check" calls
+echo
+"$bin/stack-check" functions

@@ -49,6 +49,8 @@ pub struct FunctionStats {
     pub duration_ms: Vec<f64>,
     /// Records per SQS batch delivered.
     pub batch_sizes: Vec<usize>,
+    /// Highest resident set size (VmHWM) seen of any instance, in KiB.
+    pub peak_rss_kib: u64,
 }
 
 struct Invocation {
@@ -72,6 +74,8 @@ struct Shared {
     stats: Arc<Mutex<FunctionStats>>,
     /// When each instance's process started, until its first poll.
     booting: Arc<Mutex<BTreeMap<usize, Instant>>>,
+    /// Process id of each running instance, to read its peak memory.
+    pids: Arc<Mutex<BTreeMap<usize, u32>>>,
 }
 
 #[derive(Clone)]
@@ -115,6 +119,7 @@ impl FunctionPool {
             in_flight: Arc::default(),
             stats: Arc::default(),
             booting: Arc::default(),
+            pids: Arc::default(),
         };
         let shutdown = Arc::new(Notify::new());
         let mut kills = Vec::new();
@@ -145,7 +150,12 @@ impl FunctionPool {
     }
 
     pub fn stats(&self) -> FunctionStats {
-        lock(&self.shared.stats).clone()
+        let pids: Vec<u32> = lock(&self.shared.pids).values().copied().collect();
+        let mut stats = lock(&self.shared.stats);
+        for pid in pids {
+            stats.peak_rss_kib = stats.peak_rss_kib.max(peak_rss_kib(pid).unwrap_or(0));
+        }
+        stats.clone()
     }
 
     pub fn record_batch(&self, size: usize) {
@@ -237,6 +247,9 @@ async fn supervise(
                 }
             }
         };
+        if let Some(pid) = child.id() {
+            lock(&shared.pids).insert(index, pid);
+        }
         let tag = format!("{}/{index}", spec.name);
         if let Some(out) = child.stdout.take() {
             tokio::spawn(forward(tag.clone(), BufReader::new(out)));
@@ -252,6 +265,12 @@ async fn supervise(
                 return;
             }
         };
+        if let Some(pid) = lock(&shared.pids).remove(&index) {
+            // Last chance to read its peak before the process is reaped.
+            let peak = peak_rss_kib(pid).unwrap_or(0);
+            let mut stats = lock(&shared.stats);
+            stats.peak_rss_kib = stats.peak_rss_kib.max(peak);
+        }
         if status.is_none() {
             let _ = child.kill().await;
         }
@@ -273,6 +292,13 @@ async fn supervise(
             _ = shutdown.notified() => return,
         }
     }
+}
+
+/// The process's peak resident set size (VmHWM), from /proc.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 async fn forward<R: tokio::io::AsyncRead + Unpin>(tag: String, reader: BufReader<R>) {

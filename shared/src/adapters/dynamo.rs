@@ -92,7 +92,31 @@ impl DynamoStore {
     }
 }
 
+/// An item as a record, or the item's key in the error.
+fn decode<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    let key = format!("{}/{}", text(&item, "pk").unwrap_or_default(), text(&item, "sk").unwrap_or_default());
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed { key, detail: e.to_string() })
+}
+
 impl DynamoStore {
+    /// Every page of a query.
+    async fn query_all(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out =
+                query.clone().set_exclusive_start_key(start).send().await.map_err(|e| unavailable("Query", &e))?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
     /// Every employee record (a full scan: for status tools, not for the functions).
     pub async fn scan_employees(&self) -> Result<Vec<EmployeeRecord>, StoreError> {
         let mut records = Vec::new();
@@ -322,57 +346,29 @@ impl StateStore for DynamoStore {
     }
 
     async fn history(&self, employee_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
-        let mut entries = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(format!("EMP#{employee_id}")))
-                .expression_attribute_values(":prefix", s("EVENT#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| unavailable("Query", &e))?;
-            for item in out.items.unwrap_or_default() {
-                let key = text(&item, "sk").unwrap_or_default();
-                entries.push(
-                    serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed { key, detail: e.to_string() })?,
-                );
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(entries);
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(format!("EMP#{employee_id}")))
+            .expression_attribute_values(":prefix", s("EVENT#"))
+            .consistent_read(true);
+        self.query_all(query).await?.into_iter().map(decode).collect()
     }
 
     async fn watched(&self, state: EmployeeState) -> Result<Vec<String>, StoreError> {
         let mut ids = Vec::new();
         for shard in 0..WORK_SHARDS {
-            let mut start = None;
-            loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(WORK_INDEX)
-                    .key_condition_expression("work_shard = :shard")
-                    .expression_attribute_values(":shard", s(work_shard(state, shard)))
-                    .projection_expression("employee_id")
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| unavailable("Query", &e))?;
-                ids.extend(out.items.unwrap_or_default().iter().filter_map(|i| text(i, "employee_id")));
-                start = out.last_evaluated_key;
-                if start.is_none() {
-                    break;
-                }
-            }
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(WORK_INDEX)
+                .key_condition_expression("work_shard = :shard")
+                .expression_attribute_values(":shard", s(work_shard(state, shard)))
+                .projection_expression("employee_id");
+            ids.extend(self.query_all(query).await?.iter().filter_map(|i| text(i, "employee_id")));
         }
         Ok(ids)
     }
@@ -396,31 +392,16 @@ impl StateStore for DynamoStore {
     async fn due(&self, now_ms: i64) -> Result<Vec<ScheduledEvent>, StoreError> {
         let mut events = Vec::new();
         for shard in 0..WORK_SHARDS {
-            let mut start = None;
-            loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(WORK_INDEX)
-                    .key_condition_expression("work_shard = :shard AND work_due <= :now")
-                    .expression_attribute_values(":shard", s(format!("{SCHEDULED}#{shard}")))
-                    .expression_attribute_values(":now", s(format!("{now_ms:013}")))
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| unavailable("Query", &e))?;
-                for item in out.items.unwrap_or_default() {
-                    let key = text(&item, "sk").unwrap_or_default();
-                    events.push(
-                        serde_dynamo::from_item(item)
-                            .map_err(|e| StoreError::Malformed { key, detail: e.to_string() })?,
-                    );
-                }
-                start = out.last_evaluated_key;
-                if start.is_none() {
-                    break;
-                }
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(WORK_INDEX)
+                .key_condition_expression("work_shard = :shard AND work_due <= :now")
+                .expression_attribute_values(":shard", s(format!("{SCHEDULED}#{shard}")))
+                .expression_attribute_values(":now", s(format!("{now_ms:013}")));
+            for item in self.query_all(query).await? {
+                events.push(decode(item)?);
             }
         }
         Ok(events)
@@ -440,24 +421,14 @@ impl StateStore for DynamoStore {
     }
 
     async fn scheduled_for(&self, employee_id: &str) -> Result<Vec<ScheduledEvent>, StoreError> {
-        let out = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
             .expression_attribute_values(":pk", s(format!("EMP#{employee_id}")))
             .expression_attribute_values(":prefix", s("SCHEDULED#"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("Query", &e))?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| {
-                let key = text(&item, "sk").unwrap_or_default();
-                serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed { key, detail: e.to_string() })
-            })
-            .collect()
+            .consistent_read(true);
+        self.query_all(query).await?.into_iter().map(decode).collect()
     }
 }

@@ -451,32 +451,29 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
     }
 
     async fn send_termination(&self, employee: &EmployeeRecord, now: i64) -> Result<(), Failure> {
-        let request = termination_request(employee, now).ok_or_else(|| {
-            Failure::Store(StoreError::Malformed {
-                key: employee.employee_id.clone(),
-                detail: "leaving employee without leave event, user or profile".into(),
-            })
-        })?;
-        let body = serde_json::to_string(&request).map_err(|e| {
-            Failure::Store(StoreError::Malformed { key: employee.employee_id.clone(), detail: e.to_string() })
-        })?;
-        self.terminations.send(&[Outgoing::plain(body)]).await?;
-        Ok(())
+        let request = termination_request(employee, now);
+        send_json(&self.terminations, employee, request, "leaving employee without leave event, user or profile").await
     }
 
     async fn send_request(&self, employee: &EmployeeRecord, now: i64) -> Result<(), Failure> {
-        let request = workspace_request(employee, now).ok_or_else(|| {
-            Failure::Store(StoreError::Malformed {
-                key: employee.employee_id.clone(),
-                detail: "requested employee without request, user or profile".into(),
-            })
-        })?;
-        let body = serde_json::to_string(&request).map_err(|e| {
-            Failure::Store(StoreError::Malformed { key: employee.employee_id.clone(), detail: e.to_string() })
-        })?;
-        self.requests.send(&[Outgoing::plain(body)]).await?;
-        Ok(())
+        let request = workspace_request(employee, now);
+        send_json(&self.requests, employee, request, "requested employee without request, user or profile").await
     }
+}
+
+/// Sends one message built from the employee record; `None` means the record lacks what it needs.
+async fn send_json<T: serde::Serialize>(
+    queue: &impl MessageQueue,
+    employee: &EmployeeRecord,
+    message: Option<T>,
+    missing: &str,
+) -> Result<(), Failure> {
+    let malformed =
+        |detail: String| Failure::Store(StoreError::Malformed { key: employee.employee_id.clone(), detail });
+    let message = message.ok_or_else(|| malformed(missing.to_owned()))?;
+    let body = serde_json::to_string(&message).map_err(|e| malformed(e.to_string()))?;
+    queue.send(&[Outgoing::plain(body)]).await?;
+    Ok(())
 }
 
 /// Until when a claim holds: the invocation's deadline. An unknown (absent, zero or past)

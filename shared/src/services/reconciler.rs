@@ -90,7 +90,8 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
         }
         for employee in employees {
             let ws = employee.workspace_id.as_ref().and_then(|id| seen.get(id));
-            self.decide(employee, ws, now, &mut report).await?;
+            // Decided now, not when the run began: a confirmation never predates what it confirms.
+            self.decide(employee, ws, Timestamp::now().millis(), &mut report).await?;
         }
         emit_stuck_metric(&report);
         Ok(report)

@@ -14,8 +14,10 @@ fn var(name: &str) -> anyhow::Result<String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    if std::env::args().nth(1).as_deref() == Some("calls") {
-        return print_calls(&reqwest::Client::new()).await;
+    match std::env::args().nth(1).as_deref() {
+        Some("calls") => return print_calls(&reqwest::Client::new()).await,
+        Some("functions") => return print_functions(&reqwest::Client::new()).await,
+        _ => {}
     }
     // WorkSpaces allows ~2 calls/s per account: poll gently and let the SDK absorb throttling.
     let sdk = aws_config::from_env()
@@ -122,6 +124,46 @@ async fn print_calls(http: &reqwest::Client) -> anyhow::Result<()> {
             let count = |k: &str| s[k].as_u64().unwrap_or(0);
             println!("{op:<44} {:>6} {:>10} {items:>6}", count("calls"), count("throttled"));
         }
+    }
+    Ok(())
+}
+
+/// The runner's measurements per function: invocations, batch sizes, init and handler times,
+/// peak memory.
+async fn print_functions(http: &reqwest::Client) -> anyhow::Result<()> {
+    let runner = var("AWS_ENDPOINT_URL_LAMBDA")?;
+    let stats: Value = http.get(format!("{runner}/_runner/stats")).send().await?.json().await?;
+    println!("Functions (local runner; debug builds)");
+    println!(
+        "{:<12} {:>11} {:>7} {:>13} {:>10} {:>12} {:>12} {:>10}",
+        "function", "invocations", "errors", "records/batch", "init ms", "handler p50", "handler p99", "peak RSS"
+    );
+    let Value::Object(functions) = stats else { return Ok(()) };
+    for (name, s) in functions {
+        let list = |k: &str| -> Vec<f64> {
+            let mut v: Vec<f64> =
+                s[k].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        let pct = |v: &[f64], p: f64| -> f64 {
+            if v.is_empty() { 0.0 } else { v[((v.len() - 1) as f64 * p).round() as usize] }
+        };
+        let durations = list("duration_ms");
+        let init = list("init_ms");
+        let batches = list("batch_sizes");
+        let per_batch = if batches.is_empty() { 0.0 } else { batches.iter().sum::<f64>() / batches.len() as f64 };
+        let errors = s["errors"].as_u64().unwrap_or(0)
+            + s["timeouts"].as_u64().unwrap_or(0)
+            + s["crashes"].as_u64().unwrap_or(0);
+        println!(
+            "{name:<12} {:>11} {errors:>7} {per_batch:>13.1} {:>10.1} {:>12.1} {:>12.1} {:>7} MiB",
+            s["invocations"].as_u64().unwrap_or(0),
+            pct(&init, 0.5),
+            pct(&durations, 0.5),
+            pct(&durations, 0.99),
+            s["peak_rss_kib"].as_u64().unwrap_or(0) / 1024
+        );
     }
     Ok(())
 }
