@@ -149,6 +149,9 @@ for binary in sorted(p.name for p in (ROOT / "functions").iterdir() if (p / "Car
                               "".join(p.read_text() for p in (ROOT / f"functions/{binary}/src").glob("*.rs"))))
     for v in sorted(required - local_env):
         problem(f"{binary}: the local stack does not set required {v}")
+    memory = props.get("MemorySize", template["Globals"]["Function"].get("MemorySize"))
+    if memory != local.get("memory_mb", 128):
+        problem(f"{binary}: memory {memory} MB in the template, {local.get('memory_mb', 128)} locally")
     if props.get("Timeout") != local["timeout_s"]:
         problem(f"{binary}: timeout {props.get('Timeout')} in the template, {local['timeout_s']} locally")
     events = props.get("Events", {})

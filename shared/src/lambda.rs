@@ -36,7 +36,9 @@ mod tests {
 
     #[test]
     fn sample_sqs_events_parse_as_lambda_delivers_them() {
-        for file in ["intake/join.json", "intake/mixed-batch.json", "provisioner/request.json"] {
+        for file in
+            ["intake/join.json", "intake/mixed-batch.json", "provisioner/request.json", "terminator/request.json"]
+        {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(file);
             let event: SqsEvent = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
             let records = records(&event);
@@ -44,6 +46,18 @@ mod tests {
             assert!(records.iter().all(|r| !r.message_id.is_empty() && r.receive_count == 1), "{file}");
             assert_eq!(from_fifo_queue(&event), file.starts_with("intake/"), "{file}");
         }
+    }
+
+    #[test]
+    fn sample_requests_are_the_messages_the_functions_read() {
+        use crate::domain::messages::{TerminationRequest, WorkspaceRequest};
+        let read = |file: &str| -> SqsEvent {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(file);
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+        };
+        let body = |e: &SqsEvent| e.records[0].body.clone().unwrap();
+        serde_json::from_str::<WorkspaceRequest>(&body(&read("provisioner/request.json"))).unwrap();
+        serde_json::from_str::<TerminationRequest>(&body(&read("terminator/request.json"))).unwrap();
     }
 
     #[test]
