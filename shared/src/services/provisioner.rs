@@ -145,6 +145,15 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
             };
             let wanted = employee.state == EmployeeState::Requested
                 && employee.request_event_id.as_deref() == Some(request.event_id.as_str());
+            let rehire_waiting = employee.rehire_pending
+                && employee.request_event_id.as_deref() == Some(request.event_id.as_str())
+                && employee.state.is_leaving();
+            if rehire_waiting {
+                // Sent just before the old WorkSpace's confirmation was written: come back later.
+                info!(%employee_id, event_id = %request.event_id, "rehire request ahead of its confirmation; retrying");
+                outcome.failed_message_ids.push(record.message_id.clone());
+                continue;
+            }
             if !wanted {
                 info!(%employee_id, event_id = %request.event_id, state = employee.state.as_str(), "request no longer wanted; dropped");
                 // A redelivery may follow a crash after CreateWorkspaces: a WorkSpace made for

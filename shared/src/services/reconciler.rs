@@ -162,14 +162,16 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
         }
         next.state_since_ms = now;
         next.stuck_since_ms = None;
-        self.save(&next, &employee).await?;
-        info!(employee_id = %next.employee_id, state = next.state.as_str(), workspace_id = ?employee.workspace_id, error_code = ?next.failure_code, "confirmed");
         if rehire && let Some(request) = workspace_request(&next, now) {
+            // Sent before the write: should the write fail, the provisioner drops the request
+            // (the employee is not requested yet) and the next run sends it again.
             let body = serde_json::to_string(&request)
                 .map_err(|e| StoreError::Malformed { key: next.employee_id.clone(), detail: e.to_string() })?;
             self.requests.send(&[Outgoing::plain(body)]).await?;
             report.rehires_requested += 1;
         }
+        self.save(&next, &employee).await?;
+        info!(employee_id = %next.employee_id, state = next.state.as_str(), workspace_id = ?employee.workspace_id, error_code = ?next.failure_code, "confirmed");
         Ok(())
     }
 

@@ -165,25 +165,24 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
                 next.failure_message = Some(message);
             }
         }
+        if next.state == EmployeeState::Requested {
+            // A rehire whose leave had nothing to terminate: its request goes out before the
+            // write, so a failure on either side is retried with this message.
+            let sent = match workspace_request(&next, now).map(|r| serde_json::to_string(&r)) {
+                Some(Ok(body)) => self.requests.send(&[Outgoing::plain(body)]).await.map_err(|e| e.to_string()),
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err("rehire without request, user or profile".into()),
+            };
+            if let Err(e) = sent {
+                warn!(%employee_id, error = %e, "rehire request not sent; retrying");
+                outcome.failed_message_ids.push(job.record.message_id.clone());
+                return;
+            }
+            info!(%employee_id, "rehire: WorkSpace requested");
+        }
         if let Err(e) = self.store.save_employee(&next, Some(job.employee.version)).await {
             warn!(%employee_id, error = %e, "saving the termination failed; retrying");
             outcome.failed_message_ids.push(job.record.message_id.clone());
-            return;
-        }
-        if next.state == EmployeeState::Requested
-            && let Some(request) = workspace_request(&next, now)
-        {
-            // The rehire's request; if sending fails the employee stays requested, and the
-            // retry of this message finds it no longer leaving: log it for the operator.
-            let sent = match serde_json::to_string(&request) {
-                Ok(body) => self.requests.send(&[Outgoing::plain(body)]).await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            if let Err(e) = sent {
-                warn!(%employee_id, error = %e, "rehire request not sent; the employee stays requested");
-            } else {
-                info!(%employee_id, "rehire: WorkSpace requested");
-            }
         }
     }
 }
