@@ -117,6 +117,19 @@ impl DynamoStore {
         }
     }
 
+    /// One employee's items whose sort key starts with `prefix` (consistent read).
+    async fn employee_items(&self, employee_id: &str, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(format!("EMP#{employee_id}")))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true);
+        self.query_all(query).await
+    }
+
     /// Every employee record (a full scan: for status tools, not for the functions).
     pub async fn scan_employees(&self) -> Result<Vec<EmployeeRecord>, StoreError> {
         let mut records = Vec::new();
@@ -346,15 +359,7 @@ impl StateStore for DynamoStore {
     }
 
     async fn history(&self, employee_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(format!("EMP#{employee_id}")))
-            .expression_attribute_values(":prefix", s("EVENT#"))
-            .consistent_read(true);
-        self.query_all(query).await?.into_iter().map(decode).collect()
+        self.employee_items(employee_id, "EVENT#").await?.into_iter().map(decode).collect()
     }
 
     async fn watched(&self, state: EmployeeState) -> Result<Vec<String>, StoreError> {
@@ -421,14 +426,6 @@ impl StateStore for DynamoStore {
     }
 
     async fn scheduled_for(&self, employee_id: &str) -> Result<Vec<ScheduledEvent>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(format!("EMP#{employee_id}")))
-            .expression_attribute_values(":prefix", s("SCHEDULED#"))
-            .consistent_read(true);
-        self.query_all(query).await?.into_iter().map(decode).collect()
+        self.employee_items(employee_id, "SCHEDULED#").await?.into_iter().map(decode).collect()
     }
 }
