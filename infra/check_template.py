@@ -75,6 +75,12 @@ def adapter_actions(adapter):
 ADAPTERS = {a: adapter_actions(a) for a in SDK_SERVICE}
 
 
+# Helpers in services/mod.rs that a service hands a port to (`store.employees(`).
+HELPER_PORT_CALL = re.compile(r"(?<![.\w])(store)\s*\.\s*([a-z_]+)\(")
+HELPERS = {name: HELPER_PORT_CALL.findall(body)
+           for name, body in segments((ROOT / "shared/src/services/mod.rs").read_text())}
+
+
 def function_code(binary):
     src = ROOT / f"functions/{binary}/src"
     text = "".join(p.read_text() for p in sorted(src.glob("*.rs")))
@@ -84,6 +90,9 @@ def function_code(binary):
         body = (ROOT / f"shared/src/services/{service}.rs").read_text()
         body = body.split("#[cfg(test)]")[0]
         calls = PORT_CALL.findall(body) + [(queue, "send") for queue in QUEUE_PASSED.findall(body)]
+        for helper, helper_calls in HELPERS.items():
+            if re.search(rf"\b{helper}\b", body):
+                calls += helper_calls
         for port, method in calls:
             actions |= ADAPTERS[PORT_ADAPTER[port]].get(method, set())
     return env, actions

@@ -10,7 +10,7 @@ use crate::ports::{
     WorkspacesError,
 };
 use crate::services::intake::termination_request;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use tracing::{info, warn};
 
 /// CreateWorkspaces takes at most 25 requests.
@@ -114,32 +114,16 @@ struct Job<'a> {
 impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
     pub async fn handle_batch(&self, records: &[QueueRecord]) -> BatchOutcome {
         let mut outcome = BatchOutcome::default();
-        let mut requests: BTreeMap<String, (&QueueRecord, WorkspaceRequest)> = BTreeMap::new();
-        for record in records {
-            match serde_json::from_str::<WorkspaceRequest>(&record.body) {
-                // A later duplicate of the same employee's request adds nothing.
-                Ok(request) => {
-                    requests.entry(request.employee_id.clone()).or_insert((record, request));
-                }
-                Err(e) => {
-                    // Not ours to fix: let it reach the DLQ where it is visible.
-                    warn!(message_id = %record.message_id, error = %e, "malformed WorkSpace request");
-                    outcome.failed_message_ids.push(record.message_id.clone());
-                }
-            }
-        }
-        let ids: Vec<String> = requests.keys().cloned().collect();
-        let employees = match self.store.employees(&ids).await {
-            Ok(list) => list.into_iter().map(|e| (e.employee_id.clone(), e)).collect::<HashMap<_, _>>(),
-            Err(e) => {
-                warn!(error = %e, "reading employees failed; retrying the batch");
-                outcome.failed_message_ids.extend(requests.values().map(|(r, _)| r.message_id.clone()));
-                return outcome;
-            }
+        let Some(requests) =
+            super::requests_with_employees::<WorkspaceRequest>(&self.store, records, "WorkSpace request", &mut outcome)
+                .await
+        else {
+            return outcome;
         };
         let mut jobs = Vec::new();
-        for (employee_id, (record, request)) in requests {
-            let Some(employee) = employees.get(&employee_id).cloned() else {
+        for (record, request, employee) in requests {
+            let employee_id = request.employee_id.clone();
+            let Some(employee) = employee else {
                 warn!(%employee_id, message_id = %record.message_id, "request for an unknown employee dropped");
                 continue;
             };

@@ -8,7 +8,7 @@ use crate::domain::messages::TerminationRequest;
 use crate::domain::time::Timestamp;
 use crate::ports::{MessageQueue, Outgoing, StateStore, WorkspacesApi};
 use crate::services::intake::workspace_request;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use tracing::{info, warn};
 
 /// TerminateWorkspaces takes at most 25 ids.
@@ -50,30 +50,20 @@ struct Job<'a> {
 impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
     pub async fn handle_batch(&self, records: &[QueueRecord]) -> BatchOutcome {
         let mut outcome = BatchOutcome::default();
-        let mut requests: BTreeMap<String, (&QueueRecord, TerminationRequest)> = BTreeMap::new();
-        for record in records {
-            match serde_json::from_str::<TerminationRequest>(&record.body) {
-                Ok(request) => {
-                    requests.entry(request.employee_id.clone()).or_insert((record, request));
-                }
-                Err(e) => {
-                    warn!(message_id = %record.message_id, error = %e, "malformed termination request");
-                    outcome.failed_message_ids.push(record.message_id.clone());
-                }
-            }
-        }
-        let ids: Vec<String> = requests.keys().cloned().collect();
-        let employees: HashMap<String, EmployeeRecord> = match self.store.employees(&ids).await {
-            Ok(list) => list.into_iter().map(|e| (e.employee_id.clone(), e)).collect(),
-            Err(e) => {
-                warn!(error = %e, "reading employees failed; retrying the batch");
-                outcome.failed_message_ids.extend(requests.values().map(|(r, _)| r.message_id.clone()));
-                return outcome;
-            }
+        let Some(requests) = super::requests_with_employees::<TerminationRequest>(
+            &self.store,
+            records,
+            "termination request",
+            &mut outcome,
+        )
+        .await
+        else {
+            return outcome;
         };
         let mut with_id: Vec<(Job, String)> = Vec::new();
-        for (employee_id, (record, request)) in requests {
-            let Some(employee) = employees.get(&employee_id).cloned() else { continue };
+        for (record, request, employee) in requests {
+            let employee_id = request.employee_id.clone();
+            let Some(employee) = employee else { continue };
             if employee.state != EmployeeState::Leaving
                 || employee.leave_event_id.as_deref() != Some(request.event_id.as_str())
             {
