@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build up down demo test fmt-check clippy check-events check-template test-unit test-conformance test-e2e sam-build clean
+.PHONY: setup build up down demo test fmt-check clippy check-events check-template test-unit test-conformance test-e2e sam-build bench bench-smoke bench-micro clean
 
 setup: ## Install the local tooling (moto, cargo-lambda; cfn-lint, SAM CLI) into .venv and .venv-infra
 	bash infra/local/setup.sh
@@ -39,14 +39,34 @@ sam-build: setup ## Release arm64 builds of every function through SAM (slow: no
 	rustup target add aarch64-unknown-linux-gnu
 	cd infra && PATH="$(CURDIR)/.venv/bin:$$PATH" SAM_CLI_TELEMETRY=0 ../.venv-infra/bin/sam build --beta-features -t template.yaml
 
-test-unit:
-	$(CARGO) test --workspace --lib --bins
+test-unit: ## Unit tests, and each micro-benchmark run once as a test
+	$(CARGO) test --workspace --lib --bins --benches
 
 test-conformance: ## The real SDK clients against the simulator
 	$(CARGO) test --workspace --test conformance
 
 test-e2e: build ## Real function binaries, moto and the simulator, through the local runner
 	$(CARGO) test --workspace --test e2e
+
+BENCH_SIZES ?= 100,1000,10000
+BENCH_ARGS ?=
+FUNCTIONS := -p intake -p provisioner -p terminator -p reconciler
+
+bench: setup ## N joiners then N leavers (BENCH_SIZES) on release binaries, arm64 sizes, micro-benchmarks
+	rustup target add aarch64-unknown-linux-gnu
+	$(CARGO) build --release $(FUNCTIONS)
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip $(FUNCTIONS)
+	$(CARGO) build -p bench
+	./target/debug/bench --sizes $(BENCH_SIZES) --bin-dir target/release \
+	  --arm64-dir target/aarch64-unknown-linux-gnu/release --lambda-dir target/lambda \
+	  --out target/bench/report.json $(BENCH_ARGS)
+	$(MAKE) bench-micro
+
+bench-micro: ## Criterion: parsing, validation, batching and response mapping, per event
+	$(CARGO) bench -p shared --bench hot_path
+
+bench-smoke: setup build ## What CI runs: 50 joiners and leavers on debug binaries (the bench works; figures not quotable)
+	./target/debug/bench --sizes 50 --bin-dir target/debug --out target/bench/smoke.json
 
 clean: down
 	rm -rf .local

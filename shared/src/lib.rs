@@ -9,3 +9,5 @@ pub mod lambda;
 pub mod ports;
 pub mod services;
 pub mod telemetry;
+#[cfg(test)]
+pub mod testing;

@@ -252,7 +252,10 @@ async fn a_crash_after_create_workspaces_does_not_make_a_second_workspace() {
     t.fault(json!({ "kind": "latency", "operation": "WorkSpaces.CreateWorkspaces", "ms": 12000, "count": 1, "after": true })).await;
     t.post_events(&(0..5).map(join).collect::<Vec<_>>()).await;
     all_in(&t, &ids(0..5), EmployeeState::Active, 150).await;
-    assert_eq!(t.call_items("CreateWorkspaces").await, vec![5], "the redelivery adopted instead of creating again");
+    // How the five are split across calls depends on when intake hands them over; what matters is
+    // that no item was sent twice: a second CreateWorkspaces for the crashed batch would add items.
+    let items = t.call_items("CreateWorkspaces").await;
+    assert_eq!(items.iter().sum::<u64>(), 5, "the redelivery adopted instead of creating again: {items:?}");
     assert_eq!(live_workspaces(&t).await, 5);
     assert!(t.stats("provisioner").timeouts >= 1);
 }

@@ -37,6 +37,14 @@ impl Config {
     }
 }
 
+/// Leaves room before the invocation deadline to finish the chunk in hand (one throttled
+/// DescribeWorkspaces with retries and up to 25 writes): 15 s, or a quarter of a short timeout.
+fn stop_at(deadline_ms: u64) -> Option<i64> {
+    let deadline = i64::try_from(deadline_ms).ok().filter(|d| *d > 0)?;
+    let remaining = deadline - shared::domain::time::Timestamp::now().millis();
+    Some(deadline - (remaining / 4).clamp(0, 15_000))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
@@ -54,8 +62,8 @@ async fn main() -> Result<(), Error> {
         },
     };
     let reconciler = &reconciler;
-    lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| async move {
-        let report = reconciler.run().await?;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let report = reconciler.run(stop_at(event.context.deadline)).await?;
         tracing::info!(?report, "reconciled");
         Ok::<Value, Error>(serde_json::to_value(report)?)
     }))

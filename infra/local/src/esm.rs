@@ -210,12 +210,10 @@ async fn deliver(
     let payload = sqs_event(&batch, queue, region).to_string();
     if duplicate_deliveries {
         // At-least-once made visible: the same messages arrive once more before they are settled.
-        pool.record_batch(batch.len());
-        let first = pool.invoke(payload.clone().into()).await;
+        let first = pool.invoke_batch(payload.clone().into(), batch.len()).await;
         tracing::debug!(function = %pool.name(), ?first, "first of a duplicated delivery");
     }
-    pool.record_batch(batch.len());
-    let outcome = pool.invoke(payload.into()).await;
+    let outcome = pool.invoke_batch(payload.into(), batch.len()).await;
     let settlement = settle(&outcome, &ids, report_batch_item_failures);
     let keep: HashSet<String> = match &settlement {
         Settlement::AllSucceeded => HashSet::new(),

@@ -49,6 +49,8 @@ pub struct FunctionStats {
     pub duration_ms: Vec<f64>,
     /// Records per SQS batch delivered.
     pub batch_sizes: Vec<usize>,
+    /// Handler time of each SQS batch, in the order of `batch_sizes`.
+    pub batch_duration_ms: Vec<f64>,
     /// Highest resident set size (VmHWM) seen of any instance, in KiB.
     pub peak_rss_kib: u64,
 }
@@ -158,13 +160,18 @@ impl FunctionPool {
         stats.clone()
     }
 
-    pub fn record_batch(&self, size: usize) {
-        lock(&self.shared.stats).batch_sizes.push(size);
+    /// Invokes the function with an SQS batch of `size` records.
+    pub async fn invoke_batch(&self, payload: Bytes, size: usize) -> Outcome {
+        self.invoke_recorded(payload, Some(size)).await
     }
 
     /// Invokes the function and waits for the outcome; the timeout runs from the moment an
     /// instance takes the invocation, as Lambda's does.
     pub async fn invoke(&self, payload: Bytes) -> Outcome {
+        self.invoke_recorded(payload, None).await
+    }
+
+    async fn invoke_recorded(&self, payload: Bytes, batch_size: Option<usize>) -> Outcome {
         let (reply, answer) = oneshot::channel();
         let (started, taken) = oneshot::channel();
         if self.sender.send(Invocation { payload, reply, started }).await.is_err() {
@@ -186,8 +193,13 @@ impl FunctionPool {
             }
         };
         let mut stats = lock(&self.shared.stats);
+        let took_ms = at.elapsed().as_secs_f64() * 1000.0;
         stats.invocations += 1;
-        stats.duration_ms.push(at.elapsed().as_secs_f64() * 1000.0);
+        stats.duration_ms.push(took_ms);
+        if let Some(size) = batch_size {
+            stats.batch_sizes.push(size);
+            stats.batch_duration_ms.push(took_ms);
+        }
         match &outcome {
             Outcome::Response(_) => {}
             Outcome::FunctionError(_) => stats.errors += 1,

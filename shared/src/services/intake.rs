@@ -60,6 +60,16 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
     pub async fn handle_batch(&self, records: &[QueueRecord], deadline_ms: Option<i64>, fifo: bool) -> BatchOutcome {
         let mut outcome = BatchOutcome::default();
         for (i, record) in records.iter().enumerate() {
+            // Hand the rest back rather than be killed at the timeout part-way through a record:
+            // what is done stays done, and no instance is lost to a cold start.
+            if i > 0 && out_of_time(deadline_ms, Timestamp::now().millis()) {
+                warn!(
+                    unprocessed = records.len() - i,
+                    "invocation deadline near; the rest of the batch is handed back"
+                );
+                outcome.failed_message_ids.extend(records[i..].iter().map(|r| r.message_id.clone()));
+                return outcome;
+            }
             match self.handle(record, deadline_ms).await {
                 RecordResult::Done(_) => {}
                 RecordResult::Retry(reason) => {
@@ -478,6 +488,14 @@ async fn send_json<T: serde::Serialize>(
 
 /// Until when a claim holds: the invocation's deadline. An unknown (absent, zero or past)
 /// deadline must not make a claim anyone could take over at once.
+/// Time one record may need (about ten calls to DynamoDB, the directory and SQS, with retries).
+const RECORD_BUDGET_MS: i64 = 5_000;
+
+/// Whether too little of the invocation is left to start another record.
+pub fn out_of_time(deadline_ms: Option<i64>, now: i64) -> bool {
+    deadline_ms.is_some_and(|d| d - now < RECORD_BUDGET_MS)
+}
+
 pub fn claim_until(deadline_ms: Option<i64>, now: i64, fallback_ms: i64) -> i64 {
     deadline_ms.filter(|d| *d > now).unwrap_or(now + fallback_ms)
 }
@@ -511,6 +529,16 @@ pub fn termination_request(employee: &EmployeeRecord, now: i64) -> Option<Termin
 #[cfg(test)]
 mod tests {
     use super::claim_until;
+
+    #[test]
+    fn a_record_is_not_started_with_less_than_its_budget_left() {
+        use super::out_of_time;
+        assert!(!out_of_time(None, 1_000_000), "no deadline known: keep going");
+        assert!(!out_of_time(Some(30_000), 0));
+        assert!(!out_of_time(Some(30_000), 25_000));
+        assert!(out_of_time(Some(30_000), 25_001));
+        assert!(out_of_time(Some(30_000), 40_000));
+    }
 
     #[test]
     fn an_unknown_deadline_never_makes_a_stealable_claim() {

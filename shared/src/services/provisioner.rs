@@ -316,7 +316,8 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
     }
 }
 
-fn create_item(request: &WorkspaceRequest) -> CreateItem {
+/// The CreateWorkspaces item a request becomes.
+pub fn create_item(request: &WorkspaceRequest) -> CreateItem {
     let decoupled = request.profile.user_decoupled;
     CreateItem {
         directory_id: request.profile.directory_id.clone(),

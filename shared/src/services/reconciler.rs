@@ -8,6 +8,8 @@
 //! - Employees in a state past its deadline are flagged as stuck: a log line, a metric, and
 //!   `stuck_since_ms` on the record.
 //! - Held events whose `effective_at` has come are posted to the HR events queue again.
+//! - At 2 DescribeWorkspaces calls/s a run covers about 50 WorkSpaces a second: a large backlog
+//!   takes several runs, each writing as it goes and stopping before its deadline.
 
 use crate::domain::employee::{EmployeeRecord, EmployeeState, PastWorkspace};
 use crate::domain::time::Timestamp;
@@ -20,6 +22,8 @@ use tracing::{info, warn};
 
 /// DescribeWorkspaces takes at most 25 ids.
 pub const IDS_PER_CALL: usize = 25;
+/// Employees read per consistent batch read (BatchGetItem takes up to 100 keys).
+const READ_PAGE: usize = 100;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReconcileReport {
@@ -33,6 +37,8 @@ pub struct ReconcileReport {
     pub stuck_pending: usize,
     pub stuck_terminating: usize,
     pub released: usize,
+    /// Left for the next run because this one's time budget was spent.
+    pub deferred: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,37 +70,67 @@ pub struct Reconciler<S, W, Q> {
 }
 
 impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
-    pub async fn run(&self) -> Result<ReconcileReport, ReconcileError> {
+    /// One pass. Decisions are written chunk by chunk, so a run that stops early (its budget
+    /// spent, or killed at the Lambda timeout) keeps what it confirmed; `stop_at_ms` is when to
+    /// stop starting new DescribeWorkspaces calls, and what is left waits for the next run.
+    pub async fn run(&self, stop_at_ms: Option<i64>) -> Result<ReconcileReport, ReconcileError> {
         let mut report = ReconcileReport::default();
         let now = Timestamp::now().millis();
         self.release_due(now, &mut report).await?;
 
         let mut ids = self.store.watched(EmployeeState::Pending).await?;
         ids.extend(self.store.watched(EmployeeState::Terminating).await?);
-        // The index is eventually consistent: decide on strongly consistent reads.
-        let employees: Vec<EmployeeRecord> = self
-            .store
-            .employees(&ids)
-            .await?
-            .into_iter()
-            .filter(|e| e.state.needs_watching() && e.workspace_id.is_some())
-            .collect();
-        report.checked = employees.len();
-        let ws_ids: Vec<String> = employees.iter().filter_map(|e| e.workspace_id.clone()).collect();
-        let mut seen: HashMap<String, WorkspaceInfo> = HashMap::new();
-        for chunk in ws_ids.chunks(IDS_PER_CALL) {
-            report.describe_calls += 1;
-            for ws in self.workspaces.describe_workspaces(chunk).await? {
-                seen.insert(ws.workspace_id.clone(), ws);
+        // An eventually consistent index can list one employee under both states.
+        let mut listed = std::collections::HashSet::new();
+        ids.retain(|id| listed.insert(id.clone()));
+        let mut queued: Vec<EmployeeRecord> = Vec::new();
+        let mut unread = ids.len();
+        for page in ids.chunks(READ_PAGE) {
+            unread -= page.len();
+            // The index is eventually consistent: decide on strongly consistent reads.
+            let read = self.store.employees(page).await?;
+            queued.extend(read.into_iter().filter(|e| e.state.needs_watching() && e.workspace_id.is_some()));
+            // Full chunks only until the last page, so M WorkSpaces take ceil(M/25) calls.
+            while queued.len() >= IDS_PER_CALL || (unread == 0 && !queued.is_empty()) {
+                if stop_at_ms.is_some_and(|stop| Timestamp::now().millis() >= stop) {
+                    report.deferred = queued.len() + unread;
+                    warn!(
+                        deferred = report.deferred,
+                        checked = report.checked,
+                        "run budget spent; the rest waits for the next run"
+                    );
+                    emit_stuck_metric(&report);
+                    return Ok(report);
+                }
+                let chunk: Vec<EmployeeRecord> = queued.drain(..queued.len().min(IDS_PER_CALL)).collect();
+                self.describe_and_decide(chunk, &mut report).await?;
             }
-        }
-        for employee in employees {
-            let ws = employee.workspace_id.as_ref().and_then(|id| seen.get(id));
-            // Decided now, not when the run began: a confirmation never predates what it confirms.
-            self.decide(employee, ws, Timestamp::now().millis(), &mut report).await?;
         }
         emit_stuck_metric(&report);
         Ok(report)
+    }
+
+    async fn describe_and_decide(
+        &self,
+        employees: Vec<EmployeeRecord>,
+        report: &mut ReconcileReport,
+    ) -> Result<(), ReconcileError> {
+        let ws_ids: Vec<String> = employees.iter().filter_map(|e| e.workspace_id.clone()).collect();
+        report.describe_calls += 1;
+        report.checked += employees.len();
+        let seen: HashMap<String, WorkspaceInfo> = self
+            .workspaces
+            .describe_workspaces(&ws_ids)
+            .await?
+            .into_iter()
+            .map(|ws| (ws.workspace_id.clone(), ws))
+            .collect();
+        for employee in employees {
+            let ws = employee.workspace_id.as_ref().and_then(|id| seen.get(id));
+            // Decided now, not when the run began: a confirmation never predates what it confirms.
+            self.decide(employee, ws, Timestamp::now().millis(), report).await?;
+        }
+        Ok(())
     }
 
     async fn decide(
@@ -223,4 +259,77 @@ fn emit_stuck_metric(report: &ReconcileReport) {
     });
     // EMF is read from the function's stdout, one JSON object per line.
     println!("{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{FakeWorkspaces, MemoryQueue, MemoryStore};
+    use std::time::Duration;
+
+    fn employee(i: usize, state: EmployeeState) -> EmployeeRecord {
+        let mut e = EmployeeRecord::new(&format!("E{i:05}"), 0);
+        e.state = state;
+        e.version = 1;
+        e.workspace_id = Some(format!("ws-{i:09}"));
+        e
+    }
+
+    fn reconciler(
+        store: MemoryStore,
+        workspaces: FakeWorkspaces,
+    ) -> Reconciler<MemoryStore, FakeWorkspaces, MemoryQueue> {
+        Reconciler {
+            store,
+            workspaces,
+            requests: MemoryQueue::default(),
+            hr_events: MemoryQueue::default(),
+            config: ReconcilerConfig { create_deadline_ms: i64::MAX / 2, terminate_deadline_ms: i64::MAX / 2 },
+        }
+    }
+
+    #[tokio::test]
+    async fn m_workspaces_take_ceil_m_over_25_describe_calls_across_read_pages() {
+        // 240 pending and 20 active among them: the active ones are read and dropped, so full
+        // chunks have to span read pages to stay at ceil(240/25) = 10 calls.
+        let records =
+            (0..260).map(|i| employee(i, if i % 13 == 0 { EmployeeState::Active } else { EmployeeState::Pending }));
+        let r = reconciler(MemoryStore::with(records), FakeWorkspaces::all("AVAILABLE"));
+        let report = r.run(None).await.unwrap();
+        assert_eq!(report.checked, 240);
+        assert_eq!(report.describe_calls, 10);
+        assert_eq!(r.workspaces.calls().iter().map(Vec::len).collect::<Vec<_>>(), [vec![25; 9], vec![15]].concat());
+        assert_eq!(report.became_active, 240);
+        assert_eq!(r.store.count(EmployeeState::Active), 260);
+        assert_eq!(report.deferred, 0);
+    }
+
+    #[tokio::test]
+    async fn a_run_out_of_budget_keeps_what_it_confirmed_and_the_next_run_does_the_rest() {
+        let records = (0..250).map(|i| employee(i, EmployeeState::Pending));
+        let mut workspaces = FakeWorkspaces::all("AVAILABLE");
+        workspaces.latency = Duration::from_millis(60);
+        let r = reconciler(MemoryStore::with(records), workspaces);
+        let stop_at = Timestamp::now().millis() + 100;
+        let first = r.run(Some(stop_at)).await.unwrap();
+        assert!((1..10).contains(&first.describe_calls), "stopped part-way: {first:?}");
+        assert_eq!(first.checked + first.deferred, 250);
+        assert_eq!(r.store.count(EmployeeState::Active), first.became_active, "written as it went");
+        assert_eq!(first.became_active, first.checked);
+
+        let second = r.run(None).await.unwrap();
+        assert_eq!(second.checked, first.deferred, "the next run picks up only what is left");
+        assert_eq!(r.store.count(EmployeeState::Active), 250);
+        assert_eq!(r.workspaces.calls().len(), 10, "no WorkSpace described twice");
+    }
+
+    #[tokio::test]
+    async fn a_spent_budget_describes_nothing_and_defers_everything() {
+        let r = reconciler(
+            MemoryStore::with((0..30).map(|i| employee(i, EmployeeState::Terminating))),
+            FakeWorkspaces::all("TERMINATED"),
+        );
+        let report = r.run(Some(0)).await.unwrap();
+        assert_eq!((report.describe_calls, report.deferred), (0, 30));
+    }
 }

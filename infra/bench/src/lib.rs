@@ -1,0 +1,5 @@
+//! `make bench`: the pipeline's cost and speed on the local stack, measured, not assumed.
+
+pub mod proxy;
+pub mod report;
+pub mod scenario;

@@ -1,0 +1,163 @@
+//! `bench`: N joiners then N leavers through the local stack (real function binaries, moto, the
+//! simulator with the WorkSpaces rate limit), for each N asked; prints a table per N and writes
+//! every figure, with the machine and the settings, to a JSON file.
+
+use anyhow::Context;
+use bench::report::{self, Artefact};
+use bench::scenario::{self, Settings};
+use clap::Parser;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(about = "N joiners then N leavers through the local stack; prints and writes the figures")]
+struct Args {
+    /// Employees per run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+    sizes: Vec<usize>,
+    /// Where the function binaries to run are (release for figures worth quoting).
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// Simulated time runs this many times faster (lifecycles and rate limits alike).
+    #[arg(long, default_value_t = 1.0)]
+    time_factor: f64,
+    /// How often the reconciler runs (deployed: every 5 minutes, for 20-minute lifecycles).
+    #[arg(long, default_value_t = 5.0)]
+    reconcile_every_s: f64,
+    /// Longest a phase may take; past it the run is reported incomplete and the bench fails.
+    #[arg(long)]
+    phase_timeout_s: Option<u64>,
+    /// Release arm64 binaries (`cargo lambda build --release --arm64`), for their sizes.
+    #[arg(long)]
+    arm64_dir: Option<PathBuf>,
+    /// cargo lambda's output (`target/lambda/<function>/bootstrap.zip`), for the zip sizes.
+    #[arg(long)]
+    lambda_dir: Option<PathBuf>,
+    #[arg(long, default_value = "target/bench/report.json")]
+    out: PathBuf,
+    #[arg(long, default_value = "infra/local/stack.json")]
+    stack: PathBuf,
+    #[arg(long, default_value = "infra/local/simulator.json")]
+    simulator: PathBuf,
+    #[arg(long, default_value = "infra/local/seed.json")]
+    seed: PathBuf,
+}
+
+fn read_json(path: &Path) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn file_size(path: &Path) -> Option<u64> {
+    std::fs::metadata(path).ok().filter(|m| m.is_file()).map(|m| m.len())
+}
+
+/// What the figures were measured on.
+fn machine() -> Value {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()));
+    let meminfo = read("/proc/meminfo");
+    let mem_kib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
+    let rustc = std::process::Command::new("rustc")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu_model": model,
+        "memory_gib": mem_kib.map(|k| (k as f64 / 1048576.0 * 10.0).round() / 10.0),
+        "os": read("/proc/sys/kernel/osrelease").trim(),
+        "rustc": rustc,
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    shared::telemetry::init();
+    let args = Args::parse();
+    let root = std::env::current_dir()?;
+    let stack: local_stack::stack::StackDefinition =
+        serde_json::from_value(read_json(&args.stack)?).context("stack definition")?;
+    let mut sim_config = read_json(&args.simulator)?;
+    sim_config["time_factor"] = json!(args.time_factor);
+    let settings = Settings {
+        root: root.clone(),
+        bin_dir: args.bin_dir.clone(),
+        stack: stack.clone(),
+        sim_config: sim_config.clone(),
+        seed: read_json(&args.seed)?,
+        reconcile_every: Duration::from_secs_f64(args.reconcile_every_s),
+        phase_timeout: Duration::from_secs(0),
+    };
+    let artefacts: BTreeMap<String, Artefact> = stack
+        .functions
+        .iter()
+        .map(|f| {
+            let artefact = Artefact {
+                bootstrap_bytes: args.arm64_dir.as_ref().and_then(|d| file_size(&d.join(&f.binary))),
+                zip_bytes: args.lambda_dir.as_ref().and_then(|d| file_size(&d.join(&f.binary).join("bootstrap.zip"))),
+            };
+            (f.name.clone(), artefact)
+        })
+        .collect();
+    eprintln!(
+        "bench: sizes {:?}, binaries {}, time factor {}, WorkSpaces {} calls/s burst {}, lifecycle {}, reconciler every {} s",
+        args.sizes,
+        args.bin_dir.display(),
+        args.time_factor,
+        sim_config["rate_limits"]["WorkSpaces"]["rate"],
+        sim_config["rate_limits"]["WorkSpaces"]["burst"],
+        sim_config["lifecycle"],
+        args.reconcile_every_s
+    );
+
+    let mut runs = Vec::new();
+    let mut incomplete = Vec::new();
+    for &n in &args.sizes {
+        let timeout = args.phase_timeout_s.unwrap_or(120 + n as u64 / 2);
+        let settings = Settings { phase_timeout: Duration::from_secs(timeout), ..settings.clone() };
+        let run = scenario::run(&settings, n).await.with_context(|| format!("the run with {n} employees"))?;
+        print!("{}", report::render(&run, &artefacts));
+        if run.phases.iter().any(|p| p.completed + p.failed < n) || run.workspaces_left > 0 || run.dlq_messages > 0 {
+            incomplete.push(n);
+        }
+        runs.push(run);
+    }
+    let command: Vec<String> = std::env::args().collect();
+    let document = json!({
+        "command": command.join(" "),
+        "machine": machine(),
+        "settings": {
+            "binaries": args.bin_dir,
+            "time_factor": args.time_factor,
+            "simulator": sim_config,
+            "reconcile_every_s": args.reconcile_every_s,
+            "event_source_mappings": stack.functions.iter().filter(|f| !f.sqs.is_empty()).map(|f| {
+                (f.name.clone(), json!({ "batch_size": f.sqs[0].batch_size, "batching_window_s": f.sqs[0].batching_window_s, "max_concurrency": f.sqs[0].max_concurrency }))
+            }).collect::<BTreeMap<_, _>>(),
+            "memory_mb": stack.functions.iter().map(|f| (f.name.clone(), f.memory_mb)).collect::<BTreeMap<_, _>>(),
+        },
+        "artefacts_arm64": artefacts,
+        "runs": runs,
+    });
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.out, serde_json::to_string_pretty(&document)?)?;
+    eprintln!("bench: figures written to {}", args.out.display());
+    if !incomplete.is_empty() {
+        anyhow::bail!(
+            "runs {incomplete:?} did not complete: employees left unconfirmed, WorkSpaces left, or messages in a DLQ"
+        );
+    }
+    Ok(())
+}

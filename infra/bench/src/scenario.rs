@@ -1,0 +1,372 @@
+//! One benchmark run: a fresh moto, simulator and local stack; N joiners posted to the HR events
+//! queue and followed until every employee is active; then the same N leavers until every one is
+//! confirmed terminated. Counters are taken before and after each phase.
+
+use crate::proxy::CountingProxy;
+use crate::report::{self, PhaseReport, RunReport, Snapshot};
+use anyhow::{Context, bail};
+use aws_sdk_dynamodb::types::AttributeValue;
+use local_stack::{LocalStack, Options, stack::StackDefinition};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const REGION: &str = "us-east-1";
+const HR_QUEUE: &str = "hr-events.fifo";
+const WORKSPACES_OPS: [&str; 3] = ["CreateWorkspaces", "TerminateWorkspaces", "DescribeWorkspaces"];
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub root: PathBuf,
+    pub bin_dir: PathBuf,
+    pub stack: StackDefinition,
+    /// The simulator's configuration (`infra/local/simulator.json`, time factor applied).
+    pub sim_config: Value,
+    pub seed: Value,
+    pub reconcile_every: Duration,
+    /// Longest a phase may take before the run is reported incomplete.
+    pub phase_timeout: Duration,
+}
+
+impl Settings {
+    fn workspaces_rate(&self) -> f64 {
+        let factor = self.sim_config["time_factor"].as_f64().unwrap_or(1.0);
+        self.sim_config["rate_limits"]["WorkSpaces"]["rate"].as_f64().unwrap_or(2.0) * factor
+    }
+}
+
+/// moto_server in a child process that dies with the benchmark.
+struct Moto {
+    url: String,
+    _child: tokio::process::Child,
+}
+
+impl Moto {
+    async fn start(root: &Path) -> anyhow::Result<Moto> {
+        let server = root.join(".venv/bin/moto_server");
+        if !server.is_file() {
+            bail!("{} is missing: run `make setup`", server.display());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut command = tokio::process::Command::new(server);
+        command
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        local_stack::process::die_with_parent(&mut command);
+        let child = command.spawn().context("starting moto_server")?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if Instant::now() > deadline {
+                bail!("moto did not start within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(Moto { url: format!("http://127.0.0.1:{port}"), _child: child })
+    }
+}
+
+struct Running {
+    stack: LocalStack,
+    proxy: CountingProxy,
+    sim_url: String,
+    http: reqwest::Client,
+    sqs: aws_sdk_sqs::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    _moto: Moto,
+}
+
+fn epoch_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+pub fn join_event(i: usize) -> Value {
+    json!({
+        "schema_version": "1",
+        "event_id": format!("bench-join-{i:05}"),
+        "type": "join",
+        "occurred_at": "2026-11-02T09:00:00Z",
+        "employee": {
+            "employee_id": format!("E{i:05}"),
+            "username": format!("bench{i:05}"),
+            "given_name": "Bench",
+            "surname": format!("User{i:05}"),
+            "email": format!("bench{i:05}@example.com"),
+            // One in five gets the engineering profile: two bundles in every batch.
+            "department": if i.is_multiple_of(5) { "Engineering" } else { "Sales" }
+        }
+    })
+}
+
+pub fn leave_event(i: usize) -> Value {
+    json!({
+        "schema_version": "1",
+        "event_id": format!("bench-leave-{i:05}"),
+        "type": "leave",
+        "occurred_at": "2026-11-20T17:00:00Z",
+        "employee": { "employee_id": format!("E{i:05}") }
+    })
+}
+
+impl Running {
+    async fn start(settings: &Settings) -> anyhow::Result<Running> {
+        let moto = Moto::start(&settings.root).await?;
+        let proxy = CountingProxy::start(&moto.url).await?;
+        let sim = aws_simulator::Simulator::new(
+            serde_json::from_value(settings.sim_config.clone()).context("simulator configuration")?,
+            serde_json::from_value(settings.seed.clone()).context("simulator seed")?,
+        )
+        .map_err(anyhow::Error::msg)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let sim_url = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(aws_simulator::serve(listener, sim));
+
+        let mut extra_env = BTreeMap::new();
+        for (k, v) in [
+            ("AWS_REGION", REGION),
+            // Thousands of invocations: the functions' warnings and errors are what to see.
+            ("AWS_LAMBDA_LOG_LEVEL", "WARN"),
+            ("AWS_ACCESS_KEY_ID", "bench"),
+            ("AWS_SECRET_ACCESS_KEY", "bench"),
+            ("AWS_ENDPOINT_URL_SQS", &proxy.url),
+            ("AWS_ENDPOINT_URL_DYNAMODB", &proxy.url),
+            ("AWS_ENDPOINT_URL_WORKSPACES", &sim_url),
+            ("AWS_ENDPOINT_URL_WORKDOCS", &sim_url),
+            ("AWS_ENDPOINT_URL_DIRECTORY_SERVICE_DATA", &sim_url),
+            ("AWS_ENDPOINT_URL_DIRECTORY_SERVICE", &sim_url),
+        ] {
+            extra_env.insert(k.to_owned(), v.to_owned());
+        }
+        let options = Options {
+            prefix: format!("bench{}-", &uuid::Uuid::new_v4().simple().to_string()[..6]),
+            bin_dir: settings.bin_dir.clone(),
+            region: REGION.into(),
+            schedule_every: Some(settings.reconcile_every),
+            max_visibility_timeout_s: None,
+            invoke_addr: "127.0.0.1:0".into(),
+            extra_env,
+            duplicate_deliveries: false,
+        };
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(REGION))
+            .endpoint_url(&moto.url)
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new("bench", "bench", None, None, "bench"))
+            .load()
+            .await;
+        let stack = local_stack::start(&settings.stack, &options, &sdk).await?;
+        Ok(Running {
+            stack,
+            proxy,
+            sim_url,
+            http: reqwest::Client::new(),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+            _moto: moto,
+        })
+    }
+
+    async fn snapshot(&self) -> anyhow::Result<Snapshot> {
+        let sim_calls = self.http.get(format!("{}/_sim/calls", self.sim_url)).send().await?.json().await?;
+        let functions = self.stack.functions.iter().map(|(name, pool)| (name.clone(), pool.stats())).collect();
+        Ok(Snapshot { sim_calls, moto_calls: self.proxy.counts(), functions })
+    }
+
+    /// Posts the events 10 per SendMessageBatch, a few batches at a time, each employee its own
+    /// message group.
+    async fn post(&self, events: Vec<Value>) -> anyhow::Result<()> {
+        let url = self.stack.resources.queues[HR_QUEUE].url.clone();
+        let chunks: Vec<Vec<Value>> = events.chunks(10).map(<[Value]>::to_vec).collect();
+        let mut lanes: Vec<Vec<Vec<Value>>> = vec![Vec::new(); 8];
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            lanes[i % 8].push(chunk);
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for lane in lanes {
+            let (sqs, url) = (self.sqs.clone(), url.clone());
+            tasks.spawn(async move {
+                for chunk in lane {
+                    let entries = chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(i, e)| {
+                            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                                .id(format!("m{i}"))
+                                .message_body(e.to_string())
+                                .message_group_id(e["employee"]["employee_id"].as_str().unwrap_or("none"))
+                                .message_deduplication_id(e["event_id"].as_str().unwrap_or("none"))
+                                .build()
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let out = sqs.send_message_batch().queue_url(&url).set_entries(Some(entries)).send().await?;
+                    if !out.failed().is_empty() {
+                        bail!("SendMessageBatch refused entries: {:?}", out.failed());
+                    }
+                }
+                Ok(())
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done??;
+        }
+        Ok(())
+    }
+
+    /// Every employee record: (state, state_since_ms, terminated_ms).
+    async fn employees(&self) -> anyhow::Result<Vec<(String, i64, Option<i64>)>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .dynamodb
+                .scan()
+                .table_name(&self.stack.resources.table_name)
+                .filter_expression("sk = :state")
+                .expression_attribute_values(":state", AttributeValue::S("STATE".into()))
+                .projection_expression("#s, state_since_ms, terminated_ms")
+                .expression_attribute_names("#s", "state")
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            for item in page.items() {
+                let n = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok());
+                let state = item.get("state").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                out.push((state, n("state_since_ms").unwrap_or(0), n("terminated_ms")));
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Waits until every one of `n` employees is in `done` or failed; the time the last one got
+    /// there, from the records. The table is only scanned once the simulator shows the phase's
+    /// WorkSpaces settled: a scan is costly for moto, and moto's time is what the functions need.
+    async fn wait_for(&self, n: usize, done: &str, timeout: Duration) -> anyhow::Result<(usize, usize, i64)> {
+        let deadline = Instant::now() + timeout;
+        let mut last_report = Instant::now();
+        loop {
+            let workspaces = self.sim_workspaces().await?;
+            let settled = if done == "terminated" {
+                workspaces.values().sum::<usize>() == 0
+            } else {
+                workspaces.get("AVAILABLE").copied().unwrap_or(0) + workspaces.get("ERROR").copied().unwrap_or(0) >= n
+            };
+            let timed_out = Instant::now() > deadline;
+            if settled || timed_out {
+                let records = self.employees().await?;
+                let completed: Vec<&(String, i64, Option<i64>)> = records.iter().filter(|r| r.0 == done).collect();
+                let failed = records.iter().filter(|r| r.0 == "failed").count();
+                if completed.len() + failed >= n || timed_out {
+                    let last =
+                        completed.iter().map(|r| if done == "terminated" { r.2.unwrap_or(r.1) } else { r.1 }).max();
+                    return Ok((completed.len(), failed, last.unwrap_or(0)));
+                }
+            }
+            if last_report.elapsed() > Duration::from_secs(15) {
+                eprintln!("  … WorkSpaces in the simulator: {workspaces:?}");
+                last_report = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// WorkSpaces in the simulator, by state.
+    async fn sim_workspaces(&self) -> anyhow::Result<BTreeMap<String, usize>> {
+        let state: Value = self.http.get(format!("{}/_sim/state", self.sim_url)).send().await?.json().await?;
+        let mut by_state = BTreeMap::new();
+        for ws in state["workspaces"].as_array().into_iter().flatten() {
+            *by_state.entry(ws["State"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
+        }
+        Ok(by_state)
+    }
+
+    async fn workspaces_left(&self) -> anyhow::Result<usize> {
+        let state: Value = self.http.get(format!("{}/_sim/state", self.sim_url)).send().await?.json().await?;
+        Ok(state["workspaces"].as_array().map_or(0, Vec::len))
+    }
+
+    async fn dlq_messages(&self) -> anyhow::Result<i64> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let mut total = 0;
+        for queue in self.stack.resources.queues.values() {
+            let Some(dlq) = &queue.dlq_url else { continue };
+            let out = self
+                .sqs
+                .get_queue_attributes()
+                .queue_url(dlq)
+                .attribute_names(A::ApproximateNumberOfMessages)
+                .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+                .send()
+                .await?;
+            total += out.attributes().map_or(0, |a| a.values().filter_map(|v| v.parse::<i64>().ok()).sum::<i64>());
+        }
+        Ok(total)
+    }
+}
+
+fn phase_report(
+    settings: &Settings,
+    phase: &str,
+    n: usize,
+    (completed, failed, last_ms): (usize, usize, i64),
+    posted_ms: i64,
+    before: &Snapshot,
+    after: &Snapshot,
+) -> PhaseReport {
+    let wall_s = (last_ms - posted_ms).max(0) as f64 / 1000.0;
+    let rate = settings.workspaces_rate();
+    PhaseReport {
+        phase: phase.into(),
+        employees: n,
+        completed,
+        failed,
+        wall_s,
+        workspaces_per_s: if wall_s > 0.0 { completed as f64 / wall_s } else { 0.0 },
+        ceiling_per_s: report::WORKSPACES_PER_CALL as f64 * rate,
+        api_floor_s: report::ceil_div(n, report::WORKSPACES_PER_CALL) as f64 / rate,
+        api: WORKSPACES_OPS
+            .iter()
+            .map(|op| (op.to_string(), report::api_use(before, after, &format!("WorkSpaces.{op}"), n)))
+            .filter(|(_, a)| a.calls > 0 || a.throttled > 0)
+            .collect(),
+        directory_calls: report::directory_calls(before, after),
+        store: report::store_use(report::moto_delta(&before.moto_calls, &after.moto_calls), n),
+        invocations: report::invocations(before, after),
+    }
+}
+
+pub async fn run(settings: &Settings, n: usize) -> anyhow::Result<RunReport> {
+    eprintln!("-- {n}: starting moto, the simulator and the local stack");
+    let running = Running::start(settings).await?;
+    let s0 = running.snapshot().await?;
+
+    eprintln!("-- {n}: posting {n} joiners");
+    let joined_at = epoch_ms();
+    running.post((0..n).map(join_event).collect()).await?;
+    let joined = running.wait_for(n, "active", settings.phase_timeout).await?;
+    let s1 = running.snapshot().await?;
+    eprintln!("-- {n}: {} active, {} failed", joined.0, joined.1);
+
+    eprintln!("-- {n}: posting {n} leavers");
+    let left_at = epoch_ms();
+    running.post((0..n).map(leave_event).collect()).await?;
+    let left = running.wait_for(n, "terminated", settings.phase_timeout).await?;
+    let s2 = running.snapshot().await?;
+    eprintln!("-- {n}: {} terminated, {} failed", left.0, left.1);
+
+    let report = RunReport {
+        employees: n,
+        phases: vec![
+            phase_report(settings, "join", n, joined, joined_at, &s0, &s1),
+            phase_report(settings, "leave", n, left, left_at, &s1, &s2),
+        ],
+        lifecycle_store: report::store_use(report::moto_delta(&s0.moto_calls, &s2.moto_calls), n),
+        functions: s2.functions.iter().map(|(name, stats)| (name.clone(), report::function_cost(stats))).collect(),
+        workspaces_left: running.workspaces_left().await?,
+        dlq_messages: running.dlq_messages().await?,
+    };
+    Ok(report)
+}

@@ -1,0 +1,145 @@
+//! In-memory doubles of the ports, for unit tests of the services' logic. The end-to-end path
+//! (real SDK clients against moto and the simulator) is tested in `tests/`.
+
+use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
+use crate::ports::{
+    Claim, ClaimOutcome, CreateItem, CreateResponse, FailedTerminate, HistoryEntry, MessageQueue, Outgoing, QueueError,
+    ScheduledEvent, StateStore, StoreError, WorkspaceInfo, WorkspacesApi, WorkspacesError,
+};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Employees only: what the reconciler reads and writes. The other operations hold nothing.
+#[derive(Default)]
+pub struct MemoryStore {
+    pub employees: Mutex<BTreeMap<String, EmployeeRecord>>,
+}
+
+impl MemoryStore {
+    pub fn with(records: impl IntoIterator<Item = EmployeeRecord>) -> Self {
+        let store = Self::default();
+        lock(&store.employees).extend(records.into_iter().map(|r| (r.employee_id.clone(), r)));
+        store
+    }
+
+    pub fn get(&self, id: &str) -> Option<EmployeeRecord> {
+        lock(&self.employees).get(id).cloned()
+    }
+
+    pub fn count(&self, state: EmployeeState) -> usize {
+        lock(&self.employees).values().filter(|e| e.state == state).count()
+    }
+}
+
+impl StateStore for MemoryStore {
+    async fn claim(&self, _claim: &Claim) -> Result<ClaimOutcome, StoreError> {
+        Ok(ClaimOutcome::Claimed)
+    }
+    async fn complete(&self, _: &str, _: &str, _: EventOutcome, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn release(&self, _: &str, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn employee(&self, employee_id: &str) -> Result<Option<EmployeeRecord>, StoreError> {
+        Ok(self.get(employee_id))
+    }
+    async fn employees(&self, ids: &[String]) -> Result<Vec<EmployeeRecord>, StoreError> {
+        let map = lock(&self.employees);
+        Ok(ids.iter().filter_map(|id| map.get(id).cloned()).collect())
+    }
+    async fn save_employee(&self, record: &EmployeeRecord, expected_version: Option<u64>) -> Result<(), StoreError> {
+        let mut map = lock(&self.employees);
+        if map.get(&record.employee_id).map(|r| r.version) != expected_version {
+            return Err(StoreError::Conflict(record.employee_id.clone()));
+        }
+        map.insert(record.employee_id.clone(), record.clone());
+        Ok(())
+    }
+    async fn record_history(&self, _: &HistoryEntry) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn history(&self, _: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn watched(&self, state: EmployeeState) -> Result<Vec<String>, StoreError> {
+        Ok(lock(&self.employees).values().filter(|e| e.state == state).map(|e| e.employee_id.clone()).collect())
+    }
+    async fn schedule(&self, _: &ScheduledEvent) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn due(&self, _: i64) -> Result<Vec<ScheduledEvent>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn unschedule(&self, _: &str, _: &str) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn scheduled_for(&self, _: &str) -> Result<Vec<ScheduledEvent>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+/// WorkSpaces that all describe in one state; records the ids of every DescribeWorkspaces call.
+pub struct FakeWorkspaces {
+    pub state: String,
+    /// Time each call takes, to spend a run's budget.
+    pub latency: Duration,
+    pub describe_calls: Mutex<Vec<Vec<String>>>,
+}
+
+impl FakeWorkspaces {
+    pub fn all(state: &str) -> Self {
+        Self { state: state.into(), latency: Duration::ZERO, describe_calls: Mutex::default() }
+    }
+
+    pub fn calls(&self) -> Vec<Vec<String>> {
+        lock(&self.describe_calls).clone()
+    }
+}
+
+impl WorkspacesApi for FakeWorkspaces {
+    async fn create_workspaces(&self, _: &[CreateItem]) -> Result<CreateResponse, WorkspacesError> {
+        Ok(CreateResponse::default())
+    }
+    async fn describe_workspaces(&self, ids: &[String]) -> Result<Vec<WorkspaceInfo>, WorkspacesError> {
+        assert!((1..=25).contains(&ids.len()), "DescribeWorkspaces takes 1 to 25 ids, got {}", ids.len());
+        lock(&self.describe_calls).push(ids.to_vec());
+        tokio::time::sleep(self.latency).await;
+        Ok(ids
+            .iter()
+            .map(|id| WorkspaceInfo {
+                workspace_id: id.clone(),
+                directory_id: "d-1234567890".into(),
+                user_name: String::new(),
+                workspace_name: None,
+                state: self.state.clone(),
+                error_code: None,
+                error_message: None,
+            })
+            .collect())
+    }
+    async fn terminate_workspaces(&self, _: &[String]) -> Result<Vec<FailedTerminate>, WorkspacesError> {
+        Ok(Vec::new())
+    }
+    async fn find_user_workspace(&self, _: &str, _: &str) -> Result<Option<WorkspaceInfo>, WorkspacesError> {
+        Ok(None)
+    }
+}
+
+/// Keeps what was sent.
+#[derive(Default)]
+pub struct MemoryQueue {
+    pub sent: Mutex<Vec<Outgoing>>,
+}
+
+impl MessageQueue for MemoryQueue {
+    async fn send(&self, messages: &[Outgoing]) -> Result<(), QueueError> {
+        lock(&self.sent).extend_from_slice(messages);
+        Ok(())
+    }
+}
