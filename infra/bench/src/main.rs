@@ -15,7 +15,7 @@ use std::time::Duration;
 #[command(about = "N joiners then N leavers through the local stack; prints and writes the figures")]
 struct Args {
     /// Employees per run, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
     sizes: Vec<usize>,
     /// Where the function binaries to run are (release for figures worth quoting).
     #[arg(long, default_value = "target/release")]
@@ -35,6 +35,13 @@ struct Args {
     /// cargo lambda's output (`target/lambda/<function>/bootstrap.zip`), for the zip sizes.
     #[arg(long)]
     lambda_dir: Option<PathBuf>,
+    /// HR events posted per second, as a feed that trickles rather than bursts (default: as fast
+    /// as the queue takes them).
+    #[arg(long)]
+    post_rate: Option<f64>,
+    /// The functions' `AWS_LAMBDA_LOG_LEVEL`.
+    #[arg(long, default_value = "WARN")]
+    function_log_level: String,
     #[arg(long, default_value = "target/bench/report.json")]
     out: PathBuf,
     #[arg(long, default_value = "infra/local/stack.json")]
@@ -97,6 +104,8 @@ async fn main() -> anyhow::Result<()> {
         seed: read_json(&args.seed)?,
         reconcile_every: Duration::from_secs_f64(args.reconcile_every_s),
         phase_timeout: Duration::from_secs(0),
+        function_log_level: args.function_log_level.clone(),
+        post_rate: args.post_rate,
     };
     let artefacts: BTreeMap<String, Artefact> = stack
         .functions
@@ -141,6 +150,7 @@ async fn main() -> anyhow::Result<()> {
             "time_factor": args.time_factor,
             "simulator": sim_config,
             "reconcile_every_s": args.reconcile_every_s,
+            "post_rate": args.post_rate,
             "event_source_mappings": stack.functions.iter().filter(|f| !f.sqs.is_empty()).map(|f| {
                 (f.name.clone(), json!({ "batch_size": f.sqs[0].batch_size, "batching_window_s": f.sqs[0].batching_window_s, "max_concurrency": f.sqs[0].max_concurrency }))
             }).collect::<BTreeMap<_, _>>(),

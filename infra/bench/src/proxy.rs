@@ -1,6 +1,7 @@
 //! A counting pass-through in front of moto: the functions reach DynamoDB and SQS through it, so
 //! every call they make is counted by operation (and by item, for batch operations), without
-//! touching their code.
+//! touching their code. It also routes by service, so that DynamoDB and SQS can each have their
+//! own moto process (moto answers one request at a time per process).
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -25,7 +26,8 @@ pub type Counts = BTreeMap<String, OpCount>;
 
 #[derive(Clone)]
 struct Proxy {
-    upstream: String,
+    dynamodb: String,
+    sqs: String,
     client: reqwest::Client,
     counts: Arc<Mutex<Counts>>,
 }
@@ -36,12 +38,14 @@ pub struct CountingProxy {
 }
 
 impl CountingProxy {
-    pub async fn start(upstream: &str) -> std::io::Result<CountingProxy> {
+    /// Forwards DynamoDB calls to `dynamodb` and everything else to `sqs`.
+    pub async fn start(dynamodb: &str, sqs: &str) -> std::io::Result<CountingProxy> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let counts = Arc::new(Mutex::new(Counts::new()));
         let proxy = Proxy {
-            upstream: upstream.trim_end_matches('/').to_owned(),
+            dynamodb: dynamodb.trim_end_matches('/').to_owned(),
+            sqs: sqs.trim_end_matches('/').to_owned(),
             client: reqwest::Client::new(),
             counts: counts.clone(),
         };
@@ -103,7 +107,8 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     let carried = items(&op, &body);
     let started = std::time::Instant::now();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut upstream = proxy.client.request(parts.method, format!("{}{path}", proxy.upstream));
+    let base = if op.starts_with("DynamoDB.") { &proxy.dynamodb } else { &proxy.sqs };
+    let mut upstream = proxy.client.request(parts.method, format!("{base}{path}"));
     for (name, value) in &parts.headers {
         if name != header::HOST && name != header::CONTENT_LENGTH {
             upstream = upstream.header(name, value);

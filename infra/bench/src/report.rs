@@ -306,6 +306,19 @@ pub fn render(run: &RunReport, artefacts: &BTreeMap<String, Artefact>) -> String
             throttled
         );
     }
+    let throttled: Vec<String> = run
+        .phases
+        .iter()
+        .map(|p| format!("{} {}", p.phase, p.api.values().map(|a| a.throttled).sum::<u64>()))
+        .collect();
+    let failed: usize = run.phases.iter().map(|p| p.failed).sum();
+    let absorbed = failed == 0 && run.dlq_messages == 0 && run.phases.iter().all(|p| p.completed == p.employees);
+    let _ = writeln!(
+        out,
+        "ThrottlingException answers: {}; {}",
+        throttled.join(", "),
+        if absorbed { "all absorbed (every employee confirmed, none failed, DLQs empty)" } else { "NOT all absorbed" }
+    );
     for p in &run.phases {
         let lambdas: Vec<String> = p
             .invocations

@@ -27,6 +27,9 @@ pub struct Settings {
     pub reconcile_every: Duration,
     /// Longest a phase may take before the run is reported incomplete.
     pub phase_timeout: Duration,
+    pub function_log_level: String,
+    /// HR events posted per second (none: as fast as the queue takes them).
+    pub post_rate: Option<f64>,
 }
 
 impl Settings {
@@ -75,7 +78,8 @@ struct Running {
     http: reqwest::Client,
     sqs: aws_sdk_sqs::Client,
     dynamodb: aws_sdk_dynamodb::Client,
-    _moto: Moto,
+    _motos: [Moto; 2],
+    _runner_route: CountingProxy,
 }
 
 fn epoch_ms() -> i64 {
@@ -110,10 +114,24 @@ pub fn leave_event(i: usize) -> Value {
     })
 }
 
+async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new("bench", "bench", None, None, "bench"))
+        .load()
+        .await
+}
+
 impl Running {
     async fn start(settings: &Settings) -> anyhow::Result<Running> {
-        let moto = Moto::start(&settings.root).await?;
-        let proxy = CountingProxy::start(&moto.url).await?;
+        // One moto for DynamoDB and one for SQS: moto is single-threaded in effect, and the two
+        // services' calls would otherwise queue behind each other.
+        let (moto_dynamodb, moto_sqs) = tokio::try_join!(Moto::start(&settings.root), Moto::start(&settings.root))?;
+        // The functions' calls are counted; the runner's (event source polling) go through an
+        // uncounted route of their own.
+        let proxy = CountingProxy::start(&moto_dynamodb.url, &moto_sqs.url).await?;
+        let runner_route = CountingProxy::start(&moto_dynamodb.url, &moto_sqs.url).await?;
         let sim = aws_simulator::Simulator::new(
             serde_json::from_value(settings.sim_config.clone()).context("simulator configuration")?,
             serde_json::from_value(settings.seed.clone()).context("simulator seed")?,
@@ -127,7 +145,7 @@ impl Running {
         for (k, v) in [
             ("AWS_REGION", REGION),
             // Thousands of invocations: the functions' warnings and errors are what to see.
-            ("AWS_LAMBDA_LOG_LEVEL", "WARN"),
+            ("AWS_LAMBDA_LOG_LEVEL", &settings.function_log_level),
             ("AWS_ACCESS_KEY_ID", "bench"),
             ("AWS_SECRET_ACCESS_KEY", "bench"),
             ("AWS_ENDPOINT_URL_SQS", &proxy.url),
@@ -149,21 +167,16 @@ impl Running {
             extra_env,
             duplicate_deliveries: false,
         };
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(REGION))
-            .endpoint_url(&moto.url)
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new("bench", "bench", None, None, "bench"))
-            .load()
-            .await;
-        let stack = local_stack::start(&settings.stack, &options, &sdk).await?;
+        let stack = local_stack::start(&settings.stack, &options, &sdk_config(&runner_route.url).await).await?;
         Ok(Running {
             stack,
             proxy,
             sim_url,
             http: reqwest::Client::new(),
-            sqs: aws_sdk_sqs::Client::new(&sdk),
-            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
-            _moto: moto,
+            sqs: aws_sdk_sqs::Client::new(&sdk_config(&moto_sqs.url).await),
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk_config(&moto_dynamodb.url).await),
+            _motos: [moto_dynamodb, moto_sqs],
+            _runner_route: runner_route,
         })
     }
 
@@ -173,20 +186,27 @@ impl Running {
         Ok(Snapshot { sim_calls, moto_calls: self.proxy.counts(), functions })
     }
 
-    /// Posts the events 10 per SendMessageBatch, a few batches at a time, each employee its own
-    /// message group.
-    async fn post(&self, events: Vec<Value>) -> anyhow::Result<()> {
+    /// Posts the events 10 per SendMessageBatch from two senders, each employee its own message
+    /// group, at most `rate` events a second if given. (More senders only queue up in moto, whose
+    /// FIFO sends slow down as the queue grows, and starve the functions' calls.)
+    async fn post(&self, events: Vec<Value>, rate: Option<f64>) -> anyhow::Result<()> {
+        const SENDERS: usize = 2;
         let url = self.stack.resources.queues[HR_QUEUE].url.clone();
         let chunks: Vec<Vec<Value>> = events.chunks(10).map(<[Value]>::to_vec).collect();
-        let mut lanes: Vec<Vec<Vec<Value>>> = vec![Vec::new(); 8];
+        let mut lanes: Vec<Vec<Vec<Value>>> = vec![Vec::new(); SENDERS];
         for (i, chunk) in chunks.into_iter().enumerate() {
-            lanes[i % 8].push(chunk);
+            lanes[i % SENDERS].push(chunk);
         }
+        let pace = rate.filter(|r| *r > 0.0).map(|r| Duration::from_secs_f64(10.0 * SENDERS as f64 / r));
         let mut tasks = tokio::task::JoinSet::new();
         for lane in lanes {
             let (sqs, url) = (self.sqs.clone(), url.clone());
             tasks.spawn(async move {
+                let mut ticks = pace.map(tokio::time::interval);
                 for chunk in lane {
+                    if let Some(ticks) = ticks.as_mut() {
+                        ticks.tick().await;
+                    }
                     let entries = chunk
                         .iter()
                         .enumerate()
@@ -345,14 +365,16 @@ pub async fn run(settings: &Settings, n: usize) -> anyhow::Result<RunReport> {
 
     eprintln!("-- {n}: posting {n} joiners");
     let joined_at = epoch_ms();
-    running.post((0..n).map(join_event).collect()).await?;
+    running.post((0..n).map(join_event).collect(), settings.post_rate).await?;
+    eprintln!("-- {n}: posted in {:.1} s", (epoch_ms() - joined_at) as f64 / 1000.0);
     let joined = running.wait_for(n, "active", settings.phase_timeout).await?;
     let s1 = running.snapshot().await?;
     eprintln!("-- {n}: {} active, {} failed", joined.0, joined.1);
 
     eprintln!("-- {n}: posting {n} leavers");
     let left_at = epoch_ms();
-    running.post((0..n).map(leave_event).collect()).await?;
+    running.post((0..n).map(leave_event).collect(), settings.post_rate).await?;
+    eprintln!("-- {n}: posted in {:.1} s", (epoch_ms() - left_at) as f64 / 1000.0);
     let left = running.wait_for(n, "terminated", settings.phase_timeout).await?;
     let s2 = running.snapshot().await?;
     eprintln!("-- {n}: {} terminated, {} failed", left.0, left.1);
