@@ -6,7 +6,6 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::config::Credentials;
 use local_stack::{LocalStack, Options, stack::StackDefinition};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -130,19 +129,7 @@ impl TestStack {
         let sim_url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(aws_simulator::serve(listener, sim));
         let prefix = format!("t{}-", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-        let mut extra_env = BTreeMap::new();
-        for (k, v) in [
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_ENDPOINT_URL_SQS", moto),
-            ("AWS_ENDPOINT_URL_DYNAMODB", moto),
-            ("AWS_ENDPOINT_URL_WORKSPACES", &sim_url),
-            ("AWS_ENDPOINT_URL_WORKDOCS", &sim_url),
-            ("AWS_ENDPOINT_URL_DIRECTORY_SERVICE_DATA", &sim_url),
-            ("AWS_ENDPOINT_URL_DIRECTORY_SERVICE", &sim_url),
-        ] {
-            extra_env.insert(k.to_owned(), v.to_owned());
-        }
+        let extra_env = local_stack::emulator_env(moto, &sim_url);
         let options = Options {
             prefix,
             bin_dir: PathBuf::from(env!("CARGO_BIN_EXE_probe-lambda")).parent().unwrap().to_owned(),

@@ -3,7 +3,7 @@
 //! touching their code. It also routes by service, so that DynamoDB and SQS can each have their
 //! own moto process (moto answers one request at a time per process).
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -114,15 +114,12 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
             upstream = upstream.header(name, value);
         }
     }
-    let answer = match upstream.body(body).send().await {
-        Ok(answer) => {
-            let status = answer.status();
-            let headers = answer.headers().clone();
-            let bytes: Bytes = answer.bytes().await.unwrap_or_default();
-            Ok((status, headers, bytes))
-        }
-        Err(e) => Err(e),
-    };
+    let answer = async {
+        let answer = upstream.body(body).send().await?;
+        let (status, headers) = (answer.status(), answer.headers().clone());
+        Ok::<_, reqwest::Error>((status, headers, answer.bytes().await?))
+    }
+    .await;
     {
         let took = started.elapsed().as_secs_f64() * 1000.0;
         let mut counts = proxy.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

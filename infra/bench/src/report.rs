@@ -167,8 +167,8 @@ pub fn moto_delta(before: &Counts, after: &Counts) -> Counts {
         .map(|(op, c)| {
             let b = before.get(op).copied().unwrap_or_default();
             let delta = OpCount {
-                calls: c.calls - b.calls.min(c.calls),
-                items: c.items - b.items.min(c.items),
+                calls: c.calls.saturating_sub(b.calls),
+                items: c.items.saturating_sub(b.items),
                 total_ms: (c.total_ms - b.total_ms).max(0.0),
                 // A running maximum cannot be split by phase: the run's maximum so far.
                 max_ms: c.max_ms,

@@ -141,22 +141,10 @@ impl Running {
         let sim_url = format!("http://{}", listener.local_addr()?);
         tokio::spawn(aws_simulator::serve(listener, sim));
 
-        let mut extra_env = BTreeMap::new();
-        for (k, v) in [
-            ("AWS_REGION", REGION),
-            // Thousands of invocations: the functions' warnings and errors are what to see.
-            ("AWS_LAMBDA_LOG_LEVEL", &settings.function_log_level),
-            ("AWS_ACCESS_KEY_ID", "bench"),
-            ("AWS_SECRET_ACCESS_KEY", "bench"),
-            ("AWS_ENDPOINT_URL_SQS", &proxy.url),
-            ("AWS_ENDPOINT_URL_DYNAMODB", &proxy.url),
-            ("AWS_ENDPOINT_URL_WORKSPACES", &sim_url),
-            ("AWS_ENDPOINT_URL_WORKDOCS", &sim_url),
-            ("AWS_ENDPOINT_URL_DIRECTORY_SERVICE_DATA", &sim_url),
-            ("AWS_ENDPOINT_URL_DIRECTORY_SERVICE", &sim_url),
-        ] {
-            extra_env.insert(k.to_owned(), v.to_owned());
-        }
+        let mut extra_env = local_stack::emulator_env(&proxy.url, &sim_url);
+        extra_env.insert("AWS_REGION".into(), REGION.into());
+        // Thousands of invocations: the functions' warnings and errors are what to see.
+        extra_env.insert("AWS_LAMBDA_LOG_LEVEL".into(), settings.function_log_level.clone());
         let options = Options {
             prefix: format!("bench{}-", &uuid::Uuid::new_v4().simple().to_string()[..6]),
             bin_dir: settings.bin_dir.clone(),

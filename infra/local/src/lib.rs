@@ -73,6 +73,25 @@ impl Drop for LocalStack {
     }
 }
 
+/// What a function needs to reach the local emulators through the SDK's own variables: test
+/// credentials, SQS and DynamoDB at `sqs_dynamodb` (moto, or something in front of it), and the
+/// simulated services at `simulator`.
+pub fn emulator_env(sqs_dynamodb: &str, simulator: &str) -> BTreeMap<String, String> {
+    [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_ENDPOINT_URL_SQS", sqs_dynamodb),
+        ("AWS_ENDPOINT_URL_DYNAMODB", sqs_dynamodb),
+        ("AWS_ENDPOINT_URL_WORKSPACES", simulator),
+        ("AWS_ENDPOINT_URL_WORKDOCS", simulator),
+        ("AWS_ENDPOINT_URL_DIRECTORY_SERVICE_DATA", simulator),
+        ("AWS_ENDPOINT_URL_DIRECTORY_SERVICE", simulator),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
 /// Replaces `${table}`, `${queue_url:NAME}` and `${queue_arn:NAME}`.
 pub fn resolve(value: &str, resources: &Resources) -> Result<String, String> {
     let mut out = String::new();

@@ -85,7 +85,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
         ids.retain(|id| listed.insert(id.clone()));
         let mut queued: Vec<EmployeeRecord> = Vec::new();
         let mut unread = ids.len();
-        for page in ids.chunks(READ_PAGE) {
+        'pages: for page in ids.chunks(READ_PAGE) {
             unread -= page.len();
             // The index is eventually consistent: decide on strongly consistent reads.
             let read = self.store.employees(page).await?;
@@ -99,8 +99,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
                         checked = report.checked,
                         "run budget spent; the rest waits for the next run"
                     );
-                    emit_stuck_metric(&report);
-                    return Ok(report);
+                    break 'pages;
                 }
                 let chunk: Vec<EmployeeRecord> = queued.drain(..queued.len().min(IDS_PER_CALL)).collect();
                 self.describe_and_decide(chunk, &mut report).await?;
