@@ -39,6 +39,10 @@ struct Args {
     /// as the queue takes them).
     #[arg(long)]
     post_rate: Option<f64>,
+    /// Posting holds back while more than this many events wait in the HR queue (0: never);
+    /// moto's FIFO queue slows down as it grows, so 10,000 at once would measure moto.
+    #[arg(long, default_value_t = 300)]
+    max_backlog: usize,
     /// The functions' `AWS_LAMBDA_LOG_LEVEL`.
     #[arg(long, default_value = "WARN")]
     function_log_level: String,
@@ -106,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
         phase_timeout: Duration::from_secs(0),
         function_log_level: args.function_log_level.clone(),
         post_rate: args.post_rate,
+        max_backlog: Some(args.max_backlog).filter(|m| *m > 0),
     };
     let artefacts: BTreeMap<String, Artefact> = stack
         .functions
@@ -129,7 +134,29 @@ async fn main() -> anyhow::Result<()> {
         args.reconcile_every_s
     );
 
-    let mut runs = Vec::new();
+    let command: Vec<String> = std::env::args().collect();
+    let mut document = json!({
+        "command": command.join(" "),
+        "machine": machine(),
+        "settings": {
+            "binaries": args.bin_dir,
+            "time_factor": args.time_factor,
+            "simulator": sim_config,
+            "reconcile_every_s": args.reconcile_every_s,
+            "post_rate": args.post_rate,
+            "max_backlog": args.max_backlog,
+            "event_source_mappings": stack.functions.iter().filter(|f| !f.sqs.is_empty()).map(|f| {
+                (f.name.clone(), json!({ "batch_size": f.sqs[0].batch_size, "batching_window_s": f.sqs[0].batching_window_s, "max_concurrency": f.sqs[0].max_concurrency }))
+            }).collect::<BTreeMap<_, _>>(),
+            "memory_mb": stack.functions.iter().map(|f| (f.name.clone(), f.memory_mb)).collect::<BTreeMap<_, _>>(),
+        },
+        "artefacts_arm64": artefacts,
+        "runs": [],
+    });
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+
     let mut incomplete = Vec::new();
     for &n in &args.sizes {
         let timeout = args.phase_timeout_s.unwrap_or(120 + n as u64 / 2);
@@ -139,31 +166,13 @@ async fn main() -> anyhow::Result<()> {
         if run.phases.iter().any(|p| p.completed + p.failed < n) || run.workspaces_left > 0 || run.dlq_messages > 0 {
             incomplete.push(n);
         }
-        runs.push(run);
+        if let Some(runs) = document["runs"].as_array_mut() {
+            runs.push(serde_json::to_value(&run)?);
+        }
+        // Written after every run: a long one stopped by hand keeps the figures before it.
+        std::fs::write(&args.out, serde_json::to_string_pretty(&document)?)?;
+        eprintln!("bench: figures so far written to {}", args.out.display());
     }
-    let command: Vec<String> = std::env::args().collect();
-    let document = json!({
-        "command": command.join(" "),
-        "machine": machine(),
-        "settings": {
-            "binaries": args.bin_dir,
-            "time_factor": args.time_factor,
-            "simulator": sim_config,
-            "reconcile_every_s": args.reconcile_every_s,
-            "post_rate": args.post_rate,
-            "event_source_mappings": stack.functions.iter().filter(|f| !f.sqs.is_empty()).map(|f| {
-                (f.name.clone(), json!({ "batch_size": f.sqs[0].batch_size, "batching_window_s": f.sqs[0].batching_window_s, "max_concurrency": f.sqs[0].max_concurrency }))
-            }).collect::<BTreeMap<_, _>>(),
-            "memory_mb": stack.functions.iter().map(|f| (f.name.clone(), f.memory_mb)).collect::<BTreeMap<_, _>>(),
-        },
-        "artefacts_arm64": artefacts,
-        "runs": runs,
-    });
-    if let Some(dir) = args.out.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&args.out, serde_json::to_string_pretty(&document)?)?;
-    eprintln!("bench: figures written to {}", args.out.display());
     if !incomplete.is_empty() {
         anyhow::bail!(
             "runs {incomplete:?} did not complete: employees left unconfirmed, WorkSpaces left, or messages in a DLQ"

@@ -30,6 +30,10 @@ pub struct Settings {
     pub function_log_level: String,
     /// HR events posted per second (none: as fast as the queue takes them).
     pub post_rate: Option<f64>,
+    /// Posting waits while more than this many events wait in the HR queue: moto's FIFO queue
+    /// slows down as it grows, an HR system's feed does not arrive all at once, and the wall time
+    /// still runs from the first event posted.
+    pub max_backlog: Option<usize>,
 }
 
 impl Settings {
@@ -175,10 +179,14 @@ impl Running {
     }
 
     /// Posts the events 10 per SendMessageBatch from two senders, each employee its own message
-    /// group, at most `rate` events a second if given. (More senders only queue up in moto, whose
-    /// FIFO sends slow down as the queue grows, and starve the functions' calls.)
-    async fn post(&self, events: Vec<Value>, rate: Option<f64>) -> anyhow::Result<()> {
+    /// group, at most `rate` events a second if given, holding back while the queue has more than
+    /// `max_backlog` waiting. (More senders only queue up in moto, whose FIFO sends slow down as
+    /// the queue grows, and starve the functions' calls.)
+    async fn post(&self, events: Vec<Value>, rate: Option<f64>, max_backlog: Option<usize>) -> anyhow::Result<()> {
         const SENDERS: usize = 2;
+        // Looking at the backlog before every send would double the senders' calls; a look every
+        // few chunks lets the queue overshoot by at most a quarter of the limit.
+        let check_every = max_backlog.map(|max| (max / (4 * 10 * SENDERS)).max(1));
         let url = self.stack.resources.queues[HR_QUEUE].url.clone();
         let chunks: Vec<Vec<Value>> = events.chunks(10).map(<[Value]>::to_vec).collect();
         let mut lanes: Vec<Vec<Vec<Value>>> = vec![Vec::new(); SENDERS];
@@ -191,7 +199,14 @@ impl Running {
             let (sqs, url) = (self.sqs.clone(), url.clone());
             tasks.spawn(async move {
                 let mut ticks = pace.map(tokio::time::interval);
-                for chunk in lane {
+                for (sent, chunk) in lane.into_iter().enumerate() {
+                    if let (Some(max), Some(every)) = (max_backlog, check_every)
+                        && sent % every == 0
+                    {
+                        while waiting_messages(&sqs, &url).await? > max {
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    }
                     if let Some(ticks) = ticks.as_mut() {
                         ticks.tick().await;
                     }
@@ -315,6 +330,21 @@ impl Running {
     }
 }
 
+/// Messages waiting to be received (not those in flight).
+async fn waiting_messages(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<usize> {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await?;
+    let waiting = out
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages))
+        .and_then(|v| v.parse().ok());
+    waiting.context("GetQueueAttributes without ApproximateNumberOfMessages")
+}
+
 fn phase_report(
     settings: &Settings,
     phase: &str,
@@ -353,7 +383,7 @@ pub async fn run(settings: &Settings, n: usize) -> anyhow::Result<RunReport> {
 
     eprintln!("-- {n}: posting {n} joiners");
     let joined_at = epoch_ms();
-    running.post((0..n).map(join_event).collect(), settings.post_rate).await?;
+    running.post((0..n).map(join_event).collect(), settings.post_rate, settings.max_backlog).await?;
     eprintln!("-- {n}: posted in {:.1} s", (epoch_ms() - joined_at) as f64 / 1000.0);
     let joined = running.wait_for(n, "active", settings.phase_timeout).await?;
     let s1 = running.snapshot().await?;
@@ -361,7 +391,7 @@ pub async fn run(settings: &Settings, n: usize) -> anyhow::Result<RunReport> {
 
     eprintln!("-- {n}: posting {n} leavers");
     let left_at = epoch_ms();
-    running.post((0..n).map(leave_event).collect(), settings.post_rate).await?;
+    running.post((0..n).map(leave_event).collect(), settings.post_rate, settings.max_backlog).await?;
     eprintln!("-- {n}: posted in {:.1} s", (epoch_ms() - left_at) as f64 / 1000.0);
     let left = running.wait_for(n, "terminated", settings.phase_timeout).await?;
     let s2 = running.snapshot().await?;
