@@ -35,6 +35,14 @@ struct Proxy {
 pub struct CountingProxy {
     pub url: String,
     counts: Arc<Mutex<Counts>>,
+    server: tokio::task::AbortHandle,
+}
+
+/// The server stops with its run; the next run starts its own.
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
 }
 
 impl CountingProxy {
@@ -50,12 +58,13 @@ impl CountingProxy {
             counts: counts.clone(),
         };
         let app = axum::Router::new().fallback(forward).with_state(proxy);
-        tokio::spawn(async move {
+        let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "counting proxy stopped");
             }
-        });
-        Ok(CountingProxy { url, counts })
+        })
+        .abort_handle();
+        Ok(CountingProxy { url, counts, server })
     }
 
     pub fn counts(&self) -> Counts {

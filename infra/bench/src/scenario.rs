@@ -79,6 +79,7 @@ struct Running {
     stack: LocalStack,
     proxy: CountingProxy,
     sim_url: String,
+    simulator: tokio::task::AbortHandle,
     http: reqwest::Client,
     sqs: aws_sdk_sqs::Client,
     dynamodb: aws_sdk_dynamodb::Client,
@@ -127,6 +128,13 @@ async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
         .await
 }
 
+/// The simulator stops with its run (moto, the proxies and the local stack stop on their own drop).
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.simulator.abort();
+    }
+}
+
 impl Running {
     async fn start(settings: &Settings) -> anyhow::Result<Running> {
         // One moto for DynamoDB and one for SQS: moto is single-threaded in effect, and the two
@@ -143,7 +151,7 @@ impl Running {
         .map_err(anyhow::Error::msg)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let sim_url = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(aws_simulator::serve(listener, sim));
+        let simulator = tokio::spawn(aws_simulator::serve(listener, sim)).abort_handle();
 
         let mut extra_env = local_stack::emulator_env(&proxy.url, &sim_url);
         extra_env.insert("AWS_REGION".into(), REGION.into());
@@ -164,6 +172,7 @@ impl Running {
             stack,
             proxy,
             sim_url,
+            simulator,
             http: reqwest::Client::new(),
             sqs: aws_sdk_sqs::Client::new(&sdk_config(&moto_sqs.url).await),
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk_config(&moto_dynamodb.url).await),
