@@ -3,7 +3,7 @@
 //! every figure, with the machine and the settings, to a JSON file.
 
 use anyhow::Context;
-use bench::report::{self, Artefact};
+use bench::report::{self, Artefact, RunReport};
 use bench::scenario::{self, Settings};
 use clap::Parser;
 use serde_json::{Value, json};
@@ -161,7 +161,19 @@ async fn main() -> anyhow::Result<()> {
     for &n in &args.sizes {
         let timeout = args.phase_timeout_s.unwrap_or(120 + n as u64 / 2);
         let settings = Settings { phase_timeout: Duration::from_secs(timeout), ..settings.clone() };
-        let run = scenario::run(&settings, n).await.with_context(|| format!("the run with {n} employees"))?;
+        // Written after every phase: a long run stopped by hand keeps the figures before it.
+        let mut write = |run: &RunReport| -> anyhow::Result<()> {
+            let mut so_far = document.clone();
+            if let Some(runs) = so_far["runs"].as_array_mut() {
+                runs.push(serde_json::to_value(run)?);
+            }
+            std::fs::write(&args.out, serde_json::to_string_pretty(&so_far)?)?;
+            eprintln!("bench: figures so far written to {}", args.out.display());
+            Ok(())
+        };
+        let run =
+            scenario::run(&settings, n, &mut write).await.with_context(|| format!("the run with {n} employees"))?;
+        write(&run)?;
         print!("{}", report::render(&run, &artefacts));
         if run.phases.iter().any(|p| p.completed + p.failed < n) || run.workspaces_left > 0 || run.dlq_messages > 0 {
             incomplete.push(n);
@@ -169,9 +181,6 @@ async fn main() -> anyhow::Result<()> {
         if let Some(runs) = document["runs"].as_array_mut() {
             runs.push(serde_json::to_value(&run)?);
         }
-        // Written after every run: a long one stopped by hand keeps the figures before it.
-        std::fs::write(&args.out, serde_json::to_string_pretty(&document)?)?;
-        eprintln!("bench: figures so far written to {}", args.out.display());
     }
     if !incomplete.is_empty() {
         anyhow::bail!(

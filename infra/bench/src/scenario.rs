@@ -385,7 +385,33 @@ fn phase_report(
     }
 }
 
-pub async fn run(settings: &Settings, n: usize) -> anyhow::Result<RunReport> {
+impl Running {
+    /// The run as far as it went: every phase so far, the functions' figures up to `now`.
+    async fn report(
+        &self,
+        n: usize,
+        phases: Vec<PhaseReport>,
+        start: &Snapshot,
+        now: &Snapshot,
+    ) -> anyhow::Result<RunReport> {
+        Ok(RunReport {
+            employees: n,
+            phases,
+            lifecycle_store: report::store_use(report::moto_delta(&start.moto_calls, &now.moto_calls), n),
+            functions: now.functions.iter().map(|(name, stats)| (name.clone(), report::function_cost(stats))).collect(),
+            workspaces_left: self.workspaces_left().await?,
+            dlq_messages: self.dlq_messages().await?,
+        })
+    }
+}
+
+/// Runs N joiners then N leavers. `checkpoint` gets the run as it stands after the join phase,
+/// so a long run stopped during its leave phase keeps its join figures.
+pub async fn run(
+    settings: &Settings,
+    n: usize,
+    checkpoint: &mut dyn FnMut(&RunReport) -> anyhow::Result<()>,
+) -> anyhow::Result<RunReport> {
     eprintln!("-- {n}: starting moto, the simulator and the local stack");
     let running = Running::start(settings).await?;
     let s0 = running.snapshot().await?;
@@ -397,6 +423,8 @@ pub async fn run(settings: &Settings, n: usize) -> anyhow::Result<RunReport> {
     let joined = running.wait_for(n, "active", settings.phase_timeout).await?;
     let s1 = running.snapshot().await?;
     eprintln!("-- {n}: {} active, {} failed", joined.0, joined.1);
+    let join = phase_report(settings, "join", n, joined, joined_at, &s0, &s1);
+    checkpoint(&running.report(n, vec![join.clone()], &s0, &s1).await?)?;
 
     eprintln!("-- {n}: posting {n} leavers");
     let left_at = epoch_ms();
@@ -406,16 +434,6 @@ pub async fn run(settings: &Settings, n: usize) -> anyhow::Result<RunReport> {
     let s2 = running.snapshot().await?;
     eprintln!("-- {n}: {} terminated, {} failed", left.0, left.1);
 
-    let report = RunReport {
-        employees: n,
-        phases: vec![
-            phase_report(settings, "join", n, joined, joined_at, &s0, &s1),
-            phase_report(settings, "leave", n, left, left_at, &s1, &s2),
-        ],
-        lifecycle_store: report::store_use(report::moto_delta(&s0.moto_calls, &s2.moto_calls), n),
-        functions: s2.functions.iter().map(|(name, stats)| (name.clone(), report::function_cost(stats))).collect(),
-        workspaces_left: running.workspaces_left().await?,
-        dlq_messages: running.dlq_messages().await?,
-    };
-    Ok(report)
+    let leave = phase_report(settings, "leave", n, left, left_at, &s1, &s2);
+    running.report(n, vec![join, leave], &s0, &s2).await
 }
