@@ -7,8 +7,10 @@ CARGO ?= cargo
 setup: ## Install the local tooling (moto, cargo-lambda; cfn-lint, SAM CLI) into .venv and .venv-infra
 	bash infra/local/setup.sh
 
-build: ## Build every binary: functions, simulator, runner
-	$(CARGO) build --workspace --bins
+# With the test targets, so features unify as they do for `make test` (dev-dependencies turn on
+# features of shared crates, serde among them): the AWS SDK is then compiled once, not twice.
+build: ## Build every binary (functions, simulator, runner) and the tests
+	$(CARGO) build --workspace --bins --tests
 
 up: setup build ## Start the local stack in the background; writes .local/stack.env
 	bash infra/local/up.sh

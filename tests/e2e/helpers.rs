@@ -96,6 +96,8 @@ pub struct TestOptions {
     pub duplicate_deliveries: bool,
     pub max_visibility_timeout_s: Option<u32>,
     pub schedule_every: Duration,
+    /// Functions whose event source mappings start disabled; see [`TestStack::enable`].
+    pub disabled_mappings: Vec<&'static str>,
 }
 
 impl Default for TestOptions {
@@ -106,6 +108,7 @@ impl Default for TestOptions {
             duplicate_deliveries: false,
             max_visibility_timeout_s: None,
             schedule_every: Duration::from_millis(300),
+            disabled_mappings: Vec::new(),
         }
     }
 }
@@ -139,6 +142,7 @@ impl TestStack {
             invoke_addr: "127.0.0.1:0".into(),
             extra_env,
             duplicate_deliveries: test.duplicate_deliveries,
+            disabled_mappings: test.disabled_mappings.iter().map(|f| (*f).to_owned()).collect(),
         };
         let config = sdk_config(moto).await;
         let stack = local_stack::start(&def, &options, &config).await.unwrap();
@@ -219,6 +223,19 @@ impl TestStack {
             .iter()
             .map(|a| attrs.get(a).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0))
             .sum()
+    }
+
+    /// Waits until `queue` holds `count` messages, then enables `function`'s event source
+    /// mapping: the function then sees them together, however slowly they were produced.
+    pub async fn enable_when_queued(&self, function: &str, queue: &str, count: i64, secs: u64) {
+        let url = self.queue_url(queue);
+        eventually(secs, &format!("{count} messages in {queue}"), || async {
+            let depth = self.depth(&url).await;
+            assert!(depth <= count, "{depth} messages in {queue}, more than the {count} expected");
+            (depth == count).then_some(())
+        })
+        .await;
+        assert!(self.stack.set_mapping_enabled(function, true), "no function {function}");
     }
 
     pub fn stats(&self, function: &str) -> local_stack::runtime::FunctionStats {

@@ -31,12 +31,13 @@ async fn outcomes(t: &TestStack, id: &str) -> Vec<(String, EventOutcome)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_leavers_take_three_terminate_calls_and_are_confirmed_gone() {
-    // Long enough for all 60 requests to arrive together on a slow, loaded CI machine.
-    let t = start(60, |_| {}).await;
+    // The terminator's mapping is enabled once all 60 requests are queued (see the onboarding twin).
+    let t = start(5, |o| o.disabled_mappings = vec!["terminator"]).await;
     t.post_events(&(0..60).map(join).collect::<Vec<_>>()).await;
-    all_in(&t, &ids(0..60), EmployeeState::Active, 240).await;
+    all_in(&t, &ids(0..60), EmployeeState::Active, 180).await;
     t.post_events(&(0..60).map(|i| leave(i, "2026-11-30T17:00:00Z")).collect::<Vec<_>>()).await;
-    let records = all_in(&t, &ids(0..60), EmployeeState::Terminated, 240).await;
+    t.enable_when_queued("terminator", "termination-requests", 60, 180).await;
+    let records = all_in(&t, &ids(0..60), EmployeeState::Terminated, 120).await;
 
     let mut items = t.call_items("TerminateWorkspaces").await;
     items.sort_unstable();
@@ -206,4 +207,19 @@ async fn an_employee_pending_past_the_deadline_is_flagged_stuck() {
     })
     .await;
     assert_eq!(stuck.state, EmployeeState::Pending);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_reconciler_run_names_what_failed_as_its_error_type() {
+    // No such table: the run fails, and its errorType is one an alarm or a reader can match.
+    let mut def = project_stack(1);
+    set_env(&mut def, "reconciler", "TABLE_NAME", "no-such-table");
+    let t = start_def(def, |_| {}).await;
+    let url = format!("{}/2015-03-31/functions/reconciler/invocations", t.stack.invoke_url);
+    let scheduled = json!({ "source": "aws.events", "detail-type": "Scheduled Event", "detail": {} });
+    let res = t.http.post(&url).json(&scheduled).send().await.unwrap();
+    assert_eq!(res.headers().get("x-amz-function-error").map(|v| v.to_str().unwrap()), Some("Unhandled"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["errorType"], "Store.Unavailable", "{body}");
+    assert!(body["errorMessage"].as_str().unwrap().contains("DynamoDB"), "{body}");
 }

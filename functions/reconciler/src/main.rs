@@ -1,7 +1,7 @@
 //! The reconciler Lambda, on an EventBridge schedule: confirms WorkSpaces that became AVAILABLE,
 //! ERROR or gone, flags employees stuck past their deadline, releases future-dated events.
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsQueue;
@@ -63,9 +63,13 @@ async fn main() -> Result<(), Error> {
     };
     let reconciler = &reconciler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let report = reconciler.run(stop_at(event.context.deadline)).await?;
+        let report = reconciler.run(stop_at(event.context.deadline)).await.map_err(|e| {
+            tracing::error!(error = %e, "reconcile run failed; the next scheduled run retries");
+            Diagnostic { error_type: e.error_type(), error_message: e.to_string() }
+        })?;
         tracing::info!(?report, "reconciled");
-        Ok::<Value, Error>(serde_json::to_value(report)?)
+        serde_json::to_value(report)
+            .map_err(|e| Diagnostic { error_type: "Report.Serialization".into(), error_message: e.to_string() })
     }))
     .await
 }

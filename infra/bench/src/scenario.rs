@@ -166,6 +166,7 @@ impl Running {
             invoke_addr: "127.0.0.1:0".into(),
             extra_env,
             duplicate_deliveries: false,
+            disabled_mappings: Default::default(),
         };
         let stack = local_stack::start(&settings.stack, &options, &sdk_config(&runner_route.url).await).await?;
         Ok(Running {

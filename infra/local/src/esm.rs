@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 /// What the mapping concluded for a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +121,7 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// Polls `queue` for `pool` until the task is dropped.
+/// Polls `queue` for `pool` while `enabled` is true, until the task is dropped.
 pub async fn run(
     sqs: aws_sdk_sqs::Client,
     queue: QueueInfo,
@@ -129,6 +129,7 @@ pub async fn run(
     pool: Arc<FunctionPool>,
     region: String,
     duplicate_deliveries: bool,
+    mut enabled: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(mapping.max_concurrency));
     let window = Duration::from_secs(mapping.batching_window_s);
@@ -136,6 +137,10 @@ pub async fn run(
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
         };
+        // A disabled mapping polls nothing; messages wait in the queue until it is enabled.
+        if enabled.wait_for(|on| *on).await.is_err() {
+            return;
+        }
         let batch = match collect_batch(&sqs, &queue, &mapping, window).await {
             Ok(batch) => batch,
             Err(e) => {

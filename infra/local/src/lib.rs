@@ -14,10 +14,11 @@ use crate::invoke_api::Functions;
 use crate::provision::Resources;
 use crate::runtime::{FunctionPool, FunctionSpec};
 use crate::stack::StackDefinition;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 #[derive(Debug, Clone)]
@@ -38,6 +39,9 @@ pub struct Options {
     pub extra_env: BTreeMap<String, String>,
     /// Deliver every SQS batch twice (at-least-once delivery, exaggerated for tests).
     pub duplicate_deliveries: bool,
+    /// Functions whose SQS event source mappings start disabled (`Enabled: false`), until
+    /// [`LocalStack::set_mapping_enabled`] turns them on.
+    pub disabled_mappings: BTreeSet<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +63,16 @@ pub struct LocalStack {
     pub resources: Resources,
     pub functions: Functions,
     pub invoke_url: String,
+    mappings: BTreeMap<String, watch::Sender<bool>>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+impl LocalStack {
+    /// UpdateEventSourceMapping's `Enabled` for every SQS mapping of `function`: false stops
+    /// polling (batches in flight finish), true resumes it. False when there is no such function.
+    pub fn set_mapping_enabled(&self, function: &str, enabled: bool) -> bool {
+        self.mappings.get(function).map(|switch| switch.send_replace(enabled)).is_some()
+    }
 }
 
 impl Drop for LocalStack {
@@ -171,10 +184,13 @@ pub async fn start(
     let functions: Functions = Arc::new(pools);
 
     let mut tasks = Vec::new();
+    let mut mappings = BTreeMap::new();
     for f in &def.functions {
         let Some(pool) = functions.get(&f.name) else {
             continue;
         };
+        let (switch, enabled) = watch::channel(!options.disabled_mappings.contains(&f.name));
+        mappings.insert(f.name.clone(), switch);
         for mapping in &f.sqs {
             let Some(queue) = resources.queues.get(&mapping.queue) else {
                 continue;
@@ -186,6 +202,7 @@ pub async fn start(
                 pool.clone(),
                 options.region.clone(),
                 options.duplicate_deliveries,
+                enabled.clone(),
             )));
         }
         if let Some(schedule) = &f.schedule {
@@ -204,7 +221,7 @@ pub async fn start(
             tracing::error!(error = %e, "invoke API stopped");
         }
     }));
-    Ok(LocalStack { resources, functions, invoke_url: format!("http://{addr}"), tasks })
+    Ok(LocalStack { resources, functions, invoke_url: format!("http://{addr}"), mappings, tasks })
 }
 
 /// `hr-events.fifo` → `HR_EVENTS`: the stem of the variables naming a queue.

@@ -54,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         invoke_addr: args.invoke_addr.clone(),
         extra_env: Default::default(),
         duplicate_deliveries: args.duplicate_deliveries,
+        disabled_mappings: Default::default(),
     };
     let sdk = aws_config::load_from_env().await;
     let stack = local_stack::start(&def, &options, &sdk).await?;

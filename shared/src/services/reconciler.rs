@@ -51,6 +51,21 @@ pub enum ReconcileError {
     Queue(#[from] QueueError),
 }
 
+impl ReconcileError {
+    /// The Lambda `errorType` of a failed run: what failed, readable in metrics and alarms.
+    pub fn error_type(&self) -> String {
+        match self {
+            ReconcileError::Store(StoreError::Conflict(_)) => "Store.Conflict".into(),
+            ReconcileError::Store(StoreError::LostClaim(_)) => "Store.LostClaim".into(),
+            ReconcileError::Store(StoreError::Malformed { .. }) => "Store.Malformed".into(),
+            ReconcileError::Store(StoreError::Unavailable { .. }) => "Store.Unavailable".into(),
+            ReconcileError::Workspaces(WorkspacesError::Throttled(_)) => "WorkSpaces.Throttled".into(),
+            ReconcileError::Workspaces(WorkspacesError::Service { code, .. }) => format!("WorkSpaces.{code}"),
+            ReconcileError::Queue(_) => "Queue.SendFailed".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ReconcilerConfig {
     /// PENDING longer than this is stuck (creation takes ~20 min, up to an hour encrypted).
@@ -285,6 +300,21 @@ mod tests {
             hr_events: MemoryQueue::default(),
             config: ReconcilerConfig { create_deadline_ms: i64::MAX / 2, terminate_deadline_ms: i64::MAX / 2 },
         }
+    }
+
+    #[test]
+    fn a_failed_run_names_what_failed_as_its_error_type() {
+        let store = ReconcileError::from(StoreError::Unavailable { operation: "Query", message: "timed out".into() });
+        assert_eq!(store.error_type(), "Store.Unavailable");
+        let service = ReconcileError::from(WorkspacesError::Service {
+            operation: "DescribeWorkspaces",
+            code: "InvalidParameterValuesException".into(),
+            message: "bad id".into(),
+            retryable: false,
+        });
+        assert_eq!(service.error_type(), "WorkSpaces.InvalidParameterValuesException");
+        let queue = ReconcileError::from(QueueError { queue: "q".into(), message: "down".into() });
+        assert_eq!(queue.error_type(), "Queue.SendFailed");
     }
 
     #[tokio::test]
