@@ -59,11 +59,10 @@ FUNCTIONS := -p intake -p provisioner -p terminator -p reconciler
 BENCH_RUN = ./target/debug/bench --bin-dir target/release --arm64-dir target/aarch64-unknown-linux-gnu/release \
 	  --lambda-dir target/lambda
 
-bench: setup ## N joiners then N leavers: BENCH_SIZES, then BENCH_LARGE (~85 min), on release binaries; arm64 sizes; micro-benchmarks
+bench: setup build ## N joiners then N leavers: BENCH_SIZES, then BENCH_LARGE (~85 min), on release binaries; arm64 sizes; micro-benchmarks
 	rustup target add aarch64-unknown-linux-gnu
 	$(CARGO) build --release $(FUNCTIONS)
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip $(FUNCTIONS)
-	$(CARGO) build -p bench
 	$(BENCH_RUN) --sizes $(BENCH_SIZES) --out target/bench/report.json $(BENCH_ARGS)
 	[ -z "$(BENCH_LARGE)" ] || $(BENCH_RUN) --sizes $(BENCH_LARGE) --reconcile-every-s 30 \
 	  --out target/bench/report-large.json $(BENCH_ARGS)

@@ -96,7 +96,7 @@ pub struct TestOptions {
     pub duplicate_deliveries: bool,
     pub max_visibility_timeout_s: Option<u32>,
     pub schedule_every: Duration,
-    /// Functions whose event source mappings start disabled; see [`TestStack::enable`].
+    /// Functions whose event source mappings start disabled; see [`TestStack::enable_when_queued`].
     pub disabled_mappings: Vec<&'static str>,
 }
 
@@ -225,14 +225,13 @@ impl TestStack {
             .sum()
     }
 
-    /// Waits until `queue` holds `count` messages, then enables `function`'s event source
-    /// mapping: the function then sees them together, however slowly they were produced.
+    /// Waits until the intake has handled every HR event and `queue` holds at least `count`
+    /// messages (a retried event may send its request again), then enables `function`'s event
+    /// source mapping: the function sees them together, however slowly they were produced.
     pub async fn enable_when_queued(&self, function: &str, queue: &str, count: i64, secs: u64) {
-        let url = self.queue_url(queue);
-        eventually(secs, &format!("{count} messages in {queue}"), || async {
-            let depth = self.depth(&url).await;
-            assert!(depth <= count, "{depth} messages in {queue}, more than the {count} expected");
-            (depth == count).then_some(())
+        let (hr_events, url) = (self.queue_url("hr-events.fifo"), self.queue_url(queue));
+        eventually(secs, &format!("the HR events handled and {count} messages in {queue}"), || async {
+            (self.depth(&hr_events).await == 0 && self.depth(&url).await >= count).then_some(())
         })
         .await;
         assert!(self.stack.set_mapping_enabled(function, true), "no function {function}");

@@ -112,7 +112,7 @@ pub async fn live_workspaces(t: &TestStack) -> usize {
 async fn sixty_joiners_take_three_create_calls_and_all_become_active() {
     // The call count is about requests that arrive together: the provisioner's mapping starts
     // disabled and is enabled once all 60 are queued, so a slow intake cannot split them.
-    let t = start(5, |o| o.disabled_mappings = vec!["provisioner"]).await;
+    let t = start(15, |o| o.disabled_mappings = vec!["provisioner"]).await;
     let events: Vec<Value> = (0..60).map(join).collect();
     t.post_events(&events).await;
     t.enable_when_queued("provisioner", "workspace-requests", 60, 180).await;
@@ -226,7 +226,7 @@ async fn an_existing_user_is_adopted_and_someone_else_holding_the_name_is_a_fail
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resource_not_found_user_fails_one_employee_and_the_other_24_are_created() {
-    let t = start(5, |o| o.disabled_mappings = vec!["provisioner"]).await;
+    let t = start(15, |o| o.disabled_mappings = vec!["provisioner"]).await;
     t.fault(json!({ "kind": "create_failure", "usernames": ["user0013"], "code": "ResourceNotFound.User", "message": "The user could not be found." })).await;
     t.post_events(&(0..25).map(join).collect::<Vec<_>>()).await;
     t.enable_when_queued("provisioner", "workspace-requests", 25, 120).await;

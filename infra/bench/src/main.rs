@@ -164,8 +164,11 @@ async fn main() -> anyhow::Result<()> {
         // Written after every phase: a long run stopped by hand keeps the figures before it.
         let mut write = |run: &RunReport| -> anyhow::Result<()> {
             let mut so_far = document.clone();
+            let mut entry = serde_json::to_value(run)?;
+            // The join-phase checkpoint still has its WorkSpaces: not a failure, just not done.
+            entry["complete"] = json!(run.phases.len() == 2);
             if let Some(runs) = so_far["runs"].as_array_mut() {
-                runs.push(serde_json::to_value(run)?);
+                runs.push(entry);
             }
             std::fs::write(&args.out, serde_json::to_string_pretty(&so_far)?)?;
             eprintln!("bench: figures so far written to {}", args.out.display());
@@ -179,7 +182,9 @@ async fn main() -> anyhow::Result<()> {
             incomplete.push(n);
         }
         if let Some(runs) = document["runs"].as_array_mut() {
-            runs.push(serde_json::to_value(&run)?);
+            let mut entry = serde_json::to_value(&run)?;
+            entry["complete"] = json!(true);
+            runs.push(entry);
         }
     }
     if !incomplete.is_empty() {

@@ -425,7 +425,15 @@ pub async fn run(
     let s1 = running.snapshot().await?;
     eprintln!("-- {n}: {} active, {} failed", joined.0, joined.1);
     let join = phase_report(settings, "join", n, joined, joined_at, &s0, &s1);
-    checkpoint(&running.report(n, vec![join.clone()], &s0, &s1).await?)?;
+    // A checkpoint that cannot be written costs the checkpoint, not the run.
+    match running.report(n, vec![join.clone()], &s0, &s1).await {
+        Ok(so_far) => {
+            if let Err(e) = checkpoint(&so_far) {
+                eprintln!("-- {n}: the join-phase figures could not be written ({e:#}); carrying on");
+            }
+        }
+        Err(e) => eprintln!("-- {n}: the join-phase figures could not be read ({e:#}); carrying on"),
+    }
 
     eprintln!("-- {n}: posting {n} leavers");
     let left_at = epoch_ms();

@@ -141,7 +141,7 @@ pub async fn run(
         if enabled.wait_for(|on| *on).await.is_err() {
             return;
         }
-        let batch = match collect_batch(&sqs, &queue, &mapping, window).await {
+        let batch = match collect_batch(&sqs, &queue, &mapping, window, &enabled).await {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::warn!(queue = %queue.name, error = %e, "ReceiveMessage failed; retrying");
@@ -168,10 +168,15 @@ async fn collect_batch(
     queue: &QueueInfo,
     mapping: &SqsMapping,
     window: Duration,
+    enabled: &watch::Receiver<bool>,
 ) -> Result<Vec<Message>, aws_sdk_sqs::Error> {
     let mut batch: Vec<Message> = Vec::new();
     let mut first_at: Option<Instant> = None;
     loop {
+        // Disabled while waiting for a first message: stop polling (a started batch is delivered).
+        if batch.is_empty() && !*enabled.borrow() {
+            return Ok(batch);
+        }
         let left = first_at.map_or(window, |t| window.saturating_sub(t.elapsed()));
         if first_at.is_some() && (left.is_zero() || batch.len() >= mapping.batch_size) {
             return Ok(batch);

@@ -69,7 +69,8 @@ pub struct LocalStack {
 
 impl LocalStack {
     /// UpdateEventSourceMapping's `Enabled` for every SQS mapping of `function`: false stops
-    /// polling (batches in flight finish), true resumes it. False when there is no such function.
+    /// polling (batches in flight finish), true resumes it. False when `function` has no SQS
+    /// mapping.
     pub fn set_mapping_enabled(&self, function: &str, enabled: bool) -> bool {
         self.mappings.get(function).map(|switch| switch.send_replace(enabled)).is_some()
     }
@@ -133,6 +134,15 @@ pub async fn start(
     sdk: &aws_config::SdkConfig,
 ) -> Result<LocalStack, StartError> {
     def.validate().map_err(StartError::Definition)?;
+    if let Some(name) = options
+        .disabled_mappings
+        .iter()
+        .find(|name| !def.functions.iter().any(|f| &f.name == *name && !f.sqs.is_empty()))
+    {
+        return Err(StartError::Definition(format!(
+            "disabled mapping: function {name} has no SQS event source mapping"
+        )));
+    }
     let mut def = def.clone();
     if let Some(cap) = options.max_visibility_timeout_s {
         for q in &mut def.queues {
@@ -190,7 +200,9 @@ pub async fn start(
             continue;
         };
         let (switch, enabled) = watch::channel(!options.disabled_mappings.contains(&f.name));
-        mappings.insert(f.name.clone(), switch);
+        if !f.sqs.is_empty() {
+            mappings.insert(f.name.clone(), switch);
+        }
         for mapping in &f.sqs {
             let Some(queue) = resources.queues.get(&mapping.queue) else {
                 continue;
