@@ -91,6 +91,14 @@ fn machine() -> Value {
     })
 }
 
+/// A run as the report file holds it. The join-phase checkpoint still has its WorkSpaces: it is
+/// marked incomplete, not failed.
+fn run_entry(run: &RunReport) -> anyhow::Result<Value> {
+    let mut entry = serde_json::to_value(run)?;
+    entry["complete"] = json!(run.phases.len() == 2);
+    Ok(entry)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     shared::telemetry::init();
@@ -164,11 +172,8 @@ async fn main() -> anyhow::Result<()> {
         // Written after every phase: a long run stopped by hand keeps the figures before it.
         let mut write = |run: &RunReport| -> anyhow::Result<()> {
             let mut so_far = document.clone();
-            let mut entry = serde_json::to_value(run)?;
-            // The join-phase checkpoint still has its WorkSpaces: not a failure, just not done.
-            entry["complete"] = json!(run.phases.len() == 2);
             if let Some(runs) = so_far["runs"].as_array_mut() {
-                runs.push(entry);
+                runs.push(run_entry(run)?);
             }
             std::fs::write(&args.out, serde_json::to_string_pretty(&so_far)?)?;
             eprintln!("bench: figures so far written to {}", args.out.display());
@@ -182,9 +187,7 @@ async fn main() -> anyhow::Result<()> {
             incomplete.push(n);
         }
         if let Some(runs) = document["runs"].as_array_mut() {
-            let mut entry = serde_json::to_value(&run)?;
-            entry["complete"] = json!(true);
-            runs.push(entry);
+            runs.push(run_entry(&run)?);
         }
     }
     if !incomplete.is_empty() {
