@@ -11,6 +11,7 @@ pub fn records(event: &SqsEvent) -> Vec<QueueRecord> {
             message_id: r.message_id.clone().unwrap_or_default(),
             body: r.body.clone().unwrap_or_default(),
             receive_count: r.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1),
+            group_id: r.attributes.get("MessageGroupId").cloned(),
         })
         .collect()
 }

@@ -120,6 +120,10 @@ pub enum UserOutcome {
     ManagedElsewhere,
 }
 
+/// The failure code of an employee whose user name belongs to someone else (in the directory,
+/// or to another employee of the pipeline).
+pub const USER_NAME_TAKEN: &str = "UserNameTaken";
+
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
     /// A different person already holds the user name.
@@ -140,7 +144,7 @@ impl DirectoryError {
 
     pub fn code(&self) -> &str {
         match self {
-            DirectoryError::NameTaken { .. } => "UserNameTaken",
+            DirectoryError::NameTaken { .. } => USER_NAME_TAKEN,
             DirectoryError::Rejected { code, .. } | DirectoryError::Unavailable { code, .. } => code,
         }
     }
@@ -149,8 +153,8 @@ impl DirectoryError {
 pub trait DirectoryUsers: Send + Sync {
     /// Makes sure the user exists in the directory.
     fn ensure_user(&self, user: &NewUser) -> impl Future<Output = Result<UserOutcome, DirectoryError>> + Send;
-    /// The longest user name the backend accepts.
-    fn user_name_max_len(&self) -> usize;
+    /// The user names the backend accepts (length and characters), checked when an event arrives.
+    fn user_name_rules(&self) -> crate::domain::names::UserNameRules;
     /// Disables the user (sign-in blocked, data kept), where the backend can.
     fn disable_user(
         &self,
@@ -215,6 +219,33 @@ pub enum StoreError {
     Malformed { key: String, detail: String },
     #[error("DynamoDB {operation} failed: {message}")]
     Unavailable { operation: &'static str, message: String },
+    /// DynamoDB refused the request itself (an item or key over its limits): retrying cannot help.
+    #[error("DynamoDB {operation} refused the request: {message}")]
+    Invalid { operation: &'static str, message: String },
+    /// The user name is held by another employee.
+    #[error("user name held by employee {holder}")]
+    NameHeld { holder: String },
+}
+
+impl StoreError {
+    /// Whether trying again later can succeed.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, StoreError::Invalid { .. } | StoreError::Malformed { .. })
+    }
+}
+
+/// A user name claimed for an employee: `(directory, user name)`, user names compared without
+/// case. At most one employee holds a name; a join writes its record and its claim together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NameClaim {
+    pub directory_id: String,
+    /// As written in the event; the store compares it in lower case.
+    pub user_name: String,
+    pub employee_id: String,
+    /// Taking the name over from an employee confirmed terminated: the holder and the version of
+    /// its record that was read (`None`: the holder has no record). The write fails if either
+    /// changed meanwhile.
+    pub take_over_from: Option<(String, Option<u64>)>,
 }
 
 pub trait StateStore: Send + Sync {
@@ -240,6 +271,20 @@ pub trait StateStore: Send + Sync {
         record: &EmployeeRecord,
         expected_version: Option<u64>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Writes a joiner's record and its user-name claim in one transaction: `NameHeld` if another
+    /// employee holds the name, `Conflict` if the record's version changed.
+    fn save_joiner(
+        &self,
+        record: &EmployeeRecord,
+        expected_version: Option<u64>,
+        claim: &NameClaim,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The employee holding a user name in a directory, if any (consistent read).
+    fn name_holder(
+        &self,
+        directory_id: &str,
+        user_name: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
     fn record_history(&self, entry: &HistoryEntry) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn history(&self, employee_id: &str) -> impl Future<Output = Result<Vec<HistoryEntry>, StoreError>> + Send;
     /// Employees the reconciler watches in `state` (from the sparse index: eventually consistent).

@@ -3,8 +3,8 @@
 
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use crate::ports::{
-    Claim, ClaimOutcome, CreateItem, CreateResponse, FailedTerminate, HistoryEntry, MessageQueue, Outgoing, QueueError,
-    ScheduledEvent, StateStore, StoreError, WorkspaceInfo, WorkspacesApi, WorkspacesError,
+    Claim, ClaimOutcome, CreateItem, CreateResponse, FailedTerminate, HistoryEntry, MessageQueue, NameClaim, Outgoing,
+    QueueError, ScheduledEvent, StateStore, StoreError, WorkspaceInfo, WorkspacesApi, WorkspacesError,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -14,10 +14,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Employees only: what the reconciler reads and writes. The other operations hold nothing.
+/// Employees and user-name claims: what the reconciler and the name rules read and write. The
+/// other operations hold nothing.
 #[derive(Default)]
 pub struct MemoryStore {
     pub employees: Mutex<BTreeMap<String, EmployeeRecord>>,
+    /// (directory, lower-case user name) → employee.
+    pub names: Mutex<BTreeMap<(String, String), String>>,
 }
 
 impl MemoryStore {
@@ -60,6 +63,34 @@ impl StateStore for MemoryStore {
         }
         map.insert(record.employee_id.clone(), record.clone());
         Ok(())
+    }
+    async fn save_joiner(
+        &self,
+        record: &EmployeeRecord,
+        expected_version: Option<u64>,
+        claim: &NameClaim,
+    ) -> Result<(), StoreError> {
+        let mut employees = lock(&self.employees);
+        let mut names = lock(&self.names);
+        if employees.get(&record.employee_id).map(|r| r.version) != expected_version {
+            return Err(StoreError::Conflict(record.employee_id.clone()));
+        }
+        let key = (claim.directory_id.clone(), claim.user_name.to_ascii_lowercase());
+        let allowed = claim.take_over_from.as_ref().map_or(claim.employee_id.as_str(), |(h, _)| h.as_str());
+        if let Some(holder) = names.get(&key).filter(|h| h.as_str() != allowed) {
+            return Err(StoreError::NameHeld { holder: holder.clone() });
+        }
+        if let Some((holder, version)) = &claim.take_over_from
+            && employees.get(holder).map(|r| r.version) != *version
+        {
+            return Err(StoreError::Conflict(holder.clone()));
+        }
+        names.insert(key, claim.employee_id.clone());
+        employees.insert(record.employee_id.clone(), record.clone());
+        Ok(())
+    }
+    async fn name_holder(&self, directory_id: &str, user_name: &str) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.names).get(&(directory_id.to_owned(), user_name.to_ascii_lowercase())).cloned())
     }
     async fn record_history(&self, _: &HistoryEntry) -> Result<(), StoreError> {
         Ok(())

@@ -35,7 +35,7 @@ async fn sixty_leavers_take_three_terminate_calls_and_are_confirmed_gone() {
     let t = start(15, |o| o.disabled_mappings = vec!["terminator"]).await;
     t.post_events(&(0..60).map(join).collect::<Vec<_>>()).await;
     all_in(&t, &ids(0..60), EmployeeState::Active, 180).await;
-    t.post_events(&(0..60).map(|i| leave(i, "2026-11-30T17:00:00Z")).collect::<Vec<_>>()).await;
+    t.post_events(&(0..60).map(|i| leave(i, "2026-11-20T17:00:00Z")).collect::<Vec<_>>()).await;
     t.enable_when_queued("terminator", "termination-requests", 60, 180).await;
     let records = all_in(&t, &ids(0..60), EmployeeState::Terminated, 120).await;
 
@@ -78,8 +78,8 @@ async fn a_rehire_gets_a_new_workspace_once_the_old_one_is_gone() {
     let first = all_in(&t, &ids(7..8), EmployeeState::Active, 60).await.remove(0);
     let mut rejoin = join(7);
     rejoin["event_id"] = json!("evt-rejoin-0007");
-    rejoin["occurred_at"] = json!("2026-12-01T09:00:00Z");
-    t.post_events(&[leave(7, "2026-11-30T17:00:00Z"), rejoin]).await;
+    rejoin["occurred_at"] = json!("2026-11-21T09:00:00Z");
+    t.post_events(&[leave(7, "2026-11-20T17:00:00Z"), rejoin]).await;
     let second = eventually(90, "rehired and active", || async {
         employee(&t, "E0007").await.filter(|e| e.state == EmployeeState::Active && e.workspace_id != first.workspace_id)
     })
@@ -98,7 +98,7 @@ async fn duplicates_terminate_once_and_disorder_follows_the_source_timestamps() 
     let t = start(3, |o| o.duplicate_deliveries = true).await;
     t.post_events(&(0..10).map(join).collect::<Vec<_>>()).await;
     all_in(&t, &ids(0..10), EmployeeState::Active, 90).await;
-    let leaves: Vec<Value> = (0..10).map(|i| leave(i, "2026-11-30T17:00:00Z")).collect();
+    let leaves: Vec<Value> = (0..10).map(|i| leave(i, "2026-11-20T17:00:00Z")).collect();
     t.post_events(&leaves).await;
     t.post_events(&leaves).await;
     all_in(&t, &ids(0..10), EmployeeState::Terminated, 90).await;
@@ -106,7 +106,7 @@ async fn duplicates_terminate_once_and_disorder_follows_the_source_timestamps() 
     assert_eq!(terminated, 10, "one termination per employee");
 
     // A leave that arrives before its join: the older join wins nothing.
-    t.post_events(&[leave(50, "2026-11-30T17:00:00Z")]).await;
+    t.post_events(&[leave(50, "2026-11-20T17:00:00Z")]).await;
     eventually(30, "leave applied", || async { employee(&t, "E0050").await }).await;
     t.post_events(&[join(50)]).await;
     let store = t.store();
@@ -135,11 +135,11 @@ async fn future_dated_events_wait_for_their_time_and_can_be_cancelled() {
     all_in(&t, &ids(20..21), EmployeeState::Active, 60).await;
 
     // A termination dated in the future, then rescinded.
-    let mut later = leave(20, "2026-11-30T17:00:00Z");
+    let mut later = leave(20, "2026-11-20T17:00:00Z");
     later["effective_at"] = json!(at(8000));
     let cancel = json!({
         "schema_version": "1", "event_id": "evt-cancel-0020", "type": "cancel",
-        "occurred_at": "2026-12-01T08:00:00Z", "cancels": "evt-leave-0020",
+        "occurred_at": "2026-11-21T08:00:00Z", "cancels": "evt-leave-0020",
         "employee": { "employee_id": "E0020" }
     });
     t.post_events(&[later]).await;
@@ -165,7 +165,7 @@ async fn the_directory_user_is_disabled_on_leave_when_configured() {
     let t = start_def(def, |_| {}).await;
     t.post_events(&[join(30)]).await;
     all_in(&t, &ids(30..31), EmployeeState::Active, 60).await;
-    t.post_events(&[leave(30, "2026-11-30T17:00:00Z")]).await;
+    t.post_events(&[leave(30, "2026-11-20T17:00:00Z")]).await;
     all_in(&t, &ids(30..31), EmployeeState::Terminated, 60).await;
     let state = t.sim_state().await;
     let user = &state["directories"][MANAGED_AD]["users"]["user0030"];
@@ -186,7 +186,7 @@ async fn a_suspended_workspace_is_retried_then_failed_with_the_code() {
     let active = all_in(&t, &ids(40..41), EmployeeState::Active, 60).await.remove(0);
     let id = active.workspace_id.unwrap();
     t.sim(reqwest::Method::PUT, &format!("workspaces/{id}/state"), json!({ "state": "SUSPENDED" })).await;
-    t.post_events(&[leave(40, "2026-11-30T17:00:00Z")]).await;
+    t.post_events(&[leave(40, "2026-11-20T17:00:00Z")]).await;
     let failed = eventually(60, "failed after bounded retries", || async {
         employee(&t, "E0040").await.filter(|e| e.state == EmployeeState::Failed)
     })

@@ -35,6 +35,8 @@ pub struct Config {
     pub profiles: Profiles,
     pub idempotency_ttl_s: i64,
     pub fallback_claim_ms: i64,
+    pub clock_skew_ms: i64,
+    pub effective_horizon_ms: i64,
 }
 
 impl Config {
@@ -58,6 +60,10 @@ impl Config {
         let ttl_days: i64 = env.optional("IDEMPOTENCY_TTL_DAYS", 30);
         env.check("IDEMPOTENCY_TTL_DAYS", (1..=365).contains(&ttl_days), "must be 1-365");
         let fallback_s: i64 = env.optional("CLAIM_FALLBACK_SECONDS", 900);
+        let skew_s: i64 = env.optional("CLOCK_SKEW_SECONDS", 300);
+        env.check("CLOCK_SKEW_SECONDS", (0..=3600).contains(&skew_s), "must be 0-3600");
+        let horizon_days: i64 = env.optional("EFFECTIVE_HORIZON_DAYS", 400);
+        env.check("EFFECTIVE_HORIZON_DAYS", (1..=3650).contains(&horizon_days), "must be 1-3650");
         env.finish_with(|| {
             Some(Config {
                 table_name,
@@ -68,6 +74,8 @@ impl Config {
                 profiles: profiles?,
                 idempotency_ttl_s: ttl_days * 86_400,
                 fallback_claim_ms: fallback_s * 1000,
+                clock_skew_ms: skew_s * 1000,
+                effective_horizon_ms: horizon_days * 86_400_000,
             })
         })
     }

@@ -4,7 +4,7 @@
 
 use super::describe_sdk_error;
 use super::password::Password;
-use crate::domain::names::UserName;
+use crate::domain::names::UserNameRules;
 use crate::ports::{DirectoryError, DirectoryUsers, NewUser, UserOutcome};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -67,10 +67,10 @@ impl DirectoryUsers for Directory {
         matches!(self, Directory::DsData(_))
     }
 
-    fn user_name_max_len(&self) -> usize {
+    fn user_name_rules(&self) -> UserNameRules {
         match self {
-            Directory::DsData(_) => UserName::SAM_ACCOUNT_NAME_MAX,
-            Directory::WorkDocs(_) | Directory::Existing => UserName::WORKSPACES_MAX,
+            Directory::DsData(_) => UserNameRules::DS_DATA,
+            Directory::WorkDocs(_) | Directory::Existing => UserNameRules::WORKSPACES,
         }
     }
 }

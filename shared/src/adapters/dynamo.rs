@@ -7,10 +7,16 @@
 //! | employee lifecycle record | `EMP#<employee_id>` | `STATE` |
 //! | future-dated event, held | `EMP#<employee_id>` | `SCHEDULED#<event_id>` (in `work-index` as `scheduled#n`) |
 //! | history line | `EMP#<employee_id>` (`REJECTED` without one) | `EVENT#<occurred ms>#<event_id>#<recorded ms>#<message id>` |
+//! | user-name claim | `NAME#<directory_id>#<user name, lower case>` | `OWNER` |
+//!
+//! A part of a key that is not a valid id (it can only come from a bug: the intake records
+//! rejected events under valid ids only) is replaced by a hash, so no input can make a key pass
+//! DynamoDB's limits (partition key 2,048 bytes, sort key 1,024).
 
 use super::describe_sdk_error;
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
-use crate::ports::{Claim, ClaimOutcome, HistoryEntry, ScheduledEvent, StateStore, StoreError};
+use crate::domain::names::{EmployeeId, EventId};
+use crate::ports::{Claim, ClaimOutcome, HistoryEntry, NameClaim, ScheduledEvent, StateStore, StoreError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
 
@@ -44,15 +50,99 @@ where
     R: std::fmt::Debug,
 {
     let (code, message, _) = describe_sdk_error(err);
-    StoreError::Unavailable { operation, message: format!("{code}: {message}") }
+    let message = crate::domain::validation::reason(&format!("{code}: {message}"));
+    // DynamoDB's ValidationException: the request itself is wrong (an item over 400 KB, a key
+    // over its limit). Retrying the same request cannot succeed.
+    if code == "ValidationException" {
+        StoreError::Invalid { operation, message }
+    } else {
+        StoreError::Unavailable { operation, message }
+    }
+}
+
+/// DynamoDB's limits, from its documentation.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
+pub const MAX_SORT_KEY_BYTES: usize = 1024;
+
+/// An id as a part of a key: itself when it is a plain id of at most `max` bytes, otherwise
+/// `#` and a hash of it (bounded, and never equal to a plain id).
+fn key_part(id: &str, max: usize) -> String {
+    let plain = !id.is_empty()
+        && id.len() <= max
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+    if plain {
+        id.to_owned()
+    } else {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(id.as_bytes());
+        format!("#{}", digest.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>())
+    }
+}
+
+/// The size DynamoDB counts for an item: attribute names plus values (strings and binary by
+/// their bytes, numbers by about one byte per two digits plus one, documents recursively).
+pub fn item_size(item: &Item) -> usize {
+    fn value_size(v: &AttributeValue) -> usize {
+        match v {
+            AttributeValue::S(s) => s.len(),
+            AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+            AttributeValue::B(b) => b.as_ref().len(),
+            AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+            AttributeValue::Ss(l) => l.iter().map(String::len).sum(),
+            AttributeValue::Ns(l) => l.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+            AttributeValue::Bs(l) => l.iter().map(|b| b.as_ref().len()).sum(),
+            AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+            AttributeValue::M(m) => 3 + m.iter().map(|(k, v)| 1 + k.len() + value_size(v)).sum::<usize>(),
+            _ => 0,
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+/// The history item of an entry, keys included (what `record_history` writes).
+pub fn history_item(entry: &HistoryEntry) -> Result<Item, StoreError> {
+    let mut item: Item = serde_dynamo::to_item(entry)
+        .map_err(|e| StoreError::Malformed { key: entry.message_id.clone(), detail: e.to_string() })?;
+    let pk = entry
+        .employee_id
+        .as_ref()
+        .map_or_else(|| "REJECTED".to_owned(), |id| format!("EMP#{}", key_part(id, EmployeeId::MAX)));
+    // One line per delivery: a duplicate never overwrites the line of the delivery applied.
+    let sk = format!(
+        "EVENT#{:013}#{}#{:013}#{}",
+        entry.occurred_ms.unwrap_or(entry.recorded_ms),
+        entry.event_id.as_deref().map_or_else(|| "-".to_owned(), |id| key_part(id, EventId::MAX)),
+        entry.recorded_ms,
+        key_part(&entry.message_id, 128)
+    );
+    item.insert("pk".into(), s(pk));
+    item.insert("sk".into(), s(sk));
+    Ok(item)
+}
+
+fn name_key(directory_id: &str, user_name: &str) -> Item {
+    HashMap::from([
+        (
+            "pk".to_owned(),
+            s(format!("NAME#{}#{}", key_part(directory_id, 64), key_part(&user_name.to_ascii_lowercase(), 64))),
+        ),
+        ("sk".to_owned(), s("OWNER")),
+    ])
 }
 
 fn employee_key(id: &str) -> Item {
-    HashMap::from([("pk".to_owned(), s(format!("EMP#{id}"))), ("sk".to_owned(), s("STATE"))])
+    HashMap::from([
+        ("pk".to_owned(), s(format!("EMP#{}", key_part(id, EmployeeId::MAX)))),
+        ("sk".to_owned(), s("STATE")),
+    ])
 }
 
 fn event_key(id: &str) -> Item {
-    HashMap::from([("pk".to_owned(), s(format!("EVENT#{id}"))), ("sk".to_owned(), s("IDEMPOTENCY"))])
+    HashMap::from([
+        ("pk".to_owned(), s(format!("EVENT#{}", key_part(id, EventId::MAX)))),
+        ("sk".to_owned(), s("IDEMPOTENCY")),
+    ])
 }
 
 /// A stable small hash: which index partition an employee's work entry lives in.
@@ -72,8 +162,8 @@ const SCHEDULED: &str = "scheduled";
 
 fn scheduled_key(employee_id: &str, event_id: &str) -> Item {
     HashMap::from([
-        ("pk".to_owned(), s(format!("EMP#{employee_id}"))),
-        ("sk".to_owned(), s(format!("SCHEDULED#{event_id}"))),
+        ("pk".to_owned(), s(format!("EMP#{}", key_part(employee_id, EmployeeId::MAX)))),
+        ("sk".to_owned(), s(format!("SCHEDULED#{}", key_part(event_id, EventId::MAX)))),
     ])
 }
 
@@ -84,6 +174,18 @@ fn text(item: &Item, key: &str) -> Option<String> {
 impl DynamoStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
         Self { client, table }
+    }
+
+    /// An employee record as stored: keys, and the work index's keys while it is watched.
+    fn employee_item(&self, record: &EmployeeRecord) -> Result<Item, StoreError> {
+        let mut item: Item = serde_dynamo::to_item(record)
+            .map_err(|e| StoreError::Malformed { key: record.employee_id.clone(), detail: e.to_string() })?;
+        item.extend(employee_key(&record.employee_id));
+        if record.state.needs_watching() {
+            item.insert("work_shard".into(), s(work_shard(record.state, shard_of(&record.employee_id))));
+            item.insert("work_due".into(), s(format!("{:013}", record.state_since_ms)));
+        }
+        Ok(item)
     }
 
     fn decode_employee(item: Item) -> Result<EmployeeRecord, StoreError> {
@@ -124,7 +226,7 @@ impl DynamoStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(format!("EMP#{employee_id}")))
+            .expression_attribute_values(":pk", s(format!("EMP#{}", key_part(employee_id, EmployeeId::MAX))))
             .expression_attribute_values(":prefix", s(prefix))
             .consistent_read(true);
         self.query_all(query).await
@@ -313,13 +415,7 @@ impl StateStore for DynamoStore {
     }
 
     async fn save_employee(&self, record: &EmployeeRecord, expected_version: Option<u64>) -> Result<(), StoreError> {
-        let mut item: Item = serde_dynamo::to_item(record)
-            .map_err(|e| StoreError::Malformed { key: record.employee_id.clone(), detail: e.to_string() })?;
-        item.extend(employee_key(&record.employee_id));
-        if record.state.needs_watching() {
-            item.insert("work_shard".into(), s(work_shard(record.state, shard_of(&record.employee_id))));
-            item.insert("work_due".into(), s(format!("{:013}", record.state_since_ms)));
-        }
+        let item = self.employee_item(record)?;
         let mut put = self.client.put_item().table_name(&self.table).set_item(Some(item));
         put = match expected_version {
             None => put.condition_expression("attribute_not_exists(pk)"),
@@ -334,24 +430,86 @@ impl StateStore for DynamoStore {
         }
     }
 
+    async fn save_joiner(
+        &self,
+        record: &EmployeeRecord,
+        expected_version: Option<u64>,
+        claim: &NameClaim,
+    ) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
+        let invalid = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Malformed {
+            key: record.employee_id.clone(),
+            detail: e.to_string(),
+        };
+        let record_put = Put::builder().table_name(&self.table).set_item(Some(self.employee_item(record)?));
+        let record_put = match expected_version {
+            None => record_put.condition_expression("attribute_not_exists(pk)"),
+            Some(v) => record_put.condition_expression("version = :v").expression_attribute_values(":v", n(v)),
+        };
+        let mut name_item = name_key(&claim.directory_id, &claim.user_name);
+        name_item.insert("employee_id".into(), s(&claim.employee_id));
+        name_item.insert("user_name".into(), s(&claim.user_name));
+        name_item.insert("directory_id".into(), s(&claim.directory_id));
+        name_item.insert("claimed_ms".into(), n(record.updated_ms));
+        let holder = claim.take_over_from.as_ref().map_or(claim.employee_id.as_str(), |(h, _)| h.as_str());
+        let name_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(name_item))
+            .condition_expression("attribute_not_exists(pk) OR employee_id = :holder")
+            .expression_attribute_values(":holder", s(holder));
+        let mut items = vec![
+            TransactWriteItem::builder().put(record_put.build().map_err(invalid)?).build(),
+            TransactWriteItem::builder().put(name_put.build().map_err(invalid)?).build(),
+        ];
+        if let Some((holder, version)) = &claim.take_over_from {
+            // The holder must still be the terminated record that was read.
+            let check = ConditionCheck::builder().table_name(&self.table).set_key(Some(employee_key(holder)));
+            let check = match version {
+                None => check.condition_expression("attribute_not_exists(pk)"),
+                Some(v) => check.condition_expression("version = :v").expression_attribute_values(":v", n(*v)),
+            };
+            items.push(TransactWriteItem::builder().condition_check(check.build().map_err(invalid)?).build());
+        }
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let Err(e) = result else { return Ok(()) };
+        let Some(
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+                cancelled,
+            ),
+        ) = e.as_service_error()
+        else {
+            return Err(unavailable("TransactWriteItems", &e));
+        };
+        let failed =
+            |i: usize| cancelled.cancellation_reasons().get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
+        if failed(0) {
+            return Err(StoreError::Conflict(format!("EMP#{}", record.employee_id)));
+        }
+        // The claim (or the holder's record) changed: say who holds the name now.
+        match self.name_holder(&claim.directory_id, &claim.user_name).await? {
+            Some(holder) if holder != claim.employee_id => Err(StoreError::NameHeld { holder }),
+            _ => Err(StoreError::Conflict(format!("NAME#{}", claim.user_name))),
+        }
+    }
+
+    async fn name_holder(&self, directory_id: &str, user_name: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(name_key(directory_id, user_name)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem", &e))?;
+        Ok(out.item.as_ref().and_then(|i| text(i, "employee_id")))
+    }
+
     async fn record_history(&self, entry: &HistoryEntry) -> Result<(), StoreError> {
-        let mut item: Item = serde_dynamo::to_item(entry)
-            .map_err(|e| StoreError::Malformed { key: entry.message_id.clone(), detail: e.to_string() })?;
-        let pk = entry.employee_id.as_ref().map_or_else(|| "REJECTED".to_owned(), |id| format!("EMP#{id}"));
-        // One line per delivery: a duplicate never overwrites the line of the delivery applied.
-        let sk = format!(
-            "EVENT#{:013}#{}#{:013}#{}",
-            entry.occurred_ms.unwrap_or(entry.recorded_ms),
-            entry.event_id.as_deref().unwrap_or("-"),
-            entry.recorded_ms,
-            entry.message_id
-        );
-        item.insert("pk".into(), s(pk));
-        item.insert("sk".into(), s(sk));
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(history_item(entry)?))
             .send()
             .await
             .map_err(|e| unavailable("PutItem", &e))?;

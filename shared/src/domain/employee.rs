@@ -108,6 +108,19 @@ pub struct EmployeeRecord {
 }
 
 impl EmployeeRecord {
+    /// The time the last applied event orders by. Event times are bounded when they arrive (never
+    /// later than now plus the clock-skew allowance), so a stored time beyond the record's last
+    /// write plus that allowance can only come from an earlier version that took times as given
+    /// (`occurred_at: 2100-…`): such a time counts only as the last write, so it can never
+    /// outrank a later real event, a leave above all.
+    pub fn order_ms(&self, clock_skew_ms: i64) -> i64 {
+        if self.last_event_ms > self.updated_ms.saturating_add(clock_skew_ms) {
+            self.updated_ms
+        } else {
+            self.last_event_ms
+        }
+    }
+
     /// A record not yet written: version 0, no state of its own until the caller sets one.
     pub fn new(employee_id: &str, now: i64) -> Self {
         Self {

@@ -2,7 +2,7 @@
 //! Loaded once at cold start and validated with errors that name the profile and field.
 
 use super::event::WorkspaceOverrides;
-use super::validation::FieldError;
+use super::validation::{FieldError, Rule, echo};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -34,7 +34,7 @@ impl RunningMode {
     }
 }
 
-const COMPUTE_TYPES: &[&str] = &[
+pub const COMPUTE_TYPES: &[&str] = &[
     "VALUE",
     "STANDARD",
     "PERFORMANCE",
@@ -116,60 +116,79 @@ impl Profile {
     /// Checks the rules WorkSpaces would otherwise refuse per item, with the field named.
     pub fn validate(&self, at: &str, allow_manual: bool) -> Vec<FieldError> {
         let mut errors = Vec::new();
-        let mut fail = |field: &str, rule: String| errors.push(FieldError::new(format!("{at}.{field}"), rule));
+        let mut fail = |field: &str, rule: Rule, message: String| {
+            errors.push(FieldError::new(format!("{at}.{field}"), rule, message))
+        };
         if !is_hex_id(&self.directory_id, "d-", true) {
-            fail("directory_id", format!("must match ^d-[0-9a-f]{{8,63}}$ (got {:?})", self.directory_id));
+            fail(
+                "directory_id",
+                Rule::Pattern,
+                format!("must match ^d-[0-9a-f]{{8,63}}$ (got {:?})", self.directory_id),
+            );
         }
         if !is_hex_id(&self.bundle_id, "wsb-", false) {
-            fail("bundle_id", format!("must match ^wsb-[0-9a-z]{{8,63}}$ (got {:?})", self.bundle_id));
+            fail("bundle_id", Rule::Pattern, format!("must match ^wsb-[0-9a-z]{{8,63}}$ (got {:?})", self.bundle_id));
         }
         if self.running_mode == RunningMode::Manual && !allow_manual {
-            fail("running_mode", "MANUAL is for WorkSpaces Core only; set allow_manual_running_mode to use it".into());
+            fail(
+                "running_mode",
+                Rule::Enum,
+                "MANUAL is for WorkSpaces Core only; set allow_manual_running_mode to use it".into(),
+            );
         }
         if let Some(minutes) = self.auto_stop_minutes {
             if self.running_mode != RunningMode::AutoStop {
                 fail(
                     "auto_stop_minutes",
+                    Rule::Enum,
                     format!("applies only to AUTO_STOP (running_mode is {})", self.running_mode.as_str()),
                 );
             } else if minutes <= 0 || minutes % 60 != 0 {
-                fail("auto_stop_minutes", format!("must be a positive multiple of 60 (got {minutes})"));
+                fail(
+                    "auto_stop_minutes",
+                    Rule::MultipleOf,
+                    format!("must be a positive multiple of 60 (got {minutes})"),
+                );
             }
         }
         if let Some(c) = &self.compute_type
             && !COMPUTE_TYPES.contains(&c.as_str())
         {
-            fail("compute_type", format!("must be one of {} (got {c:?})", COMPUTE_TYPES.join(", ")));
+            fail("compute_type", Rule::Enum, format!("must be one of {} (got {c:?})", COMPUTE_TYPES.join(", ")));
         }
         if let Some(g) = self.root_volume_gib
             && !(80..=2000).contains(&g)
         {
-            fail("root_volume_gib", format!("must be 80-2000 (got {g})"));
+            fail("root_volume_gib", Rule::Range, format!("must be 80-2000 (got {g})"));
         }
         if let Some(g) = self.user_volume_gib
             && !(10..=2000).contains(&g)
         {
-            fail("user_volume_gib", format!("must be 10-2000 (got {g})"));
+            fail("user_volume_gib", Rule::Range, format!("must be 10-2000 (got {g})"));
         }
         if (self.root_volume_encrypted || self.user_volume_encrypted)
             && self.kms_key.as_deref().is_none_or(str::is_empty)
         {
-            fail("kms_key", "is required when a volume is encrypted (a symmetric KMS key id, ARN or alias)".into());
+            fail(
+                "kms_key",
+                Rule::Required,
+                "is required when a volume is encrypted (a symmetric KMS key id, ARN or alias)".into(),
+            );
         }
         for p in &self.protocols {
             if !PROTOCOLS.contains(&p.as_str()) {
-                fail("protocols", format!("must contain only PCOIP or WSP (got {p:?})"));
+                fail("protocols", Rule::Enum, format!("must contain only PCOIP or WSP (got {p:?})"));
             }
         }
         if self.tags.len() > 50 {
-            fail("tags", format!("at most 50 tags (got {})", self.tags.len()));
+            fail("tags", Rule::Length, format!("at most 50 tags (got {})", self.tags.len()));
         }
         for (k, v) in &self.tags {
             if k.is_empty() || k.chars().count() > 127 || k.to_lowercase().starts_with("aws:") {
-                fail("tags", format!("key {k:?} must be 1-127 characters and not start with aws:"));
+                fail("tags", Rule::Length, format!("key {k:?} must be 1-127 characters and not start with aws:"));
             }
             if v.chars().count() > 255 {
-                fail("tags", format!("value of {k:?} must be at most 255 characters"));
+                fail("tags", Rule::Length, format!("value of {k:?} must be at most 255 characters"));
             }
         }
         errors
@@ -186,7 +205,11 @@ pub struct InvalidProfiles {
 impl Profiles {
     pub fn from_json(json: &str) -> Result<Profiles, InvalidProfiles> {
         let config: ProfilesConfig = serde_json::from_str(json).map_err(|e| InvalidProfiles {
-            errors: vec![FieldError::new("profiles", format!("is not valid JSON for the profiles schema: {e}"))],
+            errors: vec![FieldError::new(
+                "profiles",
+                Rule::Json,
+                format!("is not valid JSON for the profiles schema: {e}"),
+            )],
         })?;
         Self::new(config)
     }
@@ -194,7 +217,11 @@ impl Profiles {
     pub fn new(config: ProfilesConfig) -> Result<Profiles, InvalidProfiles> {
         let mut errors = Vec::new();
         if !config.profiles.contains_key(&config.default_profile) {
-            errors.push(FieldError::new("default_profile", format!("names no profile ({:?})", config.default_profile)));
+            errors.push(FieldError::new(
+                "default_profile",
+                Rule::UnknownProfile,
+                format!("names no profile ({:?})", config.default_profile),
+            ));
         }
         for (name, profile) in &config.profiles {
             errors.extend(profile.validate(&format!("profiles.{name}"), config.allow_manual_running_mode));
@@ -203,6 +230,7 @@ impl Profiles {
             if !config.profiles.contains_key(profile) {
                 errors.push(FieldError::new(
                     format!("departments.{department}"),
+                    Rule::UnknownProfile,
                     format!("names no profile ({profile:?})"),
                 ));
             }
@@ -224,7 +252,11 @@ impl Profiles {
         let name = match &overrides.profile {
             Some(p) if self.config.profiles.contains_key(p) => p.clone(),
             Some(p) => {
-                return Err(vec![FieldError::new("workspace.profile", format!("names no profile ({p:?})"))]);
+                return Err(vec![FieldError::new(
+                    "workspace.profile",
+                    Rule::UnknownProfile,
+                    format!("names no profile ({})", echo(p)),
+                )]);
             }
             None => department
                 .and_then(|d| self.departments.get(&d.to_lowercase()))
@@ -236,7 +268,7 @@ impl Profiles {
             .profiles
             .get(&name)
             .cloned()
-            .ok_or_else(|| vec![FieldError::new("workspace.profile", "names no profile")])?;
+            .ok_or_else(|| vec![FieldError::new("workspace.profile", Rule::UnknownProfile, "names no profile")])?;
         let mut errors = Vec::new();
         if let Some(b) = &overrides.bundle_id {
             profile.bundle_id = b.clone();
@@ -251,6 +283,7 @@ impl Profiles {
                 }
                 None => errors.push(FieldError::new(
                     "workspace.running_mode",
+                    Rule::Enum,
                     format!("must be AUTO_STOP or ALWAYS_ON (got {m:?})"),
                 )),
             }

@@ -1,5 +1,7 @@
 //! Timestamps: RFC 3339 in, UTC milliseconds inside (so they compare and sort).
 
+use super::names::Violations;
+use super::validation::{Rule, echo};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -8,16 +10,23 @@ pub struct Timestamp(i64);
 
 impl Timestamp {
     /// An RFC 3339 timestamp with a time zone (`2026-11-02T09:00:00Z`, `…+01:00`).
-    pub fn parse(s: &str) -> Result<Timestamp, String> {
-        let t = OffsetDateTime::parse(s.trim(), &Rfc3339).map_err(|_| {
-            format!("must be an RFC 3339 timestamp with a time zone, like 2026-11-02T09:00:00Z (got {s:?})")
-        })?;
-        let ms = t.unix_timestamp_nanos() / 1_000_000;
-        let year = t.year();
-        if !(2000..=2200).contains(&year) {
-            return Err(format!("must be between the years 2000 and 2200 (got {s:?})"));
+    /// The year is read as written (before conversion to UTC), as the JSON Schema's pattern does.
+    /// Stricter than the `time` crate in two ways, which the schema's pattern cannot follow: the
+    /// date and the time are separated by `T` (or `t`), not by any byte, and a leap second (`:60`)
+    /// is refused.
+    pub fn parse(s: &str) -> Result<Timestamp, Violations> {
+        let fail = |what: &str| vec![(Rule::Timestamp, format!("must be {what} (got {})", echo(s)))];
+        let rfc3339 = "an RFC 3339 timestamp with a time zone, like 2026-11-02T09:00:00Z";
+        let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| fail(rfc3339))?;
+        // Parsed: `YYYY-MM-DD?hh:mm:ss…`, one byte at `?`.
+        let bytes = s.as_bytes();
+        if !matches!(bytes.get(10), Some(b'T' | b't')) || bytes.get(17..19) == Some(b"60".as_slice()) {
+            return Err(fail(rfc3339));
         }
-        Ok(Timestamp(ms as i64))
+        if !(2000..=2200).contains(&t.year()) {
+            return Err(fail("between the years 2000 and 2200"));
+        }
+        Ok(Timestamp((t.unix_timestamp_nanos() / 1_000_000) as i64))
     }
 
     pub fn from_millis(ms: i64) -> Timestamp {
@@ -73,5 +82,9 @@ mod tests {
         assert!(Timestamp::parse("2026-11-02 09:00").is_err());
         assert!(Timestamp::parse("2026-11-02T09:00:00").is_err(), "a zone is required");
         assert!(Timestamp::parse("1970-01-01T00:00:00Z").is_err());
+        assert!(Timestamp::parse("2026-11-02 09:00:00Z").is_err(), "the separator is T");
+        assert!(Timestamp::parse("2026-11-02/09:00:00Z").is_err(), "not any byte");
+        assert!(Timestamp::parse("2016-12-31T23:59:60Z").is_err(), "no leap second");
+        assert_eq!(Timestamp::parse("2026-11-02t09:00:00z").unwrap(), a, "t and z as RFC 3339 allows");
     }
 }

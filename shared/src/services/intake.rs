@@ -6,11 +6,12 @@ use crate::domain::event::{EventKind, EventRules, HrEvent};
 use crate::domain::messages::{TerminationRequest, WorkspaceRequest};
 use crate::domain::profile::Profiles;
 use crate::domain::time::Timestamp;
+use crate::domain::validation::{self, InvalidEvent};
 use crate::ports::{
-    Claim, ClaimOutcome, DirectoryError, DirectoryUsers, HistoryEntry, MessageQueue, NewUser, Outgoing, ScheduledEvent,
-    StateStore, StoreError,
+    Claim, ClaimOutcome, DirectoryError, DirectoryUsers, HistoryEntry, MessageQueue, NameClaim, NewUser, Outgoing,
+    ScheduledEvent, StateStore, StoreError,
 };
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 #[derive(Debug, Clone)]
 pub struct IntakeConfig {
@@ -20,6 +21,10 @@ pub struct IntakeConfig {
     pub fallback_claim_ms: i64,
     /// On leave, disable the directory user (where the backend can); otherwise keep it.
     pub disable_user_on_leave: bool,
+    /// How far `occurred_at` may lie in the future.
+    pub clock_skew_ms: i64,
+    /// How far `effective_at` may lie in the future.
+    pub effective_horizon_ms: i64,
 }
 
 pub struct Intake<S, D, Q> {
@@ -50,15 +55,33 @@ enum Failure {
     Queue(#[from] crate::ports::QueueError),
 }
 
+impl Failure {
+    fn is_retryable(&self) -> bool {
+        match self {
+            Failure::Store(e) => e.is_retryable(),
+            Failure::Directory(e) => e.is_retryable(),
+            Failure::Queue(_) => true,
+        }
+    }
+}
+
 impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
-    pub fn rules(&self) -> EventRules {
-        EventRules { username_max_len: self.directory.user_name_max_len() }
+    /// The contract's rules at `now`, for this deployment's directory.
+    pub fn rules(&self, now: Timestamp) -> EventRules {
+        EventRules {
+            username: self.directory.user_name_rules(),
+            now,
+            clock_skew_ms: self.config.clock_skew_ms,
+            effective_horizon_ms: self.config.effective_horizon_ms,
+        }
     }
 
-    /// Processes a batch. From a FIFO queue it stops at the first record that must be retried
-    /// and reports it with every later record, so per-employee order holds.
+    /// Processes a batch. From a FIFO queue, a record that must be retried is reported with the
+    /// later records of its own message group (so that person's order holds); the other groups'
+    /// records are processed as usual, so one bad record never costs another employee's event.
     pub async fn handle_batch(&self, records: &[QueueRecord], deadline_ms: Option<i64>, fifo: bool) -> BatchOutcome {
         let mut outcome = BatchOutcome::default();
+        let mut held_groups: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for (i, record) in records.iter().enumerate() {
             // Hand the rest back rather than be killed at the timeout part-way through a record:
             // what is done stays done, and no instance is lost to a cold start.
@@ -70,13 +93,18 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
                 outcome.failed_message_ids.extend(records[i..].iter().map(|r| r.message_id.clone()));
                 return outcome;
             }
+            // Without a group id (never seen on FIFO) every record counts as one group.
+            let group = if fifo { record.group_id.as_deref().unwrap_or("") } else { "" };
+            if fifo && held_groups.contains(group) {
+                outcome.failed_message_ids.push(record.message_id.clone());
+                continue;
+            }
             match self.handle(record, deadline_ms).await {
                 RecordResult::Done(_) => {}
                 RecordResult::Retry(reason) => {
-                    warn!(message_id = %record.message_id, %reason, "record will be retried");
+                    warn!(message_id = %record.message_id, group_id = ?record.group_id, %reason, "record will be retried");
                     if fifo {
-                        outcome.failed_message_ids.extend(records[i..].iter().map(|r| r.message_id.clone()));
-                        return outcome;
+                        held_groups.insert(group);
                     }
                     outcome.failed_message_ids.push(record.message_id.clone());
                 }
@@ -86,26 +114,14 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
     }
 
     pub async fn handle(&self, record: &QueueRecord, deadline_ms: Option<i64>) -> RecordResult {
-        let now = Timestamp::now().millis();
-        let event = match HrEvent::parse(&record.body, self.rules()) {
+        let now_ts = Timestamp::now();
+        let now = now_ts.millis();
+        let event = match HrEvent::parse(&record.body, self.rules(now_ts)) {
             Ok(event) => event,
             Err(invalid) => {
-                let reason = format!("invalid event: {invalid}");
-                warn!(message_id = %record.message_id, event_id = ?invalid.event_id, employee_id = ?invalid.employee_id, %reason, "rejected");
-                let entry = HistoryEntry {
-                    employee_id: invalid.employee_id.clone(),
-                    event_id: invalid.event_id.clone(),
-                    message_id: record.message_id.clone(),
-                    kind: None,
-                    occurred_ms: None,
-                    outcome: EventOutcome::Rejected,
-                    reason,
-                    recorded_ms: now,
-                };
-                return match self.store.record_history(&entry).await {
-                    Ok(()) => RecordResult::Done(EventOutcome::Rejected),
-                    Err(e) => RecordResult::Retry(e.to_string()),
-                };
+                let entry = rejection_entry(record, &invalid, now);
+                warn!(message_id = %record.message_id, event_id = ?invalid.event_id, employee_id = ?invalid.employee_id, reason = %entry.reason, "rejected");
+                return self.write_history(entry).await;
             }
         };
         let claim = Claim {
@@ -145,7 +161,7 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
                     // Held events are processed again when due: leave the event id free for that.
                     self.store.release(&claim.event_id, &claim.owner).await
                 } else {
-                    self.store.complete(&claim.event_id, &claim.owner, outcome, &reason).await
+                    self.store.complete(&claim.event_id, &claim.owner, outcome, &validation::reason(&reason)).await
                 };
                 if let Err(e) = settled {
                     // The effects are in place and idempotent; a redelivery finds them.
@@ -157,11 +173,20 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
                     retry => retry,
                 }
             }
-            Err(failure) => {
+            Err(failure) if failure.is_retryable() => {
                 if let Err(e) = self.store.release(&claim.event_id, &claim.owner).await {
                     warn!(event_id = %claim.event_id, error = %e, "releasing the claim failed; it expires at the deadline");
                 }
                 RecordResult::Retry(failure.to_string())
+            }
+            Err(failure) => {
+                // Retrying cannot help (the store refused the request itself): reject, recorded.
+                let why = validation::reason(&format!("cannot be applied: {failure}"));
+                if let Err(e) = self.store.complete(&claim.event_id, &claim.owner, EventOutcome::Rejected, &why).await {
+                    warn!(event_id = %claim.event_id, error = %e, "completing the claim failed");
+                }
+                warn!(event_id = %event.event_id, employee_id = %event.employee.employee_id, reason = %why, "rejected");
+                self.record(&event, record, EventOutcome::Rejected, &why, now).await
             }
         }
     }
@@ -181,12 +206,43 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
             kind: Some(event.kind.as_str().to_owned()),
             occurred_ms: Some(event.occurred_at.millis()),
             outcome,
-            reason: reason.to_owned(),
+            reason: validation::reason(reason),
             recorded_ms: now,
         };
+        self.write_history(entry).await
+    }
+
+    /// Writes a history line. A write DynamoDB refuses outright is not retried (it could never
+    /// succeed, and retrying would only carry the message to the DLQ): a minimal line says so
+    /// under `REJECTED`, and the message is done.
+    async fn write_history(&self, entry: HistoryEntry) -> RecordResult {
+        let outcome = entry.outcome;
         match self.store.record_history(&entry).await {
             Ok(()) => RecordResult::Done(outcome),
-            Err(e) => RecordResult::Retry(e.to_string()),
+            Err(e) if e.is_retryable() => RecordResult::Retry(e.to_string()),
+            Err(e) => {
+                error!(message_id = %entry.message_id, error = %e, "history line refused by the store; recording a minimal one");
+                let minimal = HistoryEntry {
+                    employee_id: None,
+                    event_id: None,
+                    kind: None,
+                    occurred_ms: None,
+                    outcome: EventOutcome::Rejected,
+                    reason: validation::reason(&format!(
+                        "could not be recorded ({e}); was {}: {}",
+                        outcome.as_str(),
+                        validation::bounded(&entry.reason, 200)
+                    )),
+                    ..entry
+                };
+                if let Err(e) = self.store.record_history(&minimal).await {
+                    if e.is_retryable() {
+                        return RecordResult::Retry(e.to_string());
+                    }
+                    error!(message_id = %minimal.message_id, error = %e, "minimal history line refused too");
+                }
+                RecordResult::Done(EventOutcome::Rejected)
+            }
         }
     }
 
@@ -199,7 +255,7 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
         let current = self.store.employee(employee_id).await?;
         if let Some(current) = &current
             && current.last_event_id != event.event_id.as_str()
-            && (current.last_event_ms, current.last_event_id.as_str())
+            && (current.order_ms(self.config.clock_skew_ms), current.last_event_id.as_str())
                 > (event.occurred_at.millis(), event.event_id.as_str())
         {
             return Ok((
@@ -339,6 +395,25 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
             next.terminated_ms = None;
             next.rehire_pending = false;
         }
+        // One owner per user name: a name held by someone else is refused before the directory
+        // is touched; a holder confirmed terminated gives it up.
+        let mut take_over_from = None;
+        if let Some(holder) = self.store.name_holder(&profile.directory_id, user_name.as_str()).await?
+            && holder != emp.employee_id.as_str()
+        {
+            match self.releasable(&holder).await? {
+                Some(version) => take_over_from = Some((holder, version)),
+                None => {
+                    return Ok((EventOutcome::Rejected, name_held(user_name.as_str(), &profile.directory_id, &holder)));
+                }
+            }
+        }
+        let name_claim = NameClaim {
+            directory_id: profile.directory_id.clone(),
+            user_name: user_name.to_string(),
+            employee_id: emp.employee_id.to_string(),
+            take_over_from,
+        };
         let new_user = NewUser {
             directory_id: profile.directory_id.clone(),
             user_name: user_name.to_string(),
@@ -365,7 +440,13 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
                 return Ok((EventOutcome::Rejected, format!("directory user not created: {e}")));
             }
         }
-        self.store.save_employee(&next, current.as_ref().map(|c| c.version)).await?;
+        match self.store.save_joiner(&next, current.as_ref().map(|c| c.version), &name_claim).await {
+            Ok(()) => {}
+            Err(StoreError::NameHeld { holder }) => {
+                return Ok((EventOutcome::Rejected, name_held(user_name.as_str(), &profile.directory_id, &holder)));
+            }
+            Err(e) => return Err(e.into()),
+        }
         if rehire {
             return Ok((EventOutcome::Applied, REHIRE_WAITS.into()));
         }
@@ -441,6 +522,16 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
         Ok((EventOutcome::Applied, reason.into()))
     }
 
+    /// Whether a name's holder has given it up: confirmed terminated (and not being rehired), or
+    /// without a record. `Some(version read)` if so.
+    async fn releasable(&self, holder: &str) -> Result<Option<Option<u64>>, Failure> {
+        Ok(match self.store.employee(holder).await? {
+            None => Some(None),
+            Some(h) if h.state == EmployeeState::Terminated && !h.rehire_pending => Some(Some(h.version)),
+            Some(_) => None,
+        })
+    }
+
     /// Blocks sign-in where configured and possible; the account and its data stay.
     async fn disable_user(&self, employee: &EmployeeRecord) -> Result<(), Failure> {
         if !self.config.disable_user_on_leave || !self.directory.can_disable() {
@@ -498,6 +589,38 @@ pub fn out_of_time(deadline_ms: Option<i64>, now: i64) -> bool {
 
 pub fn claim_until(deadline_ms: Option<i64>, now: i64, fallback_ms: i64) -> i64 {
     deadline_ms.filter(|d| *d > now).unwrap_or(now + fallback_ms)
+}
+
+/// Why a join is refused when its user name belongs to another employee.
+fn name_held(user_name: &str, directory_id: &str, holder: &str) -> String {
+    format!(
+        "employee.username {} is held by employee {holder} in directory {directory_id} [name-held]: a user name has one owner until that employee is confirmed terminated (a re-keyed person: send the leave of the old employee_id first)",
+        validation::echo(user_name)
+    )
+}
+
+/// The history line of a delivery that breaks the contract. It is filed under the employee and
+/// event ids only when they are valid (they become parts of keys); ids that are not valid are
+/// echoed in the reason, bounded.
+pub fn rejection_entry(record: &QueueRecord, invalid: &InvalidEvent, now: i64) -> HistoryEntry {
+    let mut sent = Vec::new();
+    if let Some(raw) = &invalid.raw_event_id {
+        sent.push(format!("event_id {raw}"));
+    }
+    if let Some(raw) = &invalid.raw_employee_id {
+        sent.push(format!("employee_id {raw}"));
+    }
+    let sent = if sent.is_empty() { String::new() } else { format!(" ({})", sent.join(", ")) };
+    HistoryEntry {
+        employee_id: invalid.employee_id.clone(),
+        event_id: invalid.event_id.clone(),
+        message_id: validation::bounded(&record.message_id, 128),
+        kind: None,
+        occurred_ms: None,
+        outcome: EventOutcome::Rejected,
+        reason: validation::reason(&format!("invalid event{sent}: {invalid}")),
+        recorded_ms: now,
+    }
 }
 
 const REHIRE_WAITS: &str = "rehire: a new WorkSpace is requested once the previous one is confirmed terminated";

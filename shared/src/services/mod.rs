@@ -12,6 +12,8 @@ pub struct QueueRecord {
     pub body: String,
     /// How many times SQS has delivered it (1 on the first delivery).
     pub receive_count: u32,
+    /// The FIFO message group (`MessageGroupId`); `None` from a standard queue.
+    pub group_id: Option<String>,
 }
 
 /// The ids of the records to report in `batchItemFailures`.
@@ -77,4 +79,17 @@ pub(crate) async fn requests_with_employees<'a, T: EmployeeRequest>(
             })
             .collect(),
     )
+}
+
+/// The other employee holding a user name, if it is not `employee_id`'s. A WorkSpace found by
+/// directory and user name is taken as this employee's (adopted, or terminated on their leave)
+/// only when this returns `None`: the name is theirs, or (records older than name claims) no
+/// one's.
+pub(crate) async fn name_held_by_other(
+    store: &impl crate::ports::StateStore,
+    employee_id: &str,
+    directory_id: &str,
+    user_name: &str,
+) -> Result<Option<String>, crate::ports::StoreError> {
+    Ok(store.name_holder(directory_id, user_name).await?.filter(|holder| holder != employee_id))
 }

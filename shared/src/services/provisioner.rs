@@ -144,7 +144,20 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
                 // someone who has left since must not stay behind.
                 let left = employee.state.is_leaving() || employee.state == EmployeeState::Terminated;
                 if record.receive_count > 1 && left && employee.workspace_id.is_none() {
-                    match self.workspaces.find_user_workspace(&request.profile.directory_id, &request.username).await {
+                    let directory_id = &request.profile.directory_id;
+                    match super::name_held_by_other(&self.store, &employee_id, directory_id, &request.username).await {
+                        Ok(None) => {}
+                        Ok(Some(holder)) => {
+                            info!(%employee_id, %holder, "the user name is someone else's: no orphan of ours to look for");
+                            continue;
+                        }
+                        Err(e) => {
+                            warn!(%employee_id, error = %e, "could not check the user name's owner; retrying");
+                            outcome.failed_message_ids.push(record.message_id.clone());
+                            continue;
+                        }
+                    }
+                    match self.workspaces.find_user_workspace(directory_id, &request.username).await {
                         Ok(Some(ws)) => {
                             if let Err(e) = self.terminate_orphan(&employee_id, &ws).await {
                                 warn!(%employee_id, error = %e, "could not hand over the orphan WorkSpace; retrying");
@@ -167,18 +180,14 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
         let mut to_create = Vec::new();
         for job in jobs {
             if job.record.receive_count > 1 {
-                match self
-                    .workspaces
-                    .find_user_workspace(&job.request.profile.directory_id, &job.request.username)
-                    .await
-                {
+                match self.find_own_workspace(&job).await {
                     Ok(Some(ws)) => {
                         self.settle(&job, ItemResult::Created(ws), &mut outcome).await;
                         continue;
                     }
                     Ok(None) => {}
-                    Err(e) => {
-                        self.settle(&job, ItemResult::NoAnswer(e.to_string()), &mut outcome).await;
+                    Err(result) => {
+                        self.settle(&job, result, &mut outcome).await;
                         continue;
                     }
                 }
@@ -216,15 +225,11 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
         let result = match result {
             ItemResult::Failed { code, message } => match classify(&code) {
                 Disposition::Adopt => {
-                    match self
-                        .workspaces
-                        .find_user_workspace(&job.request.profile.directory_id, &job.request.username)
-                        .await
-                    {
+                    match self.find_own_workspace(job).await {
                         Ok(Some(ws)) => ItemResult::Created(ws),
                         // Not visible yet (new ids lag): look again on the next delivery.
                         Ok(None) => ItemResult::NoAnswer(format!("{code} but no WorkSpace listed yet")),
-                        Err(e) => ItemResult::NoAnswer(e.to_string()),
+                        Err(result) => result,
                     }
                 }
                 Disposition::Retry if attempts_left => ItemResult::NoAnswer(format!("{code}: {message}")),
@@ -289,6 +294,31 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
 }
 
 impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
+    /// The WorkSpace the job's user already has in its directory, to adopt, if the user name is
+    /// this employee's. A name that belongs to another employee is a failure (`UserNameTaken`):
+    /// that WorkSpace is theirs and is never adopted.
+    async fn find_own_workspace(&self, job: &Job<'_>) -> Result<Option<WorkspaceInfo>, ItemResult> {
+        let directory_id = &job.request.profile.directory_id;
+        let employee_id = &job.employee.employee_id;
+        match super::name_held_by_other(&self.store, employee_id, directory_id, &job.request.username).await {
+            Ok(None) => {}
+            Ok(Some(holder)) => {
+                return Err(ItemResult::Failed {
+                    code: crate::ports::USER_NAME_TAKEN.into(),
+                    message: format!(
+                        "user name {} in directory {directory_id} belongs to employee {holder}: its WorkSpace is not adopted",
+                        job.request.username
+                    ),
+                });
+            }
+            Err(e) => return Err(ItemResult::NoAnswer(e.to_string())),
+        }
+        self.workspaces
+            .find_user_workspace(directory_id, &job.request.username)
+            .await
+            .map_err(|e| ItemResult::NoAnswer(e.to_string()))
+    }
+
     /// Attaches a WorkSpace created for an employee who has left meanwhile and asks for its
     /// termination. `false` if the employee does not need it (still joining, or has one).
     async fn terminate_orphan(&self, employee_id: &str, ws: &WorkspaceInfo) -> Result<bool, String> {

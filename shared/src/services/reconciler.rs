@@ -59,6 +59,8 @@ impl ReconcileError {
             ReconcileError::Store(StoreError::LostClaim(_)) => "Store.LostClaim".into(),
             ReconcileError::Store(StoreError::Malformed { .. }) => "Store.Malformed".into(),
             ReconcileError::Store(StoreError::Unavailable { .. }) => "Store.Unavailable".into(),
+            ReconcileError::Store(StoreError::Invalid { .. }) => "Store.Invalid".into(),
+            ReconcileError::Store(StoreError::NameHeld { .. }) => "Store.NameHeld".into(),
             ReconcileError::Workspaces(WorkspacesError::Throttled(_)) => "WorkSpaces.Throttled".into(),
             ReconcileError::Workspaces(WorkspacesError::Service { code, .. }) => format!("WorkSpaces.{code}"),
             ReconcileError::Queue(_) => "Queue.SendFailed".into(),

@@ -73,12 +73,26 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
             let job = Job { record, employee };
             match job.employee.workspace_id.clone() {
                 Some(id) => with_id.push((job, id)),
-                // The leave came before the WorkSpace id was known: look it up.
-                None => match self.workspaces.find_user_workspace(&request.directory_id, &request.username).await {
-                    Ok(Some(ws)) => with_id.push((job, ws.workspace_id)),
-                    Ok(None) => self.settle(&job, Ended::NothingToTerminate, &mut outcome).await,
-                    Err(e) => self.settle(&job, Ended::Retry(e.to_string()), &mut outcome).await,
-                },
+                // The leave came before the WorkSpace id was known: look it up, if the user name
+                // is this employee's (another employee's WorkSpace is never terminated).
+                None => {
+                    match super::name_held_by_other(&self.store, &employee_id, &request.directory_id, &request.username)
+                        .await
+                    {
+                        Err(e) => self.settle(&job, Ended::Retry(e.to_string()), &mut outcome).await,
+                        Ok(Some(holder)) => {
+                            info!(%employee_id, %holder, "the user name belongs to another employee: nothing of ours to terminate");
+                            self.settle(&job, Ended::NothingToTerminate, &mut outcome).await;
+                        }
+                        Ok(None) => {
+                            match self.workspaces.find_user_workspace(&request.directory_id, &request.username).await {
+                                Ok(Some(ws)) => with_id.push((job, ws.workspace_id)),
+                                Ok(None) => self.settle(&job, Ended::NothingToTerminate, &mut outcome).await,
+                                Err(e) => self.settle(&job, Ended::Retry(e.to_string()), &mut outcome).await,
+                            }
+                        }
+                    }
+                }
             }
         }
         for chunk in with_id.chunks(MAX_PER_CALL) {
