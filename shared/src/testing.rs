@@ -2,9 +2,10 @@
 //! (real SDK clients against moto and the simulator) is tested in `tests/`.
 
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
+use crate::domain::names::UserNameRules;
 use crate::ports::{
-    Claim, ClaimOutcome, CreateItem, CreateResponse, FailedTerminate, HistoryEntry, MessageQueue, NameClaim, Outgoing,
-    QueueError, ScheduledEvent, StateStore, StoreError, WorkspaceInfo, WorkspacesApi, WorkspacesError,
+    Claim, ClaimOutcome, CreateItem, CreateResponse, DirectoryError, DirectoryUsers, FailedTerminate, HistoryEntry,
+    MessageQueue, NameClaim, NewUser, Outgoing, QueueError, UserOutcome, ScheduledEvent, StateStore, StoreError, WorkspaceInfo, WorkspacesApi, WorkspacesError,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -21,6 +22,8 @@ pub struct MemoryStore {
     pub employees: Mutex<BTreeMap<String, EmployeeRecord>>,
     /// (directory, lower-case user name) → employee.
     pub names: Mutex<BTreeMap<(String, String), String>>,
+    /// Employees whose record cannot be read (the store answers `Unavailable`).
+    pub unreadable: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl MemoryStore {
@@ -50,6 +53,9 @@ impl StateStore for MemoryStore {
         Ok(())
     }
     async fn employee(&self, employee_id: &str) -> Result<Option<EmployeeRecord>, StoreError> {
+        if lock(&self.unreadable).contains(employee_id) {
+            return Err(StoreError::Unavailable { operation: "GetItem", message: "injected".into() });
+        }
         Ok(self.get(employee_id))
     }
     async fn employees(&self, ids: &[String]) -> Result<Vec<EmployeeRecord>, StoreError> {
@@ -172,5 +178,27 @@ impl MessageQueue for MemoryQueue {
     async fn send(&self, messages: &[Outgoing]) -> Result<(), QueueError> {
         lock(&self.sent).extend_from_slice(messages);
         Ok(())
+    }
+}
+
+/// A directory where every user can be created (AD rules, DS Data's user names).
+#[derive(Default)]
+pub struct FakeDirectory {
+    pub created: Mutex<Vec<String>>,
+}
+
+impl DirectoryUsers for FakeDirectory {
+    async fn ensure_user(&self, user: &NewUser) -> Result<UserOutcome, DirectoryError> {
+        lock(&self.created).push(user.user_name.clone());
+        Ok(UserOutcome::Created)
+    }
+    fn user_name_rules(&self) -> UserNameRules {
+        UserNameRules::DS_DATA
+    }
+    async fn disable_user(&self, _: &str, _: &str) -> Result<UserOutcome, DirectoryError> {
+        Ok(UserOutcome::Disabled)
+    }
+    fn can_disable(&self) -> bool {
+        false
     }
 }

@@ -244,3 +244,47 @@ async fn bad_input_is_rejected_and_recorded_and_never_costs_a_good_event() {
     let users = t.sim_state().await["directories"][MANAGED_AD]["users"].as_object().map(|u| u.len()).unwrap_or(0);
     assert_eq!(users, good.len(), "a directory user for every valid joiner and no one else");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worst_rejection_an_hr_system_can_send_fits_in_dynamodb() {
+    use shared::adapters::dynamo::{MAX_ITEM_BYTES, history_item, item_size};
+    use shared::domain::event::{EventRules, HrEvent};
+    use shared::domain::names::UserNameRules;
+    use shared::services::QueueRecord;
+    let t = TestStack::start(json!({ "table": { "name": "worst", "partition_key": "pk", "sort_key": "sk", "indexes": [{ "name": "work-index", "partition_key": "work_shard", "sort_key": "work_due" }] }, "queues": [] })).await;
+    // moto enforces DynamoDB's key limits: what an unbounded id would have done.
+    let refused = t
+        .dynamodb
+        .put_item()
+        .table_name(&t.stack.resources.table_name)
+        .item("pk", AttributeValue::S("EMP#x".into()))
+        .item("sk", AttributeValue::S(format!("EVENT#{}", "e".repeat(1100))))
+        .send()
+        .await;
+    assert!(refused.is_err(), "a sort key over 1,024 bytes is refused");
+
+    // Just under the body limit: every field wrong, ids far over their limits, thousands of
+    // unknown fields with long names, multi-byte characters everywhere.
+    let unknown: serde_json::Map<String, Value> =
+        (0..600).map(|i| (format!("{}{i}", "\u{1f600}".repeat(3)), json!(null))).collect();
+    let mut worst = json!({
+        "schema_version": 2, "event_id": "\u{202e}".repeat(400), "type": "\u{7f}".repeat(300),
+        "occurred_at": "\u{0}".repeat(200), "employee": { "employee_id": "\u{1f600}".repeat(300), "username": 7 }
+    });
+    worst.as_object_mut().unwrap().extend(unknown);
+    let mut body = worst.to_string();
+    while body.len() > 16 * 1024 {
+        let cut = worst.as_object().unwrap().keys().rev().next().unwrap().clone();
+        worst.as_object_mut().unwrap().remove(&cut);
+        body = worst.to_string();
+    }
+    let record = QueueRecord { message_id: "m".repeat(5000), body, receive_count: 1, group_id: None };
+    let rules = EventRules::at(Timestamp::now(), UserNameRules::DS_DATA);
+    let invalid = HrEvent::parse(&record.body, rules).unwrap_err();
+    assert!(invalid.errors.len() > 100, "{} violations", invalid.errors.len());
+    let entry = shared::services::intake::rejection_entry(&record, &invalid, Timestamp::now().millis());
+    let item = history_item(&entry).unwrap();
+    assert!(item_size(&item) < MAX_ITEM_BYTES / 100, "{} bytes", item_size(&item));
+    assert!(item["sk"].as_s().unwrap().len() < 200);
+    t.store().record_history(&entry).await.expect("the worst rejection is recorded");
+}

@@ -181,7 +181,7 @@ async fn a_batch_mixing_invalid_and_valid_events_applies_the_valid_ones() {
 
     let store = t.store();
     for (id, field) in [
-        ("E0001", "employee.username must not contain ';'"),
+        ("E0001", "employee.username must contain only A-Z a-z 0-9 _ - ."),
         ("E0002", "employee.email is required"),
         ("E0003", "type must be one of join, leave"),
         ("E0004", "occurred_at must be an RFC 3339 timestamp"),

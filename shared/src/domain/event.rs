@@ -183,7 +183,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An integer (JSON Schema's sense: `80` and `80.0` alike) within `range`, optionally a
-    /// multiple of `step`.
+    /// multiple of `step` (of the number as read, not as saturated for the range check).
     fn integer(&mut self, name: &str, range: std::ops::RangeInclusive<i64>, step: Option<i64>) -> Option<i32> {
         let value = self.value(name, false)?;
         let Some(number) = as_integer(value) else {
@@ -198,7 +198,7 @@ impl<'a> Reader<'a> {
             ok = false;
         }
         if let Some(step) = step
-            && number % step != 0
+            && !is_multiple(value, step)
         {
             self.fail(name, Rule::MultipleOf, format!("must be a multiple of {step} (got {number})"));
             ok = false;
@@ -228,6 +228,19 @@ fn json_type(value: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// Whether a JSON number is a multiple of `step`, as JSON Schema's `multipleOf` sees the number
+/// read: exactly for 64-bit integers, by the exact remainder for a double (a number beyond them).
+fn is_multiple(value: &Value, step: i64) -> bool {
+    let Some(n) = value.as_number() else { return false };
+    if let Some(i) = n.as_i64() {
+        return i % step == 0;
+    }
+    if let Some(u) = n.as_u64() {
+        return u % step.unsigned_abs() == 0;
+    }
+    n.as_f64().is_some_and(|f| f % step as f64 == 0.0)
 }
 
 /// A JSON number with an integral value, saturated to i64 (a huge one then fails its range).
@@ -266,7 +279,8 @@ impl WorkspaceOverrides {
                 }
             }),
             running_mode: w.one_of("running_mode", &["AUTO_STOP", "ALWAYS_ON"]),
-            auto_stop_minutes: w.integer("auto_stop_minutes", 60..=i64::MAX, Some(60)),
+            // WorkSpaces' RunningModeAutoStopTimeoutInMinutes is a 32-bit integer.
+            auto_stop_minutes: w.integer("auto_stop_minutes", 60..=i64::from(i32::MAX), Some(60)),
             compute_type: w.one_of("compute_type", COMPUTE_TYPES),
             root_volume_gib: w.integer("root_volume_gib", 80..=2000, None),
             user_volume_gib: w.integer("user_volume_gib", 10..=2000, None),

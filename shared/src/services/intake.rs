@@ -199,17 +199,7 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
         reason: &str,
         now: i64,
     ) -> RecordResult {
-        let entry = HistoryEntry {
-            employee_id: Some(event.employee.employee_id.to_string()),
-            event_id: Some(event.event_id.to_string()),
-            message_id: record.message_id.clone(),
-            kind: Some(event.kind.as_str().to_owned()),
-            occurred_ms: Some(event.occurred_at.millis()),
-            outcome,
-            reason: validation::reason(reason),
-            recorded_ms: now,
-        };
-        self.write_history(entry).await
+        self.write_history(event_entry(event, record, outcome, reason, now)).await
     }
 
     /// Writes a history line. A write DynamoDB refuses outright is not retried (it could never
@@ -599,6 +589,26 @@ fn name_held(user_name: &str, directory_id: &str, holder: &str) -> String {
     )
 }
 
+/// The history line of a valid event's delivery, its reason bounded.
+pub fn event_entry(
+    event: &HrEvent,
+    record: &QueueRecord,
+    outcome: EventOutcome,
+    reason: &str,
+    now: i64,
+) -> HistoryEntry {
+    HistoryEntry {
+        employee_id: Some(event.employee.employee_id.to_string()),
+        event_id: Some(event.event_id.to_string()),
+        message_id: validation::bounded(&record.message_id, 128),
+        kind: Some(event.kind.as_str().to_owned()),
+        occurred_ms: Some(event.occurred_at.millis()),
+        outcome,
+        reason: validation::reason(reason),
+        recorded_ms: now,
+    }
+}
+
 /// The history line of a delivery that breaks the contract. It is filed under the employee and
 /// event ids only when they are valid (they become parts of keys); ids that are not valid are
 /// echoed in the reason, bounded.
@@ -651,7 +661,101 @@ pub fn termination_request(employee: &EmployeeRecord, now: i64) -> Option<Termin
 
 #[cfg(test)]
 mod tests {
-    use super::claim_until;
+    use super::*;
+    use crate::testing::{FakeDirectory, MemoryQueue, MemoryStore};
+
+    const PROFILES: &str = r#"{"default_profile":"standard","profiles":{"standard":{"directory_id":"d-9067a1b2c3","bundle_id":"wsb-stdwin2022"}}}"#;
+
+    fn intake() -> Intake<MemoryStore, FakeDirectory, MemoryQueue> {
+        Intake {
+            store: MemoryStore::default(),
+            directory: FakeDirectory::default(),
+            requests: MemoryQueue::default(),
+            terminations: MemoryQueue::default(),
+            profiles: Profiles::from_json(PROFILES).unwrap(),
+            config: IntakeConfig {
+                idempotency_ttl_s: 86_400,
+                fallback_claim_ms: 900_000,
+                disable_user_on_leave: false,
+                clock_skew_ms: 300_000,
+                effective_horizon_ms: 400 * 86_400_000,
+            },
+        }
+    }
+
+    fn join(employee: &str, event: &str, username: &str) -> QueueRecord {
+        let body = serde_json::json!({
+            "schema_version": "1", "event_id": event, "type": "join", "occurred_at": "2026-11-02T09:00:00Z",
+            "employee": { "employee_id": employee, "username": username, "given_name": "G", "surname": "S",
+                          "email": format!("{username}@example.com") }
+        });
+        QueueRecord {
+            message_id: format!("m-{event}"),
+            body: body.to_string(),
+            receive_count: 1,
+            group_id: Some(employee.into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retry_holds_back_only_the_later_records_of_its_own_group() {
+        // GIVEN a FIFO batch where one employee's record cannot be read for now
+        let intake = intake();
+        lock_insert(&intake.store.unreadable, "E1");
+        let batch = [join("E1", "a1", "ann"), join("E2", "b1", "bob"), join("E1", "a2", "ann"), join("E3", "c1", "cy")];
+        // WHEN the batch is handled
+        let outcome = intake.handle_batch(&batch, None, true).await;
+        // THEN E1's records come back, in order; E2 and E3 are applied
+        assert_eq!(outcome.failed_message_ids, vec!["m-a1", "m-a2"]);
+        assert_eq!(intake.store.count(EmployeeState::Requested), 2);
+        assert!(intake.store.get("E1").is_none());
+        // and a standard queue hands back just the failing records
+        let outcome = intake.handle_batch(&batch, None, false).await;
+        assert_eq!(outcome.failed_message_ids, vec!["m-a1", "m-a2"]);
+    }
+
+    fn lock_insert(set: &std::sync::Mutex<std::collections::BTreeSet<String>>, id: &str) {
+        set.lock().unwrap().insert(id.into());
+    }
+
+    #[tokio::test]
+    async fn a_user_name_has_one_owner_until_that_employee_is_terminated() {
+        // GIVEN E1 joined as jdoe
+        let intake = intake();
+        assert_eq!(intake.handle(&join("E1", "j1", "jdoe"), None).await, RecordResult::Done(EventOutcome::Applied));
+        // WHEN another employee asks for JDoe
+        let refused = intake.handle(&join("E2", "j2", "JDoe"), None).await;
+        // THEN it is refused and gets nothing
+        assert_eq!(refused, RecordResult::Done(EventOutcome::Rejected));
+        assert!(intake.store.get("E2").is_none());
+        assert_eq!(intake.requests.sent.lock().unwrap().len(), 1, "one WorkSpace request, E1's");
+        assert_eq!(intake.directory.created.lock().unwrap().as_slice(), ["jdoe"], "the directory is not touched");
+        // WHEN E1 is confirmed terminated, THEN the name is free for E2
+        let mut e1 = intake.store.get("E1").unwrap();
+        e1.state = EmployeeState::Terminated;
+        e1.version += 1;
+        intake.store.employees.lock().unwrap().insert("E1".into(), e1);
+        assert_eq!(intake.handle(&join("E2", "j3", "JDoe"), None).await, RecordResult::Done(EventOutcome::Applied));
+        assert_eq!(intake.store.name_holder("d-9067a1b2c3", "jdoe").await.unwrap().as_deref(), Some("E2"));
+    }
+
+    #[tokio::test]
+    async fn a_future_time_stored_by_an_earlier_version_never_makes_a_leave_stale() {
+        // GIVEN a record whose last event claims to have happened in 2100
+        let intake = intake();
+        intake.handle(&join("E1", "j1", "jdoe"), None).await;
+        let mut e1 = intake.store.get("E1").unwrap();
+        e1.last_event_ms = Timestamp::parse("2100-01-01T00:00:00Z").unwrap().millis();
+        intake.store.employees.lock().unwrap().insert("E1".into(), e1);
+        // WHEN a real leave arrives
+        let body = serde_json::json!({ "schema_version": "1", "event_id": "l1", "type": "leave",
+            "occurred_at": Timestamp::now().to_rfc3339(), "employee": { "employee_id": "E1" } });
+        let leave = QueueRecord { message_id: "m-l1".into(), body: body.to_string(), receive_count: 1, group_id: None };
+        // THEN it is applied and the termination requested
+        assert_eq!(intake.handle(&leave, None).await, RecordResult::Done(EventOutcome::Applied));
+        assert_eq!(intake.store.get("E1").unwrap().state, EmployeeState::Leaving);
+        assert_eq!(intake.terminations.sent.lock().unwrap().len(), 1);
+    }
 
     #[test]
     fn a_record_is_not_started_with_less_than_its_budget_left() {
