@@ -42,7 +42,9 @@ PORT_ADAPTER = {"store": "dynamo", "workspaces": "workspaces", "directory": "dir
 SDK_SERVICE = {"dynamo": {"client": "dynamodb"}, "sqs": {"client": "sqs"}, "workspaces": {"client": "workspaces"},
                "directory": {"client": "workdocs", "data": "ds-data", "ds": "ds"}}
 # Operations whose IAM action has another name, and actions an operation needs besides its own.
-ACTION_NAME = {"sqs:SendMessageBatch": "sqs:SendMessage"}
+# TransactWriteItems is authorised per item: the joiner's transaction puts and checks a condition.
+ACTION_NAME = {"sqs:SendMessageBatch": ["sqs:SendMessage"],
+               "dynamodb:TransactWriteItems": ["dynamodb:PutItem", "dynamodb:ConditionCheckItem"]}
 IMPLIED = {"workspaces:CreateWorkspaces": ["workspaces:CreateTags"],
            "ds-data:CreateUser": ["ds:AccessDSData"], "ds-data:DescribeUser": ["ds:AccessDSData"],
            "ds-data:DisableUser": ["ds:AccessDSData"]}
@@ -67,8 +69,8 @@ def adapter_actions(adapter):
         for field, op in SDK_CALL.findall(body):
             service = SDK_SERVICE[adapter].get(field)
             if service:
-                action = ACTION_NAME.get(f"{service}:{camel(op)}", f"{service}:{camel(op)}")
-                by_method.setdefault(name, set()).update([action, *IMPLIED.get(action, [])])
+                for action in ACTION_NAME.get(f"{service}:{camel(op)}", [f"{service}:{camel(op)}"]):
+                    by_method.setdefault(name, set()).update([action, *IMPLIED.get(action, [])])
     return by_method
 
 
