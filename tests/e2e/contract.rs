@@ -288,3 +288,51 @@ async fn the_worst_rejection_an_hr_system_can_send_fits_in_dynamodb() {
     assert!(item["sk"].as_s().unwrap().len() < 200);
     t.store().record_history(&entry).await.expect("the worst rejection is recorded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrading_gives_each_live_employee_its_user_name_and_lists_the_names_two_ask_for() {
+    let t = start(2, |_| {}).await;
+    t.post_events(&[join(1)]).await;
+    let first = all_in(&t, &["E0001".into()], EmployeeState::Active, 60).await.remove(0);
+    // Records as an earlier version left them: no claims, and two employees on one name.
+    let directory = first.profile.as_ref().unwrap().directory_id.clone();
+    let table = &t.stack.resources.table_name;
+    let claim_key = |user: &str| {
+        [
+            ("pk".to_owned(), AttributeValue::S(format!("NAME#{directory}#{user}"))),
+            ("sk".to_owned(), AttributeValue::S("OWNER".into())),
+        ]
+    };
+    t.dynamodb.delete_item().table_name(table).set_key(Some(claim_key("user0001").into())).send().await.unwrap();
+    let mut twin = first.clone();
+    twin.employee_id = "E0002".into();
+    twin.username = Some("USER0001".into());
+    t.store().save_employee(&twin, None).await.unwrap();
+    let mut other = first.clone();
+    other.employee_id = "E0003".into();
+    other.username = Some("user0003".into());
+    t.store().save_employee(&other, None).await.unwrap();
+
+    let hrws = crate::helpers::repo_root().join("target/debug/hrws");
+    let moto = crate::helpers::moto_url();
+    let run = |args: &[&str]| {
+        std::process::Command::new(&hrws)
+            .args(args)
+            .envs(local_stack::emulator_env(moto, &t.sim_url))
+            .env("AWS_REGION", crate::helpers::REGION)
+            .env("TABLE_NAME", table)
+            .output()
+            .unwrap()
+    };
+    let dry = run(&["claim-names", "--dry-run"]);
+    assert!(String::from_utf8_lossy(&dry.stdout).contains("would claim"), "{dry:?}");
+    assert_eq!(t.store().name_holder(&directory, "user0001").await.unwrap(), None, "a dry run writes nothing");
+    let out = run(&["claim-names"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "a conflict needs a person: {text}");
+    assert!(text.contains("conflict   USER0001") && text.contains("held by E0001"), "{text}");
+    assert_eq!(t.store().name_holder(&directory, "user0001").await.unwrap().as_deref(), Some("E0001"));
+    assert_eq!(t.store().name_holder(&directory, "user0003").await.unwrap().as_deref(), Some("E0003"));
+    let shown = run(&["employee", "E0002"]);
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("held by employee E0001"), "{shown:?}");
+}

@@ -37,6 +37,14 @@ enum Command {
         #[arg(long)]
         unique_dedup: bool,
     },
+    /// Upgrade step from versions without user-name owners: gives every employee who is not
+    /// terminated the claim on their user name, and lists names two employees ask for (each
+    /// such pair needs a person to decide; the first one listed keeps the name).
+    ClaimNames {
+        /// List what would be claimed and the conflicts; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Wait until employees reach the states in a JSON map {employee_id: state}, showing progress.
     /// `rejected`: the employee's events were all rejected; `rehired`: active again after a
     /// terminated WorkSpace.
@@ -67,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Post { file, queue_url, unique_dedup } => {
             post(&aws_sdk_sqs::Client::new(&sdk), file, queue_url, *unique_dedup).await
         }
+        Command::ClaimNames { dry_run } => claim_names(&store()?, *dry_run).await,
         Command::Wait { expect, timeout_s } => wait(&store()?, expect, Duration::from_secs(*timeout_s)).await,
     }
 }
@@ -137,6 +146,15 @@ async fn employee(store: &DynamoStore, id: &str) -> anyhow::Result<()> {
             if e.rehire_pending {
                 println!("rehire     waiting for the previous WorkSpace to be confirmed gone");
             }
+            if let (Some(user), Some(profile)) = (&e.username, &e.profile) {
+                let holder = store.name_holder(&profile.directory_id, user).await?;
+                let owner = match holder.as_deref() {
+                    Some(h) if h == e.employee_id => "held by this employee".to_owned(),
+                    Some(h) => format!("held by employee {h}"),
+                    None => "held by no one".to_owned(),
+                };
+                println!("user name  {user} in {}: {owner}", profile.directory_id);
+            }
         }
         None => println!("employee   {id}: no lifecycle record"),
     }
@@ -158,6 +176,58 @@ async fn employee(store: &DynamoStore, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn claim_names(store: &DynamoStore, dry_run: bool) -> anyhow::Result<()> {
+    use shared::ports::{NameClaim, StoreError};
+    let mut employees = store.scan_employees().await?;
+    // Live WorkSpaces first, then the oldest: who keeps a name two employees ask for.
+    employees.sort_by_key(|e| (e.workspace_id.is_none(), e.state_since_ms, e.employee_id.clone()));
+    let (mut claimed, mut held, mut conflicts) = (0, 0, 0);
+    for e in employees.iter().filter(|e| e.state != EmployeeState::Terminated) {
+        let (Some(user), Some(profile)) = (&e.username, &e.profile) else { continue };
+        match store.name_holder(&profile.directory_id, user).await? {
+            Some(h) if h == e.employee_id => held += 1,
+            Some(h) => {
+                conflicts += 1;
+                println!(
+                    "conflict   {user} in {}: held by {h}, also asked for by {}",
+                    profile.directory_id, e.employee_id
+                );
+            }
+            None if dry_run => {
+                claimed += 1;
+                println!("would claim {user} in {} for {}", profile.directory_id, e.employee_id);
+            }
+            None => {
+                let claim = NameClaim {
+                    directory_id: profile.directory_id.clone(),
+                    user_name: user.clone(),
+                    employee_id: e.employee_id.clone(),
+                    take_over_from: None,
+                };
+                let mut next = e.clone();
+                next.version += 1;
+                match store.save_joiner(&next, Some(e.version), &claim).await {
+                    Ok(()) => claimed += 1,
+                    Err(StoreError::NameHeld { holder }) => {
+                        conflicts += 1;
+                        println!(
+                            "conflict   {user} in {}: held by {holder}, also asked for by {}",
+                            profile.directory_id, e.employee_id
+                        );
+                    }
+                    Err(err) => bail!("claiming {user} for {}: {err} (run again: done claims stay)", e.employee_id),
+                }
+            }
+        }
+    }
+    let verb = if dry_run { "to claim" } else { "claimed" };
+    println!("{claimed} {verb}, {held} already held, {conflicts} conflicts");
+    if conflicts > 0 {
+        bail!("{conflicts} user names are asked for by two employees: decide who keeps each (a leave for the other)");
+    }
+    Ok(())
+}
+
 async fn post(sqs: &aws_sdk_sqs::Client, file: &PathBuf, queue_url: &str, unique_dedup: bool) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let events: Vec<Value> =
@@ -174,7 +244,12 @@ async fn post(sqs: &aws_sdk_sqs::Client, file: &PathBuf, queue_url: &str, unique
                 .message_body(event.to_string());
             if fifo {
                 // Per-employee order: one message group per employee.
-                let group = event.pointer("/employee/employee_id").and_then(Value::as_str).unwrap_or("unknown");
+                // A group id is 1-128 characters: an employee id that is not valid gets a fixed group.
+                let group = event
+                    .pointer("/employee/employee_id")
+                    .and_then(Value::as_str)
+                    .filter(|id| shared::domain::names::EmployeeId::parse(id).is_ok())
+                    .unwrap_or("unknown");
                 entry = entry.message_group_id(group);
                 if unique_dedup {
                     entry = entry.message_deduplication_id(uuid::Uuid::new_v4().simple().to_string());
