@@ -5,7 +5,8 @@ use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use crate::domain::names::UserNameRules;
 use crate::ports::{
     Claim, ClaimOutcome, CreateItem, CreateResponse, DirectoryError, DirectoryUsers, FailedTerminate, HistoryEntry,
-    MessageQueue, NameClaim, NewUser, Outgoing, QueueError, UserOutcome, ScheduledEvent, StateStore, StoreError, WorkspaceInfo, WorkspacesApi, WorkspacesError,
+    MessageQueue, NameClaim, NewUser, Outgoing, QueueError, ScheduledEvent, StateStore, StoreError, UserOutcome,
+    WorkspaceInfo, WorkspacesApi, WorkspacesError,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
