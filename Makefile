@@ -29,8 +29,9 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-check-events: ## The sample HR events against the published JSON Schema
+check-events: ## The HR event corpus (events/hr/cases.json): each case's exact rules, from the JSON Schema and from the parser
 	.venv/bin/python infra/local/check_events.py
+	$(CARGO) test -p shared --test contract_corpus
 
 check-template: ## The SAM template: cfn-lint, sam validate, and agreement with the code and the local stack
 	.venv-infra/bin/python infra/check_template.py

@@ -461,49 +461,51 @@ fn identity(value: &Value) -> (Option<String>, Option<String>, Option<String>, O
 }
 
 /// JSON as the contract reads it: like `serde_json`, but a key given twice in one object is an
-/// error naming the key's path (`serde_json::Value` would keep the last value silently).
+/// error naming the key's path (`serde_json::Value` would keep the last value silently). A body
+/// that is not JSON at all is a `json` error even when a key was given twice before the fault.
 mod strict_json {
     use super::{FieldError, Rule, echo};
     use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
     use serde_json::{Map, Value};
+    use std::cell::RefCell;
     use std::fmt;
 
-    /// Marks the duplicate-key error inside serde's error text, so its path survives.
-    const MARK: char = '\u{0}';
-
     pub fn parse(body: &str) -> Result<Value, FieldError> {
+        let duplicate = RefCell::new(None);
         let mut de = serde_json::Deserializer::from_str(body);
-        let parsed = Seed { path: String::new() }.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
-        parsed.map_err(|e| {
-            let text = e.to_string();
-            let mut parts = text.split(MARK);
-            match (parts.next(), parts.next()) {
-                (Some(_), Some(path)) => {
-                    FieldError::new(path, Rule::DuplicateKey, "appears more than once in its object")
-                }
-                _ => FieldError::new("(body)", Rule::Json, format!("must be a JSON object: {}", echo(&text))),
-            }
-        })
-    }
-
-    struct Seed {
-        path: String,
-    }
-
-    impl Seed {
-        fn child(&self, key: &str) -> Seed {
-            Seed { path: if self.path.is_empty() { key.to_owned() } else { format!("{}.{key}", self.path) } }
+        let parsed = Seed { path: String::new(), duplicate: &duplicate }
+            .deserialize(&mut de)
+            .and_then(|v| de.end().map(|()| v))
+            .map_err(|e| {
+                FieldError::new("(body)", Rule::Json, format!("must be a JSON object: {}", echo(&e.to_string())))
+            })?;
+        match duplicate.into_inner() {
+            Some(path) => Err(FieldError::new(path, Rule::DuplicateKey, "appears more than once in its object")),
+            None => Ok(parsed),
         }
     }
 
-    impl<'de> DeserializeSeed<'de> for Seed {
+    /// Where a value is, and the path of the first key found twice (in document order).
+    struct Seed<'a> {
+        path: String,
+        duplicate: &'a RefCell<Option<String>>,
+    }
+
+    impl Seed<'_> {
+        fn child(&self, key: &str) -> Self {
+            let path = if self.path.is_empty() { key.to_owned() } else { format!("{}.{key}", self.path) };
+            Seed { path, duplicate: self.duplicate }
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Seed<'_> {
         type Value = Value;
         fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
             deserializer.deserialize_any(self)
         }
     }
 
-    impl<'de> Visitor<'de> for Seed {
+    impl<'de> Visitor<'de> for Seed<'_> {
         type Value = Value;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -545,7 +547,7 @@ mod strict_json {
             while let Some(key) = map.next_key::<String>()? {
                 let child = self.child(&key);
                 if object.contains_key(&key) {
-                    return Err(de::Error::custom(format!("{MARK}{}{MARK}", child.path)));
+                    self.duplicate.borrow_mut().get_or_insert_with(|| child.path.clone());
                 }
                 let value = map.next_value_seed(child)?;
                 object.insert(key, value);

@@ -184,9 +184,9 @@ impl UserName {
     }
 }
 
-/// Only spaces (other white space is a control character, refused as invisible).
+/// Only white space (Unicode's White_Space: spaces, no-break and ideographic spaces, tabs, ...).
 fn blank(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c == ' ')
+    !s.is_empty() && s.chars().all(char::is_whitespace)
 }
 
 /// A free text of 1 to `max` characters, visible, not blank (names, departments).
