@@ -240,7 +240,9 @@ async fn bad_input_is_rejected_and_recorded_and_never_costs_a_good_event() {
     let hr_events = t.queue_url("hr-events.fifo");
     eventually(30, "the HR events queue drained", || async { (t.depth(&hr_events).await == 0).then_some(()) }).await;
     assert_eq!(t.depth(&hr_dlq).await, 0, "bad input is recorded, never dead-lettered");
-    assert_eq!(t.stats("intake").errors, 0);
+    let intake = t.stats("intake");
+    assert_eq!(intake.errors, 0);
+    assert_eq!(intake.metrics.get("EventsRejected"), Some(&8.0), "the alarm's metric counts each rejection once");
     let users = t.sim_state().await["directories"][MANAGED_AD]["users"].as_object().map(|u| u.len()).unwrap_or(0);
     assert_eq!(users, good.len(), "a directory user for every valid joiner and no one else");
 }

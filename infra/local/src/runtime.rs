@@ -53,6 +53,10 @@ pub struct FunctionStats {
     pub batch_duration_ms: Vec<f64>,
     /// Highest resident set size (VmHWM) seen of any instance, in KiB.
     pub peak_rss_kib: u64,
+    /// Sums of the metrics the function wrote in CloudWatch embedded metric format (stdout
+    /// lines with an `_aws.CloudWatchMetrics` directive), by metric name, as CloudWatch would
+    /// collect them.
+    pub metrics: BTreeMap<String, f64>,
 }
 
 struct Invocation {
@@ -264,10 +268,10 @@ async fn supervise(
         }
         let tag = format!("{}/{index}", spec.name);
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(forward(tag.clone(), BufReader::new(out)));
+            tokio::spawn(forward(tag.clone(), BufReader::new(out), Some(shared.stats.clone())));
         }
         if let Some(err) = child.stderr.take() {
-            tokio::spawn(forward(tag.clone(), BufReader::new(err)));
+            tokio::spawn(forward(tag.clone(), BufReader::new(err), None));
         }
         let status = tokio::select! {
             status = child.wait() => Some(status),
@@ -313,11 +317,38 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-async fn forward<R: tokio::io::AsyncRead + Unpin>(tag: String, reader: BufReader<R>) {
+/// Echoes a function's output, tagged; from stdout, also collects its embedded metrics.
+async fn forward<R: tokio::io::AsyncRead + Unpin>(
+    tag: String,
+    reader: BufReader<R>,
+    metrics: Option<Arc<Mutex<FunctionStats>>>,
+) {
     let mut lines = reader.lines();
     while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(stats) = &metrics {
+            for (name, value) in embedded_metrics(&line) {
+                *lock(stats).metrics.entry(name).or_default() += value;
+            }
+        }
         eprintln!("[{tag}] {line}");
     }
+}
+
+/// The metrics of one line in CloudWatch embedded metric format: each name its directive lists,
+/// with the line's value for it.
+fn embedded_metrics(line: &str) -> Vec<(String, f64)> {
+    if !line.starts_with('{') || !line.contains("\"_aws\"") {
+        return Vec::new();
+    }
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else { return Vec::new() };
+    let directives = value.pointer("/_aws/CloudWatchMetrics").and_then(|d| d.as_array()).cloned().unwrap_or_default();
+    directives
+        .iter()
+        .filter_map(|d| d.get("Metrics").and_then(|m| m.as_array()))
+        .flatten()
+        .filter_map(|m| m.get("Name").and_then(|n| n.as_str()))
+        .filter_map(|name| value.get(name).and_then(serde_json::Value::as_f64).map(|v| (name.to_owned(), v)))
+        .collect()
 }
 
 async fn next(State(state): State<InstanceState>) -> Response {
@@ -382,4 +413,17 @@ async fn report_error(State(state): State<InstanceState>, Path(id): Path<String>
 async fn init_error(State(state): State<InstanceState>, body: Bytes) -> StatusCode {
     tracing::error!(function = %state.shared.name, error = %String::from_utf8_lossy(&body), "init error");
     StatusCode::ACCEPTED
+}
+
+#[cfg(test)]
+mod tests {
+    use super::embedded_metrics;
+
+    #[test]
+    fn embedded_metric_lines_are_read_as_cloudwatch_would() {
+        let line = r#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[[]],"Metrics":[{"Name":"EventsRejected","Unit":"Count"}]}]},"EventsRejected":3,"Other":9}"#;
+        assert_eq!(embedded_metrics(line), vec![("EventsRejected".to_owned(), 3.0)]);
+        assert!(embedded_metrics(r#"{"level":"INFO","fields":{"_aws":1}}"#).is_empty());
+        assert!(embedded_metrics("not json").is_empty());
+    }
 }

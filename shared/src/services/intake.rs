@@ -82,6 +82,7 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
     pub async fn handle_batch(&self, records: &[QueueRecord], deadline_ms: Option<i64>, fifo: bool) -> BatchOutcome {
         let mut outcome = BatchOutcome::default();
         let mut held_groups: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let mut rejected = 0;
         for (i, record) in records.iter().enumerate() {
             // Hand the rest back rather than be killed at the timeout part-way through a record:
             // what is done stays done, and no instance is lost to a cold start.
@@ -91,6 +92,7 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
                     "invocation deadline near; the rest of the batch is handed back"
                 );
                 outcome.failed_message_ids.extend(records[i..].iter().map(|r| r.message_id.clone()));
+                emit_rejected_metric(rejected);
                 return outcome;
             }
             // Without a group id (never seen on FIFO) every record counts as one group.
@@ -100,6 +102,7 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
                 continue;
             }
             match self.handle(record, deadline_ms).await {
+                RecordResult::Done(EventOutcome::Rejected) => rejected += 1,
                 RecordResult::Done(_) => {}
                 RecordResult::Retry(reason) => {
                     warn!(message_id = %record.message_id, group_id = ?record.group_id, %reason, "record will be retried");
@@ -110,6 +113,7 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
                 }
             }
         }
+        emit_rejected_metric(rejected);
         outcome
     }
 
@@ -579,6 +583,27 @@ pub fn out_of_time(deadline_ms: Option<i64>, now: i64) -> bool {
 
 pub fn claim_until(deadline_ms: Option<i64>, now: i64, fallback_ms: i64) -> i64 {
     deadline_ms.filter(|d| *d > now).unwrap_or(now + fallback_ms)
+}
+
+/// Rejected events of a batch, as a CloudWatch metric (embedded metric format, on stdout): a
+/// rejection is an integration problem someone must look at, and a rejected leave means a
+/// leaver keeps access until it is fixed.
+fn emit_rejected_metric(rejected: usize) {
+    if rejected == 0 {
+        return;
+    }
+    let line = serde_json::json!({
+        "_aws": {
+            "Timestamp": Timestamp::now().millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": "HrWorkspaces",
+                "Dimensions": [[]],
+                "Metrics": [{ "Name": "EventsRejected", "Unit": "Count" }]
+            }]
+        },
+        "EventsRejected": rejected,
+    });
+    println!("{line}");
 }
 
 /// Why a join is refused when its user name belongs to another employee.
