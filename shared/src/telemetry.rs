@@ -1,5 +1,6 @@
-//! Logging for the command-line tools of the project (the Lambdas use
-//! `lambda_runtime::tracing::init_default_subscriber`, which follows the Lambda log format).
+//! Telemetry: logging for the command-line tools of the project (the Lambdas use
+//! `lambda_runtime::tracing::init_default_subscriber`, which follows the Lambda log format), and the
+//! pipeline's own CloudWatch metrics in embedded metric format.
 
 use tracing_subscriber::EnvFilter;
 
@@ -35,4 +36,26 @@ pub async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// The namespace of the pipeline's own CloudWatch metrics.
+pub const METRICS_NAMESPACE: &str = "HrWorkspaces";
+
+/// Writes counts as CloudWatch metrics in embedded metric format: one JSON line on stdout,
+/// which Lambda passes to CloudWatch Logs, where the metrics are extracted (no API call).
+pub fn emit_counts(counts: &[(&str, usize)]) {
+    let mut line = serde_json::json!({
+        "_aws": {
+            "Timestamp": crate::domain::time::Timestamp::now().millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [[]],
+                "Metrics": counts.iter().map(|(name, _)| serde_json::json!({ "Name": name, "Unit": "Count" })).collect::<Vec<_>>()
+            }]
+        }
+    });
+    for (name, count) in counts {
+        line[*name] = serde_json::json!(count);
+    }
+    println!("{line}");
 }

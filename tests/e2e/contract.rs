@@ -276,7 +276,7 @@ async fn the_worst_rejection_an_hr_system_can_send_fits_in_dynamodb() {
     worst.as_object_mut().unwrap().extend(unknown);
     let mut body = worst.to_string();
     while body.len() > 16 * 1024 {
-        let cut = worst.as_object().unwrap().keys().rev().next().unwrap().clone();
+        let cut = worst.as_object().unwrap().keys().next_back().unwrap().clone();
         worst.as_object_mut().unwrap().remove(&cut);
         body = worst.to_string();
     }

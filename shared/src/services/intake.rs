@@ -589,21 +589,9 @@ pub fn claim_until(deadline_ms: Option<i64>, now: i64, fallback_ms: i64) -> i64 
 /// rejection is an integration problem someone must look at, and a rejected leave means a
 /// leaver keeps access until it is fixed.
 fn emit_rejected_metric(rejected: usize) {
-    if rejected == 0 {
-        return;
+    if rejected > 0 {
+        crate::telemetry::emit_counts(&[("EventsRejected", rejected)]);
     }
-    let line = serde_json::json!({
-        "_aws": {
-            "Timestamp": Timestamp::now().millis(),
-            "CloudWatchMetrics": [{
-                "Namespace": "HrWorkspaces",
-                "Dimensions": [[]],
-                "Metrics": [{ "Name": "EventsRejected", "Unit": "Count" }]
-            }]
-        },
-        "EventsRejected": rejected,
-    });
-    println!("{line}");
 }
 
 /// Why a join is refused when its user name belongs to another employee.

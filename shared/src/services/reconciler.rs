@@ -258,23 +258,10 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
 
 /// CloudWatch embedded metric format: the alarm on stuck employees reads this.
 fn emit_stuck_metric(report: &ReconcileReport) {
-    let line = serde_json::json!({
-        "_aws": {
-            "Timestamp": Timestamp::now().millis(),
-            "CloudWatchMetrics": [{
-                "Namespace": "HrWorkspaces",
-                "Dimensions": [[]],
-                "Metrics": [
-                    { "Name": "StuckPending", "Unit": "Count" },
-                    { "Name": "StuckTerminating", "Unit": "Count" }
-                ]
-            }]
-        },
-        "StuckPending": report.stuck_pending,
-        "StuckTerminating": report.stuck_terminating,
-    });
-    // EMF is read from the function's stdout, one JSON object per line.
-    println!("{line}");
+    crate::telemetry::emit_counts(&[
+        ("StuckPending", report.stuck_pending),
+        ("StuckTerminating", report.stuck_terminating),
+    ]);
 }
 
 #[cfg(test)]
