@@ -9,5 +9,6 @@ pub mod lambda;
 pub mod ports;
 pub mod services;
 pub mod telemetry;
-#[cfg(test)]
+/// In-memory doubles beside the adapters, and the contracts both pass (always built: a feature
+/// only for the tests would make every switch between test runs rebuild the crate).
 pub mod testing;

@@ -1,5 +1,7 @@
-//! In-memory doubles of the ports, for unit tests of the services' logic. The end-to-end path
-//! (real SDK clients against moto and the simulator) is tested in `tests/`.
+//! In-memory doubles of the ports, for unit tests of the services' logic, and the contracts a
+//! double and the adapter it stands for must both pass ([`contract`]: run on the doubles here and
+//! on DynamoDB by the end-to-end tests). The end-to-end path (real SDK clients against moto and
+//! the simulator) is tested in `tests/`.
 
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use crate::domain::names::UserNameRules;
@@ -201,5 +203,79 @@ impl DirectoryUsers for FakeDirectory {
     }
     fn can_disable(&self) -> bool {
         false
+    }
+}
+
+/// Behaviour every [`StateStore`] must show, the in-memory one and DynamoDB's alike.
+pub mod contract {
+    use crate::domain::employee::{EmployeeRecord, EmployeeState};
+    use crate::ports::{NameClaim, StateStore, StoreError};
+
+    fn joiner(id: &str, version: u64) -> EmployeeRecord {
+        let mut record = EmployeeRecord::new(id, 1_000);
+        record.version = version;
+        record
+    }
+
+    fn claim(employee: &str, directory: &str, user: &str, take_over_from: Option<(&str, Option<u64>)>) -> NameClaim {
+        NameClaim {
+            directory_id: directory.into(),
+            user_name: user.into(),
+            employee_id: employee.into(),
+            take_over_from: take_over_from.map(|(h, v)| (h.to_owned(), v)),
+        }
+    }
+
+    async fn holder<S: StateStore>(store: &S, directory: &str, user: &str) -> Option<String> {
+        match store.name_holder(directory, user).await {
+            Ok(holder) => holder,
+            Err(e) => panic!("name_holder: {e}"),
+        }
+    }
+
+    /// A user name has one owner: claimed with the joiner's record in one write, held against
+    /// other employees whatever the case, kept by its owner, taken over only from the holder's
+    /// record as it was read.
+    pub async fn user_name_claims<S: StateStore>(store: &S) {
+        let (dir, other_dir) = ("d-1234567890", "d-0987654321");
+        // GIVEN E1 claims jdoe with its first record
+        assert!(matches!(store.save_joiner(&joiner("E1", 1), None, &claim("E1", dir, "jdoe", None)).await, Ok(())));
+        assert_eq!(holder(store, dir, "JDOE").await.as_deref(), Some("E1"), "names compare without case");
+        // WHEN E2 asks for JDoe, THEN it is held by E1 and nothing of E2 is written
+        match store.save_joiner(&joiner("E2", 1), None, &claim("E2", dir, "JDoe", None)).await {
+            Err(StoreError::NameHeld { holder }) => assert_eq!(holder, "E1"),
+            other => panic!("expected NameHeld, got {other:?}"),
+        }
+        assert!(matches!(store.employee("E2").await, Ok(None)), "no record for the refused joiner");
+        // The owner keeps its name across its own writes; a stale version is a conflict.
+        assert!(matches!(store.save_joiner(&joiner("E1", 2), Some(1), &claim("E1", dir, "jdoe", None)).await, Ok(())));
+        let stale = store.save_joiner(&joiner("E1", 3), Some(1), &claim("E1", dir, "jdoe", None)).await;
+        assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+        // Taking over from the record as it was read: a holder that changed since is a conflict.
+        let mut terminated = joiner("E1", 3);
+        terminated.state = EmployeeState::Terminated;
+        assert!(matches!(store.save_employee(&terminated, Some(2)).await, Ok(())));
+        let late = store.save_joiner(&joiner("E2", 1), None, &claim("E2", dir, "jdoe", Some(("E1", Some(2))))).await;
+        assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
+        assert_eq!(holder(store, dir, "jdoe").await.as_deref(), Some("E1"));
+        assert!(matches!(store.employee("E2").await, Ok(None)));
+        let taken = store.save_joiner(&joiner("E2", 1), None, &claim("E2", dir, "jdoe", Some(("E1", Some(3))))).await;
+        assert!(matches!(taken, Ok(())), "{taken:?}");
+        assert_eq!(holder(store, dir, "jdoe").await.as_deref(), Some("E2"));
+        // Names are per directory.
+        assert!(matches!(
+            store.save_joiner(&joiner("E3", 1), None, &claim("E3", other_dir, "jdoe", None)).await,
+            Ok(())
+        ));
+        assert_eq!(holder(store, other_dir, "jdoe").await.as_deref(), Some("E3"));
+        assert_eq!(holder(store, dir, "nobody").await, None);
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[tokio::test]
+        async fn the_memory_store_keeps_the_user_name_contract() {
+            super::user_name_claims(&super::super::MemoryStore::default()).await;
+        }
     }
 }

@@ -66,3 +66,9 @@ async fn claims_hold_until_the_deadline_and_only_the_owner_settles() {
     fresh.event_id = "evt-3".into();
     assert_eq!(store.claim(&fresh).await.unwrap(), ClaimOutcome::Claimed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_keeps_the_user_name_contract_the_memory_store_keeps() {
+    let t = TestStack::start(json!({ "table": { "name": "names", "partition_key": "pk", "sort_key": "sk", "indexes": [{ "name": "work-index", "partition_key": "work_shard", "sort_key": "work_due" }] }, "queues": [] })).await;
+    shared::testing::contract::user_name_claims(&t.store()).await;
+}

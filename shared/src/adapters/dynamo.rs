@@ -485,6 +485,10 @@ impl StateStore for DynamoStore {
         if failed(0) {
             return Err(StoreError::Conflict(format!("EMP#{}", record.employee_id)));
         }
+        if failed(2) {
+            // The terminated holder's record changed (a rehire?): decide again on fresh reads.
+            return Err(StoreError::Conflict(format!("holder of NAME#{}", claim.user_name)));
+        }
         // The claim (or the holder's record) changed: say who holds the name now.
         match self.name_holder(&claim.directory_id, &claim.user_name).await? {
             Some(holder) if holder != claim.employee_id => Err(StoreError::NameHeld { holder }),

@@ -137,7 +137,11 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
             expires_at_s: now / 1000 + self.config.idempotency_ttl_s,
         };
         match self.store.claim(&claim).await {
-            Err(e) => return RecordResult::Retry(e.to_string()),
+            Err(e) if e.is_retryable() => return RecordResult::Retry(e.to_string()),
+            Err(e) => {
+                let why = format!("cannot be recorded: {e}");
+                return self.record(&event, record, EventOutcome::Rejected, &why, now).await;
+            }
             Ok(ClaimOutcome::InProgress) => {
                 return RecordResult::Retry("another invocation is processing this event".into());
             }

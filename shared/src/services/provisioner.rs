@@ -45,6 +45,8 @@ pub enum Disposition {
 pub fn classify(code: &str) -> Disposition {
     match code {
         "ResourceExists.WorkSpace" => Disposition::Adopt,
+        // Another employee's user name: never adopted, and retrying will not change whose it is.
+        crate::ports::USER_NAME_TAKEN => Disposition::Permanent,
         c if c.starts_with("ResourceNotFound.") => Disposition::Permanent,
         "InvalidParameterValuesException"
         | "InvalidParameterValues"
@@ -406,6 +408,7 @@ mod tests {
     fn error_codes_are_classified() {
         assert_eq!(classify("ResourceExists.WorkSpace"), Disposition::Adopt);
         assert_eq!(classify("ResourceNotFound.User"), Disposition::Permanent);
+        assert_eq!(classify(crate::ports::USER_NAME_TAKEN), Disposition::Permanent);
         assert_eq!(classify("ResourceNotFound.Directory"), Disposition::Permanent);
         assert_eq!(classify("AutoStopTimeoutIsNotApplicableForAnAlwaysOnWorkspace"), Disposition::Permanent);
         assert_eq!(classify("ResourceLimitExceeded"), Disposition::Retry);
