@@ -29,9 +29,8 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-check-events: ## The HR event corpus (events/hr/cases.json): each case's exact rules, from the JSON Schema and from the parser
+check-events: ## The HR event corpus (events/hr/cases.json): each case's exact rules from the JSON Schema (the parser's: test-unit)
 	.venv/bin/python infra/local/check_events.py
-	$(CARGO) test -p shared --test contract_corpus
 
 check-template: ## The SAM template: cfn-lint, sam validate, and agreement with the code and the local stack
 	.venv-infra/bin/python infra/check_template.py
@@ -42,8 +41,10 @@ sam-build: setup ## Release arm64 builds of every function through SAM (slow: no
 	rustup target add aarch64-unknown-linux-gnu
 	cd infra && PATH="$(CURDIR)/.venv/bin:$$PATH" SAM_CLI_TELEMETRY=0 ../.venv-infra/bin/sam build --beta-features -t template.yaml
 
-test-unit: ## Unit tests, and each micro-benchmark run once as a test
-	$(CARGO) test --workspace --lib --bins --benches
+# One invocation over the workspace (the corpus test included): the same feature set as the other
+# test builds, so the AWS SDK is not compiled again for `-p shared` alone.
+test-unit: ## Unit tests, the contract corpus through the parser, and each micro-benchmark run once as a test
+	$(CARGO) test --workspace --lib --bins --benches --test contract_corpus
 
 test-conformance: ## The real SDK clients against the simulator
 	$(CARGO) test --workspace --test conformance

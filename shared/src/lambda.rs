@@ -46,6 +46,8 @@ mod tests {
             assert!(!records.is_empty(), "{file}");
             assert!(records.iter().all(|r| !r.message_id.is_empty() && r.receive_count == 1), "{file}");
             assert_eq!(from_fifo_queue(&event), file.starts_with("intake/"), "{file}");
+            // FIFO records carry their message group: a retry holds back only that group.
+            assert_eq!(records.iter().all(|r| r.group_id.is_some()), file.starts_with("intake/"), "{file}");
         }
     }
 
