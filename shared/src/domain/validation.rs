@@ -95,8 +95,11 @@ pub struct FieldError {
 }
 
 impl FieldError {
+    /// The field's path comes from the input (an unknown key's name): escaped, so no newline,
+    /// control or bidirectional character reaches a log line or a history reason, then bounded.
     pub fn new(field: impl Into<String>, rule: Rule, message: impl Into<String>) -> Self {
-        Self { field: bounded(&field.into(), 80), rule, message: message.into() }
+        let field: String = field.into().escape_debug().collect();
+        Self { field: bounded(&field, 80), rule, message: message.into() }
     }
 }
 
@@ -177,6 +180,8 @@ mod tests {
         assert!(e.chars().count() < 250, "{} characters", e.chars().count());
         assert!(e.ends_with("(204800 characters)"), "{e}");
         assert_eq!(echo("jdoe"), "\"jdoe\"");
+        let injected = FieldError::new("employee.x\n[fake] admin\u{202e}gnp\0", Rule::UnknownField, "x");
+        assert_eq!(injected.field, "employee.x\\n[fake] admin\\u{202e}gnp\\0");
         let long = reason(&"x".repeat(10_000));
         assert_eq!(long.chars().count(), MAX_REASON_CHARS);
         let many = InvalidEvent {
