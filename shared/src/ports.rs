@@ -3,7 +3,33 @@
 
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use crate::domain::profile::Profile;
+use crate::domain::workspace::WorkspaceState;
 use std::future::Future;
+
+// ---------------------------------------------------------------- errors and time
+
+/// The one rule every port's error follows: whether trying again later can succeed, and the
+/// Lambda `errorType` it is reported under (readable in metrics and alarms).
+pub trait PortError: std::error::Error {
+    fn is_retryable(&self) -> bool;
+    /// `<Port>.<What>`, e.g. `Store.Conflict`, `WorkSpaces.Throttled`.
+    fn error_type(&self) -> String;
+}
+
+/// Where the services read the time: the system clock in Lambda, a manual one in tests.
+pub trait Clock: Send + Sync {
+    /// UTC milliseconds.
+    fn now_ms(&self) -> i64;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        crate::domain::time::Timestamp::now().millis()
+    }
+}
 
 // ---------------------------------------------------------------- WorkSpaces
 
@@ -24,7 +50,7 @@ pub struct WorkspaceInfo {
     pub directory_id: String,
     pub user_name: String,
     pub workspace_name: Option<String>,
-    pub state: String,
+    pub state: WorkspaceState,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
 }
@@ -62,11 +88,17 @@ pub enum WorkspacesError {
     Service { operation: &'static str, code: String, message: String, retryable: bool },
 }
 
-impl WorkspacesError {
-    pub fn is_retryable(&self) -> bool {
+impl PortError for WorkspacesError {
+    fn is_retryable(&self) -> bool {
         match self {
             WorkspacesError::Throttled(_) => true,
             WorkspacesError::Service { retryable, .. } => *retryable,
+        }
+    }
+    fn error_type(&self) -> String {
+        match self {
+            WorkspacesError::Throttled(_) => "WorkSpaces.Throttled".into(),
+            WorkspacesError::Service { code, .. } => format!("WorkSpaces.{code}"),
         }
     }
 }
@@ -137,11 +169,16 @@ pub enum DirectoryError {
     Unavailable { code: String, message: String },
 }
 
-impl DirectoryError {
-    pub fn is_retryable(&self) -> bool {
+impl PortError for DirectoryError {
+    fn is_retryable(&self) -> bool {
         matches!(self, DirectoryError::Unavailable { .. })
     }
+    fn error_type(&self) -> String {
+        format!("Directory.{}", self.code())
+    }
+}
 
+impl DirectoryError {
     pub fn code(&self) -> &str {
         match self {
             DirectoryError::NameTaken { .. } => USER_NAME_TAKEN,
@@ -227,10 +264,20 @@ pub enum StoreError {
     NameHeld { holder: String },
 }
 
-impl StoreError {
-    /// Whether trying again later can succeed.
-    pub fn is_retryable(&self) -> bool {
+impl PortError for StoreError {
+    fn is_retryable(&self) -> bool {
         !matches!(self, StoreError::Invalid { .. } | StoreError::Malformed { .. })
+    }
+    fn error_type(&self) -> String {
+        let what = match self {
+            StoreError::Conflict(_) => "Conflict",
+            StoreError::LostClaim(_) => "LostClaim",
+            StoreError::Malformed { .. } => "Malformed",
+            StoreError::Unavailable { .. } => "Unavailable",
+            StoreError::Invalid { .. } => "Invalid",
+            StoreError::NameHeld { .. } => "NameHeld",
+        };
+        format!("Store.{what}")
     }
 }
 
@@ -319,6 +366,16 @@ pub struct ScheduledEvent {
 pub struct QueueError {
     pub queue: String,
     pub message: String,
+}
+
+impl PortError for QueueError {
+    /// SQS refuses only what is malformed, which the services never build: treated as transient.
+    fn is_retryable(&self) -> bool {
+        true
+    }
+    fn error_type(&self) -> String {
+        "Queue.SendFailed".into()
+    }
 }
 
 /// A message to send. FIFO queues need the group and deduplication ids.

@@ -126,7 +126,7 @@ impl StateStore for MemoryStore {
 
 /// WorkSpaces that all describe in one state; records the ids of every DescribeWorkspaces call.
 pub struct FakeWorkspaces {
-    pub state: String,
+    pub state: crate::domain::workspace::WorkspaceState,
     /// Time each call takes, to spend a run's budget.
     pub latency: Duration,
     pub describe_calls: Mutex<Vec<Vec<String>>>,
@@ -134,7 +134,11 @@ pub struct FakeWorkspaces {
 
 impl FakeWorkspaces {
     pub fn all(state: &str) -> Self {
-        Self { state: state.into(), latency: Duration::ZERO, describe_calls: Mutex::default() }
+        Self {
+            state: crate::domain::workspace::WorkspaceState::parse(state),
+            latency: Duration::ZERO,
+            describe_calls: Mutex::default(),
+        }
     }
 
     pub fn calls(&self) -> Vec<Vec<String>> {

@@ -1,6 +1,7 @@
 //! The WorkSpaces port on the WorkSpaces API.
 
 use super::{describe_sdk_error, is_throttling};
+use crate::domain::workspace::WorkspaceState;
 use crate::ports::{
     CreateItem, CreateResponse, FailedCreate, FailedTerminate, WorkspaceInfo, WorkspacesApi, WorkspacesError,
 };
@@ -38,7 +39,7 @@ fn info(ws: &Workspace) -> WorkspaceInfo {
         directory_id: ws.directory_id().unwrap_or_default().to_owned(),
         user_name: ws.user_name().unwrap_or_default().to_owned(),
         workspace_name: ws.workspace_name().map(str::to_owned),
-        state: ws.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        state: WorkspaceState::parse(ws.state().map(|s| s.as_str()).unwrap_or_default()),
         error_code: ws.error_code().map(str::to_owned),
         error_message: ws.error_message().map(str::to_owned),
     }

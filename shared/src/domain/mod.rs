@@ -8,3 +8,4 @@ pub mod names;
 pub mod profile;
 pub mod time;
 pub mod validation;
+pub mod workspace;

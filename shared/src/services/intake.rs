@@ -7,6 +7,7 @@ use crate::domain::messages::{TerminationRequest, WorkspaceRequest};
 use crate::domain::profile::Profiles;
 use crate::domain::time::Timestamp;
 use crate::domain::validation::{self, InvalidEvent};
+use crate::ports::PortError as _;
 use crate::ports::{
     Claim, ClaimOutcome, DirectoryError, DirectoryUsers, HistoryEntry, MessageQueue, NameClaim, NewUser, Outgoing,
     ScheduledEvent, StateStore, StoreError,

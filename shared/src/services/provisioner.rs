@@ -5,6 +5,7 @@ use super::{BatchOutcome, QueueRecord};
 use crate::domain::employee::{EmployeeRecord, EmployeeState};
 use crate::domain::messages::WorkspaceRequest;
 use crate::domain::time::Timestamp;
+use crate::ports::PortError as _;
 use crate::ports::{
     CreateItem, CreateResponse, MessageQueue, Outgoing, StateStore, StoreError, WorkspaceInfo, WorkspacesApi,
     WorkspacesError,
@@ -262,7 +263,11 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
             ItemResult::Created(ws) => {
                 created = Some(ws.clone());
                 info!(%employee_id, workspace_id = %ws.workspace_id, state = %ws.state, "WorkSpace created");
-                next.state = if ws.state == "AVAILABLE" { EmployeeState::Active } else { EmployeeState::Pending };
+                next.state = if ws.state == crate::domain::workspace::WorkspaceState::Available {
+                    EmployeeState::Active
+                } else {
+                    EmployeeState::Pending
+                };
                 next.workspace_id = Some(ws.workspace_id);
             }
             ItemResult::Failed { code, message } => {
@@ -377,7 +382,7 @@ mod tests {
             directory_id: "d-1234567890".into(),
             user_name: user.into(),
             workspace_name: None,
-            state: "PENDING".into(),
+            state: crate::domain::workspace::WorkspaceState::Pending,
             error_code: None,
             error_message: None,
         }
