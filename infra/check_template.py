@@ -77,10 +77,24 @@ def adapter_actions(adapter):
 ADAPTERS = {a: adapter_actions(a) for a in SDK_SERVICE}
 
 
-# Helpers in services/mod.rs that a service hands a port to (`store.employees(`).
+# Helpers in services/mod.rs that a service hands a port to (`store.employees(`), with the
+# helpers they call in turn (`settle` performs steps through `perform`).
 HELPER_PORT_CALL = re.compile(r"(?<![.\w])(store)\s*\.\s*([a-z_]+)\(")
-HELPERS = {name: HELPER_PORT_CALL.findall(body)
-           for name, body in segments((ROOT / "shared/src/services/mod.rs").read_text())}
+SERVICES_MOD = (ROOT / "shared/src/services/mod.rs").read_text().split("#[cfg(test)]")[0]
+HELPER_BODIES = dict(segments(SERVICES_MOD))
+HELPERS = {name: HELPER_PORT_CALL.findall(body) for name, body in HELPER_BODIES.items()}
+for _ in range(len(HELPERS)):
+    for name, body in HELPER_BODIES.items():
+        for other in HELPER_BODIES:
+            if other != name and re.search(rf"(?<![.\w]){other}\(", body):
+                HELPERS[name] = sorted(set(HELPERS[name]) | set(HELPERS[other]))
+
+
+def service_source(service):
+    """A service's code: `services/<name>.rs`, or every file of `services/<name>/` (tests left out)."""
+    single = ROOT / f"shared/src/services/{service}.rs"
+    files = [single] if single.exists() else sorted((ROOT / f"shared/src/services/{service}").glob("*.rs"))
+    return "".join(p.read_text().split("#[cfg(test)]")[0] for p in files)
 
 
 def function_code(binary):
@@ -89,11 +103,10 @@ def function_code(binary):
     env = set(ENV_READ.findall(text))
     actions = set()
     for service in set(re.findall(r"shared::services::([a-z_]+)::", text)):
-        body = (ROOT / f"shared/src/services/{service}.rs").read_text()
-        body = body.split("#[cfg(test)]")[0]
+        body = service_source(service)
         calls = PORT_CALL.findall(body) + [(queue, "send") for queue in QUEUE_PASSED.findall(body)]
         for helper, helper_calls in HELPERS.items():
-            if re.search(rf"\b{helper}\b", body):
+            if re.search(rf"(?<![.\w]){helper}(?:::<[^>]*>)?\(", body):
                 calls += helper_calls
         for port, method in calls:
             actions |= ADAPTERS[PORT_ADAPTER[port]].get(method, set())

@@ -12,9 +12,10 @@ use shared::domain::event::{EventRules, HrEvent, canonical_hash};
 use shared::domain::messages::WorkspaceRequest;
 use shared::domain::names::UserNameRules;
 use shared::domain::time::Timestamp;
+use shared::domain::workspace::MAX_PER_CALL;
 use shared::ports::{CreateItem, CreateResponse, FailedCreate, WorkspaceInfo};
 use shared::services::BatchOutcome;
-use shared::services::provisioner::{MAX_PER_CALL, create_item, match_response};
+use shared::services::provisioner::{create_item, match_response};
 use std::hint::black_box;
 
 const JOIN: &str = include_str!("../../events/hr/valid-join.json");
@@ -83,7 +84,7 @@ fn provisioning(c: &mut Criterion) {
                 directory_id: item.directory_id.clone(),
                 user_name: item.user_name.to_uppercase(),
                 workspace_name: None,
-                state: "PENDING".into(),
+                state: shared::domain::workspace::WorkspaceState::Pending,
                 error_code: None,
                 error_message: None,
             })

@@ -1,7 +1,22 @@
-//! Between Lambda's SQS events and the services.
+//! Between Lambda's SQS events and the services: the one entry point of the SQS functions.
 
-use crate::services::{BatchOutcome, QueueRecord};
+use crate::services::{BatchContext, BatchOutcome, Deadline, QueueRecord, SqsHandler};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use lambda_runtime::{LambdaEvent, service_fn};
+
+/// Runs an SQS-triggered function: each batch to the handler with its deadline and queue kind,
+/// the unfinished records back to SQS as `batchItemFailures` (partial batch response).
+pub async fn serve_sqs(handler: &impl SqsHandler) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let context = BatchContext {
+            deadline: Deadline::from_lambda(event.context.deadline),
+            fifo: from_fifo_queue(&event.payload),
+        };
+        let outcome = handler.handle_batch(&records(&event.payload), context).await;
+        Ok::<SqsBatchResponse, lambda_runtime::Error>(batch_response(outcome))
+    }))
+    .await
+}
 
 pub fn records(event: &SqsEvent) -> Vec<QueueRecord> {
     event

@@ -129,7 +129,7 @@ async fn with_existing_users_a_namesake_never_gets_or_terminates_anothers_worksp
     record.request_event_id = Some("evt-join-0003".into());
     record.last_event_id = "evt-join-0003".into();
     t.store().save_employee(&record, None).await.unwrap();
-    let request = shared::services::intake::workspace_request(&record, Timestamp::now().millis()).unwrap();
+    let request = shared::domain::messages::WorkspaceRequest::for_employee(&record, Timestamp::now().millis()).unwrap();
     t.send("workspace-requests", &[serde_json::to_value(&request).unwrap()], None).await;
     let failed = eventually(60, "E0003 failed", || async {
         employee(&t, "E0003").await.filter(|e| e.state == EmployeeState::Failed)

@@ -2,9 +2,8 @@
 
 mod config;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use config::{Backend, Config};
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::Error;
 use shared::adapters::directory::{Directory, DsDataUsers, WorkDocsUsers};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsQueue;
@@ -29,6 +28,7 @@ async fn main() -> Result<(), Error> {
         requests: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.workspace_requests_queue_url),
         terminations: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.termination_requests_queue_url),
         profiles: config.profiles,
+        clock: std::sync::Arc::new(shared::ports::SystemClock),
         config: IntakeConfig {
             idempotency_ttl_s: config.idempotency_ttl_s,
             fallback_claim_ms: config.fallback_claim_ms,
@@ -37,13 +37,5 @@ async fn main() -> Result<(), Error> {
             effective_horizon_ms: config.effective_horizon_ms,
         },
     };
-    let intake = &intake;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let deadline_ms = i64::try_from(event.context.deadline).ok().filter(|d| *d > 0);
-        let records = shared::lambda::records(&event.payload);
-        let fifo = shared::lambda::from_fifo_queue(&event.payload);
-        let outcome = intake.handle_batch(&records, deadline_ms, fifo).await;
-        Ok::<SqsBatchResponse, Error>(shared::lambda::batch_response(outcome))
-    }))
-    .await
+    shared::lambda::serve_sqs(&intake).await
 }

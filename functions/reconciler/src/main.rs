@@ -7,6 +7,7 @@ use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsQueue;
 use shared::adapters::workspaces::AwsWorkspaces;
 use shared::config::{ConfigError, EnvReader};
+use shared::ports::PortError as _;
 use shared::services::reconciler::{Reconciler, ReconcilerConfig};
 
 struct Config {
@@ -56,6 +57,7 @@ async fn main() -> Result<(), Error> {
         workspaces: AwsWorkspaces::new(shared::aws::workspaces_client(&sdk)),
         requests: SqsQueue::new(sqs.clone(), config.workspace_requests_queue_url),
         hr_events: SqsQueue::new(sqs, config.hr_events_queue_url),
+        clock: std::sync::Arc::new(shared::ports::SystemClock),
         config: ReconcilerConfig {
             create_deadline_ms: config.create_deadline_s * 1000,
             terminate_deadline_ms: config.terminate_deadline_s * 1000,

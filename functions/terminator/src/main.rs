@@ -1,7 +1,6 @@
 //! The terminator Lambda: termination requests → TerminateWorkspaces, 25 per call.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::Error;
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsQueue;
 use shared::adapters::workspaces::AwsWorkspaces;
@@ -38,13 +37,8 @@ async fn main() -> Result<(), Error> {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),
         workspaces: AwsWorkspaces::new(shared::aws::workspaces_client(&sdk)),
         requests: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.workspace_requests_queue_url),
+        clock: std::sync::Arc::new(shared::ports::SystemClock),
         config: TerminatorConfig { max_attempts: config.max_attempts },
     };
-    let terminator = &terminator;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let records = shared::lambda::records(&event.payload);
-        let outcome = terminator.handle_batch(&records).await;
-        Ok::<SqsBatchResponse, Error>(shared::lambda::batch_response(outcome))
-    }))
-    .await
+    shared::lambda::serve_sqs(&terminator).await
 }

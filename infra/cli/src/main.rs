@@ -177,7 +177,8 @@ async fn employee(store: &DynamoStore, id: &str) -> anyhow::Result<()> {
 }
 
 async fn claim_names(store: &DynamoStore, dry_run: bool) -> anyhow::Result<()> {
-    use shared::ports::{NameClaim, StoreError};
+    use shared::domain::lifecycle::Step;
+    use shared::ports::StoreError;
     let mut employees = store.scan_employees().await?;
     // Live WorkSpaces first, then the oldest: who keeps a name two employees ask for.
     employees.sort_by_key(|e| (e.workspace_id.is_none(), e.state_since_ms, e.employee_id.clone()));
@@ -198,15 +199,13 @@ async fn claim_names(store: &DynamoStore, dry_run: bool) -> anyhow::Result<()> {
                 println!("would claim {user} in {} for {}", profile.directory_id, e.employee_id);
             }
             None => {
-                let claim = NameClaim {
-                    directory_id: profile.directory_id.clone(),
-                    user_name: user.clone(),
-                    employee_id: e.employee_id.clone(),
-                    take_over_from: None,
+                let now = shared::domain::time::Timestamp::now().millis();
+                let Some(Step::Save { record: next, expected_version, claim: Some(claim) }) =
+                    shared::domain::lifecycle::claim_existing_name(e, now)
+                else {
+                    continue;
                 };
-                let mut next = e.clone();
-                next.version += 1;
-                match store.save_joiner(&next, Some(e.version), &claim).await {
+                match store.save_joiner(&next, expected_version, &claim).await {
                     Ok(()) => claimed += 1,
                     Err(StoreError::NameHeld { holder }) => {
                         conflicts += 1;

@@ -1,5 +1,6 @@
 //! Messages the functions pass each other through SQS. Never carry secrets.
 
+use super::employee::EmployeeRecord;
 use super::profile::Profile;
 use serde::{Deserialize, Serialize};
 
@@ -28,4 +29,33 @@ pub struct TerminationRequest {
     pub directory_id: String,
     pub username: String,
     pub requested_ms: i64,
+}
+
+impl WorkspaceRequest {
+    /// The request of an employee whose join is being provisioned; `None` if the record lacks
+    /// the join's details.
+    pub fn for_employee(employee: &EmployeeRecord, now: i64) -> Option<WorkspaceRequest> {
+        Some(WorkspaceRequest {
+            employee_id: employee.employee_id.clone(),
+            event_id: employee.request_event_id.clone()?,
+            username: employee.username.clone()?,
+            profile_name: employee.profile_name.clone()?,
+            profile: employee.profile.clone()?,
+            requested_ms: now,
+        })
+    }
+}
+
+impl TerminationRequest {
+    /// The request of a leaving employee; `None` if the record lacks the leave or the user.
+    pub fn for_employee(employee: &EmployeeRecord, now: i64) -> Option<TerminationRequest> {
+        Some(TerminationRequest {
+            employee_id: employee.employee_id.clone(),
+            event_id: employee.leave_event_id.clone()?,
+            workspace_id: employee.workspace_id.clone(),
+            directory_id: employee.profile.as_ref()?.directory_id.clone(),
+            username: employee.username.clone()?,
+            requested_ms: now,
+        })
+    }
 }

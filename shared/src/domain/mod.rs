@@ -3,6 +3,7 @@
 
 pub mod employee;
 pub mod event;
+pub mod lifecycle;
 pub mod messages;
 pub mod names;
 pub mod profile;

@@ -41,10 +41,6 @@ impl Timestamp {
         self.0
     }
 
-    pub fn seconds(self) -> i64 {
-        self.0.div_euclid(1000)
-    }
-
     pub fn plus_millis(self, ms: i64) -> Timestamp {
         Timestamp(self.0.saturating_add(ms))
     }

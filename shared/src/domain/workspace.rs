@@ -106,7 +106,7 @@ pub fn classify(call: Call, code: &str) -> Disposition {
         // Termination only asks; DescribeWorkspaces confirms the absence before anyone relies on it.
         (Call::Terminate, c) if c.starts_with("ResourceNotFound") => Disposition::Gone,
         // Another employee's user name: never adopted, and retrying will not change whose it is.
-        (_, crate::ports::USER_NAME_TAKEN) => Disposition::Permanent,
+        (_, super::employee::USER_NAME_TAKEN) => Disposition::Permanent,
         (_, c) if c.starts_with("ResourceNotFound.") => Disposition::Permanent,
         (
             _,
@@ -143,7 +143,7 @@ mod tests {
         use Call::{Create, Terminate};
         assert_eq!(classify(Create, "ResourceExists.WorkSpace"), Disposition::Adopt);
         assert_eq!(classify(Create, "ResourceNotFound.User"), Disposition::Permanent);
-        assert_eq!(classify(Create, crate::ports::USER_NAME_TAKEN), Disposition::Permanent);
+        assert_eq!(classify(Create, crate::domain::employee::USER_NAME_TAKEN), Disposition::Permanent);
         assert_eq!(classify(Create, "ResourceNotFound.Directory"), Disposition::Permanent);
         assert_eq!(classify(Create, "AutoStopTimeoutIsNotApplicableForAnAlwaysOnWorkspace"), Disposition::Permanent);
         assert_eq!(classify(Create, "ResourceLimitExceeded"), Disposition::Retry);

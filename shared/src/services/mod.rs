@@ -1,9 +1,17 @@
-//! What each function does, written against the ports so it runs without AWS in unit tests.
+//! What each function does: shells around the lifecycle ([`crate::domain::lifecycle::decide`]),
+//! written against the ports so they run without AWS in unit and model tests. Each shell reads,
+//! decides, performs the decision's steps in order and writes conditionally. The shells are
+//! peers: what they share is here (records, deadlines, performing steps) or in the domain.
 
 pub mod intake;
 pub mod provisioner;
 pub mod reconciler;
 pub mod terminator;
+
+use crate::domain::employee::{EmployeeRecord, ScheduledEvent};
+use crate::domain::lifecycle::{Decision, Input, Step, decide};
+use crate::ports::{Clock, MessageQueue, Outgoing, PortError, QueueError, StateStore, StoreError};
+use std::future::Future;
 
 /// One SQS record as the services need it.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,20 +30,170 @@ pub struct BatchOutcome {
     pub failed_message_ids: Vec<String>,
 }
 
-/// A request about one employee, as the provisioner and terminator receive them.
-pub(crate) trait EmployeeRequest: serde::de::DeserializeOwned {
-    fn employee_id(&self) -> &str;
-}
+/// When the invocation ends (Lambda's deadline), if known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deadline(Option<i64>);
 
-impl EmployeeRequest for crate::domain::messages::WorkspaceRequest {
-    fn employee_id(&self) -> &str {
-        &self.employee_id
+impl Deadline {
+    /// No deadline known (a test, or a context without one).
+    pub const NONE: Deadline = Deadline(None);
+
+    pub fn at(ms: i64) -> Self {
+        Deadline(Some(ms))
+    }
+
+    /// Lambda's context deadline (epoch milliseconds); zero means unknown.
+    pub fn from_lambda(ms: u64) -> Self {
+        Deadline(i64::try_from(ms).ok().filter(|d| *d > 0))
+    }
+
+    pub fn millis(self) -> Option<i64> {
+        self.0
+    }
+
+    /// Whether less than `budget_ms` is left at `now`: start no more work, hand the rest back
+    /// (what is done stays done, and no instance is lost to a timeout part-way through).
+    pub fn too_close(self, now: i64, budget_ms: i64) -> bool {
+        self.0.is_some_and(|d| d - now < budget_ms)
+    }
+
+    /// Until when an idempotency claim holds: the deadline. An unknown (absent or past) deadline
+    /// must not make a claim anyone could take over at once.
+    pub fn claim_until(self, now: i64, fallback_ms: i64) -> i64 {
+        self.0.filter(|d| *d > now).unwrap_or(now + fallback_ms)
     }
 }
 
-impl EmployeeRequest for crate::domain::messages::TerminationRequest {
-    fn employee_id(&self) -> &str {
-        &self.employee_id
+/// What an SQS-triggered function gets besides its records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchContext {
+    pub deadline: Deadline,
+    /// The batch comes from a FIFO queue: order within a message group must hold.
+    pub fifo: bool,
+}
+
+/// The one entry point of the three SQS functions (intake, provisioner, terminator).
+pub trait SqsHandler: Send + Sync {
+    fn handle_batch(&self, records: &[QueueRecord], context: BatchContext)
+    -> impl Future<Output = BatchOutcome> + Send;
+}
+
+/// Where the steps' messages go; a shell that cannot send a kind of message has `None` there.
+pub(crate) struct Outbox<'a, Q> {
+    pub requests: Option<&'a Q>,
+    pub terminations: Option<&'a Q>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Directory(#[from] crate::ports::DirectoryError),
+    /// A step this shell does not perform: a bug in the decision, never retried into success.
+    #[error("step not performed by this function: {0}")]
+    NotHere(&'static str),
+}
+
+impl PortError for StepError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            StepError::Store(e) => e.is_retryable(),
+            StepError::Queue(e) => e.is_retryable(),
+            StepError::Directory(e) => e.is_retryable(),
+            StepError::NotHere(_) => false,
+        }
+    }
+    fn error_type(&self) -> String {
+        match self {
+            StepError::Store(e) => e.error_type(),
+            StepError::Queue(e) => e.error_type(),
+            StepError::Directory(e) => e.error_type(),
+            StepError::NotHere(_) => "Step.NotHere".into(),
+        }
+    }
+}
+
+/// Sends one message.
+async fn send<Q: MessageQueue, T: serde::Serialize>(
+    queue: Option<&Q>,
+    message: &T,
+    what: &'static str,
+) -> Result<(), StepError> {
+    let queue = queue.ok_or(StepError::NotHere(what))?;
+    let body = serde_json::to_string(message).map_err(|_| StepError::NotHere(what))?;
+    queue.send(&[Outgoing::plain(body)]).await?;
+    Ok(())
+}
+
+/// Performs one of the steps every shell may take: a plain conditional write, or a message.
+/// The other steps are performed by the shells that take them (the intake's directory steps,
+/// name claims, holds and cancels; the reconciler's releases), so each function's permissions
+/// follow from its own code.
+pub(crate) async fn perform<S: StateStore, Q: MessageQueue>(
+    step: &Step,
+    store: &S,
+    outbox: &Outbox<'_, Q>,
+) -> Result<(), StepError> {
+    match step {
+        Step::Save { record, expected_version, claim: None } => store.save_employee(record, *expected_version).await?,
+        Step::RequestWorkspace(request) => send(outbox.requests, request, "RequestWorkspace").await?,
+        Step::RequestTermination(request) => send(outbox.terminations, request, "RequestTermination").await?,
+        Step::Save { claim: Some(_), .. } => return Err(StepError::NotHere("Save with a name claim")),
+        Step::Unschedule { .. } => return Err(StepError::NotHere("Unschedule")),
+        Step::Post(_) => return Err(StepError::NotHere("Post")),
+        Step::EnsureUser(_) => return Err(StepError::NotHere("EnsureUser")),
+        Step::DisableUser { .. } => return Err(StepError::NotHere("DisableUser")),
+        Step::Hold { .. } => return Err(StepError::NotHere("Hold")),
+    }
+    Ok(())
+}
+
+/// A due event, posted again to the HR queue (FIFO: the employee's group, deduplicated per event).
+pub(crate) fn due_message(event: &ScheduledEvent) -> Outgoing {
+    Outgoing {
+        body: event.body.clone(),
+        group_id: Some(event.employee_id.clone()),
+        deduplication_id: Some(format!("release-{}", event.event_id)),
+    }
+}
+
+/// How many times a result is decided again on a record that changed meanwhile.
+const DECIDE_ATTEMPTS: usize = 3;
+
+/// Decides `input` on the employee as read and performs the steps. A conditional write that
+/// finds the record changed (another stimulus got there first) reads it again and decides
+/// again: the result may no longer be wanted, or may now mean something else (a WorkSpace
+/// created after the leave is handed over for termination). The decision made is returned.
+pub(crate) async fn settle<S: StateStore, Q: MessageQueue>(
+    store: &S,
+    outbox: &Outbox<'_, Q>,
+    clock: &dyn Clock,
+    employee_id: &str,
+    mut current: Option<EmployeeRecord>,
+    input: &Input,
+) -> Result<(Option<EmployeeRecord>, Decision), StepError> {
+    let mut attempt = 0;
+    loop {
+        let decision = decide(current.as_ref(), input, clock.now_ms());
+        let mut result = Ok(());
+        for step in &decision.steps {
+            if let Err(e) = perform(step, store, outbox).await {
+                result = Err(e);
+                break;
+            }
+        }
+        match result {
+            Ok(()) => return Ok((current, decision)),
+            Err(StepError::Store(StoreError::Conflict(_))) if attempt + 1 < DECIDE_ATTEMPTS => {
+                attempt += 1;
+                tracing::info!(%employee_id, "employee changed meanwhile; deciding again");
+                current = store.employee(employee_id).await?;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -43,16 +201,26 @@ impl EmployeeRequest for crate::domain::messages::TerminationRequest {
 /// their employees with one consistent batch read. A malformed message is failed so it reaches
 /// the DLQ, where it is visible; if the read fails, every message is failed and `None` returned.
 pub(crate) async fn requests_with_employees<'a, T: EmployeeRequest>(
-    store: &impl crate::ports::StateStore,
+    store: &impl StateStore,
     records: &'a [QueueRecord],
     what: &str,
     outcome: &mut BatchOutcome,
-) -> Option<Vec<(&'a QueueRecord, T, Option<crate::domain::employee::EmployeeRecord>)>> {
+) -> Option<Vec<(&'a QueueRecord, T, Option<EmployeeRecord>)>> {
     let mut requests: std::collections::BTreeMap<String, (&QueueRecord, T)> = std::collections::BTreeMap::new();
     for record in records {
         match serde_json::from_str::<T>(&record.body) {
             Ok(request) => {
-                requests.entry(request.employee_id().to_owned()).or_insert((record, request));
+                if let Some((earlier, first)) = requests.get(request.employee_id()) {
+                    if first.event_id() == request.event_id() {
+                        // A duplicate: settled with the first, it adds nothing.
+                        tracing::info!(message_id = %record.message_id, duplicate_of = %earlier.message_id, "duplicate {what}");
+                    } else {
+                        // Another event's request for the same employee: its own turn comes later.
+                        outcome.failed_message_ids.push(record.message_id.clone());
+                    }
+                    continue;
+                }
+                requests.insert(request.employee_id().to_owned(), (record, request));
             }
             Err(e) => {
                 tracing::warn!(message_id = %record.message_id, error = %e, "malformed {what}");
@@ -61,15 +229,14 @@ pub(crate) async fn requests_with_employees<'a, T: EmployeeRequest>(
         }
     }
     let ids: Vec<String> = requests.keys().cloned().collect();
-    let mut employees: std::collections::HashMap<String, crate::domain::employee::EmployeeRecord> =
-        match store.employees(&ids).await {
-            Ok(list) => list.into_iter().map(|e| (e.employee_id.clone(), e)).collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "reading employees failed; retrying the batch");
-                outcome.failed_message_ids.extend(requests.values().map(|(r, _)| r.message_id.clone()));
-                return None;
-            }
-        };
+    let mut employees: std::collections::HashMap<String, EmployeeRecord> = match store.employees(&ids).await {
+        Ok(list) => list.into_iter().map(|e| (e.employee_id.clone(), e)).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading employees failed; retrying the batch");
+            outcome.failed_message_ids.extend(requests.values().map(|(r, _)| r.message_id.clone()));
+            return None;
+        }
+    };
     Some(
         requests
             .into_values()
@@ -81,15 +248,62 @@ pub(crate) async fn requests_with_employees<'a, T: EmployeeRequest>(
     )
 }
 
+/// A request about one employee, as the provisioner and terminator receive them.
+pub(crate) trait EmployeeRequest: serde::de::DeserializeOwned {
+    fn employee_id(&self) -> &str;
+    fn event_id(&self) -> &str;
+}
+
+impl EmployeeRequest for crate::domain::messages::WorkspaceRequest {
+    fn employee_id(&self) -> &str {
+        &self.employee_id
+    }
+    fn event_id(&self) -> &str {
+        &self.event_id
+    }
+}
+
+impl EmployeeRequest for crate::domain::messages::TerminationRequest {
+    fn employee_id(&self) -> &str {
+        &self.employee_id
+    }
+    fn event_id(&self) -> &str {
+        &self.event_id
+    }
+}
+
 /// The other employee holding a user name, if it is not `employee_id`'s. A WorkSpace found by
 /// directory and user name is taken as this employee's (adopted, or terminated on their leave)
 /// only when this returns `None`: the name is theirs, or (records older than name claims) no
 /// one's.
 pub(crate) async fn name_held_by_other(
-    store: &impl crate::ports::StateStore,
+    store: &impl StateStore,
     employee_id: &str,
     directory_id: &str,
     user_name: &str,
-) -> Result<Option<String>, crate::ports::StoreError> {
+) -> Result<Option<String>, StoreError> {
     Ok(store.name_holder(directory_id, user_name).await?.filter(|holder| holder != employee_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_not_started_with_less_than_its_budget_left() {
+        assert!(!Deadline::NONE.too_close(1_000_000, 5_000), "no deadline known: keep going");
+        assert!(!Deadline::at(30_000).too_close(0, 5_000));
+        assert!(!Deadline::at(30_000).too_close(25_000, 5_000));
+        assert!(Deadline::at(30_000).too_close(25_001, 5_000));
+        assert!(Deadline::at(30_000).too_close(40_000, 5_000));
+        assert_eq!(Deadline::from_lambda(0), Deadline::NONE);
+    }
+
+    #[test]
+    fn an_unknown_deadline_never_makes_a_stealable_claim() {
+        assert_eq!(Deadline::at(5_000).claim_until(1_000, 900_000), 5_000);
+        for unknown in [Deadline::NONE, Deadline::at(0), Deadline::at(999)] {
+            assert_eq!(unknown.claim_until(1_000, 900_000), 901_000, "{unknown:?}");
+        }
+    }
 }

@@ -1,22 +1,21 @@
 //! The provisioner: WorkSpace requests → CreateWorkspaces, 25 per call, as few calls as the
-//! batch allows; results mapped back to employees; errors classified.
+//! batch allows; each result mapped back to its employee and decided by the lifecycle.
 
-use super::{BatchOutcome, QueueRecord};
-use crate::domain::employee::{EmployeeRecord, EmployeeState};
+use super::{BatchContext, BatchOutcome, Outbox, QueueRecord, SqsHandler, name_held_by_other, settle};
+use crate::domain::employee::EmployeeRecord;
+use crate::domain::lifecycle::{Input, RequestStatus, request_status};
 use crate::domain::messages::WorkspaceRequest;
-use crate::domain::time::Timestamp;
-use crate::ports::PortError as _;
+use crate::domain::workspace::{Call, Disposition, MAX_PER_CALL, UNDEFINED_USER, classify};
 use crate::ports::{
-    CreateItem, CreateResponse, MessageQueue, Outgoing, StateStore, StoreError, WorkspaceInfo, WorkspacesApi,
-    WorkspacesError,
+    Clock, CreateItem, CreateResponse, MessageQueue, PortError as _, StateStore, USER_NAME_TAKEN, WorkspaceInfo,
+    WorkspacesApi, WorkspacesError,
 };
-use crate::services::intake::termination_request;
 use std::collections::HashMap;
+use std::sync::Arc;
 use tracing::{info, warn};
 
-/// CreateWorkspaces takes at most 25 requests.
-pub const MAX_PER_CALL: usize = 25;
-const UNDEFINED_USER: &str = "[UNDEFINED]";
+/// Time one chunk may need: a CreateWorkspaces call (with the SDK's retries) and 25 writes.
+const CHUNK_BUDGET_MS: i64 = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct ProvisionerConfig {
@@ -30,35 +29,7 @@ pub struct Provisioner<S, W, Q> {
     /// For a WorkSpace that turns out to belong to someone who has left meanwhile.
     pub terminations: Q,
     pub config: ProvisionerConfig,
-}
-
-/// How WorkSpaces' per-item error codes are handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
-    /// The user already has a WorkSpace in the directory: find and adopt it.
-    Adopt,
-    /// Retrying cannot help: record the failure on the employee.
-    Permanent,
-    /// Try again later, a bounded number of times.
-    Retry,
-}
-
-pub fn classify(code: &str) -> Disposition {
-    match code {
-        "ResourceExists.WorkSpace" => Disposition::Adopt,
-        // Another employee's user name: never adopted, and retrying will not change whose it is.
-        crate::ports::USER_NAME_TAKEN => Disposition::Permanent,
-        c if c.starts_with("ResourceNotFound.") => Disposition::Permanent,
-        "InvalidParameterValuesException"
-        | "InvalidParameterValues"
-        | "AutoStopTimeoutIsNotApplicableForAnAlwaysOnWorkspace"
-        | "ValidationException"
-        | "UnsupportedWorkspaceConfiguration"
-        | "OperationNotSupportedException"
-        | "AccessDeniedException" => Disposition::Permanent,
-        // Throttling, capacity, limits and anything unknown: retry, bounded.
-        _ => Disposition::Retry,
-    }
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Identifies an item across request and response: directory plus user name (not case-sensitive),
@@ -114,8 +85,8 @@ struct Job<'a> {
     employee: EmployeeRecord,
 }
 
-impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
-    pub async fn handle_batch(&self, records: &[QueueRecord]) -> BatchOutcome {
+impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Provisioner<S, W, Q> {
+    async fn handle_batch(&self, records: &[QueueRecord], context: BatchContext) -> BatchOutcome {
         let mut outcome = BatchOutcome::default();
         let Some(requests) =
             super::requests_with_employees::<WorkspaceRequest>(&self.store, records, "WorkSpace request", &mut outcome)
@@ -126,57 +97,26 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
         let mut jobs = Vec::new();
         for (record, request, employee) in requests {
             let employee_id = request.employee_id.clone();
-            let Some(employee) = employee else {
-                warn!(%employee_id, message_id = %record.message_id, "request for an unknown employee dropped");
-                continue;
-            };
-            let wanted = employee.state == EmployeeState::Requested
-                && employee.request_event_id.as_deref() == Some(request.event_id.as_str());
-            let rehire_waiting = employee.rehire_pending
-                && employee.request_event_id.as_deref() == Some(request.event_id.as_str())
-                && employee.state.is_leaving();
-            if rehire_waiting {
-                // Sent just before the old WorkSpace's confirmation was written: come back later.
-                info!(%employee_id, event_id = %request.event_id, "rehire request ahead of its confirmation; retrying");
-                outcome.failed_message_ids.push(record.message_id.clone());
-                continue;
-            }
-            if !wanted {
-                info!(%employee_id, event_id = %request.event_id, state = employee.state.as_str(), "request no longer wanted; dropped");
+            match (request_status(employee.as_ref(), &request.event_id), employee) {
+                (RequestStatus::Wanted, Some(employee)) => jobs.push(Job { record, request, employee }),
+                (RequestStatus::AheadOfConfirmation, _) => {
+                    // Sent just before the old WorkSpace's confirmation was written: come back later.
+                    info!(%employee_id, event_id = %request.event_id, "rehire request ahead of its confirmation; retrying");
+                    outcome.failed_message_ids.push(record.message_id.clone());
+                }
                 // A redelivery may follow a crash after CreateWorkspaces: a WorkSpace made for
                 // someone who has left since must not stay behind.
-                let left = employee.state.is_leaving() || employee.state == EmployeeState::Terminated;
-                if record.receive_count > 1 && left && employee.workspace_id.is_none() {
-                    let directory_id = &request.profile.directory_id;
-                    match super::name_held_by_other(&self.store, &employee_id, directory_id, &request.username).await {
-                        Ok(None) => {}
-                        Ok(Some(holder)) => {
-                            info!(%employee_id, %holder, "the user name is someone else's: no orphan of ours to look for");
-                            continue;
-                        }
-                        Err(e) => {
-                            warn!(%employee_id, error = %e, "could not check the user name's owner; retrying");
-                            outcome.failed_message_ids.push(record.message_id.clone());
-                            continue;
-                        }
-                    }
-                    match self.workspaces.find_user_workspace(directory_id, &request.username).await {
-                        Ok(Some(ws)) => {
-                            if let Err(e) = self.terminate_orphan(&employee_id, &ws).await {
-                                warn!(%employee_id, error = %e, "could not hand over the orphan WorkSpace; retrying");
-                                outcome.failed_message_ids.push(record.message_id.clone());
-                            }
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            warn!(%employee_id, error = %e, "could not check for an orphan WorkSpace; retrying");
-                            outcome.failed_message_ids.push(record.message_id.clone());
-                        }
+                (RequestStatus::Unwanted { left: true }, Some(employee)) if record.receive_count > 1 => {
+                    if let Err(why) = self.hand_over_orphan(&request, employee).await {
+                        warn!(%employee_id, reason = %why, "could not check for an orphan WorkSpace; retrying");
+                        outcome.failed_message_ids.push(record.message_id.clone());
                     }
                 }
-                continue;
+                (_, employee) => {
+                    let state = employee.map(|e| e.state.as_str());
+                    info!(%employee_id, event_id = %request.event_id, ?state, "request no longer wanted; dropped");
+                }
             }
-            jobs.push(Job { record, request, employee });
         }
 
         // A redelivered request may have created its WorkSpace before a crash: look first.
@@ -198,7 +138,14 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
             to_create.push(job);
         }
 
-        for chunk in to_create.chunks(MAX_PER_CALL) {
+        for (i, chunk) in to_create.chunks(MAX_PER_CALL).enumerate() {
+            if i > 0 && context.deadline.too_close(self.clock.now_ms(), CHUNK_BUDGET_MS) {
+                let left: Vec<String> =
+                    to_create[i * MAX_PER_CALL..].iter().map(|job| job.record.message_id.clone()).collect();
+                warn!(unprocessed = left.len(), "invocation deadline near; the rest of the batch is handed back");
+                outcome.failed_message_ids.extend(left);
+                break;
+            }
             let items: Vec<CreateItem> = chunk.iter().map(|job| create_item(&job.request)).collect();
             let results = match self.workspaces.create_workspaces(&items).await {
                 Ok(response) => match_response(&items, &response),
@@ -219,14 +166,16 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
         }
         outcome
     }
+}
 
-    /// Records one request's result on its employee, or marks the message for retry.
+impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
+    /// Decides one request's result on its employee, or marks the message for retry.
     async fn settle(&self, job: &Job<'_>, result: ItemResult, outcome: &mut BatchOutcome) {
         let employee_id = &job.employee.employee_id;
         let message_id = &job.record.message_id;
         let attempts_left = job.record.receive_count < self.config.max_attempts;
         let result = match result {
-            ItemResult::Failed { code, message } => match classify(&code) {
+            ItemResult::Failed { code, message } => match classify(Call::Create, &code) {
                 Disposition::Adopt => {
                     match self.find_own_workspace(job).await {
                         Ok(Some(ws)) => ItemResult::Created(ws),
@@ -235,8 +184,10 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
                         Err(result) => result,
                     }
                 }
-                Disposition::Retry if attempts_left => ItemResult::NoAnswer(format!("{code}: {message}")),
-                Disposition::Retry => ItemResult::Failed {
+                Disposition::Retry | Disposition::Gone if attempts_left => {
+                    ItemResult::NoAnswer(format!("{code}: {message}"))
+                }
+                Disposition::Retry | Disposition::Gone => ItemResult::Failed {
                     code,
                     message: format!("{message} (gave up after {} attempts)", job.record.receive_count),
                 },
@@ -248,70 +199,42 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
             },
             other => other,
         };
-        let now = Timestamp::now().millis();
-        let mut next = job.employee.clone();
-        next.version += 1;
-        next.updated_ms = now;
-        next.state_since_ms = now;
-        let mut created = None;
-        match result {
+        let request_event_id = job.request.event_id.clone();
+        let input = match result {
             ItemResult::NoAnswer(why) => {
                 warn!(%employee_id, %message_id, reason = %why, "WorkSpace request will be retried");
                 outcome.failed_message_ids.push(message_id.clone());
                 return;
             }
             ItemResult::Created(ws) => {
-                created = Some(ws.clone());
-                info!(%employee_id, workspace_id = %ws.workspace_id, state = %ws.state, "WorkSpace created");
-                next.state = if ws.state == crate::domain::workspace::WorkspaceState::Available {
-                    EmployeeState::Active
-                } else {
-                    EmployeeState::Pending
-                };
-                next.workspace_id = Some(ws.workspace_id);
+                Input::Created { request_event_id, workspace_id: ws.workspace_id, state: ws.state }
             }
-            ItemResult::Failed { code, message } => {
-                warn!(%employee_id, %code, %message, "WorkSpace creation failed");
-                next.state = EmployeeState::Failed;
-                next.failure_code = Some(code);
-                next.failure_message = Some(message);
-            }
-        }
-        match self.store.save_employee(&next, Some(job.employee.version)).await {
-            Ok(()) => {}
-            Err(StoreError::Conflict(key)) => {
-                if let Some(ws) = &created {
-                    // A leave arrived while the WorkSpace was being created: hand it over.
-                    match self.terminate_orphan(employee_id, ws).await {
-                        Ok(true) => return,
-                        Ok(false) => {}
-                        Err(e) => warn!(%employee_id, error = %e, "could not hand over the new WorkSpace"),
-                    }
-                }
-                // Changed meanwhile (another delivery, or a later event): decide again on redelivery.
-                warn!(%employee_id, %key, "employee changed while creating; retrying");
-                outcome.failed_message_ids.push(message_id.clone());
+            ItemResult::Failed { code, message } => Input::CreateFailed { request_event_id, code, message },
+        };
+        let outbox = Outbox { requests: None, terminations: Some(&self.terminations) };
+        let current = Some(job.employee.clone());
+        match settle(&self.store, &outbox, self.clock.as_ref(), employee_id, current, &input).await {
+            Ok((_, decision)) => {
+                info!(%employee_id, %message_id, verdict = ?decision.verdict, "WorkSpace request settled")
             }
             Err(e) => {
-                warn!(%employee_id, error = %e, "saving the result failed; retrying");
+                warn!(%employee_id, error = %e, "settling the WorkSpace request failed; retrying");
                 outcome.failed_message_ids.push(message_id.clone());
             }
         }
     }
-}
 
-impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
     /// The WorkSpace the job's user already has in its directory, to adopt, if the user name is
     /// this employee's. A name that belongs to another employee is a failure (`UserNameTaken`):
     /// that WorkSpace is theirs and is never adopted.
     async fn find_own_workspace(&self, job: &Job<'_>) -> Result<Option<WorkspaceInfo>, ItemResult> {
         let directory_id = &job.request.profile.directory_id;
         let employee_id = &job.employee.employee_id;
-        match super::name_held_by_other(&self.store, employee_id, directory_id, &job.request.username).await {
+        match name_held_by_other(&self.store, employee_id, directory_id, &job.request.username).await {
             Ok(None) => {}
             Ok(Some(holder)) => {
                 return Err(ItemResult::Failed {
-                    code: crate::ports::USER_NAME_TAKEN.into(),
+                    code: USER_NAME_TAKEN.into(),
                     message: format!(
                         "user name {} in directory {directory_id} belongs to employee {holder}: its WorkSpace is not adopted",
                         job.request.username
@@ -326,30 +249,34 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
             .map_err(|e| ItemResult::NoAnswer(e.to_string()))
     }
 
-    /// Attaches a WorkSpace created for an employee who has left meanwhile and asks for its
-    /// termination. `false` if the employee does not need it (still joining, or has one).
-    async fn terminate_orphan(&self, employee_id: &str, ws: &WorkspaceInfo) -> Result<bool, String> {
-        let Some(current) = self.store.employee(employee_id).await.map_err(|e| e.to_string())? else {
-            return Ok(false);
-        };
-        let left = current.state.is_leaving() || current.state == EmployeeState::Terminated;
-        if !left || current.workspace_id.is_some() {
-            return Ok(false);
+    /// A WorkSpace a crashed attempt made for an employee who has left since: decided as created
+    /// (the lifecycle attaches it and asks for its termination), if the user name is theirs.
+    async fn hand_over_orphan(&self, request: &WorkspaceRequest, employee: EmployeeRecord) -> Result<(), String> {
+        let employee_id = employee.employee_id.clone();
+        let directory_id = &request.profile.directory_id;
+        if let Some(holder) = name_held_by_other(&self.store, &employee_id, directory_id, &request.username)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            info!(%employee_id, %holder, "the user name is someone else's: no orphan of ours to look for");
+            return Ok(());
         }
-        let now = Timestamp::now().millis();
-        let mut next = current.clone();
-        next.version += 1;
-        next.workspace_id = Some(ws.workspace_id.clone());
-        next.state = EmployeeState::Leaving;
-        next.state_since_ms = now;
-        next.updated_ms = now;
-        next.terminated_ms = None;
-        self.store.save_employee(&next, Some(current.version)).await.map_err(|e| e.to_string())?;
-        let request = termination_request(&next, now).ok_or("leaving employee without leave event")?;
-        let body = serde_json::to_string(&request).map_err(|e| e.to_string())?;
-        self.terminations.send(&[Outgoing::plain(body)]).await.map_err(|e| e.to_string())?;
-        warn!(%employee_id, workspace_id = %ws.workspace_id, "WorkSpace created after the leave; termination requested");
-        Ok(true)
+        let Some(ws) =
+            self.workspaces.find_user_workspace(directory_id, &request.username).await.map_err(|e| e.to_string())?
+        else {
+            return Ok(());
+        };
+        let input = Input::Created {
+            request_event_id: request.event_id.clone(),
+            workspace_id: ws.workspace_id,
+            state: ws.state,
+        };
+        let outbox = Outbox { requests: None, terminations: Some(&self.terminations) };
+        let (_, decision) = settle(&self.store, &outbox, self.clock.as_ref(), &employee_id, Some(employee), &input)
+            .await
+            .map_err(|e| e.to_string())?;
+        info!(%employee_id, verdict = ?decision.verdict, "orphan WorkSpace checked");
+        Ok(())
     }
 }
 
@@ -407,16 +334,5 @@ mod tests {
         assert!(matches!(&results[2], ItemResult::Created(w) if w.workspace_id == "ws-3"));
         let missing = match_response(&[item("dave")], &response);
         assert!(matches!(missing[0], ItemResult::NoAnswer(_)));
-    }
-
-    #[test]
-    fn error_codes_are_classified() {
-        assert_eq!(classify("ResourceExists.WorkSpace"), Disposition::Adopt);
-        assert_eq!(classify("ResourceNotFound.User"), Disposition::Permanent);
-        assert_eq!(classify(crate::ports::USER_NAME_TAKEN), Disposition::Permanent);
-        assert_eq!(classify("ResourceNotFound.Directory"), Disposition::Permanent);
-        assert_eq!(classify("AutoStopTimeoutIsNotApplicableForAnAlwaysOnWorkspace"), Disposition::Permanent);
-        assert_eq!(classify("ResourceLimitExceeded"), Disposition::Retry);
-        assert_eq!(classify("SomethingNew.Unheard"), Disposition::Retry);
     }
 }

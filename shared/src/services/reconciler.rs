@@ -11,17 +11,15 @@
 //! - At 2 DescribeWorkspaces calls/s a run covers about 50 WorkSpaces a second: a large backlog
 //!   takes several runs, each writing as it goes and stopping before its deadline.
 
-use crate::domain::employee::{EmployeeRecord, EmployeeState, PastWorkspace};
+use super::{Outbox, StepError, settle};
+use crate::domain::employee::{EmployeeRecord, EmployeeState};
+use crate::domain::lifecycle::{self, Input, Seen, Step};
 use crate::domain::time::Timestamp;
-use crate::ports::{
-    MessageQueue, Outgoing, QueueError, StateStore, StoreError, WorkspaceInfo, WorkspacesApi, WorkspacesError,
-};
-use crate::services::intake::workspace_request;
+use crate::domain::workspace::{MAX_PER_CALL, WorkspaceState};
+use crate::ports::{Clock, MessageQueue, PortError, StateStore, WorkspaceInfo, WorkspacesApi, WorkspacesError};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tracing::{info, warn};
-
-/// DescribeWorkspaces takes at most 25 ids.
-pub const IDS_PER_CALL: usize = 25;
 /// Employees read per consistent batch read (BatchGetItem takes up to 100 keys).
 const READ_PAGE: usize = 100;
 
@@ -44,26 +42,29 @@ pub struct ReconcileReport {
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Step(#[from] StepError),
     #[error(transparent)]
     Workspaces(#[from] WorkspacesError),
-    #[error(transparent)]
-    Queue(#[from] QueueError),
 }
 
-impl ReconcileError {
-    /// The Lambda `errorType` of a failed run: what failed, readable in metrics and alarms.
-    pub fn error_type(&self) -> String {
+impl From<crate::ports::StoreError> for ReconcileError {
+    fn from(e: crate::ports::StoreError) -> Self {
+        ReconcileError::Step(e.into())
+    }
+}
+
+impl PortError for ReconcileError {
+    fn is_retryable(&self) -> bool {
         match self {
-            ReconcileError::Store(StoreError::Conflict(_)) => "Store.Conflict".into(),
-            ReconcileError::Store(StoreError::LostClaim(_)) => "Store.LostClaim".into(),
-            ReconcileError::Store(StoreError::Malformed { .. }) => "Store.Malformed".into(),
-            ReconcileError::Store(StoreError::Unavailable { .. }) => "Store.Unavailable".into(),
-            ReconcileError::Store(StoreError::Invalid { .. }) => "Store.Invalid".into(),
-            ReconcileError::Store(StoreError::NameHeld { .. }) => "Store.NameHeld".into(),
-            ReconcileError::Workspaces(WorkspacesError::Throttled(_)) => "WorkSpaces.Throttled".into(),
-            ReconcileError::Workspaces(WorkspacesError::Service { code, .. }) => format!("WorkSpaces.{code}"),
-            ReconcileError::Queue(_) => "Queue.SendFailed".into(),
+            ReconcileError::Step(e) => e.is_retryable(),
+            ReconcileError::Workspaces(e) => e.is_retryable(),
+        }
+    }
+    /// The Lambda `errorType` of a failed run: what failed, readable in metrics and alarms.
+    fn error_type(&self) -> String {
+        match self {
+            ReconcileError::Step(e) => e.error_type(),
+            ReconcileError::Workspaces(e) => e.error_type(),
         }
     }
 }
@@ -84,6 +85,7 @@ pub struct Reconciler<S, W, Q> {
     /// Where due events are posted again (the HR events queue).
     pub hr_events: Q,
     pub config: ReconcilerConfig,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
@@ -92,7 +94,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
     /// stop starting new DescribeWorkspaces calls, and what is left waits for the next run.
     pub async fn run(&self, stop_at_ms: Option<i64>) -> Result<ReconcileReport, ReconcileError> {
         let mut report = ReconcileReport::default();
-        let now = Timestamp::now().millis();
+        let now = self.clock.now_ms();
         self.release_due(now, &mut report).await?;
 
         let mut ids = self.store.watched(EmployeeState::Pending).await?;
@@ -108,8 +110,8 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
             let read = self.store.employees(page).await?;
             queued.extend(read.into_iter().filter(|e| e.state.needs_watching() && e.workspace_id.is_some()));
             // Full chunks only until the last page, so M WorkSpaces take ceil(M/25) calls.
-            while queued.len() >= IDS_PER_CALL || (unread == 0 && !queued.is_empty()) {
-                if stop_at_ms.is_some_and(|stop| Timestamp::now().millis() >= stop) {
+            while queued.len() >= MAX_PER_CALL || (unread == 0 && !queued.is_empty()) {
+                if stop_at_ms.is_some_and(|stop| self.clock.now_ms() >= stop) {
                     report.deferred = queued.len() + unread;
                     warn!(
                         deferred = report.deferred,
@@ -118,7 +120,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
                     );
                     break 'pages;
                 }
-                let chunk: Vec<EmployeeRecord> = queued.drain(..queued.len().min(IDS_PER_CALL)).collect();
+                let chunk: Vec<EmployeeRecord> = queued.drain(..queued.len().min(MAX_PER_CALL)).collect();
                 self.describe_and_decide(chunk, &mut report).await?;
             }
         }
@@ -144,7 +146,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
         for employee in employees {
             let ws = employee.workspace_id.as_ref().and_then(|id| seen.get(id));
             // Decided now, not when the run began: a confirmation never predates what it confirms.
-            self.decide(employee, ws, Timestamp::now().millis(), report).await?;
+            self.decide(employee, ws, report).await?;
         }
         Ok(())
     }
@@ -153,102 +155,68 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
         &self,
         employee: EmployeeRecord,
         ws: Option<&WorkspaceInfo>,
-        now: i64,
         report: &mut ReconcileReport,
     ) -> Result<(), ReconcileError> {
-        let mut next = employee.clone();
-        next.version += 1;
-        next.updated_ms = now;
-        let mut rehire = false;
-        match (employee.state, ws.map(|w| w.state.as_str())) {
-            (EmployeeState::Pending, Some("AVAILABLE")) => {
-                next.state = EmployeeState::Active;
-                report.became_active += 1;
+        let (Some(workspace_id), state) = (employee.workspace_id.clone(), employee.state) else { return Ok(()) };
+        let seen = match ws {
+            None => Seen::Gone,
+            Some(w) if w.state == WorkspaceState::Error => {
+                Seen::Error { code: w.error_code.clone(), message: w.error_message.clone() }
             }
-            (EmployeeState::Pending, Some("ERROR")) => {
-                next.state = EmployeeState::Failed;
-                next.failure_code = Some(ws.and_then(|w| w.error_code.clone()).unwrap_or_else(|| "ERROR".into()));
-                next.failure_message = Some(ws.and_then(|w| w.error_message.clone()).unwrap_or_default());
-                report.failed += 1;
-            }
-            // Absent only counts once termination was asked; a new id can be missing briefly.
-            (EmployeeState::Terminating, None) if employee.terminate_requested_ms.is_some() => {
-                next.state = EmployeeState::Terminated;
-                next.terminated_ms = Some(now);
-                if let Some(id) = next.workspace_id.take() {
-                    next.previous_workspaces.push(PastWorkspace { workspace_id: id, terminated_ms: now });
-                }
+            Some(w) => Seen::State(w.state.clone()),
+        };
+        let stuck_after_ms = match state {
+            EmployeeState::Pending => self.config.create_deadline_ms,
+            _ => self.config.terminate_deadline_ms,
+        };
+        let input = Input::Observed { workspace_id: workspace_id.clone(), seen, stuck_after_ms };
+        let outbox = Outbox { requests: Some(&self.requests), terminations: None };
+        let employee_id = employee.employee_id.clone();
+        // Decided when seen, not when the run began: a confirmation never predates what it confirms.
+        let (read, decision) =
+            settle(&self.store, &outbox, self.clock.as_ref(), &employee_id, Some(employee), &input).await?;
+        let before = read.as_ref().map(|e| e.state);
+        match (before, decision.saved().map(|e| (e.state, e.stuck_since_ms.is_some()))) {
+            (Some(EmployeeState::Pending), Some((EmployeeState::Active, _))) => report.became_active += 1,
+            (Some(EmployeeState::Pending), Some((EmployeeState::Failed, _))) => report.failed += 1,
+            (Some(EmployeeState::Terminating), Some((EmployeeState::Terminated, _))) => report.terminated += 1,
+            (Some(EmployeeState::Terminating), Some((EmployeeState::Requested, _))) => {
                 report.terminated += 1;
-                if employee.rehire_pending {
-                    next.state = EmployeeState::Requested;
-                    next.rehire_pending = false;
-                    next.leave_event_id = None;
-                    next.terminate_requested_ms = None;
-                    rehire = true;
-                }
+                report.rehires_requested += 1;
             }
-            (state, _) => {
+            (Some(s), saved) if s.needs_watching() && saved.is_none_or(|(after, _)| after == s) => {
                 report.still_waiting += 1;
-                let (deadline, stuck) = match state {
-                    EmployeeState::Pending => (self.config.create_deadline_ms, &mut report.stuck_pending),
-                    _ => (self.config.terminate_deadline_ms, &mut report.stuck_terminating),
-                };
-                if now - employee.state_since_ms <= deadline {
-                    return Ok(());
+                let flagged = saved.is_some_and(|(_, stuck)| stuck);
+                if flagged || decision.verdict == lifecycle::Verdict::Note(lifecycle::STILL_STUCK.into()) {
+                    match s {
+                        EmployeeState::Pending => report.stuck_pending += 1,
+                        _ => report.stuck_terminating += 1,
+                    }
+                    warn!(%employee_id, state = s.as_str(), %workspace_id, workspace_state = ?ws.map(|w| w.state.to_string()), "stuck past its deadline");
                 }
-                *stuck += 1;
-                warn!(
-                    employee_id = %employee.employee_id,
-                    state = state.as_str(),
-                    workspace_id = ?employee.workspace_id,
-                    workspace_state = ?ws.map(|w| w.state.clone()),
-                    since = %Timestamp::from_millis(employee.state_since_ms),
-                    "stuck past its deadline"
-                );
-                if employee.stuck_since_ms.is_some() {
-                    return Ok(());
-                }
-                next.stuck_since_ms = Some(now);
-                return self.save(&next, &employee).await;
             }
+            _ => {}
         }
-        next.state_since_ms = now;
-        next.stuck_since_ms = None;
-        if rehire && let Some(request) = workspace_request(&next, now) {
-            // Sent before the write: should the write fail, the provisioner drops the request
-            // (the employee is not requested yet) and the next run sends it again.
-            let body = serde_json::to_string(&request)
-                .map_err(|e| StoreError::Malformed { key: next.employee_id.clone(), detail: e.to_string() })?;
-            self.requests.send(&[Outgoing::plain(body)]).await?;
-            report.rehires_requested += 1;
-        }
-        self.save(&next, &employee).await?;
-        info!(employee_id = %next.employee_id, state = next.state.as_str(), workspace_id = ?employee.workspace_id, error_code = ?next.failure_code, "confirmed");
+        info!(%employee_id, %workspace_id, verdict = ?decision.verdict, "observed");
         Ok(())
-    }
-
-    async fn save(&self, next: &EmployeeRecord, read: &EmployeeRecord) -> Result<(), ReconcileError> {
-        match self.store.save_employee(next, Some(read.version)).await {
-            Ok(()) => Ok(()),
-            Err(StoreError::Conflict(_)) => {
-                warn!(employee_id = %next.employee_id, "changed meanwhile; the next run decides");
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// Posts held events that are due; the intake then applies them. A crash between posting
     /// and removing posts again, which the intake sees as a duplicate.
     async fn release_due(&self, now: i64, report: &mut ReconcileReport) -> Result<(), ReconcileError> {
         for event in self.store.due(now).await? {
-            let message = Outgoing {
-                body: event.body.clone(),
-                group_id: Some(event.employee_id.clone()),
-                deduplication_id: Some(format!("release-{}", event.event_id)),
-            };
-            self.hr_events.send(&[message]).await?;
-            self.store.unschedule(&event.employee_id, &event.event_id).await?;
+            let decision = lifecycle::decide(None, &Input::Due(event.clone()), now);
+            for step in &decision.steps {
+                match step {
+                    Step::Post(event) => {
+                        self.hr_events.send(&[super::due_message(event)]).await.map_err(StepError::from)?
+                    }
+                    Step::Unschedule { employee_id, event_id } => {
+                        self.store.unschedule(employee_id, event_id).await?;
+                    }
+                    _ => return Err(StepError::NotHere("a release takes only Post and Unschedule").into()),
+                }
+            }
             info!(employee_id = %event.employee_id, event_id = %event.event_id, effective = %Timestamp::from_millis(event.effective_ms), "due event released");
             report.released += 1;
         }
@@ -288,11 +256,13 @@ mod tests {
             requests: MemoryQueue::default(),
             hr_events: MemoryQueue::default(),
             config: ReconcilerConfig { create_deadline_ms: i64::MAX / 2, terminate_deadline_ms: i64::MAX / 2 },
+            clock: Arc::new(crate::ports::SystemClock),
         }
     }
 
     #[test]
     fn a_failed_run_names_what_failed_as_its_error_type() {
+        use crate::ports::{QueueError, StoreError};
         let store = ReconcileError::from(StoreError::Unavailable { operation: "Query", message: "timed out".into() });
         assert_eq!(store.error_type(), "Store.Unavailable");
         let service = ReconcileError::from(WorkspacesError::Service {
@@ -302,7 +272,7 @@ mod tests {
             retryable: false,
         });
         assert_eq!(service.error_type(), "WorkSpaces.InvalidParameterValuesException");
-        let queue = ReconcileError::from(QueueError { queue: "q".into(), message: "down".into() });
+        let queue = ReconcileError::from(StepError::from(QueueError { queue: "q".into(), message: "down".into() }));
         assert_eq!(queue.error_type(), "Queue.SendFailed");
     }
 

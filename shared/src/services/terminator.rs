@@ -1,18 +1,19 @@
-//! The terminator: termination requests → TerminateWorkspaces, 25 per call, each employee
-//! recorded as terminating with the time asked. The reconciler confirms when the id is gone.
+//! The terminator: termination requests → TerminateWorkspaces, 25 per call; each result decided
+//! by the lifecycle (terminating, nothing to terminate, failed). The reconciler confirms when
+//! the id is gone.
 
-use super::provisioner::{Disposition, classify};
-use super::{BatchOutcome, QueueRecord};
-use crate::domain::employee::{EmployeeRecord, EmployeeState};
+use super::{BatchContext, BatchOutcome, Outbox, QueueRecord, SqsHandler, name_held_by_other, settle};
+use crate::domain::employee::EmployeeRecord;
+use crate::domain::lifecycle::{Input, termination_wanted};
 use crate::domain::messages::TerminationRequest;
-use crate::domain::time::Timestamp;
-use crate::ports::{MessageQueue, Outgoing, StateStore, WorkspacesApi};
-use crate::services::intake::workspace_request;
+use crate::domain::workspace::{Call, Disposition, MAX_PER_CALL, classify};
+use crate::ports::{Clock, MessageQueue, StateStore, WorkspacesApi};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tracing::{info, warn};
 
-/// TerminateWorkspaces takes at most 25 ids.
-pub const MAX_PER_CALL: usize = 25;
+/// Time one chunk may need: a TerminateWorkspaces call (with the SDK's retries) and 25 writes.
+const CHUNK_BUDGET_MS: i64 = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct TerminatorConfig {
@@ -26,6 +27,7 @@ pub struct Terminator<S, W, Q> {
     /// For a rehire waiting on a leave that turns out to have nothing to terminate.
     pub requests: Q,
     pub config: TerminatorConfig,
+    pub clock: Arc<dyn Clock>,
 }
 
 /// How one termination ended.
@@ -44,11 +46,12 @@ enum Ended {
 
 struct Job<'a> {
     record: &'a QueueRecord,
+    request: TerminationRequest,
     employee: EmployeeRecord,
 }
 
-impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
-    pub async fn handle_batch(&self, records: &[QueueRecord]) -> BatchOutcome {
+impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Terminator<S, W, Q> {
+    async fn handle_batch(&self, records: &[QueueRecord], context: BatchContext) -> BatchOutcome {
         let mut outcome = BatchOutcome::default();
         let Some(requests) = super::requests_with_employees::<TerminationRequest>(
             &self.store,
@@ -63,39 +66,31 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
         let mut with_id: Vec<(Job, String)> = Vec::new();
         for (record, request, employee) in requests {
             let employee_id = request.employee_id.clone();
-            let Some(employee) = employee else { continue };
-            if employee.state != EmployeeState::Leaving
-                || employee.leave_event_id.as_deref() != Some(request.event_id.as_str())
-            {
-                info!(%employee_id, state = employee.state.as_str(), "termination no longer wanted; dropped");
+            let Some(employee) = employee.filter(|e| termination_wanted(Some(e), &request.event_id)) else {
+                info!(%employee_id, event_id = %request.event_id, "termination no longer wanted; dropped");
                 continue;
-            }
-            let job = Job { record, employee };
+            };
+            let job = Job { record, request, employee };
             match job.employee.workspace_id.clone() {
                 Some(id) => with_id.push((job, id)),
                 // The leave came before the WorkSpace id was known: look it up, if the user name
                 // is this employee's (another employee's WorkSpace is never terminated).
-                None => {
-                    match super::name_held_by_other(&self.store, &employee_id, &request.directory_id, &request.username)
-                        .await
-                    {
-                        Err(e) => self.settle(&job, Ended::Retry(e.to_string()), &mut outcome).await,
-                        Ok(Some(holder)) => {
-                            info!(%employee_id, %holder, "the user name belongs to another employee: nothing of ours to terminate");
-                            self.settle(&job, Ended::NothingToTerminate, &mut outcome).await;
-                        }
-                        Ok(None) => {
-                            match self.workspaces.find_user_workspace(&request.directory_id, &request.username).await {
-                                Ok(Some(ws)) => with_id.push((job, ws.workspace_id)),
-                                Ok(None) => self.settle(&job, Ended::NothingToTerminate, &mut outcome).await,
-                                Err(e) => self.settle(&job, Ended::Retry(e.to_string()), &mut outcome).await,
-                            }
-                        }
-                    }
-                }
+                None => match self.look_up(&job).await {
+                    Ok(Some(id)) => with_id.push((job, id)),
+                    Ok(None) => self.settle(&job, Ended::NothingToTerminate, &mut outcome).await,
+                    Err(why) => self.settle(&job, Ended::Retry(why), &mut outcome).await,
+                },
             }
         }
-        for chunk in with_id.chunks(MAX_PER_CALL) {
+        let mut chunks = with_id.chunks(MAX_PER_CALL).enumerate();
+        while let Some((i, chunk)) = chunks.next() {
+            if i > 0 && context.deadline.too_close(self.clock.now_ms(), CHUNK_BUDGET_MS) {
+                let left = chunk.iter().chain(chunks.flat_map(|(_, c)| c.iter()));
+                let left: Vec<String> = left.map(|(job, _)| job.record.message_id.clone()).collect();
+                warn!(unprocessed = left.len(), "invocation deadline near; the rest of the batch is handed back");
+                outcome.failed_message_ids.extend(left);
+                break;
+            }
             let ids: Vec<String> = chunk.iter().map(|(_, id)| id.clone()).collect();
             let failures = match self.workspaces.terminate_workspaces(&ids).await {
                 Ok(f) => f,
@@ -111,11 +106,11 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
             for (job, id) in chunk {
                 let ended = match failures.get(id.as_str()) {
                     None => Ended::Terminating(id.clone()),
-                    // Gone already: the reconciler confirms the absence.
-                    Some((code, _)) if code.starts_with("ResourceNotFound") => Ended::Terminating(id.clone()),
                     Some((code, message)) => {
                         let attempts_left = job.record.receive_count < self.config.max_attempts;
-                        match classify(code) {
+                        match classify(Call::Terminate, code) {
+                            // Gone already: the reconciler confirms the absence.
+                            Disposition::Gone => Ended::Terminating(id.clone()),
                             Disposition::Permanent => {
                                 Ended::Failed { code: (*code).into(), message: (*message).into() }
                             }
@@ -132,61 +127,44 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
         }
         outcome
     }
+}
+
+impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
+    /// The WorkSpace of a leaver whose id was not known, if the user name is theirs.
+    async fn look_up(&self, job: &Job<'_>) -> Result<Option<String>, String> {
+        let (employee_id, request) = (&job.employee.employee_id, &job.request);
+        let holder = name_held_by_other(&self.store, employee_id, &request.directory_id, &request.username)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(holder) = holder {
+            info!(%employee_id, %holder, "the user name belongs to another employee: nothing of ours to terminate");
+            return Ok(None);
+        }
+        let found = self.workspaces.find_user_workspace(&request.directory_id, &request.username).await;
+        Ok(found.map_err(|e| e.to_string())?.map(|ws| ws.workspace_id))
+    }
 
     async fn settle(&self, job: &Job<'_>, ended: Ended, outcome: &mut BatchOutcome) {
         let employee_id = &job.employee.employee_id;
-        let now = Timestamp::now().millis();
-        let mut next = job.employee.clone();
-        next.version += 1;
-        next.updated_ms = now;
-        next.state_since_ms = now;
-        match ended {
+        let leave_event_id = job.request.event_id.clone();
+        let input = match ended {
             Ended::Retry(why) => {
                 warn!(%employee_id, reason = %why, "termination will be retried");
                 outcome.failed_message_ids.push(job.record.message_id.clone());
                 return;
             }
-            Ended::Terminating(id) => {
-                info!(%employee_id, workspace_id = %id, "termination requested");
-                next.state = EmployeeState::Terminating;
-                next.workspace_id = Some(id);
-                next.terminate_requested_ms = Some(now);
-            }
-            Ended::NothingToTerminate => {
-                info!(%employee_id, "no WorkSpace to terminate");
-                next.state = EmployeeState::Terminated;
-                next.terminated_ms = Some(now);
-                if next.rehire_pending {
-                    next.state = EmployeeState::Requested;
-                    next.rehire_pending = false;
-                    next.leave_event_id = None;
-                }
-            }
-            Ended::Failed { code, message } => {
-                warn!(%employee_id, %code, %message, "termination failed");
-                next.state = EmployeeState::Failed;
-                next.failure_code = Some(code);
-                next.failure_message = Some(message);
-            }
-        }
-        if next.state == EmployeeState::Requested {
-            // A rehire whose leave had nothing to terminate: its request goes out before the
-            // write, so a failure on either side is retried with this message.
-            let sent = match workspace_request(&next, now).map(|r| serde_json::to_string(&r)) {
-                Some(Ok(body)) => self.requests.send(&[Outgoing::plain(body)]).await.map_err(|e| e.to_string()),
-                Some(Err(e)) => Err(e.to_string()),
-                None => Err("rehire without request, user or profile".into()),
-            };
-            if let Err(e) = sent {
-                warn!(%employee_id, error = %e, "rehire request not sent; retrying");
+            Ended::Terminating(workspace_id) => Input::TerminationAccepted { leave_event_id, workspace_id },
+            Ended::NothingToTerminate => Input::NothingToTerminate { leave_event_id },
+            Ended::Failed { code, message } => Input::TerminationFailed { leave_event_id, code, message },
+        };
+        let outbox = Outbox { requests: Some(&self.requests), terminations: None };
+        let current = Some(job.employee.clone());
+        match settle(&self.store, &outbox, self.clock.as_ref(), employee_id, current, &input).await {
+            Ok((_, decision)) => info!(%employee_id, verdict = ?decision.verdict, "termination settled"),
+            Err(e) => {
+                warn!(%employee_id, error = %e, "settling the termination failed; retrying");
                 outcome.failed_message_ids.push(job.record.message_id.clone());
-                return;
             }
-            info!(%employee_id, "rehire: WorkSpace requested");
-        }
-        if let Err(e) = self.store.save_employee(&next, Some(job.employee.version)).await {
-            warn!(%employee_id, error = %e, "saving the termination failed; retrying");
-            outcome.failed_message_ids.push(job.record.message_id.clone());
         }
     }
 }

@@ -1,0 +1,706 @@
+//! The employee lifecycle as one pure function: [`decide`] takes the record as read, one stimulus
+//! and the time, and returns the next record (version and timestamps stamped here, and only
+//! here), the side effects to perform in order, and what became of the stimulus. The services
+//! are shells around it: read, decide, perform the steps in order, write conditionally.
+//!
+//! The order of the steps is part of the decision, because a crash can fall between any two:
+//! - a join ensures the directory user, then writes the record (with its user-name claim), then
+//!   sends the WorkSpace request: a redelivery finds the record and sends the request again;
+//! - a leave disables the user, writes, then sends the termination request (same reason);
+//! - a rehire's WorkSpace request goes out before the write that makes the employee `requested`:
+//!   should the write fail, the provisioner sees the request ahead of its confirmation and
+//!   retries it, and the confirmation is decided again.
+//!
+//! The transitions, one per line (also drawn in the README):
+//!
+//! | state | stimulus | next | steps |
+//! |---|---|---|---|
+//! | none, failed, terminated | join | requested | ensure user, save + name, request WorkSpace |
+//! | leaving, terminating | join | same, rehire pending | ensure user, save + name |
+//! | requested, pending, active | join | skipped (already joined) | |
+//! | requested (same join) | join again | requested | request WorkSpace again |
+//! | requested | WorkSpace created | pending or active | save |
+//! | requested | creation failed | failed | save |
+//! | requested, pending, active, failed with a WorkSpace | leave | leaving | disable user, save, request termination |
+//! | none | leave | terminated (never joined) | save |
+//! | failed without a WorkSpace | leave | terminated | disable user, save |
+//! | leaving, terminating with rehire pending | leave | same, rehire withdrawn | save |
+//! | leaving, terminating, terminated | leave | skipped | |
+//! | leaving (same leave) | leave again | leaving | request termination again |
+//! | leaving, terminated, no WorkSpace id | WorkSpace created after the leave | leaving, with its id | save, request termination |
+//! | leaving | termination accepted | terminating | save |
+//! | leaving | nothing to terminate | terminated (or requested if rehired) | (request WorkSpace,) save |
+//! | leaving | termination failed | failed | save |
+//! | pending | AVAILABLE | active | save |
+//! | pending | ERROR | failed | save |
+//! | terminating | gone | terminated (or requested if rehired) | (request WorkSpace,) save |
+//! | pending, terminating | still waiting past the deadline | same, flagged stuck | save |
+//! | any | event older than the last applied | skipped (stale) | |
+//! | any | effective_at in the future | scheduled | hold |
+
+use super::employee::{EmployeeRecord, EmployeeState, EventOutcome, NameClaim, NewUser, PastWorkspace, ScheduledEvent};
+use super::messages::{TerminationRequest, WorkspaceRequest};
+use super::profile::Profile;
+use super::time::Timestamp;
+use super::validation;
+use super::workspace::WorkspaceState;
+
+/// Every stimulus the lifecycle answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A valid join or leave, claimed (a first delivery, or a redelivery after a crash).
+    Hr(HrInput),
+    /// A cancel of a held event; `held` is whether the target was waiting when read.
+    Cancel { employee_id: String, target: Option<String>, held: bool },
+    /// A held event has come due: it is posted to the HR queue again.
+    Due(ScheduledEvent),
+    /// The directory refused the joiner's user for good (the join as it was decided).
+    UserRefused { join: HrInput, code: String, message: String },
+    /// CreateWorkspaces made (or the provisioner adopted) this WorkSpace for a join's request.
+    Created { request_event_id: String, workspace_id: String, state: WorkspaceState },
+    /// CreateWorkspaces failed for good for a join's request.
+    CreateFailed { request_event_id: String, code: String, message: String },
+    /// TerminateWorkspaces accepted the termination of a leave's WorkSpace.
+    TerminationAccepted { leave_event_id: String, workspace_id: String },
+    /// The leave has no WorkSpace to terminate (none was ever made, or it is someone else's).
+    NothingToTerminate { leave_event_id: String },
+    /// TerminateWorkspaces failed for good.
+    TerminationFailed { leave_event_id: String, code: String, message: String },
+    /// What DescribeWorkspaces says of the employee's WorkSpace; `stuck_after_ms` is how long the
+    /// employee may wait in its state.
+    Observed { workspace_id: String, seen: Seen, stuck_after_ms: i64 },
+}
+
+/// A WorkSpace as the reconciler sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    State(WorkspaceState),
+    Error {
+        code: Option<String>,
+        message: Option<String>,
+    },
+    /// DescribeWorkspaces does not list the id.
+    Gone,
+}
+
+/// A join or a leave, with what the shell read and resolved for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HrInput {
+    pub employee_id: String,
+    pub event_id: String,
+    pub occurred_ms: i64,
+    pub effective_ms: Option<i64>,
+    /// How far a stored event time may run ahead of its write (see `EmployeeRecord::order_ms`).
+    pub clock_skew_ms: i64,
+    pub kind: HrKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HrKind {
+    /// The joiner, or why the join cannot be applied (a missing field, an unknown profile).
+    Join(Result<Box<Joiner>, String>),
+    /// `disable_user`: disable the directory user where configured and possible.
+    Leave { disable_user: bool },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Joiner {
+    pub user: NewUser,
+    pub department: Option<String>,
+    pub profile_name: String,
+    pub profile: Profile,
+    /// Who holds the user name, as read.
+    pub name: NameStatus,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NameStatus {
+    /// No one, or this employee.
+    Free,
+    /// An employee confirmed terminated (or without a record): the name may be taken over from
+    /// the holder's record as read (its version; `None`: no record).
+    Releasable { holder: String, version: Option<u64> },
+    /// Another employee who still has, or is getting, a WorkSpace.
+    Held { holder: String },
+}
+
+/// What to do, in order. `Save` writes `record` if the stored version is still
+/// `expected_version` (`None`: no record yet), with the user-name claim if there is one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    EnsureUser(NewUser),
+    DisableUser {
+        directory_id: String,
+        user_name: String,
+    },
+    Save {
+        record: Box<EmployeeRecord>,
+        expected_version: Option<u64>,
+        claim: Option<NameClaim>,
+    },
+    RequestWorkspace(WorkspaceRequest),
+    RequestTermination(TerminationRequest),
+    /// Hold the HR event until `effective_ms` (SQS cannot hold a message beyond 15 minutes).
+    Hold {
+        effective_ms: i64,
+    },
+    Unschedule {
+        employee_id: String,
+        event_id: String,
+    },
+    /// Post a due event to the HR queue again.
+    Post(ScheduledEvent),
+}
+
+/// What became of the stimulus.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// An HR event's outcome, recorded in the employee's history.
+    Event(EventOutcome, String),
+    /// A result or an observation handled (with or without a change); why, for the log.
+    Note(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub steps: Vec<Step>,
+    pub verdict: Verdict,
+}
+
+impl Decision {
+    fn event(outcome: EventOutcome, reason: impl Into<String>, steps: Vec<Step>) -> Self {
+        Decision { steps, verdict: Verdict::Event(outcome, reason.into()) }
+    }
+
+    fn note(reason: impl Into<String>, steps: Vec<Step>) -> Self {
+        Decision { steps, verdict: Verdict::Note(reason.into()) }
+    }
+
+    /// The record this decision writes, if it writes one.
+    pub fn saved(&self) -> Option<&EmployeeRecord> {
+        self.steps.iter().find_map(|s| match s {
+            Step::Save { record, .. } => Some(record.as_ref()),
+            _ => None,
+        })
+    }
+}
+
+pub const REHIRE_WAITS: &str = "rehire: a new WorkSpace is requested once the previous one is confirmed terminated";
+
+/// The lifecycle: the next record, the steps and the verdict for one stimulus.
+pub fn decide(current: Option<&EmployeeRecord>, input: &Input, now: i64) -> Decision {
+    match input {
+        Input::Hr(hr) => hr_event(current, hr, now),
+        Input::Cancel { employee_id, target, held } => cancel(employee_id, target.as_deref(), *held),
+        Input::Due(event) => Decision::note(
+            format!("{} due at {}", event.event_id, Timestamp::from_millis(event.effective_ms)),
+            vec![
+                Step::Post(event.clone()),
+                Step::Unschedule { employee_id: event.employee_id.clone(), event_id: event.event_id.clone() },
+            ],
+        ),
+        Input::UserRefused { join, code, message } => user_refused(current, join, code, message, now),
+        Input::Created { request_event_id, workspace_id, state } => {
+            created(current, request_event_id, workspace_id, state, now)
+        }
+        Input::CreateFailed { request_event_id, code, message } => match current {
+            Some(c) if c.state == EmployeeState::Requested && c.request_event_id.as_ref() == Some(request_event_id) => {
+                let next = stamp(c, now, |n| {
+                    n.state = EmployeeState::Failed;
+                    n.failure_code = Some(code.clone());
+                    n.failure_message = Some(message.clone());
+                });
+                Decision::note(format!("WorkSpace creation failed ({code})"), vec![save(c, next)])
+            }
+            _ => Decision::note("creation failure of a request no longer wanted", vec![]),
+        },
+        Input::TerminationAccepted { leave_event_id, workspace_id } => match leaving_for(current, leave_event_id) {
+            Some(c) => {
+                let next = stamp(c, now, |n| {
+                    n.state = EmployeeState::Terminating;
+                    n.workspace_id = Some(workspace_id.clone());
+                    n.terminate_requested_ms = Some(now);
+                });
+                Decision::note("termination requested", vec![save(c, next)])
+            }
+            None => Decision::note("termination of a leave no longer wanted", vec![]),
+        },
+        Input::NothingToTerminate { leave_event_id } => match leaving_for(current, leave_event_id) {
+            Some(c) => confirmed_gone(c, now, "no WorkSpace to terminate"),
+            None => Decision::note("termination of a leave no longer wanted", vec![]),
+        },
+        Input::TerminationFailed { leave_event_id, code, message } => match leaving_for(current, leave_event_id) {
+            Some(c) => {
+                let next = stamp(c, now, |n| {
+                    n.state = EmployeeState::Failed;
+                    n.failure_code = Some(code.clone());
+                    n.failure_message = Some(message.clone());
+                });
+                Decision::note(format!("termination failed ({code})"), vec![save(c, next)])
+            }
+            None => Decision::note("termination of a leave no longer wanted", vec![]),
+        },
+        Input::Observed { workspace_id, seen, stuck_after_ms } => {
+            observed(current, workspace_id, seen, *stuck_after_ms, now)
+        }
+    }
+}
+
+/// Whether a WorkSpace request is still wanted by the employee as read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestStatus {
+    Wanted,
+    /// A rehire's request sent just before the confirmation that makes it wanted was written.
+    AheadOfConfirmation,
+    /// Not wanted; `left` if the employee has left without a WorkSpace id known, in which case
+    /// a WorkSpace a crashed attempt made may be theirs to terminate.
+    Unwanted {
+        left: bool,
+    },
+}
+
+pub fn request_status(current: Option<&EmployeeRecord>, request_event_id: &str) -> RequestStatus {
+    let Some(c) = current else { return RequestStatus::Unwanted { left: false } };
+    let ours = c.request_event_id.as_deref() == Some(request_event_id);
+    if c.state == EmployeeState::Requested && ours {
+        RequestStatus::Wanted
+    } else if ours && c.rehire_pending && c.state.is_leaving() {
+        RequestStatus::AheadOfConfirmation
+    } else {
+        RequestStatus::Unwanted { left: has_left(c) && c.workspace_id.is_none() }
+    }
+}
+
+/// Whether a termination request is still wanted by the employee as read.
+pub fn termination_wanted(current: Option<&EmployeeRecord>, leave_event_id: &str) -> bool {
+    leaving_for(current, leave_event_id).is_some()
+}
+
+/// The upgrade to user-name claims (`hrws claim-names`): a live employee's record, unchanged but
+/// stamped, written with the claim of its user name. `None` for a record without a name.
+pub fn claim_existing_name(current: &EmployeeRecord, now: i64) -> Option<Step> {
+    let (Some(user_name), Some(profile)) = (&current.username, &current.profile) else { return None };
+    let claim = NameClaim {
+        directory_id: profile.directory_id.clone(),
+        user_name: user_name.clone(),
+        employee_id: current.employee_id.clone(),
+        take_over_from: None,
+    };
+    let next = stamp(current, now, |_| {});
+    Some(Step::Save { record: Box::new(next), expected_version: Some(current.version), claim: Some(claim) })
+}
+
+/// Whether a user name's holder has given it up: confirmed terminated and not being rehired.
+pub fn releases_name(holder: Option<&EmployeeRecord>) -> bool {
+    holder.is_none_or(|h| h.state == EmployeeState::Terminated && !h.rehire_pending)
+}
+
+fn has_left(c: &EmployeeRecord) -> bool {
+    c.state.is_leaving() || c.state == EmployeeState::Terminated
+}
+
+fn leaving_for<'a>(current: Option<&'a EmployeeRecord>, leave_event_id: &str) -> Option<&'a EmployeeRecord> {
+    current.filter(|c| c.state == EmployeeState::Leaving && c.leave_event_id.as_deref() == Some(leave_event_id))
+}
+
+/// The one place a record changes: `change` says what, and the stamp follows: the version goes
+/// up by one, `updated_ms` is now, and a change of state restarts `state_since_ms` and clears
+/// the stuck flag.
+fn stamp(current: &EmployeeRecord, now: i64, change: impl FnOnce(&mut EmployeeRecord)) -> EmployeeRecord {
+    let mut next = current.clone();
+    change(&mut next);
+    next.version = current.version + 1;
+    next.updated_ms = now;
+    if next.state != current.state {
+        next.state_since_ms = now;
+        next.stuck_since_ms = None;
+    }
+    next
+}
+
+/// A record's first write.
+fn first(employee_id: &str, now: i64, change: impl FnOnce(&mut EmployeeRecord)) -> EmployeeRecord {
+    let mut next = EmployeeRecord::new(employee_id, now);
+    change(&mut next);
+    next.version = 1;
+    next.updated_ms = now;
+    next.state_since_ms = now;
+    next
+}
+
+fn save(current: &EmployeeRecord, next: EmployeeRecord) -> Step {
+    Step::Save { record: Box::new(next), expected_version: Some(current.version), claim: None }
+}
+
+fn save_new(next: EmployeeRecord) -> Step {
+    Step::Save { record: Box::new(next), expected_version: None, claim: None }
+}
+
+fn hr_event(current: Option<&EmployeeRecord>, hr: &HrInput, now: i64) -> Decision {
+    if let Some(c) = current
+        && c.last_event_id != hr.event_id
+        && (c.order_ms(hr.clock_skew_ms), c.last_event_id.as_str()) > (hr.occurred_ms, hr.event_id.as_str())
+    {
+        return Decision::event(
+            EventOutcome::Skipped,
+            format!(
+                "stale: occurred at {} but event {} from {} was already applied",
+                Timestamp::from_millis(hr.occurred_ms),
+                c.last_event_id,
+                Timestamp::from_millis(c.last_event_ms)
+            ),
+            vec![],
+        );
+    }
+    if let Some(effective) = hr.effective_ms
+        && effective > now
+    {
+        return Decision::event(
+            EventOutcome::Scheduled,
+            format!("held until it takes effect at {}", Timestamp::from_millis(effective)),
+            vec![Step::Hold { effective_ms: effective }],
+        );
+    }
+    match &hr.kind {
+        HrKind::Join(joiner) => join(current, hr, joiner.as_deref(), now),
+        HrKind::Leave { disable_user } => leave(current, hr, *disable_user, now),
+    }
+}
+
+/// The join's record: the joiner's details, the request it makes, the event it applies.
+fn joined(base: EmployeeRecord, hr: &HrInput, joiner: &Joiner, rehire: bool) -> EmployeeRecord {
+    let mut next = base;
+    next.last_event_ms = hr.occurred_ms;
+    next.last_event_id = hr.event_id.clone();
+    next.username = Some(joiner.user.user_name.clone());
+    next.given_name = Some(joiner.user.given_name.clone());
+    next.surname = Some(joiner.user.surname.clone());
+    next.email = Some(joiner.user.email.clone());
+    next.department = joiner.department.clone();
+    next.profile_name = Some(joiner.profile_name.clone());
+    next.profile = Some(joiner.profile.clone());
+    next.request_event_id = Some(hr.event_id.clone());
+    next.failure_code = None;
+    next.failure_message = None;
+    if rehire {
+        // The previous WorkSpace must be gone first: its confirmation sends the request.
+        next.rehire_pending = true;
+    } else {
+        next.state = EmployeeState::Requested;
+        next.workspace_id = None;
+        next.leave_event_id = None;
+        next.terminate_requested_ms = None;
+        next.terminated_ms = None;
+        next.rehire_pending = false;
+    }
+    next
+}
+
+fn join(current: Option<&EmployeeRecord>, hr: &HrInput, joiner: Result<&Joiner, &String>, now: i64) -> Decision {
+    let mut rehire = false;
+    if let Some(c) = current {
+        let resuming = c.request_event_id.as_deref() == Some(hr.event_id.as_str());
+        match c.state {
+            EmployeeState::Requested if resuming => {
+                // A previous attempt wrote the record; make sure the request went out.
+                return match WorkspaceRequest::for_employee(c, now) {
+                    Some(request) => Decision::event(
+                        EventOutcome::Applied,
+                        "WorkSpace requested",
+                        vec![Step::RequestWorkspace(request)],
+                    ),
+                    None => Decision::event(EventOutcome::Rejected, "the record lacks the joiner's details", vec![]),
+                };
+            }
+            EmployeeState::Leaving | EmployeeState::Terminating if resuming && c.rehire_pending => {
+                return Decision::event(EventOutcome::Applied, REHIRE_WAITS, vec![]);
+            }
+            EmployeeState::Requested | EmployeeState::Pending | EmployeeState::Active => {
+                return Decision::event(
+                    EventOutcome::Skipped,
+                    format!(
+                        "already joined: employee is {} (event {})",
+                        c.state.as_str(),
+                        c.request_event_id.as_deref().unwrap_or("?")
+                    ),
+                    vec![],
+                );
+            }
+            EmployeeState::Leaving | EmployeeState::Terminating => rehire = true,
+            // A new join retries a failed onboarding, or rehires after a confirmed termination.
+            EmployeeState::Failed | EmployeeState::Terminated => {}
+        }
+    }
+    let joiner = match joiner {
+        Ok(j) => j,
+        Err(why) => return Decision::event(EventOutcome::Rejected, why.clone(), vec![]),
+    };
+    let directory_id = &joiner.profile.directory_id;
+    let take_over_from = match &joiner.name {
+        NameStatus::Free => None,
+        NameStatus::Releasable { holder, version } => Some((holder.clone(), *version)),
+        NameStatus::Held { holder } => {
+            return Decision::event(
+                EventOutcome::Rejected,
+                name_held(&joiner.user.user_name, directory_id, holder),
+                vec![],
+            );
+        }
+    };
+    let next = match current {
+        Some(c) => stamp(c, now, |n| *n = joined(n.clone(), hr, joiner, rehire)),
+        None => first(&hr.employee_id, now, |n| *n = joined(n.clone(), hr, joiner, false)),
+    };
+    let claim = NameClaim {
+        directory_id: directory_id.clone(),
+        user_name: joiner.user.user_name.clone(),
+        employee_id: hr.employee_id.clone(),
+        take_over_from,
+    };
+    let mut steps = vec![
+        Step::EnsureUser(joiner.user.clone()),
+        Step::Save { record: Box::new(next.clone()), expected_version: current.map(|c| c.version), claim: Some(claim) },
+    ];
+    if rehire {
+        return Decision::event(EventOutcome::Applied, REHIRE_WAITS, steps);
+    }
+    if let Some(request) = WorkspaceRequest::for_employee(&next, now) {
+        steps.push(Step::RequestWorkspace(request));
+    }
+    Decision::event(EventOutcome::Applied, format!("WorkSpace requested with profile {}", joiner.profile_name), steps)
+}
+
+fn user_refused(current: Option<&EmployeeRecord>, hr: &HrInput, code: &str, message: &str, now: i64) -> Decision {
+    let HrKind::Join(Ok(joiner)) = &hr.kind else {
+        return Decision::event(EventOutcome::Rejected, format!("directory user not created: {message}"), vec![]);
+    };
+    let rehire = current.is_some_and(|c| c.state.is_leaving());
+    let refuse = |n: &mut EmployeeRecord| {
+        *n = joined(n.clone(), hr, joiner, rehire);
+        if !rehire {
+            n.state = EmployeeState::Failed;
+        }
+        n.rehire_pending = false;
+        n.request_event_id = None;
+        n.failure_code = Some(code.to_owned());
+        n.failure_message = Some(message.to_owned());
+    };
+    let step = match current {
+        Some(c) => save(c, stamp(c, now, refuse)),
+        None => save_new(first(&hr.employee_id, now, refuse)),
+    };
+    Decision::event(EventOutcome::Rejected, format!("directory user not created: {message}"), vec![step])
+}
+
+fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, now: i64) -> Decision {
+    let Some(c) = current else {
+        // Nothing to terminate; the record makes an older join that arrives later stale.
+        let next = first(&hr.employee_id, now, |n| {
+            n.state = EmployeeState::Terminated;
+            n.last_event_ms = hr.occurred_ms;
+            n.last_event_id = hr.event_id.clone();
+            n.leave_event_id = Some(hr.event_id.clone());
+            n.terminated_ms = Some(now);
+        });
+        return Decision::event(
+            EventOutcome::Applied,
+            "no WorkSpace to terminate: the employee never joined",
+            vec![save_new(next)],
+        );
+    };
+    let resuming = c.leave_event_id.as_deref() == Some(hr.event_id.as_str());
+    let applying = |n: &mut EmployeeRecord| {
+        n.last_event_ms = hr.occurred_ms;
+        n.last_event_id = hr.event_id.clone();
+        n.leave_event_id = Some(hr.event_id.clone());
+    };
+    let (state, reason) = match c.state {
+        EmployeeState::Leaving if resuming => {
+            let steps = TerminationRequest::for_employee(c, now).map(Step::RequestTermination).into_iter().collect();
+            return Decision::event(EventOutcome::Applied, "termination requested", steps);
+        }
+        EmployeeState::Leaving | EmployeeState::Terminating if c.rehire_pending => {
+            let next = stamp(c, now, |n| {
+                applying(n);
+                n.rehire_pending = false;
+                n.request_event_id = None;
+            });
+            return Decision::event(
+                EventOutcome::Applied,
+                "pending rehire withdrawn; the termination goes on",
+                vec![save(c, next)],
+            );
+        }
+        EmployeeState::Leaving | EmployeeState::Terminating | EmployeeState::Terminated => {
+            return Decision::event(
+                EventOutcome::Skipped,
+                format!("already {}: leave {} applied", c.state.as_str(), c.leave_event_id.as_deref().unwrap_or("?")),
+                vec![],
+            );
+        }
+        EmployeeState::Failed if c.workspace_id.is_none() => {
+            (EmployeeState::Terminated, "no WorkSpace to terminate: onboarding had failed")
+        }
+        EmployeeState::Requested | EmployeeState::Pending | EmployeeState::Active | EmployeeState::Failed => {
+            (EmployeeState::Leaving, "termination requested")
+        }
+    };
+    let next = stamp(c, now, |n| {
+        applying(n);
+        n.state = state;
+        if state == EmployeeState::Terminated {
+            n.terminated_ms = Some(now);
+        }
+        n.stuck_since_ms = None;
+    });
+    let mut steps = Vec::new();
+    if disable_user && let (Some(profile), Some(user)) = (&c.profile, &c.username) {
+        steps.push(Step::DisableUser { directory_id: profile.directory_id.clone(), user_name: user.clone() });
+    }
+    let termination = (state == EmployeeState::Leaving).then(|| TerminationRequest::for_employee(&next, now)).flatten();
+    steps.push(save(c, next));
+    steps.extend(termination.map(Step::RequestTermination));
+    Decision::event(EventOutcome::Applied, reason, steps)
+}
+
+/// A cancel does not touch the record: it removes the held event, if it was still held when
+/// read (should the removal find it gone, the shell decides again with `held: false`).
+fn cancel(employee_id: &str, target: Option<&str>, held: bool) -> Decision {
+    let Some(target) = target else {
+        return Decision::event(EventOutcome::Rejected, "cancels is required", vec![]);
+    };
+    if !held {
+        return Decision::event(
+            EventOutcome::Rejected,
+            format!(
+                "nothing to cancel: {target} is not waiting to take effect (already applied, cancelled or unknown)"
+            ),
+            vec![],
+        );
+    }
+    Decision::event(
+        EventOutcome::Applied,
+        format!("cancelled {target} before it took effect"),
+        vec![Step::Unschedule { employee_id: employee_id.to_owned(), event_id: target.to_owned() }],
+    )
+}
+
+fn created(
+    current: Option<&EmployeeRecord>,
+    request_event_id: &str,
+    workspace_id: &str,
+    state: &WorkspaceState,
+    now: i64,
+) -> Decision {
+    let Some(c) = current else { return Decision::note("WorkSpace created for an unknown employee", vec![]) };
+    match request_status(Some(c), request_event_id) {
+        RequestStatus::Wanted => {
+            let next = stamp(c, now, |n| {
+                n.state =
+                    if *state == WorkspaceState::Available { EmployeeState::Active } else { EmployeeState::Pending };
+                n.workspace_id = Some(workspace_id.to_owned());
+            });
+            Decision::note(format!("WorkSpace {workspace_id} created ({state})"), vec![save(c, next)])
+        }
+        RequestStatus::Unwanted { left: true } => {
+            // Created after the leave (or redelivered after a crash that followed the create):
+            // the WorkSpace is attached and its termination asked, so no leaver keeps one.
+            let next = stamp(c, now, |n| {
+                n.workspace_id = Some(workspace_id.to_owned());
+                n.state = EmployeeState::Leaving;
+                n.terminated_ms = None;
+            });
+            let termination = TerminationRequest::for_employee(&next, now);
+            let mut steps = vec![save(c, next)];
+            steps.extend(termination.map(Step::RequestTermination));
+            Decision::note(format!("WorkSpace {workspace_id} created after the leave: termination requested"), steps)
+        }
+        RequestStatus::Unwanted { left: false } | RequestStatus::AheadOfConfirmation => Decision::note(
+            format!(
+                "WorkSpace {workspace_id} created for a request no longer wanted (employee is {})",
+                c.state.as_str()
+            ),
+            vec![],
+        ),
+    }
+}
+
+/// The WorkSpace is confirmed gone (or there was none): terminated, or a waiting rehire's
+/// WorkSpace is requested, the request before the write.
+fn confirmed_gone(c: &EmployeeRecord, now: i64, why: &str) -> Decision {
+    let next = stamp(c, now, |n| {
+        n.state = EmployeeState::Terminated;
+        n.terminated_ms = Some(now);
+        if let Some(id) = n.workspace_id.take() {
+            n.previous_workspaces.push(PastWorkspace { workspace_id: id, terminated_ms: now });
+        }
+        if n.rehire_pending {
+            n.state = EmployeeState::Requested;
+            n.rehire_pending = false;
+            n.leave_event_id = None;
+            n.terminate_requested_ms = None;
+        }
+    });
+    if next.state == EmployeeState::Requested
+        && let Some(request) = WorkspaceRequest::for_employee(&next, now)
+    {
+        return Decision::note(
+            format!("{why}; rehire: WorkSpace requested"),
+            vec![Step::RequestWorkspace(request), save(c, next)],
+        );
+    }
+    Decision::note(why.to_owned(), vec![save(c, next)])
+}
+
+fn observed(
+    current: Option<&EmployeeRecord>,
+    workspace_id: &str,
+    seen: &Seen,
+    stuck_after_ms: i64,
+    now: i64,
+) -> Decision {
+    let Some(c) = current.filter(|c| c.state.needs_watching() && c.workspace_id.as_deref() == Some(workspace_id))
+    else {
+        return Decision::note("no longer watched", vec![]);
+    };
+    match (c.state, seen) {
+        (EmployeeState::Pending, Seen::State(WorkspaceState::Available)) => {
+            Decision::note("AVAILABLE", vec![save(c, stamp(c, now, |n| n.state = EmployeeState::Active))])
+        }
+        (EmployeeState::Pending, Seen::Error { code, message }) => {
+            let next = stamp(c, now, |n| {
+                n.state = EmployeeState::Failed;
+                n.failure_code = Some(code.clone().unwrap_or_else(|| "ERROR".into()));
+                n.failure_message = Some(message.clone().unwrap_or_default());
+            });
+            Decision::note("ERROR", vec![save(c, next)])
+        }
+        // Absent only counts once termination was asked; a new id can be missing briefly.
+        (EmployeeState::Terminating, Seen::Gone) if c.terminate_requested_ms.is_some() => {
+            confirmed_gone(c, now, "confirmed terminated")
+        }
+        (state, _) => {
+            if now - c.state_since_ms <= stuck_after_ms || c.stuck_since_ms.is_some() {
+                let stuck = c.stuck_since_ms.is_some();
+                return Decision::note(if stuck { STILL_STUCK } else { STILL_WAITING }, vec![]);
+            }
+            let next = stamp(c, now, |n| n.stuck_since_ms = Some(now));
+            Decision::note(format!("{STUCK}: {} past its deadline", state.as_str()), vec![save(c, next)])
+        }
+    }
+}
+
+pub const STILL_WAITING: &str = "still waiting";
+pub const STILL_STUCK: &str = "stuck, already flagged";
+pub const STUCK: &str = "stuck";
+
+/// Why a join is refused when its user name belongs to another employee.
+fn name_held(user_name: &str, directory_id: &str, holder: &str) -> String {
+    format!(
+        "employee.username {} is held by employee {holder} in directory {directory_id} [name-held]: a user name has one owner until that employee is confirmed terminated (a re-keyed person: send the leave of the old employee_id first)",
+        validation::echo(user_name)
+    )
+}
+
+#[cfg(test)]
+mod tests;

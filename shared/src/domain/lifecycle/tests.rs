@@ -1,0 +1,430 @@
+//! The transition table, one GIVEN/WHEN/THEN per cell that matters.
+
+use super::*;
+use crate::domain::employee::EmployeeState::{self, *};
+
+const NOW: i64 = 1_000_000_000;
+const DIR: &str = "d-1234567890";
+
+fn profile() -> Profile {
+    serde_json::from_value(serde_json::json!({ "directory_id": DIR, "bundle_id": "wsb-12345678" })).unwrap()
+}
+
+/// An employee who joined with `j1` as `jdoe`, now in `state`, last written at version 3.
+fn employee(state: EmployeeState) -> EmployeeRecord {
+    let mut e = EmployeeRecord::new("E1", NOW - 10_000);
+    e.state = state;
+    e.version = 3;
+    e.last_event_id = "j1".into();
+    e.last_event_ms = NOW - 10_000;
+    e.username = Some("jdoe".into());
+    e.given_name = Some("J".into());
+    e.surname = Some("Doe".into());
+    e.email = Some("jdoe@example.com".into());
+    e.profile_name = Some("standard".into());
+    e.profile = Some(profile());
+    e.request_event_id = Some("j1".into());
+    if matches!(state, Pending | Active | Terminating) {
+        e.workspace_id = Some("ws-1".into());
+    }
+    if state.is_leaving() || state == Terminated {
+        e.leave_event_id = Some("l1".into());
+        e.last_event_id = "l1".into();
+    }
+    if state == Terminating {
+        e.terminate_requested_ms = Some(NOW - 5_000);
+    }
+    e
+}
+
+fn joiner(name: NameStatus) -> Joiner {
+    Joiner {
+        user: NewUser {
+            directory_id: DIR.into(),
+            user_name: "jdoe".into(),
+            given_name: "J".into(),
+            surname: "Doe".into(),
+            email: "jdoe@example.com".into(),
+            client_token: "hr-x".into(),
+        },
+        department: None,
+        profile_name: "standard".into(),
+        profile: profile(),
+        name,
+    }
+}
+
+fn hr(event_id: &str, kind: HrKind) -> HrInput {
+    HrInput {
+        employee_id: "E1".into(),
+        event_id: event_id.into(),
+        occurred_ms: NOW - 1_000,
+        effective_ms: None,
+        clock_skew_ms: 300_000,
+        kind,
+    }
+}
+
+fn join(event_id: &str) -> Input {
+    Input::Hr(hr(event_id, HrKind::Join(Ok(Box::new(joiner(NameStatus::Free))))))
+}
+
+fn leave(event_id: &str) -> Input {
+    Input::Hr(hr(event_id, HrKind::Leave { disable_user: true }))
+}
+
+fn outcome(d: &Decision) -> EventOutcome {
+    match &d.verdict {
+        Verdict::Event(outcome, _) => *outcome,
+        Verdict::Note(note) => panic!("expected an event outcome, got the note {note}"),
+    }
+}
+
+/// The steps by kind, in order.
+fn kinds(d: &Decision) -> Vec<&'static str> {
+    d.steps
+        .iter()
+        .map(|s| match s {
+            Step::EnsureUser(_) => "ensure user",
+            Step::DisableUser { .. } => "disable user",
+            Step::Save { claim: Some(_), .. } => "save + name",
+            Step::Save { .. } => "save",
+            Step::RequestWorkspace(_) => "request WorkSpace",
+            Step::RequestTermination(_) => "request termination",
+            Step::Hold { .. } => "hold",
+            Step::Unschedule { .. } => "unschedule",
+            Step::Post(_) => "post",
+        })
+        .collect()
+}
+
+fn saved(d: &Decision) -> &EmployeeRecord {
+    d.saved().expect("the decision writes the record")
+}
+
+fn state_after(current: Option<&EmployeeRecord>, input: &Input) -> (Option<EmployeeState>, Vec<&'static str>) {
+    let d = decide(current, input, NOW);
+    (d.saved().map(|r| r.state), kinds(&d).into_iter().collect())
+}
+
+#[test]
+fn a_new_joiner_gets_a_user_then_a_record_with_its_name_then_a_workspace_request() {
+    // GIVEN no record WHEN a join arrives
+    let d = decide(None, &join("j1"), NOW);
+    // THEN the user is ensured, the record written with the name claim, then the WorkSpace asked
+    assert_eq!(outcome(&d), EventOutcome::Applied);
+    assert_eq!(kinds(&d), ["ensure user", "save + name", "request WorkSpace"]);
+    let next = saved(&d);
+    assert_eq!((next.state, next.version, next.state_since_ms, next.updated_ms), (Requested, 1, NOW, NOW));
+    assert_eq!(next.request_event_id.as_deref(), Some("j1"));
+}
+
+#[test]
+fn a_failed_or_terminated_employee_joining_again_starts_over_keeping_the_past() {
+    for state in [Failed, Terminated] {
+        let mut current = employee(state);
+        current.previous_workspaces.push(PastWorkspace { workspace_id: "ws-0".into(), terminated_ms: 1 });
+        let d = decide(Some(&current), &join("j2"), NOW);
+        assert_eq!(kinds(&d), ["ensure user", "save + name", "request WorkSpace"], "{state:?}");
+        let next = saved(&d);
+        assert_eq!((next.state, next.version, next.workspace_id.as_deref()), (Requested, 4, None));
+        assert_eq!(next.previous_workspaces.len(), 1);
+        assert!(next.leave_event_id.is_none() && next.terminated_ms.is_none());
+    }
+}
+
+#[test]
+fn a_rehire_while_the_old_workspace_is_going_waits_for_its_confirmation() {
+    for state in [Leaving, Terminating] {
+        // GIVEN a leaver WHEN a new join arrives
+        let d = decide(Some(&employee(state)), &join("j2"), NOW);
+        // THEN the name and details are kept but no WorkSpace is asked for yet
+        assert_eq!(kinds(&d), ["ensure user", "save + name"], "{state:?}");
+        let next = saved(&d);
+        assert_eq!((next.state, next.rehire_pending), (state, true));
+        assert_eq!(next.state_since_ms, NOW - 10_000, "the state did not change");
+        assert!(matches!(&d.verdict, Verdict::Event(EventOutcome::Applied, r) if r == REHIRE_WAITS));
+    }
+}
+
+#[test]
+fn a_join_for_someone_already_joined_is_skipped() {
+    for state in [Requested, Pending, Active] {
+        let d = decide(Some(&employee(state)), &join("j2"), NOW);
+        assert_eq!((outcome(&d), kinds(&d).len()), (EventOutcome::Skipped, 0), "{state:?}");
+    }
+}
+
+#[test]
+fn a_redelivered_join_whose_record_was_written_sends_its_request_again() {
+    let d = decide(Some(&employee(Requested)), &join("j1"), NOW);
+    assert_eq!((outcome(&d), kinds(&d)), (EventOutcome::Applied, vec!["request WorkSpace"]));
+}
+
+#[test]
+fn a_join_for_a_name_another_employee_holds_is_rejected_and_changes_nothing() {
+    let input = Input::Hr(hr("j1", HrKind::Join(Ok(Box::new(joiner(NameStatus::Held { holder: "E9".into() }))))));
+    let d = decide(None, &input, NOW);
+    assert_eq!((outcome(&d), kinds(&d).len()), (EventOutcome::Rejected, 0));
+    assert!(matches!(&d.verdict, Verdict::Event(_, r) if r.contains("E9") && r.contains("[name-held]")));
+}
+
+#[test]
+fn a_name_released_by_a_terminated_holder_is_taken_over_from_the_record_as_read() {
+    let name = NameStatus::Releasable { holder: "E9".into(), version: Some(7) };
+    let d = decide(None, &Input::Hr(hr("j1", HrKind::Join(Ok(Box::new(joiner(name)))))), NOW);
+    let Some(Step::Save { claim: Some(claim), .. }) = d.steps.get(1) else { panic!("{d:?}") };
+    assert_eq!(claim.take_over_from, Some(("E9".into(), Some(7))));
+}
+
+#[test]
+fn a_join_that_cannot_be_applied_is_rejected_with_its_reason() {
+    let input = Input::Hr(hr("j1", HrKind::Join(Err("invalid WorkSpace choice: x".into()))));
+    let d = decide(None, &input, NOW);
+    assert!(matches!(&d.verdict, Verdict::Event(EventOutcome::Rejected, r) if r.contains("invalid WorkSpace")));
+    assert!(d.steps.is_empty());
+}
+
+#[test]
+fn a_user_the_directory_refuses_fails_the_joiner_and_a_rehire_keeps_leaving() {
+    let Input::Hr(join) = join("j2") else { unreachable!() };
+    let refused = Input::UserRefused { join, code: "EntityAlreadyExists".into(), message: "m".into() };
+    // GIVEN a new joiner WHEN the directory refuses the user THEN the joiner failed, with the code
+    let d = decide(None, &refused, NOW);
+    assert_eq!((outcome(&d), kinds(&d)), (EventOutcome::Rejected, vec!["save"]));
+    assert_eq!((saved(&d).state, saved(&d).failure_code.as_deref()), (Failed, Some("EntityAlreadyExists")));
+    // GIVEN a leaver being rehired THEN the rehire is dropped and the termination goes on
+    let d = decide(Some(&employee(Terminating)), &refused, NOW);
+    assert_eq!((saved(&d).state, saved(&d).rehire_pending), (Terminating, false));
+}
+
+#[test]
+fn a_leave_disables_the_user_writes_then_asks_for_the_termination() {
+    for state in [Requested, Pending, Active] {
+        let mut current = employee(state);
+        current.leave_event_id = None;
+        let d = decide(Some(&current), &leave("l1"), NOW);
+        assert_eq!(kinds(&d), ["disable user", "save", "request termination"], "{state:?}");
+        assert_eq!((saved(&d).state, saved(&d).leave_event_id.as_deref()), (Leaving, Some("l1")));
+    }
+    // A failed employee with a WorkSpace (it went to ERROR) has it terminated too.
+    let mut failed = employee(Failed);
+    failed.workspace_id = Some("ws-err".into());
+    let (state, steps) = state_after(Some(&failed), &leave("l1"));
+    assert_eq!((state, steps), (Some(Leaving), vec!["disable user", "save", "request termination"]));
+}
+
+#[test]
+fn a_leave_without_a_workspace_ends_at_once() {
+    // never joined: the record makes a later, older join stale
+    let d = decide(None, &leave("l1"), NOW);
+    assert_eq!((saved(&d).state, kinds(&d)), (Terminated, vec!["save"]));
+    // onboarding had failed
+    let (state, steps) = state_after(Some(&employee(Failed)), &leave("l1"));
+    assert_eq!((state, steps), (Some(Terminated), vec!["disable user", "save"]));
+}
+
+#[test]
+fn a_leave_withdraws_a_pending_rehire() {
+    let mut current = employee(Terminating);
+    current.rehire_pending = true;
+    current.request_event_id = Some("j2".into());
+    current.last_event_id = "j2".into();
+    let d = decide(Some(&current), &leave("l2"), NOW);
+    assert_eq!(outcome(&d), EventOutcome::Applied);
+    let next = saved(&d);
+    assert_eq!((next.state, next.rehire_pending, next.request_event_id.as_deref()), (Terminating, false, None));
+}
+
+#[test]
+fn a_second_leave_is_skipped_and_a_redelivered_one_asks_again() {
+    for state in [Leaving, Terminating, Terminated] {
+        let d = decide(Some(&employee(state)), &leave("l2"), NOW);
+        assert_eq!(outcome(&d), EventOutcome::Skipped, "{state:?}");
+    }
+    let d = decide(Some(&employee(Leaving)), &leave("l1"), NOW);
+    assert_eq!((outcome(&d), kinds(&d)), (EventOutcome::Applied, vec!["request termination"]));
+}
+
+#[test]
+fn an_event_older_than_the_last_applied_is_stale_whatever_its_kind() {
+    let current = employee(Active);
+    let mut old = hr("j0", HrKind::Leave { disable_user: false });
+    old.occurred_ms = NOW - 20_000;
+    let d = decide(Some(&current), &Input::Hr(old), NOW);
+    assert!(matches!(&d.verdict, Verdict::Event(EventOutcome::Skipped, r) if r.starts_with("stale")));
+}
+
+#[test]
+fn a_future_dated_event_is_held_until_it_takes_effect() {
+    let mut later = hr("l1", HrKind::Leave { disable_user: false });
+    later.effective_ms = Some(NOW + 86_400_000);
+    let d = decide(Some(&employee(Active)), &Input::Hr(later), NOW);
+    assert_eq!(outcome(&d), EventOutcome::Scheduled);
+    assert_eq!(d.steps, [Step::Hold { effective_ms: NOW + 86_400_000 }]);
+}
+
+#[test]
+fn a_cancel_removes_a_held_event_or_says_there_is_none() {
+    let cancel = |held| Input::Cancel { employee_id: "E1".into(), target: Some("l1".into()), held };
+    let d = decide(None, &cancel(true), NOW);
+    assert_eq!((outcome(&d), kinds(&d)), (EventOutcome::Applied, vec!["unschedule"]));
+    let d = decide(None, &cancel(false), NOW);
+    assert_eq!((outcome(&d), kinds(&d).len()), (EventOutcome::Rejected, 0));
+}
+
+#[test]
+fn a_created_workspace_makes_the_joiner_pending_or_active() {
+    let created = |state| Input::Created { request_event_id: "j1".into(), workspace_id: "ws-9".into(), state };
+    let (state, steps) = state_after(Some(&employee(Requested)), &created(WorkspaceState::Pending));
+    assert_eq!((state, steps), (Some(Pending), vec!["save"]));
+    let (state, _) = state_after(Some(&employee(Requested)), &created(WorkspaceState::Available));
+    assert_eq!(state, Some(Active));
+    // for another request: nothing
+    let other =
+        Input::Created { request_event_id: "j0".into(), workspace_id: "ws-9".into(), state: WorkspaceState::Pending };
+    assert_eq!(state_after(Some(&employee(Requested)), &other), (None, vec![]));
+}
+
+#[test]
+fn a_workspace_created_after_the_leave_is_attached_and_its_termination_asked() {
+    for state in [Leaving, Terminated] {
+        let mut current = employee(state);
+        current.workspace_id = None;
+        let input = Input::Created {
+            request_event_id: "j1".into(),
+            workspace_id: "ws-late".into(),
+            state: WorkspaceState::Pending,
+        };
+        let d = decide(Some(&current), &input, NOW);
+        assert_eq!(kinds(&d), ["save", "request termination"], "{state:?}");
+        assert_eq!((saved(&d).state, saved(&d).workspace_id.as_deref()), (Leaving, Some("ws-late")));
+    }
+}
+
+#[test]
+fn a_creation_failure_fails_the_joiner() {
+    let input = Input::CreateFailed {
+        request_event_id: "j1".into(),
+        code: "ResourceNotFound.User".into(),
+        message: "m".into(),
+    };
+    let d = decide(Some(&employee(Requested)), &input, NOW);
+    assert_eq!((saved(&d).state, saved(&d).failure_code.as_deref()), (Failed, Some("ResourceNotFound.User")));
+}
+
+#[test]
+fn termination_results_move_the_leaver_on() {
+    let accepted = Input::TerminationAccepted { leave_event_id: "l1".into(), workspace_id: "ws-1".into() };
+    let d = decide(Some(&employee(Leaving)), &accepted, NOW);
+    assert_eq!((saved(&d).state, saved(&d).terminate_requested_ms), (Terminating, Some(NOW)));
+    let nothing = Input::NothingToTerminate { leave_event_id: "l1".into() };
+    assert_eq!(state_after(Some(&employee(Leaving)), &nothing), (Some(Terminated), vec!["save"]));
+    let failed = Input::TerminationFailed { leave_event_id: "l1".into(), code: "X".into(), message: "m".into() };
+    assert_eq!(state_after(Some(&employee(Leaving)), &failed).0, Some(Failed));
+    // a result for another leave changes nothing
+    let other = Input::NothingToTerminate { leave_event_id: "l0".into() };
+    assert_eq!(state_after(Some(&employee(Leaving)), &other), (None, vec![]));
+}
+
+#[test]
+fn the_reconciler_confirms_what_it_sees() {
+    let seen = |s| Input::Observed { workspace_id: "ws-1".into(), seen: s, stuck_after_ms: 60_000 };
+    let available = seen(Seen::State(WorkspaceState::Available));
+    assert_eq!(state_after(Some(&employee(Pending)), &available), (Some(Active), vec!["save"]));
+    let error = seen(Seen::Error { code: Some("E".into()), message: None });
+    assert_eq!(state_after(Some(&employee(Pending)), &error).0, Some(Failed));
+    let d = decide(Some(&employee(Terminating)), &seen(Seen::Gone), NOW);
+    let next = saved(&d);
+    assert_eq!((next.state, next.workspace_id.as_deref(), next.terminated_ms), (Terminated, None, Some(NOW)));
+    assert_eq!(next.previous_workspaces, [PastWorkspace { workspace_id: "ws-1".into(), terminated_ms: NOW }]);
+    // gone before the termination was asked (a new id can lag): still waiting
+    let mut unasked = employee(Terminating);
+    unasked.terminate_requested_ms = None;
+    assert_eq!(state_after(Some(&unasked), &seen(Seen::Gone)), (None, vec![]));
+    // another WorkSpace id than the employee's: nothing
+    let other = Input::Observed { workspace_id: "ws-2".into(), seen: Seen::Gone, stuck_after_ms: 0 };
+    assert_eq!(state_after(Some(&employee(Terminating)), &other), (None, vec![]));
+}
+
+#[test]
+fn a_confirmed_termination_sends_a_waiting_rehires_request_before_its_write() {
+    let mut current = employee(Terminating);
+    current.rehire_pending = true;
+    current.request_event_id = Some("j2".into());
+    let input = Input::Observed { workspace_id: "ws-1".into(), seen: Seen::Gone, stuck_after_ms: 60_000 };
+    let d = decide(Some(&current), &input, NOW);
+    assert_eq!(kinds(&d), ["request WorkSpace", "save"]);
+    let next = saved(&d);
+    assert_eq!((next.state, next.rehire_pending, next.leave_event_id.as_deref()), (Requested, false, None));
+    let Step::RequestWorkspace(request) = &d.steps[0] else { unreachable!() };
+    assert_eq!(request.event_id, "j2");
+    // the same when the leave had nothing to terminate
+    let mut leaving = employee(Leaving);
+    leaving.rehire_pending = true;
+    let nothing = Input::NothingToTerminate { leave_event_id: "l1".into() };
+    assert_eq!(state_after(Some(&leaving), &nothing), (Some(Requested), vec!["request WorkSpace", "save"]));
+}
+
+#[test]
+fn waiting_past_the_deadline_is_flagged_once() {
+    let waiting = Input::Observed {
+        workspace_id: "ws-1".into(),
+        seen: Seen::State(WorkspaceState::Pending),
+        stuck_after_ms: 5_000,
+    };
+    let d = decide(Some(&employee(Pending)), &waiting, NOW);
+    let next = saved(&d);
+    assert_eq!((next.state, next.stuck_since_ms, next.state_since_ms), (Pending, Some(NOW), NOW - 10_000));
+    let d = decide(Some(next), &waiting, NOW + 1);
+    assert_eq!(d.verdict, Verdict::Note(STILL_STUCK.into()));
+    assert!(d.steps.is_empty());
+    // within the deadline: nothing
+    let patient = Input::Observed {
+        workspace_id: "ws-1".into(),
+        seen: Seen::State(WorkspaceState::Pending),
+        stuck_after_ms: 60_000,
+    };
+    assert_eq!(decide(Some(&employee(Pending)), &patient, NOW).verdict, Verdict::Note(STILL_WAITING.into()));
+}
+
+#[test]
+fn a_change_of_state_clears_the_stuck_flag() {
+    let mut stuck = employee(Pending);
+    stuck.stuck_since_ms = Some(NOW - 1);
+    let available = Input::Observed {
+        workspace_id: "ws-1".into(),
+        seen: Seen::State(WorkspaceState::Available),
+        stuck_after_ms: 0,
+    };
+    assert_eq!(saved(&decide(Some(&stuck), &available, NOW)).stuck_since_ms, None);
+}
+
+#[test]
+fn requests_are_wanted_only_by_the_join_they_came_from() {
+    assert_eq!(request_status(Some(&employee(Requested)), "j1"), RequestStatus::Wanted);
+    assert_eq!(request_status(Some(&employee(Requested)), "j0"), RequestStatus::Unwanted { left: false });
+    let mut rehire = employee(Terminating);
+    rehire.rehire_pending = true;
+    assert_eq!(request_status(Some(&rehire), "j1"), RequestStatus::AheadOfConfirmation);
+    let mut left = employee(Leaving);
+    left.workspace_id = None;
+    assert_eq!(request_status(Some(&left), "j1"), RequestStatus::Unwanted { left: true });
+    assert!(termination_wanted(Some(&employee(Leaving)), "l1"));
+    assert!(!termination_wanted(Some(&employee(Terminating)), "l1"));
+    assert!(releases_name(None) && releases_name(Some(&employee(Terminated))));
+    assert!(!releases_name(Some(&employee(Active))));
+}
+
+#[test]
+fn a_due_event_is_posted_then_unscheduled() {
+    let due = ScheduledEvent {
+        employee_id: "E1".into(),
+        event_id: "l1".into(),
+        kind: "leave".into(),
+        occurred_ms: 1,
+        effective_ms: 2,
+        body: "{}".into(),
+    };
+    assert_eq!(kinds(&decide(None, &Input::Due(due), NOW)), ["post", "unschedule"]);
+}

@@ -1,0 +1,396 @@
+//! The intake: HR events → validated, deduplicated, ordered → the lifecycle's decision → directory
+//! user, record, WorkSpace or termination request. One file per use case: this one takes a
+//! delivery from parsing to its history line; `apply` decides and performs; `join` and `cancel`
+//! read what their decisions need.
+
+mod apply;
+mod cancel;
+mod join;
+
+use super::{BatchContext, BatchOutcome, Deadline, QueueRecord, SqsHandler};
+use crate::domain::employee::EventOutcome;
+use crate::domain::event::{EventRules, HrEvent};
+use crate::domain::profile::Profiles;
+use crate::domain::time::Timestamp;
+use crate::domain::validation::{self, InvalidEvent};
+use crate::ports::{
+    Claim, ClaimOutcome, Clock, DirectoryUsers, HistoryEntry, MessageQueue, PortError as _, StateStore,
+};
+use std::sync::Arc;
+use tracing::{error, info, warn};
+
+#[derive(Debug, Clone)]
+pub struct IntakeConfig {
+    /// How long an event id is remembered (duplicates within it are recognised).
+    pub idempotency_ttl_s: i64,
+    /// Claim lifetime when the invocation's deadline is unknown.
+    pub fallback_claim_ms: i64,
+    /// On leave, disable the directory user (where the backend can); otherwise keep it.
+    pub disable_user_on_leave: bool,
+    /// How far `occurred_at` may lie in the future.
+    pub clock_skew_ms: i64,
+    /// How far `effective_at` may lie in the future.
+    pub effective_horizon_ms: i64,
+}
+
+pub struct Intake<S, D, Q> {
+    pub store: S,
+    pub directory: D,
+    pub requests: Q,
+    pub terminations: Q,
+    pub profiles: Profiles,
+    pub config: IntakeConfig,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// How one record ended, for the batch response.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordResult {
+    /// Applied, skipped or rejected, and recorded: delete the message.
+    Done(EventOutcome),
+    /// Could not finish now (throttling, a concurrent attempt): deliver again.
+    Retry(String),
+}
+
+impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> SqsHandler for Intake<S, D, Q> {
+    /// From a FIFO queue, a record that must be retried is reported with the later records of
+    /// its own message group (so that person's order holds); the other groups' records are
+    /// processed as usual, so one bad record never costs another employee's event.
+    async fn handle_batch(&self, records: &[QueueRecord], context: BatchContext) -> BatchOutcome {
+        let mut outcome = BatchOutcome::default();
+        let mut held_groups: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let mut rejected = 0;
+        for (i, record) in records.iter().enumerate() {
+            if i > 0 && context.deadline.too_close(self.clock.now_ms(), RECORD_BUDGET_MS) {
+                warn!(
+                    unprocessed = records.len() - i,
+                    "invocation deadline near; the rest of the batch is handed back"
+                );
+                outcome.failed_message_ids.extend(records[i..].iter().map(|r| r.message_id.clone()));
+                emit_rejected_metric(rejected);
+                return outcome;
+            }
+            // Without a group id (never seen on FIFO) every record counts as one group.
+            let group = if context.fifo { record.group_id.as_deref().unwrap_or("") } else { "" };
+            if context.fifo && held_groups.contains(group) {
+                outcome.failed_message_ids.push(record.message_id.clone());
+                continue;
+            }
+            match self.handle(record, context.deadline).await {
+                RecordResult::Done(EventOutcome::Rejected) => rejected += 1,
+                RecordResult::Done(_) => {}
+                RecordResult::Retry(reason) => {
+                    warn!(message_id = %record.message_id, group_id = ?record.group_id, %reason, "record will be retried");
+                    if context.fifo {
+                        held_groups.insert(group);
+                    }
+                    outcome.failed_message_ids.push(record.message_id.clone());
+                }
+            }
+        }
+        emit_rejected_metric(rejected);
+        outcome
+    }
+}
+
+impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
+    /// The contract's rules at `now`, for this deployment's directory.
+    pub fn rules(&self, now: Timestamp) -> EventRules {
+        EventRules {
+            username: self.directory.user_name_rules(),
+            now,
+            clock_skew_ms: self.config.clock_skew_ms,
+            effective_horizon_ms: self.config.effective_horizon_ms,
+        }
+    }
+
+    pub async fn handle(&self, record: &QueueRecord, deadline: Deadline) -> RecordResult {
+        let now = self.clock.now_ms();
+        let event = match HrEvent::parse(&record.body, self.rules(Timestamp::from_millis(now))) {
+            Ok(event) => event,
+            Err(invalid) => {
+                let entry = rejection_entry(record, &invalid, now);
+                warn!(message_id = %record.message_id, event_id = ?invalid.event_id, employee_id = ?invalid.employee_id, reason = %entry.reason, "rejected");
+                return self.write_history(entry).await;
+            }
+        };
+        let claim = Claim {
+            event_id: event.event_id.to_string(),
+            payload_hash: event.payload_hash.clone(),
+            owner: uuid::Uuid::new_v4().to_string(),
+            now_ms: now,
+            in_progress_until_ms: deadline.claim_until(now, self.config.fallback_claim_ms),
+            expires_at_s: now / 1000 + self.config.idempotency_ttl_s,
+        };
+        match self.store.claim(&claim).await {
+            Err(e) if e.is_retryable() => return RecordResult::Retry(e.to_string()),
+            Err(e) => {
+                let why = format!("cannot be recorded: {e}");
+                return self.record(&event, record, EventOutcome::Rejected, &why, now).await;
+            }
+            Ok(ClaimOutcome::InProgress) => {
+                return RecordResult::Retry("another invocation is processing this event".into());
+            }
+            Ok(ClaimOutcome::Completed { same_payload, outcome, reason }) => {
+                let (result, why) = if same_payload {
+                    let before = outcome.map_or("processed", EventOutcome::as_str);
+                    (
+                        EventOutcome::Skipped,
+                        format!("duplicate: event already {before} ({})", reason.unwrap_or_default()),
+                    )
+                } else {
+                    (
+                        EventOutcome::Rejected,
+                        "event_id reused with different content: conflicts with the event already processed".to_owned(),
+                    )
+                };
+                info!(event_id = %event.event_id, employee_id = %event.employee.employee_id, message_id = %record.message_id, outcome = result.as_str(), reason = %why);
+                return self.record(&event, record, result, &why, now).await;
+            }
+            Ok(ClaimOutcome::Claimed) => {}
+        }
+        match self.apply(&event, record, now).await {
+            Ok((outcome, reason)) => {
+                let settled = if outcome == EventOutcome::Scheduled {
+                    // Held events are processed again when due: leave the event id free for that.
+                    self.store.release(&claim.event_id, &claim.owner).await
+                } else {
+                    self.store.complete(&claim.event_id, &claim.owner, outcome, &validation::reason(&reason)).await
+                };
+                if let Err(e) = settled {
+                    // The effects are in place and idempotent; a redelivery finds them.
+                    return RecordResult::Retry(format!("completing the claim: {e}"));
+                }
+                info!(event_id = %event.event_id, employee_id = %event.employee.employee_id, message_id = %record.message_id, kind = event.kind.as_str(), outcome = outcome.as_str(), %reason, "event processed");
+                match self.record(&event, record, outcome, &reason, now).await {
+                    RecordResult::Done(_) => RecordResult::Done(outcome),
+                    retry => retry,
+                }
+            }
+            Err(failure) if failure.is_retryable() => {
+                if let Err(e) = self.store.release(&claim.event_id, &claim.owner).await {
+                    warn!(event_id = %claim.event_id, error = %e, "releasing the claim failed; it expires at the deadline");
+                }
+                RecordResult::Retry(failure.to_string())
+            }
+            Err(failure) => {
+                // Retrying cannot help (the store refused the request itself): reject, recorded.
+                let why = validation::reason(&format!("cannot be applied: {failure}"));
+                if let Err(e) = self.store.complete(&claim.event_id, &claim.owner, EventOutcome::Rejected, &why).await {
+                    warn!(event_id = %claim.event_id, error = %e, "completing the claim failed");
+                }
+                warn!(event_id = %event.event_id, employee_id = %event.employee.employee_id, reason = %why, "rejected");
+                self.record(&event, record, EventOutcome::Rejected, &why, now).await
+            }
+        }
+    }
+
+    async fn record(
+        &self,
+        event: &HrEvent,
+        record: &QueueRecord,
+        outcome: EventOutcome,
+        reason: &str,
+        now: i64,
+    ) -> RecordResult {
+        self.write_history(event_entry(event, record, outcome, reason, now)).await
+    }
+
+    /// Writes a history line. A write DynamoDB refuses outright is not retried (it could never
+    /// succeed, and retrying would only carry the message to the DLQ): a minimal line says so
+    /// under `REJECTED`, and the message is done.
+    async fn write_history(&self, entry: HistoryEntry) -> RecordResult {
+        let outcome = entry.outcome;
+        match self.store.record_history(&entry).await {
+            Ok(()) => RecordResult::Done(outcome),
+            Err(e) if e.is_retryable() => RecordResult::Retry(e.to_string()),
+            Err(e) => {
+                error!(message_id = %entry.message_id, error = %e, "history line refused by the store; recording a minimal one");
+                let minimal = HistoryEntry {
+                    employee_id: None,
+                    event_id: None,
+                    kind: None,
+                    occurred_ms: None,
+                    outcome: EventOutcome::Rejected,
+                    reason: validation::reason(&format!(
+                        "could not be recorded ({e}); was {}: {}",
+                        outcome.as_str(),
+                        validation::bounded(&entry.reason, 200)
+                    )),
+                    ..entry
+                };
+                if let Err(e) = self.store.record_history(&minimal).await {
+                    if e.is_retryable() {
+                        return RecordResult::Retry(e.to_string());
+                    }
+                    error!(message_id = %minimal.message_id, error = %e, "minimal history line refused too");
+                }
+                RecordResult::Done(EventOutcome::Rejected)
+            }
+        }
+    }
+}
+
+/// Time one record may need (about ten calls to DynamoDB, the directory and SQS, with retries).
+const RECORD_BUDGET_MS: i64 = 5_000;
+
+/// Rejected events of a batch, as a CloudWatch metric (embedded metric format, on stdout): a
+/// rejection is an integration problem someone must look at, and a rejected leave means a
+/// leaver keeps access until it is fixed.
+fn emit_rejected_metric(rejected: usize) {
+    if rejected > 0 {
+        crate::telemetry::emit_counts(&[("EventsRejected", rejected)]);
+    }
+}
+
+/// The history line of a valid event's delivery, its reason bounded.
+pub fn event_entry(
+    event: &HrEvent,
+    record: &QueueRecord,
+    outcome: EventOutcome,
+    reason: &str,
+    now: i64,
+) -> HistoryEntry {
+    HistoryEntry {
+        employee_id: Some(event.employee.employee_id.to_string()),
+        event_id: Some(event.event_id.to_string()),
+        message_id: validation::bounded(&record.message_id, 128),
+        kind: Some(event.kind.as_str().to_owned()),
+        occurred_ms: Some(event.occurred_at.millis()),
+        outcome,
+        reason: validation::reason(reason),
+        recorded_ms: now,
+    }
+}
+
+/// The history line of a delivery that breaks the contract. It is filed under the employee and
+/// event ids only when they are valid (they become parts of keys); ids that are not valid are
+/// echoed in the reason, bounded.
+pub fn rejection_entry(record: &QueueRecord, invalid: &InvalidEvent, now: i64) -> HistoryEntry {
+    let mut sent = Vec::new();
+    if let Some(raw) = &invalid.raw_event_id {
+        sent.push(format!("event_id {raw}"));
+    }
+    if let Some(raw) = &invalid.raw_employee_id {
+        sent.push(format!("employee_id {raw}"));
+    }
+    let sent = if sent.is_empty() { String::new() } else { format!(" ({})", sent.join(", ")) };
+    HistoryEntry {
+        employee_id: invalid.employee_id.clone(),
+        event_id: invalid.event_id.clone(),
+        message_id: validation::bounded(&record.message_id, 128),
+        kind: None,
+        occurred_ms: None,
+        outcome: EventOutcome::Rejected,
+        reason: validation::reason(&format!("invalid event{sent}: {invalid}")),
+        recorded_ms: now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::employee::EmployeeState;
+    use crate::ports::SystemClock;
+    use crate::testing::{FakeDirectory, MemoryQueue, MemoryStore};
+
+    const PROFILES: &str = r#"{"default_profile":"standard","profiles":{"standard":{"directory_id":"d-9067a1b2c3","bundle_id":"wsb-stdwin2022"}}}"#;
+
+    fn intake() -> Intake<MemoryStore, FakeDirectory, MemoryQueue> {
+        Intake {
+            store: MemoryStore::default(),
+            directory: FakeDirectory::default(),
+            requests: MemoryQueue::default(),
+            terminations: MemoryQueue::default(),
+            profiles: Profiles::from_json(PROFILES).unwrap(),
+            clock: Arc::new(SystemClock),
+            config: IntakeConfig {
+                idempotency_ttl_s: 86_400,
+                fallback_claim_ms: 900_000,
+                disable_user_on_leave: false,
+                clock_skew_ms: 300_000,
+                effective_horizon_ms: 400 * 86_400_000,
+            },
+        }
+    }
+
+    fn join(employee: &str, event: &str, username: &str) -> QueueRecord {
+        let body = serde_json::json!({
+            "schema_version": "1", "event_id": event, "type": "join", "occurred_at": "2026-11-02T09:00:00Z",
+            "employee": { "employee_id": employee, "username": username, "given_name": "G", "surname": "S",
+                          "email": format!("{username}@example.com") }
+        });
+        QueueRecord {
+            message_id: format!("m-{event}"),
+            body: body.to_string(),
+            receive_count: 1,
+            group_id: Some(employee.into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retry_holds_back_only_the_later_records_of_its_own_group() {
+        // GIVEN a FIFO batch where one employee's record cannot be read for now
+        let intake = intake();
+        lock_insert(&intake.store.unreadable, "E1");
+        let batch = [join("E1", "a1", "ann"), join("E2", "b1", "bob"), join("E1", "a2", "ann"), join("E3", "c1", "cy")];
+        // WHEN the batch is handled
+        let outcome = intake.handle_batch(&batch, BatchContext { deadline: Deadline::NONE, fifo: true }).await;
+        // THEN E1's records come back, in order; E2 and E3 are applied
+        assert_eq!(outcome.failed_message_ids, vec!["m-a1", "m-a2"]);
+        assert_eq!(intake.store.count(EmployeeState::Requested), 2);
+        assert!(intake.store.get("E1").is_none());
+        // and a standard queue hands back just the failing records
+        let outcome = intake.handle_batch(&batch, BatchContext::default()).await;
+        assert_eq!(outcome.failed_message_ids, vec!["m-a1", "m-a2"]);
+    }
+
+    fn lock_insert(set: &std::sync::Mutex<std::collections::BTreeSet<String>>, id: &str) {
+        set.lock().unwrap().insert(id.into());
+    }
+
+    #[tokio::test]
+    async fn a_user_name_has_one_owner_until_that_employee_is_terminated() {
+        // GIVEN E1 joined as jdoe
+        let intake = intake();
+        assert_eq!(
+            intake.handle(&join("E1", "j1", "jdoe"), Deadline::NONE).await,
+            RecordResult::Done(EventOutcome::Applied)
+        );
+        // WHEN another employee asks for JDoe
+        let refused = intake.handle(&join("E2", "j2", "JDoe"), Deadline::NONE).await;
+        // THEN it is refused and gets nothing
+        assert_eq!(refused, RecordResult::Done(EventOutcome::Rejected));
+        assert!(intake.store.get("E2").is_none());
+        assert_eq!(intake.requests.sent.lock().unwrap().len(), 1, "one WorkSpace request, E1's");
+        assert_eq!(intake.directory.created.lock().unwrap().as_slice(), ["jdoe"], "the directory is not touched");
+        // WHEN E1 is confirmed terminated, THEN the name is free for E2
+        let mut e1 = intake.store.get("E1").unwrap();
+        e1.state = EmployeeState::Terminated;
+        e1.version += 1;
+        intake.store.employees.lock().unwrap().insert("E1".into(), e1);
+        assert_eq!(
+            intake.handle(&join("E2", "j3", "JDoe"), Deadline::NONE).await,
+            RecordResult::Done(EventOutcome::Applied)
+        );
+        assert_eq!(intake.store.name_holder("d-9067a1b2c3", "jdoe").await.unwrap().as_deref(), Some("E2"));
+    }
+
+    #[tokio::test]
+    async fn a_future_time_stored_by_an_earlier_version_never_makes_a_leave_stale() {
+        // GIVEN a record whose last event claims to have happened in 2100
+        let intake = intake();
+        intake.handle(&join("E1", "j1", "jdoe"), Deadline::NONE).await;
+        let mut e1 = intake.store.get("E1").unwrap();
+        e1.last_event_ms = Timestamp::parse("2100-01-01T00:00:00Z").unwrap().millis();
+        intake.store.employees.lock().unwrap().insert("E1".into(), e1);
+        // WHEN a real leave arrives
+        let body = serde_json::json!({ "schema_version": "1", "event_id": "l1", "type": "leave",
+            "occurred_at": Timestamp::now().to_rfc3339(), "employee": { "employee_id": "E1" } });
+        let leave = QueueRecord { message_id: "m-l1".into(), body: body.to_string(), receive_count: 1, group_id: None };
+        // THEN it is applied and the termination requested
+        assert_eq!(intake.handle(&leave, Deadline::NONE).await, RecordResult::Done(EventOutcome::Applied));
+        assert_eq!(intake.store.get("E1").unwrap().state, EmployeeState::Leaving);
+        assert_eq!(intake.terminations.sent.lock().unwrap().len(), 1);
+    }
+}
