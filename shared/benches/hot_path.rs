@@ -83,7 +83,7 @@ fn provisioning(c: &mut Criterion) {
                 directory_id: item.directory_id.clone(),
                 user_name: item.user_name.to_uppercase(),
                 workspace_name: None,
-                state: "PENDING".into(),
+                state: shared::domain::workspace::WorkspaceState::Pending,
                 error_code: None,
                 error_message: None,
             })
