@@ -275,3 +275,85 @@ impl DirectoryUsers for FakeDirectory {
         self.can_disable
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::ManualClock;
+
+    const DIR: &str = "d-9067a1b2c3";
+
+    fn user(name: &str, email: &str, token: &str) -> NewUser {
+        NewUser {
+            directory_id: DIR.into(),
+            user_name: name.into(),
+            given_name: "Ann".into(),
+            surname: "Lee".into(),
+            email: email.into(),
+            client_token: token.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_same_person_already_exists_and_anyone_else_finds_the_name_taken() {
+        let clock = ManualClock::new(0);
+        let dir = FakeDirectory::default().with_clock(clock.clone());
+        assert_eq!(dir.ensure_user(&user("alee", "ann@example.com", "t1")).await.unwrap(), UserOutcome::Created);
+        // The same token and request within the window: the first answer again.
+        assert_eq!(dir.ensure_user(&user("alee", "ann@example.com", "t1")).await.unwrap(), UserOutcome::Created);
+        assert_eq!(
+            dir.ensure_user(&user("ALee", "ANN@example.com", "t2")).await.unwrap(),
+            UserOutcome::AlreadyExisted,
+            "names and e-mails compare without case"
+        );
+        clock.advance(TOKEN_WINDOW_MS);
+        assert_eq!(dir.ensure_user(&user("alee", "ann@example.com", "t1")).await.unwrap(), UserOutcome::AlreadyExisted);
+        let taken = dir.ensure_user(&user("alee", "other@example.com", "t3")).await;
+        assert!(matches!(taken, Err(DirectoryError::NameTaken { .. })), "{taken:?}");
+        assert_eq!(*dir.created.lock().unwrap(), ["alee"]);
+        // Without an e-mail on the existing user, both names decide.
+        dir.book.add(DirectoryUser {
+            directory_id: DIR.into(),
+            user_name: "old".into(),
+            given_name: Some("Ann".into()),
+            surname: Some("Lee".into()),
+            email: None,
+            enabled: true,
+        });
+        assert_eq!(dir.ensure_user(&user("old", "x@example.com", "t4")).await.unwrap(), UserOutcome::AlreadyExisted);
+    }
+
+    #[tokio::test]
+    async fn refusals_and_unavailability_are_injected() {
+        let faults = Faults::new();
+        let dir = FakeDirectory::default().with_faults(faults.clone()).with_can_disable(true);
+        dir.refuse("bob", "AccessDeniedException", "no", Some(1));
+        let refused = dir.ensure_user(&user("bob", "bob@example.com", "t1")).await;
+        assert!(matches!(refused, Err(DirectoryError::Rejected { ref code, .. }) if code == "AccessDeniedException"));
+        faults.fail_next("directory", 1);
+        let down = dir.ensure_user(&user("bob", "bob@example.com", "t1")).await;
+        assert!(matches!(down, Err(DirectoryError::Unavailable { .. })), "{down:?}");
+        assert_eq!(dir.ensure_user(&user("bob", "bob@example.com", "t1")).await.unwrap(), UserOutcome::Created);
+        let invalid = dir.ensure_user(&user("a name with spaces", "c@example.com", "t2")).await;
+        assert!(matches!(invalid, Err(DirectoryError::Rejected { ref code, .. }) if code == "ValidationException"));
+        assert_eq!(dir.disable_user(DIR, "BOB").await.unwrap(), UserOutcome::Disabled);
+        assert!(!dir.book.get(DIR, "bob").unwrap().enabled);
+        assert_eq!(dir.disabled(), [(DIR.to_owned(), "BOB".to_owned())]);
+        assert_eq!(faults.calls("directory"), 5);
+    }
+
+    #[tokio::test]
+    async fn backends_that_cannot_disable_or_create_say_so() {
+        let dir = FakeDirectory::default();
+        assert!(!dir.can_disable());
+        assert_eq!(dir.user_name_rules(), UserNameRules::DS_DATA);
+        assert_eq!(dir.disable_user(DIR, "bob").await.unwrap(), UserOutcome::ManagedElsewhere);
+        let existing = FakeDirectory::existing();
+        assert_eq!(
+            existing.ensure_user(&user("bob", "b@example.com", "t")).await.unwrap(),
+            UserOutcome::ManagedElsewhere
+        );
+        assert_eq!(existing.user_name_rules(), UserNameRules::WORKSPACES);
+        assert!(existing.created.lock().unwrap().is_empty());
+    }
+}

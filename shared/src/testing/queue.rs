@@ -64,3 +64,26 @@ impl MessageQueue for MemoryQueue {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(n: usize) -> Vec<Outgoing> {
+        (0..n).map(|i| Outgoing::plain(format!("m{i}"))).collect()
+    }
+
+    #[tokio::test]
+    async fn a_failure_part_way_leaves_the_earlier_batches_sent() {
+        let faults = Faults::new();
+        let queue = MemoryQueue::named("requests").with_faults(faults.clone());
+        queue.send(&messages(3)).await.unwrap();
+        assert_eq!(queue.take().len(), 3);
+        assert!(queue.is_empty());
+        faults.crash_after(1);
+        let err = queue.send(&messages(25)).await.unwrap_err();
+        assert_eq!(err.queue, "requests");
+        assert_eq!(queue.len(), 10, "the first batch of 10 went out");
+        assert_eq!(faults.calls("requests.send"), 3);
+    }
+}

@@ -371,3 +371,86 @@ impl StateStore for MemoryStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(event: &str, owner: &str) -> Claim {
+        Claim {
+            event_id: event.into(),
+            payload_hash: "h".into(),
+            owner: owner.into(),
+            now_ms: 1_000,
+            in_progress_until_ms: 61_000,
+            expires_at_s: 3_600,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_injected_failure_changes_nothing_unless_it_hits_after_the_write() {
+        let store = MemoryStore::default();
+        store.faults.fail_next("store.claim", 1);
+        assert!(matches!(
+            store.claim(&claim("e1", "a")).await,
+            Err(StoreError::Unavailable { operation: "PutItem", .. })
+        ));
+        assert_eq!(store.idempotency_record("e1"), None);
+        store.faults.fail_next_after("store.claim", 1);
+        assert!(store.claim(&claim("e1", "a")).await.is_err());
+        let record = store.idempotency_record("e1").unwrap();
+        assert_eq!((record.owner.as_str(), record.completed), ("a", false), "written, answer lost");
+        // The retry then finds its own claim in progress, as on DynamoDB.
+        assert_eq!(store.claim(&claim("e1", "a")).await.unwrap(), ClaimOutcome::InProgress);
+        store.complete("e1", "a", EventOutcome::Applied, "ok").await.unwrap();
+        assert!(store.idempotency_records()["e1"].completed);
+        assert_eq!(store.faults.calls("store"), 4);
+    }
+
+    #[tokio::test]
+    async fn unreadable_employees_fail_single_and_batch_reads() {
+        let store = MemoryStore::with([EmployeeRecord::new("E1", 0), EmployeeRecord::new("E2", 0)]);
+        lock(&store.unreadable).insert("E1".into());
+        assert!(store.employee("E1").await.is_err());
+        assert!(store.employees(&["E2".into(), "E1".into()]).await.is_err());
+        assert_eq!(store.employees(&["E2".into(), "E2".into()]).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn history_without_an_employee_is_kept_apart_and_items_keep_dynamodb_limits() {
+        let store = MemoryStore::default();
+        let entry = HistoryEntry {
+            employee_id: None,
+            event_id: None,
+            message_id: "m1".into(),
+            kind: None,
+            occurred_ms: None,
+            outcome: EventOutcome::Rejected,
+            reason: "not JSON".into(),
+            recorded_ms: 5,
+        };
+        store.record_history(&entry).await.unwrap();
+        assert_eq!(store.rejected_without_employee(), std::slice::from_ref(&entry));
+        assert_eq!(store.all_history(), std::slice::from_ref(&entry));
+        let huge = HistoryEntry { reason: "x".repeat(MAX_ITEM_BYTES), ..entry };
+        assert!(matches!(store.record_history(&huge).await, Err(StoreError::Invalid { .. })));
+        let mut record = EmployeeRecord::new("E1", 0);
+        record.failure_message = Some("y".repeat(MAX_ITEM_BYTES));
+        assert!(matches!(store.save_employee(&record, None).await, Err(StoreError::Invalid { .. })));
+    }
+
+    #[tokio::test]
+    async fn watched_follows_the_index_order_shard_then_time() {
+        let records = (0..20).map(|i| {
+            let mut r = EmployeeRecord::new(&format!("E{i}"), 100 - i);
+            r.state = EmployeeState::Pending;
+            r
+        });
+        let store = MemoryStore::with(records);
+        let watched = store.watched(EmployeeState::Pending).await.unwrap();
+        let keys: Vec<(u32, i64)> =
+            watched.iter().map(|id| (shard_of(id), store.get(id).unwrap().state_since_ms)).collect();
+        assert!(keys.is_sorted(), "{keys:?}");
+        assert_eq!(keys.len(), 20);
+    }
+}

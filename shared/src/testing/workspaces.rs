@@ -730,3 +730,149 @@ impl WorkspacesApi for FakeWorkspaces {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::profile::Profile;
+    use crate::testing::ManualClock;
+
+    const DIR: &str = "d-9067a1b2c3";
+
+    fn item(user: &str) -> CreateItem {
+        let profile: Profile =
+            serde_json::from_value(serde_json::json!({ "directory_id": DIR, "bundle_id": "wsb-stdwin2022" })).unwrap();
+        CreateItem { directory_id: DIR.into(), user_name: user.into(), workspace_name: None, profile }
+    }
+
+    fn fake() -> (FakeWorkspaces, ManualClock) {
+        let clock = ManualClock::new(0);
+        (FakeWorkspaces::new(clock.clone()), clock)
+    }
+
+    async fn state(fake: &FakeWorkspaces, id: &str) -> Option<WorkspaceState> {
+        fake.describe_workspaces(&[id.to_owned()]).await.unwrap().pop().map(|w| w.state)
+    }
+
+    #[tokio::test]
+    async fn a_workspace_appears_late_then_becomes_available_or_error_on_the_clock() {
+        let (fake, clock) = fake();
+        fake.end_in_error("BOB", "InternalError", "the image failed");
+        let out = fake.create_workspaces(&[item("ann"), item("bob")]).await.unwrap();
+        let (ann, bob) = (out.pending[0].workspace_id.clone(), out.pending[1].workspace_id.clone());
+        assert_eq!(state(&fake, &ann).await, None, "invisible at first");
+        clock.advance(500);
+        assert_eq!(state(&fake, &ann).await, Some(WorkspaceState::Pending));
+        clock.advance(2_500);
+        assert_eq!(state(&fake, &ann).await, Some(WorkspaceState::Available));
+        let bob = fake.describe_workspaces(&[bob]).await.unwrap().pop().unwrap();
+        assert_eq!(bob.state, WorkspaceState::Error);
+        assert_eq!(
+            (bob.error_code.as_deref(), bob.error_message.as_deref()),
+            (Some("InternalError"), Some("the image failed"))
+        );
+    }
+
+    #[tokio::test]
+    async fn per_item_failures_are_injected_by_user_for_a_number_of_calls() {
+        let (fake, _) = fake();
+        fake.fail_create("Ann", "ResourceLimitExceeded", "no capacity", Some(2));
+        for _ in 0..2 {
+            let out = fake.create_workspaces(&[item("ann")]).await.unwrap();
+            assert_eq!(out.failed.iter().map(|f| f.code.as_str()).collect::<Vec<_>>(), ["ResourceLimitExceeded"]);
+        }
+        let out = fake.create_workspaces(&[item("ann")]).await.unwrap();
+        assert_eq!(out.pending.len(), 1);
+        fake.fail_terminate("ann", "InvalidResourceState", "busy", None);
+        let failed = fake.terminate_workspaces(&[out.pending[0].workspace_id.clone()]).await.unwrap();
+        assert_eq!(failed[0].code, "InvalidResourceState");
+        assert_eq!(fake.workspace(&out.pending[0].workspace_id).unwrap().state, WorkspaceState::Pending);
+    }
+
+    #[tokio::test]
+    async fn properties_and_users_are_checked_per_item_and_ids_per_call() {
+        let book = DirectoryBook::default();
+        book.add_user(DIR, "Ann", "ann@example.com");
+        let fake = FakeWorkspaces::new(ManualClock::new(0)).requiring_users(book);
+        let mut always_on = item("ann");
+        always_on.profile.running_mode = RunningMode::AlwaysOn;
+        always_on.profile.auto_stop_minutes = Some(60);
+        let out = fake.create_workspaces(&[always_on, item("nobody"), item("ANN")]).await.unwrap();
+        let codes: Vec<&str> = out.failed.iter().map(|f| f.code.as_str()).collect();
+        assert_eq!(codes, ["AutoStopTimeoutIsNotApplicableForAnAlwaysOnWorkspace", "ResourceNotFound.User"]);
+        assert_eq!(out.pending[0].user_name, "ANN");
+        let mut bad = item("ann");
+        bad.directory_id = "d-XYZ".into();
+        match fake.create_workspaces(&[item("bob"), bad]).await {
+            Err(WorkspacesError::Service { code, message, retryable: false, .. }) => {
+                assert_eq!(code, "ValidationException");
+                assert!(message.contains("workspaces.2.member.directoryId"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(fake.describe_workspaces(&["i-123".into()]).await.is_err());
+        let accepted: Vec<bool> = fake.log().iter().map(|c| c.accepted).collect();
+        assert_eq!(accepted, [true, false, false]);
+    }
+
+    #[tokio::test]
+    async fn throttling_and_crashes_come_from_the_shared_fault_plan() {
+        let faults = Faults::new();
+        let clock = ManualClock::new(0);
+        let fake = FakeWorkspaces::new(clock.clone()).with_faults(faults.clone());
+        faults.fail_next("workspaces.create_workspaces", 1);
+        assert!(matches!(fake.create_workspaces(&[item("ann")]).await, Err(WorkspacesError::Throttled(_))));
+        assert!(fake.workspaces().is_empty(), "a throttled call creates nothing");
+        // A timeout after the call: the WorkSpace exists, the caller does not know.
+        faults.fail_next_after("workspaces", 1);
+        assert!(fake.create_workspaces(&[item("ann")]).await.is_err());
+        assert_eq!(fake.count_for(DIR, "ANN"), 1);
+        faults.crash_after(0);
+        assert!(fake.find_user_workspace(DIR, "ann").await.is_err());
+        faults.revive();
+        clock.advance(500);
+        assert!(fake.find_user_workspace(DIR, "ann").await.unwrap().is_some());
+        assert_eq!(faults.calls("workspaces.create_workspaces"), 2);
+    }
+
+    #[tokio::test]
+    async fn seeded_workspaces_take_their_state_and_move_on_from_it() {
+        let (fake, clock) = fake();
+        let stopped = fake.seed(DIR, "ann", WorkspaceState::Stopped);
+        let terminating = fake.seed(DIR, "bob", WorkspaceState::Terminating);
+        let suspended = fake.seed(DIR, "cy", WorkspaceState::Suspended);
+        assert_eq!(state(&fake, &stopped).await, Some(WorkspaceState::Stopped));
+        assert_eq!(state(&fake, &terminating).await, Some(WorkspaceState::Terminating));
+        let failed = fake.terminate_workspaces(std::slice::from_ref(&suspended)).await.unwrap();
+        assert_eq!(failed[0].code, "InvalidResourceState");
+        clock.advance(2_000);
+        assert_eq!(state(&fake, &terminating).await, Some(WorkspaceState::Terminated));
+        clock.advance(1_000);
+        assert_eq!(state(&fake, &terminating).await, None);
+        assert_eq!(fake.create_workspaces(&[item("bob")]).await.unwrap().pending.len(), 1, "gone, so free again");
+        assert_eq!(fake.create_workspaces(&[item("Ann")]).await.unwrap().failed[0].code, "ResourceExists.WorkSpace");
+    }
+
+    #[tokio::test]
+    async fn in_call_counting_mode_every_id_exists_in_the_one_state() {
+        let fake = FakeWorkspaces::all("TERMINATED");
+        let ids: Vec<String> = (0..25).map(|i| format!("ws-{i:09}")).collect();
+        let listed = fake.describe_workspaces(&ids).await.unwrap();
+        assert_eq!(listed.len(), 25);
+        assert!(listed.iter().all(|w| w.state == WorkspaceState::Terminated));
+        assert_eq!(fake.terminate_workspaces(&ids).await.unwrap(), Vec::new());
+        assert_eq!(fake.calls(), vec![ids]);
+        assert_eq!(fake.call_count("DescribeWorkspaces"), 1);
+    }
+
+    #[tokio::test]
+    async fn the_quota_refuses_the_whole_call_when_reached() {
+        let fake = FakeWorkspaces::new(ManualClock::new(0)).with_max_workspaces(1);
+        let out = fake.create_workspaces(&[item("ann"), item("bob")]).await.unwrap();
+        assert_eq!(out.failed[0].code, "ResourceLimitExceeded");
+        match fake.create_workspaces(&[item("cy")]).await {
+            Err(WorkspacesError::Service { code, .. }) => assert_eq!(code, "ResourceLimitExceededException"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
