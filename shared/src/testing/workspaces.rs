@@ -134,6 +134,31 @@ struct World {
     errors: BTreeMap<String, (String, String)>,
     log: Vec<WsCall>,
     describe_calls: Vec<Vec<String>>,
+    bucket: Option<Bucket>,
+}
+
+/// The account's API rate as the simulator enforces it: `rate` calls per second of the fake's
+/// clock, up to `burst` at once.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last_ms: i64,
+}
+
+impl Bucket {
+    fn try_take(&mut self, now_ms: i64) -> bool {
+        let elapsed_s = (now_ms - self.last_ms).max(0) as f64 / 1000.0;
+        self.tokens = (self.tokens + elapsed_s * self.rate).min(self.burst);
+        self.last_ms = now_ms;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl World {
@@ -237,6 +262,15 @@ impl FakeWorkspaces {
     /// does for users missing from the directory); without it every user exists.
     pub fn requiring_users(mut self, book: DirectoryBook) -> Self {
         self.users = Some(book);
+        self
+    }
+
+    /// Throttles calls beyond `rate` per second (of the fake's clock), `burst` at once, as the
+    /// simulator does (the real service: about 2/s, burst 5). Every call counts, as every call
+    /// takes a token; the SDK's own retries are not modelled: a throttled call fails at once.
+    pub fn with_rate_limit(self, rate: f64, burst: f64) -> Self {
+        let now = self.now();
+        lock(&self.world).bucket = Some(Bucket { rate, burst, tokens: burst, last_ms: now });
         self
     }
 
@@ -372,6 +406,9 @@ impl FakeWorkspaces {
         let result = self.faults.guard(PORT, method, throttled, || {
             let now = self.now();
             let mut world = lock(&self.world);
+            if world.bucket.as_mut().is_some_and(|b| !b.try_take(now)) {
+                return Err(WorkspacesError::Throttled(format!("{operation}: Rate exceeded")));
+            }
             world.collect_gone(now);
             let result = run(&mut world, now);
             accepted =
@@ -863,6 +900,21 @@ mod tests {
         assert_eq!(fake.terminate_workspaces(&ids).await.unwrap(), Vec::new());
         assert_eq!(fake.calls(), vec![ids]);
         assert_eq!(fake.call_count("DescribeWorkspaces"), 1);
+    }
+
+    #[tokio::test]
+    async fn calls_beyond_the_rate_are_throttled_until_tokens_come_back() {
+        let clock = ManualClock::new(0);
+        let fake = FakeWorkspaces::new(clock.clone()).with_rate_limit(2.0, 5.0);
+        let ids = vec!["ws-000000001".to_owned()];
+        for _ in 0..5 {
+            fake.describe_workspaces(&ids).await.unwrap();
+        }
+        assert!(matches!(fake.describe_workspaces(&ids).await, Err(WorkspacesError::Throttled(_))));
+        clock.advance(500);
+        fake.describe_workspaces(&ids).await.unwrap();
+        assert!(fake.describe_workspaces(&ids).await.is_err());
+        assert_eq!(fake.log().iter().filter(|c| c.accepted).count(), 6);
     }
 
     #[tokio::test]
