@@ -1,6 +1,6 @@
-//! The WorkSpaces contract (`shared::testing::contract::workspaces`) on the real adapter
-//! (`AwsWorkspaces`, the real SDK client) against the simulator: the same suite the in-memory
-//! fake passes in `shared`, so the fake and the simulator cannot drift apart unnoticed.
+//! The contracts of `shared::testing::contract` on the real adapters (`AwsWorkspaces`, the DS Data
+//! `Directory`; real SDK clients) against the simulator: the same suites the in-memory fakes pass
+//! in `shared`, so the fakes and the simulator cannot drift apart unnoticed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -9,8 +9,9 @@ use aws_sdk_workspaces::config::Credentials;
 use aws_simulator::{Simulator, config::SimConfig, world::Seed};
 use aws_smithy_types::retry::RetryConfig;
 use serde_json::json;
+use shared::adapters::directory::{Directory, DsDataUsers};
 use shared::adapters::workspaces::AwsWorkspaces;
-use shared::testing::contract::{Passage, WorkspacesSetup, workspaces};
+use shared::testing::contract::{Passage, WorkspacesSetup, directory_users, workspaces};
 use std::time::Duration;
 
 /// The simulator's time passes on its own; at `factor` it runs that much faster than ours.
@@ -24,27 +25,37 @@ impl Passage for Wait {
     }
 }
 
-#[tokio::test]
-async fn the_adapter_on_the_simulator_keeps_the_workspaces_contract() {
-    let factor = 4.0;
-    let config: SimConfig = serde_json::from_value(json!({
-        "time_factor": factor,
-        "lifecycle": { "create_ms": 1_200, "invisible_ms": 400, "terminate_ms": 800, "terminated_visible_ms": 600 },
-        "rate_limits": { "WorkSpaces": { "rate": 10000.0, "burst": 10000.0 } }
-    }))
-    .unwrap();
+/// A simulator on the local seed, with no rate limits; SDK configuration for it (no retries).
+async fn simulator(config: serde_json::Value) -> aws_config::SdkConfig {
+    let config: SimConfig = serde_json::from_value(config).unwrap();
     let seed: Seed = serde_json::from_str(include_str!("../../local/seed.json")).unwrap();
     let sim = Simulator::new(config, seed).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(aws_simulator::serve(listener, sim));
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
+    aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(&url)
         .credentials_provider(Credentials::new("test", "test", None, None, "test"))
         .retry_config(RetryConfig::standard().with_max_attempts(1))
         .load()
-        .await;
+        .await
+}
+
+fn unlimited() -> serde_json::Value {
+    let limit = json!({ "rate": 10000.0, "burst": 10000.0 });
+    json!({ "WorkSpaces": limit, "WorkDocs": limit, "DirectoryServiceData": limit, "DirectoryService": limit })
+}
+
+#[tokio::test]
+async fn the_adapter_on_the_simulator_keeps_the_workspaces_contract() {
+    let factor = 4.0;
+    let sdk = simulator(json!({
+        "time_factor": factor,
+        "lifecycle": { "create_ms": 1_200, "invisible_ms": 400, "terminate_ms": 800, "terminated_visible_ms": 600 },
+        "rate_limits": unlimited()
+    }))
+    .await;
     let api = AwsWorkspaces::new(aws_sdk_workspaces::Client::new(&sdk));
     // The AD Connector directory of the seed, whose users exist.
     let setup = WorkspacesSetup {
@@ -55,4 +66,15 @@ async fn the_adapter_on_the_simulator_keeps_the_workspaces_contract() {
         max_polls: 200,
     };
     workspaces(&api, &Wait { factor }, &setup).await;
+}
+
+#[tokio::test]
+async fn the_ds_data_adapter_on_the_simulator_keeps_the_directory_contract() {
+    let sdk = simulator(json!({ "rate_limits": unlimited() })).await;
+    let directory = Directory::DsData(DsDataUsers {
+        data: aws_sdk_directoryservicedata::Client::new(&sdk),
+        ds: aws_sdk_directory::Client::new(&sdk),
+    });
+    // The seed's AWS Managed Microsoft AD, where DS Data creates users.
+    directory_users(&directory, "d-9067a1b2c3").await;
 }
