@@ -130,13 +130,15 @@ pub async fn workspaces<W: WorkspacesApi, P: Passage>(api: &W, time: &P, setup: 
     assert_eq!(ok("find", api.find_user_workspace(&setup.directory_id, u1).await), None, "nothing was created");
 
     // A create answers PENDING at once; the same user again (any case) in the same call exists.
-    let first = create(api, &[item(setup, u1), item(setup, &u1.to_uppercase())]).await;
-    assert_eq!(failed_codes(&first), vec![(u1.to_uppercase(), "ResourceExists.WorkSpace".to_owned())]);
+    let capitalised: String = u1.chars().take(1).flat_map(char::to_uppercase).chain(u1.chars().skip(1)).collect();
+    let first = create(api, &[item(setup, &capitalised), item(setup, u1)]).await;
+    assert_eq!(failed_codes(&first), vec![(u1.clone(), "ResourceExists.WorkSpace".to_owned())]);
     let [pending]: [WorkspaceInfo; 1] = first.pending.try_into().unwrap_or_else(|p| panic!("one pending: {p:?}"));
     assert!(pending.workspace_id.starts_with("ws-"), "{pending:?}");
     assert_eq!(
         (pending.directory_id.as_str(), pending.user_name.as_str(), &pending.state),
-        (setup.directory_id.as_str(), u1.as_str(), &WorkspaceState::Pending)
+        (setup.directory_id.as_str(), capitalised.as_str(), &WorkspaceState::Pending),
+        "the user name as asked for"
     );
     let id1 = pending.workspace_id;
 
