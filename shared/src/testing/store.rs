@@ -40,6 +40,15 @@ pub struct MemoryStore {
     history: Mutex<BTreeMap<Option<String>, BTreeMap<String, HistoryEntry>>>,
     /// By (employee, event).
     scheduled: Mutex<BTreeMap<(String, String), ScheduledEvent>>,
+    /// The index as `watched` and `due` read it while frozen (see [`MemoryStore::freeze_index`]).
+    frozen_index: Mutex<Option<Index>>,
+}
+
+/// What the sparse index held at one moment.
+#[derive(Debug, Clone)]
+struct Index {
+    employees: BTreeMap<String, EmployeeRecord>,
+    scheduled: BTreeMap<(String, String), ScheduledEvent>,
 }
 
 const PORT: &str = "store";
@@ -136,6 +145,24 @@ impl MemoryStore {
     /// Every user-name claim: (directory, lower-case user name) → employee.
     pub fn name_claims(&self) -> BTreeMap<(String, String), String> {
         lock(&self.names).clone()
+    }
+
+    /// From now on `watched` and `due` answer from the index as it is now, until
+    /// [`catch_up_index`](Self::catch_up_index): the table's index is eventually consistent, so a
+    /// service must decide on a consistent read, not on what the index says.
+    pub fn freeze_index(&self) {
+        let employees = lock(&self.employees)
+            .iter()
+            .filter(|(_, r)| r.state.needs_watching())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let scheduled = lock(&self.scheduled).clone();
+        *lock(&self.frozen_index) = Some(Index { employees, scheduled });
+    }
+
+    /// The index has caught up with the table again.
+    pub fn catch_up_index(&self) {
+        *lock(&self.frozen_index) = None;
     }
 
     fn guard<T>(&self, method: &'static str, op: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
@@ -326,7 +353,15 @@ impl StateStore for MemoryStore {
             if !state.needs_watching() {
                 return Ok(Vec::new());
             }
-            let map = lock(&self.employees);
+            let frozen = lock(&self.frozen_index);
+            let live;
+            let map = match frozen.as_ref() {
+                Some(index) => &index.employees,
+                None => {
+                    live = lock(&self.employees);
+                    &*live
+                }
+            };
             let mut watched: Vec<(u32, i64, &String)> = map
                 .values()
                 .filter(|e| e.state == state)
@@ -347,7 +382,15 @@ impl StateStore for MemoryStore {
 
     async fn due(&self, now_ms: i64) -> Result<Vec<ScheduledEvent>, StoreError> {
         self.guard("due", || {
-            let held = lock(&self.scheduled);
+            let frozen = lock(&self.frozen_index);
+            let live;
+            let held = match frozen.as_ref() {
+                Some(index) => &index.scheduled,
+                None => {
+                    live = lock(&self.scheduled);
+                    &*live
+                }
+            };
             let mut due: Vec<(u32, i64, &ScheduledEvent)> = held
                 .values()
                 .filter(|e| e.effective_ms <= now_ms)
@@ -437,6 +480,31 @@ mod tests {
         let mut record = EmployeeRecord::new("E1", 0);
         record.failure_message = Some("y".repeat(MAX_ITEM_BYTES));
         assert!(matches!(store.save_employee(&record, None).await, Err(StoreError::Invalid { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_frozen_index_answers_as_it_was_until_it_catches_up() {
+        let mut record = EmployeeRecord::new("E1", 0);
+        record.state = EmployeeState::Pending;
+        let store = MemoryStore::with([record.clone()]);
+        store.freeze_index();
+        record.state = EmployeeState::Active;
+        store.save_employee(&record, Some(0)).await.unwrap();
+        let event = ScheduledEvent {
+            employee_id: "E1".into(),
+            event_id: "v1".into(),
+            kind: "leave".into(),
+            occurred_ms: 0,
+            effective_ms: 0,
+            body: "{}".into(),
+        };
+        store.schedule(&event).await.unwrap();
+        assert_eq!(store.watched(EmployeeState::Pending).await.unwrap(), ["E1"], "stale");
+        assert_eq!(store.employee("E1").await.unwrap().unwrap().state, EmployeeState::Active, "consistent");
+        assert!(store.due(10).await.unwrap().is_empty());
+        store.catch_up_index();
+        assert!(store.watched(EmployeeState::Pending).await.unwrap().is_empty());
+        assert_eq!(store.due(10).await.unwrap(), [event]);
     }
 
     #[tokio::test]
