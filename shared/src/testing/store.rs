@@ -96,9 +96,10 @@ impl MemoryStore {
         store
     }
 
-    /// A store whose calls go through `faults` (shared with the other doubles of the test).
-    pub fn with_faults(faults: Faults) -> Self {
-        Self { faults, ..Self::default() }
+    /// Calls go through `faults` (shared with the other doubles of the test).
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
     }
 
     pub fn get(&self, id: &str) -> Option<EmployeeRecord> {
