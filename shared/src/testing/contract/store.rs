@@ -198,6 +198,17 @@ async fn conditional_saves<S: StateStore>(store: &S) {
         ok("batch read", store.employees(&ids).await).into_iter().map(|r| r.employee_id).collect();
     read.sort();
     assert_eq!(read, ["C-S1", "C-S3"], "each existing record once, missing ones absent");
+    // More than one BatchGetItem holds (100 keys).
+    let many: Vec<String> = (0..105).map(|i| format!("C-B{i:03}")).collect();
+    for id in &many {
+        ok("create", store.save_employee(&record(id, 1, EmployeeState::Active, T), None).await);
+    }
+    let mut asked = many.clone();
+    asked.push("C-B999".into());
+    let mut read: Vec<String> =
+        ok("batch read of 106", store.employees(&asked).await).into_iter().map(|r| r.employee_id).collect();
+    read.sort();
+    assert_eq!(read, many);
 }
 
 fn entry(

@@ -124,6 +124,8 @@ pub async fn workspaces<W: WorkspacesApi, P: Passage>(api: &W, time: &P, setup: 
     let ids: Vec<String> = (0..=MAX_PER_CALL).map(|i| format!("ws-zz{i:07}")).collect();
     refused_as_invalid("DescribeWorkspaces with 26 ids", api.describe_workspaces(&ids).await);
     refused_as_invalid("TerminateWorkspaces with 26 ids", api.terminate_workspaces(&ids).await);
+    refused_as_invalid("DescribeWorkspaces with no id", api.describe_workspaces(&[]).await);
+    refused_as_invalid("TerminateWorkspaces with no id", api.terminate_workspaces(&[]).await);
     let ok25 = ok("DescribeWorkspaces with 25 unknown ids", api.describe_workspaces(&ids[..MAX_PER_CALL]).await);
     assert_eq!(ok25, Vec::new(), "unknown ids are absent");
     time.pass(setup.poll_ms).await;
