@@ -46,8 +46,8 @@ sam-build: setup ## Release arm64 builds of every function through SAM (slow: no
 test-unit: ## Unit tests, the contract corpus through the parser, and each micro-benchmark run once as a test
 	$(CARGO) test --workspace --lib --bins --benches --test contract_corpus
 
-test-conformance: ## The real SDK clients against the simulator
-	$(CARGO) test --workspace --test conformance
+test-conformance: ## The real SDK clients against the simulator; the doubles' contracts on the real adapters there
+	$(CARGO) test --workspace --test conformance --test adapter_contract
 
 test-e2e: build ## Real function binaries, moto and the simulator, through the local runner
 	$(CARGO) test --workspace --test e2e

@@ -72,3 +72,9 @@ async fn dynamodb_keeps_the_user_name_contract_the_memory_store_keeps() {
     let t = TestStack::start(json!({ "table": { "name": "names", "partition_key": "pk", "sort_key": "sk", "indexes": [{ "name": "work-index", "partition_key": "work_shard", "sort_key": "work_due" }] }, "queues": [] })).await;
     shared::testing::contract::user_name_claims(&t.store()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_keeps_the_state_store_contract_the_memory_store_keeps() {
+    let t = TestStack::start(json!({ "table": { "name": "contract", "partition_key": "pk", "sort_key": "sk", "indexes": [{ "name": "work-index", "partition_key": "work_shard", "sort_key": "work_due" }] }, "queues": [] })).await;
+    shared::testing::contract::state_store(&t.store()).await;
+}

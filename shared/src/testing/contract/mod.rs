@@ -1,0 +1,20 @@
+//! Behaviour a port's double and its real adapter must both show. Each suite panics on the first
+//! difference; it runs on the double as a unit test here, and on the real adapter where that one
+//! can run: the store on DynamoDB (moto) in `tests/e2e/idempotency.rs`, WorkSpaces and
+//! directory users on the simulator in `infra/simulator/tests/adapter_contract.rs`.
+
+mod directory;
+mod store;
+mod workspaces;
+
+pub use directory::directory_users;
+pub use store::{state_store, user_name_claims};
+pub use workspaces::{Passage, WorkspacesSetup, workspaces};
+
+/// The value, or a panic naming the step that failed.
+fn ok<T, E: std::fmt::Debug>(step: &str, result: Result<T, E>) -> T {
+    match result {
+        Ok(v) => v,
+        Err(e) => panic!("{step}: {e:?}"),
+    }
+}

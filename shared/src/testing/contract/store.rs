@@ -1,0 +1,356 @@
+//! The [`StateStore`] contract: what the services rely on from DynamoDB, held by the memory store
+//! too.
+
+use super::ok;
+use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
+use crate::ports::{Claim, ClaimOutcome, HistoryEntry, NameClaim, ScheduledEvent, StateStore, StoreError};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+fn joiner(id: &str, version: u64) -> EmployeeRecord {
+    let mut record = EmployeeRecord::new(id, 1_000);
+    record.version = version;
+    record
+}
+
+fn claim(employee: &str, directory: &str, user: &str, take_over_from: Option<(&str, Option<u64>)>) -> NameClaim {
+    NameClaim {
+        directory_id: directory.into(),
+        user_name: user.into(),
+        employee_id: employee.into(),
+        take_over_from: take_over_from.map(|(h, v)| (h.to_owned(), v)),
+    }
+}
+
+async fn holder<S: StateStore>(store: &S, directory: &str, user: &str) -> Option<String> {
+    ok("name_holder", store.name_holder(directory, user).await)
+}
+
+/// A user name has one owner: claimed with the joiner's record in one write, held against
+/// other employees whatever the case, kept by its owner, taken over only from the holder's
+/// record as it was read.
+pub async fn user_name_claims<S: StateStore>(store: &S) {
+    let (dir, other_dir) = ("d-1234567890", "d-0987654321");
+    // GIVEN E1 claims jdoe with its first record
+    assert!(matches!(store.save_joiner(&joiner("E1", 1), None, &claim("E1", dir, "jdoe", None)).await, Ok(())));
+    assert_eq!(holder(store, dir, "JDOE").await.as_deref(), Some("E1"), "names compare without case");
+    // WHEN E2 asks for JDoe, THEN it is held by E1 and nothing of E2 is written
+    match store.save_joiner(&joiner("E2", 1), None, &claim("E2", dir, "JDoe", None)).await {
+        Err(StoreError::NameHeld { holder }) => assert_eq!(holder, "E1"),
+        other => panic!("expected NameHeld, got {other:?}"),
+    }
+    assert!(matches!(store.employee("E2").await, Ok(None)), "no record for the refused joiner");
+    // The owner keeps its name across its own writes; a stale version is a conflict.
+    assert!(matches!(store.save_joiner(&joiner("E1", 2), Some(1), &claim("E1", dir, "jdoe", None)).await, Ok(())));
+    let stale = store.save_joiner(&joiner("E1", 3), Some(1), &claim("E1", dir, "jdoe", None)).await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    // Taking over from the record as it was read: a holder that changed since is a conflict.
+    let mut terminated = joiner("E1", 3);
+    terminated.state = EmployeeState::Terminated;
+    assert!(matches!(store.save_employee(&terminated, Some(2)).await, Ok(())));
+    let late = store.save_joiner(&joiner("E2", 1), None, &claim("E2", dir, "jdoe", Some(("E1", Some(2))))).await;
+    assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
+    assert_eq!(holder(store, dir, "jdoe").await.as_deref(), Some("E1"));
+    assert!(matches!(store.employee("E2").await, Ok(None)));
+    let taken = store.save_joiner(&joiner("E2", 1), None, &claim("E2", dir, "jdoe", Some(("E1", Some(3))))).await;
+    assert!(matches!(taken, Ok(())), "{taken:?}");
+    assert_eq!(holder(store, dir, "jdoe").await.as_deref(), Some("E2"));
+    // Taking over a name the claimant holds already (a repeated take-over) is a conflict, not NameHeld.
+    let again = store.save_joiner(&joiner("E2", 2), Some(1), &claim("E2", dir, "jdoe", Some(("E1", Some(3))))).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    // Names are per directory.
+    assert!(matches!(store.save_joiner(&joiner("E3", 1), None, &claim("E3", other_dir, "jdoe", None)).await, Ok(())));
+    assert_eq!(holder(store, other_dir, "jdoe").await.as_deref(), Some("E3"));
+    assert_eq!(holder(store, dir, "nobody").await, None);
+}
+
+/// Everything else the services rely on: claims, conditional saves, history, held events and
+/// the watched index. Uses employee ids starting with `C-` and event ids starting with `c-`.
+pub async fn state_store<S: StateStore>(store: &S) {
+    claims(store).await;
+    conditional_saves(store).await;
+    history(store).await;
+    held_events(store).await;
+    watched(store).await;
+}
+
+const T: i64 = 1_790_000_000_000;
+
+fn event_claim(event: &str, owner: &str, hash: &str, now_ms: i64, until_ms: i64) -> Claim {
+    Claim {
+        event_id: event.into(),
+        payload_hash: hash.into(),
+        owner: owner.into(),
+        now_ms,
+        in_progress_until_ms: until_ms,
+        expires_at_s: T / 1000 + 3600,
+    }
+}
+
+async fn claim_as<S: StateStore>(store: &S, c: &Claim) -> ClaimOutcome {
+    ok(&format!("claim {} by {}", c.event_id, c.owner), store.claim(c).await)
+}
+
+fn lost(result: Result<(), StoreError>, what: &str) {
+    assert!(matches!(result, Err(StoreError::LostClaim(_))), "{what}: expected LostClaim, got {result:?}");
+}
+
+/// The idempotency record: a conditional put claims; an in-progress claim holds until its
+/// deadline (exclusive); a completed one answers with its outcome and whether the payload is the
+/// same; an expired one is forgotten; only the owner of an in-progress claim settles it.
+async fn claims<S: StateStore>(store: &S) {
+    let until = T + 60_000;
+    assert_eq!(claim_as(store, &event_claim("c-1", "a", "h1", T, until)).await, ClaimOutcome::Claimed);
+    assert_eq!(claim_as(store, &event_claim("c-1", "b", "h1", T + 1_000, until)).await, ClaimOutcome::InProgress);
+    assert_eq!(
+        claim_as(store, &event_claim("c-1", "b", "h1", until, until + 60_000)).await,
+        ClaimOutcome::InProgress,
+        "held up to its deadline, inclusive"
+    );
+    lost(store.complete("c-1", "b", EventOutcome::Applied, "x").await, "complete by a non-owner");
+    lost(store.release("c-1", "b").await, "release by a non-owner");
+    // Past its deadline it is taken over; the late owner can no longer settle.
+    let later = until + 1;
+    assert_eq!(claim_as(store, &event_claim("c-1", "c", "h1", later, later + 60_000)).await, ClaimOutcome::Claimed);
+    lost(store.complete("c-1", "a", EventOutcome::Applied, "late").await, "complete by the former owner");
+    lost(store.release("c-1", "a").await, "release by the former owner");
+    ok("complete by the owner", store.complete("c-1", "c", EventOutcome::Applied, "done").await);
+    lost(store.complete("c-1", "c", EventOutcome::Skipped, "twice").await, "complete of a completed record");
+    lost(store.release("c-1", "c").await, "release of a completed record");
+    // Completed: no deadline any more; the outcome comes back, with whether the payload matches.
+    let much_later = later + 3_000_000;
+    assert_eq!(
+        claim_as(store, &event_claim("c-1", "d", "h1", much_later, much_later + 60_000)).await,
+        ClaimOutcome::Completed {
+            same_payload: true,
+            outcome: Some(EventOutcome::Applied),
+            reason: Some("done".into())
+        }
+    );
+    assert_eq!(
+        claim_as(store, &event_claim("c-1", "e", "h2", much_later, much_later + 60_000)).await,
+        ClaimOutcome::Completed {
+            same_payload: false,
+            outcome: Some(EventOutcome::Applied),
+            reason: Some("done".into())
+        }
+    );
+    // Released by its owner, the event can be claimed again (a retry after a failure).
+    assert_eq!(claim_as(store, &event_claim("c-2", "f", "h3", T, until)).await, ClaimOutcome::Claimed);
+    ok("release by the owner", store.release("c-2", "f").await);
+    assert_eq!(claim_as(store, &event_claim("c-2", "g", "h3", T, until)).await, ClaimOutcome::Claimed);
+    // Nothing to settle for an event never claimed.
+    lost(store.complete("c-never", "a", EventOutcome::Applied, "x").await, "complete of an unknown event");
+    lost(store.release("c-never", "a").await, "release of an unknown event");
+    // Expiry (seconds, exclusive) forgets a completed record before TTL deletes it...
+    let mut short = event_claim("c-3", "h", "h4", T, until);
+    short.expires_at_s = T / 1000 + 5;
+    assert_eq!(claim_as(store, &short).await, ClaimOutcome::Claimed);
+    ok("complete c-3", store.complete("c-3", "h", EventOutcome::Rejected, "bad").await);
+    let at_expiry = event_claim("c-3", "i", "h4", T + 5_000, T + 65_000);
+    assert!(matches!(claim_as(store, &at_expiry).await, ClaimOutcome::Completed { .. }), "not expired at expires_at");
+    let after_expiry = event_claim("c-3", "i", "h4", T + 6_000, T + 66_000);
+    assert_eq!(claim_as(store, &after_expiry).await, ClaimOutcome::Claimed, "expired");
+    // ...and an in-progress one, whatever its deadline.
+    let mut held = event_claim("c-4", "j", "h5", T, T + 36_000_000);
+    held.expires_at_s = T / 1000 + 1;
+    assert_eq!(claim_as(store, &held).await, ClaimOutcome::Claimed);
+    assert_eq!(claim_as(store, &event_claim("c-4", "k", "h5", T + 2_000, T + 62_000)).await, ClaimOutcome::Claimed);
+    lost(store.complete("c-4", "j", EventOutcome::Applied, "late").await, "complete by the expired owner");
+    // Completion does not look at the deadline: a late owner still holding its claim settles it.
+    assert_eq!(claim_as(store, &event_claim("c-5", "l", "h6", T, T + 1)).await, ClaimOutcome::Claimed);
+    ok("complete past the deadline, not taken over", store.complete("c-5", "l", EventOutcome::Skipped, "dup").await);
+    assert_eq!(
+        claim_as(store, &event_claim("c-5", "m", "h6", T + 10, T + 60_000)).await,
+        ClaimOutcome::Completed {
+            same_payload: true,
+            outcome: Some(EventOutcome::Skipped),
+            reason: Some("dup".into())
+        }
+    );
+}
+
+fn record(id: &str, version: u64, state: EmployeeState, since: i64) -> EmployeeRecord {
+    let mut r = EmployeeRecord::new(id, since);
+    r.version = version;
+    r.state = state;
+    r
+}
+
+/// Writes are conditional on the version read (`None`: the record must not exist).
+async fn conditional_saves<S: StateStore>(store: &S) {
+    let first = record("C-S1", 1, EmployeeState::Requested, T);
+    ok("create", store.save_employee(&first, None).await);
+    let again = store.save_employee(&first, None).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "a second create: {again:?}");
+    let mut second = record("C-S1", 2, EmployeeState::Pending, T + 1);
+    second.username = Some("sone".into());
+    ok("update from the version read", store.save_employee(&second, Some(1)).await);
+    let stale = store.save_employee(&record("C-S1", 3, EmployeeState::Active, T + 2), Some(1)).await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "a stale version: {stale:?}");
+    let missing = store.save_employee(&record("C-S2", 5, EmployeeState::Active, T), Some(4)).await;
+    assert!(matches!(missing, Err(StoreError::Conflict(_))), "an update of nothing: {missing:?}");
+    assert_eq!(ok("read", store.employee("C-S1").await), Some(second.clone()));
+    assert_eq!(ok("read a missing one", store.employee("C-S2").await), None);
+    ok("create C-S3", store.save_employee(&record("C-S3", 1, EmployeeState::Active, T), None).await);
+    let ids = ["C-S3", "C-S2", "C-S1", "C-S3"].map(String::from);
+    let mut read: Vec<String> =
+        ok("batch read", store.employees(&ids).await).into_iter().map(|r| r.employee_id).collect();
+    read.sort();
+    assert_eq!(read, ["C-S1", "C-S3"], "each existing record once, missing ones absent");
+    // More than one BatchGetItem holds (100 keys).
+    let many: Vec<String> = (0..105).map(|i| format!("C-B{i:03}")).collect();
+    for id in &many {
+        ok("create", store.save_employee(&record(id, 1, EmployeeState::Active, T), None).await);
+    }
+    let mut asked = many.clone();
+    asked.push("C-B999".into());
+    let mut read: Vec<String> =
+        ok("batch read of 106", store.employees(&asked).await).into_iter().map(|r| r.employee_id).collect();
+    read.sort();
+    assert_eq!(read, many);
+}
+
+fn entry(
+    employee: Option<&str>,
+    event: Option<&str>,
+    message: &str,
+    occurred: Option<i64>,
+    recorded: i64,
+) -> HistoryEntry {
+    HistoryEntry {
+        employee_id: employee.map(str::to_owned),
+        event_id: event.map(str::to_owned),
+        message_id: message.into(),
+        kind: Some("join".into()),
+        occurred_ms: occurred,
+        outcome: EventOutcome::Applied,
+        reason: String::new(),
+        recorded_ms: recorded,
+    }
+}
+
+/// History lines come back in event time order (the record time without one); one line per
+/// delivery; rejected events without an employee go to no employee's history.
+async fn history<S: StateStore>(store: &S) {
+    let late = entry(Some("C-H1"), Some("c-h-b"), "m-2", Some(T + 3_000), T + 10);
+    let early = entry(Some("C-H1"), Some("c-h-a"), "m-1", Some(T + 1_000), T + 20);
+    let mut undated = entry(Some("C-H1"), None, "m-3", None, T + 2_000);
+    undated.outcome = EventOutcome::Rejected;
+    undated.reason = "occurred_at: missing".into();
+    undated.kind = None;
+    let redelivered = entry(Some("C-H1"), Some("c-h-a"), "m-4", Some(T + 1_000), T + 30);
+    for e in [&late, &early, &undated, &redelivered, &early] {
+        ok("record_history", store.record_history(e).await);
+    }
+    let mut rejected = entry(None, None, "m-5", None, T);
+    rejected.outcome = EventOutcome::Rejected;
+    rejected.reason = "employee.employee_id: missing".into();
+    ok("record a rejected event without an employee", store.record_history(&rejected).await);
+    let lines = ok("history", store.history("C-H1").await);
+    assert_eq!(lines, vec![early, redelivered, undated, late], "event time order, one line per delivery");
+    assert_eq!(ok("history of nobody", store.history("C-H9").await), Vec::new());
+    assert_eq!(ok("history of REJECTED", store.history("REJECTED").await), Vec::new());
+}
+
+fn held(employee: &str, event: &str, effective: i64) -> ScheduledEvent {
+    ScheduledEvent {
+        employee_id: employee.into(),
+        event_id: event.into(),
+        kind: "leave".into(),
+        occurred_ms: T,
+        effective_ms: effective,
+        body: format!("{{\"event_id\":\"{event}\"}}"),
+    }
+}
+
+/// Ours among the events due at `now`.
+async fn due_ids<S: StateStore>(store: &S, now: i64) -> BTreeSet<String> {
+    let due = ok("due", store.due(now).await);
+    due.into_iter().filter(|e| e.employee_id.starts_with("C-D")).map(|e| e.event_id).collect()
+}
+
+fn set(ids: &[&str]) -> BTreeSet<String> {
+    ids.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Held events: scheduling is idempotent per event, due at their effective time (inclusive),
+/// removed once (`false` the second time).
+async fn held_events<S: StateStore>(store: &S) {
+    let (a, b, c) =
+        (held("C-D1", "c-d-a", T + 10_000), held("C-D1", "c-d-b", T + 20_000), held("C-D2", "c-d-c", T + 5_000));
+    for e in [&a, &b, &c, &a] {
+        ok("schedule", store.schedule(e).await);
+    }
+    let mut for_d1 = ok("scheduled_for", store.scheduled_for("C-D1").await);
+    for_d1.sort_by(|x, y| x.event_id.cmp(&y.event_id));
+    assert_eq!(for_d1, vec![a.clone(), b.clone()], "scheduled twice, held once");
+    eventually("due events", || async {
+        due_ids(store, T).await.is_empty()
+            && due_ids(store, T + 10_000).await == set(&["c-d-a", "c-d-c"])
+            && due_ids(store, T + 30_000).await == set(&["c-d-a", "c-d-b", "c-d-c"])
+    })
+    .await;
+    assert!(ok("unschedule", store.unschedule("C-D1", "c-d-a").await), "held, so removed");
+    assert!(!ok("unschedule again", store.unschedule("C-D1", "c-d-a").await), "no longer held");
+    assert!(!ok("unschedule unknown", store.unschedule("C-D9", "c-d-z").await), "never held");
+    assert_eq!(ok("scheduled_for", store.scheduled_for("C-D1").await), vec![b]);
+    assert_eq!(ok("scheduled_for nobody", store.scheduled_for("C-D9").await), Vec::new());
+    eventually("due after unschedule", || async { due_ids(store, T + 30_000).await == set(&["c-d-b", "c-d-c"]) }).await;
+}
+
+async fn watched_has<S: StateStore>(store: &S, state: EmployeeState, id: &str) -> bool {
+    ok("watched", store.watched(state).await).iter().any(|w| w == id)
+}
+
+/// The reconciler finds PENDING and TERMINATING employees, and only while they are.
+async fn watched<S: StateStore>(store: &S) {
+    for (id, state) in [
+        ("C-W1", EmployeeState::Pending),
+        ("C-W2", EmployeeState::Active),
+        ("C-W3", EmployeeState::Terminating),
+        ("C-W4", EmployeeState::Requested),
+    ] {
+        ok("save", store.save_employee(&record(id, 1, state, T), None).await);
+    }
+    eventually("watched", || async {
+        watched_has(store, EmployeeState::Pending, "C-W1").await
+            && watched_has(store, EmployeeState::Terminating, "C-W3").await
+    })
+    .await;
+    assert!(!watched_has(store, EmployeeState::Pending, "C-W3").await, "by state");
+    assert!(!watched_has(store, EmployeeState::Active, "C-W2").await, "ACTIVE is not watched");
+    assert!(!watched_has(store, EmployeeState::Requested, "C-W4").await, "REQUESTED is not watched");
+    ok("settle", store.save_employee(&record("C-W1", 2, EmployeeState::Active, T + 1), Some(1)).await);
+    eventually("no longer watched", || async { !watched_has(store, EmployeeState::Pending, "C-W1").await }).await;
+}
+
+/// Waits (a little, for an eventually consistent index) until `check` holds.
+async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..50 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: never held");
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::MemoryStore;
+
+    #[tokio::test]
+    async fn the_memory_store_keeps_the_user_name_contract() {
+        super::user_name_claims(&MemoryStore::default()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_keeps_the_state_store_contract() {
+        super::state_store(&MemoryStore::default()).await;
+    }
+}

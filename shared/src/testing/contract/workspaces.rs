@@ -1,0 +1,227 @@
+//! The [`WorkspacesApi`] contract: what the pipeline relies on from WorkSpaces, as the simulator
+//! shows it through the real adapter and the fake shows it in memory.
+
+use super::ok;
+use crate::domain::profile::{Profile, RunningMode};
+use crate::domain::workspace::{Call, Disposition, MAX_PER_CALL, WorkspaceState, classify};
+use crate::ports::{CreateItem, CreateResponse, WorkspaceInfo, WorkspacesApi, WorkspacesError};
+use crate::testing::ManualClock;
+use std::future::Future;
+
+/// How the suite lets the service's time pass: the fake's clock is moved, the simulator is
+/// waited for.
+pub trait Passage: Sync {
+    /// Lets about `ms` milliseconds of the service's time pass.
+    fn pass(&self, ms: i64) -> impl Future<Output = ()> + Send;
+}
+
+impl Passage for ManualClock {
+    async fn pass(&self, ms: i64) {
+        self.advance(ms);
+    }
+}
+
+/// Where the suite creates WorkSpaces: a registered directory, an existing bundle, three users
+/// of that directory who have no WorkSpace yet, and how long to let pass between two polls.
+#[derive(Debug, Clone)]
+pub struct WorkspacesSetup {
+    pub directory_id: String,
+    pub bundle_id: String,
+    pub users: [String; 3],
+    pub poll_ms: i64,
+    /// Polls before a transition counts as never happening.
+    pub max_polls: usize,
+}
+
+fn profile(setup: &WorkspacesSetup) -> Profile {
+    Profile {
+        directory_id: setup.directory_id.clone(),
+        bundle_id: setup.bundle_id.clone(),
+        running_mode: RunningMode::AutoStop,
+        auto_stop_minutes: None,
+        compute_type: None,
+        root_volume_gib: None,
+        user_volume_gib: None,
+        root_volume_encrypted: false,
+        user_volume_encrypted: false,
+        kms_key: None,
+        protocols: Vec::new(),
+        tags: Default::default(),
+        user_decoupled: false,
+    }
+}
+
+fn item(setup: &WorkspacesSetup, user: &str) -> CreateItem {
+    CreateItem {
+        directory_id: setup.directory_id.clone(),
+        user_name: user.into(),
+        workspace_name: None,
+        profile: profile(setup),
+    }
+}
+
+fn refused_as_invalid<T: std::fmt::Debug>(what: &str, result: Result<T, WorkspacesError>) {
+    match result {
+        Err(WorkspacesError::Service { code, retryable: false, .. }) if code == "ValidationException" => {}
+        other => panic!("{what}: expected a non-retryable ValidationException, got {other:?}"),
+    }
+}
+
+async fn state_of<W: WorkspacesApi>(api: &W, id: &str) -> Option<WorkspaceState> {
+    let listed = ok("DescribeWorkspaces", api.describe_workspaces(&[id.to_owned()]).await);
+    assert!(listed.len() <= 1, "one id, at most one WorkSpace: {listed:?}");
+    listed.into_iter().find(|w| w.workspace_id == id).map(|w| w.state)
+}
+
+/// Polls `id` until `done`, checking that each state seen is allowed at that point of
+/// `order` (states may be skipped, never gone back to). Returns the states seen.
+async fn follow<W: WorkspacesApi, P: Passage>(
+    api: &W,
+    time: &P,
+    setup: &WorkspacesSetup,
+    id: &str,
+    order: &[Option<WorkspaceState>],
+    done: impl Fn(&Option<WorkspaceState>) -> bool,
+) -> Vec<Option<WorkspaceState>> {
+    let mut seen: Vec<Option<WorkspaceState>> = Vec::new();
+    let mut at = 0;
+    for _ in 0..setup.max_polls {
+        let state = state_of(api, id).await;
+        match order.iter().skip(at).position(|s| *s == state) {
+            Some(offset) => at += offset,
+            None => panic!("{id}: {state:?} out of order after {seen:?} (expected the order {order:?})"),
+        }
+        if seen.last() != Some(&state) {
+            seen.push(state.clone());
+        }
+        if done(&state) {
+            return seen;
+        }
+        time.pass(setup.poll_ms).await;
+    }
+    panic!("{id} never got there; saw {seen:?}");
+}
+
+fn failed_codes(response: &CreateResponse) -> Vec<(String, String)> {
+    response.failed.iter().map(|f| (f.user_name.clone(), f.code.clone())).collect()
+}
+
+async fn create<W: WorkspacesApi>(api: &W, items: &[CreateItem]) -> CreateResponse {
+    ok("CreateWorkspaces", api.create_workspaces(items).await)
+}
+
+/// Creation is asynchronous and answers per item; one WorkSpace per user and directory (user
+/// names compared without case) until the id is gone; termination is asynchronous too and
+/// answers per item; every call takes 1 to 25 items.
+pub async fn workspaces<W: WorkspacesApi, P: Passage>(api: &W, time: &P, setup: &WorkspacesSetup) {
+    let [u1, u2, u3] = &setup.users;
+    let unknown_id = "ws-zz0000000".to_owned();
+
+    // The 25-item limit: the whole call is refused, nothing is created.
+    let too_many: Vec<CreateItem> = (0..=MAX_PER_CALL).map(|_| item(setup, u1)).collect();
+    refused_as_invalid("CreateWorkspaces with 26 items", api.create_workspaces(&too_many).await);
+    refused_as_invalid("CreateWorkspaces with no item", api.create_workspaces(&[]).await);
+    let ids: Vec<String> = (0..=MAX_PER_CALL).map(|i| format!("ws-zz{i:07}")).collect();
+    refused_as_invalid("DescribeWorkspaces with 26 ids", api.describe_workspaces(&ids).await);
+    refused_as_invalid("TerminateWorkspaces with 26 ids", api.terminate_workspaces(&ids).await);
+    refused_as_invalid("DescribeWorkspaces with no id", api.describe_workspaces(&[]).await);
+    refused_as_invalid("TerminateWorkspaces with no id", api.terminate_workspaces(&[]).await);
+    let ok25 = ok("DescribeWorkspaces with 25 unknown ids", api.describe_workspaces(&ids[..MAX_PER_CALL]).await);
+    assert_eq!(ok25, Vec::new(), "unknown ids are absent");
+    time.pass(setup.poll_ms).await;
+    assert_eq!(ok("find", api.find_user_workspace(&setup.directory_id, u1).await), None, "nothing was created");
+
+    // A create answers PENDING at once; the same user again (any case) in the same call exists.
+    let capitalised: String = u1.chars().take(1).flat_map(char::to_uppercase).chain(u1.chars().skip(1)).collect();
+    let first = create(api, &[item(setup, &capitalised), item(setup, u1)]).await;
+    assert_eq!(failed_codes(&first), vec![(u1.clone(), "ResourceExists.WorkSpace".to_owned())]);
+    let [pending]: [WorkspaceInfo; 1] = first.pending.try_into().unwrap_or_else(|p| panic!("one pending: {p:?}"));
+    assert!(pending.workspace_id.starts_with("ws-"), "{pending:?}");
+    assert_eq!(
+        (pending.directory_id.as_str(), pending.user_name.as_str(), &pending.state),
+        (setup.directory_id.as_str(), capitalised.as_str(), &WorkspaceState::Pending),
+        "the user name as asked for"
+    );
+    let id1 = pending.workspace_id;
+
+    // Maybe absent for a moment, then PENDING, then AVAILABLE.
+    let order = [None, Some(WorkspaceState::Pending), Some(WorkspaceState::Available)];
+    follow(api, time, setup, &id1, &order, |s| *s == Some(WorkspaceState::Available)).await;
+    let found = ok("find by another case", api.find_user_workspace(&setup.directory_id, &u1.to_uppercase()).await);
+    assert_eq!(
+        found.as_ref().map(|w| (w.workspace_id.as_str(), &w.state)),
+        Some((id1.as_str(), &WorkspaceState::Available))
+    );
+    let again = create(api, &[item(setup, u1)]).await;
+    assert_eq!(failed_codes(&again), vec![(u1.clone(), "ResourceExists.WorkSpace".to_owned())]);
+    assert!(again.pending.is_empty());
+    assert_eq!(classify(Call::Create, &again.failed[0].code), Disposition::Adopt);
+
+    // Two users in one call; DescribeWorkspaces lists the ids asked for that exist.
+    let pair = create(api, &[item(setup, u2), item(setup, u3)]).await;
+    assert!(pair.failed.is_empty(), "{pair:?}");
+    let pair_ids: Vec<String> = pair.pending.iter().map(|w| w.workspace_id.clone()).collect();
+    assert_eq!(pair_ids.len(), 2);
+    let mut asked = pair_ids.clone();
+    asked.push(id1.clone());
+    asked.push(unknown_id.clone());
+    let mut listed = Vec::new();
+    for _ in 0..setup.max_polls {
+        listed = ok("describe", api.describe_workspaces(&asked).await);
+        if listed.len() == 3 {
+            break;
+        }
+        time.pass(setup.poll_ms).await;
+    }
+    let mut listed_ids: Vec<&str> = listed.iter().map(|w| w.workspace_id.as_str()).collect();
+    listed_ids.sort_unstable();
+    let mut expected: Vec<&str> = asked[..3].iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(listed_ids, expected, "the three that exist, not the unknown one");
+
+    // Terminate: per-item answers, an unknown id says it is gone; asking twice is harmless.
+    let failed = ok("terminate", api.terminate_workspaces(&[id1.clone(), unknown_id.clone()]).await);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].workspace_id, unknown_id);
+    assert_eq!(classify(Call::Terminate, &failed[0].code), Disposition::Gone, "{failed:?}");
+    assert_eq!(ok("terminate again", api.terminate_workspaces(std::slice::from_ref(&id1)).await), Vec::new());
+    // Until the id is gone the user still has it.
+    let during = create(api, &[item(setup, u1)]).await;
+    if during.pending.is_empty() {
+        assert_eq!(failed_codes(&during), vec![(u1.clone(), "ResourceExists.WorkSpace".to_owned())]);
+    } else {
+        panic!("created while the previous WorkSpace was terminating: {during:?}");
+    }
+    let order = [Some(WorkspaceState::Terminating), Some(WorkspaceState::Terminated), None];
+    follow(api, time, setup, &id1, &order, Option::is_none).await;
+    assert_eq!(ok("find after termination", api.find_user_workspace(&setup.directory_id, u1).await), None);
+    let failed = ok("terminate a gone id", api.terminate_workspaces(std::slice::from_ref(&id1)).await);
+    assert_eq!(failed.iter().map(|f| classify(Call::Terminate, &f.code)).collect::<Vec<_>>(), vec![Disposition::Gone]);
+
+    // Gone: the user can have a new one.
+    let renewed = create(api, &[item(setup, u1)]).await;
+    assert!(renewed.failed.is_empty(), "{renewed:?}");
+    assert_ne!(renewed.pending[0].workspace_id, id1);
+    let all: Vec<String> = renewed.pending.iter().map(|w| w.workspace_id.clone()).chain(pair_ids).collect();
+    assert_eq!(ok("clean up", api.terminate_workspaces(&all).await), Vec::new());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FakeWorkspaces;
+
+    #[tokio::test]
+    async fn the_fake_keeps_the_workspaces_contract() {
+        let clock = ManualClock::new(1_000_000);
+        let fake = FakeWorkspaces::new(clock.clone());
+        let setup = WorkspacesSetup {
+            directory_id: "d-9067a1b2c3".into(),
+            bundle_id: "wsb-stdwin2022".into(),
+            users: ["alee".into(), "bkumar".into(), "cnovak".into()],
+            poll_ms: 100,
+            max_polls: 100,
+        };
+        workspaces(&fake, &clock, &setup).await;
+    }
+}

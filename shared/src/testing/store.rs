@@ -1,0 +1,525 @@
+//! The state store in memory, with the DynamoDB adapter's semantics (`adapters::dynamo`): the
+//! same conditions decide the same outcomes, so a service tested here behaves the same on the
+//! table. The contract suite ([`super::contract::state_store`]) runs on both.
+
+use super::{Faults, lock};
+use crate::adapters::dynamo::{MAX_ITEM_BYTES, history_item, item_size, shard_of};
+use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
+use crate::ports::{Claim, ClaimOutcome, HistoryEntry, NameClaim, ScheduledEvent, StateStore, StoreError};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+/// An HR event's idempotency record as the table holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdempotencyRecord {
+    pub payload_hash: String,
+    pub owner: String,
+    /// `COMPLETED`; otherwise `INPROGRESS`.
+    pub completed: bool,
+    /// Removed on completion.
+    pub in_progress_until_ms: Option<i64>,
+    /// Epoch seconds; past it the record counts as absent (TTL deletes it later, or never).
+    pub expires_at_s: i64,
+    pub outcome: Option<EventOutcome>,
+    pub reason: Option<String>,
+}
+
+/// Employees, user-name claims, idempotency records, history and held events. Reads are strongly
+/// consistent, `watched` and `due` included (the table's index is only eventually so).
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    pub employees: Mutex<BTreeMap<String, EmployeeRecord>>,
+    /// (directory, lower-case user name) → employee.
+    pub names: Mutex<BTreeMap<(String, String), String>>,
+    /// Employees whose record cannot be read (the store answers `Unavailable`).
+    pub unreadable: Mutex<BTreeSet<String>>,
+    /// Injected failures and call counters (`store.<method>`).
+    pub faults: Faults,
+    idempotency: Mutex<BTreeMap<String, IdempotencyRecord>>,
+    /// By employee (`None`: rejected events without one), then by the table's sort key.
+    history: Mutex<BTreeMap<Option<String>, BTreeMap<String, HistoryEntry>>>,
+    /// By (employee, event).
+    scheduled: Mutex<BTreeMap<(String, String), ScheduledEvent>>,
+    /// The index as `watched` and `due` read it while frozen (see [`MemoryStore::freeze_index`]).
+    frozen_index: Mutex<Option<Index>>,
+}
+
+/// What the sparse index held at one moment.
+#[derive(Debug, Clone)]
+struct Index {
+    employees: BTreeMap<String, EmployeeRecord>,
+    scheduled: BTreeMap<(String, String), ScheduledEvent>,
+}
+
+const PORT: &str = "store";
+
+/// The DynamoDB operation each method makes (what an `Unavailable` names).
+fn dynamo_operation(method: &str) -> &'static str {
+    match method {
+        "claim" | "save_employee" | "record_history" | "schedule" => "PutItem",
+        "complete" => "UpdateItem",
+        "release" | "unschedule" => "DeleteItem",
+        "employees" => "BatchGetItem",
+        "save_joiner" => "TransactWriteItems",
+        "history" | "watched" | "due" | "scheduled_for" => "Query",
+        _ => "GetItem",
+    }
+}
+
+fn unavailable(method: &str) -> StoreError {
+    StoreError::Unavailable { operation: dynamo_operation(method), message: "injected: service unavailable".into() }
+}
+
+/// DynamoDB refuses an item over 400 KB.
+fn check_size(method: &str, bytes: usize) -> Result<(), StoreError> {
+    if bytes > MAX_ITEM_BYTES {
+        return Err(StoreError::Invalid {
+            operation: dynamo_operation(method),
+            message: "ValidationException: Item size has exceeded the maximum allowed size".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The size of a record's item, keys and index attributes included (close to what DynamoDB counts).
+fn stored_size<T: serde::Serialize>(value: &T, key: &str) -> Result<usize, StoreError> {
+    let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> = serde_dynamo::to_item(value)
+        .map_err(|e| StoreError::Malformed { key: key.to_owned(), detail: e.to_string() })?;
+    // pk, sk, work_shard, work_due: names and values.
+    Ok(item_size(&item) + 2 + 2 + 10 + 8 + key.len() * 2 + 40)
+}
+
+impl MemoryStore {
+    pub fn with(records: impl IntoIterator<Item = EmployeeRecord>) -> Self {
+        let store = Self::default();
+        lock(&store.employees).extend(records.into_iter().map(|r| (r.employee_id.clone(), r)));
+        store
+    }
+
+    /// Calls go through `faults` (shared with the other doubles of the test).
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    pub fn get(&self, id: &str) -> Option<EmployeeRecord> {
+        lock(&self.employees).get(id).cloned()
+    }
+
+    pub fn count(&self, state: EmployeeState) -> usize {
+        lock(&self.employees).values().filter(|e| e.state == state).count()
+    }
+
+    pub fn records(&self) -> Vec<EmployeeRecord> {
+        lock(&self.employees).values().cloned().collect()
+    }
+
+    pub fn idempotency_record(&self, event_id: &str) -> Option<IdempotencyRecord> {
+        lock(&self.idempotency).get(event_id).cloned()
+    }
+
+    /// Every idempotency record by event id, expired ones included (nothing deletes them).
+    pub fn idempotency_records(&self) -> BTreeMap<String, IdempotencyRecord> {
+        lock(&self.idempotency).clone()
+    }
+
+    /// Every history line: employees' (by employee, then in the table's order), then the
+    /// rejected events without an employee.
+    pub fn all_history(&self) -> Vec<HistoryEntry> {
+        let history = lock(&self.history);
+        let employees = history.iter().filter(|(k, _)| k.is_some()).flat_map(|(_, lines)| lines.values());
+        let rejected = history.get(&None).into_iter().flat_map(BTreeMap::values);
+        employees.chain(rejected).cloned().collect()
+    }
+
+    /// The rejected events recorded without an employee (the table's `REJECTED` partition, which
+    /// no port method reads).
+    pub fn rejected_without_employee(&self) -> Vec<HistoryEntry> {
+        lock(&self.history).get(&None).map(|l| l.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Every held event, by employee and event id.
+    pub fn scheduled_events(&self) -> Vec<ScheduledEvent> {
+        lock(&self.scheduled).values().cloned().collect()
+    }
+
+    /// Every user-name claim: (directory, lower-case user name) → employee.
+    pub fn name_claims(&self) -> BTreeMap<(String, String), String> {
+        lock(&self.names).clone()
+    }
+
+    /// From now on `watched` and `due` answer from the index as it is now, until
+    /// [`catch_up_index`](Self::catch_up_index): the table's index is eventually consistent, so a
+    /// service must decide on a consistent read, not on what the index says.
+    pub fn freeze_index(&self) {
+        let employees = lock(&self.employees)
+            .iter()
+            .filter(|(_, r)| r.state.needs_watching())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let scheduled = lock(&self.scheduled).clone();
+        *lock(&self.frozen_index) = Some(Index { employees, scheduled });
+    }
+
+    /// The index has caught up with the table again.
+    pub fn catch_up_index(&self) {
+        *lock(&self.frozen_index) = None;
+    }
+
+    fn guard<T>(&self, method: &'static str, op: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.faults.guard(PORT, method, || unavailable(method), op)
+    }
+
+    fn read_one(&self, employee_id: &str) -> Result<Option<EmployeeRecord>, StoreError> {
+        if lock(&self.unreadable).contains(employee_id) {
+            return Err(StoreError::Unavailable { operation: "GetItem", message: "injected: unreadable".into() });
+        }
+        Ok(self.get(employee_id))
+    }
+}
+
+/// The conditional put `save_employee` and `save_joiner` make on the record.
+fn version_matches(map: &BTreeMap<String, EmployeeRecord>, id: &str, expected: Option<u64>) -> bool {
+    match (map.get(id), expected) {
+        (None, None) => true,
+        (Some(stored), Some(v)) => stored.version == v,
+        _ => false,
+    }
+}
+
+impl StateStore for MemoryStore {
+    async fn claim(&self, claim: &Claim) -> Result<ClaimOutcome, StoreError> {
+        self.guard("claim", || {
+            let mut records = lock(&self.idempotency);
+            let fresh = IdempotencyRecord {
+                payload_hash: claim.payload_hash.clone(),
+                owner: claim.owner.clone(),
+                completed: false,
+                in_progress_until_ms: Some(claim.in_progress_until_ms),
+                expires_at_s: claim.expires_at_s,
+                outcome: None,
+                reason: None,
+            };
+            // attribute_not_exists(pk) OR expires_at < :now_s
+            //   OR (status = INPROGRESS AND in_progress_until_ms < :now_ms)
+            let outcome = match records.get(&claim.event_id) {
+                None => None,
+                Some(old) if old.expires_at_s < claim.now_ms / 1000 => None,
+                Some(old) if !old.completed && old.in_progress_until_ms.is_some_and(|u| u < claim.now_ms) => None,
+                Some(old) if old.completed => Some(ClaimOutcome::Completed {
+                    same_payload: old.payload_hash == claim.payload_hash,
+                    outcome: old.outcome,
+                    reason: old.reason.clone(),
+                }),
+                Some(_) => Some(ClaimOutcome::InProgress),
+            };
+            Ok(outcome.unwrap_or_else(|| {
+                records.insert(claim.event_id.clone(), fresh);
+                ClaimOutcome::Claimed
+            }))
+        })
+    }
+
+    async fn complete(
+        &self,
+        event_id: &str,
+        owner: &str,
+        outcome: EventOutcome,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.guard("complete", || {
+            // #owner = :owner AND #status = :in_progress (whatever the deadline or expiry)
+            match lock(&self.idempotency).get_mut(event_id) {
+                Some(record) if record.owner == owner && !record.completed => {
+                    record.completed = true;
+                    record.outcome = Some(outcome);
+                    record.reason = Some(reason.to_owned());
+                    record.in_progress_until_ms = None;
+                    Ok(())
+                }
+                _ => Err(StoreError::LostClaim(event_id.to_owned())),
+            }
+        })
+    }
+
+    async fn release(&self, event_id: &str, owner: &str) -> Result<(), StoreError> {
+        self.guard("release", || {
+            let mut records = lock(&self.idempotency);
+            match records.get(event_id) {
+                Some(record) if record.owner == owner && !record.completed => {
+                    records.remove(event_id);
+                    Ok(())
+                }
+                _ => Err(StoreError::LostClaim(event_id.to_owned())),
+            }
+        })
+    }
+
+    async fn employee(&self, employee_id: &str) -> Result<Option<EmployeeRecord>, StoreError> {
+        self.guard("employee", || self.read_one(employee_id))
+    }
+
+    async fn employees(&self, ids: &[String]) -> Result<Vec<EmployeeRecord>, StoreError> {
+        self.guard("employees", || {
+            let unreadable = lock(&self.unreadable);
+            if ids.iter().any(|id| unreadable.contains(id)) {
+                return Err(StoreError::Unavailable {
+                    operation: "BatchGetItem",
+                    message: "injected: unreadable".into(),
+                });
+            }
+            drop(unreadable);
+            let wanted: BTreeSet<&String> = ids.iter().collect();
+            let map = lock(&self.employees);
+            Ok(wanted.into_iter().filter_map(|id| map.get(id).cloned()).collect())
+        })
+    }
+
+    async fn save_employee(&self, record: &EmployeeRecord, expected_version: Option<u64>) -> Result<(), StoreError> {
+        self.guard("save_employee", || {
+            check_size("save_employee", stored_size(record, &record.employee_id)?)?;
+            let mut map = lock(&self.employees);
+            if !version_matches(&map, &record.employee_id, expected_version) {
+                return Err(StoreError::Conflict(format!("EMP#{}", record.employee_id)));
+            }
+            map.insert(record.employee_id.clone(), record.clone());
+            Ok(())
+        })
+    }
+
+    async fn save_joiner(
+        &self,
+        record: &EmployeeRecord,
+        expected_version: Option<u64>,
+        claim: &NameClaim,
+    ) -> Result<(), StoreError> {
+        self.guard("save_joiner", || {
+            check_size("save_joiner", stored_size(record, &record.employee_id)?)?;
+            let mut employees = lock(&self.employees);
+            let mut names = lock(&self.names);
+            // The adapter reads the cancellation reasons in this order.
+            if !version_matches(&employees, &record.employee_id, expected_version) {
+                return Err(StoreError::Conflict(format!("EMP#{}", record.employee_id)));
+            }
+            if let Some((holder, version)) = &claim.take_over_from
+                && !version_matches(&employees, holder, *version)
+            {
+                return Err(StoreError::Conflict(format!("holder of NAME#{}", claim.user_name)));
+            }
+            let key = (claim.directory_id.clone(), claim.user_name.to_ascii_lowercase());
+            let allowed = claim.take_over_from.as_ref().map_or(claim.employee_id.as_str(), |(h, _)| h.as_str());
+            // attribute_not_exists(pk) OR employee_id = :holder; then who holds it now.
+            match names.get(&key) {
+                Some(holder) if holder != allowed && holder != &claim.employee_id => {
+                    return Err(StoreError::NameHeld { holder: holder.clone() });
+                }
+                Some(holder) if holder != allowed => {
+                    return Err(StoreError::Conflict(format!("NAME#{}", claim.user_name)));
+                }
+                _ => {}
+            }
+            names.insert(key, claim.employee_id.clone());
+            employees.insert(record.employee_id.clone(), record.clone());
+            Ok(())
+        })
+    }
+
+    async fn name_holder(&self, directory_id: &str, user_name: &str) -> Result<Option<String>, StoreError> {
+        self.guard("name_holder", || {
+            Ok(lock(&self.names).get(&(directory_id.to_owned(), user_name.to_ascii_lowercase())).cloned())
+        })
+    }
+
+    async fn record_history(&self, entry: &HistoryEntry) -> Result<(), StoreError> {
+        self.guard("record_history", || {
+            let item = history_item(entry)?;
+            check_size("record_history", item_size(&item))?;
+            let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            // One line per sort key: the same delivery recorded twice stays one line.
+            lock(&self.history).entry(entry.employee_id.clone()).or_default().insert(sk, entry.clone());
+            Ok(())
+        })
+    }
+
+    async fn history(&self, employee_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.guard("history", || {
+            let history = lock(&self.history);
+            Ok(history.get(&Some(employee_id.to_owned())).map(|l| l.values().cloned().collect()).unwrap_or_default())
+        })
+    }
+
+    async fn watched(&self, state: EmployeeState) -> Result<Vec<String>, StoreError> {
+        self.guard("watched", || {
+            // The sparse index holds only the states that need watching, by shard then since when.
+            if !state.needs_watching() {
+                return Ok(Vec::new());
+            }
+            let frozen = lock(&self.frozen_index);
+            let live;
+            let map = match frozen.as_ref() {
+                Some(index) => &index.employees,
+                None => {
+                    live = lock(&self.employees);
+                    &*live
+                }
+            };
+            let mut watched: Vec<(u32, i64, &String)> = map
+                .values()
+                .filter(|e| e.state == state)
+                .map(|e| (shard_of(&e.employee_id), e.state_since_ms, &e.employee_id))
+                .collect();
+            watched.sort();
+            Ok(watched.into_iter().map(|(_, _, id)| id.clone()).collect())
+        })
+    }
+
+    async fn schedule(&self, event: &ScheduledEvent) -> Result<(), StoreError> {
+        self.guard("schedule", || {
+            check_size("schedule", stored_size(event, &event.event_id)?)?;
+            lock(&self.scheduled).insert((event.employee_id.clone(), event.event_id.clone()), event.clone());
+            Ok(())
+        })
+    }
+
+    async fn due(&self, now_ms: i64) -> Result<Vec<ScheduledEvent>, StoreError> {
+        self.guard("due", || {
+            let frozen = lock(&self.frozen_index);
+            let live;
+            let held = match frozen.as_ref() {
+                Some(index) => &index.scheduled,
+                None => {
+                    live = lock(&self.scheduled);
+                    &*live
+                }
+            };
+            let mut due: Vec<(u32, i64, &ScheduledEvent)> = held
+                .values()
+                .filter(|e| e.effective_ms <= now_ms)
+                .map(|e| (shard_of(&e.employee_id), e.effective_ms, e))
+                .collect();
+            // Stable: ties stay in (employee, event) order.
+            due.sort_by_key(|a| (a.0, a.1));
+            Ok(due.into_iter().map(|(_, _, e)| e.clone()).collect())
+        })
+    }
+
+    async fn unschedule(&self, employee_id: &str, event_id: &str) -> Result<bool, StoreError> {
+        self.guard("unschedule", || {
+            Ok(lock(&self.scheduled).remove(&(employee_id.to_owned(), event_id.to_owned())).is_some())
+        })
+    }
+
+    async fn scheduled_for(&self, employee_id: &str) -> Result<Vec<ScheduledEvent>, StoreError> {
+        self.guard("scheduled_for", || {
+            Ok(lock(&self.scheduled).values().filter(|e| e.employee_id == employee_id).cloned().collect())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(event: &str, owner: &str) -> Claim {
+        Claim {
+            event_id: event.into(),
+            payload_hash: "h".into(),
+            owner: owner.into(),
+            now_ms: 1_000,
+            in_progress_until_ms: 61_000,
+            expires_at_s: 3_600,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_injected_failure_changes_nothing_unless_it_hits_after_the_write() {
+        let store = MemoryStore::default();
+        store.faults.fail_next("store.claim", 1);
+        assert!(matches!(
+            store.claim(&claim("e1", "a")).await,
+            Err(StoreError::Unavailable { operation: "PutItem", .. })
+        ));
+        assert_eq!(store.idempotency_record("e1"), None);
+        store.faults.fail_next_after("store.claim", 1);
+        assert!(store.claim(&claim("e1", "a")).await.is_err());
+        let record = store.idempotency_record("e1").unwrap();
+        assert_eq!((record.owner.as_str(), record.completed), ("a", false), "written, answer lost");
+        // The retry then finds its own claim in progress, as on DynamoDB.
+        assert_eq!(store.claim(&claim("e1", "a")).await.unwrap(), ClaimOutcome::InProgress);
+        store.complete("e1", "a", EventOutcome::Applied, "ok").await.unwrap();
+        assert!(store.idempotency_records()["e1"].completed);
+        assert_eq!(store.faults.calls("store"), 4);
+    }
+
+    #[tokio::test]
+    async fn unreadable_employees_fail_single_and_batch_reads() {
+        let store = MemoryStore::with([EmployeeRecord::new("E1", 0), EmployeeRecord::new("E2", 0)]);
+        lock(&store.unreadable).insert("E1".into());
+        assert!(store.employee("E1").await.is_err());
+        assert!(store.employees(&["E2".into(), "E1".into()]).await.is_err());
+        assert_eq!(store.employees(&["E2".into(), "E2".into()]).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn history_without_an_employee_is_kept_apart_and_items_keep_dynamodb_limits() {
+        let store = MemoryStore::default();
+        let entry = HistoryEntry {
+            employee_id: None,
+            event_id: None,
+            message_id: "m1".into(),
+            kind: None,
+            occurred_ms: None,
+            outcome: EventOutcome::Rejected,
+            reason: "not JSON".into(),
+            recorded_ms: 5,
+        };
+        store.record_history(&entry).await.unwrap();
+        assert_eq!(store.rejected_without_employee(), std::slice::from_ref(&entry));
+        assert_eq!(store.all_history(), std::slice::from_ref(&entry));
+        let huge = HistoryEntry { reason: "x".repeat(MAX_ITEM_BYTES), ..entry };
+        assert!(matches!(store.record_history(&huge).await, Err(StoreError::Invalid { .. })));
+        let mut record = EmployeeRecord::new("E1", 0);
+        record.failure_message = Some("y".repeat(MAX_ITEM_BYTES));
+        assert!(matches!(store.save_employee(&record, None).await, Err(StoreError::Invalid { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_frozen_index_answers_as_it_was_until_it_catches_up() {
+        let mut record = EmployeeRecord::new("E1", 0);
+        record.state = EmployeeState::Pending;
+        let store = MemoryStore::with([record.clone()]);
+        store.freeze_index();
+        record.state = EmployeeState::Active;
+        store.save_employee(&record, Some(0)).await.unwrap();
+        let event = ScheduledEvent {
+            employee_id: "E1".into(),
+            event_id: "v1".into(),
+            kind: "leave".into(),
+            occurred_ms: 0,
+            effective_ms: 0,
+            body: "{}".into(),
+        };
+        store.schedule(&event).await.unwrap();
+        assert_eq!(store.watched(EmployeeState::Pending).await.unwrap(), ["E1"], "stale");
+        assert_eq!(store.employee("E1").await.unwrap().unwrap().state, EmployeeState::Active, "consistent");
+        assert!(store.due(10).await.unwrap().is_empty());
+        store.catch_up_index();
+        assert!(store.watched(EmployeeState::Pending).await.unwrap().is_empty());
+        assert_eq!(store.due(10).await.unwrap(), [event]);
+    }
+
+    #[tokio::test]
+    async fn watched_follows_the_index_order_shard_then_time() {
+        let records = (0..20).map(|i| {
+            let mut r = EmployeeRecord::new(&format!("E{i}"), 100 - i);
+            r.state = EmployeeState::Pending;
+            r
+        });
+        let store = MemoryStore::with(records);
+        let watched = store.watched(EmployeeState::Pending).await.unwrap();
+        let keys: Vec<(u32, i64)> =
+            watched.iter().map(|id| (shard_of(id), store.get(id).unwrap().state_since_ms)).collect();
+        assert!(keys.is_sorted(), "{keys:?}");
+        assert_eq!(keys.len(), 20);
+    }
+}
