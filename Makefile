@@ -44,7 +44,7 @@ sam-build: setup ## Release arm64 builds of every function through SAM (slow: no
 # One invocation over the workspace (the corpus test included): the same feature set as the other
 # test builds, so the AWS SDK is not compiled again for `-p shared` alone.
 test-unit: ## Unit tests, the contract corpus through the parser, and each micro-benchmark run once as a test
-	$(CARGO) test --workspace --lib --bins --benches --test contract_corpus
+	$(CARGO) test --workspace --lib --bins --benches --test contract_corpus --test model
 
 test-conformance: ## The real SDK clients against the simulator; the doubles' contracts on the real adapters there
 	$(CARGO) test --workspace --test conformance --test adapter_contract

@@ -229,6 +229,21 @@ pub struct HistoryEntry {
     pub recorded_ms: i64,
 }
 
+/// How the reason of a redelivery's history line begins.
+pub const DUPLICATE: &str = "duplicate:";
+
+impl HistoryEntry {
+    /// Whether the line says what finally became of its event (not a hold, not a redelivery).
+    pub fn is_final(&self) -> bool {
+        self.outcome != EventOutcome::Scheduled && !self.reason.starts_with(DUPLICATE)
+    }
+
+    /// What kind of line this is, as a key part: the outcome, or `duplicate` for a redelivery.
+    pub fn kind_of_line(&self) -> &'static str {
+        if self.outcome == EventOutcome::Skipped && !self.is_final() { "duplicate" } else { self.outcome.as_str() }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A conditional write found the item changed: re-read and decide again.
@@ -354,4 +369,129 @@ impl Outgoing {
 pub trait MessageQueue: Send + Sync {
     /// Sends every message; fails unless all were accepted.
     fn send(&self, messages: &[Outgoing]) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+// ---------------------------------------------------------------- shared ports
+
+// A port shared behind an `Arc` is the same port: the model tests hand one double to the four
+// services, as the deployed functions share one table and one WorkSpaces account.
+
+impl<T: WorkspacesApi> WorkspacesApi for std::sync::Arc<T> {
+    fn create_workspaces(
+        &self,
+        items: &[CreateItem],
+    ) -> impl Future<Output = Result<CreateResponse, WorkspacesError>> + Send {
+        (**self).create_workspaces(items)
+    }
+    fn describe_workspaces(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<WorkspaceInfo>, WorkspacesError>> + Send {
+        (**self).describe_workspaces(ids)
+    }
+    fn terminate_workspaces(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<FailedTerminate>, WorkspacesError>> + Send {
+        (**self).terminate_workspaces(ids)
+    }
+    fn find_user_workspace(
+        &self,
+        directory_id: &str,
+        user_name: &str,
+    ) -> impl Future<Output = Result<Option<WorkspaceInfo>, WorkspacesError>> + Send {
+        (**self).find_user_workspace(directory_id, user_name)
+    }
+}
+
+impl<T: DirectoryUsers> DirectoryUsers for std::sync::Arc<T> {
+    fn ensure_user(&self, user: &NewUser) -> impl Future<Output = Result<UserOutcome, DirectoryError>> + Send {
+        (**self).ensure_user(user)
+    }
+    fn user_name_rules(&self) -> crate::domain::names::UserNameRules {
+        (**self).user_name_rules()
+    }
+    fn disable_user(
+        &self,
+        directory_id: &str,
+        user_name: &str,
+    ) -> impl Future<Output = Result<UserOutcome, DirectoryError>> + Send {
+        (**self).disable_user(directory_id, user_name)
+    }
+    fn can_disable(&self) -> bool {
+        (**self).can_disable()
+    }
+}
+
+impl<T: StateStore> StateStore for std::sync::Arc<T> {
+    fn claim(&self, claim: &Claim) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send {
+        (**self).claim(claim)
+    }
+    fn complete(
+        &self,
+        event_id: &str,
+        owner: &str,
+        outcome: EventOutcome,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).complete(event_id, owner, outcome, reason)
+    }
+    fn release(&self, event_id: &str, owner: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).release(event_id, owner)
+    }
+    fn employee(&self, employee_id: &str) -> impl Future<Output = Result<Option<EmployeeRecord>, StoreError>> + Send {
+        (**self).employee(employee_id)
+    }
+    fn employees(&self, ids: &[String]) -> impl Future<Output = Result<Vec<EmployeeRecord>, StoreError>> + Send {
+        (**self).employees(ids)
+    }
+    fn save_employee(
+        &self,
+        record: &EmployeeRecord,
+        expected_version: Option<u64>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).save_employee(record, expected_version)
+    }
+    fn save_joiner(
+        &self,
+        record: &EmployeeRecord,
+        expected_version: Option<u64>,
+        claim: &NameClaim,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).save_joiner(record, expected_version, claim)
+    }
+    fn name_holder(
+        &self,
+        directory_id: &str,
+        user_name: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        (**self).name_holder(directory_id, user_name)
+    }
+    fn record_history(&self, entry: &HistoryEntry) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).record_history(entry)
+    }
+    fn history(&self, employee_id: &str) -> impl Future<Output = Result<Vec<HistoryEntry>, StoreError>> + Send {
+        (**self).history(employee_id)
+    }
+    fn watched(&self, state: EmployeeState) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        (**self).watched(state)
+    }
+    fn schedule(&self, event: &ScheduledEvent) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).schedule(event)
+    }
+    fn due(&self, now_ms: i64) -> impl Future<Output = Result<Vec<ScheduledEvent>, StoreError>> + Send {
+        (**self).due(now_ms)
+    }
+    fn unschedule(&self, employee_id: &str, event_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).unschedule(employee_id, event_id)
+    }
+    fn scheduled_for(&self, employee_id: &str) -> impl Future<Output = Result<Vec<ScheduledEvent>, StoreError>> + Send {
+        (**self).scheduled_for(employee_id)
+    }
+}
+
+impl<T: MessageQueue> MessageQueue for std::sync::Arc<T> {
+    fn send(&self, messages: &[Outgoing]) -> impl Future<Output = Result<(), QueueError>> + Send {
+        (**self).send(messages)
+    }
 }

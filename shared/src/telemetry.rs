@@ -4,6 +4,14 @@
 
 use tracing_subscriber::EnvFilter;
 
+static METRICS_MUTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stops metric lines for the rest of the process: the model tests run services thousands of
+/// times, where the lines would only drown the figures.
+pub fn mute_metrics() {
+    METRICS_MUTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Plain text logs on stderr, filtered by `RUST_LOG` (default `info`); JSON when
 /// `LOG_FORMAT=json`.
 pub fn init() {
@@ -44,6 +52,9 @@ pub const METRICS_NAMESPACE: &str = "HrWorkspaces";
 /// Writes counts as CloudWatch metrics in embedded metric format: one JSON line on stdout,
 /// which Lambda passes to CloudWatch Logs, where the metrics are extracted (no API call).
 pub fn emit_counts(counts: &[(&str, usize)]) {
+    if METRICS_MUTED.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     let mut line = serde_json::json!({
         "_aws": {
             "Timestamp": crate::domain::time::Timestamp::now().millis(),

@@ -6,7 +6,7 @@
 //! | idempotency record of an HR event | `EVENT#<event_id>` | `IDEMPOTENCY` |
 //! | employee lifecycle record | `EMP#<employee_id>` | `STATE` |
 //! | future-dated event, held | `EMP#<employee_id>` | `SCHEDULED#<event_id>` (in `work-index` as `scheduled#n`) |
-//! | history line | `EMP#<employee_id>` (`REJECTED` without one) | `EVENT#<occurred ms>#<event_id>#<recorded ms>#<message id>` |
+//! | history line | `EMP#<employee_id>` (`REJECTED` without one) | `EVENT#<occurred ms>#<event_id>#<recorded ms>#<message id>#<outcome or duplicate>` |
 //! | user-name claim | `NAME#<directory_id>#<user name, lower case>` | `OWNER` |
 //!
 //! A part of a key that is not a valid id (it can only come from a bug: the intake records
@@ -108,13 +108,15 @@ pub fn history_item(entry: &HistoryEntry) -> Result<Item, StoreError> {
         .employee_id
         .as_ref()
         .map_or_else(|| "REJECTED".to_owned(), |id| format!("EMP#{}", key_part(id, EmployeeId::MAX)));
-    // One line per delivery: a duplicate never overwrites the line of the delivery applied.
+    // One line per delivery and outcome: a duplicate never overwrites the line of the delivery
+    // that applied the event, even when SQS delivers the same message twice in one millisecond.
     let sk = format!(
-        "EVENT#{:013}#{}#{:013}#{}",
+        "EVENT#{:013}#{}#{:013}#{}#{}",
         entry.occurred_ms.unwrap_or(entry.recorded_ms),
         entry.event_id.as_deref().map_or_else(|| "-".to_owned(), |id| key_part(id, EventId::MAX)),
         entry.recorded_ms,
-        key_part(&entry.message_id, 128)
+        key_part(&entry.message_id, 128),
+        entry.kind_of_line()
     );
     item.insert("pk".into(), s(pk));
     item.insert("sk".into(), s(sk));

@@ -16,16 +16,16 @@
 //! | state | stimulus | next | steps |
 //! |---|---|---|---|
 //! | none, failed, terminated | join | requested | ensure user, save + name, request WorkSpace |
-//! | leaving, terminating | join | same, rehire pending | ensure user, save + name |
-//! | requested, pending, active | join | skipped (already joined) | |
+//! | leaving, terminating | join | same, rehire pending | ensure user, save + name (, request termination again if leaving) |
+//! | requested, pending, active | join | skipped (already joined), recorded as the latest event | save (, request WorkSpace again if requested) |
 //! | requested (same join) | join again | requested | request WorkSpace again |
 //! | requested | WorkSpace created | pending or active | save |
 //! | requested | creation failed | failed | save |
 //! | requested, pending, active, failed with a WorkSpace | leave | leaving | disable user, save, request termination |
 //! | none | leave | terminated (never joined) | save |
 //! | failed without a WorkSpace | leave | terminated | disable user, save |
-//! | leaving, terminating with rehire pending | leave | same, rehire withdrawn | save |
-//! | leaving, terminating, terminated | leave | skipped | |
+//! | leaving, terminating with rehire pending | leave | same, rehire withdrawn | save (, request termination again if leaving) |
+//! | leaving, terminating, terminated | leave | skipped, recorded as the latest event | save (, request termination again if leaving) |
 //! | leaving (same leave) | leave again | leaving | request termination again |
 //! | leaving, terminated, no WorkSpace id | WorkSpace created after the leave | leaving, with its id | save, request termination |
 //! | leaving | termination accepted | terminating | save |
@@ -35,7 +35,7 @@
 //! | pending | ERROR | failed | save |
 //! | terminating | gone | terminated (or requested if rehired) | (request WorkSpace,) save |
 //! | pending, terminating | still waiting past the deadline | same, flagged stuck | save |
-//! | any | event older than the last applied | skipped (stale) | |
+//! | any | event older than the last applied | skipped (stale) | (request again what a requested or leaving record waits on) |
 //! | any | effective_at in the future | scheduled | hold |
 
 use super::employee::{EmployeeRecord, EmployeeState, EventOutcome, NameClaim, NewUser, PastWorkspace, ScheduledEvent};
@@ -191,7 +191,7 @@ pub const REHIRE_WAITS: &str = "rehire: a new WorkSpace is requested once the pr
 pub fn decide(current: Option<&EmployeeRecord>, input: &Input, now: i64) -> Decision {
     match input {
         Input::Hr(hr) => hr_event(current, hr, now),
-        Input::Cancel { employee_id, target, held } => cancel(employee_id, target.as_deref(), *held),
+        Input::Cancel { target, held, .. } => cancel(target.as_deref(), *held),
         Input::Due(event) => Decision::note(
             format!("{} due at {}", event.event_id, Timestamp::from_millis(event.effective_ms)),
             vec![
@@ -328,6 +328,36 @@ fn first(employee_id: &str, now: i64, change: impl FnOnce(&mut EmployeeRecord)) 
     next
 }
 
+/// An event that changes nothing (a join for someone joined, a leave for someone leaving) is still
+/// the latest word on the employee: recorded as such, so an older event that arrives after it (a
+/// standard queue reorders) is stale. Without it, a rehire that overtook its own leave would be
+/// skipped, then the older leave applied: the rehired person left without a WorkSpace.
+fn latest(c: &EmployeeRecord, hr: &HrInput, now: i64) -> Vec<Step> {
+    let next = stamp(c, now, |n| {
+        n.last_event_ms = hr.occurred_ms;
+        n.last_event_id = hr.event_id.clone();
+    });
+    with_outstanding(save(c, next.clone()), &next, now)
+}
+
+/// The request a record in `requested` or `leaving` is waiting on, asked again. A crash between
+/// the write and the request loses it, and once a newer event is applied the redelivery of the
+/// one that wrote it is stale: every later decision on the record asks again (both functions
+/// drop a request that is no longer wanted, and act once on one that is).
+fn outstanding(next: &EmployeeRecord, now: i64) -> Option<Step> {
+    match next.state {
+        EmployeeState::Requested => WorkspaceRequest::for_employee(next, now).map(Step::RequestWorkspace),
+        EmployeeState::Leaving => TerminationRequest::for_employee(next, now).map(Step::RequestTermination),
+        _ => None,
+    }
+}
+
+fn with_outstanding(save: Step, next: &EmployeeRecord, now: i64) -> Vec<Step> {
+    let mut steps = vec![save];
+    steps.extend(outstanding(next, now));
+    steps
+}
+
 fn save(current: &EmployeeRecord, next: EmployeeRecord) -> Step {
     Step::Save { record: Box::new(next), expected_version: Some(current.version), claim: None }
 }
@@ -337,6 +367,20 @@ fn save_new(next: EmployeeRecord) -> Step {
 }
 
 fn hr_event(current: Option<&EmployeeRecord>, hr: &HrInput, now: i64) -> Decision {
+    let mut decision = hr_event_itself(current, hr, now);
+    // A record waiting in `requested` or `leaving` gets what it waits on asked again by any event
+    // that asks for nothing itself (stale, a redelivered rehire): the request may have been lost
+    // in a crash after the write that made it wait, and that event's redelivery may be stale now.
+    let asks = decision.steps.iter().any(|s| {
+        matches!(s, Step::Save { .. } | Step::RequestWorkspace(_) | Step::RequestTermination(_) | Step::Hold { .. })
+    });
+    if !asks && let Some(c) = current {
+        decision.steps.extend(outstanding(c, now));
+    }
+    decision
+}
+
+fn hr_event_itself(current: Option<&EmployeeRecord>, hr: &HrInput, now: i64) -> Decision {
     if let Some(c) = current
         && c.last_event_id != hr.event_id
         && (c.order_ms(hr.clock_skew_ms), c.last_event_id.as_str()) > (hr.occurred_ms, hr.event_id.as_str())
@@ -423,7 +467,7 @@ fn join(current: Option<&EmployeeRecord>, hr: &HrInput, joiner: Result<&Joiner, 
                         c.state.as_str(),
                         c.request_event_id.as_deref().unwrap_or("?")
                     ),
-                    vec![],
+                    latest(c, hr, now),
                 );
             }
             EmployeeState::Leaving | EmployeeState::Terminating => rehire = true,
@@ -462,6 +506,9 @@ fn join(current: Option<&EmployeeRecord>, hr: &HrInput, joiner: Result<&Joiner, 
         Step::Save { record: Box::new(next.clone()), expected_version: current.map(|c| c.version), claim: Some(claim) },
     ];
     if rehire {
+        // The termination under way is asked again: its request may have been lost in a crash
+        // after the leave's write, and the leave's own redelivery is now stale.
+        steps.extend(outstanding(&next, now));
         return Decision::event(EventOutcome::Applied, REHIRE_WAITS, steps);
     }
     if let Some(request) = WorkspaceRequest::for_employee(&next, now) {
@@ -520,22 +567,25 @@ fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, now
             return Decision::event(EventOutcome::Applied, "termination requested", steps);
         }
         EmployeeState::Leaving | EmployeeState::Terminating if c.rehire_pending => {
+            // The termination under way is the earlier leave's: it keeps its id, which the
+            // termination request in flight carries.
             let next = stamp(c, now, |n| {
-                applying(n);
+                n.last_event_ms = hr.occurred_ms;
+                n.last_event_id = hr.event_id.clone();
                 n.rehire_pending = false;
                 n.request_event_id = None;
             });
             return Decision::event(
                 EventOutcome::Applied,
                 "pending rehire withdrawn; the termination goes on",
-                vec![save(c, next)],
+                with_outstanding(save(c, next.clone()), &next, now),
             );
         }
         EmployeeState::Leaving | EmployeeState::Terminating | EmployeeState::Terminated => {
             return Decision::event(
                 EventOutcome::Skipped,
                 format!("already {}: leave {} applied", c.state.as_str(), c.leave_event_id.as_deref().unwrap_or("?")),
-                vec![],
+                latest(c, hr, now),
             );
         }
         EmployeeState::Failed if c.workspace_id.is_none() => {
@@ -563,9 +613,10 @@ fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, now
     Decision::event(EventOutcome::Applied, reason, steps)
 }
 
-/// A cancel does not touch the record: it removes the held event, if it was still held when
-/// read (should the removal find it gone, the shell decides again with `held: false`).
-fn cancel(employee_id: &str, target: Option<&str>, held: bool) -> Decision {
+/// A cancel does not touch the record; `held` is whether the intake found its target held and
+/// withdrew it (marking it first, so that a crash in between is recognised: see
+/// `services::intake::cancel`).
+fn cancel(target: Option<&str>, held: bool) -> Decision {
     let Some(target) = target else {
         return Decision::event(EventOutcome::Rejected, "cancels is required", vec![]);
     };
@@ -578,11 +629,7 @@ fn cancel(employee_id: &str, target: Option<&str>, held: bool) -> Decision {
             vec![],
         );
     }
-    Decision::event(
-        EventOutcome::Applied,
-        format!("cancelled {target} before it took effect"),
-        vec![Step::Unschedule { employee_id: employee_id.to_owned(), event_id: target.to_owned() }],
-    )
+    Decision::event(EventOutcome::Applied, format!("cancelled {target} before it took effect"), vec![])
 }
 
 fn created(

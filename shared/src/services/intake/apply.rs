@@ -4,7 +4,7 @@ use super::Intake;
 use crate::domain::employee::{EventOutcome, ScheduledEvent};
 use crate::domain::event::{EventKind, HrEvent};
 use crate::domain::lifecycle::{self, HrInput, HrKind, Input, NameStatus, Step, Verdict};
-use crate::ports::{DirectoryUsers, MessageQueue, PortError as _, StateStore, StoreError};
+use crate::ports::{Claim, DirectoryUsers, MessageQueue, PortError as _, StateStore, StoreError};
 use crate::services::{Outbox, QueueRecord, StepError, perform};
 use tracing::{info, warn};
 
@@ -25,27 +25,26 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
         &self,
         event: &HrEvent,
         record: &QueueRecord,
+        claim: &Claim,
         now: i64,
     ) -> Result<(EventOutcome, String), StepError> {
         let employee_id = event.employee.employee_id.as_str();
-        let (current, mut input) = if event.kind == EventKind::Cancel {
-            (None, self.cancel_input(event).await?)
-        } else {
-            let current = self.store.employee(employee_id).await?;
-            let kind = match event.kind {
-                EventKind::Join => HrKind::Join(self.joiner(event).await?),
-                _ => HrKind::Leave { disable_user: self.config.disable_user_on_leave && self.directory.can_disable() },
-            };
-            let input = Input::Hr(HrInput {
-                employee_id: employee_id.to_owned(),
-                event_id: event.event_id.to_string(),
-                occurred_ms: event.occurred_at.millis(),
-                effective_ms: event.effective_at.map(|t| t.millis()),
-                clock_skew_ms: self.config.clock_skew_ms,
-                kind,
-            });
-            (current, input)
+        if event.kind == EventKind::Cancel {
+            return self.cancel(event, claim, now).await;
+        }
+        let current = self.store.employee(employee_id).await?;
+        let kind = match event.kind {
+            EventKind::Join => HrKind::Join(self.joiner(event).await?),
+            _ => HrKind::Leave { disable_user: self.config.disable_user_on_leave && self.directory.can_disable() },
         };
+        let mut input = Input::Hr(HrInput {
+            employee_id: employee_id.to_owned(),
+            event_id: event.event_id.to_string(),
+            occurred_ms: event.occurred_at.millis(),
+            effective_ms: event.effective_at.map(|t| t.millis()),
+            clock_skew_ms: self.config.clock_skew_ms,
+            kind,
+        });
         for _ in 0..DECISIONS_PER_DELIVERY {
             let decision = lifecycle::decide(current.as_ref(), &input, now);
             match self.perform_all(&decision.steps, &input, event, record).await? {
@@ -113,25 +112,10 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
                         Err(e) => return Err(e.into()),
                     }
                 }
-                Step::Unschedule { employee_id, event_id } => {
-                    if !self.store.unschedule(employee_id, event_id).await? {
-                        // Released (or cancelled) meanwhile: nothing is held any more.
-                        return Ok(Performed::DecideAgain(Box::new(not_held(input))));
-                    }
-                }
                 step => perform(step, &self.store, &outbox).await?,
             }
         }
         Ok(Performed::Done)
-    }
-}
-
-fn not_held(input: &Input) -> Input {
-    match input {
-        Input::Cancel { employee_id, target, .. } => {
-            Input::Cancel { employee_id: employee_id.clone(), target: target.clone(), held: false }
-        }
-        other => other.clone(),
     }
 }
 

@@ -1,20 +1,82 @@
 //! A cancel: withdraws a future-dated event while it is still held.
+//!
+//! The cancel marks its target first, by claiming the target's event id with a marker payload
+//! (`cancelled-by:<cancel event id>`); if the target is held it completes the marker, and only
+//! then removes the held event. So a crash anywhere in between is recognised on the redelivery
+//! (the completed marker says the cancel took effect), and a target posted by the reconciler
+//! meanwhile finds the marker when it arrives and is skipped as cancelled.
 
 use super::Intake;
+use crate::domain::employee::EventOutcome;
 use crate::domain::event::HrEvent;
-use crate::domain::lifecycle::Input;
-use crate::ports::{DirectoryUsers, MessageQueue, StateStore};
+use crate::domain::lifecycle::{self, Input, Verdict};
+use crate::ports::{Claim, ClaimOutcome, DirectoryUsers, MessageQueue, StateStore, StoreError};
 use crate::services::StepError;
 
+/// How the reason of a cancelled event's line begins (its idempotency record keeps it).
+pub const CANCELLED_BY: &str = "cancelled by";
+
 impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
-    /// The cancel as the lifecycle sees it: whether its target is held, as read.
-    pub(super) async fn cancel_input(&self, event: &HrEvent) -> Result<Input, StepError> {
-        let employee_id = event.employee.employee_id.as_str();
-        let target = event.cancels.as_ref().map(ToString::to_string);
-        let held = match &target {
-            Some(target) => self.store.scheduled_for(employee_id).await?.iter().any(|e| &e.event_id == target),
-            None => false,
+    pub(super) async fn cancel(
+        &self,
+        event: &HrEvent,
+        own_claim: &Claim,
+        now: i64,
+    ) -> Result<(EventOutcome, String), StepError> {
+        let employee_id = event.employee.employee_id.to_string();
+        let Some(target) = event.cancels.as_ref().map(ToString::to_string) else {
+            return Ok(verdict(lifecycle::decide(
+                None,
+                &Input::Cancel { employee_id, target: None, held: false },
+                now,
+            )));
         };
-        Ok(Input::Cancel { employee_id: employee_id.to_owned(), target, held })
+        if target == event.event_id.as_str() {
+            // Its own claim would hold the marker back for ever.
+            return Ok((EventOutcome::Rejected, "cancels names this event itself: nothing to cancel".into()));
+        }
+        let marker = Claim {
+            event_id: target.clone(),
+            payload_hash: format!("cancelled-by:{}", event.event_id),
+            owner: uuid::Uuid::new_v4().to_string(),
+            ..own_claim.clone()
+        };
+        let input = |held| Input::Cancel { employee_id: employee_id.clone(), target: Some(target.clone()), held };
+        match self.store.claim(&marker).await? {
+            // The target is being applied right now, or a crashed attempt of this cancel holds the
+            // marker until its deadline: try again later.
+            ClaimOutcome::InProgress => Err(StoreError::Conflict(target.clone()).into()),
+            // This cancel marked it before a crash: it took effect; make sure it is not held.
+            ClaimOutcome::Completed { same_payload: true, .. } => {
+                self.store.unschedule(&employee_id, &target).await?;
+                Ok(verdict(lifecycle::decide(None, &input(true), now)))
+            }
+            // The target was applied, skipped or rejected already (or cancelled by another cancel).
+            ClaimOutcome::Completed { same_payload: false, .. } => {
+                Ok(verdict(lifecycle::decide(None, &input(false), now)))
+            }
+            ClaimOutcome::Claimed => {
+                let held = self.store.scheduled_for(&employee_id).await?.iter().any(|e| e.event_id == target);
+                if !held {
+                    // Never held, or posted again and applied already: the marker goes.
+                    self.store.release(&target, &marker.owner).await?;
+                    return Ok(verdict(lifecycle::decide(None, &input(false), now)));
+                }
+                // Cancelled from here on, whatever happens next: the marker is completed before
+                // the held event is removed, so a crash in between is finished by the redelivery,
+                // and the target, should the reconciler post it meanwhile, is skipped on arrival.
+                let why = format!("{CANCELLED_BY} {} before it took effect", event.event_id);
+                self.store.complete(&target, &marker.owner, EventOutcome::Skipped, &why).await?;
+                self.store.unschedule(&employee_id, &target).await?;
+                Ok(verdict(lifecycle::decide(None, &input(true), now)))
+            }
+        }
+    }
+}
+
+fn verdict(decision: lifecycle::Decision) -> (EventOutcome, String) {
+    match decision.verdict {
+        Verdict::Event(outcome, reason) => (outcome, reason),
+        Verdict::Note(note) => (EventOutcome::Applied, note),
     }
 }

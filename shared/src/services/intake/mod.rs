@@ -14,7 +14,7 @@ use crate::domain::profile::Profiles;
 use crate::domain::time::Timestamp;
 use crate::domain::validation::{self, InvalidEvent};
 use crate::ports::{
-    Claim, ClaimOutcome, Clock, DirectoryUsers, HistoryEntry, MessageQueue, PortError as _, StateStore,
+    Claim, ClaimOutcome, Clock, DUPLICATE, DirectoryUsers, HistoryEntry, MessageQueue, PortError as _, StateStore,
 };
 use std::sync::Arc;
 use tracing::{error, info, warn};
@@ -132,11 +132,22 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
                 return RecordResult::Retry("another invocation is processing this event".into());
             }
             Ok(ClaimOutcome::Completed { same_payload, outcome, reason }) => {
-                let (result, why) = if same_payload {
+                if same_payload
+                    && let Some(outcome) = outcome
+                    && let Err(retry) = self.recover_lost_line(&event, record, outcome, reason.as_deref(), now).await
+                {
+                    return retry;
+                }
+                let cancelled = reason.as_deref().filter(|r| r.starts_with(cancel::CANCELLED_BY));
+                let (result, why) = if let Some(cancelled) = cancelled.filter(|_| !same_payload) {
+                    // A held event delivered again (or posted as it came due) after a cancel
+                    // withdrew it: its cancellation is its outcome, recorded with the cancel.
+                    (EventOutcome::Skipped, format!("{DUPLICATE} event already {cancelled}"))
+                } else if same_payload {
                     let before = outcome.map_or("processed", EventOutcome::as_str);
                     (
                         EventOutcome::Skipped,
-                        format!("duplicate: event already {before} ({})", reason.unwrap_or_default()),
+                        format!("{DUPLICATE} event already {before} ({})", reason.unwrap_or_default()),
                     )
                 } else {
                     (
@@ -149,7 +160,7 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
             }
             Ok(ClaimOutcome::Claimed) => {}
         }
-        match self.apply(&event, record, now).await {
+        match self.apply(&event, record, &claim, now).await {
             Ok((outcome, reason)) => {
                 let settled = if outcome == EventOutcome::Scheduled {
                     // Held events are processed again when due: leave the event id free for that.
@@ -182,6 +193,35 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
                 warn!(event_id = %event.event_id, employee_id = %event.employee.employee_id, reason = %why, "rejected");
                 self.record(&event, record, EventOutcome::Rejected, &why, now).await
             }
+        }
+    }
+
+    /// A crash between completing the claim and writing the history line loses the line of the
+    /// delivery that applied the event; its redelivery writes it from the claim, so the history
+    /// still says, once, what became of the event.
+    async fn recover_lost_line(
+        &self,
+        event: &HrEvent,
+        record: &QueueRecord,
+        outcome: EventOutcome,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<(), RecordResult> {
+        let event_id = event.event_id.as_str();
+        let lines = match self.store.history(event.employee.employee_id.as_str()).await {
+            Ok(lines) => lines,
+            Err(e) if e.is_retryable() => return Err(RecordResult::Retry(e.to_string())),
+            Err(_) => return Ok(()),
+        };
+        let recorded = lines.iter().any(|l| l.event_id.as_deref() == Some(event_id) && l.is_final());
+        if recorded {
+            return Ok(());
+        }
+        warn!(%event_id, message_id = %record.message_id, "the history line of the applied delivery was lost; written from the claim");
+        let why = format!("{} (recorded on a redelivery: the first delivery's line was lost)", reason.unwrap_or(""));
+        match self.record(event, record, outcome, &why, now).await {
+            RecordResult::Done(_) => Ok(()),
+            retry => Err(retry),
         }
     }
 

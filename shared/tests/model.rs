@@ -1,0 +1,944 @@
+//! Model-based tests of the lifecycle: generated histories run through the four real services
+//! over the in-memory doubles, then a small reference model checks what a user relies on.
+//!
+//! A history: a few employees (namesakes among them), a sequence of HR joins, leaves, cancels and
+//! future-dated events with source times out of order, interleaved with deliveries (possibly
+//! repeated; reordered on a standard queue), reconciler runs, the clock moving in random steps,
+//! a crash injected after any number of port calls, throttling and per-item failures from
+//! WorkSpaces. Then faults stop, the clock passes every effective date, and the world runs until
+//! it settles. The invariants:
+//! - at most one live WorkSpace per user name (and so per employee);
+//! - each employee ends as its last effective event (by `occurred_at`, then event id) says: a
+//!   joiner with exactly one AVAILABLE WorkSpace and an `active` record that points at it, a
+//!   leaver with none (a join refused because another employee holds the name, or a held event
+//!   cancelled, does not count);
+//! - every HR event is accounted for exactly once: applied, skipped or rejected with a reason,
+//!   or scheduled and then cancelled;
+//! - no WorkSpace exists that no employee wants.
+//!
+//! `MODEL_HISTORIES` (default 10,000) histories, split over two threads; `MODEL_SEED` repeats a
+//! run. A failure is shrunk to a minimal history and printed as a scenario; it then becomes a
+//! named regression below.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+use shared::domain::employee::{EmployeeState, EventOutcome};
+use shared::domain::profile::Profiles;
+use shared::domain::time::Timestamp;
+use shared::domain::workspace::WorkspaceState;
+use shared::ports::Outgoing;
+use shared::services::intake::{Intake, IntakeConfig};
+use shared::services::provisioner::{Provisioner, ProvisionerConfig};
+use shared::services::reconciler::{Reconciler, ReconcilerConfig};
+use shared::services::terminator::{Terminator, TerminatorConfig};
+use shared::services::{BatchContext, QueueRecord, SqsHandler};
+use shared::testing::{FakeDirectory, FakeWorkspaces, Faults, Lifecycle, ManualClock, MemoryQueue, MemoryStore};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+const PROFILES: &str = r#"{"default_profile":"standard","profiles":{"standard":{"directory_id":"d-9067a1b2c3","bundle_id":"wsb-stdwin2022"}}}"#;
+/// 2026-11-02T00:00:00Z: source times lie before the world's clock starts.
+const EPOCH: i64 = 1_793_577_600_000;
+const START: i64 = EPOCH + 86_400_000;
+const NAMES: [&str; 3] = ["ann", "bob", "cy"];
+const DAY: i64 = 86_400_000;
+
+// ---------------------------------------------------------------- scenarios
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Join,
+    Leave,
+    Cancel,
+}
+
+#[derive(Clone, Debug)]
+struct Event {
+    employee: usize,
+    kind: Kind,
+    /// Source time, milliseconds after EPOCH (out of order across events).
+    occurred: i64,
+    /// Days after the world's start it takes effect (future-dated).
+    effective_days: Option<i64>,
+    /// For a cancel: the index of the event withdrawn.
+    target: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Queue {
+    Hr,
+    Requests,
+    Terminations,
+}
+
+#[derive(Clone, Debug)]
+enum Action {
+    /// The HR system sends its next event.
+    Send,
+    /// One batch of up to `max` messages; `repeat`: one delivered message comes again (at least once).
+    Deliver {
+        queue: Queue,
+        max: usize,
+        repeat: bool,
+    },
+    Reconcile,
+    Tick(i64),
+    /// The process running the next delivery or run dies after `after` port calls.
+    Crash {
+        after: u64,
+    },
+    /// The next `times` WorkSpaces calls of an operation are throttled.
+    Throttle {
+        create: bool,
+        times: u32,
+    },
+    /// CreateWorkspaces fails one user's item `times` times with a retryable code.
+    ItemFailure {
+        name: usize,
+        times: u32,
+    },
+}
+
+#[derive(Clone)]
+struct Scenario {
+    fifo: bool,
+    /// Each employee's user name (an index into NAMES: namesakes are common).
+    names: Vec<usize>,
+    events: Vec<Event>,
+    actions: Vec<Action>,
+    /// Chooses what a standard queue delivers and which message repeats.
+    seed: u64,
+}
+
+/// Up to this many employees per history.
+const EMPLOYEES: usize = 4;
+
+/// Flat strategies (no `prop_flat_map`), so that a failure shrinks well: whole actions and events
+/// go, numbers get smaller.
+fn scenario() -> impl Strategy<Value = Scenario> {
+    let names = prop::collection::vec(0..NAMES.len(), EMPLOYEES);
+    let event =
+        (0..EMPLOYEES, 0u8..20, -120i64..120, prop::option::weighted(0.15, 20i64..60), any::<prop::sample::Index>());
+    let events = prop::collection::vec(event, 1..=10);
+    let action = prop_oneof![
+        6 => Just(Action::Send),
+        8 => (prop_oneof![Just(Queue::Hr), Just(Queue::Requests), Just(Queue::Terminations)], 1usize..=10, prop::bool::weighted(0.2))
+            .prop_map(|(queue, max, repeat)| Action::Deliver { queue, max, repeat }),
+        3 => Just(Action::Reconcile),
+        3 => (1i64..600).prop_map(|s| Action::Tick(s * 1000)),
+        2 => (0u64..25).prop_map(|after| Action::Crash { after }),
+        1 => (any::<bool>(), 1u32..4).prop_map(|(create, times)| Action::Throttle { create, times }),
+        1 => (0..NAMES.len(), 1u32..4).prop_map(|(name, times)| Action::ItemFailure { name, times }),
+    ];
+    let actions = prop::collection::vec(action, 0..60);
+    (any::<bool>(), any::<u64>(), names, events, actions).prop_map(|(fifo, seed, names, events, actions)| Scenario {
+        fifo,
+        names,
+        events: events
+            .into_iter()
+            .enumerate()
+            .map(|(i, (employee, kind, jitter_s, effective_days, target))| Event {
+                employee,
+                kind: match kind {
+                    0..=9 => Kind::Join,
+                    10..=16 => Kind::Leave,
+                    _ => Kind::Cancel,
+                },
+                occurred: i as i64 * 60_000 + jitter_s * 1000 + 3_600_000,
+                effective_days,
+                target: if i == 0 { 0 } else { target.index(i) },
+            })
+            .collect(),
+        actions,
+        seed,
+    })
+}
+
+impl Scenario {
+    fn event_id(i: usize) -> String {
+        format!("e{i}")
+    }
+
+    fn employee_id(e: usize) -> String {
+        format!("E{e}")
+    }
+
+    fn body(&self, i: usize) -> String {
+        let ev = &self.events[i];
+        let at = |ms: i64| Timestamp::from_millis(ms).to_rfc3339();
+        let employee = Self::employee_id(ev.employee);
+        let mut body = serde_json::json!({
+            "schema_version": "1",
+            "event_id": Self::event_id(i),
+            "occurred_at": at(EPOCH + ev.occurred),
+            "employee": { "employee_id": employee },
+        });
+        match ev.kind {
+            Kind::Join => {
+                let name = NAMES[self.names[ev.employee]];
+                body["type"] = "join".into();
+                body["employee"] = serde_json::json!({
+                    "employee_id": employee, "username": name, "given_name": "Given", "surname": "Sur",
+                    // each person has their own address: a namesake is another person
+                    "email": format!("{name}.{}@example.com", employee.to_lowercase()),
+                });
+            }
+            Kind::Leave => body["type"] = "leave".into(),
+            Kind::Cancel => {
+                body["type"] = "cancel".into();
+                body["cancels"] = Self::event_id(ev.target).into();
+            }
+        }
+        if let Some(days) = ev.effective_days.filter(|_| ev.kind != Kind::Cancel) {
+            body["effective_at"] = at(START + days * DAY).into();
+        }
+        body.to_string()
+    }
+}
+
+impl fmt::Debug for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let queue = if self.fifo { "FIFO" } else { "standard (reordering)" };
+        writeln!(f, "\n  {queue} HR queue, delivery seed {}", self.seed)?;
+        for (e, name) in self.names.iter().enumerate() {
+            if self.events.iter().any(|ev| ev.employee == e) {
+                writeln!(f, "  employee E{e} is {}", NAMES[*name])?;
+            }
+        }
+        let mut sent = 0;
+        let describe = |i: usize| {
+            let ev = &self.events[i];
+            let what = match ev.kind {
+                Kind::Join => format!("join as {}", NAMES[self.names[ev.employee]]),
+                Kind::Leave => "leave".to_owned(),
+                Kind::Cancel => format!("cancel e{}", ev.target),
+            };
+            let effective = match ev.effective_days {
+                Some(d) if ev.kind != Kind::Cancel => format!(", effective in {d} days"),
+                _ => String::new(),
+            };
+            format!("HR sends e{i}: E{} {what}, occurred at +{}s{effective}", ev.employee, ev.occurred / 1000)
+        };
+        for (n, action) in self.actions.iter().enumerate() {
+            let line = match action {
+                Action::Send if sent < self.events.len() => {
+                    sent += 1;
+                    describe(sent - 1)
+                }
+                Action::Send => "(nothing left to send)".into(),
+                Action::Deliver { queue, max, repeat } => {
+                    format!("deliver up to {max} from {queue:?}{}", if *repeat { ", one delivered again" } else { "" })
+                }
+                Action::Reconcile => "reconciler runs".into(),
+                Action::Tick(ms) => format!("{} s pass", ms / 1000),
+                Action::Crash { after } => format!("the next run crashes after {after} port calls"),
+                Action::Throttle { create, times } => {
+                    format!(
+                        "{times} {} calls throttled",
+                        if *create { "CreateWorkspaces" } else { "TerminateWorkspaces" }
+                    )
+                }
+                Action::ItemFailure { name, times } => {
+                    format!("CreateWorkspaces fails {}'s item {times} times (ResourceLimitExceeded)", NAMES[*name])
+                }
+            };
+            writeln!(f, "  {:>2}. {line}", n + 1)?;
+        }
+        for i in sent..self.events.len() {
+            writeln!(f, "   -. {}", describe(i))?;
+        }
+        write!(f, "  then: faults stop, every effective date passes, the world runs until it settles")
+    }
+}
+
+// ---------------------------------------------------------------- the world
+
+struct Message {
+    id: String,
+    body: String,
+    group: Option<String>,
+    receives: u32,
+    /// A message that failed or was lost in a crash comes back after the visibility timeout.
+    visible_at: i64,
+}
+
+/// The queues' visibility timeouts in the template: HR events 180 s, the others 400 s.
+fn visibility_ms(queue: Queue) -> i64 {
+    if queue == Queue::Hr { 180_000 } else { 400_000 }
+}
+
+type Store = Arc<MemoryStore>;
+type Queues = Arc<MemoryQueue>;
+
+struct World {
+    clock: ManualClock,
+    faults: Faults,
+    store: Store,
+    workspaces: Arc<FakeWorkspaces>,
+    requests_out: Queues,
+    terminations_out: Queues,
+    hr_out: Queues,
+    intake: Intake<Store, Arc<FakeDirectory>, Queues>,
+    provisioner: Provisioner<Store, Arc<FakeWorkspaces>, Queues>,
+    terminator: Terminator<Store, Arc<FakeWorkspaces>, Queues>,
+    reconciler: Reconciler<Store, Arc<FakeWorkspaces>, Queues>,
+    queues: BTreeMap<&'static str, Vec<Message>>,
+    fifo: bool,
+    rng: u64,
+    next_message: u64,
+    stats: Stats,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Stats {
+    histories: u64,
+    events: u64,
+    deliveries: u64,
+    crashes: u64,
+    reconciler_runs: u64,
+}
+
+impl Stats {
+    fn add(&mut self, o: Stats) {
+        self.histories += o.histories;
+        self.events += o.events;
+        self.deliveries += o.deliveries;
+        self.crashes += o.crashes;
+        self.reconciler_runs += o.reconciler_runs;
+    }
+}
+
+fn key(q: Queue) -> &'static str {
+    match q {
+        Queue::Hr => "hr",
+        Queue::Requests => "requests",
+        Queue::Terminations => "terminations",
+    }
+}
+
+impl World {
+    fn new(fifo: bool, seed: u64) -> World {
+        let clock = ManualClock::new(START);
+        let faults = Faults::new();
+        let store = Arc::new(MemoryStore::default().with_faults(faults.clone()));
+        // WorkSpaces' own pace (creation takes about 20 minutes, termination a few): the windows
+        // in which events overtake each other are as wide as in production.
+        let lifecycle = Lifecycle {
+            create_ms: 1_200_000,
+            invisible_ms: 5_000,
+            terminate_ms: 300_000,
+            terminated_visible_ms: 60_000,
+        };
+        let workspaces =
+            Arc::new(FakeWorkspaces::new(clock.clone()).with_lifecycle(lifecycle).with_faults(faults.clone()));
+        let directory = Arc::new(FakeDirectory::default().with_faults(faults.clone()).with_clock(clock.clone()));
+        let queue = |name: &str| Arc::new(MemoryQueue::named(name).with_faults(faults.clone()));
+        let (requests_out, terminations_out, hr_out) = (queue("requests"), queue("terminations"), queue("hr_events"));
+        let clock_port: Arc<dyn shared::ports::Clock> = Arc::new(clock.clone());
+        World {
+            intake: Intake {
+                store: store.clone(),
+                directory,
+                requests: requests_out.clone(),
+                terminations: terminations_out.clone(),
+                profiles: Profiles::from_json(PROFILES).unwrap(),
+                config: IntakeConfig {
+                    // Longer than any message lives in the model (SQS keeps one 14 days at most).
+                    idempotency_ttl_s: 120 * 86_400,
+                    fallback_claim_ms: 900_000,
+                    disable_user_on_leave: false,
+                    clock_skew_ms: 300_000,
+                    effective_horizon_ms: 400 * DAY,
+                },
+                clock: clock_port.clone(),
+            },
+            provisioner: Provisioner {
+                store: store.clone(),
+                workspaces: workspaces.clone(),
+                terminations: terminations_out.clone(),
+                // Retryable failures are retried here until they pass: giving up is tested apart.
+                config: ProvisionerConfig { max_attempts: 10_000 },
+                clock: clock_port.clone(),
+            },
+            terminator: Terminator {
+                store: store.clone(),
+                workspaces: workspaces.clone(),
+                requests: requests_out.clone(),
+                config: TerminatorConfig { max_attempts: 10_000 },
+                clock: clock_port.clone(),
+            },
+            reconciler: Reconciler {
+                store: store.clone(),
+                workspaces: workspaces.clone(),
+                requests: requests_out.clone(),
+                hr_events: hr_out.clone(),
+                config: ReconcilerConfig { create_deadline_ms: 90 * DAY, terminate_deadline_ms: 90 * DAY },
+                clock: clock_port,
+            },
+            clock,
+            faults,
+            store,
+            workspaces,
+            requests_out,
+            terminations_out,
+            hr_out,
+            queues: [("hr", Vec::new()), ("requests", Vec::new()), ("terminations", Vec::new())].into(),
+            fifo,
+            rng: seed | 1,
+            next_message: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    fn random(&mut self, below: usize) -> usize {
+        // xorshift64: deterministic per scenario, so a failure shrinks and replays
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng % below.max(1) as u64) as usize
+    }
+
+    fn enqueue(&mut self, queue: &'static str, out: Outgoing) {
+        self.next_message += 1;
+        let id = format!("m{}", self.next_message);
+        let message = Message { id, body: out.body, group: out.group_id, receives: 0, visible_at: 0 };
+        self.queues.get_mut(queue).unwrap().push(message);
+    }
+
+    /// What the services sent reaches the queues.
+    fn collect(&mut self) {
+        for out in self.requests_out.take() {
+            self.enqueue("requests", out);
+        }
+        for out in self.terminations_out.take() {
+            self.enqueue("terminations", out);
+        }
+        for out in self.hr_out.take() {
+            self.enqueue("hr", out);
+        }
+    }
+
+    fn send_hr(&mut self, body: String, employee: String) {
+        self.enqueue("hr", Outgoing { body, group_id: Some(employee), deduplication_id: None });
+    }
+
+    /// One batch from a queue to its function; what fails (or is lost in a crash) comes back.
+    async fn deliver(&mut self, queue: Queue, max: usize, repeat: bool) {
+        let name = key(queue);
+        let now = self.clock.now_ms();
+        let fifo = self.fifo && queue == Queue::Hr;
+        // What SQS may hand out now: visible messages; on FIFO, not behind an invisible one of
+        // the same group.
+        let mut blocked = BTreeSet::new();
+        let mut eligible = Vec::new();
+        for (at, m) in self.queues[name].iter().enumerate() {
+            let group = m.group.clone().unwrap_or_default();
+            if m.visible_at > now {
+                blocked.insert(group);
+            } else if !(fifo && blocked.contains(&group)) {
+                eligible.push(at);
+            }
+        }
+        if eligible.is_empty() {
+            return;
+        }
+        let n = max.min(10).min(eligible.len());
+        let mut picked: Vec<usize> = if fifo {
+            eligible[..n].to_vec()
+        } else {
+            (0..n).map(|_| eligible.swap_remove(self.random(eligible.len()))).collect()
+        };
+        let order = picked.clone();
+        picked.sort_unstable();
+        let mut taken_at: BTreeMap<usize, Message> = BTreeMap::new();
+        for at in picked.into_iter().rev() {
+            taken_at.insert(at, self.queues.get_mut(name).unwrap().remove(at));
+        }
+        let mut taken: Vec<Message> = order.iter().filter_map(|at| taken_at.remove(at)).collect();
+        for m in &mut taken {
+            m.receives += 1;
+        }
+        let records: Vec<QueueRecord> = taken
+            .iter()
+            .map(|m| QueueRecord {
+                message_id: m.id.clone(),
+                body: m.body.clone(),
+                receive_count: m.receives,
+                group_id: m.group.clone(),
+            })
+            .collect();
+        let context = BatchContext { fifo, ..BatchContext::default() };
+        let outcome = match queue {
+            Queue::Hr => self.intake.handle_batch(&records, context).await,
+            Queue::Requests => self.provisioner.handle_batch(&records, context).await,
+            Queue::Terminations => self.terminator.handle_batch(&records, context).await,
+        };
+        self.stats.deliveries += 1;
+        let crashed = self.faults.is_dead();
+        self.faults.revive();
+        self.collect();
+        if std::env::var_os("MODEL_TRACE").is_some() {
+            eprintln!(
+                "deliver {queue:?} {:?} crashed={crashed} failed={:?}",
+                records.iter().map(|r| (&r.message_id, r.receive_count, &r.body)).collect::<Vec<_>>(),
+                outcome.failed_message_ids
+            );
+        }
+        let failed: BTreeSet<String> = outcome.failed_message_ids.into_iter().collect();
+        let mut back = Vec::new();
+        let mut done = Vec::new();
+        for mut m in taken {
+            if crashed || failed.contains(&m.id) {
+                m.visible_at = now + visibility_ms(queue);
+                back.push(m);
+            } else {
+                done.push(m);
+            }
+        }
+        if crashed {
+            self.stats.crashes += 1;
+        }
+        if repeat && !done.is_empty() {
+            let again = done.swap_remove(self.random(done.len()));
+            back.push(again);
+        }
+        let q = self.queues.get_mut(name).unwrap();
+        if fifo {
+            // Back at the head, in order: the group's order holds.
+            back.append(q);
+            *q = back;
+        } else {
+            q.extend(back);
+        }
+    }
+
+    async fn reconcile(&mut self) {
+        let _ = self.reconciler.run(None).await;
+        self.stats.reconciler_runs += 1;
+        if self.faults.is_dead() {
+            self.stats.crashes += 1;
+        }
+        self.faults.revive();
+        self.collect();
+    }
+
+    fn settled(&self) -> bool {
+        let busy =
+            [EmployeeState::Requested, EmployeeState::Pending, EmployeeState::Leaving, EmployeeState::Terminating];
+        self.queues.values().all(Vec::is_empty)
+            && self.store.records().iter().all(|e| !busy.contains(&e.state))
+            && self.store.scheduled_events().iter().all(|e| e.effective_ms > self.clock.now_ms())
+            && self.workspaces.workspaces().iter().all(|w| {
+                matches!(w.state, WorkspaceState::Available | WorkspaceState::Terminated | WorkspaceState::Error)
+            })
+    }
+}
+
+// ---------------------------------------------------------------- running a history
+
+async fn run(s: &Scenario) -> Result<Stats, String> {
+    let mut w = World::new(s.fifo, s.seed);
+    let mut sent = 0;
+    for action in &s.actions {
+        match action {
+            Action::Send => {
+                if sent < s.events.len() {
+                    w.send_hr(s.body(sent), Scenario::employee_id(s.events[sent].employee));
+                    sent += 1;
+                }
+            }
+            Action::Deliver { queue, max, repeat } => w.deliver(*queue, *max, *repeat).await,
+            Action::Reconcile => w.reconcile().await,
+            Action::Tick(ms) => {
+                w.clock.advance(*ms);
+            }
+            Action::Crash { after } => w.faults.crash_after(*after),
+            Action::Throttle { create, times } => {
+                let op = if *create { "workspaces.create_workspaces" } else { "workspaces.terminate_workspaces" };
+                w.faults.fail_next(op, *times);
+            }
+            Action::ItemFailure { name, times } => {
+                w.workspaces.fail_create(NAMES[*name], "ResourceLimitExceeded", "injected", Some(*times));
+            }
+        }
+    }
+    while sent < s.events.len() {
+        w.send_hr(s.body(sent), Scenario::employee_id(s.events[sent].employee));
+        sent += 1;
+    }
+    // Faults stop; every effective date passes; the world runs until it settles.
+    w.faults.clear();
+    w.clock.advance(61 * DAY);
+    let mut rounds = 0;
+    while !w.settled() {
+        rounds += 1;
+        if rounds > 200 {
+            return Err(format!("the world did not settle after {rounds} rounds:\n{}", dump(&w)));
+        }
+        for queue in [Queue::Hr, Queue::Requests, Queue::Terminations] {
+            loop {
+                let before = w.stats.deliveries;
+                w.deliver(queue, 10, false).await;
+                if w.stats.deliveries == before {
+                    break; // nothing visible
+                }
+                if w.stats.deliveries > 100_000 {
+                    return Err(format!("deliveries never end:\n{}", dump(&w)));
+                }
+            }
+        }
+        w.reconcile().await;
+        // Past the visibility timeouts, any claim left in progress by a crash, and the
+        // WorkSpaces' own delays.
+        w.clock.advance(420_000);
+    }
+    check(s, &w)?;
+    w.stats.histories = 1;
+    w.stats.events = s.events.len() as u64;
+    Ok(w.stats)
+}
+
+fn dump(w: &World) -> String {
+    let mut out = String::new();
+    for e in w.store.records() {
+        out += &format!(
+            "  record {} {} v{} ws={:?} rehire={} request={:?} leave={:?} last={}\n",
+            e.employee_id,
+            e.state.as_str(),
+            e.version,
+            e.workspace_id,
+            e.rehire_pending,
+            e.request_event_id,
+            e.leave_event_id,
+            e.last_event_id
+        );
+    }
+    for ws in w.workspaces.workspaces() {
+        out += &format!("  WorkSpace {} {} {}\n", ws.workspace_id, ws.user_name, ws.state);
+    }
+    for h in w.store.all_history() {
+        out += &format!(
+            "  history {} {:?} {} {}\n",
+            h.employee_id.as_deref().unwrap_or("-"),
+            h.event_id,
+            h.outcome.as_str(),
+            h.reason
+        );
+    }
+    for (q, msgs) in &w.queues {
+        for m in msgs {
+            out += &format!("  queued {q} {} (received {}): {}\n", m.id, m.receives, m.body);
+        }
+    }
+    out
+}
+
+/// The reference model: what a user relies on, from the scenario and the recorded outcomes.
+fn check(s: &Scenario, w: &World) -> Result<(), String> {
+    let fail = |what: String| Err(format!("{what}\n{}", dump(w)));
+    let history = w.store.all_history();
+    let live: Vec<_> =
+        w.workspaces.workspaces().into_iter().filter(|ws| ws.state != WorkspaceState::Terminated).collect();
+
+    // At most one live WorkSpace per user name.
+    let mut per_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for ws in &live {
+        per_name.entry(ws.user_name.to_lowercase()).or_default().push(ws.workspace_id.clone());
+    }
+    if let Some((name, ids)) = per_name.iter().find(|(_, ids)| ids.len() > 1) {
+        return fail(format!("user name {name} has {} live WorkSpaces: {ids:?}", ids.len()));
+    }
+
+    // Every HR event accounted for exactly once.
+    let mut outcome_of: BTreeMap<String, (EventOutcome, String)> = BTreeMap::new();
+    for i in 0..s.events.len() {
+        let id = Scenario::event_id(i);
+        let lines: Vec<_> = history.iter().filter(|h| h.event_id.as_deref() == Some(id.as_str())).collect();
+        let finals: Vec<_> = lines.iter().filter(|line| line.is_final()).collect();
+        match finals.as_slice() {
+            [one] => {
+                outcome_of.insert(id, (one.outcome, one.reason.clone()));
+            }
+            [] => {
+                let cancelled = s.events.iter().enumerate().any(|(c, ev)| {
+                    ev.kind == Kind::Cancel
+                        && ev.target == i
+                        && history.iter().any(|h| {
+                            h.event_id.as_deref() == Some(Scenario::event_id(c).as_str())
+                                && h.outcome == EventOutcome::Applied
+                        })
+                });
+                // Held, then withdrawn: the cancel's line accounts for it (its own `scheduled`
+                // line may be lost to a crash after the hold; a redelivery says it was cancelled).
+                if !cancelled {
+                    let held = lines.iter().any(|h| h.outcome == EventOutcome::Scheduled);
+                    return fail(format!("event {id} has no final outcome (scheduled: {held}, not cancelled)"));
+                }
+            }
+            many => return fail(format!("event {id} has {} final outcomes", many.len())),
+        }
+    }
+
+    // Each employee ends as its last effective event says.
+    let records: BTreeMap<String, _> = w.store.records().into_iter().map(|e| (e.employee_id.clone(), e)).collect();
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    for e in 0..s.names.len() {
+        let employee_id = Scenario::employee_id(e);
+        // A join refused because another employee holds the name changes nothing; a cancelled
+        // event never applies (it has no final outcome). A join the directory refuses is the
+        // latest word, and leaves the employee without a WorkSpace.
+        let last = s
+            .events
+            .iter()
+            .enumerate()
+            .filter(|(i, ev)| {
+                ev.employee == e
+                    && ev.kind != Kind::Cancel
+                    && outcome_of.get(&Scenario::event_id(*i)).is_some_and(|(_, reason)| {
+                        !reason.contains("[name-held]") && !reason.starts_with("cancelled by")
+                    })
+            })
+            .max_by_key(|(i, ev)| (ev.occurred, Scenario::event_id(*i)));
+        let refused =
+            |i: usize| outcome_of.get(&Scenario::event_id(i)).is_some_and(|(o, _)| *o == EventOutcome::Rejected);
+        let record = records.get(&employee_id);
+        let name = NAMES[s.names[e]];
+        match last {
+            Some((i, ev)) if ev.kind == Kind::Join && !refused(i) => {
+                let Some(r) = record.filter(|r| r.state == EmployeeState::Active) else {
+                    return fail(format!("{employee_id}'s last event e{i} is a join, but it is not active"));
+                };
+                let Some(ws) = live.iter().find(|ws| Some(&ws.workspace_id) == r.workspace_id.as_ref()) else {
+                    return fail(format!("{employee_id} is active with {:?}, which is not live", r.workspace_id));
+                };
+                if ws.state != WorkspaceState::Available || !ws.user_name.eq_ignore_ascii_case(name) {
+                    return fail(format!(
+                        "{employee_id}'s WorkSpace {} is {} for {}",
+                        ws.workspace_id, ws.state, ws.user_name
+                    ));
+                }
+                wanted.insert(ws.workspace_id.clone());
+            }
+            last => {
+                if let Some(r) = record
+                    && let Some(id) = &r.workspace_id
+                    && live.iter().any(|ws| &ws.workspace_id == id)
+                {
+                    let why = last.map_or("no event applies".to_owned(), |(i, _)| {
+                        format!("its last event e{i} is a leave or refused")
+                    });
+                    return fail(format!("{employee_id} keeps WorkSpace {id} but {why}"));
+                }
+            }
+        }
+    }
+
+    // No WorkSpace exists that no employee wants.
+    if let Some(ws) = live.iter().find(|ws| !wanted.contains(&ws.workspace_id)) {
+        return fail(format!(
+            "WorkSpace {} ({}, {}) is wanted by no employee",
+            ws.workspace_id, ws.user_name, ws.state
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- the runner
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap()
+}
+
+/// Named regressions: minimal histories a run once found (each failed before its fix), kept as
+/// scenarios.
+fn regressions() -> Vec<(&'static str, Scenario)> {
+    use Action::{Crash, Deliver, Reconcile, Send, Tick};
+    let ev = |kind, occurred_s: i64, effective_days, target| Event {
+        employee: 0,
+        kind,
+        occurred: occurred_s * 1000,
+        effective_days,
+        target,
+    };
+    let hr = |max| Deliver { queue: Queue::Hr, max, repeat: false };
+    let requests = Deliver { queue: Queue::Requests, max: 10, repeat: false };
+    let terminations = Deliver { queue: Queue::Terminations, max: 10, repeat: false };
+    let one = |fifo, events, actions| Scenario { fifo, names: vec![0], events, actions, seed: 1 };
+    let active = vec![Send, hr(1), requests.clone(), Tick(10_000), Reconcile];
+    vec![
+        (
+            "a crash between completing the claim and writing the history line",
+            one(true, vec![ev(Kind::Join, 3600, None, 0)], vec![Crash { after: 7 }, Send, hr(1)]),
+        ),
+        (
+            "a duplicate delivery in the same millisecond",
+            one(
+                false,
+                vec![ev(Kind::Join, 3600, None, 0)],
+                vec![Send, Deliver { queue: Queue::Hr, max: 1, repeat: true }, hr(1)],
+            ),
+        ),
+        (
+            "a rehire that overtakes its own leave on a standard queue",
+            one(
+                false,
+                vec![ev(Kind::Join, 3600, None, 0), ev(Kind::Join, 3800, None, 0), ev(Kind::Leave, 3700, None, 0)],
+                [active.clone(), vec![Send, hr(1), Send, hr(1)]].concat(),
+            ),
+        ),
+        (
+            "a leave that withdraws a pending rehire",
+            one(
+                true,
+                vec![
+                    ev(Kind::Join, 3600, None, 0),
+                    ev(Kind::Leave, 3700, None, 0),
+                    ev(Kind::Join, 3800, None, 0),
+                    ev(Kind::Leave, 3900, None, 0),
+                ],
+                [active.clone(), vec![Send, hr(1), Send, hr(1), Send, hr(1), terminations.clone()]].concat(),
+            ),
+        ),
+        (
+            "a crash between the join's write and its request, then a newer join",
+            one(
+                false,
+                vec![ev(Kind::Join, 3600, None, 0), ev(Kind::Join, 3700, None, 0)],
+                vec![Send, Crash { after: 5 }, hr(1), Send, hr(1)],
+            ),
+        ),
+        (
+            "a crash in the middle of a cancel",
+            one(
+                false,
+                vec![ev(Kind::Join, 3600, Some(20), 0), ev(Kind::Cancel, 3700, None, 0)],
+                vec![Send, hr(1), Send, Crash { after: 4 }, hr(1)],
+            ),
+        ),
+        ("a cancel naming itself", one(false, vec![ev(Kind::Cancel, 3600, None, 0)], vec![Send, hr(1)])),
+        (
+            "a leave's termination request and then its rehire's lost to crashes",
+            Scenario {
+                fifo: false,
+                names: vec![0, 1],
+                events: [
+                    (0, Kind::Join, 3600),
+                    (1, Kind::Join, 3660),
+                    (0, Kind::Join, 3720),
+                    (0, Kind::Join, 3780),
+                    (1, Kind::Leave, 3840),
+                    (0, Kind::Join, 3900),
+                    (0, Kind::Join, 3960),
+                    (1, Kind::Join, 4020),
+                ]
+                .into_iter()
+                .map(|(employee, kind, s)| Event { employee, ..ev(kind, s, None, 0) })
+                .collect(),
+                actions: vec![
+                    Send,
+                    Send,
+                    Send,
+                    Send,
+                    Reconcile,
+                    Crash { after: 1 },
+                    hr(2),
+                    Tick(76_000),
+                    Tick(104_000),
+                    hr(4),
+                    Send,
+                    Tick(180_000),
+                    Deliver { queue: Queue::Requests, max: 3, repeat: false },
+                    Crash { after: 4 },
+                    hr(2),
+                    Send,
+                    Send,
+                    Send,
+                    Crash { after: 5 },
+                    hr(1),
+                ],
+                seed: 6050653744518293618,
+            },
+        ),
+        (
+            "a crash after CreateWorkspaces, then the leave",
+            one(
+                false,
+                vec![ev(Kind::Join, 3600, None, 0), ev(Kind::Leave, 3700, None, 0)],
+                vec![Send, hr(1), Crash { after: 2 }, requests.clone(), Send, hr(1), terminations, requests],
+            ),
+        ),
+    ]
+}
+
+fn main() {
+    shared::telemetry::mute_metrics();
+    let started = Instant::now();
+    let histories: u32 = std::env::var("MODEL_HISTORIES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let seed: u64 = std::env::var("MODEL_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+    });
+    let rt = runtime();
+    for (name, s) in regressions() {
+        if let Err(e) = rt.block_on(run(&s)) {
+            eprintln!("regression {name} failed: {e}\nscenario:{s:?}");
+            std::process::exit(1);
+        }
+    }
+    let threads = 2u32;
+    let results: Vec<Result<Stats, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    let cases = histories / threads + u32::from(t < histories % threads);
+                    let mut bytes = [0u8; 32];
+                    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+                    bytes[8] = t as u8;
+                    let config =
+                        Config { cases, failure_persistence: None, max_shrink_iters: 5_000, ..Config::default() };
+                    let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes));
+                    let rt = runtime();
+                    let stats = std::cell::Cell::new(Stats::default());
+                    let outcome = runner.run(&scenario(), |s| {
+                        let result = rt.block_on(run(&s)).map_err(TestCaseError::fail)?;
+                        let mut total = stats.get();
+                        total.add(result);
+                        stats.set(total);
+                        Ok(())
+                    });
+                    match outcome {
+                        Ok(()) => Ok(stats.get()),
+                        Err(TestError::Fail(reason, s)) => {
+                            Err(format!("{reason}\nminimal failing history (seed {seed}):{s:?}"))
+                        }
+                        Err(TestError::Abort(reason)) => Err(format!("aborted: {reason}")),
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a runner panicked".into()))).collect()
+    });
+    let mut total = Stats::default();
+    for result in results {
+        match result {
+            Ok(stats) => total.add(stats),
+            Err(e) => {
+                eprintln!("model test failed: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    println!(
+        "model: {} histories ({} named regressions), {} HR events, {} deliveries, {} crashes injected, {} reconciler runs in {:.1} s (seed {seed})",
+        total.histories,
+        regressions().len(),
+        total.events,
+        total.deliveries,
+        total.crashes,
+        total.reconciler_runs,
+        started.elapsed().as_secs_f64()
+    );
+}
