@@ -63,14 +63,22 @@ def segments(text):
 
 
 def adapter_actions(adapter):
-    text = (ROOT / f"shared/src/adapters/{adapter}.rs").read_text()
+    text = (ROOT / f"shared/src/adapters/{adapter}.rs").read_text().split("#[cfg(test)]")[0]
+    bodies = list(segments(text))  # a name can come twice (one impl per backend)
     by_method = {}
-    for name, body in segments(text):
+    for name, body in bodies:
         for field, op in SDK_CALL.findall(body):
             service = SDK_SERVICE[adapter].get(field)
             if service:
                 for action in ACTION_NAME.get(f"{service}:{camel(op)}", [f"{service}:{camel(op)}"]):
                     by_method.setdefault(name, set()).update([action, *IMPLIED.get(action, [])])
+    # A port method that calls a helper of the adapter (`self.employee_items(` → Query) makes the
+    # helper's calls too.
+    for _ in range(len(bodies)):
+        for name, body in bodies:
+            for helper in re.findall(r"self\s*\.\s*([a-z_]+)\(", body):
+                if helper != name and helper in by_method:
+                    by_method.setdefault(name, set()).update(by_method[helper])
     return by_method
 
 
