@@ -191,7 +191,13 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
                     code,
                     message: format!("{message} (gave up after {} attempts)", job.record.receive_count),
                 },
-                Disposition::Permanent => ItemResult::Failed { code, message },
+                // A WorkSpace the user already has (made by an attempt that crashed before its
+                // write, then asked for again) is adopted rather than left behind untracked.
+                Disposition::Permanent => match self.find_own_workspace(job).await {
+                    Ok(Some(ws)) => ItemResult::Created(ws),
+                    Ok(None) => ItemResult::Failed { code, message },
+                    Err(result) => result,
+                },
             },
             ItemResult::NoAnswer(why) if !attempts_left => ItemResult::Failed {
                 code: "RetriesExhausted".into(),

@@ -522,8 +522,12 @@ fn user_refused(current: Option<&EmployeeRecord>, hr: &HrInput, code: &str, mess
         return Decision::event(EventOutcome::Rejected, format!("directory user not created: {message}"), vec![]);
     };
     let rehire = current.is_some_and(|c| c.state.is_leaving());
+    // A WorkSpace the employee still has (one in ERROR after a failed onboarding) stays on the
+    // record: a later leave terminates it, and it is never left behind untracked.
+    let kept_workspace = current.and_then(|c| c.workspace_id.clone());
     let refuse = |n: &mut EmployeeRecord| {
         *n = joined(n.clone(), hr, joiner, rehire);
+        n.workspace_id = kept_workspace.clone();
         if !rehire {
             n.state = EmployeeState::Failed;
         }
