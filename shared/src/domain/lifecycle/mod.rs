@@ -295,9 +295,15 @@ pub fn releases_name(holder: Option<&EmployeeRecord>) -> bool {
     holder.is_none_or(|h| h.state == EmployeeState::Terminated && !h.rehire_pending)
 }
 
+/// Whether the employee wants no WorkSpace now: left, leaving, or failed (a WorkSpace made for an
+/// earlier request of theirs, by an attempt that crashed before its write, is a stray).
 fn has_left(c: &EmployeeRecord) -> bool {
-    c.state.is_leaving() || c.state == EmployeeState::Terminated
+    c.state.is_leaving() || matches!(c.state, EmployeeState::Terminated | EmployeeState::Failed)
 }
+
+/// The leave id a stray WorkSpace's termination is keyed by when the record has no leave (a
+/// failed employee): the termination request and the record must name the same one.
+pub const STRAY_PREFIX: &str = "stray-";
 
 fn leaving_for<'a>(current: Option<&'a EmployeeRecord>, leave_event_id: &str) -> Option<&'a EmployeeRecord> {
     current.filter(|c| c.state == EmployeeState::Leaving && c.leave_event_id.as_deref() == Some(leave_event_id))
@@ -654,12 +660,16 @@ fn created(
             Decision::note(format!("WorkSpace {workspace_id} created ({state})"), vec![save(c, next)])
         }
         RequestStatus::Unwanted { left: true } => {
-            // Created after the leave (or redelivered after a crash that followed the create):
-            // the WorkSpace is attached and its termination asked, so no leaver keeps one.
+            // Created after the leave, or for an earlier request of someone who wants none now
+            // (found on a redelivery after a crash that followed the create): the WorkSpace is
+            // attached and its termination asked, so no leaver keeps one and none is left behind.
             let next = stamp(c, now, |n| {
                 n.workspace_id = Some(workspace_id.to_owned());
                 n.state = EmployeeState::Leaving;
                 n.terminated_ms = None;
+                if n.leave_event_id.is_none() {
+                    n.leave_event_id = Some(format!("{STRAY_PREFIX}{workspace_id}"));
+                }
             });
             let termination = TerminationRequest::for_employee(&next, now);
             let mut steps = vec![save(c, next)];

@@ -323,6 +323,28 @@ fn a_workspace_created_after_the_leave_is_attached_and_its_termination_asked() {
 }
 
 #[test]
+fn a_stray_workspace_of_a_failed_employee_is_attached_and_terminated() {
+    // GIVEN an employee who left and then failed (a rejoin the directory refused), no leave open
+    let mut failed = employee(Failed);
+    failed.leave_event_id = None;
+    failed.request_event_id = None;
+    // WHEN a WorkSpace made for their earlier request turns up (a crash after its create)
+    let input = Input::Created {
+        request_event_id: "j1".into(),
+        workspace_id: "ws-stray".into(),
+        state: WorkspaceState::Available,
+    };
+    let d = decide(Some(&failed), &input, NOW);
+    // THEN it is attached and its termination asked, keyed by the stray WorkSpace
+    assert_eq!(kinds(&d), ["save", "request termination"]);
+    let next = saved(&d);
+    assert_eq!((next.state, next.workspace_id.as_deref()), (Leaving, Some("ws-stray")));
+    assert_eq!(next.leave_event_id.as_deref(), Some("stray-ws-stray"));
+    let Step::RequestTermination(request) = &d.steps[1] else { unreachable!() };
+    assert_eq!(request.event_id, "stray-ws-stray");
+}
+
+#[test]
 fn a_creation_failure_fails_the_joiner() {
     let input = Input::CreateFailed {
         request_event_id: "j1".into(),
