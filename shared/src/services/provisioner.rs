@@ -312,6 +312,8 @@ mod tests {
             state: crate::domain::workspace::WorkspaceState::Pending,
             error_code: None,
             error_message: None,
+            bundle_id: None,
+            properties: None,
         }
     }
 
