@@ -140,11 +140,22 @@ pub trait WorkspacesApi: Send + Sync {
     ) -> impl Future<Output = Result<(), WorkspacesError>> + Send;
     /// One MigrateWorkspace call to another bundle: the id of the WorkSpace that replaces it (the
     /// source id disappears once the target is AVAILABLE).
-    fn migrate(&self, workspace_id: &str, bundle_id: &str) -> impl Future<Output = Result<String, WorkspacesError>> + Send;
+    fn migrate(
+        &self,
+        workspace_id: &str,
+        bundle_id: &str,
+    ) -> impl Future<Output = Result<String, WorkspacesError>> + Send;
     /// ModifyWorkspaceState: ADMIN_MAINTENANCE (`on`, no logins, data kept) or back to AVAILABLE.
-    fn set_admin_maintenance(&self, workspace_id: &str, on: bool) -> impl Future<Output = Result<(), WorkspacesError>> + Send;
+    fn set_admin_maintenance(
+        &self,
+        workspace_id: &str,
+        on: bool,
+    ) -> impl Future<Output = Result<(), WorkspacesError>> + Send;
     /// DescribeTags of a WorkSpace (DescribeWorkspaces does not return tags).
-    fn tags(&self, workspace_id: &str) -> impl Future<Output = Result<BTreeMap<String, String>, WorkspacesError>> + Send;
+    fn tags(
+        &self,
+        workspace_id: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, WorkspacesError>> + Send;
     /// CreateTags: adds or overwrites these tags.
     fn create_tags(
         &self,
@@ -152,7 +163,11 @@ pub trait WorkspacesApi: Send + Sync {
         tags: &BTreeMap<String, String>,
     ) -> impl Future<Output = Result<(), WorkspacesError>> + Send;
     /// DeleteTags: removes these keys (absent ones are ignored).
-    fn delete_tags(&self, workspace_id: &str, keys: &[String]) -> impl Future<Output = Result<(), WorkspacesError>> + Send;
+    fn delete_tags(
+        &self,
+        workspace_id: &str,
+        keys: &[String],
+    ) -> impl Future<Output = Result<(), WorkspacesError>> + Send;
 }
 
 // ---------------------------------------------------------------- directory users
@@ -436,13 +451,24 @@ impl<T: WorkspacesApi> WorkspacesApi for std::sync::Arc<T> {
     ) -> impl Future<Output = Result<(), WorkspacesError>> + Send {
         (**self).modify_properties(workspace_id, change)
     }
-    fn migrate(&self, workspace_id: &str, bundle_id: &str) -> impl Future<Output = Result<String, WorkspacesError>> + Send {
+    fn migrate(
+        &self,
+        workspace_id: &str,
+        bundle_id: &str,
+    ) -> impl Future<Output = Result<String, WorkspacesError>> + Send {
         (**self).migrate(workspace_id, bundle_id)
     }
-    fn set_admin_maintenance(&self, workspace_id: &str, on: bool) -> impl Future<Output = Result<(), WorkspacesError>> + Send {
+    fn set_admin_maintenance(
+        &self,
+        workspace_id: &str,
+        on: bool,
+    ) -> impl Future<Output = Result<(), WorkspacesError>> + Send {
         (**self).set_admin_maintenance(workspace_id, on)
     }
-    fn tags(&self, workspace_id: &str) -> impl Future<Output = Result<BTreeMap<String, String>, WorkspacesError>> + Send {
+    fn tags(
+        &self,
+        workspace_id: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, WorkspacesError>> + Send {
         (**self).tags(workspace_id)
     }
     fn create_tags(
@@ -452,7 +478,11 @@ impl<T: WorkspacesApi> WorkspacesApi for std::sync::Arc<T> {
     ) -> impl Future<Output = Result<(), WorkspacesError>> + Send {
         (**self).create_tags(workspace_id, tags)
     }
-    fn delete_tags(&self, workspace_id: &str, keys: &[String]) -> impl Future<Output = Result<(), WorkspacesError>> + Send {
+    fn delete_tags(
+        &self,
+        workspace_id: &str,
+        keys: &[String],
+    ) -> impl Future<Output = Result<(), WorkspacesError>> + Send {
         (**self).delete_tags(workspace_id, keys)
     }
 }

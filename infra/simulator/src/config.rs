@@ -29,7 +29,6 @@ pub struct Lifecycle {
     pub compute_down_cooldown_ms: u64,
 }
 
-
 impl Default for Lifecycle {
     fn default() -> Self {
         Self {

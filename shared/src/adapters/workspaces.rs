@@ -69,15 +69,14 @@ fn change_properties(change: &PropertyChange) -> WorkspaceProperties {
 }
 
 fn sdk_tags(operation: &'static str, tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, WorkspacesError> {
-    tags.iter()
-        .map(|(key, value)| Tag::builder().key(key).value(value).build())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| WorkspacesError::Service {
+    tags.iter().map(|(key, value)| Tag::builder().key(key).value(value).build()).collect::<Result<Vec<_>, _>>().map_err(
+        |e| WorkspacesError::Service {
             operation,
             code: "InvalidRequest".into(),
             message: e.to_string(),
             retryable: false,
-        })
+        },
+    )
 }
 
 fn request(item: &CreateItem) -> Result<SdkRequest, WorkspacesError> {

@@ -95,7 +95,10 @@ pub struct WorkspaceProperties {
 /// Terraform sends one property per call. The running mode travels with its AutoStop timeout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PropertyChange {
-    RunningMode { mode: super::profile::RunningMode, auto_stop_minutes: Option<i32> },
+    RunningMode {
+        mode: super::profile::RunningMode,
+        auto_stop_minutes: Option<i32>,
+    },
     /// A `Compute` value (`STANDARD`, `PERFORMANCE`, ...).
     ComputeType(String),
     /// Root volume size in GiB; it can only grow.

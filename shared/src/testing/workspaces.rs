@@ -1009,7 +1009,10 @@ impl WorkspacesApi for FakeWorkspaces {
             let target_id = world.new_id();
             let source = world.get_mut(workspace_id).ok_or_else(|| not_found(MIGRATE, workspace_id))?;
             if source.bundle_id == bundle_id {
-                return Err(invalid_values(MIGRATE, "The target bundle is the WorkSpace's bundle; rebuild it instead."));
+                return Err(invalid_values(
+                    MIGRATE,
+                    "The target bundle is the WorkSpace's bundle; rebuild it instead.",
+                ));
             }
             match source.state(now) {
                 Some(WorkspaceState::Available | WorkspaceState::Stopped | WorkspaceState::Error) => {}
@@ -1078,8 +1081,8 @@ impl WorkspacesApi for FakeWorkspaces {
                 }
             }
             for (key, value) in tags {
-                let problem =
-                    tag_text_problem("key", key).or_else(|| tag_text_problem("value", value).filter(|_| !value.is_empty()));
+                let problem = tag_text_problem("key", key)
+                    .or_else(|| tag_text_problem("value", value).filter(|_| !value.is_empty()));
                 if let Some(problem) = problem {
                     return Err(invalid_values(CREATE_TAGS, &problem));
                 }
@@ -1091,7 +1094,10 @@ impl WorkspacesApi for FakeWorkspaces {
                 return Err(refused(
                     CREATE_TAGS,
                     "ResourceLimitExceededException",
-                    format!("A WorkSpaces resource can have at most {MAX_TAGS} tags; this would make {}.", merged.len()),
+                    format!(
+                        "A WorkSpaces resource can have at most {MAX_TAGS} tags; this would make {}.",
+                        merged.len()
+                    ),
                 ));
             }
             ws.tags = merged;

@@ -5,14 +5,14 @@ use crate::config::Service;
 use crate::error::{ApiError, Protocol};
 use crate::ids;
 use crate::world::{Properties, Update, Workspace, WsState};
-use shared::domain::workspace::{
-    AUTO_STOP_STEP_MINUTES, DEFAULT_AUTO_STOP_MINUTES, MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS, RESERVED_TAG_PREFIX,
-    compute_change, tag_text_problem, volumes_allowed,
-};
 use crate::{Inner, OpResult, Simulator};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
+use shared::domain::workspace::{
+    AUTO_STOP_STEP_MINUTES, DEFAULT_AUTO_STOP_MINUTES, MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS, RESERVED_TAG_PREFIX,
+    compute_change, tag_text_problem, volumes_allowed,
+};
 
 const SVC: Service = Service::WorkSpaces;
 const RUNNING_MODES: &[&str] = &["AUTO_STOP", "ALWAYS_ON", "MANUAL"];
@@ -203,7 +203,6 @@ fn initial_properties(request: &Value, bundle: &crate::world::Bundle) -> Propert
         compute_type: get("ComputeTypeName").and_then(Value::as_str).unwrap_or(&bundle.compute_type).to_owned(),
     }
 }
-
 
 fn rand_octet() -> u8 {
     rand::random::<u8>().max(1)
