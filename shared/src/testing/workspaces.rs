@@ -493,14 +493,16 @@ impl FakeWorkspaces {
     /// Every WorkSpace whose id still exists, visible or not yet, as it is now.
     pub fn workspaces(&self) -> Vec<WorkspaceInfo> {
         let now = self.now();
-        let world = lock(&self.world);
+        let mut world = lock(&self.world);
+        world.collect_gone(now);
         world.workspaces.values().filter_map(|ws| ws.state(now).map(|s| ws.info(s))).collect()
     }
 
     /// One WorkSpace as it is now, visible or not yet.
     pub fn workspace(&self, id: &str) -> Option<WorkspaceInfo> {
         let now = self.now();
-        let world = lock(&self.world);
+        let mut world = lock(&self.world);
+        world.collect_gone(now);
         let ws = world.by_id.get(id).and_then(|seq| world.workspaces.get(seq))?;
         ws.state(now).map(|s| ws.info(s))
     }
@@ -1347,6 +1349,32 @@ mod tests {
         fake.describe_workspaces(&ids).await.unwrap();
         assert!(fake.describe_workspaces(&ids).await.is_err());
         assert_eq!(fake.log().iter().filter(|c| c.accepted).count(), 6);
+    }
+
+    #[tokio::test]
+    async fn new_operations_take_faults_from_the_shared_plan_and_a_stopped_workspace_can_change() {
+        let faults = Faults::new();
+        let clock = ManualClock::new(0);
+        let fake = FakeWorkspaces::new(clock.clone()).with_faults(faults.clone());
+        let stopped = fake.seed(DIR, "ann", WorkspaceState::Stopped);
+        faults.fail_next("workspaces.migrate", 1);
+        assert!(matches!(fake.migrate(&stopped, "wsb-perfwin2022").await, Err(WorkspacesError::Throttled(_))));
+        faults.fail_next("workspaces.create_tags", 1);
+        assert!(fake.create_tags(&stopped, &BTreeMap::from([("a".into(), "b".into())])).await.is_err());
+        assert!(fake.tags(&stopped).await.unwrap().is_empty(), "a throttled call tags nothing");
+        let mode = PropertyChange::RunningMode { mode: RunningMode::AutoStop, auto_stop_minutes: Some(120) };
+        fake.modify_properties(&stopped, &mode).await.unwrap();
+        assert_eq!(state(&fake, &stopped).await, Some(WorkspaceState::Updating));
+        clock.advance(fake.lifecycle().update_ms);
+        let info = fake.workspace(&stopped).unwrap();
+        assert_eq!(info.state, WorkspaceState::Stopped, "back to where it was");
+        assert_eq!(info.properties.and_then(|p| p.auto_stop_minutes), Some(120));
+        // ADMIN_MAINTENANCE is offered only from AVAILABLE.
+        match fake.set_admin_maintenance(&stopped, true).await {
+            Err(WorkspacesError::Service { code, .. }) => assert_eq!(code, "InvalidResourceStateException"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(faults.calls("workspaces.modify_properties"), 1);
     }
 
     #[tokio::test]
