@@ -156,7 +156,10 @@ fn create_one(inner: &mut Inner, now: f64, request: &Value) -> Result<Workspace,
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|t| Some((t.get("Key")?.as_str()?.to_owned(), t.get("Value").and_then(Value::as_str)?.to_owned())))
+        .filter_map(|t| {
+            let value = t.get("Value").and_then(Value::as_str).unwrap_or_default();
+            Some((t.get("Key")?.as_str()?.to_owned(), value.to_owned()))
+        })
         .collect();
     let ws = Workspace {
         id: ids::workspace_id(),
