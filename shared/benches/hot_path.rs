@@ -87,6 +87,8 @@ fn provisioning(c: &mut Criterion) {
                 state: shared::domain::workspace::WorkspaceState::Pending,
                 error_code: None,
                 error_message: None,
+                bundle_id: None,
+                properties: None,
             })
             .collect(),
         failed: vec![FailedCreate {

@@ -4,7 +4,8 @@
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 pub use crate::domain::employee::{NameClaim, NewUser, ScheduledEvent, USER_NAME_TAKEN};
 use crate::domain::profile::Profile;
-use crate::domain::workspace::WorkspaceState;
+use crate::domain::workspace::{PropertyChange, WorkspaceProperties, WorkspaceState};
+use std::collections::BTreeMap;
 use std::future::Future;
 
 // ---------------------------------------------------------------- errors and time
@@ -54,6 +55,10 @@ pub struct WorkspaceInfo {
     pub state: WorkspaceState,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
+    /// The bundle it runs (a migration changes it).
+    pub bundle_id: Option<String>,
+    /// Current properties; a modification in progress shows once it is done.
+    pub properties: Option<WorkspaceProperties>,
 }
 
 /// A `FailedRequests` item: the request's directory and user, the code and message verbatim.
@@ -126,6 +131,43 @@ pub trait WorkspacesApi: Send + Sync {
         directory_id: &str,
         user_name: &str,
     ) -> impl Future<Output = Result<Option<WorkspaceInfo>, WorkspacesError>> + Send;
+    /// One ModifyWorkspaceProperties call: the WorkSpace is UPDATING for a while, then AVAILABLE
+    /// with the change. `OperationInProgressException` while a change runs (retry later).
+    fn modify_properties(
+        &self,
+        workspace_id: &str,
+        change: &PropertyChange,
+    ) -> impl Future<Output = Result<(), WorkspacesError>> + Send;
+    /// One MigrateWorkspace call to another bundle: the id of the WorkSpace that replaces it (the
+    /// source id disappears once the target is AVAILABLE).
+    fn migrate(
+        &self,
+        workspace_id: &str,
+        bundle_id: &str,
+    ) -> impl Future<Output = Result<String, WorkspacesError>> + Send;
+    /// ModifyWorkspaceState: ADMIN_MAINTENANCE (`on`, no logins, data kept) or back to AVAILABLE.
+    fn set_admin_maintenance(
+        &self,
+        workspace_id: &str,
+        on: bool,
+    ) -> impl Future<Output = Result<(), WorkspacesError>> + Send;
+    /// DescribeTags of a WorkSpace (DescribeWorkspaces does not return tags).
+    fn tags(
+        &self,
+        workspace_id: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, WorkspacesError>> + Send;
+    /// CreateTags: adds or overwrites these tags.
+    fn create_tags(
+        &self,
+        workspace_id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), WorkspacesError>> + Send;
+    /// DeleteTags: removes these keys (absent ones are ignored).
+    fn delete_tags(
+        &self,
+        workspace_id: &str,
+        keys: &[String],
+    ) -> impl Future<Output = Result<(), WorkspacesError>> + Send;
 }
 
 // ---------------------------------------------------------------- directory users
@@ -401,6 +443,47 @@ impl<T: WorkspacesApi> WorkspacesApi for std::sync::Arc<T> {
         user_name: &str,
     ) -> impl Future<Output = Result<Option<WorkspaceInfo>, WorkspacesError>> + Send {
         (**self).find_user_workspace(directory_id, user_name)
+    }
+    fn modify_properties(
+        &self,
+        workspace_id: &str,
+        change: &PropertyChange,
+    ) -> impl Future<Output = Result<(), WorkspacesError>> + Send {
+        (**self).modify_properties(workspace_id, change)
+    }
+    fn migrate(
+        &self,
+        workspace_id: &str,
+        bundle_id: &str,
+    ) -> impl Future<Output = Result<String, WorkspacesError>> + Send {
+        (**self).migrate(workspace_id, bundle_id)
+    }
+    fn set_admin_maintenance(
+        &self,
+        workspace_id: &str,
+        on: bool,
+    ) -> impl Future<Output = Result<(), WorkspacesError>> + Send {
+        (**self).set_admin_maintenance(workspace_id, on)
+    }
+    fn tags(
+        &self,
+        workspace_id: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, WorkspacesError>> + Send {
+        (**self).tags(workspace_id)
+    }
+    fn create_tags(
+        &self,
+        workspace_id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), WorkspacesError>> + Send {
+        (**self).create_tags(workspace_id, tags)
+    }
+    fn delete_tags(
+        &self,
+        workspace_id: &str,
+        keys: &[String],
+    ) -> impl Future<Output = Result<(), WorkspacesError>> + Send {
+        (**self).delete_tags(workspace_id, keys)
     }
 }
 

@@ -358,6 +358,7 @@ impl World {
             invisible_ms: 5_000,
             terminate_ms: 300_000,
             terminated_visible_ms: 60_000,
+            ..Lifecycle::default()
         };
         let workspaces =
             Arc::new(FakeWorkspaces::new(clock.clone()).with_lifecycle(lifecycle).with_faults(faults.clone()));

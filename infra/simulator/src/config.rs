@@ -1,6 +1,7 @@
 //! Runtime settings of the simulator, readable and changeable through the admin API.
 
 use serde::{Deserialize, Serialize};
+use shared::domain::workspace::{GROWTH_COOLDOWN_MS, SHRINK_COOLDOWN_MS};
 use std::collections::BTreeMap;
 
 /// Delays of the WorkSpace lifecycle, in simulated milliseconds.
@@ -15,11 +16,32 @@ pub struct Lifecycle {
     pub terminate_ms: u64,
     /// How long TERMINATED stays visible before the id disappears.
     pub terminated_visible_ms: u64,
+    /// UPDATING after ModifyWorkspaceProperties, then AVAILABLE with the change (the real
+    /// service: up to an hour for compute, two for volumes).
+    pub update_ms: u64,
+    /// MigrateWorkspace: the target is PENDING this long, then AVAILABLE, and the source gone.
+    pub migrate_ms: u64,
+    /// Between two volume growths, and from launch to the first one.
+    pub volume_cooldown_ms: u64,
+    /// Between two compute-type increases, and from launch to the first one.
+    pub compute_up_cooldown_ms: u64,
+    /// Between two compute-type decreases.
+    pub compute_down_cooldown_ms: u64,
 }
 
 impl Default for Lifecycle {
     fn default() -> Self {
-        Self { create_ms: 3_000, invisible_ms: 500, terminate_ms: 2_000, terminated_visible_ms: 1_000 }
+        Self {
+            create_ms: 3_000,
+            invisible_ms: 500,
+            terminate_ms: 2_000,
+            terminated_visible_ms: 1_000,
+            update_ms: 2_000,
+            migrate_ms: 3_000,
+            volume_cooldown_ms: GROWTH_COOLDOWN_MS as u64,
+            compute_up_cooldown_ms: GROWTH_COOLDOWN_MS as u64,
+            compute_down_cooldown_ms: SHRINK_COOLDOWN_MS as u64,
+        }
     }
 }
 

@@ -96,6 +96,8 @@ pub enum WsState {
     Suspended,
     Terminating,
     Terminated,
+    Updating,
+    AdminMaintenance,
 }
 
 impl WsState {
@@ -107,6 +109,8 @@ impl WsState {
             WsState::Suspended => "SUSPENDED",
             WsState::Terminating => "TERMINATING",
             WsState::Terminated => "TERMINATED",
+            WsState::Updating => "UPDATING",
+            WsState::AdminMaintenance => "ADMIN_MAINTENANCE",
         }
     }
 }
@@ -128,6 +132,38 @@ pub struct Workspace {
     pub suspended: bool,
     pub terminated_at_ms: Option<f64>,
     pub gone_at_ms: Option<f64>,
+    /// Tags by key (CreateWorkspaces' `Tags`, CreateTags, DeleteTags).
+    pub tags: BTreeMap<String, String>,
+    pub properties: Properties,
+    /// A ModifyWorkspaceProperties in progress.
+    pub update: Option<Update>,
+    /// ModifyWorkspaceState ADMIN_MAINTENANCE.
+    pub admin_maintenance: bool,
+    /// When the WorkSpace was launched: the cooldowns of volume growth and compute increase
+    /// start then.
+    pub launched_at_ms: f64,
+    pub last_volume_change_ms: Option<f64>,
+    pub last_compute_up_ms: Option<f64>,
+    pub last_compute_down_ms: Option<f64>,
+}
+
+/// `WorkspaceProperties` as DescribeWorkspaces reports them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Properties {
+    pub running_mode: String,
+    pub auto_stop_minutes: Option<i64>,
+    pub root_gib: i64,
+    pub user_gib: i64,
+    pub compute_type: String,
+}
+
+/// A property change under way: what the WorkSpace will have at `done_at_ms`, and the
+/// `ModificationStates` resources it touches.
+#[derive(Debug, Clone, Serialize)]
+pub struct Update {
+    pub properties: Properties,
+    pub resources: Vec<&'static str>,
+    pub done_at_ms: f64,
 }
 
 impl Workspace {
@@ -148,8 +184,19 @@ impl Workspace {
             Some(WsState::Error)
         } else if self.suspended {
             Some(WsState::Suspended)
+        } else if self.update.as_ref().is_some_and(|u| now < u.done_at_ms) {
+            Some(WsState::Updating)
+        } else if self.admin_maintenance {
+            Some(WsState::AdminMaintenance)
         } else {
             Some(WsState::Available)
+        }
+    }
+
+    /// Applies a property change whose time has come.
+    pub fn settle(&mut self, now: f64) {
+        if let Some(update) = self.update.take_if(|u| now >= u.done_at_ms) {
+            self.properties = update.properties;
         }
     }
 
@@ -182,11 +229,18 @@ impl World {
     /// Drops WorkSpaces whose ids have disappeared.
     pub fn collect_gone(&mut self, now: f64) {
         self.workspaces.retain(|_, ws| ws.state(now).is_some());
+        for ws in self.workspaces.values_mut() {
+            ws.settle(now);
+        }
     }
 
     pub fn insert_workspace(&mut self, ws: Workspace) {
         self.next_seq += 1;
         self.workspaces.insert(self.next_seq, ws);
+    }
+
+    pub fn workspace_by_id(&self, id: &str) -> Option<&Workspace> {
+        self.workspaces.values().find(|ws| ws.id == id)
     }
 
     pub fn workspace_by_id_mut(&mut self, id: &str) -> Option<&mut Workspace> {

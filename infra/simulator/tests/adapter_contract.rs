@@ -11,7 +11,7 @@ use aws_smithy_types::retry::RetryConfig;
 use serde_json::json;
 use shared::adapters::directory::{Directory, DsDataUsers};
 use shared::adapters::workspaces::AwsWorkspaces;
-use shared::testing::contract::{Passage, WorkspacesSetup, directory_users, workspaces};
+use shared::testing::contract::{Passage, WorkspacesSetup, directory_users, workspace_operations, workspaces};
 use std::time::Duration;
 
 /// The simulator's time passes on its own; at `factor` it runs that much faster than ours.
@@ -64,8 +64,35 @@ async fn the_adapter_on_the_simulator_keeps_the_workspaces_contract() {
         users: ["alee".into(), "bkumar".into(), "cnovak".into()],
         poll_ms: 100,
         max_polls: 200,
+        other_bundle_id: "wsb-perfwin2022".into(),
+        growth_cooldown_ms: 4_000,
     };
     workspaces(&api, &Wait { factor }, &setup).await;
+}
+
+#[tokio::test]
+async fn the_adapter_on_the_simulator_keeps_the_contract_of_the_operations_on_a_workspace() {
+    let factor = 4.0;
+    let sdk = simulator(json!({
+        "time_factor": factor,
+        "lifecycle": {
+            "create_ms": 1_200, "invisible_ms": 400, "terminate_ms": 800, "terminated_visible_ms": 600,
+            "update_ms": 800, "migrate_ms": 1_200, "volume_cooldown_ms": 4_000, "compute_up_cooldown_ms": 4_000
+        },
+        "rate_limits": unlimited()
+    }))
+    .await;
+    let api = AwsWorkspaces::new(aws_sdk_workspaces::Client::new(&sdk));
+    let setup = WorkspacesSetup {
+        directory_id: "d-90670c0ffe".into(),
+        bundle_id: "wsb-stdwin2022".into(),
+        users: ["alee".into(), "bkumar".into(), "cnovak".into()],
+        poll_ms: 100,
+        max_polls: 200,
+        other_bundle_id: "wsb-perfwin2022".into(),
+        growth_cooldown_ms: 4_000,
+    };
+    workspace_operations(&api, &Wait { factor }, &setup).await;
 }
 
 #[tokio::test]

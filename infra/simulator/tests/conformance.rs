@@ -6,7 +6,16 @@
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_workspaces::config::Credentials;
 use aws_sdk_workspaces::error::ProvideErrorMetadata;
-use aws_sdk_workspaces::types::{RunningMode, TerminateRequest, WorkspaceProperties, WorkspaceRequest, WorkspaceState};
+use aws_sdk_workspaces::operation::create_tags::CreateTagsError;
+use aws_sdk_workspaces::operation::delete_tags::DeleteTagsError;
+use aws_sdk_workspaces::operation::describe_tags::DescribeTagsError;
+use aws_sdk_workspaces::operation::migrate_workspace::MigrateWorkspaceError;
+use aws_sdk_workspaces::operation::modify_workspace_properties::ModifyWorkspacePropertiesError;
+use aws_sdk_workspaces::operation::modify_workspace_state::ModifyWorkspaceStateError;
+use aws_sdk_workspaces::types::{
+    Compute, ModificationResourceEnum, ModificationStateEnum, RunningMode, Tag, TargetWorkspaceState, TerminateRequest,
+    WorkspaceProperties, WorkspaceRequest, WorkspaceState,
+};
 use aws_simulator::{Simulator, config::SimConfig, world::Seed};
 use aws_smithy_types::retry::RetryConfig;
 use serde_json::{Value, json};
@@ -512,4 +521,230 @@ async fn reset_restores_the_seed() {
     assert_eq!(state["workspaces"], json!([]));
     assert_eq!(sim.calls().await, json!({}));
     assert!(state["directories"][CONNECTOR]["users"]["alee"].is_object());
+}
+
+/// Fast lifecycles plus short property updates, migrations and growth cooldowns.
+fn fast_ops() -> Value {
+    let mut config = fast();
+    let l = &mut config["lifecycle"];
+    l["update_ms"] = json!(300);
+    l["migrate_ms"] = json!(300);
+    l["volume_cooldown_ms"] = json!(400);
+    l["compute_up_cooldown_ms"] = json!(400);
+    config
+}
+
+async fn available(sim: &Sim, ws: &aws_sdk_workspaces::Client, user: &str, tags: &[Tag]) -> String {
+    let request = WorkspaceRequest::builder()
+        .directory_id(CONNECTOR)
+        .user_name(user)
+        .bundle_id(BUNDLE)
+        .set_tags(Some(tags.to_vec()))
+        .workspace_properties(WorkspaceProperties::builder().running_mode(RunningMode::AutoStop).build())
+        .build()
+        .unwrap();
+    let out = ws.create_workspaces().workspaces(request).send().await.unwrap();
+    let id = out.pending_requests()[0].workspace_id().unwrap().to_owned();
+    sim.watch(ws, &id, |s| s == Some(&WorkspaceState::Available)).await;
+    id
+}
+
+fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build().unwrap()
+}
+
+#[tokio::test]
+async fn tags_given_at_creation_then_created_described_and_deleted() {
+    let sim = Sim::start(fast_ops()).await;
+    let ws = sim.workspaces().await;
+    let id = available(&sim, &ws, "alee", &[tag("managed-by", "hr")]).await;
+    let listed = |out: &aws_sdk_workspaces::operation::describe_tags::DescribeTagsOutput| -> Vec<(String, String)> {
+        out.tag_list().iter().map(|t| (t.key().to_owned(), t.value().unwrap_or_default().to_owned())).collect()
+    };
+    let out = ws.describe_tags().resource_id(&id).send().await.unwrap();
+    assert_eq!(listed(&out), vec![("managed-by".to_owned(), "hr".to_owned())]);
+    ws.create_tags().resource_id(&id).tags(tag("owner", "it")).tags(tag("managed-by", "hr2")).send().await.unwrap();
+    ws.delete_tags().resource_id(&id).tag_keys("owner").tag_keys("absent").send().await.unwrap();
+    let out = ws.describe_tags().resource_id(&id).send().await.unwrap();
+    assert_eq!(listed(&out), vec![("managed-by".to_owned(), "hr2".to_owned())], "overwritten, deleted");
+
+    let err = ws.create_tags().resource_id(&id).tags(tag("aws:owner", "x")).send().await.unwrap_err();
+    assert!(matches!(err.as_service_error(), Some(CreateTagsError::InvalidParameterValuesException(_))), "{err:?}");
+    let err = ws.create_tags().resource_id(&id).tags(tag(&"k".repeat(128), "x")).send().await.unwrap_err();
+    assert_eq!(err.code(), Some("ValidationException"), "{err:?}");
+    let err = ws.create_tags().resource_id(&id).tags(tag("k", &"v".repeat(256))).send().await.unwrap_err();
+    assert_eq!(err.code(), Some("ValidationException"), "{err:?}");
+    let fifty: Vec<Tag> = (0..50).map(|i| tag(&format!("t{i}"), "x")).collect();
+    let err = ws.create_tags().resource_id(&id).set_tags(Some(fifty)).send().await.unwrap_err();
+    assert!(matches!(err.as_service_error(), Some(CreateTagsError::ResourceLimitExceededException(_))), "{err:?}");
+    let err = ws.create_tags().resource_id("ws-zz0000000").tags(tag("a", "b")).send().await.unwrap_err();
+    match err.as_service_error() {
+        Some(CreateTagsError::ResourceNotFoundException(e)) => assert_eq!(e.resource_id(), Some("ws-zz0000000")),
+        other => panic!("{other:?}"),
+    }
+    let err = ws.delete_tags().resource_id(&id).tag_keys("aws:x").send().await.unwrap_err();
+    assert!(matches!(err.as_service_error(), Some(DeleteTagsError::InvalidParameterValuesException(_))), "{err:?}");
+    let err = ws.delete_tags().resource_id("ws-zz0000000").tag_keys("a").send().await.unwrap_err();
+    assert!(matches!(err.as_service_error(), Some(DeleteTagsError::ResourceNotFoundException(_))), "{err:?}");
+    let err = ws.describe_tags().resource_id("d-0000000000").send().await.unwrap_err();
+    assert!(matches!(err.as_service_error(), Some(DescribeTagsError::ResourceNotFoundException(_))), "{err:?}");
+
+    let state = sim.admin(reqwest::Method::GET, "state", Value::Null).await;
+    assert_eq!(state["workspaces"][0]["Tags"], json!({ "managed-by": "hr2" }));
+    let calls = sim.calls().await;
+    assert_eq!(calls["WorkSpaces.CreateTags"]["items"][0], 2);
+}
+
+#[tokio::test]
+async fn admin_maintenance_from_available_and_back() {
+    let sim = Sim::start(fast_ops()).await;
+    let ws = sim.workspaces().await;
+    let id = available(&sim, &ws, "alee", &[]).await;
+    let set = |state: TargetWorkspaceState| ws.modify_workspace_state().workspace_id(&id).workspace_state(state).send();
+    set(TargetWorkspaceState::AdminMaintenance).await.unwrap();
+    let out = ws.describe_workspaces().workspace_ids(&id).send().await.unwrap();
+    assert_eq!(out.workspaces()[0].state(), Some(&WorkspaceState::AdminMaintenance));
+    let err = ws.migrate_workspace().source_workspace_id(&id).bundle_id("wsb-perfwin2022").send().await.unwrap_err();
+    // Not in MigrateWorkspace's modeled errors: the SDK keeps the code of the unmodeled error.
+    assert_eq!(err.code(), Some("InvalidResourceStateException"), "{err:?}");
+    set(TargetWorkspaceState::Available).await.unwrap();
+    let out = ws.describe_workspaces().workspace_ids(&id).send().await.unwrap();
+    assert_eq!(out.workspaces()[0].state(), Some(&WorkspaceState::Available));
+
+    let err = set(TargetWorkspaceState::from("STOPPED")).await.unwrap_err();
+    assert_eq!(err.code(), Some("ValidationException"), "{err:?}");
+    let err = ws
+        .modify_workspace_state()
+        .workspace_id("ws-zz0000000")
+        .workspace_state(TargetWorkspaceState::AdminMaintenance)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(err.as_service_error(), Some(ModifyWorkspaceStateError::ResourceNotFoundException(_))));
+    // Only from AVAILABLE: a terminating WorkSpace cannot.
+    ws.terminate_workspaces()
+        .terminate_workspace_requests(TerminateRequest::builder().workspace_id(&id).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let err = set(TargetWorkspaceState::AdminMaintenance).await.unwrap_err();
+    assert!(
+        matches!(err.as_service_error(), Some(ModifyWorkspaceStateError::InvalidResourceStateException(_))),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn properties_change_one_group_at_a_time_through_updating() {
+    let sim = Sim::start(fast_ops()).await;
+    let ws = sim.workspaces().await;
+    let id = available(&sim, &ws, "alee", &[]).await;
+    let modify =
+        |p: WorkspaceProperties| ws.modify_workspace_properties().workspace_id(&id).workspace_properties(p).send();
+    let props = WorkspaceProperties::builder;
+    let out = ws.describe_workspaces().workspace_ids(&id).send().await.unwrap();
+    let w = &out.workspaces()[0];
+    assert_eq!(w.bundle_id(), Some(BUNDLE));
+    let p = w.workspace_properties().unwrap();
+    assert_eq!(
+        (p.running_mode(), p.running_mode_auto_stop_timeout_in_minutes(), p.root_volume_size_gib()),
+        (Some(&RunningMode::AutoStop), Some(60), Some(80))
+    );
+    assert_eq!((p.user_volume_size_gib(), p.compute_type_name()), (Some(50), Some(&Compute::Standard)));
+
+    let invalid = |e: &ModifyWorkspacePropertiesError| {
+        matches!(e, ModifyWorkspacePropertiesError::InvalidParameterValuesException(_))
+    };
+    let err =
+        modify(props().compute_type_name(Compute::Performance).user_volume_size_gib(100).build()).await.unwrap_err();
+    assert!(invalid(err.as_service_error().unwrap()), "compute with a volume: {err:?}");
+    let err = modify(props().root_volume_size_gib(175).user_volume_size_gib(100).build()).await.unwrap_err();
+    assert!(invalid(err.as_service_error().unwrap()), "both volumes: {err:?}");
+    let err = modify(props().build()).await.unwrap_err();
+    assert!(invalid(err.as_service_error().unwrap()), "nothing: {err:?}");
+    let err = modify(props().running_mode_auto_stop_timeout_in_minutes(90).build()).await.unwrap_err();
+    assert!(invalid(err.as_service_error().unwrap()), "90 minutes: {err:?}");
+    // Within the cooldown from launch (unknown code in AWS; the simulator says InvalidResourceState).
+    let err = modify(props().user_volume_size_gib(100).build()).await.unwrap_err();
+    assert!(
+        matches!(err.as_service_error(), Some(ModifyWorkspacePropertiesError::InvalidResourceStateException(_))),
+        "{err:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let err = modify(props().user_volume_size_gib(40).build()).await.unwrap_err();
+    assert!(invalid(err.as_service_error().unwrap()), "smaller: {err:?}");
+    let err = modify(props().root_volume_size_gib(175).build()).await.unwrap_err();
+    assert!(invalid(err.as_service_error().unwrap()), "root before the user volume is 100: {err:?}");
+    let err = modify(props().compute_type_name(Compute::GraphicsG4Dn).build()).await.unwrap_err();
+    assert!(
+        matches!(
+            err.as_service_error(),
+            Some(ModifyWorkspacePropertiesError::UnsupportedWorkspaceConfigurationException(_))
+        ),
+        "{err:?}"
+    );
+
+    // Running mode with its timeout together is one change; UPDATING shows the resources touched.
+    modify(props().user_volume_size_gib(100).running_mode(RunningMode::AutoStop).build()).await.unwrap();
+    let out = ws.describe_workspaces().workspace_ids(&id).send().await.unwrap();
+    let w = &out.workspaces()[0];
+    assert_eq!(w.state(), Some(&WorkspaceState::Updating));
+    let m = &w.modification_states()[0];
+    assert_eq!(
+        (m.resource(), m.state()),
+        (Some(&ModificationResourceEnum::UserVolume), Some(&ModificationStateEnum::UpdateInProgress))
+    );
+    let err = modify(props().running_mode(RunningMode::AlwaysOn).build()).await.unwrap_err();
+    assert!(
+        matches!(err.as_service_error(), Some(ModifyWorkspacePropertiesError::OperationInProgressException(_))),
+        "{err:?}"
+    );
+    sim.watch(&ws, &id, |s| s == Some(&WorkspaceState::Available)).await;
+    let out = ws.describe_workspaces().workspace_ids(&id).send().await.unwrap();
+    let w = &out.workspaces()[0];
+    assert!(w.modification_states().is_empty());
+    assert_eq!(w.workspace_properties().unwrap().user_volume_size_gib(), Some(100));
+    let state = sim.admin(reqwest::Method::GET, "state", Value::Null).await;
+    assert_eq!(state["workspaces"][0]["Properties"]["user_gib"], 100);
+
+    let err = ws
+        .modify_workspace_properties()
+        .workspace_id("ws-zz0000000")
+        .workspace_properties(props().running_mode(RunningMode::AlwaysOn).build())
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(err.as_service_error(), Some(ModifyWorkspacePropertiesError::ResourceNotFoundException(_))));
+}
+
+#[tokio::test]
+async fn migration_makes_a_new_workspace_and_the_source_disappears() {
+    let sim = Sim::start(fast_ops()).await;
+    let ws = sim.workspaces().await;
+    let id = available(&sim, &ws, "alee", &[tag("managed-by", "hr")]).await;
+    let migrate = |bundle: &str| ws.migrate_workspace().source_workspace_id(&id).bundle_id(bundle).send();
+    let err = migrate(BUNDLE).await.unwrap_err();
+    assert!(matches!(err.as_service_error(), Some(MigrateWorkspaceError::InvalidParameterValuesException(_))));
+    let err = migrate("wsb-zz00000000").await.unwrap_err();
+    assert!(matches!(err.as_service_error(), Some(MigrateWorkspaceError::ResourceNotFoundException(_))));
+    let err = migrate("bundle").await.unwrap_err();
+    assert_eq!(err.code(), Some("ValidationException"));
+
+    let out = migrate("wsb-perfwin2022").await.unwrap();
+    assert_eq!(out.source_workspace_id(), Some(id.as_str()));
+    let target = out.target_workspace_id().unwrap().to_owned();
+    assert_ne!(target, id);
+    let seen = sim.watch(&ws, &target, |s| s == Some(&WorkspaceState::Available)).await;
+    assert_eq!(seen.last(), Some(&Some(WorkspaceState::Available)));
+    let seen = sim.watch(&ws, &id, |s| s.is_none()).await;
+    assert_eq!(seen.last(), Some(&None), "the source is gone once the target is AVAILABLE");
+    let out = ws.describe_workspaces().workspace_ids(&target).send().await.unwrap();
+    let w = &out.workspaces()[0];
+    assert_eq!((w.bundle_id(), w.user_name()), (Some("wsb-perfwin2022"), Some("alee")));
+    let p = w.workspace_properties().unwrap();
+    assert_eq!((p.compute_type_name(), p.user_volume_size_gib()), (Some(&Compute::Performance), Some(50)));
+    let tags = ws.describe_tags().resource_id(&target).send().await.unwrap();
+    assert_eq!(tags.tag_list()[0].key(), "managed-by");
+    let err = ws.migrate_workspace().source_workspace_id(&id).bundle_id(BUNDLE).send().await.unwrap_err();
+    assert!(matches!(err.as_service_error(), Some(MigrateWorkspaceError::ResourceNotFoundException(_))));
 }

@@ -1,14 +1,15 @@
 //! The WorkSpaces port on the WorkSpaces API.
 
 use super::{describe_sdk_error, is_throttling};
-use crate::domain::workspace::WorkspaceState;
+use crate::domain::workspace::{PropertyChange, WorkspaceProperties as Properties, WorkspaceState};
 use crate::ports::{
     CreateItem, CreateResponse, FailedCreate, FailedTerminate, WorkspaceInfo, WorkspacesApi, WorkspacesError,
 };
 use aws_sdk_workspaces::types::{
-    Compute, Protocol, RunningMode, Tag, TerminateRequest, Workspace, WorkspaceProperties,
+    Compute, Protocol, RunningMode, Tag, TargetWorkspaceState, TerminateRequest, Workspace, WorkspaceProperties,
     WorkspaceRequest as SdkRequest,
 };
+use std::collections::BTreeMap;
 
 pub struct AwsWorkspaces {
     client: aws_sdk_workspaces::Client,
@@ -42,7 +43,40 @@ fn info(ws: &Workspace) -> WorkspaceInfo {
         state: WorkspaceState::parse(ws.state().map(|s| s.as_str()).unwrap_or_default()),
         error_code: ws.error_code().map(str::to_owned),
         error_message: ws.error_message().map(str::to_owned),
+        bundle_id: ws.bundle_id().map(str::to_owned),
+        properties: ws.workspace_properties().map(|p| Properties {
+            running_mode: p.running_mode().map(|m| m.as_str().to_owned()),
+            auto_stop_minutes: p.running_mode_auto_stop_timeout_in_minutes(),
+            root_volume_gib: p.root_volume_size_gib(),
+            user_volume_gib: p.user_volume_size_gib(),
+            compute_type: p.compute_type_name().map(|c| c.as_str().to_owned()),
+        }),
     }
+}
+
+/// The `WorkspaceProperties` of one change: only the members of its group are sent.
+fn change_properties(change: &PropertyChange) -> WorkspaceProperties {
+    let b = WorkspaceProperties::builder();
+    match change {
+        PropertyChange::RunningMode { mode, auto_stop_minutes } => b
+            .running_mode(RunningMode::from(mode.as_str()))
+            .set_running_mode_auto_stop_timeout_in_minutes(*auto_stop_minutes),
+        PropertyChange::ComputeType(compute) => b.compute_type_name(Compute::from(compute.as_str())),
+        PropertyChange::RootVolume(gib) => b.root_volume_size_gib(*gib),
+        PropertyChange::UserVolume(gib) => b.user_volume_size_gib(*gib),
+    }
+    .build()
+}
+
+fn sdk_tags(operation: &'static str, tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, WorkspacesError> {
+    tags.iter().map(|(key, value)| Tag::builder().key(key).value(value).build()).collect::<Result<Vec<_>, _>>().map_err(
+        |e| WorkspacesError::Service {
+            operation,
+            code: "InvalidRequest".into(),
+            message: e.to_string(),
+            retryable: false,
+        },
+    )
 }
 
 fn request(item: &CreateItem) -> Result<SdkRequest, WorkspacesError> {
@@ -157,5 +191,78 @@ impl WorkspacesApi for AwsWorkspaces {
             .await
             .map_err(|e| error("DescribeWorkspaces", &e))?;
         Ok(out.workspaces().first().map(info))
+    }
+
+    async fn modify_properties(&self, workspace_id: &str, change: &PropertyChange) -> Result<(), WorkspacesError> {
+        self.client
+            .modify_workspace_properties()
+            .workspace_id(workspace_id)
+            .workspace_properties(change_properties(change))
+            .send()
+            .await
+            .map_err(|e| error("ModifyWorkspaceProperties", &e))?;
+        Ok(())
+    }
+
+    async fn migrate(&self, workspace_id: &str, bundle_id: &str) -> Result<String, WorkspacesError> {
+        let out = self
+            .client
+            .migrate_workspace()
+            .source_workspace_id(workspace_id)
+            .bundle_id(bundle_id)
+            .send()
+            .await
+            .map_err(|e| error("MigrateWorkspace", &e))?;
+        out.target_workspace_id().map(str::to_owned).ok_or_else(|| WorkspacesError::Service {
+            operation: "MigrateWorkspace",
+            code: "MissingTargetWorkspaceId".into(),
+            message: format!("MigrateWorkspace of {workspace_id} answered without a TargetWorkspaceId"),
+            retryable: true,
+        })
+    }
+
+    async fn set_admin_maintenance(&self, workspace_id: &str, on: bool) -> Result<(), WorkspacesError> {
+        let state = if on { TargetWorkspaceState::AdminMaintenance } else { TargetWorkspaceState::Available };
+        self.client
+            .modify_workspace_state()
+            .workspace_id(workspace_id)
+            .workspace_state(state)
+            .send()
+            .await
+            .map_err(|e| error("ModifyWorkspaceState", &e))?;
+        Ok(())
+    }
+
+    async fn tags(&self, workspace_id: &str) -> Result<BTreeMap<String, String>, WorkspacesError> {
+        let out = self
+            .client
+            .describe_tags()
+            .resource_id(workspace_id)
+            .send()
+            .await
+            .map_err(|e| error("DescribeTags", &e))?;
+        Ok(out.tag_list().iter().map(|t| (t.key().to_owned(), t.value().unwrap_or_default().to_owned())).collect())
+    }
+
+    async fn create_tags(&self, workspace_id: &str, tags: &BTreeMap<String, String>) -> Result<(), WorkspacesError> {
+        self.client
+            .create_tags()
+            .resource_id(workspace_id)
+            .set_tags(Some(sdk_tags("CreateTags", tags)?))
+            .send()
+            .await
+            .map_err(|e| error("CreateTags", &e))?;
+        Ok(())
+    }
+
+    async fn delete_tags(&self, workspace_id: &str, keys: &[String]) -> Result<(), WorkspacesError> {
+        self.client
+            .delete_tags()
+            .resource_id(workspace_id)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map_err(|e| error("DeleteTags", &e))?;
+        Ok(())
     }
 }

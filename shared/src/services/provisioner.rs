@@ -42,7 +42,7 @@ fn item_key(directory_id: &str, user_name: &str, workspace_name: Option<&str>) -
 /// What to do with one request after the call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ItemResult {
-    Created(WorkspaceInfo),
+    Created(Box<WorkspaceInfo>),
     Failed {
         code: String,
         message: String,
@@ -69,7 +69,7 @@ pub fn match_response(items: &[CreateItem], response: &CreateResponse) -> Vec<It
         .map(|item| {
             let key = item_key(&item.directory_id, &item.user_name, item.workspace_name.as_deref());
             if let Some(ws) = created.remove(&key) {
-                ItemResult::Created(ws.clone())
+                ItemResult::Created(Box::new(ws.clone()))
             } else if let Some((code, message)) = failed.get_mut(&key).and_then(Vec::pop) {
                 ItemResult::Failed { code, message }
             } else {
@@ -125,7 +125,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Provisione
             if job.record.receive_count > 1 {
                 match self.find_own_workspace(&job).await {
                     Ok(Some(ws)) => {
-                        self.settle(&job, ItemResult::Created(ws), &mut outcome).await;
+                        self.settle(&job, ItemResult::Created(Box::new(ws)), &mut outcome).await;
                         continue;
                     }
                     Ok(None) => {}
@@ -178,7 +178,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
             ItemResult::Failed { code, message } => match classify(Call::Create, &code) {
                 Disposition::Adopt => {
                     match self.find_own_workspace(job).await {
-                        Ok(Some(ws)) => ItemResult::Created(ws),
+                        Ok(Some(ws)) => ItemResult::Created(Box::new(ws)),
                         // Not visible yet (new ids lag): look again on the next delivery.
                         Ok(None) => ItemResult::NoAnswer(format!("{code} but no WorkSpace listed yet")),
                         Err(result) => result,
@@ -194,7 +194,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
                 // A WorkSpace the user already has (made by an attempt that crashed before its
                 // write, then asked for again) is adopted rather than left behind untracked.
                 Disposition::Permanent => match self.find_own_workspace(job).await {
-                    Ok(Some(ws)) => ItemResult::Created(ws),
+                    Ok(Some(ws)) => ItemResult::Created(Box::new(ws)),
                     Ok(None) => ItemResult::Failed { code, message },
                     Err(result) => result,
                 },
@@ -318,6 +318,8 @@ mod tests {
             state: crate::domain::workspace::WorkspaceState::Pending,
             error_code: None,
             error_message: None,
+            bundle_id: None,
+            properties: None,
         }
     }
 

@@ -6,7 +6,11 @@
 use super::directory::DirectoryBook;
 use super::{Faults, lock};
 use crate::domain::profile::RunningMode;
-use crate::domain::workspace::{MAX_PER_CALL, UNDEFINED_USER, WorkspaceState};
+use crate::domain::workspace::{
+    AUTO_STOP_STEP_MINUTES, DEFAULT_AUTO_STOP_MINUTES, GROWTH_COOLDOWN_MS, MAX_PER_CALL, MAX_TAG_KEY, MAX_TAG_VALUE,
+    MAX_TAGS, PropertyChange, RESERVED_TAG_PREFIX, SHRINK_COOLDOWN_MS, UNDEFINED_USER, WorkspaceProperties,
+    WorkspaceState, compute_change, tag_text_problem, volumes_allowed,
+};
 use crate::ports::{
     Clock, CreateItem, CreateResponse, FailedCreate, FailedTerminate, SystemClock, WorkspaceInfo, WorkspacesApi,
     WorkspacesError,
@@ -26,12 +30,69 @@ pub struct Lifecycle {
     pub terminate_ms: i64,
     /// How long TERMINATED stays visible before the id disappears.
     pub terminated_visible_ms: i64,
+    /// UPDATING after ModifyWorkspaceProperties, then back with the change.
+    pub update_ms: i64,
+    /// MigrateWorkspace: the target is PENDING this long, then AVAILABLE, and the source gone.
+    pub migrate_ms: i64,
+    /// Between two volume growths, and from launch to the first one.
+    pub volume_cooldown_ms: i64,
+    /// Between two compute-type increases, and from launch to the first one.
+    pub compute_up_cooldown_ms: i64,
+    /// Between two compute-type decreases.
+    pub compute_down_cooldown_ms: i64,
 }
 
 impl Default for Lifecycle {
     fn default() -> Self {
-        Self { create_ms: 3_000, invisible_ms: 500, terminate_ms: 2_000, terminated_visible_ms: 1_000 }
+        Self {
+            create_ms: 3_000,
+            invisible_ms: 500,
+            terminate_ms: 2_000,
+            terminated_visible_ms: 1_000,
+            update_ms: 2_000,
+            migrate_ms: 3_000,
+            volume_cooldown_ms: GROWTH_COOLDOWN_MS,
+            compute_up_cooldown_ms: GROWTH_COOLDOWN_MS,
+            compute_down_cooldown_ms: SHRINK_COOLDOWN_MS,
+        }
     }
+}
+
+/// A bundle's compute type and root and user volume sizes (GiB).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleSpec {
+    pub compute_type: String,
+    pub root_gib: i32,
+    pub user_gib: i32,
+}
+
+/// The bundles of the local seed (`infra/local/seed.json`), which the fake knows by default.
+fn seed_bundles() -> BTreeMap<String, BundleSpec> {
+    let spec = |c: &str, root_gib, user_gib| BundleSpec { compute_type: c.into(), root_gib, user_gib };
+    BTreeMap::from([
+        (DEFAULT_BUNDLE.to_owned(), spec("STANDARD", 80, 50)),
+        ("wsb-perfwin2022".to_owned(), spec("PERFORMANCE", 175, 100)),
+    ])
+}
+
+/// The bundle of seeded WorkSpaces, and what a bundle the fake does not know is taken to be.
+const DEFAULT_BUNDLE: &str = "wsb-stdwin2022";
+
+/// Properties as the fake keeps them.
+#[derive(Debug, Clone, PartialEq)]
+struct Props {
+    mode: String,
+    auto_stop: Option<i32>,
+    root: i32,
+    user: i32,
+    compute: String,
+}
+
+/// A property change under way.
+#[derive(Debug, Clone)]
+struct Pending {
+    props: Props,
+    done_at: i64,
 }
 
 /// One call the fake received: the operation, how many items (requests or ids) it carried, and
@@ -57,6 +118,15 @@ struct Ws {
     error: Option<(String, String)>,
     terminated_at: Option<i64>,
     gone_at: Option<i64>,
+    bundle_id: String,
+    tags: BTreeMap<String, String>,
+    props: Props,
+    update: Option<Pending>,
+    /// Cooldowns of volume growth and compute increase start at launch.
+    launched_at: i64,
+    last_volume: Option<i64>,
+    last_compute_up: Option<i64>,
+    last_compute_down: Option<i64>,
 }
 
 impl Ws {
@@ -71,7 +141,20 @@ impl Ws {
                 Some(WorkspaceState::Terminating)
             };
         }
-        Some(if now < self.ready_at { WorkspaceState::Pending } else { self.end.clone() })
+        Some(if now < self.ready_at {
+            WorkspaceState::Pending
+        } else if self.update.as_ref().is_some_and(|u| now < u.done_at) {
+            WorkspaceState::Updating
+        } else {
+            self.end.clone()
+        })
+    }
+
+    /// Applies a property change whose time has come.
+    fn settle(&mut self, now: i64) {
+        if let Some(update) = self.update.take_if(|u| now >= u.done_at) {
+            self.props = update.props;
+        }
     }
 
     fn visible(&self, now: i64) -> bool {
@@ -88,6 +171,14 @@ impl Ws {
             state,
             error_code: error.as_ref().map(|e| e.0.clone()),
             error_message: error.map(|e| e.1),
+            bundle_id: Some(self.bundle_id.clone()),
+            properties: Some(WorkspaceProperties {
+                running_mode: Some(self.props.mode.clone()),
+                auto_stop_minutes: self.props.auto_stop,
+                root_volume_gib: Some(self.props.root),
+                user_volume_gib: Some(self.props.user),
+                compute_type: Some(self.props.compute.clone()),
+            }),
         }
     }
 
@@ -170,6 +261,14 @@ impl World {
                 self.by_id.remove(&ws.id);
             }
         }
+        for ws in self.workspaces.values_mut() {
+            ws.settle(now);
+        }
+    }
+
+    fn get_mut(&mut self, id: &str) -> Option<&mut Ws> {
+        let seq = self.by_id.get(id)?;
+        self.workspaces.get_mut(seq)
     }
 
     fn insert(&mut self, ws: Ws) {
@@ -210,6 +309,7 @@ pub struct FakeWorkspaces {
     /// When set, CreateWorkspaces needs the user in this directory book (`ResourceNotFound.User`).
     users: Option<DirectoryBook>,
     max_workspaces: usize,
+    bundles: BTreeMap<String, BundleSpec>,
     world: Mutex<World>,
 }
 
@@ -232,6 +332,7 @@ impl FakeWorkspaces {
             unknown_ids_as: None,
             users: None,
             max_workspaces: 50_000,
+            bundles: seed_bundles(),
             world: Mutex::default(),
         }
     }
@@ -280,6 +381,24 @@ impl FakeWorkspaces {
         self
     }
 
+    /// A bundle MigrateWorkspace can move to (the local seed's bundles are known already).
+    pub fn with_bundle(mut self, bundle_id: &str, spec: BundleSpec) -> Self {
+        self.bundles.insert(bundle_id.into(), spec);
+        self
+    }
+
+    /// The properties a new WorkSpace of `bundle_id` starts with, before the request's own.
+    fn bundle_props(&self, bundle_id: &str) -> Props {
+        let spec = self.bundles.get(bundle_id).or_else(|| self.bundles.get(DEFAULT_BUNDLE));
+        Props {
+            mode: RunningMode::AlwaysOn.as_str().into(),
+            auto_stop: None,
+            root: spec.map_or(80, |b| b.root_gib),
+            user: spec.map_or(50, |b| b.user_gib),
+            compute: spec.map_or_else(|| "STANDARD".into(), |b| b.compute_type.clone()),
+        }
+    }
+
     pub fn lifecycle(&self) -> Lifecycle {
         self.lifecycle
     }
@@ -326,6 +445,14 @@ impl FakeWorkspaces {
             error: None,
             terminated_at: None,
             gone_at: None,
+            bundle_id: DEFAULT_BUNDLE.into(),
+            tags: BTreeMap::new(),
+            props: self.bundle_props(DEFAULT_BUNDLE),
+            update: None,
+            launched_at: now,
+            last_volume: None,
+            last_compute_up: None,
+            last_compute_down: None,
         };
         match state {
             WorkspaceState::Pending => {
@@ -366,14 +493,16 @@ impl FakeWorkspaces {
     /// Every WorkSpace whose id still exists, visible or not yet, as it is now.
     pub fn workspaces(&self) -> Vec<WorkspaceInfo> {
         let now = self.now();
-        let world = lock(&self.world);
+        let mut world = lock(&self.world);
+        world.collect_gone(now);
         world.workspaces.values().filter_map(|ws| ws.state(now).map(|s| ws.info(s))).collect()
     }
 
     /// One WorkSpace as it is now, visible or not yet.
     pub fn workspace(&self, id: &str) -> Option<WorkspaceInfo> {
         let now = self.now();
-        let world = lock(&self.world);
+        let mut world = lock(&self.world);
+        world.collect_gone(now);
         let ws = world.by_id.get(id).and_then(|seq| world.workspaces.get(seq))?;
         ws.state(now).map(|s| ws.info(s))
     }
@@ -604,6 +733,17 @@ impl FakeWorkspaces {
             return Err(("ResourceLimitExceeded".into(), "The WorkSpaces limit of the account is reached.".into()));
         }
         let error = world.errors.get(&user_lower).cloned();
+        let p = &item.profile;
+        let base = self.bundle_props(&p.bundle_id);
+        let props = Props {
+            mode: p.running_mode.as_str().into(),
+            auto_stop: p
+                .auto_stop_minutes
+                .or((p.running_mode == RunningMode::AutoStop).then_some(DEFAULT_AUTO_STOP_MINUTES)),
+            root: p.root_volume_gib.unwrap_or(base.root),
+            user: p.user_volume_gib.unwrap_or(base.user),
+            compute: p.compute_type.clone().unwrap_or(base.compute),
+        };
         let ws = Ws {
             id: world.new_id(),
             directory_id: item.directory_id.clone(),
@@ -615,6 +755,14 @@ impl FakeWorkspaces {
             error,
             terminated_at: None,
             gone_at: None,
+            bundle_id: p.bundle_id.clone(),
+            tags: p.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            props,
+            update: None,
+            launched_at: now,
+            last_volume: None,
+            last_compute_up: None,
+            last_compute_down: None,
         };
         let info = ws.info(WorkspaceState::Pending);
         world.insert(ws);
@@ -690,6 +838,8 @@ impl WorkspacesApi for FakeWorkspaces {
                             state: state.clone(),
                             error_code: None,
                             error_message: None,
+                            bundle_id: None,
+                            properties: None,
                         });
                     }
                 }
@@ -766,6 +916,290 @@ impl WorkspacesApi for FakeWorkspaces {
         })
         .await
     }
+
+    async fn modify_properties(&self, workspace_id: &str, change: &PropertyChange) -> Result<(), WorkspacesError> {
+        self.serve(MODIFY, "modify_properties", 1, |world, now| {
+            check_id(MODIFY, "workspaceId", workspace_id)?;
+            check_change(change)?;
+            let l = self.lifecycle;
+            let ws = world.get_mut(workspace_id).ok_or_else(|| not_found(MODIFY, workspace_id))?;
+            match ws.state(now) {
+                Some(WorkspaceState::Updating) => return Err(in_progress(MODIFY)),
+                Some(WorkspaceState::Available | WorkspaceState::Stopped) => {}
+                other => return Err(wrong_state(MODIFY, workspace_id, other.as_ref())),
+            }
+            let mut next = ws.props.clone();
+            let since = |last: Option<i64>| now - last.unwrap_or(ws.launched_at).max(ws.launched_at);
+            let cooldown = |what: &str| {
+                refused(
+                    MODIFY,
+                    "InvalidResourceStateException",
+                    format!("The {what} of WorkSpace {workspace_id} was changed too recently (or it is too new)."),
+                )
+            };
+            match change {
+                PropertyChange::RunningMode { mode, auto_stop_minutes } => {
+                    next.mode = mode.as_str().into();
+                    if *mode == RunningMode::AlwaysOn {
+                        if auto_stop_minutes.is_some() {
+                            return Err(invalid_values(
+                                MODIFY,
+                                "RunningModeAutoStopTimeoutInMinutes applies only to AUTO_STOP WorkSpaces.",
+                            ));
+                        }
+                        next.auto_stop = None;
+                    } else {
+                        next.auto_stop = auto_stop_minutes.or(next.auto_stop).or(Some(DEFAULT_AUTO_STOP_MINUTES));
+                    }
+                }
+                PropertyChange::RootVolume(gib) | PropertyChange::UserVolume(gib) => {
+                    let (root, user) = match change {
+                        PropertyChange::RootVolume(_) => (*gib, next.user),
+                        _ => (next.root, *gib),
+                    };
+                    if root < next.root || user < next.user {
+                        return Err(invalid_values(MODIFY, "The volumes of a WorkSpace cannot be decreased."));
+                    }
+                    if !volumes_allowed(&next.compute, i64::from(root), i64::from(user)) {
+                        return Err(invalid_values(
+                            MODIFY,
+                            &format!("[{root}, {user}] GB is not an allowed [root, user] volume combination."),
+                        ));
+                    }
+                    if since(ws.last_volume) < l.volume_cooldown_ms {
+                        return Err(cooldown("volume size"));
+                    }
+                    (next.root, next.user) = (root, user);
+                    ws.last_volume = Some(now);
+                }
+                PropertyChange::ComputeType(to) => {
+                    let larger = compute_change(&next.compute, to)
+                        .map_err(|m| refused(MODIFY, "UnsupportedWorkspaceConfigurationException", m))?;
+                    if larger {
+                        if since(ws.last_compute_up) < l.compute_up_cooldown_ms {
+                            return Err(cooldown("compute type"));
+                        }
+                        ws.last_compute_up = Some(now);
+                    } else {
+                        if ws.last_compute_down.is_some_and(|t| now - t < l.compute_down_cooldown_ms) {
+                            return Err(cooldown("compute type"));
+                        }
+                        ws.last_compute_down = Some(now);
+                    }
+                    next.compute.clone_from(to);
+                }
+            }
+            ws.update = Some(Pending { props: next, done_at: now + l.update_ms });
+            Ok(())
+        })
+        .await
+    }
+
+    async fn migrate(&self, workspace_id: &str, bundle_id: &str) -> Result<String, WorkspacesError> {
+        self.serve(MIGRATE, "migrate", 1, |world, now| {
+            check_id(MIGRATE, "sourceWorkspaceId", workspace_id)?;
+            if !is_bundle_id(bundle_id) {
+                return Err(validation(
+                    MIGRATE,
+                    "bundleId",
+                    bundle_id,
+                    "Member must satisfy regular expression pattern: ^wsb-[0-9a-z]{8,63}$",
+                ));
+            }
+            let bundle = self.bundles.get(bundle_id).ok_or_else(|| not_found(MIGRATE, bundle_id))?;
+            let l = self.lifecycle;
+            let target_id = world.new_id();
+            let source = world.get_mut(workspace_id).ok_or_else(|| not_found(MIGRATE, workspace_id))?;
+            if source.bundle_id == bundle_id {
+                return Err(invalid_values(
+                    MIGRATE,
+                    "The target bundle is the WorkSpace's bundle; rebuild it instead.",
+                ));
+            }
+            match source.state(now) {
+                Some(WorkspaceState::Available | WorkspaceState::Stopped | WorkspaceState::Error) => {}
+                Some(WorkspaceState::Updating) => return Err(in_progress(MIGRATE)),
+                other => return Err(wrong_state(MIGRATE, workspace_id, other.as_ref())),
+            }
+            let ready = now + l.migrate_ms;
+            let target = Ws {
+                id: target_id.clone(),
+                visible_at: now + l.invisible_ms,
+                ready_at: ready,
+                end: WorkspaceState::Available,
+                error: None,
+                terminated_at: None,
+                gone_at: None,
+                bundle_id: bundle_id.into(),
+                props: Props { compute: bundle.compute_type.clone(), root: bundle.root_gib, ..source.props.clone() },
+                update: None,
+                launched_at: now,
+                last_volume: None,
+                last_compute_up: None,
+                last_compute_down: None,
+                ..source.clone()
+            };
+            source.terminated_at = Some(ready);
+            source.gone_at = Some(ready);
+            world.insert(target);
+            Ok(target_id)
+        })
+        .await
+    }
+
+    async fn set_admin_maintenance(&self, workspace_id: &str, on: bool) -> Result<(), WorkspacesError> {
+        self.serve(MODIFY_STATE, "set_admin_maintenance", 1, |world, now| {
+            check_id(MODIFY_STATE, "workspaceId", workspace_id)?;
+            let ws = world.get_mut(workspace_id).ok_or_else(|| not_found(MODIFY_STATE, workspace_id))?;
+            match ws.state(now) {
+                Some(WorkspaceState::Available | WorkspaceState::AdminMaintenance) => {
+                    ws.end = if on { WorkspaceState::AdminMaintenance } else { WorkspaceState::Available };
+                    Ok(())
+                }
+                other => Err(wrong_state(MODIFY_STATE, workspace_id, other.as_ref())),
+            }
+        })
+        .await
+    }
+
+    async fn tags(&self, workspace_id: &str) -> Result<BTreeMap<String, String>, WorkspacesError> {
+        self.serve(DESCRIBE_TAGS, "tags", 1, |world, _| {
+            check_resource_id(DESCRIBE_TAGS, workspace_id)?;
+            Ok(world.get_mut(workspace_id).ok_or_else(|| not_found(DESCRIBE_TAGS, workspace_id))?.tags.clone())
+        })
+        .await
+    }
+
+    async fn create_tags(&self, workspace_id: &str, tags: &BTreeMap<String, String>) -> Result<(), WorkspacesError> {
+        self.serve(CREATE_TAGS, "create_tags", tags.len(), |world, _| {
+            check_resource_id(CREATE_TAGS, workspace_id)?;
+            for (i, (key, value)) in tags.iter().enumerate() {
+                let field = |m: &str| format!("tags.{}.member.{m}", i + 1);
+                if !(1..=MAX_TAG_KEY).contains(&key.chars().count()) {
+                    return Err(validation(CREATE_TAGS, &field("key"), key, &too_long(MAX_TAG_KEY)));
+                }
+                if value.chars().count() > MAX_TAG_VALUE {
+                    return Err(validation(CREATE_TAGS, &field("value"), value, &too_long(MAX_TAG_VALUE)));
+                }
+            }
+            for (key, value) in tags {
+                let problem = tag_text_problem("key", key)
+                    .or_else(|| tag_text_problem("value", value).filter(|_| !value.is_empty()));
+                if let Some(problem) = problem {
+                    return Err(invalid_values(CREATE_TAGS, &problem));
+                }
+            }
+            let ws = world.get_mut(workspace_id).ok_or_else(|| not_found(CREATE_TAGS, workspace_id))?;
+            let mut merged = ws.tags.clone();
+            merged.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+            if merged.len() > MAX_TAGS {
+                return Err(refused(
+                    CREATE_TAGS,
+                    "ResourceLimitExceededException",
+                    format!(
+                        "A WorkSpaces resource can have at most {MAX_TAGS} tags; this would make {}.",
+                        merged.len()
+                    ),
+                ));
+            }
+            ws.tags = merged;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_tags(&self, workspace_id: &str, keys: &[String]) -> Result<(), WorkspacesError> {
+        self.serve(DELETE_TAGS, "delete_tags", keys.len(), |world, _| {
+            check_resource_id(DELETE_TAGS, workspace_id)?;
+            if let Some(key) = keys.iter().find(|k| k.to_lowercase().starts_with(RESERVED_TAG_PREFIX)) {
+                return Err(invalid_values(
+                    DELETE_TAGS,
+                    &format!("The tag key {key:?} is reserved for AWS and cannot be deleted."),
+                ));
+            }
+            let ws = world.get_mut(workspace_id).ok_or_else(|| not_found(DELETE_TAGS, workspace_id))?;
+            for key in keys {
+                ws.tags.remove(key);
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+const MODIFY: &str = "ModifyWorkspaceProperties";
+const MIGRATE: &str = "MigrateWorkspace";
+const MODIFY_STATE: &str = "ModifyWorkspaceState";
+const DESCRIBE_TAGS: &str = "DescribeTags";
+const CREATE_TAGS: &str = "CreateTags";
+const DELETE_TAGS: &str = "DeleteTags";
+
+/// An error of the service (not a validation of the model): never retryable by the SDK.
+fn refused(operation: &'static str, code: &str, message: impl Into<String>) -> WorkspacesError {
+    WorkspacesError::Service { operation, code: code.into(), message: message.into(), retryable: false }
+}
+
+fn invalid_values(operation: &'static str, message: &str) -> WorkspacesError {
+    refused(operation, "InvalidParameterValuesException", message)
+}
+
+fn not_found(operation: &'static str, id: &str) -> WorkspacesError {
+    refused(operation, "ResourceNotFoundException", format!("The resource {id} could not be found."))
+}
+
+fn in_progress(operation: &'static str) -> WorkspacesError {
+    refused(
+        operation,
+        "OperationInProgressException",
+        "The properties of this WorkSpace are currently under modification. Please try again in a moment.",
+    )
+}
+
+fn wrong_state(operation: &'static str, id: &str, state: Option<&WorkspaceState>) -> WorkspacesError {
+    refused(
+        operation,
+        "InvalidResourceStateException",
+        format!("The WorkSpace {id} is {} and the operation is not allowed.", state.map_or("gone", |s| s.as_str())),
+    )
+}
+
+fn too_long(max: usize) -> String {
+    format!("Member must have length less than or equal to {max}")
+}
+
+fn check_id(operation: &'static str, field: &str, id: &str) -> Result<(), WorkspacesError> {
+    if is_workspace_id(id) {
+        Ok(())
+    } else {
+        Err(validation(operation, field, id, "Member must satisfy regular expression pattern: ^ws-[0-9a-z]{8,63}$"))
+    }
+}
+
+/// `ResourceId` is any non-empty string (directories, images and bundles can be tagged too).
+fn check_resource_id(operation: &'static str, id: &str) -> Result<(), WorkspacesError> {
+    if id.is_empty() {
+        Err(validation(operation, "resourceId", id, "Member must have length greater than or equal to 1"))
+    } else {
+        Ok(())
+    }
+}
+
+/// What the service refuses in a change before looking at the WorkSpace.
+fn check_change(change: &PropertyChange) -> Result<(), WorkspacesError> {
+    if let PropertyChange::RunningMode { mode, auto_stop_minutes } = change {
+        if *mode == RunningMode::Manual {
+            return Err(invalid_values(MODIFY, "RunningMode MANUAL is only supported for WorkSpaces Core."));
+        }
+        if let Some(minutes) = auto_stop_minutes
+            && (*minutes <= 0 || minutes % AUTO_STOP_STEP_MINUTES != 0)
+        {
+            return Err(invalid_values(
+                MODIFY,
+                &format!("RunningModeAutoStopTimeoutInMinutes must be a multiple of 60, got {minutes}."),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -915,6 +1349,32 @@ mod tests {
         fake.describe_workspaces(&ids).await.unwrap();
         assert!(fake.describe_workspaces(&ids).await.is_err());
         assert_eq!(fake.log().iter().filter(|c| c.accepted).count(), 6);
+    }
+
+    #[tokio::test]
+    async fn new_operations_take_faults_from_the_shared_plan_and_a_stopped_workspace_can_change() {
+        let faults = Faults::new();
+        let clock = ManualClock::new(0);
+        let fake = FakeWorkspaces::new(clock.clone()).with_faults(faults.clone());
+        let stopped = fake.seed(DIR, "ann", WorkspaceState::Stopped);
+        faults.fail_next("workspaces.migrate", 1);
+        assert!(matches!(fake.migrate(&stopped, "wsb-perfwin2022").await, Err(WorkspacesError::Throttled(_))));
+        faults.fail_next("workspaces.create_tags", 1);
+        assert!(fake.create_tags(&stopped, &BTreeMap::from([("a".into(), "b".into())])).await.is_err());
+        assert!(fake.tags(&stopped).await.unwrap().is_empty(), "a throttled call tags nothing");
+        let mode = PropertyChange::RunningMode { mode: RunningMode::AutoStop, auto_stop_minutes: Some(120) };
+        fake.modify_properties(&stopped, &mode).await.unwrap();
+        assert_eq!(state(&fake, &stopped).await, Some(WorkspaceState::Updating));
+        clock.advance(fake.lifecycle().update_ms);
+        let info = fake.workspace(&stopped).unwrap();
+        assert_eq!(info.state, WorkspaceState::Stopped, "back to where it was");
+        assert_eq!(info.properties.and_then(|p| p.auto_stop_minutes), Some(120));
+        // ADMIN_MAINTENANCE is offered only from AVAILABLE.
+        match fake.set_admin_maintenance(&stopped, true).await {
+            Err(WorkspacesError::Service { code, .. }) => assert_eq!(code, "InvalidResourceStateException"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(faults.calls("workspaces.modify_properties"), 1);
     }
 
     #[tokio::test]

@@ -95,6 +95,9 @@ async fn state(State(sim): State<Simulator>) -> Json<Value> {
                 "BundleId": ws.bundle_id,
                 "State": ws.state(now).map(WsState::as_str),
                 "Visible": ws.visible(now),
+                "Tags": ws.tags,
+                "Properties": ws.properties,
+                "Update": ws.update,
             })
         })
         .collect();

@@ -3,9 +3,10 @@
 
 use super::ok;
 use crate::domain::profile::{Profile, RunningMode};
-use crate::domain::workspace::{Call, Disposition, MAX_PER_CALL, WorkspaceState, classify};
+use crate::domain::workspace::{Call, Disposition, MAX_PER_CALL, MAX_TAGS, PropertyChange, WorkspaceState, classify};
 use crate::ports::{CreateItem, CreateResponse, WorkspaceInfo, WorkspacesApi, WorkspacesError};
 use crate::testing::ManualClock;
+use std::collections::BTreeMap;
 use std::future::Future;
 
 /// How the suite lets the service's time pass: the fake's clock is moved, the simulator is
@@ -31,6 +32,11 @@ pub struct WorkspacesSetup {
     pub poll_ms: i64,
     /// Polls before a transition counts as never happening.
     pub max_polls: usize,
+    /// Another bundle MigrateWorkspace can move to.
+    pub other_bundle_id: String,
+    /// The cooldown of volume growth and compute increase the service runs with (6 hours in
+    /// AWS; configured short for the suite).
+    pub growth_cooldown_ms: i64,
 }
 
 fn profile(setup: &WorkspacesSetup) -> Profile {
@@ -206,6 +212,211 @@ pub async fn workspaces<W: WorkspacesApi, P: Passage>(api: &W, time: &P, setup: 
     assert_eq!(ok("clean up", api.terminate_workspaces(&all).await), Vec::new());
 }
 
+fn refused_with<T: std::fmt::Debug>(what: &str, expected: &str, result: Result<T, WorkspacesError>) {
+    match result {
+        Err(WorkspacesError::Service { code, .. }) if code == expected => {}
+        other => panic!("{what}: expected {expected}, got {other:?}"),
+    }
+}
+
+async fn info_of<W: WorkspacesApi>(api: &W, id: &str) -> WorkspaceInfo {
+    let listed = ok("DescribeWorkspaces", api.describe_workspaces(&[id.to_owned()]).await);
+    listed.into_iter().find(|w| w.workspace_id == id).unwrap_or_else(|| panic!("{id} is not listed"))
+}
+
+/// Waits for a change in progress to end: UPDATING (maybe already over), then AVAILABLE.
+async fn updated<W: WorkspacesApi, P: Passage>(api: &W, time: &P, setup: &WorkspacesSetup, id: &str) -> WorkspaceInfo {
+    let order = [Some(WorkspaceState::Updating), Some(WorkspaceState::Available)];
+    follow(api, time, setup, id, &order, |s| *s == Some(WorkspaceState::Available)).await;
+    info_of(api, id).await
+}
+
+fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+/// What movers, leave with a grace period and "only what it manages" rely on: tags given at
+/// creation and changed after, ADMIN_MAINTENANCE and back, one property change at a time
+/// (UPDATING, then AVAILABLE with it; volumes only grow in the documented groups; cooldowns),
+/// and migration to a new id that keeps the user, the user volume and the tags.
+pub async fn workspace_operations<W: WorkspacesApi, P: Passage>(api: &W, time: &P, setup: &WorkspacesSetup) {
+    let user = &setup.users[0];
+    let unknown_id = "ws-zz0000000";
+    let managed = tags(&[("managed-by", "hr-pipeline")]);
+    let mut tagged = item(setup, user);
+    tagged.profile.tags = managed.clone();
+    let created = create(api, &[tagged]).await;
+    assert!(created.failed.is_empty(), "{created:?}");
+    let id = created.pending[0].workspace_id.clone();
+    let order = [None, Some(WorkspaceState::Pending), Some(WorkspaceState::Available)];
+    follow(api, time, setup, &id, &order, |s| *s == Some(WorkspaceState::Available)).await;
+
+    // Bundle and properties are read back; AUTO_STOP without a timeout gets 60 minutes.
+    let info = info_of(api, &id).await;
+    assert_eq!(info.bundle_id.as_deref(), Some(setup.bundle_id.as_str()));
+    let props = info.properties.clone().unwrap_or_else(|| panic!("no properties: {info:?}"));
+    assert_eq!((props.running_mode.as_deref(), props.auto_stop_minutes), (Some("AUTO_STOP"), Some(60)));
+    let (root, user_gib) = (props.root_volume_gib.unwrap_or_default(), props.user_volume_gib.unwrap_or_default());
+    assert!(root >= 80 && user_gib >= 10, "{props:?}");
+
+    // Volumes and a larger compute type wait for the cooldown from launch.
+    refused_with(
+        "a volume right after launch",
+        "InvalidResourceStateException",
+        api.modify_properties(&id, &PropertyChange::UserVolume(100)).await,
+    );
+
+    // Tags: those given at creation, added, overwritten, deleted (absent keys ignored), limits.
+    assert_eq!(ok("DescribeTags", api.tags(&id).await), managed);
+    ok("CreateTags", api.create_tags(&id, &tags(&[("owner", "hr")])).await);
+    ok("CreateTags overwrites", api.create_tags(&id, &tags(&[("owner", "it")])).await);
+    assert_eq!(ok("DescribeTags", api.tags(&id).await), tags(&[("managed-by", "hr-pipeline"), ("owner", "it")]));
+    ok("DeleteTags", api.delete_tags(&id, &["owner".to_owned(), "absent".to_owned()]).await);
+    assert_eq!(ok("DescribeTags", api.tags(&id).await), managed);
+    refused_with(
+        "a reserved key",
+        "InvalidParameterValuesException",
+        api.create_tags(&id, &tags(&[("aws:owner", "x")])).await,
+    );
+    refused_with(
+        "deleting a reserved key",
+        "InvalidParameterValuesException",
+        api.delete_tags(&id, &["aws:cloudformation:stack-name".to_owned()]).await,
+    );
+    refused_as_invalid("a 128-character key", api.create_tags(&id, &tags(&[(&"k".repeat(128), "v")])).await);
+    refused_as_invalid("a 256-character value", api.create_tags(&id, &tags(&[("k", &"v".repeat(256))])).await);
+    let filler: BTreeMap<String, String> = (1..MAX_TAGS).map(|i| (format!("t{i:02}"), "x".to_owned())).collect();
+    ok("up to 50 tags", api.create_tags(&id, &filler).await);
+    refused_with(
+        "a 51st tag",
+        "ResourceLimitExceededException",
+        api.create_tags(&id, &tags(&[("one-more", "x")])).await,
+    );
+    let keys: Vec<String> = filler.keys().cloned().collect();
+    ok("DeleteTags", api.delete_tags(&id, &keys).await);
+    assert_eq!(ok("DescribeTags", api.tags(&id).await), managed);
+    refused_with("tags of an unknown id", "ResourceNotFoundException", api.tags(unknown_id).await);
+    refused_with(
+        "tagging an unknown id",
+        "ResourceNotFoundException",
+        api.create_tags(unknown_id, &tags(&[("a", "b")])).await,
+    );
+
+    // ADMIN_MAINTENANCE: nothing is modified or migrated meanwhile; asking twice is harmless.
+    ok("ModifyWorkspaceState", api.set_admin_maintenance(&id, true).await);
+    assert_eq!(state_of(api, &id).await, Some(WorkspaceState::AdminMaintenance));
+    ok("ModifyWorkspaceState again", api.set_admin_maintenance(&id, true).await);
+    let auto_stop = |minutes| PropertyChange::RunningMode { mode: RunningMode::AutoStop, auto_stop_minutes: minutes };
+    refused_with(
+        "modify in ADMIN_MAINTENANCE",
+        "InvalidResourceStateException",
+        api.modify_properties(&id, &auto_stop(Some(120))).await,
+    );
+    refused_with(
+        "migrate in ADMIN_MAINTENANCE",
+        "InvalidResourceStateException",
+        api.migrate(&id, &setup.other_bundle_id).await,
+    );
+    ok("back to AVAILABLE", api.set_admin_maintenance(&id, false).await);
+    assert_eq!(state_of(api, &id).await, Some(WorkspaceState::Available));
+    refused_with("an unknown id", "ResourceNotFoundException", api.set_admin_maintenance(unknown_id, true).await);
+
+    // The running mode: 60-minute steps, MANUAL is WorkSpaces Core's, ALWAYS_ON has no timeout.
+    refused_with(
+        "90 minutes",
+        "InvalidParameterValuesException",
+        api.modify_properties(&id, &auto_stop(Some(90))).await,
+    );
+    let manual = PropertyChange::RunningMode { mode: RunningMode::Manual, auto_stop_minutes: None };
+    refused_with("MANUAL", "InvalidParameterValuesException", api.modify_properties(&id, &manual).await);
+    let always_on = PropertyChange::RunningMode { mode: RunningMode::AlwaysOn, auto_stop_minutes: Some(60) };
+    refused_with(
+        "ALWAYS_ON with a timeout",
+        "InvalidParameterValuesException",
+        api.modify_properties(&id, &always_on).await,
+    );
+    refused_with(
+        "an unknown id",
+        "ResourceNotFoundException",
+        api.modify_properties(unknown_id, &auto_stop(None)).await,
+    );
+    ok("ModifyWorkspaceProperties", api.modify_properties(&id, &auto_stop(Some(120))).await);
+    refused_with(
+        "a second change while one runs",
+        "OperationInProgressException",
+        api.modify_properties(&id, &auto_stop(Some(180))).await,
+    );
+    let info = updated(api, time, setup, &id).await;
+    assert_eq!(info.properties.and_then(|p| p.auto_stop_minutes), Some(120));
+
+    // Volumes: never smaller, only the documented [root, user] groups, once per cooldown.
+    time.pass(setup.growth_cooldown_ms).await;
+    refused_with(
+        "a smaller user volume",
+        "InvalidParameterValuesException",
+        api.modify_properties(&id, &PropertyChange::UserVolume(user_gib - 1)).await,
+    );
+    if root == 80 && user_gib < 100 {
+        refused_with(
+            "a larger root before the user volume is 100 GB",
+            "InvalidParameterValuesException",
+            api.modify_properties(&id, &PropertyChange::RootVolume(175)).await,
+        );
+    }
+    let grown = user_gib.max(100);
+    let grown = if grown == user_gib { grown + 10 } else { grown };
+    ok("grow the user volume", api.modify_properties(&id, &PropertyChange::UserVolume(grown)).await);
+    let info = updated(api, time, setup, &id).await;
+    assert_eq!(info.properties.as_ref().and_then(|p| p.user_volume_gib), Some(grown));
+    refused_with(
+        "a second growth within the cooldown",
+        "InvalidResourceStateException",
+        api.modify_properties(&id, &PropertyChange::RootVolume(root.max(175) + 5)).await,
+    );
+
+    // Compute: no GPU from a regular bundle, larger once per cooldown, smaller once a month.
+    refused_with(
+        "a GPU compute type",
+        "UnsupportedWorkspaceConfigurationException",
+        api.modify_properties(&id, &PropertyChange::ComputeType("GRAPHICS_G4DN".into())).await,
+    );
+    let compute = info.properties.and_then(|p| p.compute_type).unwrap_or_default();
+    assert_eq!(compute, "STANDARD", "the suite starts from a Standard bundle");
+    ok("larger", api.modify_properties(&id, &PropertyChange::ComputeType("PERFORMANCE".into())).await);
+    let info = updated(api, time, setup, &id).await;
+    assert_eq!(info.properties.and_then(|p| p.compute_type).as_deref(), Some("PERFORMANCE"));
+    refused_with(
+        "larger again within the cooldown",
+        "InvalidResourceStateException",
+        api.modify_properties(&id, &PropertyChange::ComputeType("POWER".into())).await,
+    );
+    ok("smaller", api.modify_properties(&id, &PropertyChange::ComputeType("STANDARD".into())).await);
+    updated(api, time, setup, &id).await;
+    refused_with(
+        "smaller again within 30 days",
+        "InvalidResourceStateException",
+        api.modify_properties(&id, &PropertyChange::ComputeType("VALUE".into())).await,
+    );
+
+    // Migration: a new id with the new bundle, the same user, user volume and tags; the source
+    // is TERMINATING, then gone once the target is AVAILABLE.
+    refused_with("the same bundle", "InvalidParameterValuesException", api.migrate(&id, &setup.bundle_id).await);
+    refused_with("an unknown bundle", "ResourceNotFoundException", api.migrate(&id, "wsb-zz0000000").await);
+    refused_with("an unknown id", "ResourceNotFoundException", api.migrate(unknown_id, &setup.other_bundle_id).await);
+    let target = ok("MigrateWorkspace", api.migrate(&id, &setup.other_bundle_id).await);
+    assert_ne!(target, id);
+    assert_eq!(state_of(api, &id).await, Some(WorkspaceState::Terminating));
+    follow(api, time, setup, &target, &order, |s| *s == Some(WorkspaceState::Available)).await;
+    let order_source = [Some(WorkspaceState::Terminating), None];
+    follow(api, time, setup, &id, &order_source, Option::is_none).await;
+    let moved = info_of(api, &target).await;
+    assert_eq!(moved.bundle_id.as_deref(), Some(setup.other_bundle_id.as_str()));
+    assert_eq!(moved.user_name.to_lowercase(), user.to_lowercase());
+    assert_eq!(moved.properties.and_then(|p| p.user_volume_gib), Some(grown), "the user volume is kept");
+    assert_eq!(ok("tags of the target", api.tags(&target).await), managed, "tags are copied");
+    assert_eq!(ok("clean up", api.terminate_workspaces(&[target]).await), Vec::new());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,7 +432,32 @@ mod tests {
             users: ["alee".into(), "bkumar".into(), "cnovak".into()],
             poll_ms: 100,
             max_polls: 100,
+            other_bundle_id: "wsb-perfwin2022".into(),
+            growth_cooldown_ms: 4_000,
         };
         workspaces(&fake, &clock, &setup).await;
+    }
+
+    #[tokio::test]
+    async fn the_fake_keeps_the_contract_of_the_operations_on_a_workspace() {
+        let clock = ManualClock::new(1_000_000);
+        let lifecycle = crate::testing::Lifecycle {
+            update_ms: 800,
+            migrate_ms: 1_200,
+            volume_cooldown_ms: 4_000,
+            compute_up_cooldown_ms: 4_000,
+            ..Default::default()
+        };
+        let fake = FakeWorkspaces::new(clock.clone()).with_lifecycle(lifecycle);
+        let setup = WorkspacesSetup {
+            directory_id: "d-9067a1b2c3".into(),
+            bundle_id: "wsb-stdwin2022".into(),
+            users: ["alee".into(), "bkumar".into(), "cnovak".into()],
+            poll_ms: 100,
+            max_polls: 100,
+            other_bundle_id: "wsb-perfwin2022".into(),
+            growth_cooldown_ms: 4_000,
+        };
+        workspace_operations(&fake, &clock, &setup).await;
     }
 }
