@@ -176,6 +176,8 @@ pub trait WorkspacesApi: Send + Sync {
 pub enum UserOutcome {
     /// The user was disabled (leave, with `disable` configured).
     Disabled,
+    /// A disabled user was enabled again.
+    Enabled,
     Created,
     /// The user already existed and is the same person (same e-mail / names).
     AlreadyExisted,
@@ -221,6 +223,14 @@ pub trait DirectoryUsers: Send + Sync {
     fn user_name_rules(&self) -> crate::domain::names::UserNameRules;
     /// Disables the user (sign-in blocked, data kept), where the backend can.
     fn disable_user(
+        &self,
+        directory_id: &str,
+        user_name: &str,
+    ) -> impl Future<Output = Result<UserOutcome, DirectoryError>> + Send;
+    /// Enables a user a leave disabled (a rehire, a rescinded leave). DS Data has no EnableUser:
+    /// Directory Service ResetUserPassword enables a disabled user ("Disabled users will become
+    /// enabled"), with a new random password no one is told, as a joiner's.
+    fn enable_user(
         &self,
         directory_id: &str,
         user_name: &str,
@@ -362,8 +372,13 @@ pub trait StateStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
     fn record_history(&self, entry: &HistoryEntry) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn history(&self, employee_id: &str) -> impl Future<Output = Result<Vec<HistoryEntry>, StoreError>> + Send;
-    /// Employees the reconciler watches in `state` (from the sparse index: eventually consistent).
-    fn watched(&self, state: EmployeeState) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Employees the reconciler watches in `state` that need looking at by `due_by_ms`
+    /// (`EmployeeRecord::watch_due_ms`; from the sparse index: eventually consistent).
+    fn watched(
+        &self,
+        state: EmployeeState,
+        due_by_ms: i64,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
     /// Holds a future-dated event until it is due (idempotent per event).
     fn schedule(&self, event: &ScheduledEvent) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -501,6 +516,13 @@ impl<T: DirectoryUsers> DirectoryUsers for std::sync::Arc<T> {
     ) -> impl Future<Output = Result<UserOutcome, DirectoryError>> + Send {
         (**self).disable_user(directory_id, user_name)
     }
+    fn enable_user(
+        &self,
+        directory_id: &str,
+        user_name: &str,
+    ) -> impl Future<Output = Result<UserOutcome, DirectoryError>> + Send {
+        (**self).enable_user(directory_id, user_name)
+    }
     fn can_disable(&self) -> bool {
         (**self).can_disable()
     }
@@ -556,8 +578,12 @@ impl<T: StateStore> StateStore for std::sync::Arc<T> {
     fn history(&self, employee_id: &str) -> impl Future<Output = Result<Vec<HistoryEntry>, StoreError>> + Send {
         (**self).history(employee_id)
     }
-    fn watched(&self, state: EmployeeState) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
-        (**self).watched(state)
+    fn watched(
+        &self,
+        state: EmployeeState,
+        due_by_ms: i64,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        (**self).watched(state, due_by_ms)
     }
     fn schedule(&self, event: &ScheduledEvent) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).schedule(event)

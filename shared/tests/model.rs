@@ -374,6 +374,7 @@ impl World {
                 terminations: terminations_out.clone(),
                 profiles: Profiles::from_json(PROFILES).unwrap(),
                 config: IntakeConfig {
+                    leave_grace_ms: 0,
                     // Longer than any message lives in the model (SQS keeps one 14 days at most).
                     idempotency_ttl_s: 120 * 86_400,
                     fallback_claim_ms: 900_000,
@@ -395,6 +396,7 @@ impl World {
                 store: store.clone(),
                 workspaces: workspaces.clone(),
                 requests: requests_out.clone(),
+                terminations: terminations_out.clone(),
                 config: TerminatorConfig { max_attempts: 10_000 },
                 clock: clock_port.clone(),
             },
@@ -403,6 +405,7 @@ impl World {
                 workspaces: workspaces.clone(),
                 requests: requests_out.clone(),
                 hr_events: hr_out.clone(),
+                terminations: terminations_out.clone(),
                 config: ReconcilerConfig { create_deadline_ms: 90 * DAY, terminate_deadline_ms: 90 * DAY },
                 clock: clock_port,
             },

@@ -25,6 +25,9 @@ impl Backend {
     }
 }
 
+/// The longest grace period: the HR contract's bound on `grace_hours`, 90 days.
+const MAX_GRACE_HOURS: f64 = 2160.0;
+
 #[derive(Debug)]
 pub struct Config {
     pub table_name: String,
@@ -32,6 +35,7 @@ pub struct Config {
     pub termination_requests_queue_url: String,
     pub backend: Backend,
     pub disable_user_on_leave: bool,
+    pub leave_grace_ms: i64,
     pub profiles: Profiles,
     pub idempotency_ttl_s: i64,
     pub fallback_claim_ms: i64,
@@ -56,6 +60,13 @@ impl Config {
             on_leave != "disable" || backend == Some(Backend::DsData),
             "disable needs DIRECTORY_BACKEND=ds-data (DS Data DisableUser); other backends keep the user",
         );
+        // Hours, fractions allowed (the local stack runs a grace period of seconds).
+        let grace_hours: f64 = env.optional("LEAVE_GRACE_HOURS", 0.0);
+        env.check(
+            "LEAVE_GRACE_HOURS",
+            (0.0..=MAX_GRACE_HOURS).contains(&grace_hours),
+            "must be 0-2160 (90 days; 0 terminates at once)",
+        );
         let profiles = env.required_with("WORKSPACE_PROFILES", |s| Profiles::from_json(s).map_err(|e| e.to_string()));
         let ttl_days: i64 = env.optional("IDEMPOTENCY_TTL_DAYS", 30);
         env.check("IDEMPOTENCY_TTL_DAYS", (1..=365).contains(&ttl_days), "must be 1-365");
@@ -71,6 +82,7 @@ impl Config {
                 termination_requests_queue_url,
                 backend: backend?,
                 disable_user_on_leave: on_leave == "disable",
+                leave_grace_ms: (grace_hours * 3_600_000.0).round() as i64,
                 profiles: profiles?,
                 idempotency_ttl_s: ttl_days * 86_400,
                 fallback_claim_ms: fallback_s * 1000,

@@ -33,6 +33,7 @@ async fn main() -> Result<(), Error> {
             idempotency_ttl_s: config.idempotency_ttl_s,
             fallback_claim_ms: config.fallback_claim_ms,
             disable_user_on_leave: config.disable_user_on_leave,
+            leave_grace_ms: config.leave_grace_ms,
             clock_skew_ms: config.clock_skew_ms,
             effective_horizon_ms: config.effective_horizon_ms,
         },

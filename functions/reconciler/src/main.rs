@@ -1,5 +1,6 @@
 //! The reconciler Lambda, on an EventBridge schedule: confirms WorkSpaces that became AVAILABLE,
-//! ERROR or gone, flags employees stuck past their deadline, releases future-dated events.
+//! ERROR or gone, flags employees stuck past their deadline, releases future-dated events, and
+//! requests the termination of leavers whose grace period is over.
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -14,6 +15,7 @@ struct Config {
     table_name: String,
     workspace_requests_queue_url: String,
     hr_events_queue_url: String,
+    termination_requests_queue_url: String,
     create_deadline_s: i64,
     terminate_deadline_s: i64,
 }
@@ -24,6 +26,7 @@ impl Config {
         let table_name: String = env.required("TABLE_NAME");
         let workspace_requests_queue_url: String = env.required("WORKSPACE_REQUESTS_QUEUE_URL");
         let hr_events_queue_url: String = env.required("HR_EVENTS_QUEUE_URL");
+        let termination_requests_queue_url: String = env.required("TERMINATION_REQUESTS_QUEUE_URL");
         let create_deadline_s: i64 = env.optional("CREATE_DEADLINE_SECONDS", 5400);
         let terminate_deadline_s: i64 = env.optional("TERMINATE_DEADLINE_SECONDS", 3600);
         env.check("CREATE_DEADLINE_SECONDS", create_deadline_s > 0, "must be positive");
@@ -32,6 +35,7 @@ impl Config {
             table_name,
             workspace_requests_queue_url,
             hr_events_queue_url,
+            termination_requests_queue_url,
             create_deadline_s,
             terminate_deadline_s,
         })
@@ -56,7 +60,8 @@ async fn main() -> Result<(), Error> {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),
         workspaces: AwsWorkspaces::new(shared::aws::workspaces_client(&sdk)),
         requests: SqsQueue::new(sqs.clone(), config.workspace_requests_queue_url),
-        hr_events: SqsQueue::new(sqs, config.hr_events_queue_url),
+        hr_events: SqsQueue::new(sqs.clone(), config.hr_events_queue_url),
+        terminations: SqsQueue::new(sqs, config.termination_requests_queue_url),
         clock: std::sync::Arc::new(shared::ports::SystemClock),
         config: ReconcilerConfig {
             create_deadline_ms: config.create_deadline_s * 1000,

@@ -63,6 +63,26 @@ impl DirectoryUsers for Directory {
         }
     }
 
+    async fn enable_user(&self, directory_id: &str, user_name: &str) -> Result<UserOutcome, DirectoryError> {
+        match self {
+            Directory::DsData(d) => {
+                let password = Password::generate();
+                let reset = d
+                    .ds
+                    .reset_user_password()
+                    .directory_id(directory_id)
+                    .user_name(user_name)
+                    .new_password(password.expose())
+                    .send()
+                    .await;
+                drop(password);
+                reset.map_err(|e| failure(&e))?;
+                Ok(UserOutcome::Enabled)
+            }
+            Directory::WorkDocs(_) | Directory::Existing => Ok(UserOutcome::ManagedElsewhere),
+        }
+    }
+
     fn can_disable(&self) -> bool {
         matches!(self, Directory::DsData(_))
     }

@@ -183,9 +183,9 @@ impl DynamoStore {
         let mut item: Item = serde_dynamo::to_item(record)
             .map_err(|e| StoreError::Malformed { key: record.employee_id.clone(), detail: e.to_string() })?;
         item.extend(employee_key(&record.employee_id));
-        if record.state.needs_watching() {
+        if let Some(due) = record.watch_due_ms() {
             item.insert("work_shard".into(), s(work_shard(record.state, shard_of(&record.employee_id))));
-            item.insert("work_due".into(), s(format!("{:013}", record.state_since_ms)));
+            item.insert("work_due".into(), s(format!("{:013}", due.max(0))));
         }
         Ok(item)
     }
@@ -526,7 +526,7 @@ impl StateStore for DynamoStore {
         self.employee_items(employee_id, "EVENT#").await?.into_iter().map(decode).collect()
     }
 
-    async fn watched(&self, state: EmployeeState) -> Result<Vec<String>, StoreError> {
+    async fn watched(&self, state: EmployeeState, due_by_ms: i64) -> Result<Vec<String>, StoreError> {
         let mut ids = Vec::new();
         for shard in 0..WORK_SHARDS {
             let query = self
@@ -534,8 +534,9 @@ impl StateStore for DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .index_name(WORK_INDEX)
-                .key_condition_expression("work_shard = :shard")
+                .key_condition_expression("work_shard = :shard AND work_due <= :due")
                 .expression_attribute_values(":shard", s(work_shard(state, shard)))
+                .expression_attribute_values(":due", s(format!("{:013}", due_by_ms.max(0))))
                 .projection_expression("employee_id");
             ids.extend(self.query_all(query).await?.iter().filter_map(|i| text(i, "employee_id")));
         }

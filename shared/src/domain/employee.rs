@@ -15,7 +15,14 @@ pub enum EmployeeState {
     /// Permanently failed; `failure_code` and `failure_message` say why.
     Failed,
     /// Leave applied; the termination request is queued (the WorkSpace id may not be known yet).
+    /// With a grace period (`grace_until_ms`), the request revokes access first.
     Leaving,
+    /// Access revoked: the WorkSpace is in ADMIN_MAINTENANCE (no one can log in) and the
+    /// directory user disabled where the backend can; terminated once `grace_until_ms` passes.
+    Revoked,
+    /// A rescinded leave or a rehire within the grace period: the same WorkSpace is being given
+    /// back (AVAILABLE again, the directory user enabled).
+    Restoring,
     /// TerminateWorkspaces accepted; waiting for the id to disappear.
     Terminating,
     /// The WorkSpace is confirmed gone (or there never was one).
@@ -30,6 +37,8 @@ impl EmployeeState {
             EmployeeState::Active => "active",
             EmployeeState::Failed => "failed",
             EmployeeState::Leaving => "leaving",
+            EmployeeState::Revoked => "revoked",
+            EmployeeState::Restoring => "restoring",
             EmployeeState::Terminating => "terminating",
             EmployeeState::Terminated => "terminated",
         }
@@ -37,13 +46,26 @@ impl EmployeeState {
 
     /// States the reconciler watches through the sparse work index.
     pub fn needs_watching(self) -> bool {
-        matches!(self, EmployeeState::Pending | EmployeeState::Terminating)
+        matches!(self, EmployeeState::Pending | EmployeeState::Terminating | EmployeeState::Revoked)
     }
 
     /// States in which a leave is under way.
     pub fn is_leaving(self) -> bool {
-        matches!(self, EmployeeState::Leaving | EmployeeState::Terminating)
+        matches!(self, EmployeeState::Leaving | EmployeeState::Terminating | EmployeeState::Revoked)
     }
+
+    /// Every state, in lifecycle order (for reports).
+    pub const ALL: [EmployeeState; 9] = [
+        EmployeeState::Requested,
+        EmployeeState::Pending,
+        EmployeeState::Active,
+        EmployeeState::Failed,
+        EmployeeState::Leaving,
+        EmployeeState::Revoked,
+        EmployeeState::Restoring,
+        EmployeeState::Terminating,
+        EmployeeState::Terminated,
+    ];
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,6 +107,22 @@ pub struct EmployeeRecord {
     /// Set when the employee has been in its state past the deadline.
     #[serde(default)]
     pub stuck_since_ms: Option<i64>,
+    /// A leave with a grace period: access is revoked at once, the WorkSpace terminated after
+    /// this time. `None`: terminated at once.
+    #[serde(default)]
+    pub grace_until_ms: Option<i64>,
+    /// When the WorkSpace was put in ADMIN_MAINTENANCE for this leave.
+    #[serde(default)]
+    pub access_revoked_ms: Option<i64>,
+    /// The leave disabled the directory user: a restore enables it again.
+    #[serde(default)]
+    pub user_disabled: bool,
+    /// The rehire or cancel that is restoring access within the grace period.
+    #[serde(default)]
+    pub restore_event_id: Option<String>,
+    /// Why a grace period was cut short (access could not be revoked, so the WorkSpace went).
+    #[serde(default)]
+    pub grace_note: Option<String>,
 }
 
 impl EmployeeRecord {
@@ -128,6 +166,21 @@ impl EmployeeRecord {
             rehire_pending: false,
             previous_workspaces: Vec::new(),
             stuck_since_ms: None,
+            grace_until_ms: None,
+            access_revoked_ms: None,
+            user_disabled: false,
+            restore_event_id: None,
+            grace_note: None,
+        }
+    }
+
+    /// When the reconciler next needs to look at this employee (the work index's sort key): at
+    /// once while pending or terminating, when the grace period ends while access is revoked.
+    pub fn watch_due_ms(&self) -> Option<i64> {
+        match self.state {
+            EmployeeState::Revoked => Some(self.grace_until_ms.unwrap_or(self.state_since_ms)),
+            s if s.needs_watching() => Some(self.state_since_ms),
+            _ => None,
         }
     }
 }

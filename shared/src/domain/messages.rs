@@ -1,6 +1,6 @@
 //! Messages the functions pass each other through SQS. Never carry secrets.
 
-use super::employee::EmployeeRecord;
+use super::employee::{EmployeeRecord, EmployeeState};
 use super::profile::Profile;
 use serde::{Deserialize, Serialize};
 
@@ -17,12 +17,15 @@ pub struct WorkspaceRequest {
     pub requested_ms: i64,
 }
 
-/// Intake (or provisioner, for a WorkSpace created after the leave) → terminator.
+/// Intake, provisioner (a WorkSpace created after the leave) or reconciler (a grace period
+/// over) → terminator: change a WorkSpace's access. What to do (revoke, terminate, restore) is
+/// the employee record's to say when the request is handled (`lifecycle::access_action`), so a
+/// request that outlives its purpose does nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TerminationRequest {
     pub employee_id: String,
-    /// The leave event; the employee record must still point at it.
+    /// The leave event (or, restoring, the rehire or cancel); the record must still point at it.
     pub event_id: String,
     /// Unknown when the leave came before the WorkSpace was created.
     pub workspace_id: Option<String>,
@@ -47,11 +50,16 @@ impl WorkspaceRequest {
 }
 
 impl TerminationRequest {
-    /// The request of a leaving employee; `None` if the record lacks the leave or the user.
+    /// The request of a leaving (or restoring) employee; `None` if the record lacks the leave
+    /// (the restore) or the user.
     pub fn for_employee(employee: &EmployeeRecord, now: i64) -> Option<TerminationRequest> {
+        let event_id = match employee.state {
+            EmployeeState::Restoring => employee.restore_event_id.clone()?,
+            _ => employee.leave_event_id.clone()?,
+        };
         Some(TerminationRequest {
             employee_id: employee.employee_id.clone(),
-            event_id: employee.leave_event_id.clone()?,
+            event_id,
             workspace_id: employee.workspace_id.clone(),
             directory_id: employee.profile.as_ref()?.directory_id.clone(),
             username: employee.username.clone()?,

@@ -146,6 +146,7 @@ pub(crate) async fn perform<S: StateStore, Q: MessageQueue>(
         Step::Post(_) => return Err(StepError::NotHere("Post")),
         Step::EnsureUser(_) => return Err(StepError::NotHere("EnsureUser")),
         Step::DisableUser { .. } => return Err(StepError::NotHere("DisableUser")),
+        Step::EnableUser { .. } => return Err(StepError::NotHere("EnableUser")),
         Step::Hold { .. } => return Err(StepError::NotHere("Hold")),
     }
     Ok(())

@@ -8,6 +8,8 @@
 //! - Employees in a state past its deadline are flagged as stuck: a log line, a metric, and
 //!   `stuck_since_ms` on the record.
 //! - Held events whose `effective_at` has come are posted to the HR events queue again.
+//! - Leavers whose grace period is over (access revoked, the WorkSpace kept) are found through
+//!   the same index, by the time their grace ends, and their termination is requested.
 //! - At 2 DescribeWorkspaces calls/s a run covers about 50 WorkSpaces a second: a large backlog
 //!   takes several runs, each writing as it goes and stopping before its deadline.
 
@@ -35,6 +37,8 @@ pub struct ReconcileReport {
     pub stuck_pending: usize,
     pub stuck_terminating: usize,
     pub released: usize,
+    /// Grace periods found over: terminations requested.
+    pub grace_over: usize,
     /// Left for the next run because this one's time budget was spent.
     pub deferred: usize,
 }
@@ -84,6 +88,8 @@ pub struct Reconciler<S, W, Q> {
     pub requests: Q,
     /// Where due events are posted again (the HR events queue).
     pub hr_events: Q,
+    /// Where a leaver's termination goes once the grace period is over.
+    pub terminations: Q,
     pub config: ReconcilerConfig,
     pub clock: Arc<dyn Clock>,
 }
@@ -96,9 +102,10 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
         let mut report = ReconcileReport::default();
         let now = self.clock.now_ms();
         self.release_due(now, &mut report).await?;
+        self.end_grace(now, &mut report).await?;
 
-        let mut ids = self.store.watched(EmployeeState::Pending).await?;
-        ids.extend(self.store.watched(EmployeeState::Terminating).await?);
+        let mut ids = self.store.watched(EmployeeState::Pending, now).await?;
+        ids.extend(self.store.watched(EmployeeState::Terminating, now).await?);
         // An eventually consistent index can list one employee under both states.
         let mut listed = std::collections::HashSet::new();
         ids.retain(|id| listed.insert(id.clone()));
@@ -108,7 +115,9 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
             unread -= page.len();
             // The index is eventually consistent: decide on strongly consistent reads.
             let read = self.store.employees(page).await?;
-            queued.extend(read.into_iter().filter(|e| e.state.needs_watching() && e.workspace_id.is_some()));
+            queued.extend(read.into_iter().filter(|e| {
+                matches!(e.state, EmployeeState::Pending | EmployeeState::Terminating) && e.workspace_id.is_some()
+            }));
             // Full chunks only until the last page, so M WorkSpaces take ceil(M/25) calls.
             while queued.len() >= MAX_PER_CALL || (unread == 0 && !queued.is_empty()) {
                 if stop_at_ms.is_some_and(|stop| self.clock.now_ms() >= stop) {
@@ -201,6 +210,27 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
         Ok(())
     }
 
+    /// Requests the termination of leavers whose grace period is over (no WorkSpaces call: the
+    /// terminator terminates them).
+    async fn end_grace(&self, now: i64, report: &mut ReconcileReport) -> Result<(), ReconcileError> {
+        let ids = self.store.watched(EmployeeState::Revoked, now).await?;
+        let outbox = Outbox { requests: None, terminations: Some(&self.terminations) };
+        for page in ids.chunks(READ_PAGE) {
+            for employee in self.store.employees(page).await? {
+                let Some(leave_event_id) = employee.leave_event_id.clone() else { continue };
+                let employee_id = employee.employee_id.clone();
+                let input = Input::GraceOver { leave_event_id };
+                let (_, decision) =
+                    settle(&self.store, &outbox, self.clock.as_ref(), &employee_id, Some(employee), &input).await?;
+                if decision.saved().is_some() {
+                    report.grace_over += 1;
+                }
+                info!(%employee_id, verdict = ?decision.verdict, "grace period checked");
+            }
+        }
+        Ok(())
+    }
+
     /// Posts held events that are due; the intake then applies them. A crash between posting
     /// and removing posts again, which the intake sees as a duplicate.
     async fn release_due(&self, now: i64, report: &mut ReconcileReport) -> Result<(), ReconcileError> {
@@ -255,6 +285,7 @@ mod tests {
             workspaces,
             requests: MemoryQueue::default(),
             hr_events: MemoryQueue::default(),
+            terminations: MemoryQueue::default(),
             config: ReconcilerConfig { create_deadline_ms: i64::MAX / 2, terminate_deadline_ms: i64::MAX / 2 },
             clock: Arc::new(crate::ports::SystemClock),
         }

@@ -1,13 +1,17 @@
-//! The terminator: termination requests → TerminateWorkspaces, 25 per call; each result decided
-//! by the lifecycle (terminating, nothing to terminate, failed). The reconciler confirms when
-//! the id is gone.
+//! The terminator: requests to change a leaver's access, each handled as the employee's record
+//! says when read (`lifecycle::access_action`):
+//! - terminate: TerminateWorkspaces, 25 per call (terminating, nothing to terminate, failed);
+//!   the reconciler confirms when the id is gone;
+//! - revoke (a leave with a grace period): ModifyWorkspaceState ADMIN_MAINTENANCE, one WorkSpace
+//!   per call: no one can log in, the data is kept;
+//! - restore (a rescinded leave or a rehire within the grace period): back to AVAILABLE.
 
 use super::{BatchContext, BatchOutcome, Outbox, QueueRecord, SqsHandler, name_held_by_other, settle};
 use crate::domain::employee::EmployeeRecord;
-use crate::domain::lifecycle::{Input, termination_wanted};
+use crate::domain::lifecycle::{Access, Input, access_action};
 use crate::domain::messages::TerminationRequest;
 use crate::domain::workspace::{Call, Disposition, MAX_PER_CALL, classify};
-use crate::ports::{Clock, MessageQueue, StateStore, WorkspacesApi};
+use crate::ports::{Clock, MessageQueue, PortError, StateStore, WorkspacesApi};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tracing::{info, warn};
@@ -26,6 +30,8 @@ pub struct Terminator<S, W, Q> {
     pub workspaces: W,
     /// For a rehire waiting on a leave that turns out to have nothing to terminate.
     pub requests: Q,
+    /// Its own queue: a termination that follows a revoke that failed, a restore asked again.
+    pub terminations: Q,
     pub config: TerminatorConfig,
     pub clock: Arc<dyn Clock>,
 }
@@ -42,6 +48,16 @@ enum Ended {
         message: String,
     },
     Retry(String),
+    Revoked(String),
+    RevokeFailed {
+        code: String,
+        message: String,
+    },
+    Restored,
+    RestoreFailed {
+        code: String,
+        message: String,
+    },
 }
 
 struct Job<'a> {
@@ -64,13 +80,20 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Terminator
             return outcome;
         };
         let mut with_id: Vec<(Job, String)> = Vec::new();
+        let mut changes: Vec<(Job, Access)> = Vec::new();
+        let now = self.clock.now_ms();
         for (record, request, employee) in requests {
             let employee_id = request.employee_id.clone();
-            let Some(employee) = employee.filter(|e| termination_wanted(Some(e), &request.event_id)) else {
-                info!(%employee_id, event_id = %request.event_id, "termination no longer wanted; dropped");
+            let action = employee.as_ref().and_then(|e| access_action(Some(e), &request.event_id, now));
+            let (Some(employee), Some(action)) = (employee, action) else {
+                info!(%employee_id, event_id = %request.event_id, "access change no longer wanted; dropped");
                 continue;
             };
             let job = Job { record, request, employee };
+            if action != Access::Terminate {
+                changes.push((job, action));
+                continue;
+            }
             match job.employee.workspace_id.clone() {
                 Some(id) => with_id.push((job, id)),
                 // The leave came before the WorkSpace id was known: look it up, if the user name
@@ -81,6 +104,17 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Terminator
                     Err(why) => self.settle(&job, Ended::Retry(why), &mut outcome).await,
                 },
             }
+        }
+        for (i, (job, action)) in changes.iter().enumerate() {
+            if context.deadline.too_close(self.clock.now_ms(), CHUNK_BUDGET_MS) {
+                let left: Vec<String> = changes[i..].iter().map(|(job, _)| job.record.message_id.clone()).collect();
+                warn!(unprocessed = left.len(), "invocation deadline near; the rest of the batch is handed back");
+                outcome.failed_message_ids.extend(left);
+                outcome.failed_message_ids.extend(with_id.iter().map(|(job, _)| job.record.message_id.clone()));
+                return outcome;
+            }
+            let ended = self.change_access(job, *action).await;
+            self.settle(job, ended, &mut outcome).await;
         }
         let mut chunks = with_id.chunks(MAX_PER_CALL).enumerate();
         while let Some((i, chunk)) = chunks.next() {
@@ -130,6 +164,30 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Terminator
 }
 
 impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
+    /// Revokes or restores access to the employee's WorkSpace with ModifyWorkspaceState. A
+    /// retryable failure (throttling; a WorkSpace UPDATING or otherwise busy) is retried up to
+    /// `max_attempts` deliveries, then ends the attempt for good, as any other failure does.
+    async fn change_access(&self, job: &Job<'_>, action: Access) -> Ended {
+        let revoke = action == Access::Revoke;
+        let Some(workspace_id) = job.employee.workspace_id.clone() else {
+            let (code, message) = ("NoWorkspace".to_owned(), "the record names no WorkSpace".to_owned());
+            return if revoke { Ended::RevokeFailed { code, message } } else { Ended::RestoreFailed { code, message } };
+        };
+        match self.workspaces.set_admin_maintenance(&workspace_id, revoke).await {
+            Ok(()) if revoke => Ended::Revoked(workspace_id),
+            Ok(()) => Ended::Restored,
+            Err(e) => {
+                let code = e.error_type().trim_start_matches("WorkSpaces.").to_owned();
+                let busy = e.is_retryable() || code == "InvalidResourceStateException" || code == "OperationInProgressException";
+                if busy && job.record.receive_count < self.config.max_attempts {
+                    return Ended::Retry(e.to_string());
+                }
+                let message = format!("{e} (after {} attempts)", job.record.receive_count);
+                if revoke { Ended::RevokeFailed { code, message } } else { Ended::RestoreFailed { code, message } }
+            }
+        }
+    }
+
     /// The WorkSpace of a leaver whose id was not known, if the user name is theirs.
     async fn look_up(&self, job: &Job<'_>) -> Result<Option<String>, String> {
         let (employee_id, request) = (&job.employee.employee_id, &job.request);
@@ -156,8 +214,14 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
             Ended::Terminating(workspace_id) => Input::TerminationAccepted { leave_event_id, workspace_id },
             Ended::NothingToTerminate => Input::NothingToTerminate { leave_event_id },
             Ended::Failed { code, message } => Input::TerminationFailed { leave_event_id, code, message },
+            Ended::Revoked(workspace_id) => Input::AccessRevoked { leave_event_id, workspace_id },
+            Ended::RevokeFailed { code, message } => Input::RevokeFailed { leave_event_id, code, message },
+            Ended::Restored => Input::AccessRestored { restore_event_id: leave_event_id },
+            Ended::RestoreFailed { code, message } => {
+                Input::RestoreFailed { restore_event_id: leave_event_id, code, message }
+            }
         };
-        let outbox = Outbox { requests: Some(&self.requests), terminations: None };
+        let outbox = Outbox { requests: Some(&self.requests), terminations: Some(&self.terminations) };
         let current = Some(job.employee.clone());
         match settle(&self.store, &outbox, self.clock.as_ref(), employee_id, current, &input).await {
             Ok((_, decision)) => info!(%employee_id, verdict = ?decision.verdict, "termination settled"),

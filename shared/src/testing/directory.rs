@@ -256,6 +256,27 @@ impl FakeDirectory {
         lock(&self.inner).disabled.push((directory_id.to_owned(), user_name.to_owned()));
         Ok(UserOutcome::Disabled)
     }
+
+    fn enable(&self, directory_id: &str, user_name: &str) -> Result<UserOutcome, DirectoryError> {
+        if !self.can_disable {
+            return Ok(UserOutcome::ManagedElsewhere);
+        }
+        // As ResetUserPassword: a user that does not exist is an error.
+        let Some(mut user) = self.book.get(directory_id, user_name) else {
+            return Err(DirectoryError::Rejected {
+                code: "UserDoesNotExistException".into(),
+                message: format!("User {user_name} does not exist."),
+            });
+        };
+        user.enabled = true;
+        self.book.add(user);
+        Ok(UserOutcome::Enabled)
+    }
+
+    /// Whether the user exists and is enabled.
+    pub fn is_enabled(&self, directory_id: &str, user_name: &str) -> Option<bool> {
+        self.book.get(directory_id, user_name).map(|u| u.enabled)
+    }
 }
 
 impl DirectoryUsers for FakeDirectory {
@@ -269,6 +290,10 @@ impl DirectoryUsers for FakeDirectory {
 
     async fn disable_user(&self, directory_id: &str, user_name: &str) -> Result<UserOutcome, DirectoryError> {
         self.faults.guard(PORT, "disable_user", Self::unavailable, || self.disable(directory_id, user_name))
+    }
+
+    async fn enable_user(&self, directory_id: &str, user_name: &str) -> Result<UserOutcome, DirectoryError> {
+        self.faults.guard(PORT, "enable_user", Self::unavailable, || self.enable(directory_id, user_name))
     }
 
     fn can_disable(&self) -> bool {

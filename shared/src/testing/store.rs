@@ -348,7 +348,7 @@ impl StateStore for MemoryStore {
         })
     }
 
-    async fn watched(&self, state: EmployeeState) -> Result<Vec<String>, StoreError> {
+    async fn watched(&self, state: EmployeeState, due_by_ms: i64) -> Result<Vec<String>, StoreError> {
         self.guard("watched", || {
             // The sparse index holds only the states that need watching, by shard then since when.
             if !state.needs_watching() {
@@ -366,7 +366,8 @@ impl StateStore for MemoryStore {
             let mut watched: Vec<(u32, i64, &String)> = map
                 .values()
                 .filter(|e| e.state == state)
-                .map(|e| (shard_of(&e.employee_id), e.state_since_ms, &e.employee_id))
+                .filter_map(|e| e.watch_due_ms().filter(|due| *due <= due_by_ms).map(|due| (e, due)))
+                .map(|(e, due)| (shard_of(&e.employee_id), due, &e.employee_id))
                 .collect();
             watched.sort();
             Ok(watched.into_iter().map(|(_, _, id)| id.clone()).collect())
@@ -500,11 +501,11 @@ mod tests {
             body: "{}".into(),
         };
         store.schedule(&event).await.unwrap();
-        assert_eq!(store.watched(EmployeeState::Pending).await.unwrap(), ["E1"], "stale");
+        assert_eq!(store.watched(EmployeeState::Pending, i64::MAX).await.unwrap(), ["E1"], "stale");
         assert_eq!(store.employee("E1").await.unwrap().unwrap().state, EmployeeState::Active, "consistent");
         assert!(store.due(10).await.unwrap().is_empty());
         store.catch_up_index();
-        assert!(store.watched(EmployeeState::Pending).await.unwrap().is_empty());
+        assert!(store.watched(EmployeeState::Pending, i64::MAX).await.unwrap().is_empty());
         assert_eq!(store.due(10).await.unwrap(), [event]);
     }
 
@@ -516,7 +517,7 @@ mod tests {
             r
         });
         let store = MemoryStore::with(records);
-        let watched = store.watched(EmployeeState::Pending).await.unwrap();
+        let watched = store.watched(EmployeeState::Pending, i64::MAX).await.unwrap();
         let keys: Vec<(u32, i64)> =
             watched.iter().map(|id| (shard_of(id), store.get(id).unwrap().state_since_ms)).collect();
         assert!(keys.is_sorted(), "{keys:?}");

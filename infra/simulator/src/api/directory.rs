@@ -46,6 +46,8 @@ fn reset_user_password(inner: &mut Inner, body: &Value) -> OpResult {
         ));
     }
     user.password_set = true;
+    // "Disabled users will become enabled and can be authenticated following the API call."
+    user.enabled = true;
     Ok((StatusCode::OK, json!({})))
 }
 

@@ -16,12 +16,20 @@
 //! | state | stimulus | next | steps |
 //! |---|---|---|---|
 //! | none, failed, terminated | join | requested | ensure user, save + name, request WorkSpace |
-//! | leaving, terminating | join | same, rehire pending | ensure user, save + name (, request termination again if leaving) |
-//! | requested, pending, active | join | skipped (already joined), recorded as the latest event | save (, request WorkSpace again if requested) |
+//! | leaving, terminating (and revoked for another directory or user name) | join | leaving or terminating, rehire pending | ensure user, save + name (, request termination again if leaving) |
+//! | requested, pending, active, restoring | join | skipped (already joined), recorded as the latest event | save (, request WorkSpace again if requested) |
 //! | requested (same join) | join again | requested | request WorkSpace again |
 //! | requested | WorkSpace created | pending or active | save |
 //! | requested | creation failed | failed | save |
 //! | requested, pending, active, failed with a WorkSpace | leave | leaving | disable user, save, request termination |
+//! | active, restoring | leave with a grace period | leaving until the grace ends | disable user, save, request (the terminator revokes access) |
+//! | leaving with a grace period | access revoked | revoked | save |
+//! | leaving with a grace period | revoking failed for good | leaving, grace cut short | save, request termination |
+//! | revoked | grace period over | leaving | save, request termination |
+//! | leaving with a grace period, revoked | rehire (same directory and user name), or a cancel of that leave | restoring | ensure user, save + name, enable user, request restore |
+//! | restoring | access restored | active | save |
+//! | restoring | restoring failed | failed | save |
+//! | restoring, active | access revoked after a restore was decided | restoring | (save,) request restore |
 //! | none | leave | terminated (never joined) | save |
 //! | failed without a WorkSpace | leave | terminated | disable user, save |
 //! | leaving, terminating with rehire pending | leave | same, rehire withdrawn | save (, request termination again if leaving) |
@@ -50,8 +58,9 @@ use super::workspace::WorkspaceState;
 pub enum Input {
     /// A valid join or leave, claimed (a first delivery, or a redelivery after a crash).
     Hr(HrInput),
-    /// A cancel of a held event; `held` is whether the target was waiting when read.
-    Cancel { employee_id: String, target: Option<String>, held: bool },
+    /// A cancel (`event_id`) of `target`; `held` is whether the target was waiting when read. A
+    /// target not held may be a leave within its grace period, which the cancel rescinds.
+    Cancel { employee_id: String, event_id: String, target: Option<String>, held: bool },
     /// A held event has come due: it is posted to the HR queue again.
     Due(ScheduledEvent),
     /// The directory refused the joiner's user for good (the join as it was decided).
@@ -66,6 +75,16 @@ pub enum Input {
     NothingToTerminate { leave_event_id: String },
     /// TerminateWorkspaces failed for good.
     TerminationFailed { leave_event_id: String, code: String, message: String },
+    /// ModifyWorkspaceState put the leave's WorkSpace in ADMIN_MAINTENANCE.
+    AccessRevoked { leave_event_id: String, workspace_id: String },
+    /// Access could not be revoked, for good: the grace period is cut short.
+    RevokeFailed { leave_event_id: String, code: String, message: String },
+    /// The reconciler found the grace period of a revoked employee over.
+    GraceOver { leave_event_id: String },
+    /// ModifyWorkspaceState put the WorkSpace back to AVAILABLE for a rehire or cancel.
+    AccessRestored { restore_event_id: String },
+    /// The WorkSpace could not be given back, for good.
+    RestoreFailed { restore_event_id: String, code: String, message: String },
     /// What DescribeWorkspaces says of the employee's WorkSpace; `stuck_after_ms` is how long the
     /// employee may wait in its state.
     Observed { workspace_id: String, seen: Seen, stuck_after_ms: i64 },
@@ -99,8 +118,10 @@ pub struct HrInput {
 pub enum HrKind {
     /// The joiner, or why the join cannot be applied (a missing field, an unknown profile).
     Join(Result<Box<Joiner>, String>),
-    /// `disable_user`: disable the directory user where configured and possible.
-    Leave { disable_user: bool },
+    /// `disable_user`: disable the directory user where configured and possible. `grace_ms`:
+    /// how long a WorkSpace that has been AVAILABLE is kept, access revoked, before it is
+    /// terminated (0: terminated at once).
+    Leave { disable_user: bool, grace_ms: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -130,6 +151,11 @@ pub enum NameStatus {
 pub enum Step {
     EnsureUser(NewUser),
     DisableUser {
+        directory_id: String,
+        user_name: String,
+    },
+    /// Enable a directory user a leave disabled (a rehire, a rescinded leave).
+    EnableUser {
         directory_id: String,
         user_name: String,
     },
@@ -191,7 +217,7 @@ pub const REHIRE_WAITS: &str = "rehire: a new WorkSpace is requested once the pr
 pub fn decide(current: Option<&EmployeeRecord>, input: &Input, now: i64) -> Decision {
     match input {
         Input::Hr(hr) => hr_event(current, hr, now),
-        Input::Cancel { target, held, .. } => cancel(target.as_deref(), *held),
+        Input::Cancel { event_id, target, held, .. } => cancel(current, event_id, target.as_deref(), *held, now),
         Input::Due(event) => Decision::note(
             format!("{} due at {}", event.event_id, Timestamp::from_millis(event.effective_ms)),
             vec![
@@ -243,6 +269,120 @@ pub fn decide(current: Option<&EmployeeRecord>, input: &Input, now: i64) -> Deci
         Input::Observed { workspace_id, seen, stuck_after_ms } => {
             observed(current, workspace_id, seen, *stuck_after_ms, now)
         }
+        Input::AccessRevoked { leave_event_id, workspace_id } => access_revoked(current, leave_event_id, workspace_id, now),
+        Input::RevokeFailed { leave_event_id, code, message } => match leaving_for(current, leave_event_id) {
+            Some(c) if c.grace_until_ms.is_some() => {
+                let next = stamp(c, now, |n| {
+                    n.grace_until_ms = None;
+                    n.grace_note = Some(format!(
+                        "access could not be revoked ({code}: {message}): terminated without the grace period"
+                    ));
+                });
+                Decision::note(format!("revoking access failed ({code}): terminating"), with_outstanding(save(c, next.clone()), &next, now))
+            }
+            _ => Decision::note("revoking access of a leave no longer wanted", vec![]),
+        },
+        Input::GraceOver { leave_event_id } => match current {
+            Some(c)
+                if c.state == EmployeeState::Revoked
+                    && c.leave_event_id.as_ref() == Some(leave_event_id)
+                    && c.grace_until_ms.is_none_or(|t| t <= now) =>
+            {
+                let next = stamp(c, now, |n| {
+                    n.state = EmployeeState::Leaving;
+                    n.grace_until_ms = None;
+                });
+                Decision::note("grace period over: termination requested", with_outstanding(save(c, next.clone()), &next, now))
+            }
+            _ => Decision::note("grace period not over, or no longer wanted", vec![]),
+        },
+        Input::AccessRestored { restore_event_id } => match restoring_for(current, restore_event_id) {
+            Some(c) => {
+                let next = stamp(c, now, |n| {
+                    n.state = EmployeeState::Active;
+                    n.restore_event_id = None;
+                    n.access_revoked_ms = None;
+                    n.user_disabled = false;
+                });
+                Decision::note("access restored", vec![save(c, next)])
+            }
+            None => Decision::note("restore no longer wanted", vec![]),
+        },
+        Input::RestoreFailed { restore_event_id, code, message } => match restoring_for(current, restore_event_id) {
+            Some(c) => {
+                let next = stamp(c, now, |n| {
+                    n.state = EmployeeState::Failed;
+                    n.failure_code = Some(code.clone());
+                    n.failure_message = Some(format!("the WorkSpace could not be given back: {message}"));
+                });
+                Decision::note(format!("restoring access failed ({code})"), vec![save(c, next)])
+            }
+            None => Decision::note("restore no longer wanted", vec![]),
+        },
+    }
+}
+
+/// What the terminator does for a request, by the record as read: revoke access (a leave within
+/// its grace period), terminate, or give the WorkSpace back (a rescinded leave, a rehire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Revoke,
+    Terminate,
+    Restore,
+}
+
+/// The action a terminator request (keyed by `event_id`) still calls for; `None`: no longer
+/// wanted.
+pub fn access_action(current: Option<&EmployeeRecord>, event_id: &str, now: i64) -> Option<Access> {
+    let c = current?;
+    match c.state {
+        EmployeeState::Leaving if c.leave_event_id.as_deref() == Some(event_id) => {
+            let in_grace = c.grace_until_ms.is_some_and(|t| t > now) && c.workspace_id.is_some();
+            Some(if in_grace { Access::Revoke } else { Access::Terminate })
+        }
+        EmployeeState::Restoring if c.restore_event_id.as_deref() == Some(event_id) => Some(Access::Restore),
+        _ => None,
+    }
+}
+
+fn restoring_for<'a>(current: Option<&'a EmployeeRecord>, restore_event_id: &str) -> Option<&'a EmployeeRecord> {
+    current.filter(|c| c.state == EmployeeState::Restoring && c.restore_event_id.as_deref() == Some(restore_event_id))
+}
+
+/// The restore id when a revoke lands after the restore completed (no rehire or cancel left to
+/// key it by).
+pub const RESTORE_PREFIX: &str = "restore-";
+
+fn access_revoked(current: Option<&EmployeeRecord>, leave_event_id: &str, workspace_id: &str, now: i64) -> Decision {
+    let Some(c) = current else { return Decision::note("access revoked for an unknown employee", vec![]) };
+    if let Some(c) = leaving_for(current, leave_event_id) {
+        let next = stamp(c, now, |n| {
+            n.state = EmployeeState::Revoked;
+            n.workspace_id = Some(workspace_id.to_owned());
+            n.access_revoked_ms = Some(now);
+        });
+        let until = c.grace_until_ms.map(Timestamp::from_millis).map(|t| t.to_string()).unwrap_or_default();
+        return Decision::note(format!("access revoked; terminated after {until}"), vec![save(c, next)]);
+    }
+    // The revoke raced a restore (decided after the terminator read the leave): the WorkSpace the
+    // employee should have is un-loggable now, so it is given back again.
+    let ours = c.workspace_id.as_deref() == Some(workspace_id);
+    match c.state {
+        EmployeeState::Restoring if ours => Decision::note(
+            "access revoked after the restore was decided: restore requested again",
+            outstanding(c, now).into_iter().collect(),
+        ),
+        EmployeeState::Active if ours => {
+            let next = stamp(c, now, |n| {
+                n.state = EmployeeState::Restoring;
+                n.restore_event_id = Some(format!("{RESTORE_PREFIX}{leave_event_id}"));
+            });
+            Decision::note(
+                "access revoked after the restore: restore requested again",
+                with_outstanding(save(c, next.clone()), &next, now),
+            )
+        }
+        _ => Decision::note("access revoked for a leave no longer wanted", vec![]),
     }
 }
 
@@ -353,7 +493,9 @@ fn latest(c: &EmployeeRecord, hr: &HrInput, now: i64) -> Vec<Step> {
 fn outstanding(next: &EmployeeRecord, now: i64) -> Option<Step> {
     match next.state {
         EmployeeState::Requested => WorkspaceRequest::for_employee(next, now).map(Step::RequestWorkspace),
-        EmployeeState::Leaving => TerminationRequest::for_employee(next, now).map(Step::RequestTermination),
+        EmployeeState::Leaving | EmployeeState::Restoring => {
+            TerminationRequest::for_employee(next, now).map(Step::RequestTermination)
+        }
         _ => None,
     }
 }
@@ -413,7 +555,7 @@ fn hr_event_itself(current: Option<&EmployeeRecord>, hr: &HrInput, now: i64) -> 
     }
     match &hr.kind {
         HrKind::Join(joiner) => join(current, hr, joiner.as_deref(), now),
-        HrKind::Leave { disable_user } => leave(current, hr, *disable_user, now),
+        HrKind::Leave { disable_user, grace_ms } => leave(current, hr, *disable_user, *grace_ms, now),
     }
 }
 
@@ -433,8 +575,13 @@ fn joined(base: EmployeeRecord, hr: &HrInput, joiner: &Joiner, rehire: bool) -> 
     next.failure_code = None;
     next.failure_message = None;
     if rehire {
-        // The previous WorkSpace must be gone first: its confirmation sends the request.
+        // The previous WorkSpace must be gone first: its confirmation sends the request. One
+        // kept for a grace period (another directory or user name: not given back) goes now.
         next.rehire_pending = true;
+        next.grace_until_ms = None;
+        if next.state == EmployeeState::Revoked {
+            next.state = EmployeeState::Leaving;
+        }
     } else {
         next.state = EmployeeState::Requested;
         next.workspace_id = None;
@@ -465,7 +612,18 @@ fn join(current: Option<&EmployeeRecord>, hr: &HrInput, joiner: Result<&Joiner, 
             EmployeeState::Leaving | EmployeeState::Terminating if resuming && c.rehire_pending => {
                 return Decision::event(EventOutcome::Applied, REHIRE_WAITS, vec![]);
             }
-            EmployeeState::Requested | EmployeeState::Pending | EmployeeState::Active => {
+            EmployeeState::Restoring if c.restore_event_id.as_deref() == Some(hr.event_id.as_str()) => {
+                return Decision::event(EventOutcome::Applied, RESTORING, restore_steps(c, now));
+            }
+            EmployeeState::Leaving | EmployeeState::Revoked if in_grace(c) => {
+                if let Ok(joiner) = joiner
+                    && restorable(c, joiner)
+                {
+                    return restore_for_rehire(c, hr, joiner, now);
+                }
+                rehire = true;
+            }
+            EmployeeState::Requested | EmployeeState::Pending | EmployeeState::Active | EmployeeState::Restoring => {
                 return Decision::event(
                     EventOutcome::Skipped,
                     format!(
@@ -476,7 +634,7 @@ fn join(current: Option<&EmployeeRecord>, hr: &HrInput, joiner: Result<&Joiner, 
                     latest(c, hr, now),
                 );
             }
-            EmployeeState::Leaving | EmployeeState::Terminating => rehire = true,
+            EmployeeState::Leaving | EmployeeState::Terminating | EmployeeState::Revoked => rehire = true,
             // A new join retries a failed onboarding, or rehires after a confirmed termination.
             EmployeeState::Failed | EmployeeState::Terminated => {}
         }
@@ -498,7 +656,12 @@ fn join(current: Option<&EmployeeRecord>, hr: &HrInput, joiner: Result<&Joiner, 
         }
     };
     let next = match current {
-        Some(c) => stamp(c, now, |n| *n = joined(n.clone(), hr, joiner, rehire)),
+        Some(c) => stamp(c, now, |n| {
+            *n = joined(n.clone(), hr, joiner, rehire);
+            if !rehire {
+                n.user_disabled = false;
+            }
+        }),
         None => first(&hr.employee_id, now, |n| *n = joined(n.clone(), hr, joiner, false)),
     };
     let claim = NameClaim {
@@ -507,10 +670,17 @@ fn join(current: Option<&EmployeeRecord>, hr: &HrInput, joiner: Result<&Joiner, 
         employee_id: hr.employee_id.clone(),
         take_over_from,
     };
-    let mut steps = vec![
-        Step::EnsureUser(joiner.user.clone()),
-        Step::Save { record: Box::new(next.clone()), expected_version: current.map(|c| c.version), claim: Some(claim) },
-    ];
+    let mut steps = vec![Step::EnsureUser(joiner.user.clone())];
+    if let Some(c) = current.filter(|c| c.user_disabled && !rehire) {
+        // No WorkSpace is left to reach: enabling first is safe, and a redelivery of the join
+        // (which only sends the request again) never needs to.
+        steps.extend(enable_user(c));
+    }
+    steps.push(Step::Save {
+        record: Box::new(next.clone()),
+        expected_version: current.map(|c| c.version),
+        claim: Some(claim),
+    });
     if rehire {
         // The termination under way is asked again: its request may have been lost in a crash
         // after the leave's write, and the leave's own redelivery is now stale.
@@ -531,9 +701,15 @@ fn user_refused(current: Option<&EmployeeRecord>, hr: &HrInput, code: &str, mess
     // A WorkSpace the employee still has (one in ERROR after a failed onboarding) stays on the
     // record: a later leave terminates it, and it is never left behind untracked.
     let kept_workspace = current.and_then(|c| c.workspace_id.clone());
+    // A refused rehire leaves the leave as it was (its grace period included).
+    let kept_leave = current.map(|c| (c.state, c.grace_until_ms));
     let refuse = |n: &mut EmployeeRecord| {
         *n = joined(n.clone(), hr, joiner, rehire);
         n.workspace_id = kept_workspace.clone();
+        if let (true, Some((state, grace))) = (rehire, kept_leave) {
+            n.state = state;
+            n.grace_until_ms = grace;
+        }
         if !rehire {
             n.state = EmployeeState::Failed;
         }
@@ -549,7 +725,7 @@ fn user_refused(current: Option<&EmployeeRecord>, hr: &HrInput, code: &str, mess
     Decision::event(EventOutcome::Rejected, format!("directory user not created: {message}"), vec![step])
 }
 
-fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, now: i64) -> Decision {
+fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, grace_ms: i64, now: i64) -> Decision {
     let Some(c) = current else {
         // Nothing to terminate; the record makes an older join that arrives later stale.
         let next = first(&hr.employee_id, now, |n| {
@@ -574,7 +750,10 @@ fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, now
     let (state, reason) = match c.state {
         EmployeeState::Leaving if resuming => {
             let steps = TerminationRequest::for_employee(c, now).map(Step::RequestTermination).into_iter().collect();
-            return Decision::event(EventOutcome::Applied, "termination requested", steps);
+            return Decision::event(EventOutcome::Applied, leave_reason(c), steps);
+        }
+        EmployeeState::Revoked if resuming => {
+            return Decision::event(EventOutcome::Applied, leave_reason(c), vec![]);
         }
         EmployeeState::Leaving | EmployeeState::Terminating if c.rehire_pending => {
             // The termination under way is the earlier leave's: it keeps its id, which the
@@ -591,7 +770,7 @@ fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, now
                 with_outstanding(save(c, next.clone()), &next, now),
             );
         }
-        EmployeeState::Leaving | EmployeeState::Terminating | EmployeeState::Terminated => {
+        EmployeeState::Leaving | EmployeeState::Terminating | EmployeeState::Terminated | EmployeeState::Revoked => {
             return Decision::event(
                 EventOutcome::Skipped,
                 format!("already {}: leave {} applied", c.state.as_str(), c.leave_event_id.as_deref().unwrap_or("?")),
@@ -601,9 +780,21 @@ fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, now
         EmployeeState::Failed if c.workspace_id.is_none() => {
             (EmployeeState::Terminated, "no WorkSpace to terminate: onboarding had failed")
         }
-        EmployeeState::Requested | EmployeeState::Pending | EmployeeState::Active | EmployeeState::Failed => {
-            (EmployeeState::Leaving, "termination requested")
+        EmployeeState::Requested
+        | EmployeeState::Pending
+        | EmployeeState::Active
+        | EmployeeState::Restoring
+        | EmployeeState::Failed => (EmployeeState::Leaving, "termination requested"),
+    };
+    // Only a WorkSpace that has been AVAILABLE holds anything of the user's worth keeping.
+    let keeps = grace_ms > 0
+        && matches!(c.state, EmployeeState::Active | EmployeeState::Restoring)
+        && c.workspace_id.is_some();
+    let disable = match (&c.profile, &c.username) {
+        (Some(profile), Some(user)) if disable_user => {
+            Some(Step::DisableUser { directory_id: profile.directory_id.clone(), user_name: user.clone() })
         }
+        _ => None,
     };
     let next = stamp(c, now, |n| {
         applying(n);
@@ -612,34 +803,137 @@ fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, now
             n.terminated_ms = Some(now);
         }
         n.stuck_since_ms = None;
+        n.restore_event_id = None;
+        n.grace_note = None;
+        n.grace_until_ms = keeps.then(|| now.saturating_add(grace_ms));
+        n.user_disabled |= disable.is_some();
     });
-    let mut steps = Vec::new();
-    if disable_user && let (Some(profile), Some(user)) = (&c.profile, &c.username) {
-        steps.push(Step::DisableUser { directory_id: profile.directory_id.clone(), user_name: user.clone() });
-    }
+    let reason = if state == EmployeeState::Leaving { leave_reason(&next) } else { reason.to_owned() };
+    let mut steps: Vec<Step> = disable.into_iter().collect();
     let termination = (state == EmployeeState::Leaving).then(|| TerminationRequest::for_employee(&next, now)).flatten();
     steps.push(save(c, next));
     steps.extend(termination.map(Step::RequestTermination));
     Decision::event(EventOutcome::Applied, reason, steps)
 }
 
-/// A cancel does not touch the record; `held` is whether the intake found its target held and
-/// withdrew it (marking it first, so that a crash in between is recognised: see
-/// `services::intake::cancel`).
-fn cancel(target: Option<&str>, held: bool) -> Decision {
+/// What a leave does, as its history line says.
+fn leave_reason(c: &EmployeeRecord) -> String {
+    match c.grace_until_ms {
+        Some(until) => format!(
+            "access revoked; the WorkSpace is kept until {} and terminated then",
+            Timestamp::from_millis(until)
+        ),
+        None => "termination requested".to_owned(),
+    }
+}
+
+/// A leave within its grace period: access revoked (or being revoked), the WorkSpace kept.
+fn in_grace(c: &EmployeeRecord) -> bool {
+    c.grace_until_ms.is_some() && c.workspace_id.is_some() && matches!(c.state, EmployeeState::Leaving | EmployeeState::Revoked)
+}
+
+/// A rehire gets the kept WorkSpace back if it would ask for one in the same directory under the
+/// same user name; otherwise the kept one is terminated and a new one made.
+fn restorable(c: &EmployeeRecord, joiner: &Joiner) -> bool {
+    let same_directory = c.profile.as_ref().is_some_and(|p| p.directory_id == joiner.profile.directory_id);
+    let same_name = c.username.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(&joiner.user.user_name));
+    same_directory && same_name && matches!(joiner.name, NameStatus::Free)
+}
+
+pub const RESTORING: &str = "within the grace period: the same WorkSpace is given back";
+
+/// The steps that give a kept WorkSpace back, after the write that makes the employee
+/// `restoring`: the directory user enabled (if the leave disabled it), then the request.
+fn restore_steps(next: &EmployeeRecord, now: i64) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if next.user_disabled {
+        steps.extend(enable_user(next));
+    }
+    steps.extend(outstanding(next, now));
+    steps
+}
+
+fn enable_user(c: &EmployeeRecord) -> Option<Step> {
+    let (profile, user) = (c.profile.as_ref()?, c.username.as_ref()?);
+    Some(Step::EnableUser { directory_id: profile.directory_id.clone(), user_name: user.clone() })
+}
+
+fn restoring(n: &mut EmployeeRecord, restore_event_id: &str) {
+    n.state = EmployeeState::Restoring;
+    n.restore_event_id = Some(restore_event_id.to_owned());
+    n.leave_event_id = None;
+    n.grace_until_ms = None;
+    n.rehire_pending = false;
+}
+
+fn restore_for_rehire(c: &EmployeeRecord, hr: &HrInput, joiner: &Joiner, now: i64) -> Decision {
+    let next = stamp(c, now, |n| {
+        *n = joined(n.clone(), hr, joiner, false);
+        restoring(n, &hr.event_id);
+        n.workspace_id = c.workspace_id.clone();
+    });
+    let claim = NameClaim {
+        directory_id: joiner.profile.directory_id.clone(),
+        user_name: joiner.user.user_name.clone(),
+        employee_id: hr.employee_id.clone(),
+        take_over_from: None,
+    };
+    // Written before the user is enabled and the WorkSpace given back: should the write fail, no
+    // leaver is given access.
+    let mut steps = vec![
+        Step::EnsureUser(joiner.user.clone()),
+        Step::Save { record: Box::new(next.clone()), expected_version: Some(c.version), claim: Some(claim) },
+    ];
+    steps.extend(restore_steps(&next, now));
+    Decision::event(EventOutcome::Applied, format!("rehired {RESTORING}"), steps)
+}
+
+/// A cancel of a held event does not touch the record; `held` is whether the intake found its
+/// target held and withdrew it (marking it first, so that a crash in between is recognised: see
+/// `services::intake::cancel`). A cancel of a leave within its grace period, still the latest
+/// word on the employee, gives the kept WorkSpace back.
+fn cancel(current: Option<&EmployeeRecord>, event_id: &str, target: Option<&str>, held: bool, now: i64) -> Decision {
     let Some(target) = target else {
         return Decision::event(EventOutcome::Rejected, "cancels is required", vec![]);
     };
-    if !held {
+    if held {
+        return Decision::event(EventOutcome::Applied, format!("cancelled {target} before it took effect"), vec![]);
+    }
+    let Some(c) = current else { return nothing_to_cancel(target) };
+    if c.state == EmployeeState::Restoring && c.restore_event_id.as_deref() == Some(event_id) {
+        return Decision::event(EventOutcome::Applied, format!("leave {target} rescinded: {RESTORING}"), restore_steps(c, now));
+    }
+    if c.leave_event_id.as_deref() != Some(target) {
+        return nothing_to_cancel(target);
+    }
+    if !in_grace(c) {
+        let why = match c.state {
+            EmployeeState::Leaving | EmployeeState::Terminating | EmployeeState::Terminated => {
+                "its WorkSpace is being terminated or gone (a termination cannot be undone)"
+            }
+            _ => "it kept no WorkSpace",
+        };
+        return Decision::event(EventOutcome::Rejected, format!("too late to cancel leave {target}: {why}"), vec![]);
+    }
+    if c.last_event_id != target {
         return Decision::event(
             EventOutcome::Rejected,
-            format!(
-                "nothing to cancel: {target} is not waiting to take effect (already applied, cancelled or unknown)"
-            ),
+            format!("leave {target} is no longer the latest event ({} followed it): cancel that one", c.last_event_id),
             vec![],
         );
     }
-    Decision::event(EventOutcome::Applied, format!("cancelled {target} before it took effect"), vec![])
+    let next = stamp(c, now, |n| restoring(n, event_id));
+    let mut steps = vec![save(c, next.clone())];
+    steps.extend(restore_steps(&next, now));
+    Decision::event(EventOutcome::Applied, format!("leave {target} rescinded: {RESTORING}"), steps)
+}
+
+fn nothing_to_cancel(target: &str) -> Decision {
+    Decision::event(
+        EventOutcome::Rejected,
+        format!("nothing to cancel: {target} is not waiting to take effect (already applied, cancelled or unknown)"),
+        vec![],
+    )
 }
 
 fn created(
@@ -692,6 +986,8 @@ fn confirmed_gone(c: &EmployeeRecord, now: i64, why: &str) -> Decision {
     let next = stamp(c, now, |n| {
         n.state = EmployeeState::Terminated;
         n.terminated_ms = Some(now);
+        n.grace_until_ms = None;
+        n.access_revoked_ms = None;
         if let Some(id) = n.workspace_id.take() {
             n.previous_workspaces.push(PastWorkspace { workspace_id: id, terminated_ms: now });
         }
@@ -736,6 +1032,8 @@ fn observed(
             });
             Decision::note("ERROR", vec![save(c, next)])
         }
+        // Kept for its grace period: `GraceOver` ends it, not an observation.
+        (EmployeeState::Revoked, _) => Decision::note("access revoked, within the grace period", vec![]),
         // Absent only counts once termination was asked; a new id can be missing briefly.
         (EmployeeState::Terminating, Seen::Gone) if c.terminate_requested_ms.is_some() => {
             confirmed_gone(c, now, "confirmed terminated")

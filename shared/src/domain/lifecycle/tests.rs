@@ -70,7 +70,7 @@ fn join(event_id: &str) -> Input {
 }
 
 fn leave(event_id: &str) -> Input {
-    Input::Hr(hr(event_id, HrKind::Leave { disable_user: true }))
+    Input::Hr(hr(event_id, HrKind::Leave { disable_user: true, grace_ms: 0 }))
 }
 
 fn outcome(d: &Decision) -> EventOutcome {
@@ -87,6 +87,7 @@ fn kinds(d: &Decision) -> Vec<&'static str> {
         .map(|s| match s {
             Step::EnsureUser(_) => "ensure user",
             Step::DisableUser { .. } => "disable user",
+            Step::EnableUser { .. } => "enable user",
             Step::Save { claim: Some(_), .. } => "save + name",
             Step::Save { .. } => "save",
             Step::RequestWorkspace(_) => "request WorkSpace",
@@ -161,7 +162,7 @@ fn a_join_for_someone_already_joined_is_skipped_but_recorded_as_the_latest_event
         let asks_again = if state == Requested { vec!["save", "request WorkSpace"] } else { vec!["save"] };
         assert_eq!((outcome(&d), kinds(&d)), (EventOutcome::Skipped, asks_again), "{state:?}");
         assert_eq!((saved(&d).state, saved(&d).last_event_id.as_str()), (state, "j2"));
-        let mut older_leave = hr("l0", HrKind::Leave { disable_user: false });
+        let mut older_leave = hr("l0", HrKind::Leave { disable_user: false, grace_ms: 0 });
         older_leave.occurred_ms = NOW - 2_000;
         let after = decide(Some(saved(&d)), &Input::Hr(older_leave), NOW);
         assert!(matches!(&after.verdict, Verdict::Event(EventOutcome::Skipped, r) if r.starts_with("stale")));
@@ -200,7 +201,7 @@ fn a_join_that_cannot_be_applied_is_rejected_with_its_reason() {
 
 #[test]
 fn a_user_the_directory_refuses_fails_the_joiner_and_a_rehire_keeps_leaving() {
-    let Input::Hr(join) = join("j2") else { unreachable!() };
+    let Input::Hr(join) = rehire(joiner(NameStatus::Free)) else { unreachable!() };
     let refused = Input::UserRefused { join, code: "EntityAlreadyExists".into(), message: "m".into() };
     // GIVEN a new joiner WHEN the directory refuses the user THEN the joiner failed, with the code
     let d = decide(None, &refused, NOW);
@@ -265,7 +266,7 @@ fn a_second_leave_is_skipped_and_a_redelivered_one_asks_again() {
 
 #[test]
 fn an_event_older_than_the_last_applied_is_stale_whatever_its_kind() {
-    let mut old = hr("j0", HrKind::Leave { disable_user: false });
+    let mut old = hr("j0", HrKind::Leave { disable_user: false, grace_ms: 0 });
     old.occurred_ms = NOW - 20_000;
     let d = decide(Some(&employee(Active)), &Input::Hr(old.clone()), NOW);
     assert!(matches!(&d.verdict, Verdict::Event(EventOutcome::Skipped, r) if r.starts_with("stale")));
@@ -277,7 +278,7 @@ fn an_event_older_than_the_last_applied_is_stale_whatever_its_kind() {
 
 #[test]
 fn a_future_dated_event_is_held_until_it_takes_effect() {
-    let mut later = hr("l1", HrKind::Leave { disable_user: false });
+    let mut later = hr("l1", HrKind::Leave { disable_user: false, grace_ms: 0 });
     later.effective_ms = Some(NOW + 86_400_000);
     let d = decide(Some(&employee(Active)), &Input::Hr(later), NOW);
     assert_eq!(outcome(&d), EventOutcome::Scheduled);
@@ -286,7 +287,7 @@ fn a_future_dated_event_is_held_until_it_takes_effect() {
 
 #[test]
 fn a_cancel_removes_a_held_event_or_says_there_is_none() {
-    let cancel = |held| Input::Cancel { employee_id: "E1".into(), target: Some("l1".into()), held };
+    let cancel = |held| Input::Cancel { employee_id: "E1".into(), event_id: "c1".into(), target: Some("l1".into()), held };
     let d = decide(None, &cancel(true), NOW);
     assert_eq!((outcome(&d), kinds(&d).len()), (EventOutcome::Applied, 0));
     let d = decide(None, &cancel(false), NOW);
@@ -469,4 +470,173 @@ fn a_due_event_is_posted_then_unscheduled() {
         body: "{}".into(),
     };
     assert_eq!(kinds(&decide(None, &Input::Due(due), NOW)), ["post", "unschedule"]);
+}
+
+// ---------------------------------------------------------------- leave with a grace period
+
+const GRACE: i64 = 72 * 3_600_000;
+
+/// A join `j2` that happened after the leave.
+fn rehire(joiner: Joiner) -> Input {
+    let mut j2 = hr("j2", HrKind::Join(Ok(Box::new(joiner))));
+    j2.occurred_ms = NOW;
+    Input::Hr(j2)
+}
+
+fn leave_with_grace(event_id: &str) -> Input {
+    Input::Hr(hr(event_id, HrKind::Leave { disable_user: true, grace_ms: GRACE }))
+}
+
+/// An employee whose leave `l1` (with a grace period) has revoked access to `ws-1`.
+fn revoked() -> EmployeeRecord {
+    let d = decide(Some(&employee(Active)), &leave_with_grace("l1"), NOW);
+    let leaving = saved(&d).clone();
+    let revoke = Input::AccessRevoked { leave_event_id: "l1".into(), workspace_id: "ws-1".into() };
+    saved(&decide(Some(&leaving), &revoke, NOW + 1)).clone()
+}
+
+#[test]
+fn a_leave_with_a_grace_period_disables_the_user_and_asks_for_access_to_be_revoked_not_the_workspace_terminated() {
+    // GIVEN an active employee WHEN a leave with a 72-hour grace period arrives
+    let d = decide(Some(&employee(Active)), &leave_with_grace("l1"), NOW);
+    // THEN the user is disabled, the record says until when the WorkSpace is kept, and the
+    // terminator is asked to revoke (not terminate)
+    assert_eq!(kinds(&d), ["disable user", "save", "request termination"]);
+    let next = saved(&d);
+    assert_eq!((next.state, next.grace_until_ms, next.user_disabled), (Leaving, Some(NOW + GRACE), true));
+    assert_eq!(access_action(Some(next), "l1", NOW), Some(Access::Revoke));
+    assert_eq!(access_action(Some(next), "l1", NOW + GRACE), Some(Access::Terminate), "grace over before revoking");
+    let Verdict::Event(EventOutcome::Applied, reason) = &d.verdict else { panic!("{:?}", d.verdict) };
+    assert!(reason.contains("access revoked") && reason.contains("terminated then"), "{reason}");
+}
+
+#[test]
+fn a_workspace_that_was_never_available_is_terminated_at_once_despite_a_grace_period() {
+    // Nothing of the user's can be on it: the grace period keeps data, not WorkSpaces.
+    for state in [Requested, Pending, Failed] {
+        let mut current = employee(state);
+        current.workspace_id = Some("ws-1".into());
+        let next = saved(&decide(Some(&current), &leave_with_grace("l1"), NOW)).clone();
+        assert_eq!((next.state, next.grace_until_ms), (Leaving, None), "{state:?}");
+        assert_eq!(access_action(Some(&next), "l1", NOW), Some(Access::Terminate));
+    }
+}
+
+#[test]
+fn access_revoked_makes_the_employee_revoked_until_the_grace_period_ends_then_terminating_is_asked() {
+    let r = revoked();
+    assert_eq!((r.state, r.access_revoked_ms, r.watch_due_ms()), (Revoked, Some(NOW + 1), Some(NOW + GRACE)));
+    assert_eq!(access_action(Some(&r), "l1", NOW), None, "nothing for the terminator while revoked");
+    // WHEN the reconciler finds the grace period over
+    let over = Input::GraceOver { leave_event_id: "l1".into() };
+    assert_eq!(state_after(Some(&r), &over), (None, vec![]), "not before its time");
+    let d = decide(Some(&r), &over, NOW + GRACE);
+    // THEN the employee is leaving again, this time to be terminated
+    assert_eq!(kinds(&d), ["save", "request termination"]);
+    let next = saved(&d);
+    assert_eq!((next.state, next.grace_until_ms), (Leaving, None));
+    assert_eq!(access_action(Some(next), "l1", NOW + GRACE), Some(Access::Terminate));
+}
+
+#[test]
+fn access_that_cannot_be_revoked_cuts_the_grace_period_short_and_says_why() {
+    let leaving = saved(&decide(Some(&employee(Active)), &leave_with_grace("l1"), NOW)).clone();
+    let failed = Input::RevokeFailed {
+        leave_event_id: "l1".into(),
+        code: "InvalidResourceStateException".into(),
+        message: "stopped".into(),
+    };
+    let d = decide(Some(&leaving), &failed, NOW + 1);
+    assert_eq!(kinds(&d), ["save", "request termination"]);
+    let next = saved(&d);
+    assert_eq!((next.state, next.grace_until_ms), (Leaving, None));
+    assert!(next.grace_note.as_deref().is_some_and(|n| n.contains("InvalidResourceStateException")));
+}
+
+#[test]
+fn a_cancel_of_the_leave_within_the_grace_period_gives_the_same_workspace_back() {
+    for current in [revoked(), saved(&decide(Some(&employee(Active)), &leave_with_grace("l1"), NOW)).clone()] {
+        // GIVEN access revoked (or being revoked) WHEN HR cancels the leave
+        let cancel = Input::Cancel { employee_id: "E1".into(), event_id: "c1".into(), target: Some("l1".into()), held: false };
+        let d = decide(Some(&current), &cancel, NOW + 2);
+        // THEN written first, then the user enabled, then the same WorkSpace given back
+        assert_eq!(outcome(&d), EventOutcome::Applied);
+        assert_eq!(kinds(&d), ["save", "enable user", "request termination"]);
+        let next = saved(&d);
+        assert_eq!((next.state, next.workspace_id.as_deref(), next.leave_event_id.as_deref()), (Restoring, Some("ws-1"), None));
+        assert_eq!(access_action(Some(next), "c1", NOW + 2), Some(Access::Restore));
+        assert_eq!(access_action(Some(next), "l1", NOW + 2), None, "the revoke in flight is dropped");
+        // a redelivery of the cancel asks again
+        assert_eq!(kinds(&decide(Some(next), &cancel, NOW + 3)), ["enable user", "request termination"]);
+        // AND once restored the employee is active, the user no longer marked disabled
+        let restored = decide(Some(next), &Input::AccessRestored { restore_event_id: "c1".into() }, NOW + 4);
+        let active = saved(&restored);
+        assert_eq!((active.state, active.user_disabled, active.workspace_id.as_deref()), (Active, false, Some("ws-1")));
+    }
+}
+
+#[test]
+fn a_cancel_too_late_or_of_a_superseded_leave_is_rejected_with_the_reason() {
+    let cancel = Input::Cancel { employee_id: "E1".into(), event_id: "c1".into(), target: Some("l1".into()), held: false };
+    // terminating: cannot be undone
+    let d = decide(Some(&employee(Terminating)), &cancel, NOW);
+    assert_eq!(outcome(&d), EventOutcome::Rejected);
+    assert!(matches!(&d.verdict, Verdict::Event(_, r) if r.contains("cannot be undone")), "{:?}", d.verdict);
+    // a later leave followed: the latest word stands
+    let mut r = revoked();
+    r.last_event_id = "l2".into();
+    let d = decide(Some(&r), &cancel, NOW);
+    assert_eq!((outcome(&d), d.steps.len()), (EventOutcome::Rejected, 0));
+}
+
+#[test]
+fn a_rehire_within_the_grace_period_restores_the_workspace_and_elsewhere_terminates_it_now() {
+    // same directory and user name: the same WorkSpace back
+    let d = decide(Some(&revoked()), &rehire(joiner(NameStatus::Free)), NOW + 2);
+    assert_eq!(kinds(&d), ["ensure user", "save + name", "enable user", "request termination"]);
+    let next = saved(&d);
+    assert_eq!((next.state, next.restore_event_id.as_deref(), next.request_event_id.as_deref()), (Restoring, Some("j2"), Some("j2")));
+    // another user name: the kept WorkSpace goes now, the new one follows its confirmation
+    let mut renamed = joiner(NameStatus::Free);
+    renamed.user.user_name = "jdoe2".into();
+    let d = decide(Some(&revoked()), &rehire(renamed), NOW + 2);
+    let next = saved(&d);
+    assert_eq!((next.state, next.rehire_pending, next.grace_until_ms), (Leaving, true, None));
+    assert_eq!(access_action(Some(next), "l1", NOW + 2), Some(Access::Terminate));
+    assert!(kinds(&d).contains(&"request termination"));
+}
+
+#[test]
+fn a_revoke_that_lands_after_a_restore_asks_for_the_restore_again() {
+    let cancel = Input::Cancel { employee_id: "E1".into(), event_id: "c1".into(), target: Some("l1".into()), held: false };
+    let leaving = saved(&decide(Some(&employee(Active)), &leave_with_grace("l1"), NOW)).clone();
+    let restoring = saved(&decide(Some(&leaving), &cancel, NOW + 1)).clone();
+    let late = Input::AccessRevoked { leave_event_id: "l1".into(), workspace_id: "ws-1".into() };
+    assert_eq!(kinds(&decide(Some(&restoring), &late, NOW + 2)), ["request termination"]);
+    let active = saved(&decide(Some(&restoring), &Input::AccessRestored { restore_event_id: "c1".into() }, NOW + 2)).clone();
+    let d = decide(Some(&active), &late, NOW + 3);
+    let next = saved(&d);
+    assert_eq!(next.state, Restoring);
+    let key = next.restore_event_id.clone().unwrap();
+    assert_eq!(access_action(Some(next), &key, NOW + 3), Some(Access::Restore));
+}
+
+#[test]
+fn a_second_leave_while_revoked_is_skipped_and_a_refused_rehire_keeps_the_grace_period() {
+    let d = decide(Some(&revoked()), &leave_with_grace("l2"), NOW + 2);
+    assert_eq!(outcome(&d), EventOutcome::Skipped);
+    assert_eq!(saved(&d).state, Revoked);
+    let Input::Hr(join) = rehire(joiner(NameStatus::Free)) else { unreachable!() };
+    let refused = Input::UserRefused { join, code: "X".into(), message: "no".into() };
+    let next = saved(&decide(Some(&revoked()), &refused, NOW + 2)).clone();
+    assert_eq!((next.state, next.grace_until_ms), (Revoked, Some(NOW + GRACE)));
+}
+
+#[test]
+fn a_rehire_after_termination_enables_the_user_the_leave_disabled() {
+    let mut gone = employee(Terminated);
+    gone.user_disabled = true;
+    let d = decide(Some(&gone), &join("j2"), NOW);
+    assert_eq!(kinds(&d), ["ensure user", "enable user", "save + name", "request WorkSpace"]);
+    assert!(!saved(&d).user_disabled);
 }

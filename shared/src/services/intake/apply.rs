@@ -9,7 +9,7 @@ use crate::services::{Outbox, QueueRecord, StepError, perform};
 use tracing::{info, warn};
 
 /// What performing a decision's steps came to.
-enum Performed {
+pub(super) enum Performed {
     Done,
     /// A step found the world other than read: decide again on this input.
     DecideAgain(Box<Input>),
@@ -30,12 +30,15 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
     ) -> Result<(EventOutcome, String), StepError> {
         let employee_id = event.employee.employee_id.as_str();
         if event.kind == EventKind::Cancel {
-            return self.cancel(event, claim, now).await;
+            return self.cancel(event, claim, record, now).await;
         }
         let current = self.store.employee(employee_id).await?;
         let kind = match event.kind {
             EventKind::Join => HrKind::Join(self.joiner(event).await?),
-            _ => HrKind::Leave { disable_user: self.config.disable_user_on_leave && self.directory.can_disable() },
+            _ => HrKind::Leave {
+                disable_user: self.config.disable_user_on_leave && self.directory.can_disable(),
+                grace_ms: self.config.leave_grace_ms,
+            },
         };
         let mut input = Input::Hr(HrInput {
             employee_id: employee_id.to_owned(),
@@ -60,7 +63,7 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
         Err(StepError::Store(StoreError::Conflict(employee_id.to_owned())))
     }
 
-    async fn perform_all(
+    pub(super) async fn perform_all(
         &self,
         steps: &[Step],
         input: &Input,
@@ -89,6 +92,14 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
                         Ok(_) => info!(%employee_id, user = %user_name, "directory user disabled"),
                         Err(e) if e.is_retryable() => return Err(e.into()),
                         Err(e) => warn!(%employee_id, user = %user_name, error = %e, "directory user not disabled"),
+                    }
+                }
+                Step::EnableUser { directory_id, user_name } => {
+                    match self.directory.enable_user(directory_id, user_name).await {
+                        Ok(outcome) => info!(%employee_id, user = %user_name, ?outcome, "directory user enabled"),
+                        Err(e) if e.is_retryable() => return Err(e.into()),
+                        // The WorkSpace is given back all the same; an administrator enables the user.
+                        Err(e) => warn!(%employee_id, user = %user_name, error = %e, "directory user not enabled"),
                     }
                 }
                 Step::Hold { effective_ms } => {

@@ -1,4 +1,5 @@
-//! A cancel: withdraws a future-dated event while it is still held.
+//! A cancel: withdraws a future-dated event while it is still held, or rescinds a leave within
+//! its grace period (the kept WorkSpace given back, as the lifecycle decides).
 //!
 //! The cancel marks its target first, by claiming the target's event id with a marker payload
 //! (`cancelled-by:<cancel event id>`); if the target is held it completes the marker, and only
@@ -11,7 +12,7 @@ use crate::domain::employee::EventOutcome;
 use crate::domain::event::HrEvent;
 use crate::domain::lifecycle::{self, Input, Verdict};
 use crate::ports::{Claim, ClaimOutcome, DirectoryUsers, MessageQueue, StateStore, StoreError};
-use crate::services::StepError;
+use crate::services::{QueueRecord, StepError};
 
 /// How the reason of a cancelled event's line begins (its idempotency record keeps it).
 pub const CANCELLED_BY: &str = "cancelled by";
@@ -21,13 +22,15 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
         &self,
         event: &HrEvent,
         own_claim: &Claim,
+        record: &QueueRecord,
         now: i64,
     ) -> Result<(EventOutcome, String), StepError> {
         let employee_id = event.employee.employee_id.to_string();
+        let event_id = event.event_id.to_string();
         let Some(target) = event.cancels.as_ref().map(ToString::to_string) else {
             return Ok(verdict(lifecycle::decide(
                 None,
-                &Input::Cancel { employee_id, target: None, held: false },
+                &Input::Cancel { employee_id, event_id, target: None, held: false },
                 now,
             )));
         };
@@ -41,7 +44,12 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
             owner: uuid::Uuid::new_v4().to_string(),
             ..own_claim.clone()
         };
-        let input = |held| Input::Cancel { employee_id: employee_id.clone(), target: Some(target.clone()), held };
+        let input = |held| Input::Cancel {
+            employee_id: employee_id.clone(),
+            event_id: event_id.clone(),
+            target: Some(target.clone()),
+            held,
+        };
         match self.store.claim(&marker).await? {
             // The target is being applied right now, or a crashed attempt of this cancel holds the
             // marker until its deadline: try again later.
@@ -51,16 +59,15 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
                 self.store.unschedule(&employee_id, &target).await?;
                 Ok(verdict(lifecycle::decide(None, &input(true), now)))
             }
-            // The target was applied, skipped or rejected already (or cancelled by another cancel).
-            ClaimOutcome::Completed { same_payload: false, .. } => {
-                Ok(verdict(lifecycle::decide(None, &input(false), now)))
-            }
+            // The target was applied, skipped or rejected already (or cancelled by another cancel):
+            // a leave within its grace period is rescinded.
+            ClaimOutcome::Completed { same_payload: false, .. } => self.rescind(&input(false), event, record, now).await,
             ClaimOutcome::Claimed => {
                 let held = self.store.scheduled_for(&employee_id).await?.iter().any(|e| e.event_id == target);
                 if !held {
                     // Never held, or posted again and applied already: the marker goes.
                     self.store.release(&target, &marker.owner).await?;
-                    return Ok(verdict(lifecycle::decide(None, &input(false), now)));
+                    return self.rescind(&input(false), event, record, now).await;
                 }
                 // Cancelled from here on, whatever happens next: the marker is completed before
                 // the held event is removed, so a crash in between is finished by the redelivery,
@@ -70,6 +77,26 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
                 self.store.unschedule(&employee_id, &target).await?;
                 Ok(verdict(lifecycle::decide(None, &input(true), now)))
             }
+        }
+    }
+}
+
+impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
+    /// A cancel whose target is not held: decided on the employee's record, which gives a kept
+    /// WorkSpace back if the target is a leave within its grace period.
+    async fn rescind(
+        &self,
+        input: &Input,
+        event: &HrEvent,
+        record: &QueueRecord,
+        now: i64,
+    ) -> Result<(EventOutcome, String), StepError> {
+        let current = self.store.employee(event.employee.employee_id.as_str()).await?;
+        let decision = lifecycle::decide(current.as_ref(), input, now);
+        match self.perform_all(&decision.steps, input, event, record).await? {
+            super::apply::Performed::Done => Ok(verdict(decision)),
+            // Only a join's steps decide again.
+            super::apply::Performed::DecideAgain(_) => Err(StepError::NotHere("a cancel decided again")),
         }
     }
 }

@@ -27,6 +27,9 @@ pub struct IntakeConfig {
     pub fallback_claim_ms: i64,
     /// On leave, disable the directory user (where the backend can); otherwise keep it.
     pub disable_user_on_leave: bool,
+    /// How long a leaver's WorkSpace is kept, access revoked, before it is terminated (0: at
+    /// once).
+    pub leave_grace_ms: i64,
     /// How far `occurred_at` may lie in the future.
     pub clock_skew_ms: i64,
     /// How far `effective_at` may lie in the future.
@@ -348,6 +351,7 @@ mod tests {
                 idempotency_ttl_s: 86_400,
                 fallback_claim_ms: 900_000,
                 disable_user_on_leave: false,
+                leave_grace_ms: 0,
                 clock_skew_ms: 300_000,
                 effective_horizon_ms: 400 * 86_400_000,
             },

@@ -300,7 +300,11 @@ async fn held_events<S: StateStore>(store: &S) {
 }
 
 async fn watched_has<S: StateStore>(store: &S, state: EmployeeState, id: &str) -> bool {
-    ok("watched", store.watched(state).await).iter().any(|w| w == id)
+    watched_by(store, state, id, T + 1_000).await
+}
+
+async fn watched_by<S: StateStore>(store: &S, state: EmployeeState, id: &str, due_by_ms: i64) -> bool {
+    ok("watched", store.watched(state, due_by_ms).await).iter().any(|w| w == id)
 }
 
 /// The reconciler finds PENDING and TERMINATING employees, and only while they are.
@@ -323,6 +327,14 @@ async fn watched<S: StateStore>(store: &S) {
     assert!(!watched_has(store, EmployeeState::Requested, "C-W4").await, "REQUESTED is not watched");
     ok("settle", store.save_employee(&record("C-W1", 2, EmployeeState::Active, T + 1), Some(1)).await);
     eventually("no longer watched", || async { !watched_has(store, EmployeeState::Pending, "C-W1").await }).await;
+
+    // Access revoked: listed only once its grace period is over.
+    let mut revoked = record("C-W5", 1, EmployeeState::Revoked, T);
+    revoked.grace_until_ms = Some(T + 3_600_000);
+    ok("save", store.save_employee(&revoked, None).await);
+    eventually("revoked, due", || async { watched_by(store, EmployeeState::Revoked, "C-W5", T + 3_600_000).await })
+        .await;
+    assert!(!watched_by(store, EmployeeState::Revoked, "C-W5", T + 3_599_999).await, "not before its grace ends");
 }
 
 /// Waits (a little, for an eventually consistent index) until `check` holds.
