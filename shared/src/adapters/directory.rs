@@ -67,14 +67,13 @@ impl DirectoryUsers for Directory {
         match self {
             Directory::DsData(d) => {
                 let password = Password::generate();
-                let reset = d
-                    .ds
-                    .reset_user_password()
-                    .directory_id(directory_id)
-                    .user_name(user_name)
-                    .new_password(password.expose())
-                    .send()
-                    .await;
+                let reset =
+                    d.ds.reset_user_password()
+                        .directory_id(directory_id)
+                        .user_name(user_name)
+                        .new_password(password.expose())
+                        .send()
+                        .await;
                 drop(password);
                 reset.map_err(|e| failure(&e))?;
                 Ok(UserOutcome::Enabled)

@@ -178,7 +178,9 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
             Ok(()) => Ended::Restored,
             Err(e) => {
                 let code = e.error_type().trim_start_matches("WorkSpaces.").to_owned();
-                let busy = e.is_retryable() || code == "InvalidResourceStateException" || code == "OperationInProgressException";
+                let busy = e.is_retryable()
+                    || code == "InvalidResourceStateException"
+                    || code == "OperationInProgressException";
                 if busy && job.record.receive_count < self.config.max_attempts {
                     return Ended::Retry(e.to_string());
                 }

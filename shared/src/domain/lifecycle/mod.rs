@@ -269,7 +269,9 @@ pub fn decide(current: Option<&EmployeeRecord>, input: &Input, now: i64) -> Deci
         Input::Observed { workspace_id, seen, stuck_after_ms } => {
             observed(current, workspace_id, seen, *stuck_after_ms, now)
         }
-        Input::AccessRevoked { leave_event_id, workspace_id } => access_revoked(current, leave_event_id, workspace_id, now),
+        Input::AccessRevoked { leave_event_id, workspace_id } => {
+            access_revoked(current, leave_event_id, workspace_id, now)
+        }
         Input::RevokeFailed { leave_event_id, code, message } => match leaving_for(current, leave_event_id) {
             Some(c) if c.grace_until_ms.is_some() => {
                 let next = stamp(c, now, |n| {
@@ -278,7 +280,10 @@ pub fn decide(current: Option<&EmployeeRecord>, input: &Input, now: i64) -> Deci
                         "access could not be revoked ({code}: {message}): terminated without the grace period"
                     ));
                 });
-                Decision::note(format!("revoking access failed ({code}): terminating"), with_outstanding(save(c, next.clone()), &next, now))
+                Decision::note(
+                    format!("revoking access failed ({code}): terminating"),
+                    with_outstanding(save(c, next.clone()), &next, now),
+                )
             }
             _ => Decision::note("revoking access of a leave no longer wanted", vec![]),
         },
@@ -292,7 +297,10 @@ pub fn decide(current: Option<&EmployeeRecord>, input: &Input, now: i64) -> Deci
                     n.state = EmployeeState::Leaving;
                     n.grace_until_ms = None;
                 });
-                Decision::note("grace period over: termination requested", with_outstanding(save(c, next.clone()), &next, now))
+                Decision::note(
+                    "grace period over: termination requested",
+                    with_outstanding(save(c, next.clone()), &next, now),
+                )
             }
             _ => Decision::note("grace period not over, or no longer wanted", vec![]),
         },
@@ -787,9 +795,8 @@ fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, gra
         | EmployeeState::Failed => (EmployeeState::Leaving, "termination requested"),
     };
     // Only a WorkSpace that has been AVAILABLE holds anything of the user's worth keeping.
-    let keeps = grace_ms > 0
-        && matches!(c.state, EmployeeState::Active | EmployeeState::Restoring)
-        && c.workspace_id.is_some();
+    let keeps =
+        grace_ms > 0 && matches!(c.state, EmployeeState::Active | EmployeeState::Restoring) && c.workspace_id.is_some();
     let disable = match (&c.profile, &c.username) {
         (Some(profile), Some(user)) if disable_user => {
             Some(Step::DisableUser { directory_id: profile.directory_id.clone(), user_name: user.clone() })
@@ -819,17 +826,18 @@ fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, gra
 /// What a leave does, as its history line says.
 fn leave_reason(c: &EmployeeRecord) -> String {
     match c.grace_until_ms {
-        Some(until) => format!(
-            "access revoked; the WorkSpace is kept until {} and terminated then",
-            Timestamp::from_millis(until)
-        ),
+        Some(until) => {
+            format!("access revoked; the WorkSpace is kept until {} and terminated then", Timestamp::from_millis(until))
+        }
         None => "termination requested".to_owned(),
     }
 }
 
 /// A leave within its grace period: access revoked (or being revoked), the WorkSpace kept.
 fn in_grace(c: &EmployeeRecord) -> bool {
-    c.grace_until_ms.is_some() && c.workspace_id.is_some() && matches!(c.state, EmployeeState::Leaving | EmployeeState::Revoked)
+    c.grace_until_ms.is_some()
+        && c.workspace_id.is_some()
+        && matches!(c.state, EmployeeState::Leaving | EmployeeState::Revoked)
 }
 
 /// A rehire gets the kept WorkSpace back if it would ask for one in the same directory under the
@@ -901,7 +909,11 @@ fn cancel(current: Option<&EmployeeRecord>, event_id: &str, target: Option<&str>
     }
     let Some(c) = current else { return nothing_to_cancel(target) };
     if c.state == EmployeeState::Restoring && c.restore_event_id.as_deref() == Some(event_id) {
-        return Decision::event(EventOutcome::Applied, format!("leave {target} rescinded: {RESTORING}"), restore_steps(c, now));
+        return Decision::event(
+            EventOutcome::Applied,
+            format!("leave {target} rescinded: {RESTORING}"),
+            restore_steps(c, now),
+        );
     }
     if c.leave_event_id.as_deref() != Some(target) {
         return nothing_to_cancel(target);

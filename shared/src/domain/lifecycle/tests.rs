@@ -287,7 +287,8 @@ fn a_future_dated_event_is_held_until_it_takes_effect() {
 
 #[test]
 fn a_cancel_removes_a_held_event_or_says_there_is_none() {
-    let cancel = |held| Input::Cancel { employee_id: "E1".into(), event_id: "c1".into(), target: Some("l1".into()), held };
+    let cancel =
+        |held| Input::Cancel { employee_id: "E1".into(), event_id: "c1".into(), target: Some("l1".into()), held };
     let d = decide(None, &cancel(true), NOW);
     assert_eq!((outcome(&d), kinds(&d).len()), (EventOutcome::Applied, 0));
     let d = decide(None, &cancel(false), NOW);
@@ -557,13 +558,17 @@ fn access_that_cannot_be_revoked_cuts_the_grace_period_short_and_says_why() {
 fn a_cancel_of_the_leave_within_the_grace_period_gives_the_same_workspace_back() {
     for current in [revoked(), saved(&decide(Some(&employee(Active)), &leave_with_grace("l1"), NOW)).clone()] {
         // GIVEN access revoked (or being revoked) WHEN HR cancels the leave
-        let cancel = Input::Cancel { employee_id: "E1".into(), event_id: "c1".into(), target: Some("l1".into()), held: false };
+        let cancel =
+            Input::Cancel { employee_id: "E1".into(), event_id: "c1".into(), target: Some("l1".into()), held: false };
         let d = decide(Some(&current), &cancel, NOW + 2);
         // THEN written first, then the user enabled, then the same WorkSpace given back
         assert_eq!(outcome(&d), EventOutcome::Applied);
         assert_eq!(kinds(&d), ["save", "enable user", "request termination"]);
         let next = saved(&d);
-        assert_eq!((next.state, next.workspace_id.as_deref(), next.leave_event_id.as_deref()), (Restoring, Some("ws-1"), None));
+        assert_eq!(
+            (next.state, next.workspace_id.as_deref(), next.leave_event_id.as_deref()),
+            (Restoring, Some("ws-1"), None)
+        );
         assert_eq!(access_action(Some(next), "c1", NOW + 2), Some(Access::Restore));
         assert_eq!(access_action(Some(next), "l1", NOW + 2), None, "the revoke in flight is dropped");
         // a redelivery of the cancel asks again
@@ -577,7 +582,8 @@ fn a_cancel_of_the_leave_within_the_grace_period_gives_the_same_workspace_back()
 
 #[test]
 fn a_cancel_too_late_or_of_a_superseded_leave_is_rejected_with_the_reason() {
-    let cancel = Input::Cancel { employee_id: "E1".into(), event_id: "c1".into(), target: Some("l1".into()), held: false };
+    let cancel =
+        Input::Cancel { employee_id: "E1".into(), event_id: "c1".into(), target: Some("l1".into()), held: false };
     // terminating: cannot be undone
     let d = decide(Some(&employee(Terminating)), &cancel, NOW);
     assert_eq!(outcome(&d), EventOutcome::Rejected);
@@ -595,7 +601,10 @@ fn a_rehire_within_the_grace_period_restores_the_workspace_and_elsewhere_termina
     let d = decide(Some(&revoked()), &rehire(joiner(NameStatus::Free)), NOW + 2);
     assert_eq!(kinds(&d), ["ensure user", "save + name", "enable user", "request termination"]);
     let next = saved(&d);
-    assert_eq!((next.state, next.restore_event_id.as_deref(), next.request_event_id.as_deref()), (Restoring, Some("j2"), Some("j2")));
+    assert_eq!(
+        (next.state, next.restore_event_id.as_deref(), next.request_event_id.as_deref()),
+        (Restoring, Some("j2"), Some("j2"))
+    );
     // another user name: the kept WorkSpace goes now, the new one follows its confirmation
     let mut renamed = joiner(NameStatus::Free);
     renamed.user.user_name = "jdoe2".into();
@@ -608,12 +617,14 @@ fn a_rehire_within_the_grace_period_restores_the_workspace_and_elsewhere_termina
 
 #[test]
 fn a_revoke_that_lands_after_a_restore_asks_for_the_restore_again() {
-    let cancel = Input::Cancel { employee_id: "E1".into(), event_id: "c1".into(), target: Some("l1".into()), held: false };
+    let cancel =
+        Input::Cancel { employee_id: "E1".into(), event_id: "c1".into(), target: Some("l1".into()), held: false };
     let leaving = saved(&decide(Some(&employee(Active)), &leave_with_grace("l1"), NOW)).clone();
     let restoring = saved(&decide(Some(&leaving), &cancel, NOW + 1)).clone();
     let late = Input::AccessRevoked { leave_event_id: "l1".into(), workspace_id: "ws-1".into() };
     assert_eq!(kinds(&decide(Some(&restoring), &late, NOW + 2)), ["request termination"]);
-    let active = saved(&decide(Some(&restoring), &Input::AccessRestored { restore_event_id: "c1".into() }, NOW + 2)).clone();
+    let active =
+        saved(&decide(Some(&restoring), &Input::AccessRestored { restore_event_id: "c1".into() }, NOW + 2)).clone();
     let d = decide(Some(&active), &late, NOW + 3);
     let next = saved(&d);
     assert_eq!(next.state, Restoring);

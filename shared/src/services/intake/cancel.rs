@@ -61,7 +61,9 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
             }
             // The target was applied, skipped or rejected already (or cancelled by another cancel):
             // a leave within its grace period is rescinded.
-            ClaimOutcome::Completed { same_payload: false, .. } => self.rescind(&input(false), event, record, now).await,
+            ClaimOutcome::Completed { same_payload: false, .. } => {
+                self.rescind(&input(false), event, record, now).await
+            }
             ClaimOutcome::Claimed => {
                 let held = self.store.scheduled_for(&employee_id).await?.iter().any(|e| e.event_id == target);
                 if !held {
