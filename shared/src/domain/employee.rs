@@ -120,6 +120,9 @@ pub struct EmployeeRecord {
     /// The rehire or cancel that is restoring access within the grace period.
     #[serde(default)]
     pub restore_event_id: Option<String>,
+    /// The leave a cancel rescinded: a redelivery of it (its line lost to a crash) is skipped.
+    #[serde(default)]
+    pub rescinded_event_id: Option<String>,
     /// Why a grace period was cut short (access could not be revoked, so the WorkSpace went).
     #[serde(default)]
     pub grace_note: Option<String>,
@@ -170,6 +173,7 @@ impl EmployeeRecord {
             access_revoked_ms: None,
             user_disabled: false,
             restore_event_id: None,
+            rescinded_event_id: None,
             grace_note: None,
         }
     }

@@ -14,6 +14,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tracing::{info, warn};
 
+/// A permanent refusal on a redelivery is asked again until this delivery (see `settle`).
+const UNLISTED_RETRIES_UNTIL: u32 = 3;
+
 /// Time one chunk may need: a CreateWorkspaces call (with the SDK's retries) and 25 writes.
 const CHUNK_BUDGET_MS: i64 = 10_000;
 
@@ -195,6 +198,14 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
                 // write, then asked for again) is adopted rather than left behind untracked.
                 Disposition::Permanent => match self.find_own_workspace(job).await {
                     Ok(Some(ws)) => ItemResult::Created(Box::new(ws)),
+                    // An earlier delivery may have made one that is not listed yet (a new id is
+                    // missing from DescribeWorkspaces for a moment): asked once more, after the
+                    // visibility timeout, before the employee is failed and it left untracked.
+                    Ok(None) if (2..UNLISTED_RETRIES_UNTIL).contains(&job.record.receive_count) => {
+                        ItemResult::NoAnswer(format!(
+                            "{code}: {message}; an earlier attempt's WorkSpace may not be listed yet"
+                        ))
+                    }
                     Ok(None) => ItemResult::Failed { code, message },
                     Err(result) => result,
                 },

@@ -222,7 +222,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
                 let input = Input::GraceOver { leave_event_id };
                 let (_, decision) =
                     settle(&self.store, &outbox, self.clock.as_ref(), &employee_id, Some(employee), &input).await?;
-                if decision.saved().is_some() {
+                if decision.steps.iter().any(|s| matches!(s, Step::RequestTermination(_))) {
                     report.grace_over += 1;
                 }
                 info!(%employee_id, verdict = ?decision.verdict, "grace period checked");

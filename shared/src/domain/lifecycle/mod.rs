@@ -25,7 +25,8 @@
 //! | active, restoring | leave with a grace period | leaving until the grace ends | disable user, save, request (the terminator revokes access) |
 //! | leaving with a grace period | access revoked | revoked | save |
 //! | leaving with a grace period | revoking failed for good | leaving, grace cut short | save, request termination |
-//! | revoked | grace period over | leaving | save, request termination |
+//! | revoked | grace period over | revoked (nothing written: asked at every run until accepted) | request termination |
+//! | revoked, grace period over | termination accepted | terminating | save |
 //! | leaving with a grace period, revoked | rehire (same directory and user name), or a cancel of that leave | restoring | ensure user, save + name, enable user, request restore |
 //! | restoring | access restored | active | save |
 //! | restoring | restoring failed | failed | save |
@@ -240,32 +241,36 @@ pub fn decide(current: Option<&EmployeeRecord>, input: &Input, now: i64) -> Deci
             }
             _ => Decision::note("creation failure of a request no longer wanted", vec![]),
         },
-        Input::TerminationAccepted { leave_event_id, workspace_id } => match leaving_for(current, leave_event_id) {
-            Some(c) => {
-                let next = stamp(c, now, |n| {
-                    n.state = EmployeeState::Terminating;
-                    n.workspace_id = Some(workspace_id.clone());
-                    n.terminate_requested_ms = Some(now);
-                });
-                Decision::note("termination requested", vec![save(c, next)])
+        Input::TerminationAccepted { leave_event_id, workspace_id } => {
+            match terminating_for(current, leave_event_id, now) {
+                Some(c) => {
+                    let next = stamp(c, now, |n| {
+                        n.state = EmployeeState::Terminating;
+                        n.workspace_id = Some(workspace_id.clone());
+                        n.terminate_requested_ms = Some(now);
+                    });
+                    Decision::note("termination requested", vec![save(c, next)])
+                }
+                None => Decision::note("termination of a leave no longer wanted", vec![]),
             }
-            None => Decision::note("termination of a leave no longer wanted", vec![]),
-        },
-        Input::NothingToTerminate { leave_event_id } => match leaving_for(current, leave_event_id) {
+        }
+        Input::NothingToTerminate { leave_event_id } => match terminating_for(current, leave_event_id, now) {
             Some(c) => confirmed_gone(c, now, "no WorkSpace to terminate"),
             None => Decision::note("termination of a leave no longer wanted", vec![]),
         },
-        Input::TerminationFailed { leave_event_id, code, message } => match leaving_for(current, leave_event_id) {
-            Some(c) => {
-                let next = stamp(c, now, |n| {
-                    n.state = EmployeeState::Failed;
-                    n.failure_code = Some(code.clone());
-                    n.failure_message = Some(message.clone());
-                });
-                Decision::note(format!("termination failed ({code})"), vec![save(c, next)])
+        Input::TerminationFailed { leave_event_id, code, message } => {
+            match terminating_for(current, leave_event_id, now) {
+                Some(c) => {
+                    let next = stamp(c, now, |n| {
+                        n.state = EmployeeState::Failed;
+                        n.failure_code = Some(code.clone());
+                        n.failure_message = Some(message.clone());
+                    });
+                    Decision::note(format!("termination failed ({code})"), vec![save(c, next)])
+                }
+                None => Decision::note("termination of a leave no longer wanted", vec![]),
             }
-            None => Decision::note("termination of a leave no longer wanted", vec![]),
-        },
+        }
         Input::Observed { workspace_id, seen, stuck_after_ms } => {
             observed(current, workspace_id, seen, *stuck_after_ms, now)
         }
@@ -287,21 +292,14 @@ pub fn decide(current: Option<&EmployeeRecord>, input: &Input, now: i64) -> Deci
             }
             _ => Decision::note("revoking access of a leave no longer wanted", vec![]),
         },
+        // Nothing is written: a revoked employee whose grace is over wants the termination, and
+        // is asked for it at every run until the terminator has it accepted (so a request lost
+        // in a crash is sent again, and there is no write for it to be lost after).
         Input::GraceOver { leave_event_id } => match current {
-            Some(c)
-                if c.state == EmployeeState::Revoked
-                    && c.leave_event_id.as_ref() == Some(leave_event_id)
-                    && c.grace_until_ms.is_none_or(|t| t <= now) =>
-            {
-                let next = stamp(c, now, |n| {
-                    n.state = EmployeeState::Leaving;
-                    n.grace_until_ms = None;
-                });
-                Decision::note(
-                    "grace period over: termination requested",
-                    with_outstanding(save(c, next.clone()), &next, now),
-                )
-            }
+            Some(c) if grace_over(c, leave_event_id, now) => Decision::note(
+                "grace period over: termination requested",
+                TerminationRequest::for_employee(c, now).map(Step::RequestTermination).into_iter().collect(),
+            ),
             _ => Decision::note("grace period not over, or no longer wanted", vec![]),
         },
         Input::AccessRestored { restore_event_id } => match restoring_for(current, restore_event_id) {
@@ -349,8 +347,26 @@ pub fn access_action(current: Option<&EmployeeRecord>, event_id: &str, now: i64)
             Some(if in_grace { Access::Revoke } else { Access::Terminate })
         }
         EmployeeState::Restoring if c.restore_event_id.as_deref() == Some(event_id) => Some(Access::Restore),
+        EmployeeState::Revoked if grace_over(c, event_id, now) => Some(Access::Terminate),
         _ => None,
     }
+}
+
+/// A revoked employee whose grace period for this leave is over.
+fn grace_over(c: &EmployeeRecord, leave_event_id: &str, now: i64) -> bool {
+    c.state == EmployeeState::Revoked
+        && c.leave_event_id.as_deref() == Some(leave_event_id)
+        && c.grace_until_ms.is_none_or(|t| t <= now)
+}
+
+/// The employee a termination's result is about: leaving by this leave, or revoked with its
+/// grace period over (see `GraceOver`).
+fn terminating_for<'a>(
+    current: Option<&'a EmployeeRecord>,
+    leave_event_id: &str,
+    now: i64,
+) -> Option<&'a EmployeeRecord> {
+    leaving_for(current, leave_event_id).or(current.filter(|c| grace_over(c, leave_event_id, now)))
 }
 
 fn restoring_for<'a>(current: Option<&'a EmployeeRecord>, restore_event_id: &str) -> Option<&'a EmployeeRecord> {
@@ -537,6 +553,17 @@ fn hr_event(current: Option<&EmployeeRecord>, hr: &HrInput, now: i64) -> Decisio
 }
 
 fn hr_event_itself(current: Option<&EmployeeRecord>, hr: &HrInput, now: i64) -> Decision {
+    if let Some(c) = current
+        && c.rescinded_event_id.as_deref() == Some(hr.event_id.as_str())
+    {
+        // Applied, then rescinded by a cancel before its own line was written (a crash): the
+        // redelivery must not apply it again.
+        return Decision::event(
+            EventOutcome::Skipped,
+            format!("leave {} was rescinded by a cancel", hr.event_id),
+            vec![],
+        );
+    }
     if let Some(c) = current
         && c.last_event_id != hr.event_id
         && (c.order_ms(hr.clock_skew_ms), c.last_event_id.as_str()) > (hr.occurred_ms, hr.event_id.as_str())
@@ -934,7 +961,10 @@ fn cancel(current: Option<&EmployeeRecord>, event_id: &str, target: Option<&str>
             vec![],
         );
     }
-    let next = stamp(c, now, |n| restoring(n, event_id));
+    let next = stamp(c, now, |n| {
+        restoring(n, event_id);
+        n.rescinded_event_id = Some(target.to_owned());
+    });
     let mut steps = vec![save(c, next.clone())];
     steps.extend(restore_steps(&next, now));
     Decision::event(EventOutcome::Applied, format!("leave {target} rescinded: {RESTORING}"), steps)
