@@ -143,6 +143,21 @@ async fn employee(store: &DynamoStore, id: &str) -> anyhow::Result<()> {
             for past in &e.previous_workspaces {
                 println!("earlier    {} terminated {}", past.workspace_id, time(past.terminated_ms));
             }
+            if let Some(at) = e.access_revoked_ms {
+                println!("access     revoked at {} (ADMIN_MAINTENANCE: no one can log in; data kept)", time(at));
+            }
+            if let Some(until) = e.grace_until_ms {
+                println!("grace      the WorkSpace is kept until {}, then terminated", time(until));
+            }
+            if e.user_disabled {
+                println!("directory  the user was disabled by the leave");
+            }
+            if let Some(restore) = &e.restore_event_id {
+                println!("restoring  the same WorkSpace given back, for {restore}");
+            }
+            if let Some(note) = &e.grace_note {
+                println!("grace      {note}");
+            }
             if e.rehire_pending {
                 println!("rehire     waiting for the previous WorkSpace to be confirmed gone");
             }
