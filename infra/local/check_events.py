@@ -39,7 +39,7 @@ NATURAL = {
 RULES = {
     "body-size", "json", "duplicate-key", "unknown-field", "required", "type", "enum", "pattern", "length",
     "charset", "invisible", "trailing-period", "email-format", "email-domain", "timestamp", "future", "horizon",
-    "range", "multiple-of", "unknown-profile",
+    "range", "multiple-of", "unknown-profile", "move-target", "not-allowed",
 }
 
 

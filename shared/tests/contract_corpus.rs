@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// Every rule, in the order of the enum. The match below fails to compile when a rule is added,
 /// so the corpus is reminded to cover it.
-const ALL_RULES: [Rule; 20] = [
+const ALL_RULES: [Rule; 22] = [
     Rule::BodySize,
     Rule::Json,
     Rule::DuplicateKey,
@@ -35,6 +35,8 @@ const ALL_RULES: [Rule; 20] = [
     Rule::Range,
     Rule::MultipleOf,
     Rule::UnknownProfile,
+    Rule::MoveTarget,
+    Rule::NotAllowed,
 ];
 
 /// Whether a body can break the rule. `unknown-profile` is about the deployment's profiles, not
@@ -60,7 +62,9 @@ fn from_a_body(rule: Rule) -> bool {
         | Rule::Future
         | Rule::Horizon
         | Rule::Range
-        | Rule::MultipleOf => true,
+        | Rule::MultipleOf
+        | Rule::MoveTarget
+        | Rule::NotAllowed => true,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The intake's configuration, from its environment.
 
 use shared::config::{ConfigError, EnvReader};
+use shared::domain::event::MAX_GRACE_HOURS;
 use shared::domain::profile::Profiles;
 
 /// How directory users come to exist.
@@ -24,9 +25,6 @@ impl Backend {
         }
     }
 }
-
-/// The longest grace period: the HR contract's bound on `grace_hours`, 90 days.
-const MAX_GRACE_HOURS: f64 = 2160.0;
 
 #[derive(Debug)]
 pub struct Config {
@@ -64,7 +62,7 @@ impl Config {
         let grace_hours: f64 = env.optional("LEAVE_GRACE_HOURS", 0.0);
         env.check(
             "LEAVE_GRACE_HOURS",
-            (0.0..=MAX_GRACE_HOURS).contains(&grace_hours),
+            (0.0..=f64::from(MAX_GRACE_HOURS)).contains(&grace_hours),
             "must be 0-2160 (90 days; 0 terminates at once)",
         );
         let profiles = env.required_with("WORKSPACE_PROFILES", |s| Profiles::from_json(s).map_err(|e| e.to_string()));

@@ -21,6 +21,8 @@ pub enum EventKind {
     Leave,
     /// Withdraws a future-dated event that has not taken effect (a rescinded hire or leave).
     Cancel,
+    /// A change of department and/or WorkSpace: the same person keeps their user and data.
+    Move,
 }
 
 impl EventKind {
@@ -29,11 +31,12 @@ impl EventKind {
             EventKind::Join => "join",
             EventKind::Leave => "leave",
             EventKind::Cancel => "cancel",
+            EventKind::Move => "move",
         }
     }
 }
 
-/// Who the event is about. For `leave` only the id is required.
+/// Who the event is about. For `leave`, `cancel` and `move` only the id is required.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Employee {
     pub employee_id: EmployeeId,
@@ -44,7 +47,7 @@ pub struct Employee {
     pub department: Option<String>,
 }
 
-/// Per-event WorkSpace choices that override the department's profile.
+/// Per-event WorkSpace choices that override the department's profile (for a move: the new ones).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceOverrides {
@@ -68,6 +71,9 @@ pub struct HrEvent {
     pub workspace: WorkspaceOverrides,
     /// For `cancel`: the event withdrawn.
     pub cancels: Option<EventId>,
+    /// For `leave`: hours between cutting access and terminating the WorkSpace (0: at once);
+    /// `None`: the deployment's default.
+    pub grace_hours: Option<u32>,
     /// SHA-256 of the canonical JSON of the event: tells a redelivery from a reused event id.
     pub payload_hash: String,
 }
@@ -100,8 +106,17 @@ impl EventRules {
     }
 }
 
-const TOP_FIELDS: &[&str] =
-    &["schema_version", "event_id", "type", "occurred_at", "effective_at", "employee", "workspace", "cancels"];
+const TOP_FIELDS: &[&str] = &[
+    "schema_version",
+    "event_id",
+    "type",
+    "occurred_at",
+    "effective_at",
+    "employee",
+    "workspace",
+    "cancels",
+    "grace_hours",
+];
 const EMPLOYEE_FIELDS: &[&str] = &["employee_id", "username", "given_name", "surname", "email", "department"];
 const WORKSPACE_FIELDS: &[&str] = &[
     "profile",
@@ -113,6 +128,8 @@ const WORKSPACE_FIELDS: &[&str] = &[
     "user_volume_gib",
 ];
 pub const DEPARTMENT_MAX: usize = 128;
+/// Longest grace period a leave may ask for: 90 days.
+pub const MAX_GRACE_HOURS: u32 = 90 * 24;
 
 /// The canonical form of a JSON value: object keys sorted, no insignificant whitespace.
 pub fn canonical_hash(value: &Value) -> String {
@@ -343,9 +360,10 @@ impl HrEvent {
                 Some("join") => Some(EventKind::Join),
                 Some("leave") => Some(EventKind::Leave),
                 Some("cancel") => Some(EventKind::Cancel),
+                Some("move") => Some(EventKind::Move),
                 _ => {
                     let got = v.as_str().map_or_else(|| json_type(v).to_owned(), echo);
-                    r.fail("type", Rule::Enum, format!("must be one of join, leave, cancel (got {got})"));
+                    r.fail("type", Rule::Enum, format!("must be one of join, leave, cancel, move (got {got})"));
                     None
                 }
             },
@@ -381,6 +399,24 @@ impl HrEvent {
             Ok(t)
         });
         let cancels = r.parsed("cancels", kind == Some(EventKind::Cancel), EventId::parse);
+        if kind == Some(EventKind::Move) && object.contains_key("cancels") {
+            r.fail("cancels", Rule::NotAllowed, "is not taken by a move (only a cancel withdraws an event)".into());
+        }
+        let grace_hours =
+            r.integer("grace_hours", 0..=i64::from(MAX_GRACE_HOURS), None).and_then(|hours| u32::try_from(hours).ok());
+        // An unreadable type says nothing of what the event takes: only its own error then.
+        if let Some(kind) = kind.filter(|k| *k != EventKind::Leave)
+            && object.contains_key("grace_hours")
+        {
+            r.fail("grace_hours", Rule::NotAllowed, format!("applies only to a leave (type is {})", kind.as_str()));
+        }
+        if kind == Some(EventKind::Move) && !names_a_move_target(object) {
+            r.fail(
+                "(body)",
+                Rule::MoveTarget,
+                "a move must name where to: employee.department, or a workspace with at least one field".into(),
+            );
+        }
         let mut errors = std::mem::take(&mut r.errors);
 
         let employee = match r.value("employee", true) {
@@ -431,6 +467,7 @@ impl HrEvent {
                 employee,
                 workspace,
                 cancels,
+                grace_hours,
                 payload_hash: canonical_hash(value),
             }),
             _ => {
@@ -439,6 +476,23 @@ impl HrEvent {
             }
         }
     }
+}
+
+/// Whether a move names where to: a department, or a workspace with at least one field. Read
+/// as the JSON Schema's `anyOf` reads it: a present `employee` or `workspace` of the wrong type
+/// counts (its own `type` error is the one to report), and so does a field that breaks its rules.
+fn names_a_move_target(object: &Map<String, Value>) -> bool {
+    let department = match object.get("employee") {
+        None => false,
+        Some(Value::Object(employee)) => employee.contains_key("department"),
+        Some(_) => true,
+    };
+    let workspace = match object.get("workspace") {
+        None => false,
+        Some(Value::Object(workspace)) => !workspace.is_empty(),
+        Some(_) => true,
+    };
+    department || workspace
 }
 
 /// What an invalid event says of its identity: each id when it is valid, otherwise what was
@@ -602,6 +656,77 @@ mod tests {
         assert_eq!(a.payload_hash, b.payload_hash);
         let changed = leave.replace("E1", "E2");
         assert_ne!(HrEvent::parse(&changed, rules()).unwrap().payload_hash, a.payload_hash);
+    }
+
+    fn event(body: serde_json::Value) -> Result<HrEvent, InvalidEvent> {
+        HrEvent::from_value(&body, rules())
+    }
+
+    fn move_to(extra: serde_json::Value) -> serde_json::Value {
+        let mut e = serde_json::json!({"schema_version": "1", "event_id": "m1", "type": "move",
+            "occurred_at": "2026-11-02T09:00:00Z", "employee": {"employee_id": "E1"}});
+        for (key, value) in extra.as_object().unwrap() {
+            e[key] = value.clone();
+        }
+        e
+    }
+
+    #[test]
+    fn given_a_move_with_a_department_or_workspace_when_parsed_then_it_is_a_move_with_them() {
+        let to_sales = event(move_to(serde_json::json!({"employee": {"employee_id": "E1", "department": "Sales"}})));
+        let to_sales = to_sales.unwrap();
+        assert_eq!((to_sales.kind, to_sales.employee.department.as_deref()), (EventKind::Move, Some("Sales")));
+        let bigger = event(move_to(serde_json::json!({"workspace": {"user_volume_gib": 100}}))).unwrap();
+        assert_eq!(bigger.workspace.user_volume_gib, Some(100));
+        let later = event(move_to(serde_json::json!({"effective_at": "2026-12-01T00:00:00Z",
+            "workspace": {"profile": "engineering"}})));
+        assert_eq!(later.unwrap().effective_at, Some(Timestamp::parse("2026-12-01T00:00:00Z").unwrap()));
+    }
+
+    #[test]
+    fn given_a_move_naming_nowhere_when_parsed_then_it_breaks_move_target() {
+        assert_eq!(event(move_to(serde_json::json!({}))).unwrap_err().rules(), vec![("(body)", Rule::MoveTarget)]);
+        let empty = event(move_to(serde_json::json!({"workspace": {}}))).unwrap_err();
+        assert_eq!(empty.rules(), vec![("(body)", Rule::MoveTarget)]);
+        assert!(empty.to_string().contains("employee.department"), "says what to add: {empty}");
+        // A workspace of the wrong type is its own error, as the schema's anyOf sees it.
+        let wrong = event(move_to(serde_json::json!({"workspace": "big"}))).unwrap_err();
+        assert_eq!(wrong.rules(), vec![("workspace", Rule::Type)]);
+    }
+
+    #[test]
+    fn given_a_move_with_cancels_or_grace_hours_when_parsed_then_each_is_not_allowed() {
+        let e = move_to(serde_json::json!({"cancels": "x1", "grace_hours": 24,
+            "employee": {"employee_id": "E1", "department": "Sales"}}));
+        assert_eq!(
+            event(e).unwrap_err().rules(),
+            vec![("cancels", Rule::NotAllowed), ("grace_hours", Rule::NotAllowed)]
+        );
+        let mut j = join();
+        j["grace_hours"] = 24.into();
+        let err = event(j).unwrap_err();
+        assert_eq!(err.rules(), vec![("grace_hours", Rule::NotAllowed)]);
+        assert!(err.to_string().contains("applies only to a leave (type is join)"), "{err}");
+    }
+
+    #[test]
+    fn given_a_leave_with_grace_hours_when_parsed_then_they_are_kept_within_0_to_90_days() {
+        let leave = |grace: serde_json::Value| {
+            event(serde_json::json!({"schema_version": "1", "event_id": "l1", "type": "leave",
+                "occurred_at": "2026-11-02T09:00:00Z", "employee": {"employee_id": "E1"}, "grace_hours": grace}))
+        };
+        assert_eq!(leave(72.into()).unwrap().grace_hours, Some(72));
+        assert_eq!(leave(0.into()).unwrap().grace_hours, Some(0), "0 terminates at once");
+        assert_eq!(leave(serde_json::json!(2160.0)).unwrap().grace_hours, Some(MAX_GRACE_HOURS));
+        assert_eq!(leave(2161.into()).unwrap_err().rules(), vec![("grace_hours", Rule::Range)]);
+        assert_eq!(leave((-1).into()).unwrap_err().rules(), vec![("grace_hours", Rule::Range)]);
+        assert_eq!(leave(serde_json::json!(1.5)).unwrap_err().rules(), vec![("grace_hours", Rule::Type)]);
+        assert_eq!(leave("72".into()).unwrap_err().rules(), vec![("grace_hours", Rule::Type)]);
+        let without = event(serde_json::json!({"schema_version": "1", "event_id": "l1", "type": "leave",
+            "occurred_at": "2026-11-02T09:00:00Z", "employee": {"employee_id": "E1"}}));
+        assert_eq!(without.unwrap().grace_hours, None, "the deployment's default");
+        // An event id sent again with another grace period is other content: a conflict.
+        assert_ne!(leave(72.into()).unwrap().payload_hash, leave(24.into()).unwrap().payload_hash);
     }
 
     #[test]

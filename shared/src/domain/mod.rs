@@ -1,10 +1,11 @@
-//! The pipeline's domain: the HR event contract, profiles, employees and the messages between
-//! the functions. Pure logic, no AWS.
+//! The pipeline's domain: the HR event contract, profiles, employees, the messages between the
+//! functions and the mover's planner. Pure logic, no AWS.
 
 pub mod employee;
 pub mod event;
 pub mod lifecycle;
 pub mod messages;
+pub mod mover;
 pub mod names;
 pub mod profile;
 pub mod time;

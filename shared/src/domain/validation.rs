@@ -48,6 +48,11 @@ pub enum Rule {
     MultipleOf,
     /// Does not name a configured profile.
     UnknownProfile,
+    /// A move that names neither a new department nor any WorkSpace override: nothing to move to.
+    MoveTarget,
+    /// A field the event's type does not take (`grace_hours` other than on a leave, `cancels`
+    /// on a move).
+    NotAllowed,
 }
 
 impl Rule {
@@ -73,6 +78,8 @@ impl Rule {
             Rule::Range => "range",
             Rule::MultipleOf => "multiple-of",
             Rule::UnknownProfile => "unknown-profile",
+            Rule::MoveTarget => "move-target",
+            Rule::NotAllowed => "not-allowed",
         }
     }
 }

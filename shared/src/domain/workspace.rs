@@ -121,6 +121,9 @@ pub const RESERVED_TAG_PREFIX: &str = "aws:";
 pub const GROWTH_COOLDOWN_MS: i64 = 6 * 3_600_000;
 /// "... or a smaller bundle once every 30 days" (admin guide, "Modify WorkSpaces").
 pub const SHRINK_COOLDOWN_MS: i64 = 30 * 24 * 3_600_000;
+/// MigrateWorkspace: the WorkSpace "at least 12 hours old, to ensure that a snapshot of the user
+/// volume has been created" (admin guide, "Migrate a WorkSpace"); the user volume comes from it.
+pub const MIGRATE_MIN_AGE_MS: i64 = 12 * 3_600_000;
 /// The AutoStop timeout is "Configured in 60-minute intervals" (model, `WorkspaceProperties`).
 pub const AUTO_STOP_STEP_MINUTES: i32 = 60;
 /// The console's default AutoStop time: one hour.

@@ -421,6 +421,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn given_an_active_employee_when_a_move_arrives_then_it_is_rejected_as_not_applied_yet_and_nothing_is_sent() {
+        // GIVEN E1 joined (placeholder behaviour until the lifecycle takes moves: issue 12)
+        let intake = intake();
+        intake.handle(&join("E1", "j1", "jdoe"), Deadline::NONE).await;
+        let before = intake.store.get("E1").unwrap();
+        // WHEN a move arrives
+        let body = serde_json::json!({ "schema_version": "1", "event_id": "m1", "type": "move",
+            "occurred_at": "2026-11-02T10:00:00Z", "employee": { "employee_id": "E1", "department": "Sales" } });
+        let moved = QueueRecord { message_id: "m-m1".into(), body: body.to_string(), receive_count: 1, group_id: None };
+        // THEN it is recorded rejected with the reason, and is never taken for a leave
+        assert_eq!(intake.handle(&moved, Deadline::NONE).await, RecordResult::Done(EventOutcome::Rejected));
+        assert_eq!(intake.store.get("E1").unwrap(), before, "the employee record is untouched");
+        assert!(intake.terminations.sent.lock().unwrap().is_empty(), "no termination requested");
+        assert_eq!(intake.requests.sent.lock().unwrap().len(), 1, "only the join's WorkSpace request");
+        let history = intake.store.history("E1").await.unwrap();
+        assert!(history.iter().any(|h| h.reason.contains(apply::MOVE_NOT_APPLIED)), "{history:?}");
+    }
+
+    #[tokio::test]
     async fn a_future_time_stored_by_an_earlier_version_never_makes_a_leave_stale() {
         // GIVEN a record whose last event claims to have happened in 2100
         let intake = intake();
