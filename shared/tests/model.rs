@@ -976,6 +976,36 @@ fn regressions() -> Vec<(&'static str, Scenario)> {
             },
         ),
         (
+            "a cancel of one of two leaves within the grace period (the other one older and stale)",
+            Scenario {
+                fifo: false,
+                grace: true,
+                names: vec![0, 0],
+                events: [
+                    (1, Kind::Join, 3600, 0),
+                    (0, Kind::Join, 3660, 0),
+                    (1, Kind::Leave, 3762, 0),
+                    (1, Kind::Leave, 3761, 0),
+                    (0, Kind::Join, 3840, 0),
+                    (1, Kind::Cancel, 3900, 2),
+                ]
+                .into_iter()
+                .map(|(employee, kind, s, target)| Event { employee, ..ev(kind, s, None, target) })
+                .collect(),
+                actions: vec![
+                    Send,
+                    hr(1),
+                    Deliver { queue: Queue::Requests, max: 1, repeat: false },
+                    Tick(60_000),
+                    Send,
+                    Send,
+                    Reconcile,
+                    hr(1),
+                ],
+                seed: 0,
+            },
+        ),
+        (
             "a WorkSpace from a crashed create, found after the leave and a refused rejoin",
             Scenario {
                 fifo: false,

@@ -120,6 +120,13 @@ pub struct EmployeeRecord {
     /// The rehire or cancel that is restoring access within the grace period.
     #[serde(default)]
     pub restore_event_id: Option<String>,
+    /// When the join being applied occurred (HR's time): a rescinded leave gives the order back to it.
+    #[serde(default)]
+    pub joined_ms: Option<i64>,
+    /// Other leaves since that join (skipped as the employee was leaving already, or as older
+    /// than the leave applied): while any stands, a cancel of one leave gives nothing back.
+    #[serde(default)]
+    pub other_leaves: Vec<String>,
     /// The leave a cancel rescinded: a redelivery of it (its line lost to a crash) is skipped.
     #[serde(default)]
     pub rescinded_event_id: Option<String>,
@@ -174,6 +181,8 @@ impl EmployeeRecord {
             user_disabled: false,
             restore_event_id: None,
             rescinded_event_id: None,
+            joined_ms: None,
+            other_leaves: Vec::new(),
             grace_note: None,
         }
     }

@@ -568,6 +568,13 @@ fn hr_event_itself(current: Option<&EmployeeRecord>, hr: &HrInput, now: i64) -> 
         && c.last_event_id != hr.event_id
         && (c.order_ms(hr.clock_skew_ms), c.last_event_id.as_str()) > (hr.occurred_ms, hr.event_id.as_str())
     {
+        // Older than the leave applied, but after the join: it stands too, should that leave be
+        // cancelled (see `cancel`).
+        let standing = matches!(hr.kind, HrKind::Leave { .. })
+            && c.state.is_leaving()
+            && c.joined_ms.is_none_or(|j| hr.occurred_ms > j)
+            && c.leave_event_id.as_deref() != Some(hr.event_id.as_str());
+        let steps = if standing { also_leaving(c, &hr.event_id, now) } else { vec![] };
         return Decision::event(
             EventOutcome::Skipped,
             format!(
@@ -576,7 +583,7 @@ fn hr_event_itself(current: Option<&EmployeeRecord>, hr: &HrInput, now: i64) -> 
                 c.last_event_id,
                 Timestamp::from_millis(c.last_event_ms)
             ),
-            vec![],
+            steps,
         );
     }
     if let Some(effective) = hr.effective_ms
@@ -607,6 +614,8 @@ fn joined(base: EmployeeRecord, hr: &HrInput, joiner: &Joiner, rehire: bool) -> 
     next.profile_name = Some(joiner.profile_name.clone());
     next.profile = Some(joiner.profile.clone());
     next.request_event_id = Some(hr.event_id.clone());
+    next.joined_ms = Some(hr.occurred_ms);
+    next.other_leaves.clear();
     next.failure_code = None;
     next.failure_message = None;
     if rehire {
@@ -806,10 +815,17 @@ fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, gra
             );
         }
         EmployeeState::Leaving | EmployeeState::Terminating | EmployeeState::Terminated | EmployeeState::Revoked => {
+            let mut steps = latest(c, hr, now);
+            if let Some(Step::Save { record, .. }) = steps.first_mut()
+                && c.state.is_leaving()
+                && !record.other_leaves.contains(&hr.event_id)
+            {
+                record.other_leaves.push(hr.event_id.clone());
+            }
             return Decision::event(
                 EventOutcome::Skipped,
                 format!("already {}: leave {} applied", c.state.as_str(), c.leave_event_id.as_deref().unwrap_or("?")),
-                latest(c, hr, now),
+                steps,
             );
         }
         EmployeeState::Failed if c.workspace_id.is_none() => {
@@ -848,6 +864,15 @@ fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, gra
     steps.push(save(c, next));
     steps.extend(termination.map(Step::RequestTermination));
     Decision::event(EventOutcome::Applied, reason, steps)
+}
+
+/// A leave that stands beside the one applied, remembered on the record (only once).
+fn also_leaving(c: &EmployeeRecord, event_id: &str, now: i64) -> Vec<Step> {
+    if c.other_leaves.iter().any(|l| l == event_id) {
+        return vec![];
+    }
+    let next = stamp(c, now, |n| n.other_leaves.push(event_id.to_owned()));
+    with_outstanding(save(c, next.clone()), &next, now)
 }
 
 /// What a leave does, as its history line says.
@@ -954,6 +979,16 @@ fn cancel(current: Option<&EmployeeRecord>, event_id: &str, target: Option<&str>
         };
         return Decision::event(EventOutcome::Rejected, format!("too late to cancel leave {target}: {why}"), vec![]);
     }
+    if !c.other_leaves.is_empty() {
+        return Decision::event(
+            EventOutcome::Rejected,
+            format!(
+                "leave {target} is not the only one: {} also said the employee leaves; the WorkSpace stays revoked (a join within the grace period gives it back)",
+                c.other_leaves.join(", ")
+            ),
+            vec![],
+        );
+    }
     if c.last_event_id != target {
         return Decision::event(
             EventOutcome::Rejected,
@@ -964,6 +999,12 @@ fn cancel(current: Option<&EmployeeRecord>, event_id: &str, target: Option<&str>
     let next = stamp(c, now, |n| {
         restoring(n, event_id);
         n.rescinded_event_id = Some(target.to_owned());
+        // The leave never happened: events are ordered against the join again, so a leave that
+        // occurred after the join and arrives later still applies.
+        if let (Some(joined), Some(join)) = (c.joined_ms, &c.request_event_id) {
+            n.last_event_ms = joined;
+            n.last_event_id = join.clone();
+        }
     });
     let mut steps = vec![save(c, next.clone())];
     steps.extend(restore_steps(&next, now));

@@ -273,7 +273,32 @@ fn an_event_older_than_the_last_applied_is_stale_whatever_its_kind() {
     assert!(d.steps.is_empty());
     // a record waiting on a request gets it asked again (lost in a crash after its write?)
     assert_eq!(kinds(&decide(Some(&employee(Requested)), &Input::Hr(old.clone()), NOW)), ["request WorkSpace"]);
-    assert_eq!(kinds(&decide(Some(&employee(Leaving)), &Input::Hr(old), NOW)), ["request termination"]);
+    // an older leave while leaving is remembered as standing too (see the cancel)
+    let d = decide(Some(&employee(Leaving)), &Input::Hr(old), NOW);
+    assert_eq!(kinds(&d), ["save", "request termination"]);
+    assert_eq!(saved(&d).other_leaves, ["j0"]);
+}
+
+#[test]
+fn a_cancel_gives_nothing_back_while_another_leave_stands_and_a_rescind_orders_against_the_join_again() {
+    let cancel =
+        Input::Cancel { employee_id: "E1".into(), event_id: "c1".into(), target: Some("l1".into()), held: false };
+    // GIVEN revoked by l1, and an older leave l0 (after the join) arriving late
+    let mut r = revoked();
+    r.joined_ms = Some(NOW - 50_000);
+    let mut l0 = hr("l0", HrKind::Leave { disable_user: false, grace_ms: GRACE });
+    l0.occurred_ms = NOW - 30_000;
+    let with_l0 = saved(&decide(Some(&r), &Input::Hr(l0.clone()), NOW)).clone();
+    // WHEN l1 is cancelled THEN nothing is given back: l0 still says the employee leaves
+    let d = decide(Some(&with_l0), &cancel, NOW + 1);
+    assert_eq!((outcome(&d), d.steps.len()), (EventOutcome::Rejected, 0));
+    // GIVEN only l1 WHEN cancelled THEN the order goes back to the join: l0 arriving later applies
+    let restoring = saved(&decide(Some(&r), &cancel, NOW + 1)).clone();
+    assert_eq!((restoring.last_event_ms, restoring.last_event_id.as_str()), (NOW - 50_000, "j1"));
+    let active =
+        saved(&decide(Some(&restoring), &Input::AccessRestored { restore_event_id: "c1".into() }, NOW + 2)).clone();
+    let d = decide(Some(&active), &Input::Hr(l0), NOW + 3);
+    assert_eq!((outcome(&d), saved(&d).state), (EventOutcome::Applied, Leaving));
 }
 
 #[test]
