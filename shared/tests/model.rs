@@ -406,7 +406,7 @@ impl World {
                 workspaces: workspaces.clone(),
                 terminations: terminations_out.clone(),
                 // Retryable failures are retried here until they pass: giving up is tested apart.
-                config: ProvisionerConfig { max_attempts: 10_000 },
+                config: ProvisionerConfig { max_attempts: 10_000, adopt_unmanaged: false },
                 clock: clock_port.clone(),
             },
             terminator: Terminator {
@@ -414,7 +414,7 @@ impl World {
                 workspaces: workspaces.clone(),
                 requests: requests_out.clone(),
                 terminations: terminations_out.clone(),
-                config: TerminatorConfig { max_attempts: 10_000 },
+                config: TerminatorConfig { max_attempts: 10_000, terminate_unmanaged: false },
                 clock: clock_port.clone(),
             },
             reconciler: Reconciler {
@@ -1003,6 +1003,42 @@ fn regressions() -> Vec<(&'static str, Scenario)> {
                     hr(1),
                 ],
                 seed: 0,
+            },
+        ),
+        (
+            "a rescinded leave with a rejoin skipped as stale behind it and an older leave held",
+            Scenario {
+                fifo: false,
+                grace: true,
+                names: vec![0, 1, 0],
+                events: [
+                    (1, Kind::Join, 3600, None, 0),
+                    (2, Kind::Leave, 3660, None, 0),
+                    (0, Kind::Join, 3720, None, 0),
+                    (1, Kind::Leave, 3780, Some(20), 0),
+                    (1, Kind::Join, 3840, None, 0),
+                    (2, Kind::Join, 3900, None, 0),
+                    (1, Kind::Leave, 3960, None, 0),
+                    (1, Kind::Cancel, 4020, None, 6),
+                ]
+                .into_iter()
+                .map(|(employee, kind, s, days, target)| Event { employee, ..ev(kind, s, days, target) })
+                .collect(),
+                actions: vec![
+                    Send,
+                    Send,
+                    Send,
+                    Send,
+                    hr(3),
+                    Deliver { queue: Queue::Requests, max: 2, repeat: false },
+                    Send,
+                    Send,
+                    Send,
+                    Tick(60_000),
+                    Send,
+                    Reconcile,
+                ],
+                seed: 13239785698791732686,
             },
         ),
         (

@@ -11,6 +11,7 @@ struct Config {
     table_name: String,
     termination_requests_queue_url: String,
     max_attempts: u32,
+    adopt_unmanaged: bool,
 }
 
 impl Config {
@@ -24,7 +25,8 @@ impl Config {
             (1..=20).contains(&max_attempts),
             "must be 1-20 (and below the queue's maxReceiveCount)",
         );
-        env.finish(Config { table_name, termination_requests_queue_url, max_attempts })
+        let adopt_unmanaged: bool = env.optional("ADOPT_UNMANAGED", false);
+        env.finish(Config { table_name, termination_requests_queue_url, max_attempts, adopt_unmanaged })
     }
 }
 
@@ -38,7 +40,7 @@ async fn main() -> Result<(), Error> {
         workspaces: AwsWorkspaces::new(shared::aws::workspaces_client(&sdk)),
         terminations: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.termination_requests_queue_url),
         clock: std::sync::Arc::new(shared::ports::SystemClock),
-        config: ProvisionerConfig { max_attempts: config.max_attempts },
+        config: ProvisionerConfig { max_attempts: config.max_attempts, adopt_unmanaged: config.adopt_unmanaged },
     };
     shared::lambda::serve_sqs(&provisioner).await
 }

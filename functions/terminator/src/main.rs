@@ -13,6 +13,7 @@ struct Config {
     workspace_requests_queue_url: String,
     termination_requests_queue_url: String,
     max_attempts: u32,
+    terminate_unmanaged: bool,
 }
 
 impl Config {
@@ -27,7 +28,14 @@ impl Config {
             (1..=20).contains(&max_attempts),
             "must be 1-20 (and below the queue's maxReceiveCount)",
         );
-        env.finish(Config { table_name, workspace_requests_queue_url, termination_requests_queue_url, max_attempts })
+        let terminate_unmanaged: bool = env.optional("TERMINATE_UNMANAGED", false);
+        env.finish(Config {
+            table_name,
+            workspace_requests_queue_url,
+            termination_requests_queue_url,
+            max_attempts,
+            terminate_unmanaged,
+        })
     }
 }
 
@@ -43,7 +51,7 @@ async fn main() -> Result<(), Error> {
         requests: SqsQueue::new(sqs.clone(), config.workspace_requests_queue_url),
         terminations: SqsQueue::new(sqs, config.termination_requests_queue_url),
         clock: std::sync::Arc::new(shared::ports::SystemClock),
-        config: TerminatorConfig { max_attempts: config.max_attempts },
+        config: TerminatorConfig { max_attempts: config.max_attempts, terminate_unmanaged: config.terminate_unmanaged },
     };
     shared::lambda::serve_sqs(&terminator).await
 }

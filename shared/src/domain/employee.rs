@@ -120,13 +120,10 @@ pub struct EmployeeRecord {
     /// The rehire or cancel that is restoring access within the grace period.
     #[serde(default)]
     pub restore_event_id: Option<String>,
-    /// When the join being applied occurred (HR's time): a rescinded leave gives the order back to it.
+    /// The joins and leaves seen (applied or skipped), by HR's time, the latest `SEEN_KEPT`:
+    /// what the employee's latest word is once a leave is rescinded.
     #[serde(default)]
-    pub joined_ms: Option<i64>,
-    /// Other leaves since that join (skipped as the employee was leaving already, or as older
-    /// than the leave applied): while any stands, a cancel of one leave gives nothing back.
-    #[serde(default)]
-    pub other_leaves: Vec<String>,
+    pub seen: Vec<SeenEvent>,
     /// The leave a cancel rescinded: a redelivery of it (its line lost to a crash) is skipped.
     #[serde(default)]
     pub rescinded_event_id: Option<String>,
@@ -181,8 +178,7 @@ impl EmployeeRecord {
             user_disabled: false,
             restore_event_id: None,
             rescinded_event_id: None,
-            joined_ms: None,
-            other_leaves: Vec::new(),
+            seen: Vec::new(),
             grace_note: None,
         }
     }
@@ -195,6 +191,35 @@ impl EmployeeRecord {
             s if s.needs_watching() => Some(self.state_since_ms),
             _ => None,
         }
+    }
+}
+
+/// A join or leave seen for an employee: HR's time, its id, and whether it was a join.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenEvent {
+    pub occurred_ms: i64,
+    pub event_id: String,
+    pub join: bool,
+}
+
+/// How many seen events a record keeps (the latest): far more than a person's joins and leaves.
+pub const SEEN_KEPT: usize = 32;
+
+impl EmployeeRecord {
+    /// Notes a join or leave as seen (once), keeping the latest `SEEN_KEPT`.
+    pub fn note_seen(&mut self, occurred_ms: i64, event_id: &str, join: bool) {
+        if self.seen.iter().any(|e| e.event_id == event_id) {
+            return;
+        }
+        self.seen.push(SeenEvent { occurred_ms, event_id: event_id.to_owned(), join });
+        self.seen.sort_by(|a, b| (a.occurred_ms, &a.event_id).cmp(&(b.occurred_ms, &b.event_id)));
+        if self.seen.len() > SEEN_KEPT {
+            self.seen.remove(0);
+        }
+    }
+
+    pub fn has_seen(&self, event_id: &str) -> bool {
+        self.seen.iter().any(|e| e.event_id == event_id)
     }
 }
 

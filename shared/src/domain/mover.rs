@@ -18,19 +18,12 @@
 
 use super::profile::{Profile, RunningMode};
 use super::workspace::{
-    AUTO_STOP_STEP_MINUTES, GROWTH_COOLDOWN_MS, MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS, MIGRATE_MIN_AGE_MS,
-    PropertyChange, SHRINK_COOLDOWN_MS, WorkspaceProperties, WorkspaceState, compute_change, tag_text_problem,
-    volumes_allowed,
+    AUTO_STOP_STEP_MINUTES, GROWTH_COOLDOWN_MS, MANAGED_TAG_KEY, MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS,
+    MIGRATE_MIN_AGE_MS, PIPELINE_TAG_PREFIX, PROTECT_TAG_KEY, PropertyChange, SHRINK_COOLDOWN_MS, WorkspaceProperties,
+    WorkspaceState, compute_change, tag_text_problem, volumes_allowed,
 };
 use std::collections::BTreeMap;
 
-/// Tag keys the pipeline owns begin with this: a move removes such a tag when the new profile
-/// no longer sets it. A tag without the prefix is someone else's and is never removed.
-pub const PIPELINE_TAG_PREFIX: &str = "hr-pipeline:";
-/// Marks a WorkSpace as the pipeline's to manage.
-pub const MANAGED_TAG_KEY: &str = "hr-pipeline:managed";
-/// Marks a WorkSpace that must never be terminated.
-pub const PROTECT_TAG_KEY: &str = "hr-pipeline:protect";
 /// Guard tags: a move never removes or overwrites them (a profile may only add one that is
 /// missing). They say whether the pipeline may destroy the WorkSpace; a move is not the place to
 /// change that.

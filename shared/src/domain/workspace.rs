@@ -2,6 +2,7 @@
 //! per-call limit, and what each per-item error code means for the employee.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// CreateWorkspaces, TerminateWorkspaces and DescribeWorkspaces (by id) take at most 25 items
 /// per call (the WorkSpaces API reference, `Workspaces`, `TerminateWorkspaceRequests`,
@@ -113,6 +114,39 @@ pub const MAX_TAGS: usize = 50;
 pub const MAX_TAG_KEY: usize = 127;
 /// Longest tag value (model: `TagValue` 0–255).
 pub const MAX_TAG_VALUE: usize = 255;
+/// Tag keys the pipeline owns begin with this: a move removes such a tag when the new profile
+/// no longer sets it. A tag without the prefix is someone else's and is never removed.
+pub const PIPELINE_TAG_PREFIX: &str = "hr-pipeline:";
+/// Every WorkSpace the pipeline creates carries this tag (the value: the employee id). It
+/// adopts or terminates one without it only when configured to (`ADOPT_UNMANAGED`,
+/// `TERMINATE_UNMANAGED`).
+pub const MANAGED_TAG_KEY: &str = "hr-pipeline:managed";
+/// A WorkSpace with this tag (any value) is never terminated by the pipeline.
+pub const PROTECT_TAG_KEY: &str = "hr-pipeline:protect";
+
+/// Why the pipeline may not terminate (or adopt) a WorkSpace with these tags, if it may not.
+pub fn tag_refusal(tags: &BTreeMap<String, String>, allow_unmanaged: bool) -> Option<(&'static str, String)> {
+    if tags.contains_key(PROTECT_TAG_KEY) {
+        return Some((
+            PROTECTED,
+            format!("the WorkSpace carries the tag {PROTECT_TAG_KEY}: the pipeline never terminates it"),
+        ));
+    }
+    if !allow_unmanaged && !tags.contains_key(MANAGED_TAG_KEY) {
+        return Some((
+            UNMANAGED,
+            format!(
+                "the WorkSpace lacks the tag {MANAGED_TAG_KEY}: the pipeline did not create it (tag it, or allow unmanaged WorkSpaces)"
+            ),
+        ));
+    }
+    None
+}
+
+/// Failure codes of an employee whose WorkSpace the pipeline will not terminate or adopt.
+pub const PROTECTED: &str = "ProtectedWorkspace";
+pub const UNMANAGED: &str = "UnmanagedWorkspace";
+
 /// Tag keys and values with this prefix are AWS's (admin guide, "Tag WorkSpaces resources").
 pub const RESERVED_TAG_PREFIX: &str = "aws:";
 

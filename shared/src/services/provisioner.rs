@@ -5,7 +5,7 @@ use super::{BatchContext, BatchOutcome, Outbox, QueueRecord, SqsHandler, name_he
 use crate::domain::employee::EmployeeRecord;
 use crate::domain::lifecycle::{Input, RequestStatus, request_status};
 use crate::domain::messages::WorkspaceRequest;
-use crate::domain::workspace::{Call, Disposition, MAX_PER_CALL, UNDEFINED_USER, classify};
+use crate::domain::workspace::{Call, Disposition, MANAGED_TAG_KEY, MAX_PER_CALL, UNDEFINED_USER, UNMANAGED, classify};
 use crate::ports::{
     Clock, CreateItem, CreateResponse, MessageQueue, PortError as _, StateStore, USER_NAME_TAKEN, WorkspaceInfo,
     WorkspacesApi, WorkspacesError,
@@ -24,6 +24,9 @@ const CHUNK_BUDGET_MS: i64 = 10_000;
 pub struct ProvisionerConfig {
     /// Deliveries after which a retryable failure becomes permanent.
     pub max_attempts: u32,
+    /// Adopt a user's existing WorkSpace that lacks the managed tag (one the pipeline did not
+    /// create); otherwise the employee fails with `UnmanagedWorkspace`.
+    pub adopt_unmanaged: bool,
 }
 
 pub struct Provisioner<S, W, Q> {
@@ -260,10 +263,27 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
             }
             Err(e) => return Err(ItemResult::NoAnswer(e.to_string())),
         }
-        self.workspaces
+        let found = self
+            .workspaces
             .find_user_workspace(directory_id, &job.request.username)
             .await
-            .map_err(|e| ItemResult::NoAnswer(e.to_string()))
+            .map_err(|e| ItemResult::NoAnswer(e.to_string()))?;
+        let Some(ws) = found else { return Ok(None) };
+        if self.config.adopt_unmanaged {
+            return Ok(Some(ws));
+        }
+        // Ours if it carries the managed tag (one a crashed attempt made does).
+        let tags = self.workspaces.tags(&ws.workspace_id).await.map_err(|e| ItemResult::NoAnswer(e.to_string()))?;
+        if !tags.contains_key(MANAGED_TAG_KEY) {
+            return Err(ItemResult::Failed {
+                code: UNMANAGED.into(),
+                message: format!(
+                    "the user already has WorkSpace {} without the tag {MANAGED_TAG_KEY} (not made by the pipeline): not adopted; tag it, or set ADOPT_UNMANAGED=true",
+                    ws.workspace_id
+                ),
+            });
+        }
+        Ok(Some(ws))
     }
 
     /// A WorkSpace a crashed attempt made for an employee who has left since: decided as created
@@ -297,14 +317,16 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
     }
 }
 
-/// The CreateWorkspaces item a request becomes.
+/// The CreateWorkspaces item a request becomes, with the managed tag (its value the employee).
 pub fn create_item(request: &WorkspaceRequest) -> CreateItem {
     let decoupled = request.profile.user_decoupled;
+    let mut profile = request.profile.clone();
+    profile.tags.insert(MANAGED_TAG_KEY.to_owned(), request.employee_id.clone());
     CreateItem {
         directory_id: request.profile.directory_id.clone(),
         user_name: if decoupled { UNDEFINED_USER.to_owned() } else { request.username.clone() },
         workspace_name: decoupled.then(|| request.username.clone()),
-        profile: request.profile.clone(),
+        profile,
     }
 }
 

@@ -10,7 +10,7 @@ use super::{BatchContext, BatchOutcome, Outbox, QueueRecord, SqsHandler, name_he
 use crate::domain::employee::EmployeeRecord;
 use crate::domain::lifecycle::{Access, Input, access_action};
 use crate::domain::messages::TerminationRequest;
-use crate::domain::workspace::{Call, Disposition, MAX_PER_CALL, classify};
+use crate::domain::workspace::{Call, Disposition, MAX_PER_CALL, classify, tag_refusal};
 use crate::ports::{Clock, MessageQueue, PortError, StateStore, WorkspacesApi};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +23,8 @@ const CHUNK_BUDGET_MS: i64 = 10_000;
 pub struct TerminatorConfig {
     /// Deliveries after which a retryable failure (a SUSPENDED WorkSpace) becomes permanent.
     pub max_attempts: u32,
+    /// Terminate a WorkSpace without the managed tag (one the pipeline did not create).
+    pub terminate_unmanaged: bool,
 }
 
 pub struct Terminator<S, W, Q> {
@@ -116,6 +118,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Terminator
             let ended = self.change_access(job, *action).await;
             self.settle(job, ended, &mut outcome).await;
         }
+        let with_id = self.only_what_it_may_terminate(with_id, &mut outcome).await;
         let mut chunks = with_id.chunks(MAX_PER_CALL).enumerate();
         while let Some((i, chunk)) = chunks.next() {
             if i > 0 && context.deadline.too_close(self.clock.now_ms(), CHUNK_BUDGET_MS) {
@@ -188,6 +191,44 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
                 if revoke { Ended::RevokeFailed { code, message } } else { Ended::RestoreFailed { code, message } }
             }
         }
+    }
+
+    /// The WorkSpaces the pipeline may terminate: never one with the protect tag, nor one without
+    /// the managed tag unless configured (DescribeTags, one WorkSpace per call: tags can change
+    /// at any time, so they are read just before). A refused one has its access revoked
+    /// (ADMIN_MAINTENANCE) and its employee fails with the reason naming the tag.
+    async fn only_what_it_may_terminate<'a>(
+        &self,
+        jobs: Vec<(Job<'a>, String)>,
+        outcome: &mut BatchOutcome,
+    ) -> Vec<(Job<'a>, String)> {
+        let mut allowed = Vec::with_capacity(jobs.len());
+        for (job, id) in jobs {
+            let tags = match self.workspaces.tags(&id).await {
+                Ok(tags) => tags,
+                // Gone already: TerminateWorkspaces says so, and the reconciler confirms it.
+                Err(e) if e.error_type().ends_with("ResourceNotFoundException") => {
+                    allowed.push((job, id));
+                    continue;
+                }
+                Err(e) => {
+                    self.settle(&job, Ended::Retry(e.to_string()), outcome).await;
+                    continue;
+                }
+            };
+            let Some((code, why)) = tag_refusal(&tags, self.config.terminate_unmanaged) else {
+                allowed.push((job, id));
+                continue;
+            };
+            let access = match self.workspaces.set_admin_maintenance(&id, true).await {
+                Ok(()) => "access revoked (ADMIN_MAINTENANCE)".to_owned(),
+                Err(e) => format!("access could not be revoked: {e}"),
+            };
+            warn!(employee_id = %job.employee.employee_id, workspace_id = %id, %code, "not terminated");
+            let message = format!("{id}: {why}; {access}");
+            self.settle(&job, Ended::Failed { code: code.to_owned(), message }, outcome).await;
+        }
+        allowed
     }
 
     /// The WorkSpace of a leaver whose id was not known, if the user name is theirs.

@@ -549,6 +549,31 @@ fn hr_event(current: Option<&EmployeeRecord>, hr: &HrInput, now: i64) -> Decisio
     if !asks && let Some(c) = current {
         decision.steps.extend(outstanding(c, now));
     }
+    // Every join and leave applied or skipped is noted as seen (rescinding a leave needs the
+    // employee's latest word without it): in the write the decision makes, or in one of its own.
+    if matches!(decision.verdict, Verdict::Event(EventOutcome::Applied | EventOutcome::Skipped, _)) {
+        let join = matches!(hr.kind, HrKind::Join(_));
+        let note = |n: &mut EmployeeRecord| {
+            // A record from before events were noted: its join is the first one seen.
+            if n.seen.is_empty()
+                && let Some(c) = current.filter(|c| c.request_event_id.as_ref() == Some(&c.last_event_id))
+            {
+                n.note_seen(c.last_event_ms, &c.last_event_id, true);
+            }
+            n.note_seen(hr.occurred_ms, &hr.event_id, join);
+        };
+        match decision.steps.iter_mut().find_map(|s| match s {
+            Step::Save { record, .. } => Some(record),
+            _ => None,
+        }) {
+            Some(record) => note(record),
+            None => {
+                if let Some(c) = current.filter(|c| !c.has_seen(&hr.event_id)) {
+                    decision.steps.insert(0, save(c, stamp(c, now, note)));
+                }
+            }
+        }
+    }
     decision
 }
 
@@ -568,13 +593,6 @@ fn hr_event_itself(current: Option<&EmployeeRecord>, hr: &HrInput, now: i64) -> 
         && c.last_event_id != hr.event_id
         && (c.order_ms(hr.clock_skew_ms), c.last_event_id.as_str()) > (hr.occurred_ms, hr.event_id.as_str())
     {
-        // Older than the leave applied, but after the join: it stands too, should that leave be
-        // cancelled (see `cancel`).
-        let standing = matches!(hr.kind, HrKind::Leave { .. })
-            && c.state.is_leaving()
-            && c.joined_ms.is_none_or(|j| hr.occurred_ms > j)
-            && c.leave_event_id.as_deref() != Some(hr.event_id.as_str());
-        let steps = if standing { also_leaving(c, &hr.event_id, now) } else { vec![] };
         return Decision::event(
             EventOutcome::Skipped,
             format!(
@@ -583,7 +601,7 @@ fn hr_event_itself(current: Option<&EmployeeRecord>, hr: &HrInput, now: i64) -> 
                 c.last_event_id,
                 Timestamp::from_millis(c.last_event_ms)
             ),
-            steps,
+            vec![],
         );
     }
     if let Some(effective) = hr.effective_ms
@@ -614,8 +632,6 @@ fn joined(base: EmployeeRecord, hr: &HrInput, joiner: &Joiner, rehire: bool) -> 
     next.profile_name = Some(joiner.profile_name.clone());
     next.profile = Some(joiner.profile.clone());
     next.request_event_id = Some(hr.event_id.clone());
-    next.joined_ms = Some(hr.occurred_ms);
-    next.other_leaves.clear();
     next.failure_code = None;
     next.failure_message = None;
     if rehire {
@@ -815,17 +831,10 @@ fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, gra
             );
         }
         EmployeeState::Leaving | EmployeeState::Terminating | EmployeeState::Terminated | EmployeeState::Revoked => {
-            let mut steps = latest(c, hr, now);
-            if let Some(Step::Save { record, .. }) = steps.first_mut()
-                && c.state.is_leaving()
-                && !record.other_leaves.contains(&hr.event_id)
-            {
-                record.other_leaves.push(hr.event_id.clone());
-            }
             return Decision::event(
                 EventOutcome::Skipped,
                 format!("already {}: leave {} applied", c.state.as_str(), c.leave_event_id.as_deref().unwrap_or("?")),
-                steps,
+                latest(c, hr, now),
             );
         }
         EmployeeState::Failed if c.workspace_id.is_none() => {
@@ -864,15 +873,6 @@ fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, gra
     steps.push(save(c, next));
     steps.extend(termination.map(Step::RequestTermination));
     Decision::event(EventOutcome::Applied, reason, steps)
-}
-
-/// A leave that stands beside the one applied, remembered on the record (only once).
-fn also_leaving(c: &EmployeeRecord, event_id: &str, now: i64) -> Vec<Step> {
-    if c.other_leaves.iter().any(|l| l == event_id) {
-        return vec![];
-    }
-    let next = stamp(c, now, |n| n.other_leaves.push(event_id.to_owned()));
-    with_outstanding(save(c, next.clone()), &next, now)
 }
 
 /// What a leave does, as its history line says.
@@ -979,16 +979,6 @@ fn cancel(current: Option<&EmployeeRecord>, event_id: &str, target: Option<&str>
         };
         return Decision::event(EventOutcome::Rejected, format!("too late to cancel leave {target}: {why}"), vec![]);
     }
-    if !c.other_leaves.is_empty() {
-        return Decision::event(
-            EventOutcome::Rejected,
-            format!(
-                "leave {target} is not the only one: {} also said the employee leaves; the WorkSpace stays revoked (a join within the grace period gives it back)",
-                c.other_leaves.join(", ")
-            ),
-            vec![],
-        );
-    }
     if c.last_event_id != target {
         return Decision::event(
             EventOutcome::Rejected,
@@ -996,15 +986,28 @@ fn cancel(current: Option<&EmployeeRecord>, event_id: &str, target: Option<&str>
             vec![],
         );
     }
+    // Without the leave, the employee's latest word is the latest other event seen: a join gives
+    // the WorkSpace back; another leave (one skipped as older, say) keeps it revoked.
+    let rescinded = c.rescinded_event_id.as_deref();
+    let before = c.seen.iter().rev().find(|e| e.event_id != target && Some(e.event_id.as_str()) != rescinded);
+    let Some(join) = before.filter(|e| e.join) else {
+        let why =
+            before.map_or("no join of theirs is known".to_owned(), |l| format!("leave {} also stands", l.event_id));
+        return Decision::event(
+            EventOutcome::Rejected,
+            format!(
+                "cancelling leave {target} gives nothing back: {why}; the WorkSpace stays revoked (a join within the grace period gives it back)"
+            ),
+            vec![],
+        );
+    };
     let next = stamp(c, now, |n| {
         restoring(n, event_id);
         n.rescinded_event_id = Some(target.to_owned());
-        // The leave never happened: events are ordered against the join again, so a leave that
-        // occurred after the join and arrives later still applies.
-        if let (Some(joined), Some(join)) = (c.joined_ms, &c.request_event_id) {
-            n.last_event_ms = joined;
-            n.last_event_id = join.clone();
-        }
+        // The leave never happened: later events are ordered against that join, so a leave that
+        // occurred after it and arrives later still applies.
+        n.last_event_ms = join.occurred_ms;
+        n.last_event_id = join.event_id.clone();
     });
     let mut steps = vec![save(c, next.clone())];
     steps.extend(restore_steps(&next, now));
