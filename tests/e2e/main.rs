@@ -11,3 +11,4 @@ mod offboarding;
 mod onboarding;
 mod runner;
 mod stack;
+mod tags;

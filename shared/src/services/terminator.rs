@@ -16,8 +16,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tracing::{info, warn};
 
-/// Time one chunk may need: a TerminateWorkspaces call (with the SDK's retries) and 25 writes.
-const CHUNK_BUDGET_MS: i64 = 10_000;
+/// Time one chunk may need: 25 DescribeTags calls at the API's 2 calls/s, a TerminateWorkspaces
+/// call (with the SDK's retries) and 25 writes.
+const CHUNK_BUDGET_MS: i64 = 30_000;
 
 #[derive(Debug, Clone)]
 pub struct TerminatorConfig {
@@ -118,7 +119,6 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Terminator
             let ended = self.change_access(job, *action).await;
             self.settle(job, ended, &mut outcome).await;
         }
-        let with_id = self.only_what_it_may_terminate(with_id, &mut outcome).await;
         let mut chunks = with_id.chunks(MAX_PER_CALL).enumerate();
         while let Some((i, chunk)) = chunks.next() {
             if i > 0 && context.deadline.too_close(self.clock.now_ms(), CHUNK_BUDGET_MS) {
@@ -127,6 +127,10 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Terminator
                 warn!(unprocessed = left.len(), "invocation deadline near; the rest of the batch is handed back");
                 outcome.failed_message_ids.extend(left);
                 break;
+            }
+            let chunk = self.only_what_it_may_terminate(chunk, &mut outcome).await;
+            if chunk.is_empty() {
+                continue;
             }
             let ids: Vec<String> = chunk.iter().map(|(_, id)| id.clone()).collect();
             let failures = match self.workspaces.terminate_workspaces(&ids).await {
@@ -197,36 +201,37 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
     /// the managed tag unless configured (DescribeTags, one WorkSpace per call: tags can change
     /// at any time, so they are read just before). A refused one has its access revoked
     /// (ADMIN_MAINTENANCE) and its employee fails with the reason naming the tag.
-    async fn only_what_it_may_terminate<'a>(
+    async fn only_what_it_may_terminate<'j, 'a>(
         &self,
-        jobs: Vec<(Job<'a>, String)>,
+        jobs: &'j [(Job<'a>, String)],
         outcome: &mut BatchOutcome,
-    ) -> Vec<(Job<'a>, String)> {
+    ) -> Vec<&'j (Job<'a>, String)> {
         let mut allowed = Vec::with_capacity(jobs.len());
-        for (job, id) in jobs {
-            let tags = match self.workspaces.tags(&id).await {
+        for pair in jobs {
+            let (job, id) = pair;
+            let tags = match self.workspaces.tags(id).await {
                 Ok(tags) => tags,
                 // Gone already: TerminateWorkspaces says so, and the reconciler confirms it.
                 Err(e) if e.error_type().ends_with("ResourceNotFoundException") => {
-                    allowed.push((job, id));
+                    allowed.push(pair);
                     continue;
                 }
                 Err(e) => {
-                    self.settle(&job, Ended::Retry(e.to_string()), outcome).await;
+                    self.settle(job, Ended::Retry(e.to_string()), outcome).await;
                     continue;
                 }
             };
             let Some((code, why)) = tag_refusal(&tags, self.config.terminate_unmanaged) else {
-                allowed.push((job, id));
+                allowed.push(pair);
                 continue;
             };
-            let access = match self.workspaces.set_admin_maintenance(&id, true).await {
+            let access = match self.workspaces.set_admin_maintenance(id, true).await {
                 Ok(()) => "access revoked (ADMIN_MAINTENANCE)".to_owned(),
                 Err(e) => format!("access could not be revoked: {e}"),
             };
             warn!(employee_id = %job.employee.employee_id, workspace_id = %id, %code, "not terminated");
             let message = format!("{id}: {why}; {access}");
-            self.settle(&job, Ended::Failed { code: code.to_owned(), message }, outcome).await;
+            self.settle(job, Ended::Failed { code: code.to_owned(), message }, outcome).await;
         }
         allowed
     }
