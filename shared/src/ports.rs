@@ -333,6 +333,52 @@ impl PortError for StoreError {
     }
 }
 
+// ---------------------------------------------------------------- termination guard
+
+/// The most terminations one window of the guard can admit: the keys it admitted are kept in one
+/// DynamoDB item (400 KB), each at most as long as an event id.
+pub const MAX_TERMINATIONS_PER_WINDOW: u32 = 1_000;
+
+/// What the mass-termination guard has done (see [`StateStore::admit_terminations`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuardStatus {
+    /// From the first refusal until an operator resets the guard: every termination is held.
+    pub tripped_since_ms: Option<i64>,
+    /// The key whose refusal tripped it.
+    pub tripped_by: Option<String>,
+    /// Terminations refused since it tripped (a refused request asked again counts again).
+    pub held: u64,
+    /// The latest refusal.
+    pub last_held_ms: Option<i64>,
+    /// The fixed window the admissions are counted in: its start and length (`None` until the
+    /// guard first counts).
+    pub window_start_ms: Option<i64>,
+    pub window_ms: Option<i64>,
+    /// Terminations admitted in that window (since the reset, when one came in it).
+    pub admitted_in_window: u32,
+    pub last_reset_ms: Option<i64>,
+}
+
+impl GuardStatus {
+    pub fn is_tripped(&self) -> bool {
+        self.tripped_since_ms.is_some()
+    }
+
+    /// Admitted in the window that holds `now_ms`: none once the stored window has ended.
+    pub fn admitted_at(&self, now_ms: i64) -> u32 {
+        match (self.window_start_ms, self.window_ms) {
+            (Some(start), Some(length)) if now_ms < start.saturating_add(length) => self.admitted_in_window,
+            _ => 0,
+        }
+    }
+}
+
+/// The start of the guard's fixed window of `window_ms` (> 0) that holds `now_ms`: windows start
+/// at multiples of their length, so every invocation counts in the same one.
+pub fn guard_window_start(now_ms: i64, window_ms: i64) -> i64 {
+    now_ms.div_euclid(window_ms) * window_ms
+}
+
 pub trait StateStore: Send + Sync {
     fn claim(&self, claim: &Claim) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
     /// Marks the claim completed; only while `owner` holds it.
@@ -388,6 +434,29 @@ pub trait StateStore: Send + Sync {
     fn unschedule(&self, employee_id: &str, event_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Held events of one employee.
     fn scheduled_for(&self, employee_id: &str) -> impl Future<Output = Result<Vec<ScheduledEvent>, StoreError>> + Send;
+
+    /// The mass-termination guard: asks to terminate the WorkSpaces of these leaves (`keys`: leave
+    /// event ids or employee ids) and answers, per key in order, whether it is admitted.
+    /// Admissions are counted per fixed window of `window_ms` ([`guard_window_start`]); a key
+    /// admitted before in the window is admitted again without counting twice (a retried batch).
+    /// A new key when `limit` are admitted in the window is refused and trips the guard: from
+    /// then on nothing is admitted, in any window, until [`reset_guard`](Self::reset_guard), and
+    /// every later key of the same call is refused too. Safe under concurrent calls: a window
+    /// never admits more than `limit` keys; `Conflict` (retryable) if concurrent calls keep
+    /// changing the guard under this one. `Invalid` when `window_ms` is not positive or `limit`
+    /// is over [`MAX_TERMINATIONS_PER_WINDOW`].
+    fn admit_terminations(
+        &self,
+        now_ms: i64,
+        window_ms: i64,
+        limit: u32,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send;
+    /// What the guard has done (a consistent read).
+    fn guard_status(&self) -> impl Future<Output = Result<GuardStatus, StoreError>> + Send;
+    /// The operator's reset: un-trips the guard (the held count goes back to 0) and starts the
+    /// current window's count afresh.
+    fn reset_guard(&self, now_ms: i64) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 // ---------------------------------------------------------------- queues
@@ -596,6 +665,21 @@ impl<T: StateStore> StateStore for std::sync::Arc<T> {
     }
     fn scheduled_for(&self, employee_id: &str) -> impl Future<Output = Result<Vec<ScheduledEvent>, StoreError>> + Send {
         (**self).scheduled_for(employee_id)
+    }
+    fn admit_terminations(
+        &self,
+        now_ms: i64,
+        window_ms: i64,
+        limit: u32,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send {
+        (**self).admit_terminations(now_ms, window_ms, limit, keys)
+    }
+    fn guard_status(&self) -> impl Future<Output = Result<GuardStatus, StoreError>> + Send {
+        (**self).guard_status()
+    }
+    fn reset_guard(&self, now_ms: i64) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).reset_guard(now_ms)
     }
 }
 

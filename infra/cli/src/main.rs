@@ -45,6 +45,12 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// The mass-termination guard: whether it holds terminations (tripped), since when and how
+    /// many, and what the current window admitted. `hrws guard reset` un-trips it.
+    Guard {
+        #[command(subcommand)]
+        action: Option<GuardAction>,
+    },
     /// Wait until employees reach the states in a JSON map {employee_id: state}, showing progress.
     /// `rejected`: the employee's events were all rejected; `rehired`: active again after a
     /// terminated WorkSpace.
@@ -53,6 +59,13 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         timeout_s: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum GuardAction {
+    /// Un-trip the guard once the leaves it held are confirmed (or withdrawn): terminations are
+    /// admitted again, and the current window counts afresh from now.
+    Reset,
 }
 
 fn time(ms: i64) -> String {
@@ -76,6 +89,8 @@ async fn main() -> anyhow::Result<()> {
             post(&aws_sdk_sqs::Client::new(&sdk), file, queue_url, *unique_dedup).await
         }
         Command::ClaimNames { dry_run } => claim_names(&store()?, *dry_run).await,
+        Command::Guard { action: None } => guard(&store()?).await,
+        Command::Guard { action: Some(GuardAction::Reset) } => reset_guard(&store()?).await,
         Command::Wait { expect, timeout_s } => wait(&store()?, expect, Duration::from_secs(*timeout_s)).await,
     }
 }
@@ -239,6 +254,65 @@ async fn claim_names(store: &DynamoStore, dry_run: bool) -> anyhow::Result<()> {
     if conflicts > 0 {
         bail!("{conflicts} user names are asked for by two employees: decide who keeps each (a leave for the other)");
     }
+    Ok(())
+}
+
+async fn guard(store: &DynamoStore) -> anyhow::Result<()> {
+    let now = Timestamp::now().millis();
+    print_guard(&store.guard_status().await?, now);
+    Ok(())
+}
+
+fn print_guard(g: &shared::ports::GuardStatus, now: i64) {
+    match g.tripped_since_ms {
+        Some(since) => {
+            println!("guard      TRIPPED since {}: every termination is held", time(since));
+            println!("tripped by {}", g.tripped_by.as_deref().unwrap_or("?"));
+            let last = g.last_held_ms.map_or_else(|| "-".to_owned(), time);
+            println!("held       {} termination requests (the latest at {last})", g.held);
+            println!("           once the leaves are confirmed (or withdrawn): hrws guard reset");
+        }
+        None => println!("guard      armed: terminations are admitted up to the limit per window"),
+    }
+    match (g.window_start_ms, g.window_ms) {
+        (Some(start), Some(length)) => {
+            let end = start.saturating_add(length);
+            if now < end {
+                println!(
+                    "window     {} admitted in the window from {} to {}",
+                    g.admitted_in_window,
+                    time(start),
+                    time(end)
+                );
+            } else {
+                println!(
+                    "window     none admitted in the current one (the last window, {} to {}, admitted {})",
+                    time(start),
+                    time(end),
+                    g.admitted_in_window
+                );
+            }
+        }
+        _ => println!("window     nothing counted yet"),
+    }
+    if let Some(reset) = g.last_reset_ms {
+        println!("reset      {}", time(reset));
+    }
+}
+
+async fn reset_guard(store: &DynamoStore) -> anyhow::Result<()> {
+    let before = store.guard_status().await?;
+    let now = Timestamp::now().millis();
+    store.reset_guard(now).await?;
+    match before.tripped_since_ms {
+        Some(since) => println!(
+            "reset      the guard tripped at {} and had held {} termination requests; the terminator's next tries are admitted, up to the limit per window",
+            time(since),
+            before.held
+        ),
+        None => println!("reset      the guard was not tripped; the current window counts afresh"),
+    }
+    print_guard(&store.guard_status().await?, now);
     Ok(())
 }
 

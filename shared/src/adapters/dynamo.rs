@@ -8,6 +8,7 @@
 //! | future-dated event, held | `EMP#<employee_id>` | `SCHEDULED#<event_id>` (in `work-index` as `scheduled#n`) |
 //! | history line | `EMP#<employee_id>` (`REJECTED` without one) | `EVENT#<occurred ms>#<event_id>#<recorded ms>#<message id>#<outcome or duplicate>` |
 //! | user-name claim | `NAME#<directory_id>#<user name, lower case>` | `OWNER` |
+//! | the termination guard (latch and window count; never expires) | `GUARD#terminations` | `STATE` |
 //!
 //! A part of a key that is not a valid id (it can only come from a bug: the intake records
 //! rejected events under valid ids only) is replaced by a hash, so no input can make a key pass
@@ -16,9 +17,13 @@
 use super::describe_sdk_error;
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use crate::domain::names::{EmployeeId, EventId};
-use crate::ports::{Claim, ClaimOutcome, HistoryEntry, NameClaim, ScheduledEvent, StateStore, StoreError};
+use crate::ports::{
+    Claim, ClaimOutcome, GuardStatus, HistoryEntry, MAX_TERMINATIONS_PER_WINDOW, NameClaim, ScheduledEvent, StateStore,
+    StoreError, guard_window_start,
+};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 pub const WORK_INDEX: &str = "work-index";
 /// Watched employees are spread over this many index partitions (no hot key).
@@ -173,6 +178,160 @@ fn text(item: &Item, key: &str) -> Option<String> {
     item.get(key).and_then(|v| v.as_s().ok()).cloned()
 }
 
+// ---------------------------------------------------------------- termination guard
+//
+// The guard is one item that never expires (no `expires_at`: a tripped guard must outlive any
+// TTL), `GUARD#terminations` / `STATE`:
+// - `window_start_ms`, `window_ms`: the fixed window being counted;
+// - `admitted`: a string set of the keys admitted in that window (absent when there are none:
+//   DynamoDB has no empty sets), so a retried key is found and not counted twice;
+// - `tripped_since_ms`, `tripped_by`, `held`, `last_held_ms`: the latch and what it has held;
+// - `last_reset_ms`; `version`: bumped by every write that changes the window, the set or the latch.
+//
+// One item, not an item per window plus a latch item: the latch and the count are then checked
+// together by a single conditional UpdateItem, with no transaction (TransactWriteItems with a
+// ConditionCheck on a latch item would cost twice the write units and read a second item on
+// every call). A new window replaces the set in the same item; the keys of past windows are not
+// kept (the employees' history says what was terminated). The set holds at most the limit's
+// keys (`MAX_TERMINATIONS_PER_WINDOW`), so the item stays far below 400 KB.
+//
+// Requests per call: one UpdateItem when the keys fit in the window as it stands and the guard
+// is not tripped (the fast path). Otherwise that write's failed condition returns the item as it
+// was (ALL_OLD), the call is decided on it (`plan_admission`), and one more UpdateItem,
+// conditional on the version read, makes the decision: the first call of a new window, the call
+// that trips the guard, and every call while it is tripped (the held count) cost two. A
+// concurrent write makes it fail and return the item again: decide again on that.
+
+const GUARD_PK: &str = "GUARD#terminations";
+const GUARD_SK: &str = "STATE";
+/// Conditional writes one call may lose to concurrent calls (each loss means another call's write
+/// went through) before it answers `Conflict`.
+const GUARD_ATTEMPTS: usize = 20;
+
+fn guard_key() -> Item {
+    HashMap::from([("pk".to_owned(), s(GUARD_PK)), ("sk".to_owned(), s(GUARD_SK))])
+}
+
+/// A key of the guard (a leave event id or an employee id; the longer is an event id) as a member
+/// of its set of admitted keys: bounded as a part of a key is.
+pub fn guard_member(key: &str) -> String {
+    key_part(key, EventId::MAX)
+}
+
+/// What `admit_terminations` accepts, checked before anything is read or written.
+pub fn check_guard_arguments(window_ms: i64, limit: u32) -> Result<(), StoreError> {
+    if window_ms > 0 && limit <= MAX_TERMINATIONS_PER_WINDOW {
+        return Ok(());
+    }
+    Err(StoreError::Invalid {
+        operation: "UpdateItem",
+        message: format!(
+            "termination guard: a window of {window_ms} ms (must be positive) and a limit of {limit} \
+             (at most {MAX_TERMINATIONS_PER_WINDOW})"
+        ),
+    })
+}
+
+/// The guard item as read: its version, what it says, and the keys its window admitted.
+#[derive(Debug, Default)]
+struct GuardItem {
+    version: Option<u64>,
+    status: GuardStatus,
+    admitted: BTreeSet<String>,
+}
+
+fn guard_malformed(attribute: &str) -> StoreError {
+    StoreError::Malformed { key: format!("{GUARD_PK}/{GUARD_SK}"), detail: format!("{attribute} has the wrong type") }
+}
+
+fn number<T: std::str::FromStr>(item: &Item, attribute: &str) -> Result<Option<T>, StoreError> {
+    match item.get(attribute) {
+        None => Ok(None),
+        Some(AttributeValue::N(v)) => v.parse().map(Some).map_err(|_| guard_malformed(attribute)),
+        Some(_) => Err(guard_malformed(attribute)),
+    }
+}
+
+fn decode_guard(item: &Item) -> Result<GuardItem, StoreError> {
+    let admitted: BTreeSet<String> = match item.get("admitted") {
+        None => BTreeSet::new(),
+        Some(AttributeValue::Ss(members)) => members.iter().cloned().collect(),
+        Some(_) => return Err(guard_malformed("admitted")),
+    };
+    Ok(GuardItem {
+        version: number(item, "version")?,
+        status: GuardStatus {
+            tripped_since_ms: number(item, "tripped_since_ms")?,
+            tripped_by: text(item, "tripped_by"),
+            held: number(item, "held")?.unwrap_or(0),
+            last_held_ms: number(item, "last_held_ms")?,
+            window_start_ms: number(item, "window_start_ms")?,
+            window_ms: number(item, "window_ms")?,
+            admitted_in_window: u32::try_from(admitted.len()).unwrap_or(u32::MAX),
+            last_reset_ms: number(item, "last_reset_ms")?,
+        },
+        admitted,
+    })
+}
+
+/// What a call does to the guard as it was read: the answer per key, and what the one write that
+/// makes it so changes.
+#[derive(Debug, Default)]
+struct GuardPlan {
+    answers: Vec<bool>,
+    /// The window starts afresh here (none was stored, or the stored one has ended).
+    rollover: Option<i64>,
+    /// Keys new to the window's set.
+    admit: Vec<String>,
+    /// Keys refused.
+    refused: u64,
+    /// The refused key that trips the guard (`None` when it was tripped already, or nothing is refused).
+    trips_on: Option<String>,
+}
+
+impl GuardPlan {
+    fn changes_nothing(&self) -> bool {
+        self.rollover.is_none() && self.admit.is_empty() && self.refused == 0
+    }
+}
+
+/// The guard's rule, applied to the item as read.
+fn plan_admission(read: &GuardItem, window_start: i64, limit: u32, members: &[String]) -> GuardPlan {
+    let mut plan = GuardPlan::default();
+    let empty = BTreeSet::new();
+    let admitted = match read.status.window_start_ms {
+        // An invocation whose clock lags counts in the newer window: no way around the limit.
+        Some(start) if start >= window_start => &read.admitted,
+        _ if read.status.is_tripped() => &read.admitted,
+        _ => {
+            plan.rollover = Some(window_start);
+            &empty
+        }
+    };
+    let mut tripped = read.status.is_tripped();
+    let mut new = BTreeSet::new();
+    for member in members {
+        let admit = if tripped {
+            false
+        } else if admitted.contains(member) || new.contains(member) {
+            true
+        } else if admitted.len() + new.len() < limit as usize {
+            new.insert(member);
+            plan.admit.push(member.clone());
+            true
+        } else {
+            tripped = true;
+            plan.trips_on = Some(member.clone());
+            false
+        };
+        if !admit {
+            plan.refused += 1;
+        }
+        plan.answers.push(admit);
+    }
+    plan
+}
+
 impl DynamoStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
         Self { client, table }
@@ -232,6 +391,98 @@ impl DynamoStore {
             .expression_attribute_values(":prefix", s(prefix))
             .consistent_read(true);
         self.query_all(query).await
+    }
+
+    /// A conditional write to the guard that returns the item as it was when its condition fails.
+    fn guard_request(&self) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(guard_key()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+    }
+
+    /// `None` when the write went through; the item as it was when its condition failed otherwise
+    /// (empty when there was none).
+    async fn guard_write(&self, request: UpdateItemFluentBuilder) -> Result<Option<Item>, StoreError> {
+        match request.send().await {
+            Ok(_) => Ok(None),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => {
+                    Ok(Some(c.item().cloned().unwrap_or_default()))
+                }
+                _ => Err(unavailable("UpdateItem", &e)),
+            },
+        }
+    }
+
+    /// The guard item (a consistent read).
+    async fn guard_item(&self) -> Result<GuardItem, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(guard_key()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem", &e))?;
+        out.item.as_ref().map_or_else(|| Ok(GuardItem::default()), decode_guard)
+    }
+
+    /// The write that makes `plan` so, conditional on the guard being as `read` (its version).
+    fn guard_plan_request(
+        &self,
+        read: &GuardItem,
+        plan: &GuardPlan,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> UpdateItemFluentBuilder {
+        let mut request = self.guard_request();
+        if read.status.is_tripped() {
+            // Tripped: only the held count changes; a reset since the read makes it decide again.
+            return request
+                .update_expression("SET last_held_ms = :now ADD held :refused")
+                .condition_expression("attribute_exists(tripped_since_ms)")
+                .expression_attribute_values(":now", n(now_ms))
+                .expression_attribute_values(":refused", n(plan.refused));
+        }
+        let (mut set, mut remove, mut add) = (Vec::new(), Vec::new(), vec!["version :one"]);
+        if let Some(start) = plan.rollover {
+            set.extend(["window_start_ms = :window", "window_ms = :length"]);
+            request = request
+                .expression_attribute_values(":window", n(start))
+                .expression_attribute_values(":length", n(window_ms));
+            if plan.admit.is_empty() {
+                remove.push("admitted");
+            } else {
+                set.push("admitted = :keys");
+            }
+        } else if !plan.admit.is_empty() {
+            add.push("admitted :keys");
+        }
+        if !plan.admit.is_empty() {
+            request = request.expression_attribute_values(":keys", AttributeValue::Ss(plan.admit.clone()));
+        }
+        if let Some(key) = &plan.trips_on {
+            set.extend(["tripped_since_ms = :now", "tripped_by = :by", "last_held_ms = :now"]);
+            add.push("held :refused");
+            request = request
+                .expression_attribute_values(":now", n(now_ms))
+                .expression_attribute_values(":by", s(key))
+                .expression_attribute_values(":refused", n(plan.refused));
+        }
+        let mut update = Vec::new();
+        for (clause, parts) in [("SET", set), ("REMOVE", remove), ("ADD", add)] {
+            if !parts.is_empty() {
+                update.push(format!("{clause} {}", parts.join(", ")));
+            }
+        }
+        request = request.update_expression(update.join(" ")).expression_attribute_values(":one", n(1));
+        match read.version {
+            Some(v) => request.condition_expression("version = :version").expression_attribute_values(":version", n(v)),
+            None => request.condition_expression("attribute_not_exists(version)"),
+        }
     }
 
     /// Every employee record (a full scan: for status tools, not for the functions).
@@ -592,5 +843,76 @@ impl StateStore for DynamoStore {
 
     async fn scheduled_for(&self, employee_id: &str) -> Result<Vec<ScheduledEvent>, StoreError> {
         self.employee_items(employee_id, "SCHEDULED#").await?.into_iter().map(decode).collect()
+    }
+
+    async fn admit_terminations(
+        &self,
+        now_ms: i64,
+        window_ms: i64,
+        limit: u32,
+        keys: &[String],
+    ) -> Result<Vec<bool>, StoreError> {
+        check_guard_arguments(window_ms, limit)?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let members: Vec<String> = keys.iter().map(|k| guard_member(k)).collect();
+        let distinct: BTreeSet<&String> = members.iter().collect();
+        let window_start = guard_window_start(now_ms, window_ms);
+        let mut read = match (limit as usize).checked_sub(distinct.len()) {
+            Some(room) => {
+                // The fast path: the keys fit even if all are new, in the same window, not tripped.
+                let fast = self
+                    .guard_request()
+                    .update_expression("ADD admitted :keys, version :one")
+                    .condition_expression(
+                        "window_start_ms = :window AND attribute_not_exists(tripped_since_ms) \
+                         AND (attribute_not_exists(admitted) OR size(admitted) <= :room)",
+                    )
+                    .expression_attribute_values(":keys", AttributeValue::Ss(distinct.into_iter().cloned().collect()))
+                    .expression_attribute_values(":one", n(1))
+                    .expression_attribute_values(":window", n(window_start))
+                    .expression_attribute_values(":room", n(room));
+                match self.guard_write(fast).await? {
+                    None => return Ok(vec![true; members.len()]),
+                    Some(old) => decode_guard(&old)?,
+                }
+            }
+            // More distinct keys than the window may hold: some are refused whatever it holds.
+            None => self.guard_item().await?,
+        };
+        for _ in 0..GUARD_ATTEMPTS {
+            let plan = plan_admission(&read, window_start, limit, &members);
+            if plan.changes_nothing() {
+                return Ok(plan.answers);
+            }
+            match self.guard_write(self.guard_plan_request(&read, &plan, now_ms, window_ms)).await? {
+                None => return Ok(plan.answers),
+                Some(old) => read = decode_guard(&old)?,
+            }
+        }
+        Err(StoreError::Conflict(GUARD_PK.to_owned()))
+    }
+
+    async fn guard_status(&self) -> Result<GuardStatus, StoreError> {
+        Ok(self.guard_item().await?.status)
+    }
+
+    async fn reset_guard(&self, now_ms: i64) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(guard_key()))
+            .update_expression(
+                "REMOVE tripped_since_ms, tripped_by, last_held_ms, admitted \
+                 SET held = :zero, last_reset_ms = :now ADD version :one",
+            )
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .map_err(|e| unavailable("UpdateItem", &e))?;
+        Ok(())
     }
 }

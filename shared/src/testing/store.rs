@@ -3,9 +3,12 @@
 //! table. The contract suite ([`super::contract::state_store`]) runs on both.
 
 use super::{Faults, lock};
-use crate::adapters::dynamo::{MAX_ITEM_BYTES, history_item, item_size, shard_of};
+use crate::adapters::dynamo::{MAX_ITEM_BYTES, check_guard_arguments, guard_member, history_item, item_size, shard_of};
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
-use crate::ports::{Claim, ClaimOutcome, HistoryEntry, NameClaim, ScheduledEvent, StateStore, StoreError};
+use crate::ports::{
+    Claim, ClaimOutcome, GuardStatus, HistoryEntry, NameClaim, ScheduledEvent, StateStore, StoreError,
+    guard_window_start,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
@@ -42,6 +45,14 @@ pub struct MemoryStore {
     scheduled: Mutex<BTreeMap<(String, String), ScheduledEvent>>,
     /// The index as `watched` and `due` read it while frozen (see [`MemoryStore::freeze_index`]).
     frozen_index: Mutex<Option<Index>>,
+    termination_guard: Mutex<TerminationGuard>,
+}
+
+/// The termination guard as its one item holds it: the status, and the keys the window admitted.
+#[derive(Debug, Default)]
+struct TerminationGuard {
+    status: GuardStatus,
+    admitted: BTreeSet<String>,
 }
 
 /// What the sparse index held at one moment.
@@ -57,7 +68,7 @@ const PORT: &str = "store";
 fn dynamo_operation(method: &str) -> &'static str {
     match method {
         "claim" | "save_employee" | "record_history" | "schedule" => "PutItem",
-        "complete" => "UpdateItem",
+        "complete" | "admit_terminations" | "reset_guard" => "UpdateItem",
         "release" | "unschedule" => "DeleteItem",
         "employees" => "BatchGetItem",
         "save_joiner" => "TransactWriteItems",
@@ -146,6 +157,11 @@ impl MemoryStore {
     /// Every user-name claim: (directory, lower-case user name) → employee.
     pub fn name_claims(&self) -> BTreeMap<(String, String), String> {
         lock(&self.names).clone()
+    }
+
+    /// The keys the termination guard's window admitted (as set members: see `guard_member`).
+    pub fn guard_admitted(&self) -> BTreeSet<String> {
+        lock(&self.termination_guard).admitted.clone()
     }
 
     /// From now on `watched` and `due` answer from the index as it is now, until
@@ -415,6 +431,74 @@ impl StateStore for MemoryStore {
             Ok(lock(&self.scheduled).values().filter(|e| e.employee_id == employee_id).cloned().collect())
         })
     }
+
+    async fn admit_terminations(
+        &self,
+        now_ms: i64,
+        window_ms: i64,
+        limit: u32,
+        keys: &[String],
+    ) -> Result<Vec<bool>, StoreError> {
+        self.guard("admit_terminations", || {
+            check_guard_arguments(window_ms, limit)?;
+            let mut guard = lock(&self.termination_guard);
+            let TerminationGuard { status, admitted } = &mut *guard;
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            // Tripped: everything is held, and counted; the window is left as it was.
+            if !status.is_tripped() {
+                let window_start = guard_window_start(now_ms, window_ms);
+                // A lagging clock counts in the newer window.
+                if status.window_start_ms.is_none_or(|start| start < window_start) {
+                    status.window_start_ms = Some(window_start);
+                    status.window_ms = Some(window_ms);
+                    admitted.clear();
+                }
+            }
+            let mut answers = Vec::with_capacity(keys.len());
+            for key in keys {
+                let member = guard_member(key);
+                let admit = if status.is_tripped() {
+                    false
+                } else if admitted.contains(&member) {
+                    true
+                } else if admitted.len() < limit as usize {
+                    admitted.insert(member);
+                    true
+                } else {
+                    status.tripped_since_ms = Some(now_ms);
+                    status.tripped_by = Some(member);
+                    false
+                };
+                if !admit {
+                    status.held += 1;
+                    status.last_held_ms = Some(now_ms);
+                }
+                answers.push(admit);
+            }
+            status.admitted_in_window = u32::try_from(admitted.len()).unwrap_or(u32::MAX);
+            Ok(answers)
+        })
+    }
+
+    async fn guard_status(&self) -> Result<GuardStatus, StoreError> {
+        self.guard("guard_status", || Ok(lock(&self.termination_guard).status.clone()))
+    }
+
+    async fn reset_guard(&self, now_ms: i64) -> Result<(), StoreError> {
+        self.guard("reset_guard", || {
+            let mut guard = lock(&self.termination_guard);
+            guard.admitted.clear();
+            guard.status = GuardStatus {
+                window_start_ms: guard.status.window_start_ms,
+                window_ms: guard.status.window_ms,
+                last_reset_ms: Some(now_ms),
+                ..GuardStatus::default()
+            };
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -450,6 +534,49 @@ mod tests {
         store.complete("e1", "a", EventOutcome::Applied, "ok").await.unwrap();
         assert!(store.idempotency_records()["e1"].completed);
         assert_eq!(store.faults.calls("store"), 4);
+    }
+
+    const HOUR: i64 = 3_600_000;
+
+    #[tokio::test]
+    async fn a_guard_admission_whose_answer_is_lost_is_admitted_again_without_counting_twice() {
+        let store = MemoryStore::default();
+        let leaves: Vec<String> = vec!["lv-1".into(), "lv-2".into()];
+        // GIVEN an admission that takes effect but whose answer is lost
+        store.faults.fail_next_after("store.admit_terminations", 1);
+        assert!(matches!(
+            store.admit_terminations(0, HOUR, 2, &leaves).await,
+            Err(StoreError::Unavailable { operation: "UpdateItem", .. })
+        ));
+        // WHEN the batch is retried, THEN it is admitted, counted once: the limit of 2 is not passed
+        assert_eq!(store.admit_terminations(1, HOUR, 2, &leaves).await.unwrap(), [true, true]);
+        let status = store.guard_status().await.unwrap();
+        assert_eq!((status.admitted_in_window, status.is_tripped()), (2, false));
+        // A failure before the write changes nothing; a failed reset neither.
+        store.faults.fail_next("store.admit_terminations", 1);
+        assert!(store.admit_terminations(2, HOUR, 2, &["lv-3".into()]).await.is_err());
+        assert!(!store.guard_status().await.unwrap().is_tripped());
+        assert_eq!(store.admit_terminations(3, HOUR, 2, &["lv-3".into()]).await.unwrap(), [false]);
+        store.faults.fail_next("store.reset_guard", 1);
+        assert!(matches!(store.reset_guard(4).await, Err(StoreError::Unavailable { operation: "UpdateItem", .. })));
+        assert!(store.guard_status().await.unwrap().is_tripped());
+        let counts = store.faults.counts();
+        assert_eq!(
+            (counts["store.admit_terminations"], counts["store.guard_status"], counts["store.reset_guard"]),
+            (4, 3, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_guard_key_that_is_not_a_plain_id_is_kept_bounded() {
+        let store = MemoryStore::default();
+        let long = "x".repeat(5_000);
+        assert_eq!(store.admit_terminations(0, HOUR, 5, &[long.clone(), "lv-1".into()]).await.unwrap(), [true, true]);
+        let kept = store.guard_admitted();
+        assert!(kept.contains("lv-1"));
+        assert!(kept.iter().all(|k| k.len() <= crate::domain::names::EventId::MAX), "{kept:?}");
+        assert_eq!(store.admit_terminations(1, HOUR, 5, &[long]).await.unwrap(), [true], "found again");
+        assert_eq!(store.guard_status().await.unwrap().admitted_in_window, 2);
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ mod store;
 mod workspaces;
 
 pub use directory::directory_users;
-pub use store::{state_store, user_name_claims};
+pub use store::{state_store, termination_guard, user_name_claims};
 pub use workspaces::{Passage, WorkspacesSetup, workspace_operations, workspaces};
 
 /// The value, or a panic naming the step that failed.

@@ -3,8 +3,12 @@
 
 use super::ok;
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
-use crate::ports::{Claim, ClaimOutcome, HistoryEntry, NameClaim, ScheduledEvent, StateStore, StoreError};
+use crate::ports::{
+    Claim, ClaimOutcome, GuardStatus, HistoryEntry, MAX_TERMINATIONS_PER_WINDOW, NameClaim, ScheduledEvent, StateStore,
+    StoreError,
+};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 fn joiner(id: &str, version: u64) -> EmployeeRecord {
@@ -337,6 +341,186 @@ async fn watched<S: StateStore>(store: &S) {
     assert!(!watched_by(store, EmployeeState::Revoked, "C-W5", T + 3_599_999).await, "not before its grace ends");
 }
 
+const HOUR: i64 = 3_600_000;
+/// The start of an hour-long window, some time after `T`.
+const W0: i64 = (T / HOUR + 1) * HOUR;
+
+fn keys(names: &[&str]) -> Vec<String> {
+    names.iter().map(|k| (*k).to_owned()).collect()
+}
+
+/// Asks the guard (windows of an hour) and returns its answers.
+async fn admit<S: StateStore>(store: &S, now: i64, limit: u32, names: &[&str]) -> Vec<bool> {
+    ok(&format!("admit {names:?} at {now}"), store.admit_terminations(now, HOUR, limit, &keys(names)).await)
+}
+
+async fn status<S: StateStore>(store: &S) -> GuardStatus {
+    ok("guard_status", store.guard_status().await)
+}
+
+/// The mass-termination guard: up to the limit per window admitted, a retried key admitted again
+/// without counting twice, the key past the limit refused and the guard tripped, nothing admitted
+/// while tripped (in any window) until an operator resets it, a new window counted afresh, and
+/// never more than the limit admitted in a window by concurrent calls. Takes the store shared so
+/// that tasks can call it at once; expects the guard never used.
+pub async fn termination_guard<S: StateStore + 'static>(store: Arc<S>) {
+    let s = &*store;
+    guard_arguments(s).await;
+    guard_counts_and_trips(s).await;
+    guard_holds_until_reset(s).await;
+    guard_windows(s).await;
+    guard_concurrent_calls(&store).await;
+}
+
+/// Nothing asked, nothing counted; arguments the store cannot keep are refused before anything changes.
+async fn guard_arguments<S: StateStore>(store: &S) {
+    // GIVEN a guard never used, THEN it is not tripped and has counted nothing
+    assert_eq!(status(store).await, GuardStatus::default());
+    // WHEN nothing is asked, THEN nothing is answered
+    assert_eq!(admit(store, W0, 3, &[]).await, Vec::<bool>::new());
+    // WHEN the window or the limit cannot be kept, THEN the call is refused for good
+    for (window, limit) in [(0, 3), (-HOUR, 3), (HOUR, MAX_TERMINATIONS_PER_WINDOW + 1)] {
+        let refused = store.admit_terminations(W0, window, limit, &keys(&["k-x"])).await;
+        assert!(matches!(refused, Err(StoreError::Invalid { .. })), "window {window}, limit {limit}: {refused:?}");
+    }
+    assert_eq!(status(store).await, GuardStatus::default(), "nothing changed");
+}
+
+/// Under the limit all admitted; a retry (in the same call too) counted once and admitted again;
+/// the key past the limit refused, tripping the guard, and every later key of its call held.
+async fn guard_counts_and_trips<S: StateStore>(store: &S) {
+    // GIVEN a limit of 3 an hour, WHEN two leaves are asked, THEN both are admitted
+    assert_eq!(admit(store, W0 + 10, 3, &["k-a", "k-b"]).await, [true, true]);
+    // WHEN the same batch is retried (one key twice in it), THEN it is admitted again, counted once
+    assert_eq!(admit(store, W0 + 20, 3, &["k-b", "k-a", "k-b"]).await, [true, true, true]);
+    let counted = status(store).await;
+    assert_eq!((counted.admitted_in_window, counted.window_start_ms, counted.window_ms), (2, Some(W0), Some(HOUR)));
+    // WHEN a third arrives, THEN it is admitted: the limit is reached, not passed
+    assert_eq!(admit(store, W0 + 30, 3, &["k-c"]).await, [true]);
+    // WHEN a batch at the limit is retried, THEN it is still admitted
+    assert_eq!(admit(store, W0 + 40, 3, &["k-a", "k-c"]).await, [true, true]);
+    assert!(!status(store).await.is_tripped());
+    // WHEN a fourth key comes, between a retried one and another retried one,
+    // THEN the retry before it is admitted, it is refused and trips the guard, and the rest of
+    // the call is held, the retry after it too
+    assert_eq!(admit(store, W0 + 50, 3, &["k-b", "k-d", "k-a", "k-e"]).await, [true, false, false, false]);
+    assert_eq!(
+        status(store).await,
+        GuardStatus {
+            tripped_since_ms: Some(W0 + 50),
+            tripped_by: Some("k-d".into()),
+            held: 3,
+            last_held_ms: Some(W0 + 50),
+            window_start_ms: Some(W0),
+            window_ms: Some(HOUR),
+            admitted_in_window: 3,
+            last_reset_ms: None,
+        }
+    );
+}
+
+/// Tripped, the guard holds everything, retries and new windows included, and keeps counting what
+/// it held, until an operator resets it; the reset starts the window's count afresh.
+async fn guard_holds_until_reset<S: StateStore>(store: &S) {
+    // GIVEN the guard tripped at W0 + 50 (guard_counts_and_trips)
+    // WHEN a key admitted before is retried, THEN it is held
+    assert_eq!(admit(store, W0 + 60, 3, &["k-a"]).await, [false]);
+    // WHEN the next window comes, THEN its keys are held too
+    assert_eq!(admit(store, W0 + HOUR + 10, 3, &["k-f", "k-g"]).await, [false, false]);
+    let held = status(store).await;
+    assert_eq!(
+        (held.tripped_since_ms, held.tripped_by.as_deref(), held.held, held.last_held_ms),
+        (Some(W0 + 50), Some("k-d"), 6, Some(W0 + HOUR + 10)),
+        "tripped since the first refusal, counting every one since"
+    );
+    assert_eq!(held.admitted_at(W0 + HOUR + 10), 0, "the window counted last has ended");
+    // WHEN an operator resets it, THEN it is no longer tripped and has counted nothing
+    ok("reset_guard", store.reset_guard(W0 + HOUR + 20).await);
+    let reset = status(store).await;
+    assert_eq!(
+        (reset.tripped_since_ms, reset.tripped_by, reset.held, reset.last_held_ms, reset.admitted_in_window),
+        (None, None, 0, None, 0)
+    );
+    assert_eq!(reset.last_reset_ms, Some(W0 + HOUR + 20));
+    // AND the held keys are admitted again, up to the limit, after which it trips again
+    assert_eq!(admit(store, W0 + HOUR + 30, 3, &["k-f", "k-g", "k-a", "k-h"]).await, [true, true, true, false]);
+    let again = status(store).await;
+    assert_eq!(
+        (again.tripped_since_ms, again.tripped_by.as_deref(), again.held),
+        (Some(W0 + HOUR + 30), Some("k-h"), 1)
+    );
+    // WHEN it is reset in the same window, THEN that window counts afresh from the reset
+    ok("reset_guard", store.reset_guard(W0 + HOUR + 40).await);
+    assert_eq!(admit(store, W0 + HOUR + 50, 3, &["k-h", "k-f"]).await, [true, true]);
+    assert_eq!(status(store).await.admitted_at(W0 + HOUR + 50), 2);
+    ok("reset_guard", store.reset_guard(W0 + HOUR + 60).await);
+}
+
+/// Each fixed window counts afresh while the guard is not tripped; a call whose clock lags counts
+/// in the newest window.
+async fn guard_windows<S: StateStore>(store: &S) {
+    let w = W0 + 10 * HOUR;
+    // GIVEN a window that reached its limit of 2
+    assert_eq!(admit(store, w + 1, 2, &["k-a", "k-b"]).await, [true, true]);
+    // WHEN the next window begins, THEN it counts afresh, keys of the last one included
+    assert_eq!(admit(store, w + HOUR, 2, &["k-a"]).await, [true]);
+    let next = status(store).await;
+    assert_eq!((next.window_start_ms, next.admitted_in_window, next.is_tripped()), (Some(w + HOUR), 1, false));
+    assert_eq!(next.admitted_at(w + HOUR), 1);
+    assert_eq!(next.admitted_at(w + 2 * HOUR), 0, "nothing counted yet in the window after");
+    // WHEN a call whose clock lags behind (still in the last window) asks, THEN it counts in the
+    // newest window: it takes the last place, and the key after it trips the guard
+    assert_eq!(admit(store, w + HOUR - 5, 2, &["k-c", "k-b"]).await, [true, false]);
+    let late = status(store).await;
+    assert_eq!(
+        (late.window_start_ms, late.admitted_in_window, late.tripped_by.as_deref()),
+        (Some(w + HOUR), 2, Some("k-b"))
+    );
+    ok("reset_guard", store.reset_guard(w + HOUR + 1).await);
+    // A limit of 0 holds everything: the first key trips the guard.
+    assert_eq!(admit(store, w + 3 * HOUR, 0, &["k-z"]).await, [false]);
+    assert_eq!(status(store).await.tripped_by.as_deref(), Some("k-z"));
+    ok("reset_guard", store.reset_guard(w + 3 * HOUR + 1).await);
+}
+
+/// Calls at once from several tasks: never more than the limit admitted in a window, every key
+/// answered, and a batch retried by several tasks at once admitted in each and counted once.
+async fn guard_concurrent_calls<S: StateStore + 'static>(store: &Arc<S>) {
+    let w = W0 + 20 * HOUR;
+    // GIVEN a limit of 25 and 8 invocations of 10 leaves each, all at once
+    let calls = (0..8).map(|task| {
+        let store = Arc::clone(store);
+        let names: Vec<String> = (0..10).map(|i| format!("k-{task}-{i}")).collect();
+        tokio::spawn(async move { store.admit_terminations(w + task, HOUR, 25, &names).await })
+    });
+    let mut answers = Vec::new();
+    for call in calls.collect::<Vec<_>>() {
+        answers.push(ok("admit at once", call.await.unwrap_or_else(|e| panic!("task: {e}"))));
+    }
+    // THEN exactly 25 are admitted in all, the rest held, and the guard tripped
+    let admitted: usize = answers.iter().map(|a| a.iter().filter(|x| **x).count()).sum();
+    assert_eq!(admitted, 25, "{answers:?}");
+    for a in &answers {
+        assert_eq!(a.len(), 10);
+        assert!(a.iter().skip_while(|x| **x).all(|x| !*x), "nothing admitted after a refusal in a call: {a:?}");
+    }
+    let tripped = status(store.as_ref()).await;
+    assert_eq!((tripped.admitted_in_window, tripped.held, tripped.is_tripped()), (25, 55, true));
+    ok("reset_guard", store.reset_guard(w + 100).await);
+    // GIVEN a batch of 10 under a limit of 10, WHEN 4 invocations retry it at once,
+    // THEN each has it all admitted, and it is counted once
+    let calls = (0..4).map(|task| {
+        let store = Arc::clone(store);
+        let names: Vec<String> = (0..10).map(|i| format!("k-r-{i}")).collect();
+        tokio::spawn(async move { store.admit_terminations(w + 200 + task, HOUR, 10, &names).await })
+    });
+    for call in calls.collect::<Vec<_>>() {
+        assert_eq!(ok("retry at once", call.await.unwrap_or_else(|e| panic!("task: {e}"))), [true; 10]);
+    }
+    let retried = status(store.as_ref()).await;
+    assert_eq!((retried.admitted_in_window, retried.held, retried.is_tripped()), (10, 0, false));
+}
+
 /// Waits (a little, for an eventually consistent index) until `check` holds.
 async fn eventually<F, Fut>(what: &str, check: F)
 where
@@ -364,5 +548,10 @@ mod tests {
     #[tokio::test]
     async fn the_memory_store_keeps_the_state_store_contract() {
         super::state_store(&MemoryStore::default()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_memory_store_keeps_the_termination_guard_contract() {
+        super::termination_guard(std::sync::Arc::new(MemoryStore::default())).await;
     }
 }
