@@ -414,7 +414,7 @@ impl World {
                 workspaces: workspaces.clone(),
                 requests: requests_out.clone(),
                 terminations: terminations_out.clone(),
-                config: TerminatorConfig { max_attempts: 10_000, terminate_unmanaged: false },
+                config: TerminatorConfig { max_attempts: 10_000, terminate_unmanaged: false, guard: None },
                 clock: clock_port.clone(),
             },
             reconciler: Reconciler {

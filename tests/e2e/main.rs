@@ -5,6 +5,7 @@
 
 mod contract;
 mod grace;
+mod guard;
 mod helpers;
 mod idempotency;
 mod offboarding;

@@ -32,7 +32,10 @@ async fn outcomes(t: &TestStack, id: &str) -> Vec<(String, EventOutcome)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_leavers_take_three_terminate_calls_and_are_confirmed_gone() {
     // The terminator's mapping is enabled once all 60 requests are queued (see the onboarding twin).
-    let t = start(15, |o| o.disabled_mappings = vec!["terminator"]).await;
+    // 60 leavers within the hour: over the guard's default, so its limit is raised here.
+    let mut def = project_stack(15);
+    set_env(&mut def, "terminator", "TERMINATION_GUARD_LIMIT", "100");
+    let t = start_def(def, |o| o.disabled_mappings = vec!["terminator"]).await;
     t.post_events(&(0..60).map(join).collect::<Vec<_>>()).await;
     all_in(&t, &ids(0..60), EmployeeState::Active, 180).await;
     t.post_events(&(0..60).map(|i| leave(i, "2026-11-20T17:00:00Z")).collect::<Vec<_>>()).await;

@@ -6,7 +6,8 @@ use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsQueue;
 use shared::adapters::workspaces::AwsWorkspaces;
 use shared::config::{ConfigError, EnvReader};
-use shared::services::terminator::{Terminator, TerminatorConfig};
+use shared::ports::MAX_TERMINATIONS_PER_WINDOW;
+use shared::services::terminator::{GuardConfig, Terminator, TerminatorConfig};
 
 struct Config {
     table_name: String,
@@ -14,6 +15,7 @@ struct Config {
     termination_requests_queue_url: String,
     max_attempts: u32,
     terminate_unmanaged: bool,
+    guard: Option<GuardConfig>,
 }
 
 impl Config {
@@ -29,12 +31,22 @@ impl Config {
             "must be 1-20 (and below the queue's maxReceiveCount)",
         );
         let terminate_unmanaged: bool = env.optional("TERMINATE_UNMANAGED", false);
+        let guard_limit: u32 = env.optional("TERMINATION_GUARD_LIMIT", 50);
+        env.check(
+            "TERMINATION_GUARD_LIMIT",
+            guard_limit <= MAX_TERMINATIONS_PER_WINDOW,
+            "must be 0 (off) to 1000 terminations per window",
+        );
+        let window_minutes: i64 = env.optional("TERMINATION_GUARD_WINDOW_MINUTES", 60);
+        env.check("TERMINATION_GUARD_WINDOW_MINUTES", (1..=10_080).contains(&window_minutes), "must be 1-10080");
+        let guard = (guard_limit > 0).then_some(GuardConfig { limit: guard_limit, window_ms: window_minutes * 60_000 });
         env.finish(Config {
             table_name,
             workspace_requests_queue_url,
             termination_requests_queue_url,
             max_attempts,
             terminate_unmanaged,
+            guard,
         })
     }
 }
@@ -51,7 +63,11 @@ async fn main() -> Result<(), Error> {
         requests: SqsQueue::new(sqs.clone(), config.workspace_requests_queue_url),
         terminations: SqsQueue::new(sqs, config.termination_requests_queue_url),
         clock: std::sync::Arc::new(shared::ports::SystemClock),
-        config: TerminatorConfig { max_attempts: config.max_attempts, terminate_unmanaged: config.terminate_unmanaged },
+        config: TerminatorConfig {
+            max_attempts: config.max_attempts,
+            terminate_unmanaged: config.terminate_unmanaged,
+            guard: config.guard,
+        },
     };
     shared::lambda::serve_sqs(&terminator).await
 }

@@ -5,9 +5,11 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::sqs::SqsQueue;
 use shared::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use shared::domain::time::Timestamp;
 use shared::ports::StateStore;
+use shared::services::guard::GuardOperator;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -46,7 +48,8 @@ enum Command {
         dry_run: bool,
     },
     /// The mass-termination guard: whether it holds terminations (tripped), since when and how
-    /// many, and what the current window admitted. `hrws guard reset` un-trips it.
+    /// many, what the current window admitted, and the employees held. `hrws guard release`
+    /// un-trips it and releases them all; `--employee` releases one.
     Guard {
         #[command(subcommand)]
         action: Option<GuardAction>,
@@ -63,9 +66,16 @@ enum Command {
 
 #[derive(Subcommand)]
 enum GuardAction {
-    /// Un-trip the guard once the leaves it held are confirmed (or withdrawn): terminations are
-    /// admitted again, and the current window counts afresh from now.
-    Reset,
+    /// Terminate what the guard holds once the leaves are confirmed genuine: without
+    /// `--employee`, un-trips the guard (the window counts afresh) and releases every held
+    /// termination; with it, releases those employees only. A leave withdrawn instead: send a
+    /// cancel naming it (the same WorkSpace is given back).
+    Release {
+        #[arg(long)]
+        employee: Vec<String>,
+        #[arg(long, env = "TERMINATION_REQUESTS_QUEUE_URL")]
+        queue_url: String,
+    },
 }
 
 fn time(ms: i64) -> String {
@@ -89,8 +99,10 @@ async fn main() -> anyhow::Result<()> {
             post(&aws_sdk_sqs::Client::new(&sdk), file, queue_url, *unique_dedup).await
         }
         Command::ClaimNames { dry_run } => claim_names(&store()?, *dry_run).await,
-        Command::Guard { action: None } => guard(&store()?).await,
-        Command::Guard { action: Some(GuardAction::Reset) } => reset_guard(&store()?).await,
+        Command::Guard { action: None } => guard(store()?, &sdk).await,
+        Command::Guard { action: Some(GuardAction::Release { employee, queue_url }) } => {
+            release(operator(store()?, &sdk, queue_url), employee).await
+        }
         Command::Wait { expect, timeout_s } => wait(&store()?, expect, Duration::from_secs(*timeout_s)).await,
     }
 }
@@ -257,9 +269,53 @@ async fn claim_names(store: &DynamoStore, dry_run: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn guard(store: &DynamoStore) -> anyhow::Result<()> {
+type Operator = GuardOperator<DynamoStore, SqsQueue>;
+
+fn operator(store: DynamoStore, sdk: &aws_config::SdkConfig, queue_url: &str) -> Operator {
+    GuardOperator {
+        store,
+        terminations: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), queue_url.to_owned()),
+        clock: std::sync::Arc::new(shared::ports::SystemClock),
+    }
+}
+
+async fn guard(store: DynamoStore, sdk: &aws_config::SdkConfig) -> anyhow::Result<()> {
     let now = Timestamp::now().millis();
     print_guard(&store.guard_status().await?, now);
+    // Listing needs no queue.
+    let operator = operator(store, sdk, "");
+    let held = operator.held().await?;
+    println!("held now   {} employees", held.len());
+    for e in held {
+        println!(
+            "  {:<12} {:<10} {:<16} held since {}",
+            e.employee_id,
+            e.state.as_str(),
+            e.workspace_id.as_deref().unwrap_or("-"),
+            e.held_since_ms.map(time).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+async fn release(operator: Operator, employees: &[String]) -> anyhow::Result<()> {
+    if employees.is_empty() {
+        let before = operator.status().await?;
+        let released = operator.release_all().await?;
+        match before.tripped_since_ms {
+            Some(since) => {
+                println!("reset      the guard tripped at {} and held {} requests", time(since), before.held)
+            }
+            None => println!("reset      the guard was not tripped; the current window counts afresh"),
+        }
+        println!("released   {released} held terminations: requested again, not counted by the guard");
+    } else {
+        for id in employees {
+            let decision = operator.release(id).await?;
+            println!("{id:<12} {:?}", decision.verdict);
+        }
+    }
+    print_guard(&operator.status().await?, Timestamp::now().millis());
     Ok(())
 }
 
@@ -270,7 +326,7 @@ fn print_guard(g: &shared::ports::GuardStatus, now: i64) {
             println!("tripped by {}", g.tripped_by.as_deref().unwrap_or("?"));
             let last = g.last_held_ms.map_or_else(|| "-".to_owned(), time);
             println!("held       {} termination requests (the latest at {last})", g.held);
-            println!("           once the leaves are confirmed (or withdrawn): hrws guard reset");
+            println!("           once the leaves are confirmed: hrws guard release (or cancel a leave)");
         }
         None => println!("guard      armed: terminations are admitted up to the limit per window"),
     }
@@ -298,22 +354,6 @@ fn print_guard(g: &shared::ports::GuardStatus, now: i64) {
     if let Some(reset) = g.last_reset_ms {
         println!("reset      {}", time(reset));
     }
-}
-
-async fn reset_guard(store: &DynamoStore) -> anyhow::Result<()> {
-    let before = store.guard_status().await?;
-    let now = Timestamp::now().millis();
-    store.reset_guard(now).await?;
-    match before.tripped_since_ms {
-        Some(since) => println!(
-            "reset      the guard tripped at {} and had held {} termination requests; the terminator's next tries are admitted, up to the limit per window",
-            time(since),
-            before.held
-        ),
-        None => println!("reset      the guard was not tripped; the current window counts afresh"),
-    }
-    print_guard(&store.guard_status().await?, now);
-    Ok(())
 }
 
 async fn post(sqs: &aws_sdk_sqs::Client, file: &PathBuf, queue_url: &str, unique_dedup: bool) -> anyhow::Result<()> {

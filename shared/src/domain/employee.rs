@@ -120,6 +120,15 @@ pub struct EmployeeRecord {
     /// The rehire or cancel that is restoring access within the grace period.
     #[serde(default)]
     pub restore_event_id: Option<String>,
+    /// The mass-termination guard holds this leaver's termination (access is revoked meanwhile)
+    /// until an operator releases it (`hrws guard release`) or HR cancels the leave.
+    #[serde(default)]
+    pub held_since_ms: Option<i64>,
+    #[serde(default)]
+    pub hold_reason: Option<String>,
+    /// Released by an operator: the guard does not count this termination.
+    #[serde(default)]
+    pub guard_released: bool,
     /// The joins and leaves seen (applied or skipped), by HR's time, the latest `SEEN_KEPT`:
     /// what the employee's latest word is once a leave is rescinded.
     #[serde(default)]
@@ -178,6 +187,9 @@ impl EmployeeRecord {
             user_disabled: false,
             restore_event_id: None,
             rescinded_event_id: None,
+            held_since_ms: None,
+            hold_reason: None,
+            guard_released: false,
             seen: Vec::new(),
             grace_note: None,
         }
@@ -186,6 +198,10 @@ impl EmployeeRecord {
     /// When the reconciler next needs to look at this employee (the work index's sort key): at
     /// once while pending or terminating, when the grace period ends while access is revoked.
     pub fn watch_due_ms(&self) -> Option<i64> {
+        if self.held_since_ms.is_some() && matches!(self.state, EmployeeState::Leaving | EmployeeState::Revoked) {
+            // Listed for the operator (`hrws guard release`), never due for the reconciler.
+            return Some(HELD_DUE_MS);
+        }
         match self.state {
             EmployeeState::Revoked => Some(self.grace_until_ms.unwrap_or(self.state_since_ms)),
             s if s.needs_watching() => Some(self.state_since_ms),
@@ -193,6 +209,10 @@ impl EmployeeRecord {
         }
     }
 }
+
+/// The work index's time for an employee whose termination the guard holds: later than any
+/// reconciler run (13 digits, as the index's keys).
+pub const HELD_DUE_MS: i64 = 9_999_999_999_999;
 
 /// A join or leave seen for an employee: HR's time, its id, and whether it was a join.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,6 +16,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tracing::{info, warn};
 
+/// The metric (and alarm) of terminations the guard held.
+pub const TERMINATIONS_HELD: &str = "TerminationsHeld";
+
 /// Time one chunk may need: 25 DescribeTags calls at the API's 2 calls/s, a TerminateWorkspaces
 /// call (with the SDK's retries) and 25 writes.
 const CHUNK_BUDGET_MS: i64 = 30_000;
@@ -26,6 +29,16 @@ pub struct TerminatorConfig {
     pub max_attempts: u32,
     /// Terminate a WorkSpace without the managed tag (one the pipeline did not create).
     pub terminate_unmanaged: bool,
+    /// The mass-termination guard; `None`: off.
+    pub guard: Option<GuardConfig>,
+}
+
+/// More than `limit` terminations within a window of `window_ms` trips the guard: the rest are
+/// held (access revoked) until an operator releases them.
+#[derive(Debug, Clone, Copy)]
+pub struct GuardConfig {
+    pub limit: u32,
+    pub window_ms: i64,
 }
 
 pub struct Terminator<S, W, Q> {
@@ -57,6 +70,8 @@ enum Ended {
         message: String,
     },
     Restored,
+    /// The guard refused it: held, access revoked meanwhile.
+    Held(String),
     RestoreFailed {
         code: String,
         message: String,
@@ -129,6 +144,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Terminator
                 break;
             }
             let chunk = self.only_what_it_may_terminate(chunk, &mut outcome).await;
+            let chunk = self.admitted_by_the_guard(chunk, &mut outcome).await;
             if chunk.is_empty() {
                 continue;
             }
@@ -236,6 +252,47 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
         allowed
     }
 
+    /// The terminations the guard admits (an operator's releases always); the others are held.
+    /// A retried chunk is admitted again without counting twice (keys: the leave event ids).
+    async fn admitted_by_the_guard<'j, 'a>(
+        &self,
+        jobs: Vec<&'j (Job<'a>, String)>,
+        outcome: &mut BatchOutcome,
+    ) -> Vec<&'j (Job<'a>, String)> {
+        let Some(guard) = self.config.guard else { return jobs };
+        let (released, counted): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|(job, _)| job.employee.guard_released);
+        if counted.is_empty() {
+            return released;
+        }
+        let keys: Vec<String> = counted.iter().map(|(job, _)| job.request.event_id.clone()).collect();
+        let admitted =
+            match self.store.admit_terminations(self.clock.now_ms(), guard.window_ms, guard.limit, &keys).await {
+                Ok(admitted) => admitted,
+                Err(e) => {
+                    for (job, _) in &counted {
+                        self.settle(job, Ended::Retry(format!("the guard could not be asked: {e}")), outcome).await;
+                    }
+                    return released;
+                }
+            };
+        let mut allowed = released;
+        let mut held = 0;
+        for (pair, admitted) in counted.into_iter().zip(admitted) {
+            if admitted {
+                allowed.push(pair);
+                continue;
+            }
+            held += 1;
+            let (job, id) = pair;
+            warn!(employee_id = %job.employee.employee_id, workspace_id = %id, "termination held by the guard");
+            self.settle(job, Ended::Held(id.clone()), outcome).await;
+        }
+        if held > 0 {
+            crate::telemetry::emit_counts(&[(TERMINATIONS_HELD, held)]);
+        }
+        allowed
+    }
+
     /// The WorkSpace of a leaver whose id was not known, if the user name is theirs.
     async fn look_up(&self, job: &Job<'_>) -> Result<Option<String>, String> {
         let (employee_id, request) = (&job.employee.employee_id, &job.request);
@@ -265,6 +322,17 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
             Ended::Revoked(workspace_id) => Input::AccessRevoked { leave_event_id, workspace_id },
             Ended::RevokeFailed { code, message } => Input::RevokeFailed { leave_event_id, code, message },
             Ended::Restored => Input::AccessRestored { restore_event_id: leave_event_id },
+            Ended::Held(workspace_id) => {
+                let reason = match self.config.guard {
+                    Some(g) => format!(
+                        "more than {} terminations within {} minutes: the guard holds the rest until an operator releases them (hrws guard release) or HR cancels the leave",
+                        g.limit,
+                        g.window_ms / 60_000
+                    ),
+                    None => "held by the guard".to_owned(),
+                };
+                Input::TerminationHeld { leave_event_id, workspace_id, reason }
+            }
             Ended::RestoreFailed { code, message } => {
                 Input::RestoreFailed { restore_event_id: leave_event_id, code, message }
             }

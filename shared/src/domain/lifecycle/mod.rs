@@ -86,6 +86,10 @@ pub enum Input {
     AccessRestored { restore_event_id: String },
     /// The WorkSpace could not be given back, for good.
     RestoreFailed { restore_event_id: String, code: String, message: String },
+    /// The mass-termination guard refused this leave's termination (`reason`: its limit).
+    TerminationHeld { leave_event_id: String, workspace_id: String, reason: String },
+    /// An operator released the employee's held termination.
+    Released,
     /// What DescribeWorkspaces says of the employee's WorkSpace; `stuck_after_ms` is how long the
     /// employee may wait in its state.
     Observed { workspace_id: String, seen: Seen, stuck_after_ms: i64 },
@@ -302,6 +306,43 @@ pub fn decide(current: Option<&EmployeeRecord>, input: &Input, now: i64) -> Deci
             ),
             _ => Decision::note("grace period not over, or no longer wanted", vec![]),
         },
+        Input::TerminationHeld { leave_event_id, workspace_id, reason } => {
+            match terminating_for(current, leave_event_id, now) {
+                Some(c) if c.held_since_ms.is_none() => {
+                    let next = stamp(c, now, |n| {
+                        n.held_since_ms = Some(now);
+                        n.hold_reason = Some(reason.clone());
+                        n.workspace_id.get_or_insert_with(|| workspace_id.clone());
+                    });
+                    // Still leaving: the request goes again, now to revoke access while held.
+                    Decision::note(
+                        format!("termination held by the guard: {reason}"),
+                        with_outstanding(save(c, next.clone()), &next, now),
+                    )
+                }
+                Some(_) => Decision::note("termination held by the guard already", vec![]),
+                None => Decision::note("hold of a termination no longer wanted", vec![]),
+            }
+        }
+        Input::Released => match current.filter(|c| c.held_since_ms.is_some()) {
+            Some(c) => {
+                let next = stamp(c, now, |n| {
+                    n.held_since_ms = None;
+                    n.hold_reason = None;
+                    n.guard_released = true;
+                });
+                // Revoked: the grace period, if any is left, still runs (the reconciler asks).
+                let leave = next.leave_event_id.clone().unwrap_or_default();
+                let request = match next.state {
+                    EmployeeState::Revoked if !grace_over(&next, &leave, now) => None,
+                    _ => TerminationRequest::for_employee(&next, now).map(Step::RequestTermination),
+                };
+                let mut steps = vec![save(c, next)];
+                steps.extend(request);
+                Decision::note("released by an operator: termination requested", steps)
+            }
+            None => Decision::note("not held by the guard", vec![]),
+        },
         Input::AccessRestored { restore_event_id } => match restoring_for(current, restore_event_id) {
             Some(c) => {
                 let next = stamp(c, now, |n| {
@@ -343,8 +384,13 @@ pub fn access_action(current: Option<&EmployeeRecord>, event_id: &str, now: i64)
     let c = current?;
     match c.state {
         EmployeeState::Leaving if c.leave_event_id.as_deref() == Some(event_id) => {
-            let in_grace = c.grace_until_ms.is_some_and(|t| t > now) && c.workspace_id.is_some();
-            Some(if in_grace { Access::Revoke } else { Access::Terminate })
+            // Held by the guard: access is revoked until an operator releases the termination.
+            let keeps = c.grace_until_ms.is_some_and(|t| t > now) || c.held_since_ms.is_some();
+            match (keeps, c.workspace_id.is_some()) {
+                (true, true) => Some(Access::Revoke),
+                (true, false) if c.held_since_ms.is_some() => None,
+                _ => Some(Access::Terminate),
+            }
         }
         EmployeeState::Restoring if c.restore_event_id.as_deref() == Some(event_id) => Some(Access::Restore),
         EmployeeState::Revoked if grace_over(c, event_id, now) => Some(Access::Terminate),
@@ -357,6 +403,7 @@ fn grace_over(c: &EmployeeRecord, leave_event_id: &str, now: i64) -> bool {
     c.state == EmployeeState::Revoked
         && c.leave_event_id.as_deref() == Some(leave_event_id)
         && c.grace_until_ms.is_none_or(|t| t <= now)
+        && c.held_since_ms.is_none()
 }
 
 /// The employee a termination's result is about: leaving by this leave, or revoked with its
@@ -864,6 +911,9 @@ fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, gra
         n.stuck_since_ms = None;
         n.restore_event_id = None;
         n.grace_note = None;
+        n.held_since_ms = None;
+        n.hold_reason = None;
+        n.guard_released = false;
         n.grace_until_ms = keeps.then(|| now.saturating_add(grace_ms));
         n.user_disabled |= disable.is_some();
     });
@@ -887,7 +937,7 @@ fn leave_reason(c: &EmployeeRecord) -> String {
 
 /// A leave within its grace period: access revoked (or being revoked), the WorkSpace kept.
 fn in_grace(c: &EmployeeRecord) -> bool {
-    c.grace_until_ms.is_some()
+    (c.grace_until_ms.is_some() || c.held_since_ms.is_some())
         && c.workspace_id.is_some()
         && matches!(c.state, EmployeeState::Leaving | EmployeeState::Revoked)
 }
@@ -919,6 +969,9 @@ fn enable_user(c: &EmployeeRecord) -> Option<Step> {
 }
 
 fn restoring(n: &mut EmployeeRecord, restore_event_id: &str) {
+    n.held_since_ms = None;
+    n.hold_reason = None;
+    n.guard_released = false;
     n.state = EmployeeState::Restoring;
     n.restore_event_id = Some(restore_event_id.to_owned());
     n.leave_event_id = None;
