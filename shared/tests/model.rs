@@ -30,10 +30,11 @@ use shared::domain::profile::Profiles;
 use shared::domain::time::Timestamp;
 use shared::domain::workspace::WorkspaceState;
 use shared::ports::Outgoing;
+use shared::services::guard::GuardOperator;
 use shared::services::intake::{Intake, IntakeConfig};
 use shared::services::provisioner::{Provisioner, ProvisionerConfig};
 use shared::services::reconciler::{Reconciler, ReconcilerConfig};
-use shared::services::terminator::{Terminator, TerminatorConfig};
+use shared::services::terminator::{GuardConfig, Terminator, TerminatorConfig};
 use shared::services::{BatchContext, QueueRecord, SqsHandler};
 use shared::testing::{FakeDirectory, FakeWorkspaces, Faults, Lifecycle, ManualClock, MemoryQueue, MemoryStore};
 use std::collections::{BTreeMap, BTreeSet};
@@ -115,6 +116,8 @@ enum Action {
         name: usize,
         how: Breakage,
     },
+    /// An operator releases every termination the guard holds (`hrws guard release`).
+    Release,
 }
 
 #[derive(Clone)]
@@ -128,6 +131,8 @@ struct Scenario {
     seed: u64,
     /// Leaves keep the WorkSpace for `GRACE_MS`, access revoked, before terminating it.
     grace: bool,
+    /// The mass-termination guard admits one termination per hour; an operator releases the rest.
+    guard: bool,
 }
 
 /// The grace period of histories with one: within reach of their clock steps and cancels.
@@ -154,12 +159,14 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         1 => (0..NAMES.len(), 1u32..4).prop_map(|(name, times)| Action::ItemFailure { name, times }),
         1 => (0..NAMES.len(), prop_oneof![Just(Breakage::ErrorState), Just(Breakage::CreateRefused), Just(Breakage::DirectoryRefused)])
             .prop_map(|(name, how)| Action::Break { name, how }),
+        1 => Just(Action::Release),
     ];
     let actions = prop::collection::vec(action, 0..60);
-    (any::<bool>(), any::<u64>(), names, events, actions, any::<bool>()).prop_map(
-        |(fifo, seed, names, events, actions, grace)| Scenario {
+    (any::<bool>(), any::<u64>(), names, events, actions, any::<bool>(), any::<bool>()).prop_map(
+        |(fifo, seed, names, events, actions, grace, guard)| Scenario {
             fifo,
             grace,
+            guard,
             names,
             events: events
                 .into_iter()
@@ -229,7 +236,8 @@ impl fmt::Debug for Scenario {
         let queue = if self.fifo { "FIFO" } else { "standard (reordering)" };
         let grace =
             if self.grace { format!(", leaves keep the WorkSpace {} s", GRACE_MS / 1000) } else { String::new() };
-        writeln!(f, "\n  {queue} HR queue, delivery seed {}{grace}", self.seed)?;
+        let guard = if self.guard { ", the guard admits 1 termination an hour" } else { "" };
+        writeln!(f, "\n  {queue} HR queue, delivery seed {}{grace}{guard}", self.seed)?;
         for (e, name) in self.names.iter().enumerate() {
             if self.events.iter().any(|ev| ev.employee == e) {
                 writeln!(f, "  employee E{e} is {}", NAMES[*name])?;
@@ -281,6 +289,7 @@ impl fmt::Debug for Scenario {
                     }
                     Breakage::DirectoryRefused => format!("the directory refuses {} once", NAMES[*name]),
                 },
+                Action::Release => "an operator releases what the guard holds".into(),
             };
             writeln!(f, "  {:>2}. {line}", n + 1)?;
         }
@@ -322,6 +331,7 @@ struct World {
     provisioner: Provisioner<Store, Arc<FakeWorkspaces>, Queues>,
     terminator: Terminator<Store, Arc<FakeWorkspaces>, Queues>,
     reconciler: Reconciler<Store, Arc<FakeWorkspaces>, Queues>,
+    operator: GuardOperator<Store, Queues>,
     queues: BTreeMap<&'static str, Vec<Message>>,
     fifo: bool,
     rng: u64,
@@ -362,7 +372,7 @@ fn key(q: Queue) -> &'static str {
 }
 
 impl World {
-    fn new(fifo: bool, seed: u64, grace: bool) -> World {
+    fn new(fifo: bool, seed: u64, grace: bool, guard: bool) -> World {
         let clock = ManualClock::new(START);
         let faults = Faults::new();
         let store = Arc::new(MemoryStore::default().with_faults(faults.clone()));
@@ -414,7 +424,11 @@ impl World {
                 workspaces: workspaces.clone(),
                 requests: requests_out.clone(),
                 terminations: terminations_out.clone(),
-                config: TerminatorConfig { max_attempts: 10_000, terminate_unmanaged: false, guard: None },
+                config: TerminatorConfig {
+                    max_attempts: 10_000,
+                    terminate_unmanaged: false,
+                    guard: guard.then_some(GuardConfig { limit: 1, window_ms: 3_600_000 }),
+                },
                 clock: clock_port.clone(),
             },
             reconciler: Reconciler {
@@ -424,8 +438,9 @@ impl World {
                 hr_events: hr_out.clone(),
                 terminations: terminations_out.clone(),
                 config: ReconcilerConfig { create_deadline_ms: 90 * DAY, terminate_deadline_ms: 90 * DAY },
-                clock: clock_port,
+                clock: clock_port.clone(),
             },
+            operator: GuardOperator { store: store.clone(), terminations: terminations_out.clone(), clock: clock_port },
             clock,
             faults,
             store,
@@ -563,6 +578,19 @@ impl World {
         }
     }
 
+    async fn release(&mut self) {
+        if let Err(e) = self.operator.release_all().await
+            && std::env::var_os("MODEL_TRACE").is_some()
+        {
+            eprintln!("release failed: {e}");
+        }
+        if self.faults.is_dead() {
+            self.stats.crashes += 1;
+        }
+        self.faults.revive();
+        self.collect();
+    }
+
     async fn reconcile(&mut self) {
         let _ = self.reconciler.run(None).await;
         self.stats.reconciler_runs += 1;
@@ -594,7 +622,7 @@ impl World {
 // ---------------------------------------------------------------- running a history
 
 async fn run(s: &Scenario) -> Result<Stats, String> {
-    let mut w = World::new(s.fifo, s.seed, s.grace);
+    let mut w = World::new(s.fifo, s.seed, s.grace, s.guard);
     let mut sent = 0;
     for action in &s.actions {
         match action {
@@ -617,6 +645,7 @@ async fn run(s: &Scenario) -> Result<Stats, String> {
             Action::ItemFailure { name, times } => {
                 w.workspaces.fail_create(NAMES[*name], "ResourceLimitExceeded", "injected", Some(*times));
             }
+            Action::Release => w.release().await,
             Action::Break { name, how } => match how {
                 Breakage::ErrorState => w.workspaces.end_in_error(NAMES[*name], "InternalError", "injected"),
                 // Only for a name without a WorkSpace: for one it has, CreateWorkspaces answers
@@ -664,6 +693,8 @@ async fn run(s: &Scenario) -> Result<Stats, String> {
             }
         }
         w.reconcile().await;
+        // The operator has confirmed the leaves.
+        w.release().await;
         // Past the visibility timeouts, any claim left in progress by a crash, and the
         // WorkSpaces' own delays.
         w.clock.advance(420_000);
@@ -684,7 +715,7 @@ fn dump(w: &World) -> String {
     let mut out = String::new();
     for e in w.store.records() {
         out += &format!(
-            "  record {} {} v{} ws={:?} rehire={} request={:?} leave={:?} last={}\n",
+            "  record {} {} v{} ws={:?} rehire={} request={:?} leave={:?} last={} grace={:?} held={:?} released={}\n",
             e.employee_id,
             e.state.as_str(),
             e.version,
@@ -692,7 +723,10 @@ fn dump(w: &World) -> String {
             e.rehire_pending,
             e.request_event_id,
             e.leave_event_id,
-            e.last_event_id
+            e.last_event_id,
+            e.grace_until_ms,
+            e.held_since_ms,
+            e.guard_released
         );
     }
     for ws in w.workspaces.workspaces() {
@@ -878,7 +912,8 @@ fn regressions() -> Vec<(&'static str, Scenario)> {
     let hr = |max| Deliver { queue: Queue::Hr, max, repeat: false };
     let requests = Deliver { queue: Queue::Requests, max: 10, repeat: false };
     let terminations = Deliver { queue: Queue::Terminations, max: 10, repeat: false };
-    let one = |fifo, events, actions| Scenario { fifo, names: vec![0], events, actions, seed: 1, grace: false };
+    let one =
+        |fifo, events, actions| Scenario { fifo, names: vec![0], events, actions, seed: 1, grace: false, guard: false };
     let active = vec![Send, hr(1), requests.clone(), Tick(10_000), Reconcile];
     vec![
         (
@@ -935,6 +970,7 @@ fn regressions() -> Vec<(&'static str, Scenario)> {
             Scenario {
                 fifo: false,
                 grace: true,
+                guard: false,
                 names: vec![0, 0, 0, 1],
                 events: [
                     (2, Kind::Join, 3600, 0),
@@ -980,6 +1016,7 @@ fn regressions() -> Vec<(&'static str, Scenario)> {
             Scenario {
                 fifo: false,
                 grace: true,
+                guard: false,
                 names: vec![0, 0],
                 events: [
                     (1, Kind::Join, 3600, 0),
@@ -1010,6 +1047,7 @@ fn regressions() -> Vec<(&'static str, Scenario)> {
             Scenario {
                 fifo: false,
                 grace: true,
+                guard: false,
                 names: vec![0, 1, 0],
                 events: [
                     (1, Kind::Join, 3600, None, 0),
@@ -1046,6 +1084,7 @@ fn regressions() -> Vec<(&'static str, Scenario)> {
             Scenario {
                 fifo: false,
                 grace: false,
+                guard: false,
                 names: vec![0, 2],
                 events: [
                     (0, Kind::Join, 3600),
@@ -1077,6 +1116,7 @@ fn regressions() -> Vec<(&'static str, Scenario)> {
             Scenario {
                 fifo: false,
                 grace: false,
+                guard: false,
                 names: vec![0, 1],
                 events: [
                     (0, Kind::Join, 3600),

@@ -366,10 +366,8 @@ impl StateStore for MemoryStore {
 
     async fn watched(&self, state: EmployeeState, due_by_ms: i64) -> Result<Vec<String>, StoreError> {
         self.guard("watched", || {
-            // The sparse index holds only the states that need watching, by shard then since when.
-            if !state.needs_watching() {
-                return Ok(Vec::new());
-            }
+            // The sparse index holds only the records with a watch time (`watch_due_ms`), by
+            // shard then that time.
             let frozen = lock(&self.frozen_index);
             let live;
             let map = match frozen.as_ref() {

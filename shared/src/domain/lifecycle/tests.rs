@@ -696,3 +696,59 @@ fn a_rescinded_leave_delivered_again_after_a_crash_is_skipped_not_applied_again(
     assert_eq!(kinds(&d), ["request termination"], "only the restore asked again");
     assert_eq!(access_action(Some(&restoring), "c1", NOW + 2), Some(Access::Restore));
 }
+
+// ---------------------------------------------------------------- the mass-termination guard
+
+fn held(current: &EmployeeRecord) -> EmployeeRecord {
+    let input =
+        Input::TerminationHeld { leave_event_id: "l1".into(), workspace_id: "ws-1".into(), reason: "over 3".into() };
+    saved(&decide(Some(current), &input, NOW + 5)).clone()
+}
+
+#[test]
+fn a_held_termination_revokes_access_instead_and_waits_for_the_operator() {
+    // GIVEN a leave without a grace period WHEN the guard holds its termination
+    let leaving = saved(&decide(Some(&employee(Active)), &leave("l1"), NOW)).clone();
+    let d = decide(
+        Some(&leaving),
+        &Input::TerminationHeld { leave_event_id: "l1".into(), workspace_id: "ws-1".into(), reason: "over 3".into() },
+        NOW + 5,
+    );
+    // THEN the record says so and the terminator is asked again, now to revoke access
+    assert_eq!(kinds(&d), ["save", "request termination"]);
+    let h = saved(&d).clone();
+    assert_eq!((h.state, h.held_since_ms, h.hold_reason.as_deref()), (Leaving, Some(NOW + 5), Some("over 3")));
+    assert_eq!(access_action(Some(&h), "l1", NOW + 5), Some(Access::Revoke));
+    assert_eq!(h.watch_due_ms(), Some(crate::domain::employee::HELD_DUE_MS), "listed for the operator");
+    // AND once revoked nothing more happens: no termination, not even when a grace would be over
+    let revoked = saved(&decide(
+        Some(&h),
+        &Input::AccessRevoked { leave_event_id: "l1".into(), workspace_id: "ws-1".into() },
+        NOW + 6,
+    ))
+    .clone();
+    assert_eq!((revoked.state, revoked.held_since_ms), (Revoked, Some(NOW + 5)));
+    assert_eq!(access_action(Some(&revoked), "l1", NOW + GRACE), None);
+    assert_eq!(state_after(Some(&revoked), &Input::GraceOver { leave_event_id: "l1".into() }), (None, vec![]));
+    // WHEN an operator releases it THEN the termination is requested and not counted again
+    let d = decide(Some(&revoked), &Input::Released, NOW + 7);
+    assert_eq!(kinds(&d), ["save", "request termination"]);
+    let released = saved(&d);
+    assert!(released.guard_released && released.held_since_ms.is_none());
+    assert_eq!(access_action(Some(released), "l1", NOW + 7), Some(Access::Terminate));
+}
+
+#[test]
+fn a_cancel_of_a_held_leave_gives_the_workspace_back_and_a_second_hold_writes_nothing() {
+    let leaving = saved(&decide(Some(&employee(Active)), &leave("l1"), NOW)).clone();
+    let h = held(&leaving);
+    let again = Input::TerminationHeld { leave_event_id: "l1".into(), workspace_id: "ws-1".into(), reason: "x".into() };
+    assert_eq!(state_after(Some(&h), &again), (None, vec![]));
+    let cancel =
+        Input::Cancel { employee_id: "E1".into(), event_id: "c1".into(), target: Some("l1".into()), held: false };
+    let d = decide(Some(&h), &cancel, NOW + 6);
+    assert_eq!(outcome(&d), EventOutcome::Applied);
+    let next = saved(&d);
+    assert_eq!((next.state, next.held_since_ms), (Restoring, None));
+    assert_eq!(state_after(Some(next), &Input::Released), (None, vec![]), "nothing held any more");
+}

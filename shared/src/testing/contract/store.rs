@@ -2,6 +2,7 @@
 //! too.
 
 use super::ok;
+use crate::domain::employee::HELD_DUE_MS;
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use crate::ports::{
     Claim, ClaimOutcome, GuardStatus, HistoryEntry, MAX_TERMINATIONS_PER_WINDOW, NameClaim, ScheduledEvent, StateStore,
@@ -339,6 +340,13 @@ async fn watched<S: StateStore>(store: &S) {
     eventually("revoked, due", || async { watched_by(store, EmployeeState::Revoked, "C-W5", T + 3_600_000).await })
         .await;
     assert!(!watched_by(store, EmployeeState::Revoked, "C-W5", T + 3_599_999).await, "not before its grace ends");
+
+    // Leaving with its termination held by the guard: listed for the operator only.
+    let mut held = record("C-W6", 1, EmployeeState::Leaving, T);
+    held.held_since_ms = Some(T);
+    ok("save", store.save_employee(&held, None).await);
+    eventually("held, listed", || async { watched_by(store, EmployeeState::Leaving, "C-W6", HELD_DUE_MS).await }).await;
+    assert!(!watched_by(store, EmployeeState::Leaving, "C-W6", T + 86_400_000).await, "never due for the reconciler");
 }
 
 const HOUR: i64 = 3_600_000;
