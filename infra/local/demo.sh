@@ -29,6 +29,15 @@ phase() { # number feed title
 }
 phase 1 joiners "30 joiners, one event sent twice, one invalid, one leaver before their WorkSpace exists"
 phase 2 leavers "10 leavers, and one rehire (leave, then join again)"
+phase 3 grace "a leave with a grace period of 18 s (access revoked, then terminated), a leave cancelled within its grace period (the same WorkSpace back)"
+echo "== the rescinded leave: E2007"
+"$bin/hrws" employee E2007
+phase 4 burst "a burst of 6 leaves over the guard's limit (12 terminations a week locally): held, access revoked"
+"$bin/hrws" guard
+echo "== an operator confirms the leaves: hrws guard release"
+"$bin/hrws" guard release
+echo "== phase 5: the released terminations"
+"$bin/hrws" wait events/demo/5-expected.json --timeout-s "${DEMO_TIMEOUT_S:-240}"
 echo "== final state"
 "$bin/hrws" status
 echo "== one person's history: the rehire"

@@ -124,6 +124,11 @@ async fn status(store: &DynamoStore) -> anyhow::Result<()> {
             (Some(code), None) => notes.push(code.clone()),
             _ => {}
         }
+        if let Some(since) = e.held_since_ms {
+            notes.push(format!("termination HELD by the guard since {} (hrws guard)", time(since)));
+        } else if let Some(until) = e.grace_until_ms.filter(|_| e.state.is_leaving()) {
+            notes.push(format!("access revoked; kept until {}", time(until)));
+        }
         if e.rehire_pending {
             notes.push("rehire waiting for the old WorkSpace to go".into());
         }
@@ -169,6 +174,9 @@ async fn employee(store: &DynamoStore, id: &str) -> anyhow::Result<()> {
             }
             for past in &e.previous_workspaces {
                 println!("earlier    {} terminated {}", past.workspace_id, time(past.terminated_ms));
+            }
+            if let Some(since) = e.held_since_ms {
+                println!("held       since {}: {}", time(since), e.hold_reason.as_deref().unwrap_or(""));
             }
             if let Some(at) = e.access_revoked_ms {
                 println!("access     revoked at {} (ADMIN_MAINTENANCE: no one can log in; data kept)", time(at));

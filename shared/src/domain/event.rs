@@ -73,7 +73,7 @@ pub struct HrEvent {
     pub cancels: Option<EventId>,
     /// For `leave`: hours between cutting access and terminating the WorkSpace (0: at once);
     /// `None`: the deployment's default.
-    pub grace_hours: Option<u32>,
+    pub grace_ms: Option<i64>,
     /// SHA-256 of the canonical JSON of the event: tells a redelivery from a reused event id.
     pub payload_hash: String,
 }
@@ -261,6 +261,23 @@ fn is_multiple(value: &Value, step: i64) -> bool {
 }
 
 /// A JSON number with an integral value, saturated to i64 (a huge one then fails its range).
+impl Reader<'_> {
+    /// A number of hours within 0..=`max` (fractions allowed: 0.25 is 15 minutes), in
+    /// milliseconds.
+    fn hours(&mut self, name: &str, max: u32) -> Option<i64> {
+        let value = self.value(name, false)?;
+        let Some(hours) = value.as_f64().filter(|h| h.is_finite()) else {
+            self.fail(name, Rule::Type, format!("must be a number of hours (got {})", json_type(value)));
+            return None;
+        };
+        if !(0.0..=f64::from(max)).contains(&hours) {
+            self.fail(name, Rule::Range, format!("must be 0-{max} (got {hours})"));
+            return None;
+        }
+        Some((hours * 3_600_000.0).round() as i64)
+    }
+}
+
 fn as_integer(value: &Value) -> Option<i64> {
     let n = value.as_number()?;
     if let Some(i) = n.as_i64() {
@@ -402,8 +419,7 @@ impl HrEvent {
         if kind == Some(EventKind::Move) && object.contains_key("cancels") {
             r.fail("cancels", Rule::NotAllowed, "is not taken by a move (only a cancel withdraws an event)".into());
         }
-        let grace_hours =
-            r.integer("grace_hours", 0..=i64::from(MAX_GRACE_HOURS), None).and_then(|hours| u32::try_from(hours).ok());
+        let grace_ms = r.hours("grace_hours", MAX_GRACE_HOURS);
         // An unreadable type says nothing of what the event takes: only its own error then.
         if let Some(kind) = kind.filter(|k| *k != EventKind::Leave)
             && object.contains_key("grace_hours")
@@ -467,7 +483,7 @@ impl HrEvent {
                 employee,
                 workspace,
                 cancels,
-                grace_hours,
+                grace_ms,
                 payload_hash: canonical_hash(value),
             }),
             _ => {
@@ -715,16 +731,17 @@ mod tests {
             event(serde_json::json!({"schema_version": "1", "event_id": "l1", "type": "leave",
                 "occurred_at": "2026-11-02T09:00:00Z", "employee": {"employee_id": "E1"}, "grace_hours": grace}))
         };
-        assert_eq!(leave(72.into()).unwrap().grace_hours, Some(72));
-        assert_eq!(leave(0.into()).unwrap().grace_hours, Some(0), "0 terminates at once");
-        assert_eq!(leave(serde_json::json!(2160.0)).unwrap().grace_hours, Some(MAX_GRACE_HOURS));
-        assert_eq!(leave(2161.into()).unwrap_err().rules(), vec![("grace_hours", Rule::Range)]);
+        const HOUR: i64 = 3_600_000;
+        assert_eq!(leave(72.into()).unwrap().grace_ms, Some(72 * HOUR));
+        assert_eq!(leave(0.into()).unwrap().grace_ms, Some(0), "0 terminates at once");
+        assert_eq!(leave(serde_json::json!(2160.0)).unwrap().grace_ms, Some(i64::from(MAX_GRACE_HOURS) * HOUR));
+        assert_eq!(leave(serde_json::json!(0.25)).unwrap().grace_ms, Some(HOUR / 4), "fractions: 15 minutes");
+        assert_eq!(leave(serde_json::json!(2160.5)).unwrap_err().rules(), vec![("grace_hours", Rule::Range)]);
         assert_eq!(leave((-1).into()).unwrap_err().rules(), vec![("grace_hours", Rule::Range)]);
-        assert_eq!(leave(serde_json::json!(1.5)).unwrap_err().rules(), vec![("grace_hours", Rule::Type)]);
         assert_eq!(leave("72".into()).unwrap_err().rules(), vec![("grace_hours", Rule::Type)]);
         let without = event(serde_json::json!({"schema_version": "1", "event_id": "l1", "type": "leave",
             "occurred_at": "2026-11-02T09:00:00Z", "employee": {"employee_id": "E1"}}));
-        assert_eq!(without.unwrap().grace_hours, None, "the deployment's default");
+        assert_eq!(without.unwrap().grace_ms, None, "the deployment's default");
         // An event id sent again with another grace period is other content: a conflict.
         assert_ne!(leave(72.into()).unwrap().payload_hash, leave(24.into()).unwrap().payload_hash);
     }

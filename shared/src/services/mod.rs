@@ -199,30 +199,43 @@ pub(crate) async fn settle<S: StateStore, Q: MessageQueue>(
     }
 }
 
-/// Parses a batch of requests (one per employee: a later duplicate adds nothing) and reads
-/// their employees with one consistent batch read. A malformed message is failed so it reaches
-/// the DLQ, where it is visible; if the read fails, every message is failed and `None` returned.
+/// What a batch does with a second request (another event's) for the same employee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SameEmployee {
+    /// Its turn comes later: failed back, delivered again after the visibility timeout.
+    Later,
+    /// Decided now on the same read: the record says which one (if any) it still wants, and the
+    /// others are dropped (whoever writes the record asks again for what it then waits on).
+    Together,
+}
+
+/// Parses a batch of requests (one per employee and event: a later duplicate adds nothing) and
+/// reads their employees with one consistent batch read. A malformed message is failed so it
+/// reaches the DLQ, where it is visible; if the read fails, every message is failed and `None`
+/// returned.
 pub(crate) async fn requests_with_employees<'a, T: EmployeeRequest>(
     store: &impl StateStore,
     records: &'a [QueueRecord],
     what: &str,
+    same_employee: SameEmployee,
     outcome: &mut BatchOutcome,
 ) -> Option<Vec<(&'a QueueRecord, T, Option<EmployeeRecord>)>> {
-    let mut requests: std::collections::BTreeMap<String, (&QueueRecord, T)> = std::collections::BTreeMap::new();
+    let mut requests: std::collections::BTreeMap<String, Vec<(&QueueRecord, T)>> = std::collections::BTreeMap::new();
     for record in records {
         match serde_json::from_str::<T>(&record.body) {
             Ok(request) => {
-                if let Some((earlier, first)) = requests.get(request.employee_id()) {
-                    if first.event_id() == request.event_id() {
-                        // A duplicate: settled with the first, it adds nothing.
-                        tracing::info!(message_id = %record.message_id, duplicate_of = %earlier.message_id, "duplicate {what}");
-                    } else {
-                        // Another event's request for the same employee: its own turn comes later.
-                        outcome.failed_message_ids.push(record.message_id.clone());
-                    }
+                let theirs = requests.entry(request.employee_id().to_owned()).or_default();
+                if let Some((earlier, _)) = theirs.iter().find(|(_, r)| r.event_id() == request.event_id()) {
+                    // A duplicate: settled with the first, it adds nothing.
+                    tracing::info!(message_id = %record.message_id, duplicate_of = %earlier.message_id, "duplicate {what}");
                     continue;
                 }
-                requests.insert(request.employee_id().to_owned(), (record, request));
+                if !theirs.is_empty() && same_employee == SameEmployee::Later {
+                    // Another event's request for the same employee: its own turn comes later.
+                    outcome.failed_message_ids.push(record.message_id.clone());
+                    continue;
+                }
+                theirs.push((record, request));
             }
             Err(e) => {
                 tracing::warn!(message_id = %record.message_id, error = %e, "malformed {what}");
@@ -231,19 +244,20 @@ pub(crate) async fn requests_with_employees<'a, T: EmployeeRequest>(
         }
     }
     let ids: Vec<String> = requests.keys().cloned().collect();
-    let mut employees: std::collections::HashMap<String, EmployeeRecord> = match store.employees(&ids).await {
+    let employees: std::collections::HashMap<String, EmployeeRecord> = match store.employees(&ids).await {
         Ok(list) => list.into_iter().map(|e| (e.employee_id.clone(), e)).collect(),
         Err(e) => {
             tracing::warn!(error = %e, "reading employees failed; retrying the batch");
-            outcome.failed_message_ids.extend(requests.values().map(|(r, _)| r.message_id.clone()));
+            outcome.failed_message_ids.extend(requests.values().flatten().map(|(r, _)| r.message_id.clone()));
             return None;
         }
     };
     Some(
         requests
             .into_values()
+            .flatten()
             .map(|(record, request)| {
-                let employee = employees.remove(request.employee_id());
+                let employee = employees.get(request.employee_id()).cloned();
                 (record, request, employee)
             })
             .collect(),

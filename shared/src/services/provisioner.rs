@@ -95,7 +95,14 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Provisione
     async fn handle_batch(&self, records: &[QueueRecord], context: BatchContext) -> BatchOutcome {
         let mut outcome = BatchOutcome::default();
         let Some(requests) =
-            super::requests_with_employees::<WorkspaceRequest>(&self.store, records, "WorkSpace request", &mut outcome)
+            // A rehire's request may come ahead of the confirmation that makes it wanted: later.
+            super::requests_with_employees::<WorkspaceRequest>(
+                &self.store,
+                records,
+                "WorkSpace request",
+                super::SameEmployee::Later,
+                &mut outcome,
+            )
                 .await
         else {
             return outcome;

@@ -91,6 +91,8 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Terminator
             &self.store,
             records,
             "termination request",
+            // A revoke and the restore that overtook it: the record says which one stands.
+            super::SameEmployee::Together,
             &mut outcome,
         )
         .await

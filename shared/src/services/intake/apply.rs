@@ -46,7 +46,7 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
             HrKind::Join(self.joiner(event).await?)
         } else {
             // The event's own grace period, or the deployment's.
-            let grace_ms = event.grace_hours.map_or(self.config.leave_grace_ms, |h| i64::from(h) * 3_600_000);
+            let grace_ms = event.grace_ms.unwrap_or(self.config.leave_grace_ms);
             HrKind::Leave { disable_user: self.config.disable_user_on_leave && self.directory.can_disable(), grace_ms }
         };
         let mut input = Input::Hr(HrInput {
