@@ -311,9 +311,14 @@ struct Message {
     visible_at: i64,
 }
 
-/// The queues' visibility timeouts in the template: HR events 180 s, the others 400 s.
+/// The queues' visibility timeouts in the template: HR events 180 s, WorkSpace requests 400 s,
+/// termination requests 1,100 s.
 fn visibility_ms(queue: Queue) -> i64 {
-    if queue == Queue::Hr { 180_000 } else { 400_000 }
+    match queue {
+        Queue::Hr => 180_000,
+        Queue::Requests => 400_000,
+        Queue::Terminations => 1_100_000,
+    }
 }
 
 type Store = Arc<MemoryStore>;
@@ -697,7 +702,7 @@ async fn run(s: &Scenario) -> Result<Stats, String> {
         w.release().await;
         // Past the visibility timeouts, any claim left in progress by a crash, and the
         // WorkSpaces' own delays.
-        w.clock.advance(420_000);
+        w.clock.advance(1_120_000);
     }
     check(s, &w)?;
     w.stats.histories = 1;
