@@ -302,6 +302,9 @@ async fn guard(store: DynamoStore, sdk: &aws_config::SdkConfig) -> anyhow::Resul
             e.workspace_id.as_deref().unwrap_or("-"),
             e.held_since_ms.map(time).unwrap_or_default()
         );
+        if let Some(note) = &e.grace_note {
+            println!("               {note}");
+        }
     }
     Ok(())
 }

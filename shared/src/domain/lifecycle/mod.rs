@@ -282,6 +282,18 @@ pub fn decide(current: Option<&EmployeeRecord>, input: &Input, now: i64) -> Deci
             access_revoked(current, leave_event_id, workspace_id, now)
         }
         Input::RevokeFailed { leave_event_id, code, message } => match leaving_for(current, leave_event_id) {
+            // Held by the guard: nothing is asked again (it would fail again); the operator sees
+            // that this leaver may still log in.
+            Some(c) if c.held_since_ms.is_some() => {
+                let next = stamp(c, now, |n| {
+                    n.grace_until_ms = None;
+                    n.grace_note = Some(format!(
+                        "access could not be revoked ({code}: {message}) and the termination is held by the guard: the leaver may still log in until it is released (hrws guard release --employee {}) or the WorkSpace fixed",
+                        c.employee_id
+                    ));
+                });
+                Decision::note(format!("revoking access failed ({code}) while held"), vec![save(c, next)])
+            }
             Some(c) if c.grace_until_ms.is_some() => {
                 let next = stamp(c, now, |n| {
                     n.grace_until_ms = None;

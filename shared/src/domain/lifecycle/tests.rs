@@ -739,6 +739,22 @@ fn a_held_termination_revokes_access_instead_and_waits_for_the_operator() {
 }
 
 #[test]
+fn a_held_leaver_whose_access_cannot_be_revoked_is_flagged_for_the_operator_not_retried() {
+    let leaving = saved(&decide(Some(&employee(Active)), &leave("l1"), NOW)).clone();
+    let h = held(&leaving);
+    let failed = Input::RevokeFailed {
+        leave_event_id: "l1".into(),
+        code: "InvalidResourceStateException".into(),
+        message: "STOPPED".into(),
+    };
+    let d = decide(Some(&h), &failed, NOW + 6);
+    assert_eq!(kinds(&d), ["save"], "not asked again");
+    let next = saved(&d);
+    assert_eq!((next.state, next.held_since_ms), (Leaving, Some(NOW + 5)), "still held, still listed");
+    assert!(next.grace_note.as_deref().is_some_and(|n| n.contains("may still log in")), "{next:?}");
+}
+
+#[test]
 fn a_cancel_of_a_held_leave_gives_the_workspace_back_and_a_second_hold_writes_nothing() {
     let leaving = saved(&decide(Some(&employee(Active)), &leave("l1"), NOW)).clone();
     let h = held(&leaving);
