@@ -102,9 +102,16 @@ impl PortError for WorkspacesError {
         }
     }
     fn error_type(&self) -> String {
+        format!("WorkSpaces.{}", self.code())
+    }
+}
+
+impl WorkspacesError {
+    /// The service's error code (`Throttled` once the SDK's retries gave up on throttling).
+    pub fn code(&self) -> &str {
         match self {
-            WorkspacesError::Throttled(_) => "WorkSpaces.Throttled".into(),
-            WorkspacesError::Service { code, .. } => format!("WorkSpaces.{code}"),
+            WorkspacesError::Throttled(_) => "Throttled",
+            WorkspacesError::Service { code, .. } => code,
         }
     }
 }

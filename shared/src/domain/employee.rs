@@ -53,19 +53,6 @@ impl EmployeeState {
     pub fn is_leaving(self) -> bool {
         matches!(self, EmployeeState::Leaving | EmployeeState::Terminating | EmployeeState::Revoked)
     }
-
-    /// Every state, in lifecycle order (for reports).
-    pub const ALL: [EmployeeState; 9] = [
-        EmployeeState::Requested,
-        EmployeeState::Pending,
-        EmployeeState::Active,
-        EmployeeState::Failed,
-        EmployeeState::Leaving,
-        EmployeeState::Revoked,
-        EmployeeState::Restoring,
-        EmployeeState::Terminating,
-        EmployeeState::Terminated,
-    ];
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -199,6 +199,23 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A number of hours within 0..=`max` (fractions allowed: 0.25 is 15 minutes), in
+    /// milliseconds.
+    fn hours(&mut self, name: &str, max: u32) -> Option<i64> {
+        let value = self.value(name, false)?;
+        let Some(hours) = value.as_f64().filter(|h| h.is_finite()) else {
+            self.fail(name, Rule::Type, format!("must be a number of hours (got {})", json_type(value)));
+            return None;
+        };
+        if !(0.0..=f64::from(max)).contains(&hours) {
+            // 1e308 would print as 309 digits: a huge value is echoed in exponent form.
+            let shown = if hours.abs() < 1e9 { hours.to_string() } else { format!("{hours:e}") };
+            self.fail(name, Rule::Range, format!("must be 0-{max} (got {shown})"));
+            return None;
+        }
+        Some((hours * 3_600_000.0).round() as i64)
+    }
+
     /// An integer (JSON Schema's sense: `80` and `80.0` alike) within `range`, optionally a
     /// multiple of `step` (of the number as read, not as saturated for the range check).
     fn integer(&mut self, name: &str, range: std::ops::RangeInclusive<i64>, step: Option<i64>) -> Option<i32> {
@@ -261,23 +278,6 @@ fn is_multiple(value: &Value, step: i64) -> bool {
 }
 
 /// A JSON number with an integral value, saturated to i64 (a huge one then fails its range).
-impl Reader<'_> {
-    /// A number of hours within 0..=`max` (fractions allowed: 0.25 is 15 minutes), in
-    /// milliseconds.
-    fn hours(&mut self, name: &str, max: u32) -> Option<i64> {
-        let value = self.value(name, false)?;
-        let Some(hours) = value.as_f64().filter(|h| h.is_finite()) else {
-            self.fail(name, Rule::Type, format!("must be a number of hours (got {})", json_type(value)));
-            return None;
-        };
-        if !(0.0..=f64::from(max)).contains(&hours) {
-            self.fail(name, Rule::Range, format!("must be 0-{max} (got {hours})"));
-            return None;
-        }
-        Some((hours * 3_600_000.0).round() as i64)
-    }
-}
-
 fn as_integer(value: &Value) -> Option<i64> {
     let n = value.as_number()?;
     if let Some(i) = n.as_i64() {
@@ -738,6 +738,8 @@ mod tests {
         assert_eq!(leave(serde_json::json!(0.25)).unwrap().grace_ms, Some(HOUR / 4), "fractions: 15 minutes");
         assert_eq!(leave(serde_json::json!(2160.5)).unwrap_err().rules(), vec![("grace_hours", Rule::Range)]);
         assert_eq!(leave((-1).into()).unwrap_err().rules(), vec![("grace_hours", Rule::Range)]);
+        let huge = leave(serde_json::json!(1e308)).unwrap_err().to_string();
+        assert!(huge.contains("got 1e308") && huge.len() < 300, "echoed bounded: {huge}");
         assert_eq!(leave("72".into()).unwrap_err().rules(), vec![("grace_hours", Rule::Type)]);
         let without = event(serde_json::json!({"schema_version": "1", "event_id": "l1", "type": "leave",
             "occurred_at": "2026-11-02T09:00:00Z", "employee": {"employee_id": "E1"}}));

@@ -27,11 +27,7 @@ impl<S: StateStore, Q: MessageQueue> GuardOperator<S, Q> {
         ids.extend(self.store.watched(EmployeeState::Revoked, HELD_DUE_MS).await?);
         ids.sort();
         ids.dedup();
-        let mut held = Vec::new();
-        for page in ids.chunks(100) {
-            held.extend(self.store.employees(page).await?.into_iter().filter(|e| e.held_since_ms.is_some()));
-        }
-        Ok(held)
+        Ok(self.store.employees(&ids).await?.into_iter().filter(|e| e.held_since_ms.is_some()).collect())
     }
 
     /// Releases one employee's held termination (the guard stays as it is).

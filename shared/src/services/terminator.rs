@@ -202,7 +202,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
             Ok(()) if revoke => Ended::Revoked(workspace_id),
             Ok(()) => Ended::Restored,
             Err(e) => {
-                let code = e.error_type().trim_start_matches("WorkSpaces.").to_owned();
+                let code = e.code().to_owned();
                 let busy = e.is_retryable()
                     || code == "InvalidResourceStateException"
                     || code == "OperationInProgressException";
@@ -229,8 +229,9 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
             let (job, id) = pair;
             let tags = match self.workspaces.tags(id).await {
                 Ok(tags) => tags,
-                // Gone already: TerminateWorkspaces says so, and the reconciler confirms it.
-                Err(e) if e.error_type().ends_with("ResourceNotFoundException") => {
+                // Gone already (the termination's own rule): TerminateWorkspaces says so, and the
+                // reconciler confirms it.
+                Err(e) if classify(Call::Terminate, e.code()) == Disposition::Gone => {
                     allowed.push(pair);
                     continue;
                 }

@@ -494,11 +494,6 @@ pub fn request_status(current: Option<&EmployeeRecord>, request_event_id: &str) 
     }
 }
 
-/// Whether a termination request is still wanted by the employee as read.
-pub fn termination_wanted(current: Option<&EmployeeRecord>, leave_event_id: &str) -> bool {
-    leaving_for(current, leave_event_id).is_some()
-}
-
 /// The upgrade to user-name claims (`hrws claim-names`): a live employee's record, unchanged but
 /// stamped, written with the claim of its user name. `None` for a record without a name.
 pub fn claim_existing_name(current: &EmployeeRecord, now: i64) -> Option<Step> {

@@ -483,8 +483,8 @@ fn requests_are_wanted_only_by_the_join_they_came_from() {
     let mut left = employee(Leaving);
     left.workspace_id = None;
     assert_eq!(request_status(Some(&left), "j1"), RequestStatus::Unwanted { left: true });
-    assert!(termination_wanted(Some(&employee(Leaving)), "l1"));
-    assert!(!termination_wanted(Some(&employee(Terminating)), "l1"));
+    assert_eq!(access_action(Some(&employee(Leaving)), "l1", NOW), Some(Access::Terminate));
+    assert_eq!(access_action(Some(&employee(Terminating)), "l1", NOW), None);
     assert!(releases_name(None) && releases_name(Some(&employee(Terminated))));
     assert!(!releases_name(Some(&employee(Active))));
 }
