@@ -1085,6 +1085,43 @@ fn regressions() -> Vec<(&'static str, Scenario)> {
             },
         ),
         (
+            "a rehire's request that finds the old WorkSpace still listed while it is terminated",
+            Scenario {
+                fifo: false,
+                grace: false,
+                guard: false,
+                names: vec![0, 0, 0],
+                events: [
+                    (2, Kind::Join, 3600),
+                    (0, Kind::Join, 3660),
+                    (0, Kind::Join, 3720),
+                    (2, Kind::Leave, 3780),
+                    (0, Kind::Join, 3840),
+                    (2, Kind::Join, 3900),
+                ]
+                .into_iter()
+                .map(|(employee, kind, s)| Event { employee, ..ev(kind, s, None, 0) })
+                .collect(),
+                actions: vec![
+                    Send,
+                    Send,
+                    Send,
+                    hr(1),
+                    Deliver { queue: Queue::Requests, max: 1, repeat: false },
+                    Send,
+                    hr(3),
+                    Send,
+                    Send,
+                    Deliver { queue: Queue::Terminations, max: 1, repeat: false },
+                    Reconcile,
+                    hr(1),
+                    Tick(5_000),
+                    Deliver { queue: Queue::Requests, max: 1, repeat: false },
+                ],
+                seed: 0,
+            },
+        ),
+        (
             "a WorkSpace from a crashed create, found after the leave and a refused rejoin",
             Scenario {
                 fifo: false,

@@ -5,7 +5,9 @@ use super::{BatchContext, BatchOutcome, Outbox, QueueRecord, SqsHandler, name_he
 use crate::domain::employee::EmployeeRecord;
 use crate::domain::lifecycle::{Input, RequestStatus, request_status};
 use crate::domain::messages::WorkspaceRequest;
-use crate::domain::workspace::{Call, Disposition, MANAGED_TAG_KEY, MAX_PER_CALL, UNDEFINED_USER, UNMANAGED, classify};
+use crate::domain::workspace::{
+    Call, Disposition, MANAGED_TAG_KEY, MAX_PER_CALL, UNDEFINED_USER, UNMANAGED, WorkspaceState, classify,
+};
 use crate::ports::{
     Clock, CreateItem, CreateResponse, MessageQueue, PortError as _, StateStore, USER_NAME_TAKEN, WorkspaceInfo,
     WorkspacesApi, WorkspacesError,
@@ -275,6 +277,9 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
             .find_user_workspace(directory_id, &job.request.username)
             .await
             .map_err(|e| ItemResult::NoAnswer(e.to_string()))?;
+        // One being terminated (a rehire's old WorkSpace, still listed for a while) is no one's to
+        // adopt: the request waits until it is gone (found by the model).
+        let found = found.filter(|ws| !matches!(ws.state, WorkspaceState::Terminating | WorkspaceState::Terminated));
         let Some(ws) = found else { return Ok(None) };
         if self.config.adopt_unmanaged {
             return Ok(Some(ws));
