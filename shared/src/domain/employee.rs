@@ -23,6 +23,9 @@ pub enum EmployeeState {
     /// A rescinded leave or a rehire within the grace period: the same WorkSpace is being given
     /// back (AVAILABLE again, the directory user enabled).
     Restoring,
+    /// A move applied: the WorkSpace is being changed, one call at a time, toward `profile`
+    /// (`moving` says which move and what it waits on); active again once it matches.
+    Moving,
     /// TerminateWorkspaces accepted; waiting for the id to disappear.
     Terminating,
     /// The WorkSpace is confirmed gone (or there never was one).
@@ -39,6 +42,7 @@ impl EmployeeState {
             EmployeeState::Leaving => "leaving",
             EmployeeState::Revoked => "revoked",
             EmployeeState::Restoring => "restoring",
+            EmployeeState::Moving => "moving",
             EmployeeState::Terminating => "terminating",
             EmployeeState::Terminated => "terminated",
         }
@@ -46,7 +50,22 @@ impl EmployeeState {
 
     /// States the reconciler watches through the sparse work index.
     pub fn needs_watching(self) -> bool {
-        matches!(self, EmployeeState::Pending | EmployeeState::Terminating | EmployeeState::Revoked)
+        matches!(
+            self,
+            EmployeeState::Pending | EmployeeState::Terminating | EmployeeState::Revoked | EmployeeState::Moving
+        )
+    }
+
+    /// States in which the employee has (or is getting) their WorkSpace and keeps it.
+    pub fn stays(self) -> bool {
+        matches!(
+            self,
+            EmployeeState::Requested
+                | EmployeeState::Pending
+                | EmployeeState::Active
+                | EmployeeState::Restoring
+                | EmployeeState::Moving
+        )
     }
 
     /// States in which a leave is under way.
@@ -126,6 +145,70 @@ pub struct EmployeeRecord {
     /// Why a grace period was cut short (access could not be revoked, so the WorkSpace went).
     #[serde(default)]
     pub grace_note: Option<String>,
+    /// The move being applied (state `moving`, or waiting for the WorkSpace being created or
+    /// given back to be AVAILABLE).
+    #[serde(default)]
+    pub moving: Option<MoveWork>,
+    /// The last move applied (HR's time and id): an older move is stale. Moves have their own
+    /// clock so that no move ever makes a leave stale.
+    #[serde(default)]
+    pub last_move: Option<SeenEvent>,
+    /// How the last move ended when it did not reach its profile (kept for the operator).
+    #[serde(default)]
+    pub move_note: Option<String>,
+    /// The changes made to the WorkSpace that its cooldowns count from.
+    #[serde(default)]
+    pub clocks: WorkspaceClocks,
+}
+
+/// A move under way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveWork {
+    pub event_id: String,
+    /// When the reconciler next looks (a cooldown ends); `None`: at every run.
+    #[serde(default)]
+    pub due_ms: Option<i64>,
+    /// What it waits on, as the operator reads it.
+    #[serde(default)]
+    pub waiting: Option<String>,
+    /// MigrateWorkspace accepted: the new WorkSpace id. The record keeps the source id until
+    /// the target is AVAILABLE (if the migration fails, the service keeps the source).
+    #[serde(default)]
+    pub migrating_to: Option<String>,
+    #[serde(default)]
+    pub migrate_asked_ms: Option<i64>,
+    /// Since when it waits for the WorkSpace's state (flagged stuck past the deadline).
+    #[serde(default)]
+    pub waiting_since_ms: Option<i64>,
+}
+
+impl MoveWork {
+    pub fn new(event_id: &str) -> Self {
+        Self {
+            event_id: event_id.to_owned(),
+            due_ms: None,
+            waiting: None,
+            migrating_to: None,
+            migrate_asked_ms: None,
+            waiting_since_ms: None,
+        }
+    }
+}
+
+/// When the WorkSpace was launched and last changed, as the pipeline asked (the service does
+/// not report it; its cooldowns count from it, WORKSPACES-FACTS §1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceClocks {
+    /// When this WorkSpace id was created (a migration launches a new one). `None` on records
+    /// from before moves: the time the employee became active stands in (later, so safe).
+    #[serde(default)]
+    pub launched_ms: Option<i64>,
+    #[serde(default)]
+    pub last_volume_ms: Option<i64>,
+    #[serde(default)]
+    pub last_compute_up_ms: Option<i64>,
+    #[serde(default)]
+    pub last_compute_down_ms: Option<i64>,
 }
 
 impl EmployeeRecord {
@@ -179,6 +262,10 @@ impl EmployeeRecord {
             guard_released: false,
             seen: Vec::new(),
             grace_note: None,
+            moving: None,
+            last_move: None,
+            move_note: None,
+            clocks: WorkspaceClocks::default(),
         }
     }
 
@@ -191,6 +278,7 @@ impl EmployeeRecord {
         }
         match self.state {
             EmployeeState::Revoked => Some(self.grace_until_ms.unwrap_or(self.state_since_ms)),
+            EmployeeState::Moving => Some(self.moving.as_ref().and_then(|m| m.due_ms).unwrap_or(self.state_since_ms)),
             s if s.needs_watching() => Some(self.state_since_ms),
             _ => None,
         }

@@ -263,12 +263,39 @@ impl Profiles {
                 .cloned()
                 .unwrap_or_else(|| self.config.default_profile.clone()),
         };
-        let mut profile = self
+        let profile = self
             .config
             .profiles
             .get(&name)
             .cloned()
             .ok_or_else(|| vec![FieldError::new("workspace.profile", Rule::UnknownProfile, "names no profile")])?;
+        self.overridden(name, profile, overrides)
+    }
+
+    /// The profile a mover moves to: a move naming a department or a profile resolves as a
+    /// join does; one with WorkSpace fields only changes those of the employee's profile as it
+    /// is (`current`: its name and profile), so what an earlier event chose is kept.
+    pub fn resolve_move(
+        &self,
+        current: Option<(&str, &Profile)>,
+        department: Option<&str>,
+        overrides: &WorkspaceOverrides,
+    ) -> Result<(String, Profile), Vec<FieldError>> {
+        match current {
+            Some((name, profile)) if department.is_none() && overrides.profile.is_none() => {
+                self.overridden(name.to_owned(), profile.clone(), overrides)
+            }
+            _ => self.resolve(department, overrides),
+        }
+    }
+
+    /// `profile` with the event's overrides, validated like a profile.
+    fn overridden(
+        &self,
+        name: String,
+        mut profile: Profile,
+        overrides: &WorkspaceOverrides,
+    ) -> Result<(String, Profile), Vec<FieldError>> {
         let mut errors = Vec::new();
         if let Some(b) = &overrides.bundle_id {
             profile.bundle_id = b.clone();

@@ -149,6 +149,7 @@ pub(crate) async fn perform<S: StateStore, Q: MessageQueue>(
         Step::DisableUser { .. } => return Err(StepError::NotHere("DisableUser")),
         Step::EnableUser { .. } => return Err(StepError::NotHere("EnableUser")),
         Step::Hold { .. } => return Err(StepError::NotHere("Hold")),
+        Step::Move(_) => return Err(StepError::NotHere("Move")),
     }
     Ok(())
 }

@@ -10,12 +10,15 @@
 //! - Held events whose `effective_at` has come are posted to the HR events queue again.
 //! - Leavers whose grace period is over (access revoked, the WorkSpace kept) are found through
 //!   the same index, by the time their grace ends, and their termination is requested.
+//! - Movers (state `moving`, found through the same index, by when their next step is due) get
+//!   their WorkSpace described (and its tags read), and one call toward their profile each run
+//!   (`mover::next_step` plans it): ModifyWorkspaceProperties, MigrateWorkspace, tags.
 //! - At 2 DescribeWorkspaces calls/s a run covers about 50 WorkSpaces a second: a large backlog
 //!   takes several runs, each writing as it goes and stopping before its deadline.
 
 use super::{Outbox, StepError, settle};
 use crate::domain::employee::{EmployeeRecord, EmployeeState};
-use crate::domain::lifecycle::{self, Input, Seen, Step};
+use crate::domain::lifecycle::{self, CallFailure, Input, MoveCall, MoveSight, Seen, SeenWorkspace, Step};
 use crate::domain::time::Timestamp;
 use crate::domain::workspace::{MAX_PER_CALL, WorkspaceState};
 use crate::ports::{Clock, MessageQueue, PortError, StateStore, WorkspaceInfo, WorkspacesApi, WorkspacesError};
@@ -41,6 +44,12 @@ pub struct ReconcileReport {
     pub grace_over: usize,
     /// Left for the next run because this one's time budget was spent.
     pub deferred: usize,
+    /// Movers looked at, WorkSpaces calls made for them, moves that reached their profile.
+    pub moves_checked: usize,
+    pub move_calls: usize,
+    pub moves_done: usize,
+    /// Moves stopped short of their profile (the reason is on the record).
+    pub moves_stopped: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +112,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
         let now = self.clock.now_ms();
         self.release_due(now, &mut report).await?;
         self.end_grace(now, &mut report).await?;
+        self.advance_moves(now, stop_at_ms, &mut report).await?;
 
         let mut ids = self.store.watched(EmployeeState::Pending, now).await?;
         ids.extend(self.store.watched(EmployeeState::Terminating, now).await?);
@@ -231,6 +241,170 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
         Ok(())
     }
 
+    /// One step for each mover whose next step is due: their WorkSpaces described (25 ids per
+    /// call, a migration's new one with the old), their tags read, then the call the lifecycle
+    /// plans, and its answer written.
+    async fn advance_moves(
+        &self,
+        now: i64,
+        stop_at_ms: Option<i64>,
+        report: &mut ReconcileReport,
+    ) -> Result<(), ReconcileError> {
+        let ids = self.store.watched(EmployeeState::Moving, now).await?;
+        for page in ids.chunks(READ_PAGE) {
+            let movers: Vec<EmployeeRecord> = self
+                .store
+                .employees(page)
+                .await?
+                .into_iter()
+                .filter(|e| e.state == EmployeeState::Moving && e.moving.is_some() && e.workspace_id.is_some())
+                .collect();
+            // At most two ids each (the WorkSpace, a migration's new one): 12 movers per call.
+            for chunk in movers.chunks(MAX_PER_CALL / 2) {
+                if stop_at_ms.is_some_and(|stop| self.clock.now_ms() >= stop) {
+                    report.deferred += chunk.len();
+                    return Ok(());
+                }
+                let ws_ids: Vec<String> = chunk
+                    .iter()
+                    .flat_map(|e| [e.workspace_id.clone(), e.moving.as_ref().and_then(|m| m.migrating_to.clone())])
+                    .flatten()
+                    .collect();
+                report.describe_calls += 1;
+                let seen: HashMap<String, WorkspaceInfo> = self
+                    .workspaces
+                    .describe_workspaces(&ws_ids)
+                    .await?
+                    .into_iter()
+                    .map(|ws| (ws.workspace_id.clone(), ws))
+                    .collect();
+                for employee in chunk {
+                    report.moves_checked += 1;
+                    self.move_one(employee.clone(), &seen, report).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn move_one(
+        &self,
+        employee: EmployeeRecord,
+        seen: &HashMap<String, WorkspaceInfo>,
+        report: &mut ReconcileReport,
+    ) -> Result<(), ReconcileError> {
+        let employee_id = employee.employee_id.clone();
+        let Some(work) = employee.moving.clone() else { return Ok(()) };
+        let sight = match self.move_sight(&employee, seen).await {
+            Ok(sight) => sight,
+            Err(e) if e.is_retryable() => return Err(e.into()),
+            Err(e) => {
+                warn!(%employee_id, error = %e, "mover's WorkSpace not read; asked again at the next run");
+                return Ok(());
+            }
+        };
+        let input = Input::MoveObserved {
+            event_id: work.event_id.clone(),
+            sight: Box::new(sight),
+            stuck_after_ms: self.config.create_deadline_ms,
+        };
+        let outbox = Outbox { requests: Some(&self.requests), terminations: Some(&self.terminations) };
+        let decision = lifecycle::decide(Some(&employee), &input, self.clock.now_ms());
+        let call = decision.steps.iter().find_map(|s| match s {
+            Step::Move(call) => Some(call.clone()),
+            _ => None,
+        });
+        let Some(call) = call else {
+            // A wait or the end: written (deciding again if the record changed meanwhile).
+            let (_, decision) =
+                settle(&self.store, &outbox, self.clock.as_ref(), &employee_id, Some(employee), &input).await?;
+            self.count_move_end(&decision, report);
+            info!(%employee_id, move_event_id = %work.event_id, verdict = ?decision.verdict, "mover checked");
+            return Ok(());
+        };
+        report.move_calls += 1;
+        let result = self.call(&call).await;
+        if let Err(failure) = &result {
+            warn!(%employee_id, move_event_id = %work.event_id, code = %failure.code, message = %failure.message, "move call refused");
+        }
+        let answered = Input::MoveCalled { event_id: work.event_id.clone(), call, result };
+        let (_, decision) =
+            settle(&self.store, &outbox, self.clock.as_ref(), &employee_id, Some(employee), &answered).await?;
+        self.count_move_end(&decision, report);
+        info!(%employee_id, move_event_id = %work.event_id, verdict = ?decision.verdict, "move call made");
+        Ok(())
+    }
+
+    fn count_move_end(&self, decision: &lifecycle::Decision, report: &mut ReconcileReport) {
+        if let Some(saved) = decision.saved().filter(|s| s.state != EmployeeState::Moving) {
+            if saved.move_note.is_some() || saved.state == EmployeeState::Failed {
+                report.moves_stopped += 1;
+            } else {
+                report.moves_done += 1;
+            }
+        }
+    }
+
+    /// What the lifecycle needs to plan a mover's next step: the WorkSpace (and a migration's
+    /// new one) as described, its tags, and, if it is not listed, the user's other WorkSpace.
+    async fn move_sight(
+        &self,
+        employee: &EmployeeRecord,
+        seen: &HashMap<String, WorkspaceInfo>,
+    ) -> Result<MoveSight, WorkspacesError> {
+        let workspace = employee.workspace_id.as_ref().and_then(|id| seen.get(id)).map(seen_workspace);
+        let migrating_to = employee.moving.as_ref().and_then(|m| m.migrating_to.as_ref());
+        let target = migrating_to.and_then(|id| seen.get(id)).map(seen_workspace);
+        let mut sight = MoveSight { workspace, target, tags: None, found: None };
+        if migrating_to.is_some() {
+            return Ok(sight);
+        }
+        match &sight.workspace {
+            Some(ws) if ws.state != WorkspaceState::Terminated => {
+                sight.tags = Some(self.workspaces.tags(&ws.workspace_id).await?);
+            }
+            Some(_) => {}
+            None => {
+                let (Some(profile), Some(user)) = (&employee.profile, &employee.username) else { return Ok(sight) };
+                sight.found = self
+                    .workspaces
+                    .find_user_workspace(&profile.directory_id, user)
+                    .await?
+                    .filter(|ws| Some(&ws.workspace_id) != employee.workspace_id.as_ref())
+                    .filter(|ws| !matches!(ws.state, WorkspaceState::Terminating | WorkspaceState::Terminated))
+                    .as_ref()
+                    .map(seen_workspace);
+            }
+        }
+        Ok(sight)
+    }
+
+    /// Makes one move call; a migration answers with its new WorkSpace id.
+    async fn call(&self, call: &MoveCall) -> Result<Option<String>, CallFailure> {
+        let result = match call {
+            MoveCall::Modify { workspace_id, change, .. } => {
+                self.workspaces.modify_properties(workspace_id, change).await.map(|()| None)
+            }
+            MoveCall::Migrate { workspace_id, bundle_id } => {
+                self.workspaces.migrate(workspace_id, bundle_id).await.map(Some)
+            }
+            MoveCall::Tag { workspace_id, add, remove } => {
+                let removed =
+                    if remove.is_empty() { Ok(()) } else { self.workspaces.delete_tags(workspace_id, remove).await };
+                match removed {
+                    Ok(()) if !add.is_empty() => self.workspaces.create_tags(workspace_id, add).await.map(|()| None),
+                    other => other.map(|()| None),
+                }
+            }
+        };
+        result.map_err(|e| CallFailure {
+            code: e.code().to_owned(),
+            message: e.to_string(),
+            // Busy with another change: asked again at the next run (WORKSPACES-FACTS §1).
+            retryable: e.is_retryable() || e.code() == OPERATION_IN_PROGRESS,
+        })
+    }
+
     /// Posts held events that are due; the intake then applies them. A crash between posting
     /// and removing posts again, which the intake sees as a duplicate.
     async fn release_due(&self, now: i64, report: &mut ReconcileReport) -> Result<(), ReconcileError> {
@@ -251,6 +425,19 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
             report.released += 1;
         }
         Ok(())
+    }
+}
+
+/// The WorkSpace is busy with another change (FACTS §1): not a refusal of this one.
+const OPERATION_IN_PROGRESS: &str = "OperationInProgressException";
+
+fn seen_workspace(ws: &WorkspaceInfo) -> SeenWorkspace {
+    SeenWorkspace {
+        workspace_id: ws.workspace_id.clone(),
+        directory_id: ws.directory_id.clone(),
+        state: ws.state.clone(),
+        bundle_id: ws.bundle_id.clone(),
+        properties: ws.properties.clone().unwrap_or_default(),
     }
 }
 

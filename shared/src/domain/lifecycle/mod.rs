@@ -54,6 +54,9 @@ use super::time::Timestamp;
 use super::validation;
 use super::workspace::WorkspaceState;
 
+mod moves;
+pub use moves::{CallFailure, Cooldown, MIGRATION_SILENT_MS, MoveCall, MoveSight, Mover, SeenWorkspace};
+
 /// Every stimulus the lifecycle answers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
@@ -93,6 +96,10 @@ pub enum Input {
     /// What DescribeWorkspaces says of the employee's WorkSpace; `stuck_after_ms` is how long the
     /// employee may wait in its state.
     Observed { workspace_id: String, seen: Seen, stuck_after_ms: i64 },
+    /// What the reconciler read of a moving employee's WorkSpace (`event_id`: the move).
+    MoveObserved { event_id: String, sight: Box<MoveSight>, stuck_after_ms: i64 },
+    /// A move's WorkSpaces call answered: `Ok` with a migration's new id, or the failure.
+    MoveCalled { event_id: String, call: MoveCall, result: Result<Option<String>, CallFailure> },
 }
 
 /// A WorkSpace as the reconciler sees it.
@@ -127,6 +134,9 @@ pub enum HrKind {
     /// how long a WorkSpace that has been AVAILABLE is kept, access revoked, before it is
     /// terminated (0: terminated at once).
     Leave { disable_user: bool, grace_ms: i64 },
+    /// The mover's new profile, or why the move cannot be applied (an unknown profile, an
+    /// override the service would refuse).
+    Move(Result<Box<Mover>, String>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -181,6 +191,9 @@ pub enum Step {
     },
     /// Post a due event to the HR queue again.
     Post(ScheduledEvent),
+    /// One WorkSpaces call toward a mover's profile (the reconciler makes it, then decides
+    /// `Input::MoveCalled` on its answer).
+    Move(MoveCall),
 }
 
 /// What became of the stimulus.
@@ -278,6 +291,10 @@ pub fn decide(current: Option<&EmployeeRecord>, input: &Input, now: i64) -> Deci
         Input::Observed { workspace_id, seen, stuck_after_ms } => {
             observed(current, workspace_id, seen, *stuck_after_ms, now)
         }
+        Input::MoveObserved { event_id, sight, stuck_after_ms } => {
+            moves::move_observed(current, event_id, sight, *stuck_after_ms, now)
+        }
+        Input::MoveCalled { event_id, call, result } => moves::move_called(current, event_id, call, result, now),
         Input::AccessRevoked { leave_event_id, workspace_id } => {
             access_revoked(current, leave_event_id, workspace_id, now)
         }
@@ -358,7 +375,8 @@ pub fn decide(current: Option<&EmployeeRecord>, input: &Input, now: i64) -> Deci
         Input::AccessRestored { restore_event_id } => match restoring_for(current, restore_event_id) {
             Some(c) => {
                 let next = stamp(c, now, |n| {
-                    n.state = EmployeeState::Active;
+                    // A move (or a rehire's other profile) waiting for the WorkSpace goes on.
+                    n.state = if n.moving.is_some() { EmployeeState::Moving } else { EmployeeState::Active };
                     n.restore_event_id = None;
                     n.access_revoked_ms = None;
                     n.user_disabled = false;
@@ -605,7 +623,9 @@ fn hr_event(current: Option<&EmployeeRecord>, hr: &HrInput, now: i64) -> Decisio
     }
     // Every join and leave applied or skipped is noted as seen (rescinding a leave needs the
     // employee's latest word without it): in the write the decision makes, or in one of its own.
-    if matches!(decision.verdict, Verdict::Event(EventOutcome::Applied | EventOutcome::Skipped, _)) {
+    if matches!(decision.verdict, Verdict::Event(EventOutcome::Applied | EventOutcome::Skipped, _))
+        && !matches!(hr.kind, HrKind::Move(_))
+    {
         let join = matches!(hr.kind, HrKind::Join(_));
         let note = |n: &mut EmployeeRecord| {
             // A record from before events were noted: its join is the first one seen.
@@ -670,6 +690,7 @@ fn hr_event_itself(current: Option<&EmployeeRecord>, hr: &HrInput, now: i64) -> 
     match &hr.kind {
         HrKind::Join(joiner) => join(current, hr, joiner.as_deref(), now),
         HrKind::Leave { disable_user, grace_ms } => leave(current, hr, *disable_user, *grace_ms, now),
+        HrKind::Move(mover) => moves::move_event(current, hr, mover.as_deref(), now),
     }
 }
 
@@ -703,6 +724,9 @@ fn joined(base: EmployeeRecord, hr: &HrInput, joiner: &Joiner, rehire: bool) -> 
         next.terminate_requested_ms = None;
         next.terminated_ms = None;
         next.rehire_pending = false;
+        next.moving = None;
+        next.move_note = None;
+        next.clocks = Default::default();
     }
     next
 }
@@ -737,7 +761,11 @@ fn join(current: Option<&EmployeeRecord>, hr: &HrInput, joiner: Result<&Joiner, 
                 }
                 rehire = true;
             }
-            EmployeeState::Requested | EmployeeState::Pending | EmployeeState::Active | EmployeeState::Restoring => {
+            EmployeeState::Requested
+            | EmployeeState::Pending
+            | EmployeeState::Active
+            | EmployeeState::Restoring
+            | EmployeeState::Moving => {
                 return Decision::event(
                     EventOutcome::Skipped,
                     format!(
@@ -898,11 +926,18 @@ fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, gra
         | EmployeeState::Pending
         | EmployeeState::Active
         | EmployeeState::Restoring
+        | EmployeeState::Moving
         | EmployeeState::Failed => (EmployeeState::Leaving, "termination requested"),
     };
+    // A migration under way: both WorkSpaces go (the original now, the migration's once the
+    // original is confirmed gone), without a grace period: a WorkSpace being migrated cannot be
+    // put in ADMIN_MAINTENANCE (WORKSPACES-FACTS §2).
+    let migrating = c.moving.as_ref().filter(|m| m.migrating_to.is_some()).cloned();
     // Only a WorkSpace that has been AVAILABLE holds anything of the user's worth keeping.
-    let keeps =
-        grace_ms > 0 && matches!(c.state, EmployeeState::Active | EmployeeState::Restoring) && c.workspace_id.is_some();
+    let keeps = grace_ms > 0
+        && matches!(c.state, EmployeeState::Active | EmployeeState::Restoring | EmployeeState::Moving)
+        && c.workspace_id.is_some()
+        && migrating.is_none();
     let disable = match (&c.profile, &c.username) {
         (Some(profile), Some(user)) if disable_user => {
             Some(Step::DisableUser { directory_id: profile.directory_id.clone(), user_name: user.clone() })
@@ -923,6 +958,7 @@ fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, gra
         n.guard_released = false;
         n.grace_until_ms = keeps.then(|| now.saturating_add(grace_ms));
         n.user_disabled |= disable.is_some();
+        n.moving = migrating.clone();
     });
     let reason = if state == EmployeeState::Leaving { leave_reason(&next) } else { reason.to_owned() };
     let mut steps: Vec<Step> = disable.into_iter().collect();
@@ -991,6 +1027,12 @@ fn restore_for_rehire(c: &EmployeeRecord, hr: &HrInput, joiner: &Joiner, now: i6
         *n = joined(n.clone(), hr, joiner, false);
         restoring(n, &hr.event_id);
         n.workspace_id = c.workspace_id.clone();
+        n.clocks = c.clocks;
+        // The rehire asks for another profile in the same directory: the WorkSpace given back
+        // is then changed to it, as a move.
+        if c.profile.as_ref() != Some(&joiner.profile) {
+            n.moving = Some(crate::domain::employee::MoveWork::new(&hr.event_id));
+        }
     });
     let claim = NameClaim {
         directory_id: joiner.profile.directory_id.clone(),
@@ -1093,9 +1135,13 @@ fn created(
     match request_status(Some(c), request_event_id) {
         RequestStatus::Wanted => {
             let next = stamp(c, now, |n| {
-                n.state =
-                    if *state == WorkspaceState::Available { EmployeeState::Active } else { EmployeeState::Pending };
+                n.state = match state {
+                    WorkspaceState::Available if n.moving.is_some() => EmployeeState::Moving,
+                    WorkspaceState::Available => EmployeeState::Active,
+                    _ => EmployeeState::Pending,
+                };
                 n.workspace_id = Some(workspace_id.to_owned());
+                n.clocks = crate::domain::employee::WorkspaceClocks { launched_ms: Some(now), ..Default::default() };
             });
             Decision::note(format!("WorkSpace {workspace_id} created ({state})"), vec![save(c, next)])
         }
@@ -1129,6 +1175,9 @@ fn created(
 /// The WorkSpace is confirmed gone (or there was none): terminated, or a waiting rehire's
 /// WorkSpace is requested, the request before the write.
 fn confirmed_gone(c: &EmployeeRecord, now: i64, why: &str) -> Decision {
+    if let Some(decision) = moves::migration_left_behind(c, now) {
+        return decision;
+    }
     let next = stamp(c, now, |n| {
         n.state = EmployeeState::Terminated;
         n.terminated_ms = Some(now);
@@ -1168,7 +1217,11 @@ fn observed(
     };
     match (c.state, seen) {
         (EmployeeState::Pending, Seen::State(WorkspaceState::Available)) => {
-            Decision::note("AVAILABLE", vec![save(c, stamp(c, now, |n| n.state = EmployeeState::Active))])
+            // A move applied while it was being created: changed to the move's profile next.
+            let next = stamp(c, now, |n| {
+                n.state = if n.moving.is_some() { EmployeeState::Moving } else { EmployeeState::Active };
+            });
+            Decision::note("AVAILABLE", vec![save(c, next)])
         }
         (EmployeeState::Pending, Seen::Error { code, message }) => {
             let next = stamp(c, now, |n| {

@@ -97,6 +97,7 @@ fn kinds(d: &Decision) -> Vec<&'static str> {
             Step::Hold { .. } => "hold",
             Step::Unschedule { .. } => "unschedule",
             Step::Post(_) => "post",
+            Step::Move(_) => "move call",
         })
         .collect()
 }
@@ -767,4 +768,255 @@ fn a_cancel_of_a_held_leave_gives_the_workspace_back_and_a_second_hold_writes_no
     let next = saved(&d);
     assert_eq!((next.state, next.held_since_ms), (Restoring, None));
     assert_eq!(state_after(Some(next), &Input::Released), (None, vec![]), "nothing held any more");
+}
+
+// ---------------------------------------------------------------- movers
+
+fn mover(change: impl FnOnce(&mut Profile)) -> Mover {
+    let mut p = profile();
+    change(&mut p);
+    Mover { department: Some("Sales".into()), profile_name: "sales".into(), profile: p }
+}
+
+fn move_event(event_id: &str, occurred_ms: i64, m: Mover) -> Input {
+    let mut h = hr(event_id, HrKind::Move(Ok(Box::new(m))));
+    h.occurred_ms = occurred_ms;
+    Input::Hr(h)
+}
+
+fn bigger_user_volume(p: &mut Profile) {
+    p.user_volume_gib = Some(100);
+}
+
+/// An active employee's WorkSpace as described: the profile's bundle, [80, 50] GiB, STANDARD.
+fn seen_ws(id: &str, state: WorkspaceState) -> SeenWorkspace {
+    SeenWorkspace {
+        workspace_id: id.into(),
+        directory_id: DIR.into(),
+        state,
+        bundle_id: Some("wsb-12345678".into()),
+        properties: crate::domain::workspace::WorkspaceProperties {
+            running_mode: Some("AUTO_STOP".into()),
+            auto_stop_minutes: Some(60),
+            root_volume_gib: Some(80),
+            user_volume_gib: Some(50),
+            compute_type: Some("STANDARD".into()),
+        },
+    }
+}
+
+fn sight(ws: Option<SeenWorkspace>) -> Input {
+    Input::MoveObserved {
+        event_id: "m1".into(),
+        sight: Box::new(MoveSight { workspace: ws, tags: Some(Default::default()), ..Default::default() }),
+        stuck_after_ms: 3_600_000,
+    }
+}
+
+fn moving_employee(m: Mover) -> EmployeeRecord {
+    let mut e = employee(Active);
+    e.clocks.launched_ms = Some(0);
+    let d = decide(Some(&e), &move_event("m1", NOW - 500, m), NOW);
+    saved(&d).clone()
+}
+
+#[test]
+fn a_move_for_an_active_employee_makes_them_moving_with_the_new_profile_and_never_touches_leaves() {
+    let e = employee(Active);
+    let d = decide(Some(&e), &move_event("m1", NOW - 500, mover(bigger_user_volume)), NOW);
+    assert_eq!(outcome(&d), EventOutcome::Applied);
+    assert_eq!(kinds(&d), ["save"]);
+    let next = saved(&d);
+    assert_eq!(next.state, Moving);
+    assert_eq!(next.profile.as_ref().unwrap().user_volume_gib, Some(100));
+    assert_eq!((next.department.as_deref(), next.profile_name.as_deref()), (Some("Sales"), Some("sales")));
+    assert_eq!(next.moving.as_ref().unwrap().event_id, "m1");
+    // The join/leave clock is untouched: a leave that occurred before the move still applies.
+    assert_eq!((next.last_event_id.as_str(), next.last_event_ms), ("j1", e.last_event_ms));
+    let mut late_leave = hr("l9", HrKind::Leave { disable_user: false, grace_ms: 0 });
+    late_leave.occurred_ms = NOW - 800;
+    let d = decide(Some(next), &Input::Hr(late_leave), NOW);
+    assert_eq!((outcome(&d), saved(&d).state), (EventOutcome::Applied, Leaving));
+    assert!(saved(&d).moving.is_none(), "a leave ends the move");
+}
+
+#[test]
+fn moves_are_ordered_among_themselves_and_a_redelivery_changes_nothing() {
+    let e = moving_employee(mover(bigger_user_volume));
+    let again = decide(Some(&e), &move_event("m1", NOW - 500, mover(bigger_user_volume)), NOW);
+    assert_eq!((outcome(&again), kinds(&again).len()), (EventOutcome::Applied, 0));
+    let older = decide(Some(&e), &move_event("m0", NOW - 900, mover(|_| {})), NOW);
+    assert_eq!((outcome(&older), kinds(&older).len()), (EventOutcome::Skipped, 0));
+    // Older than the join: stale as any event.
+    let before_join = decide(Some(&e), &move_event("m-1", NOW - 20_000, mover(|_| {})), NOW);
+    assert_eq!(outcome(&before_join), EventOutcome::Skipped);
+}
+
+#[test]
+fn a_move_for_someone_leaving_failed_unknown_or_to_another_directory_is_rejected_with_the_reason() {
+    for state in [Leaving, Revoked, Terminating, Terminated, Failed] {
+        let d = decide(Some(&employee(state)), &move_event("m1", NOW - 500, mover(bigger_user_volume)), NOW);
+        assert_eq!(outcome(&d), EventOutcome::Rejected, "{state:?}");
+        assert!(d.saved().is_none(), "{state:?}: nothing written");
+        // A leaver's termination is asked again (as by any event that asks for nothing).
+        assert!(kinds(&d).iter().all(|k| *k == "request termination"), "{state:?}: {:?}", kinds(&d));
+    }
+    let d = decide(None, &move_event("m1", NOW - 500, mover(bigger_user_volume)), NOW);
+    assert_eq!(outcome(&d), EventOutcome::Rejected);
+    let elsewhere = mover(|p| p.directory_id = "d-0000000009".into());
+    let d = decide(Some(&employee(Active)), &move_event("m1", NOW - 500, elsewhere), NOW);
+    assert_eq!(outcome(&d), EventOutcome::Rejected);
+    assert!(reason(&d).contains("[move-directory]"), "{}", reason(&d));
+}
+
+fn reason(d: &Decision) -> String {
+    match &d.verdict {
+        Verdict::Event(_, r) | Verdict::Note(r) => r.clone(),
+    }
+}
+
+#[test]
+fn a_move_while_the_workspace_is_created_waits_for_it_then_changes_it() {
+    let mut pending = employee(Pending);
+    pending.workspace_id = Some("ws-1".into());
+    let d = decide(Some(&pending), &move_event("m1", NOW - 500, mover(bigger_user_volume)), NOW);
+    let next = saved(&d).clone();
+    assert_eq!((next.state, next.moving.is_some()), (Pending, true));
+    let seen = Input::Observed {
+        workspace_id: "ws-1".into(),
+        seen: Seen::State(WorkspaceState::Available),
+        stuck_after_ms: 3_600_000,
+    };
+    assert_eq!(saved(&decide(Some(&next), &seen, NOW)).state, Moving);
+}
+
+#[test]
+fn a_moving_employee_gets_one_call_per_run_then_is_active_when_the_workspace_matches() {
+    let e = moving_employee(mover(bigger_user_volume));
+    // Launched long ago: no cooldown.
+    let d = decide(Some(&e), &sight(Some(seen_ws("ws-1", WorkspaceState::Available))), NOW);
+    let Some(Step::Move(call)) = d.steps.first() else { panic!("a call: {d:?}") };
+    let MoveCall::Modify { change, cooldown, .. } = call else { panic!("{call:?}") };
+    assert_eq!((change, *cooldown), (&crate::domain::workspace::PropertyChange::UserVolume(100), Cooldown::Volume));
+    // The answer starts the volume cooldown.
+    let answered = Input::MoveCalled { event_id: "m1".into(), call: call.clone(), result: Ok(None) };
+    let after = saved(&decide(Some(&e), &answered, NOW)).clone();
+    assert_eq!(after.clocks.last_volume_ms, Some(NOW));
+    // While UPDATING it waits; written once, not at every run.
+    let updating = decide(Some(&after), &sight(Some(seen_ws("ws-1", WorkspaceState::Updating))), NOW + 60_000);
+    let waiting = saved(&updating).clone();
+    let again = decide(Some(&waiting), &sight(Some(seen_ws("ws-1", WorkspaceState::Updating))), NOW + 120_000);
+    assert!(again.steps.is_empty(), "{again:?}");
+    // Done: active, the move over.
+    let mut done = seen_ws("ws-1", WorkspaceState::Available);
+    done.properties.user_volume_gib = Some(100);
+    let d = decide(Some(&waiting), &sight(Some(done)), NOW + 180_000);
+    assert_eq!((saved(&d).state, saved(&d).moving.is_none(), saved(&d).move_note.is_none()), (Active, true, true));
+}
+
+#[test]
+fn a_cooldown_is_waited_for_and_the_reconciler_looks_again_only_when_it_ends() {
+    let mut e = moving_employee(mover(bigger_user_volume));
+    e.clocks.last_volume_ms = Some(NOW - 1_000);
+    let d = decide(Some(&e), &sight(Some(seen_ws("ws-1", WorkspaceState::Available))), NOW);
+    let next = saved(&d);
+    let due = next.moving.as_ref().unwrap().due_ms.unwrap();
+    assert_eq!(due, NOW - 1_000 + crate::domain::workspace::GROWTH_COOLDOWN_MS);
+    assert_eq!(next.watch_due_ms(), Some(due), "the work index holds it until then");
+}
+
+#[test]
+fn a_refused_call_stops_the_move_with_its_code_unless_asking_again_can_succeed() {
+    let e = moving_employee(mover(bigger_user_volume));
+    let call = MoveCall::Modify {
+        workspace_id: "ws-1".into(),
+        change: crate::domain::workspace::PropertyChange::UserVolume(100),
+        cooldown: Cooldown::Volume,
+    };
+    let busy = CallFailure { code: "OperationInProgressException".into(), message: "busy".into(), retryable: true };
+    let d = decide(Some(&e), &Input::MoveCalled { event_id: "m1".into(), call: call.clone(), result: Err(busy) }, NOW);
+    assert!(d.steps.is_empty(), "asked again at the next run");
+    let refused =
+        CallFailure { code: "InvalidParameterValuesException".into(), message: "no".into(), retryable: false };
+    let d = decide(Some(&e), &Input::MoveCalled { event_id: "m1".into(), call, result: Err(refused) }, NOW);
+    let next = saved(&d);
+    assert_eq!(next.state, Active);
+    assert!(next.move_note.as_deref().unwrap().contains("InvalidParameterValuesException"), "{:?}", next.move_note);
+}
+
+#[test]
+fn a_migration_keeps_the_source_until_the_new_workspace_is_available_then_re_keys() {
+    let e = moving_employee(mover(|p| p.bundle_id = "wsb-87654321".into()));
+    let d = decide(Some(&e), &sight(Some(seen_ws("ws-1", WorkspaceState::Available))), NOW);
+    let Some(Step::Move(call @ MoveCall::Migrate { .. })) = d.steps.first() else { panic!("{d:?}") };
+    let answered = Input::MoveCalled { event_id: "m1".into(), call: call.clone(), result: Ok(Some("ws-2".into())) };
+    let migrating = saved(&decide(Some(&e), &answered, NOW)).clone();
+    assert_eq!(migrating.workspace_id.as_deref(), Some("ws-1"), "the source until the target is AVAILABLE");
+    assert_eq!(migrating.moving.as_ref().unwrap().migrating_to.as_deref(), Some("ws-2"));
+    let mut target = seen_ws("ws-2", WorkspaceState::Pending);
+    target.bundle_id = Some("wsb-87654321".into());
+    let observe = |t: Option<SeenWorkspace>, source: Option<SeenWorkspace>| Input::MoveObserved {
+        event_id: "m1".into(),
+        sight: Box::new(MoveSight { workspace: source, target: t, ..Default::default() }),
+        stuck_after_ms: 3_600_000,
+    };
+    let d = decide(Some(&migrating), &observe(Some(target.clone()), None), NOW + 60_000);
+    assert_eq!(saved(&d).workspace_id.as_deref(), Some("ws-1"), "still migrating");
+    target.state = WorkspaceState::Available;
+    let d = decide(Some(&migrating), &observe(Some(target), None), NOW + 120_000);
+    let rekeyed = saved(&d);
+    assert_eq!((rekeyed.state, rekeyed.workspace_id.as_deref()), (Moving, Some("ws-2")));
+    assert_eq!(rekeyed.clocks.launched_ms, Some(NOW), "the new WorkSpace's cooldowns count from the migration");
+    assert_eq!(rekeyed.previous_workspaces.last().unwrap().workspace_id, "ws-1");
+    // A failed migration (the target in ERROR, the source kept) stops the move.
+    let mut broken = seen_ws("ws-2", WorkspaceState::Error);
+    broken.bundle_id = Some("wsb-87654321".into());
+    let d = decide(Some(&migrating), &observe(Some(broken), Some(seen_ws("ws-1", WorkspaceState::Available))), NOW);
+    assert_eq!((saved(&d).state, saved(&d).workspace_id.as_deref()), (Active, Some("ws-1")));
+}
+
+#[test]
+fn a_leave_during_a_migration_terminates_both_workspaces_without_a_grace_period() {
+    let mut e = moving_employee(mover(|p| p.bundle_id = "wsb-87654321".into()));
+    e.moving.as_mut().unwrap().migrating_to = Some("ws-2".into());
+    let d = decide(Some(&e), &leave_with_grace("l2"), NOW);
+    let leaving = saved(&d).clone();
+    assert_eq!((leaving.state, leaving.grace_until_ms), (Leaving, None));
+    // The source confirmed gone: the migration's WorkSpace is terminated next.
+    let accepted = Input::TerminationAccepted { leave_event_id: "l2".into(), workspace_id: "ws-1".into() };
+    let terminating = saved(&decide(Some(&leaving), &accepted, NOW)).clone();
+    let gone = Input::Observed { workspace_id: "ws-1".into(), seen: Seen::Gone, stuck_after_ms: 3_600_000 };
+    let d = decide(Some(&terminating), &gone, NOW + 1_000);
+    assert_eq!(kinds(&d), ["save", "request termination"]);
+    let next = saved(&d);
+    assert_eq!((next.state, next.workspace_id.as_deref()), (Leaving, Some("ws-2")));
+    let Some(Step::RequestTermination(r)) = d.steps.get(1) else { panic!() };
+    assert_eq!((r.event_id.as_str(), r.workspace_id.as_deref()), ("l2", Some("ws-2")));
+}
+
+#[test]
+fn a_workspace_gone_during_a_move_is_followed_to_the_users_other_one_or_fails_the_employee() {
+    let e = moving_employee(mover(|p| p.bundle_id = "wsb-87654321".into()));
+    let found = Input::MoveObserved {
+        event_id: "m1".into(),
+        sight: Box::new(MoveSight { found: Some(seen_ws("ws-9", WorkspaceState::Available)), ..Default::default() }),
+        stuck_after_ms: 3_600_000,
+    };
+    assert_eq!(saved(&decide(Some(&e), &found, NOW)).workspace_id.as_deref(), Some("ws-9"));
+    let d = decide(Some(&e), &sight(None), NOW);
+    assert_eq!(saved(&d).state, Failed);
+}
+
+#[test]
+fn a_rehire_within_the_grace_period_with_another_profile_gets_the_workspace_back_then_moved() {
+    let mut e = employee(Revoked);
+    e.workspace_id = Some("ws-1".into());
+    e.grace_until_ms = Some(NOW + 1_000_000);
+    let mut j = joiner(NameStatus::Free);
+    j.profile.user_volume_gib = Some(100);
+    let d = decide(Some(&e), &rehire(j), NOW);
+    let restoring = saved(&d).clone();
+    assert_eq!((restoring.state, restoring.moving.is_some()), (Restoring, true));
+    let restored = Input::AccessRestored { restore_event_id: restoring.restore_event_id.clone().unwrap() };
+    assert_eq!(saved(&decide(Some(&restoring), &restored, NOW)).state, Moving);
 }

@@ -15,10 +15,6 @@ pub(super) enum Performed {
     DecideAgain(Box<Input>),
 }
 
-/// The reason a move is recorded with until the lifecycle applies moves.
-// TODO(issue 12): lifecycle input; a placeholder, not a final state.
-pub(super) const MOVE_NOT_APPLIED: &str = "move events are not applied yet";
-
 /// A decision is made at most this many times per delivery (a name taken meanwhile, a held
 /// event released meanwhile); then the delivery is retried.
 const DECISIONS_PER_DELIVERY: usize = 3;
@@ -33,21 +29,18 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
         now: i64,
     ) -> Result<(EventOutcome, String), StepError> {
         let employee_id = event.employee.employee_id.as_str();
-        let joins = match event.kind {
-            EventKind::Cancel => return self.cancel(event, claim, record, now).await,
-            // TODO(issue 12): lifecycle input. Until the lifecycle takes a move, it is answered
-            // here, before anything is read or sent: it must never reach the leave below.
-            EventKind::Move => return Ok((EventOutcome::Rejected, MOVE_NOT_APPLIED.to_owned())),
-            EventKind::Join => true,
-            EventKind::Leave => false,
-        };
+        if event.kind == EventKind::Cancel {
+            return self.cancel(event, claim, record, now).await;
+        }
         let current = self.store.employee(employee_id).await?;
-        let kind = if joins {
-            HrKind::Join(self.joiner(event).await?)
-        } else {
+        let kind = match event.kind {
+            EventKind::Join => HrKind::Join(self.joiner(event).await?),
+            EventKind::Move => HrKind::Move(self.mover(event, current.as_ref())),
             // The event's own grace period, or the deployment's.
-            let grace_ms = event.grace_ms.unwrap_or(self.config.leave_grace_ms);
-            HrKind::Leave { disable_user: self.config.disable_user_on_leave && self.directory.can_disable(), grace_ms }
+            EventKind::Leave | EventKind::Cancel => HrKind::Leave {
+                disable_user: self.config.disable_user_on_leave && self.directory.can_disable(),
+                grace_ms: event.grace_ms.unwrap_or(self.config.leave_grace_ms),
+            },
         };
         let mut input = Input::Hr(HrInput {
             employee_id: employee_id.to_owned(),

@@ -1,8 +1,9 @@
 //! A join: what its decision needs besides the record: the profile, and who holds the name.
 
 use super::Intake;
+use crate::domain::employee::EmployeeRecord;
 use crate::domain::event::HrEvent;
-use crate::domain::lifecycle::{Joiner, NameStatus, releases_name};
+use crate::domain::lifecycle::{Joiner, Mover, NameStatus, releases_name};
 use crate::ports::{DirectoryUsers, MessageQueue, NewUser, StateStore};
 use crate::services::StepError;
 
@@ -37,6 +38,22 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
             profile,
             name,
         })))
+    }
+
+    /// The mover as the lifecycle sees it, or why the move cannot be applied: the profile
+    /// resolved from the move's department, or the employee's profile with the move's fields.
+    pub(super) fn mover(&self, event: &HrEvent, current: Option<&EmployeeRecord>) -> Result<Box<Mover>, String> {
+        let department = event.employee.department.as_deref();
+        let now = current.and_then(|c| Some((c.profile_name.as_deref()?, c.profile.as_ref()?)));
+        match self.profiles.resolve_move(now, department, &event.workspace) {
+            Ok((profile_name, profile)) => {
+                Ok(Box::new(Mover { department: event.employee.department.clone(), profile_name, profile }))
+            }
+            Err(errors) => {
+                let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                Err(format!("invalid WorkSpace choice: {}", text.join("; ")))
+            }
+        }
     }
 
     /// Who holds a user name, as read: one owner per name; a holder confirmed terminated (and

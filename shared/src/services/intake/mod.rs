@@ -420,23 +420,47 @@ mod tests {
         assert_eq!(intake.store.name_holder("d-9067a1b2c3", "jdoe").await.unwrap().as_deref(), Some("E2"));
     }
 
+    fn move_to(employee_id: &str, event_id: &str, workspace: serde_json::Value) -> QueueRecord {
+        let body = serde_json::json!({ "schema_version": "1", "event_id": event_id, "type": "move",
+            "occurred_at": "2026-11-02T10:00:00Z", "employee": { "employee_id": employee_id }, "workspace": workspace });
+        QueueRecord { message_id: format!("m-{event_id}"), body: body.to_string(), receive_count: 1, group_id: None }
+    }
+
     #[tokio::test]
-    async fn given_an_active_employee_when_a_move_arrives_then_it_is_rejected_as_not_applied_yet_and_nothing_is_sent() {
-        // GIVEN E1 joined (placeholder behaviour until the lifecycle takes moves: issue 12)
+    async fn given_a_joiner_being_provisioned_when_a_move_arrives_then_the_request_carries_the_new_profile() {
+        // GIVEN E1 joined; the WorkSpace request is in flight
         let intake = intake();
         intake.handle(&join("E1", "j1", "jdoe"), Deadline::NONE).await;
-        let before = intake.store.get("E1").unwrap();
-        // WHEN a move arrives
-        let body = serde_json::json!({ "schema_version": "1", "event_id": "m1", "type": "move",
-            "occurred_at": "2026-11-02T10:00:00Z", "employee": { "employee_id": "E1", "department": "Sales" } });
-        let moved = QueueRecord { message_id: "m-m1".into(), body: body.to_string(), receive_count: 1, group_id: None };
-        // THEN it is recorded rejected with the reason, and is never taken for a leave
-        assert_eq!(intake.handle(&moved, Deadline::NONE).await, RecordResult::Done(EventOutcome::Rejected));
-        assert_eq!(intake.store.get("E1").unwrap(), before, "the employee record is untouched");
-        assert!(intake.terminations.sent.lock().unwrap().is_empty(), "no termination requested");
-        assert_eq!(intake.requests.sent.lock().unwrap().len(), 1, "only the join's WorkSpace request");
+        // WHEN a move asks for a bigger user volume
+        let moved = move_to("E1", "m1", serde_json::json!({ "user_volume_gib": 100 }));
+        assert_eq!(intake.handle(&moved, Deadline::NONE).await, RecordResult::Done(EventOutcome::Applied));
+        // THEN the record has the new profile (the rest kept), the move waits for the WorkSpace,
+        // the request goes again with the new profile, and nothing is terminated
+        let e1 = intake.store.get("E1").unwrap();
+        assert_eq!(e1.state, EmployeeState::Requested);
+        let profile = e1.profile.as_ref().unwrap();
+        assert_eq!((profile.bundle_id.as_str(), profile.user_volume_gib), ("wsb-stdwin2022", Some(100)));
+        assert_eq!(e1.moving.as_ref().map(|m| m.event_id.as_str()), Some("m1"));
+        let sent = intake.requests.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), 2);
+        assert!(sent[1].body.contains("\"user_volume_gib\":100"), "{}", sent[1].body);
+        assert!(intake.terminations.sent.lock().unwrap().is_empty(), "a move is never taken for a leave");
+        // WHEN a move names a bundle override the profile's validation refuses
+        let bad = move_to("E1", "m2", serde_json::json!({ "auto_stop_minutes": 45 }));
+        // THEN it is rejected naming the field, and the record is untouched
+        assert_eq!(intake.handle(&bad, Deadline::NONE).await, RecordResult::Done(EventOutcome::Rejected));
+        assert_eq!(intake.store.get("E1").unwrap(), e1);
         let history = intake.store.history("E1").await.unwrap();
-        assert!(history.iter().any(|h| h.reason.contains(apply::MOVE_NOT_APPLIED)), "{history:?}");
+        assert!(history.iter().any(|h| h.reason.contains("workspace.auto_stop_minutes")), "{history:?}");
+    }
+
+    #[tokio::test]
+    async fn given_no_employee_when_a_move_arrives_then_it_is_rejected_and_nothing_is_written() {
+        let intake = intake();
+        let moved = move_to("E9", "m1", serde_json::json!({ "user_volume_gib": 100 }));
+        assert_eq!(intake.handle(&moved, Deadline::NONE).await, RecordResult::Done(EventOutcome::Rejected));
+        assert!(intake.store.get("E9").is_none());
+        assert!(intake.requests.sent.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

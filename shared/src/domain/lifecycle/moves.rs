@@ -1,0 +1,522 @@
+//! Movers: a `move` event changes the profile an employee's WorkSpace should have; the reconciler
+//! then changes the WorkSpace one call at a time ([`crate::domain::mover::next_step`] plans each)
+//! until it matches, and the employee is active again.
+//!
+//! | state | stimulus | next | steps |
+//! |---|---|---|---|
+//! | active, moving | move | moving (the reconciler looks at the next run) | save |
+//! | requested, pending, restoring | move | same, the move kept: moving once AVAILABLE | save (, request WorkSpace again if requested) |
+//! | leaving, terminating, revoked with a rehire pending | move | same, the rehire's profile changed | save |
+//! | leaving, revoked, terminating, terminated, failed, none | move | rejected, with the reason | |
+//! | any | move to another directory | rejected (`move-directory`) | |
+//! | any | move older than the last move, or than the last join or leave | skipped (stale) | |
+//! | moving | WorkSpace seen, a step planned | moving | one WorkSpaces call, then save what it changed |
+//! | moving | WorkSpace matches the profile | active | save |
+//! | moving | cooldown, or a state that takes no change | moving, waiting (until the cooldown ends) | save when what it waits on changes |
+//! | moving | migration's new WorkSpace AVAILABLE | moving, re-keyed to the new id | save |
+//! | moving | migration failed (the service keeps the original) | active, the move stopped with the reason | save |
+//! | moving | a call refused for good, or the profile unreachable | active, the move stopped with the reason | save |
+//! | moving | the WorkSpace gone, the user's other WorkSpace found | moving, re-keyed | save |
+//! | moving | the WorkSpace gone, none found | failed | save |
+//! | leaving, terminating, migrating | WorkSpace gone | leaving, the migration's WorkSpace next | save, request termination |
+
+use super::{Decision, HrInput, STILL_STUCK, STUCK, Step, save, stamp};
+use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome, MoveWork, SeenEvent, WorkspaceClocks};
+use crate::domain::messages::TerminationRequest;
+use crate::domain::mover::{Current, MoveStep, next_step};
+use crate::domain::profile::Profile;
+use crate::domain::time::Timestamp;
+use crate::domain::workspace::{PropertyChange, WorkspaceProperties, WorkspaceState, compute_change};
+use std::collections::BTreeMap;
+
+/// A move, with the profile the intake resolved for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mover {
+    /// The new department, if the move names one (else the employee keeps theirs).
+    pub department: Option<String>,
+    pub profile_name: String,
+    pub profile: Profile,
+}
+
+/// A WorkSpace as the reconciler saw it for a move.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeenWorkspace {
+    pub workspace_id: String,
+    pub directory_id: String,
+    pub state: WorkspaceState,
+    pub bundle_id: Option<String>,
+    pub properties: WorkspaceProperties,
+}
+
+/// What the reconciler read for a moving employee.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MoveSight {
+    /// The record's WorkSpace; `None`: not listed.
+    pub workspace: Option<SeenWorkspace>,
+    /// A migration's new WorkSpace; `None`: not listed (or no migration).
+    pub target: Option<SeenWorkspace>,
+    /// DescribeTags of the record's WorkSpace; `None`: not read.
+    pub tags: Option<BTreeMap<String, String>>,
+    /// The record's WorkSpace not listed: the user's WorkSpace in the profile's directory, if
+    /// another one is (a migration whose answer was lost in a crash).
+    pub found: Option<SeenWorkspace>,
+}
+
+/// One WorkSpaces call a move makes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MoveCall {
+    Modify { workspace_id: String, change: PropertyChange, cooldown: Cooldown },
+    Migrate { workspace_id: String, bundle_id: String },
+    Tag { workspace_id: String, add: BTreeMap<String, String>, remove: Vec<String> },
+}
+
+impl MoveCall {
+    pub fn workspace_id(&self) -> &str {
+        match self {
+            MoveCall::Modify { workspace_id, .. }
+            | MoveCall::Migrate { workspace_id, .. }
+            | MoveCall::Tag { workspace_id, .. } => workspace_id,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            MoveCall::Modify { change, .. } => format!("ModifyWorkspaceProperties {}", describe_change(change)),
+            MoveCall::Migrate { bundle_id, .. } => format!("MigrateWorkspace to bundle {bundle_id}"),
+            MoveCall::Tag { add, remove, .. } => {
+                format!("tags: {} set, {} removed", add.len(), remove.len())
+            }
+        }
+    }
+}
+
+fn describe_change(change: &PropertyChange) -> String {
+    match change {
+        PropertyChange::RunningMode { mode, auto_stop_minutes: Some(m) } => {
+            format!("running mode {} ({m} min)", mode.as_str())
+        }
+        PropertyChange::RunningMode { mode, auto_stop_minutes: None } => format!("running mode {}", mode.as_str()),
+        PropertyChange::ComputeType(c) => format!("compute type {c}"),
+        PropertyChange::RootVolume(g) => format!("root volume {g} GiB"),
+        PropertyChange::UserVolume(g) => format!("user volume {g} GiB"),
+    }
+}
+
+/// Which cooldown a property change starts (WORKSPACES-FACTS §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cooldown {
+    None,
+    Volume,
+    ComputeUp,
+    ComputeDown,
+}
+
+/// A WorkSpaces call that failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallFailure {
+    pub code: String,
+    pub message: String,
+    /// Asking again later can succeed (throttled, the WorkSpace busy with another change).
+    pub retryable: bool,
+}
+
+/// How long a migration may show no new WorkSpace before it counts as failed: "If the WorkSpace
+/// bundle remains the same one hour after attempting migration, the migration is unsuccessful"
+/// (WORKSPACES-FACTS §2).
+pub const MIGRATION_SILENT_MS: i64 = 60 * 60 * 1000;
+
+fn rejected(why: String) -> Decision {
+    Decision::event(EventOutcome::Rejected, why, vec![])
+}
+
+/// A move event (after the stale and future-dated checks every HR event gets).
+pub(super) fn move_event(
+    current: Option<&EmployeeRecord>,
+    hr: &HrInput,
+    mover: Result<&Mover, &String>,
+    now: i64,
+) -> Decision {
+    let Some(c) = current else {
+        return rejected("not onboarded: a move applies to an employee the pipeline has onboarded (no record)".into());
+    };
+    if let Some(last) = &c.last_move {
+        if last.event_id == hr.event_id {
+            return Decision::event(EventOutcome::Applied, "move already applied", vec![]);
+        }
+        if (last.occurred_ms, last.event_id.as_str()) > (hr.occurred_ms, hr.event_id.as_str()) {
+            return Decision::event(
+                EventOutcome::Skipped,
+                format!(
+                    "stale: occurred at {} but move {} from {} was already applied",
+                    Timestamp::from_millis(hr.occurred_ms),
+                    last.event_id,
+                    Timestamp::from_millis(last.occurred_ms)
+                ),
+                vec![],
+            );
+        }
+    }
+    let mover = match mover {
+        Ok(m) => m,
+        Err(why) => return rejected(why.clone()),
+    };
+    let leave = c.leave_event_id.as_deref().unwrap_or("?");
+    let waits_for_rehire = c.rehire_pending && c.state.is_leaving();
+    match c.state {
+        _ if waits_for_rehire => {}
+        EmployeeState::Failed => {
+            return rejected(format!(
+                "onboarding failed ({}): a move changes no WorkSpace; send a join to onboard again",
+                c.failure_code.as_deref().unwrap_or("?")
+            ));
+        }
+        EmployeeState::Leaving | EmployeeState::Revoked | EmployeeState::Terminating | EmployeeState::Terminated => {
+            return rejected(format!(
+                "employee is {} (leave {leave}): a move applies to someone who stays",
+                c.state.as_str()
+            ));
+        }
+        _ => {}
+    }
+    if let Some(profile) = &c.profile
+        && profile.directory_id != mover.profile.directory_id
+    {
+        return rejected(format!(
+            "a move to another directory ({} to {}) is not applied [move-directory]: a WorkSpace never changes directory; send a leave and a join",
+            profile.directory_id, mover.profile.directory_id
+        ));
+    }
+    let next = stamp(c, now, |n| {
+        n.last_move = Some(SeenEvent { occurred_ms: hr.occurred_ms, event_id: hr.event_id.clone(), join: false });
+        if mover.department.is_some() {
+            n.department = mover.department.clone();
+        }
+        n.profile_name = Some(mover.profile_name.clone());
+        n.profile = Some(mover.profile.clone());
+        n.move_note = None;
+        if waits_for_rehire {
+            return;
+        }
+        // A migration in flight goes on; the rest is planned again against the new profile.
+        let migrating = n.moving.take().filter(|m| m.migrating_to.is_some());
+        n.moving = Some(MoveWork {
+            event_id: hr.event_id.clone(),
+            migrating_to: migrating.as_ref().and_then(|m| m.migrating_to.clone()),
+            migrate_asked_ms: migrating.as_ref().and_then(|m| m.migrate_asked_ms),
+            ..MoveWork::new(&hr.event_id)
+        });
+        if n.state == EmployeeState::Active {
+            n.state = EmployeeState::Moving;
+            if n.clocks.launched_ms.is_none() {
+                // From before moves: the time it became active stands in for its launch (later, so
+                // no cooldown is cut short).
+                n.clocks.launched_ms = Some(c.state_since_ms);
+            }
+        }
+    });
+    let reason = match c.state {
+        _ if waits_for_rehire => format!("applied to the pending rehire: profile {}", mover.profile_name),
+        EmployeeState::Active | EmployeeState::Moving => format!(
+            "WorkSpace {} to be changed to profile {}",
+            c.workspace_id.as_deref().unwrap_or("?"),
+            mover.profile_name
+        ),
+        state => {
+            format!("profile {}: applied once the WorkSpace ({}) is AVAILABLE", mover.profile_name, state.as_str())
+        }
+    };
+    Decision::event(EventOutcome::Applied, reason, super::with_outstanding(save(c, next.clone()), &next, now))
+}
+
+/// A moving employee, by this move.
+fn moving_for<'a>(current: Option<&'a EmployeeRecord>, event_id: &str) -> Option<(&'a EmployeeRecord, &'a MoveWork)> {
+    let c = current.filter(|c| c.state == EmployeeState::Moving)?;
+    let work = c.moving.as_ref().filter(|m| m.event_id == event_id)?;
+    Some((c, work))
+}
+
+/// The move ends (reached, or stopped with `stopped`): active again.
+fn finish(c: &EmployeeRecord, now: i64, stopped: Option<String>) -> EmployeeRecord {
+    let event_id = c.moving.as_ref().map(|m| m.event_id.clone()).unwrap_or_default();
+    stamp(c, now, |n| {
+        n.state = EmployeeState::Active;
+        n.moving = None;
+        n.move_note = stopped.map(|why| format!("move {event_id} stopped: {why}"));
+    })
+}
+
+/// The move waits (`why`), until `due_ms` or the next run; written only when that changes.
+fn wait(c: &EmployeeRecord, work: &MoveWork, why: String, due_ms: Option<i64>, for_state: bool, now: i64) -> Decision {
+    let since = if for_state { work.waiting_since_ms.or(Some(now)) } else { None };
+    if work.waiting.as_deref() == Some(why.as_str()) && work.due_ms == due_ms && work.waiting_since_ms == since {
+        return Decision::note(format!("moving: {why}"), vec![]);
+    }
+    let next = stamp(c, now, |n| {
+        if let Some(m) = n.moving.as_mut() {
+            m.waiting = Some(why.clone());
+            m.due_ms = due_ms;
+            m.waiting_since_ms = since;
+        }
+    });
+    Decision::note(format!("moving: {why}"), vec![save(c, next)])
+}
+
+/// The WorkSpace is now `to` (a migration's): the record follows it.
+fn rekey(c: &EmployeeRecord, to: &SeenWorkspace, launched_ms: i64, now: i64, why: &str) -> Decision {
+    let next = stamp(c, now, |n| {
+        if let Some(from) = n.workspace_id.replace(to.workspace_id.clone())
+            && from != to.workspace_id
+        {
+            n.previous_workspaces
+                .push(crate::domain::employee::PastWorkspace { workspace_id: from, terminated_ms: now });
+        }
+        n.clocks = WorkspaceClocks { launched_ms: Some(launched_ms), ..WorkspaceClocks::default() };
+        if let Some(m) = n.moving.as_mut() {
+            m.migrating_to = None;
+            m.migrate_asked_ms = None;
+            m.waiting = None;
+            m.due_ms = None;
+            m.waiting_since_ms = None;
+        }
+    });
+    Decision::note(format!("{why}: now WorkSpace {}", to.workspace_id), vec![save(c, next)])
+}
+
+/// What the reconciler saw of a moving employee's WorkSpace: the next call, a wait, or the end.
+pub(super) fn move_observed(
+    current: Option<&EmployeeRecord>,
+    event_id: &str,
+    sight: &MoveSight,
+    stuck_after_ms: i64,
+    now: i64,
+) -> Decision {
+    let Some((c, work)) = moving_for(current, event_id) else {
+        return Decision::note("move no longer under way", vec![]);
+    };
+    let Some(profile) = c.profile.as_ref() else {
+        return save_finish(c, now, "the record has no profile".into());
+    };
+    if let Some(target_id) = &work.migrating_to {
+        return migration_seen(c, work, target_id, sight, now);
+    }
+    let Some(ws) = &sight.workspace else {
+        return match &sight.found {
+            Some(found) => rekey(c, found, now, now, "the WorkSpace was replaced (a migration whose answer was lost)"),
+            None => {
+                let gone = c.workspace_id.as_deref().unwrap_or("?");
+                let next = stamp(c, now, |n| {
+                    n.state = EmployeeState::Failed;
+                    n.moving = None;
+                    n.failure_code = Some("WorkspaceGone".into());
+                    n.failure_message =
+                        Some(format!("WorkSpace {gone} disappeared during move {event_id}, and the user has no other"));
+                });
+                Decision::note("the WorkSpace disappeared during the move", vec![save(c, next)])
+            }
+        };
+    };
+    let current = Current {
+        directory_id: &ws.directory_id,
+        bundle_id: ws.bundle_id.as_deref(),
+        state: &ws.state,
+        properties: &ws.properties,
+        tags: sight.tags.as_ref(),
+        launched_ms: c.clocks.launched_ms.unwrap_or(c.state_since_ms),
+        last_volume_ms: c.clocks.last_volume_ms,
+        last_compute_up_ms: c.clocks.last_compute_up_ms,
+        last_compute_down_ms: c.clocks.last_compute_down_ms,
+    };
+    let workspace_id = ws.workspace_id.clone();
+    match next_step(&current, profile, now) {
+        MoveStep::Done => {
+            let next = finish(c, now, None);
+            Decision::note(format!("the WorkSpace matches profile {}", profile_name(c)), vec![save(c, next)])
+        }
+        MoveStep::Relocate => save_finish(
+            c,
+            now,
+            "the WorkSpace is in another directory than the profile's, and a WorkSpace never changes directory".into(),
+        ),
+        MoveStep::Migrate { bundle_id } => {
+            if let Some(asked) = work.migrate_asked_ms
+                && now < asked.saturating_add(MIGRATION_SILENT_MS)
+            {
+                // Asked, and its answer lost: another call would start a second migration.
+                return wait(c, work, "a migration asked: waiting for its new WorkSpace".into(), None, true, now);
+            }
+            Decision::note(
+                format!("migrating to bundle {bundle_id}"),
+                vec![Step::Move(MoveCall::Migrate { workspace_id, bundle_id })],
+            )
+        }
+        MoveStep::Modify(change) => {
+            let cooldown = match &change {
+                PropertyChange::RootVolume(_) | PropertyChange::UserVolume(_) => Cooldown::Volume,
+                PropertyChange::ComputeType(to) => {
+                    let from = ws.properties.compute_type.as_deref().unwrap_or_default();
+                    if compute_change(from, to).unwrap_or(true) { Cooldown::ComputeUp } else { Cooldown::ComputeDown }
+                }
+                PropertyChange::RunningMode { .. } => Cooldown::None,
+            };
+            let call = MoveCall::Modify { workspace_id, change, cooldown };
+            Decision::note(call.describe(), vec![Step::Move(call)])
+        }
+        MoveStep::Tag { add, remove } => {
+            let call = MoveCall::Tag { workspace_id, add, remove };
+            Decision::note(call.describe(), vec![Step::Move(call)])
+        }
+        MoveStep::WaitForState => {
+            let why = format!("the WorkSpace is {}: no change until it is AVAILABLE or STOPPED", ws.state);
+            let decision = wait(c, work, why, None, true, now);
+            flag_if_stuck(c, work, decision, stuck_after_ms, now)
+        }
+        MoveStep::WaitUntil { at_ms, why } => {
+            wait(c, work, format!("until {}: {why}", Timestamp::from_millis(at_ms)), Some(at_ms), false, now)
+        }
+        MoveStep::Impossible { why } => save_finish(c, now, why),
+    }
+}
+
+fn profile_name(c: &EmployeeRecord) -> &str {
+    c.profile_name.as_deref().unwrap_or("?")
+}
+
+fn save_finish(c: &EmployeeRecord, now: i64, why: String) -> Decision {
+    let next = finish(c, now, Some(why.clone()));
+    Decision::note(format!("move stopped: {why}"), vec![save(c, next)])
+}
+
+/// A wait for the WorkSpace's state that has lasted past the deadline is flagged stuck.
+fn flag_if_stuck(c: &EmployeeRecord, work: &MoveWork, decision: Decision, stuck_after_ms: i64, now: i64) -> Decision {
+    let since = work.waiting_since_ms.unwrap_or(now);
+    if now - since <= stuck_after_ms {
+        return decision;
+    }
+    if c.stuck_since_ms.is_some() {
+        return Decision::note(STILL_STUCK, decision.steps);
+    }
+    let base = decision.saved().cloned().unwrap_or_else(|| c.clone());
+    let mut next = base;
+    next.stuck_since_ms = Some(now);
+    next.version = c.version + 1;
+    next.updated_ms = now;
+    Decision::note(format!("{STUCK}: moving, waiting for the WorkSpace's state past its deadline"), vec![save(c, next)])
+}
+
+/// A migration under way: its new WorkSpace AVAILABLE re-keys the record; gone or in ERROR with
+/// the original back, the move stops.
+fn migration_seen(c: &EmployeeRecord, work: &MoveWork, target_id: &str, sight: &MoveSight, now: i64) -> Decision {
+    let asked = work.migrate_asked_ms.unwrap_or(c.updated_ms);
+    match &sight.target {
+        Some(t) if matches!(t.state, WorkspaceState::Available | WorkspaceState::Stopped) => {
+            rekey(c, t, asked, now, "migrated")
+        }
+        Some(t) if t.state != WorkspaceState::Error => {
+            wait(c, work, format!("migrating to WorkSpace {target_id} ({}; up to an hour)", t.state), None, false, now)
+        }
+        failed => {
+            let why = match failed {
+                Some(_) => format!("the migration's WorkSpace {target_id} is in ERROR"),
+                None if now < asked.saturating_add(MIGRATION_SILENT_MS) => {
+                    // A new id can be missing from DescribeWorkspaces for a while.
+                    return wait(
+                        c,
+                        work,
+                        format!("migrating to WorkSpace {target_id} (not listed yet)"),
+                        None,
+                        false,
+                        now,
+                    );
+                }
+                None => format!("the migration's WorkSpace {target_id} is not listed an hour after it was asked"),
+            };
+            match &sight.workspace {
+                Some(_) => save_finish(c, now, format!("{why}: the service keeps the original WorkSpace")),
+                None => {
+                    let next = stamp(c, now, |n| {
+                        n.state = EmployeeState::Failed;
+                        n.moving = None;
+                        n.failure_code = Some("MigrationFailed".into());
+                        n.failure_message = Some(format!("{why}, and the original WorkSpace is gone"));
+                    });
+                    Decision::note("the migration failed and left no WorkSpace", vec![save(c, next)])
+                }
+            }
+        }
+    }
+}
+
+/// A move's WorkSpaces call answered: what it changed is written (the cooldown it starts, a
+/// migration's new id), or the move stops on a refusal that asking again cannot change.
+pub(super) fn move_called(
+    current: Option<&EmployeeRecord>,
+    event_id: &str,
+    call: &MoveCall,
+    result: &Result<Option<String>, CallFailure>,
+    now: i64,
+) -> Decision {
+    let Some((c, _)) = moving_for(current, event_id) else {
+        return Decision::note("move no longer under way", vec![]);
+    };
+    if c.workspace_id.as_deref() != Some(call.workspace_id()) {
+        return Decision::note("the move's WorkSpace changed meanwhile", vec![]);
+    }
+    let failure = match result {
+        Ok(answer) => {
+            let what = call.describe();
+            let next = stamp(c, now, |n| {
+                let asked = Some(now);
+                match call {
+                    MoveCall::Modify { cooldown: Cooldown::Volume, .. } => n.clocks.last_volume_ms = asked,
+                    MoveCall::Modify { cooldown: Cooldown::ComputeUp, .. } => n.clocks.last_compute_up_ms = asked,
+                    MoveCall::Modify { cooldown: Cooldown::ComputeDown, .. } => n.clocks.last_compute_down_ms = asked,
+                    MoveCall::Modify { cooldown: Cooldown::None, .. } | MoveCall::Tag { .. } => {}
+                    MoveCall::Migrate { .. } => {
+                        if let Some(m) = n.moving.as_mut() {
+                            m.migrating_to = answer.clone();
+                            m.migrate_asked_ms = asked;
+                        }
+                    }
+                }
+                if let Some(m) = n.moving.as_mut() {
+                    m.waiting = Some(format!("{what} asked"));
+                    m.due_ms = None;
+                    m.waiting_since_ms = None;
+                }
+            });
+            return Decision::note(format!("{what} asked"), vec![save(c, next)]);
+        }
+        Err(failure) => failure,
+    };
+    let what = format!("{} refused ({}: {})", call.describe(), failure.code, failure.message);
+    if failure.retryable {
+        return Decision::note(format!("{what}: asked again at the next run"), vec![]);
+    }
+    save_finish(c, now, what)
+}
+
+/// A leaver's WorkSpace is confirmed gone while a migration of it was under way: the
+/// migration's WorkSpace is terminated next, so no leaver keeps one.
+pub(super) fn migration_left_behind(c: &EmployeeRecord, now: i64) -> Option<Decision> {
+    let target = c.moving.as_ref()?.migrating_to.clone()?;
+    if c.workspace_id.as_deref() == Some(target.as_str()) {
+        return None;
+    }
+    let next = stamp(c, now, |n| {
+        if let Some(from) = n.workspace_id.replace(target.clone()) {
+            n.previous_workspaces
+                .push(crate::domain::employee::PastWorkspace { workspace_id: from, terminated_ms: now });
+        }
+        n.moving = None;
+        n.state = EmployeeState::Leaving;
+        n.terminate_requested_ms = None;
+        n.grace_until_ms = None;
+        if n.leave_event_id.is_none() {
+            n.leave_event_id = Some(format!("{}{target}", super::STRAY_PREFIX));
+        }
+    });
+    let termination = TerminationRequest::for_employee(&next, now);
+    let mut steps = vec![save(c, next)];
+    steps.extend(termination.map(Step::RequestTermination));
+    Some(Decision::note(format!("gone; the WorkSpace {target} its migration made is terminated next"), steps))
+}
