@@ -442,7 +442,11 @@ impl World {
                 requests: requests_out.clone(),
                 hr_events: hr_out.clone(),
                 terminations: terminations_out.clone(),
-                config: ReconcilerConfig { create_deadline_ms: 90 * DAY, terminate_deadline_ms: 90 * DAY },
+                config: ReconcilerConfig {
+                    create_deadline_ms: 90 * DAY,
+                    terminate_deadline_ms: 90 * DAY,
+                    cooldowns: shared::domain::workspace::Cooldowns::DOCUMENTED,
+                },
                 clock: clock_port.clone(),
             },
             operator: GuardOperator { store: store.clone(), terminations: terminations_out.clone(), clock: clock_port },

@@ -18,6 +18,7 @@ struct Config {
     termination_requests_queue_url: String,
     create_deadline_s: i64,
     terminate_deadline_s: i64,
+    cooldown_divisor: u32,
 }
 
 impl Config {
@@ -31,6 +32,9 @@ impl Config {
         let terminate_deadline_s: i64 = env.optional("TERMINATE_DEADLINE_SECONDS", 3600);
         env.check("CREATE_DEADLINE_SECONDS", create_deadline_s > 0, "must be positive");
         env.check("TERMINATE_DEADLINE_SECONDS", terminate_deadline_s > 0, "must be positive");
+        // 1 in AWS. A local stack whose simulator runs the cooldowns N times faster sets N.
+        let cooldown_divisor: u32 = env.optional("WORKSPACES_COOLDOWN_DIVISOR", 1);
+        env.check("WORKSPACES_COOLDOWN_DIVISOR", cooldown_divisor >= 1, "must be at least 1");
         env.finish(Config {
             table_name,
             workspace_requests_queue_url,
@@ -38,6 +42,7 @@ impl Config {
             termination_requests_queue_url,
             create_deadline_s,
             terminate_deadline_s,
+            cooldown_divisor,
         })
     }
 }
@@ -66,6 +71,7 @@ async fn main() -> Result<(), Error> {
         config: ReconcilerConfig {
             create_deadline_ms: config.create_deadline_s * 1000,
             terminate_deadline_ms: config.terminate_deadline_s * 1000,
+            cooldowns: shared::domain::workspace::Cooldowns::divided_by(config.cooldown_divisor),
         },
     };
     let reconciler = &reconciler;

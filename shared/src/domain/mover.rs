@@ -18,9 +18,9 @@
 
 use super::profile::{Profile, RunningMode};
 use super::workspace::{
-    AUTO_STOP_STEP_MINUTES, GROWTH_COOLDOWN_MS, MANAGED_TAG_KEY, MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS,
-    MIGRATE_MIN_AGE_MS, PIPELINE_TAG_PREFIX, PROTECT_TAG_KEY, PropertyChange, SHRINK_COOLDOWN_MS, WorkspaceProperties,
-    WorkspaceState, compute_change, tag_text_problem, volumes_allowed,
+    AUTO_STOP_STEP_MINUTES, Cooldowns, MANAGED_TAG_KEY, MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS, PIPELINE_TAG_PREFIX,
+    PROTECT_TAG_KEY, PropertyChange, WorkspaceProperties, WorkspaceState, compute_change, tag_text_problem,
+    volumes_allowed,
 };
 use std::collections::BTreeMap;
 
@@ -80,6 +80,11 @@ pub enum MoveStep {
 /// The next step from `current` toward `target` at `now_ms` (see the module's documentation for
 /// the order). Applying it and asking again moves on; at the target the answer is `Done`.
 pub fn next_step(current: &Current<'_>, target: &Profile, now_ms: i64) -> MoveStep {
+    next_step_with(current, target, now_ms, &Cooldowns::DOCUMENTED)
+}
+
+/// [`next_step`] with these cooldowns (a local stack's, divided as its simulator's are).
+pub fn next_step_with(current: &Current<'_>, target: &Profile, now_ms: i64, cooldowns: &Cooldowns) -> MoveStep {
     if current.directory_id != target.directory_id {
         return MoveStep::Relocate;
     }
@@ -89,9 +94,9 @@ pub fn next_step(current: &Current<'_>, target: &Profile, now_ms: i64) -> MoveSt
     if let Some(bundle) = current.bundle_id
         && bundle != target.bundle_id
     {
-        return migrate(current, &target.bundle_id, now_ms);
+        return migrate(current, &target.bundle_id, now_ms, cooldowns);
     }
-    let planned = match property_steps(current, target) {
+    let planned = match property_steps(current, target, cooldowns) {
         Ok(planned) => planned,
         Err(why) => return MoveStep::Impossible { why },
     };
@@ -205,18 +210,18 @@ fn impossible(why: String) -> MoveStep {
 }
 
 /// From when a growth is taken: 6 hours after the last one, and after launch.
-fn growth_ready(launched_ms: i64, last_ms: Option<i64>) -> i64 {
-    last_ms.map_or(launched_ms, |t| t.max(launched_ms)).saturating_add(GROWTH_COOLDOWN_MS)
+fn growth_ready(launched_ms: i64, last_ms: Option<i64>, cooldowns: &Cooldowns) -> i64 {
+    last_ms.map_or(launched_ms, |t| t.max(launched_ms)).saturating_add(cooldowns.growth_ms)
 }
 
-fn migrate(current: &Current<'_>, bundle_id: &str, now_ms: i64) -> MoveStep {
+fn migrate(current: &Current<'_>, bundle_id: &str, now_ms: i64, cooldowns: &Cooldowns) -> MoveStep {
     match current.state {
         // FACTS §2: "a status of AVAILABLE, STOPPED, or ERROR"; ADMIN_MAINTENANCE and the
         // transitional states wait.
         WorkspaceState::Available | WorkspaceState::Stopped | WorkspaceState::Error => {}
         _ => return MoveStep::WaitForState,
     }
-    let old_enough = current.launched_ms.saturating_add(MIGRATE_MIN_AGE_MS);
+    let old_enough = current.launched_ms.saturating_add(cooldowns.migrate_min_age_ms);
     if now_ms < old_enough {
         return MoveStep::WaitUntil {
             at_ms: old_enough,
@@ -232,7 +237,7 @@ fn known<T>(value: Option<T>, what: &str) -> Result<T, String> {
 
 /// The first change of each property group that differs, in order, each with its cooldown; or
 /// why the profile cannot be reached.
-fn property_steps(current: &Current<'_>, target: &Profile) -> Result<Vec<Planned>, String> {
+fn property_steps(current: &Current<'_>, target: &Profile, cooldowns: &Cooldowns) -> Result<Vec<Planned>, String> {
     let have = current.properties;
     let mut planned = Vec::new();
     if let Some(want) = target.compute_type.as_deref() {
@@ -242,13 +247,13 @@ fn property_steps(current: &Current<'_>, target: &Profile) -> Result<Vec<Planned
             planned.push(if compute_change(from, want)? {
                 Planned {
                     change,
-                    ready_at: growth_ready(current.launched_ms, current.last_compute_up_ms),
+                    ready_at: growth_ready(current.launched_ms, current.last_compute_up_ms, cooldowns),
                     why: COMPUTE_UP_COOLDOWN,
                 }
             } else {
                 Planned {
                     change,
-                    ready_at: current.last_compute_down_ms.map_or(i64::MIN, |t| t.saturating_add(SHRINK_COOLDOWN_MS)),
+                    ready_at: current.last_compute_down_ms.map_or(i64::MIN, |t| t.saturating_add(cooldowns.shrink_ms)),
                     why: COMPUTE_DOWN_COOLDOWN,
                 }
             });
@@ -268,7 +273,7 @@ fn property_steps(current: &Current<'_>, target: &Profile) -> Result<Vec<Planned
             if let Some(change) = volume_path(compute, (root, user), want)?.into_iter().next() {
                 planned.push(Planned {
                     change,
-                    ready_at: growth_ready(current.launched_ms, current.last_volume_ms),
+                    ready_at: growth_ready(current.launched_ms, current.last_volume_ms, cooldowns),
                     why: VOLUME_COOLDOWN,
                 });
             }

@@ -158,6 +158,34 @@ pub const SHRINK_COOLDOWN_MS: i64 = 30 * 24 * 3_600_000;
 /// MigrateWorkspace: the WorkSpace "at least 12 hours old, to ensure that a snapshot of the user
 /// volume has been created" (admin guide, "Migrate a WorkSpace"); the user volume comes from it.
 pub const MIGRATE_MIN_AGE_MS: i64 = 12 * 3_600_000;
+/// The cooldowns the mover plans with: the documented ones in AWS; a local stack whose simulator
+/// runs them faster divides them by the same factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cooldowns {
+    pub growth_ms: i64,
+    pub shrink_ms: i64,
+    pub migrate_min_age_ms: i64,
+}
+
+impl Cooldowns {
+    pub const DOCUMENTED: Cooldowns = Cooldowns {
+        growth_ms: GROWTH_COOLDOWN_MS,
+        shrink_ms: SHRINK_COOLDOWN_MS,
+        migrate_min_age_ms: MIGRATE_MIN_AGE_MS,
+    };
+
+    /// Each documented cooldown divided by `divisor` (at least 1).
+    pub fn divided_by(divisor: u32) -> Cooldowns {
+        let d = i64::from(divisor.max(1));
+        let c = Cooldowns::DOCUMENTED;
+        Cooldowns {
+            growth_ms: c.growth_ms / d,
+            shrink_ms: c.shrink_ms / d,
+            migrate_min_age_ms: c.migrate_min_age_ms / d,
+        }
+    }
+}
+
 /// The AutoStop timeout is "Configured in 60-minute intervals" (model, `WorkspaceProperties`).
 pub const AUTO_STOP_STEP_MINUTES: i32 = 60;
 /// The console's default AutoStop time: one hour.

@@ -20,7 +20,7 @@ use super::{Outbox, StepError, settle};
 use crate::domain::employee::{EmployeeRecord, EmployeeState};
 use crate::domain::lifecycle::{self, CallFailure, Input, MoveCall, MoveSight, Seen, SeenWorkspace, Step};
 use crate::domain::time::Timestamp;
-use crate::domain::workspace::{MAX_PER_CALL, WorkspaceState};
+use crate::domain::workspace::{Cooldowns, MAX_PER_CALL, WorkspaceState};
 use crate::ports::{Clock, MessageQueue, PortError, StateStore, WorkspaceInfo, WorkspacesApi, WorkspacesError};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -88,6 +88,8 @@ pub struct ReconcilerConfig {
     pub create_deadline_ms: i64,
     /// TERMINATING longer than this is stuck.
     pub terminate_deadline_ms: i64,
+    /// The service's cooldowns movers are planned with (the documented ones in AWS).
+    pub cooldowns: Cooldowns,
 }
 
 pub struct Reconciler<S, W, Q> {
@@ -307,6 +309,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
             event_id: work.event_id.clone(),
             sight: Box::new(sight),
             stuck_after_ms: self.config.create_deadline_ms,
+            cooldowns: self.config.cooldowns,
         };
         let outbox = Outbox { requests: Some(&self.requests), terminations: Some(&self.terminations) };
         let decision = lifecycle::decide(Some(&employee), &input, self.clock.now_ms());
@@ -473,7 +476,11 @@ mod tests {
             requests: MemoryQueue::default(),
             hr_events: MemoryQueue::default(),
             terminations: MemoryQueue::default(),
-            config: ReconcilerConfig { create_deadline_ms: i64::MAX / 2, terminate_deadline_ms: i64::MAX / 2 },
+            config: ReconcilerConfig {
+                create_deadline_ms: i64::MAX / 2,
+                terminate_deadline_ms: i64::MAX / 2,
+                cooldowns: Cooldowns::DOCUMENTED,
+            },
             clock: Arc::new(crate::ports::SystemClock),
         }
     }

@@ -52,7 +52,7 @@ use super::messages::{TerminationRequest, WorkspaceRequest};
 use super::profile::Profile;
 use super::time::Timestamp;
 use super::validation;
-use super::workspace::WorkspaceState;
+use super::workspace::{Cooldowns, WorkspaceState};
 
 mod moves;
 pub use moves::{CallFailure, Cooldown, MIGRATION_SILENT_MS, MoveCall, MoveSight, Mover, SeenWorkspace};
@@ -97,7 +97,7 @@ pub enum Input {
     /// employee may wait in its state.
     Observed { workspace_id: String, seen: Seen, stuck_after_ms: i64 },
     /// What the reconciler read of a moving employee's WorkSpace (`event_id`: the move).
-    MoveObserved { event_id: String, sight: Box<MoveSight>, stuck_after_ms: i64 },
+    MoveObserved { event_id: String, sight: Box<MoveSight>, stuck_after_ms: i64, cooldowns: Cooldowns },
     /// A move's WorkSpaces call answered: `Ok` with a migration's new id, or the failure.
     MoveCalled { event_id: String, call: MoveCall, result: Result<Option<String>, CallFailure> },
 }
@@ -291,8 +291,8 @@ pub fn decide(current: Option<&EmployeeRecord>, input: &Input, now: i64) -> Deci
         Input::Observed { workspace_id, seen, stuck_after_ms } => {
             observed(current, workspace_id, seen, *stuck_after_ms, now)
         }
-        Input::MoveObserved { event_id, sight, stuck_after_ms } => {
-            moves::move_observed(current, event_id, sight, *stuck_after_ms, now)
+        Input::MoveObserved { event_id, sight, stuck_after_ms, cooldowns } => {
+            moves::move_observed(current, event_id, sight, *stuck_after_ms, cooldowns, now)
         }
         Input::MoveCalled { event_id, call, result } => moves::move_called(current, event_id, call, result, now),
         Input::AccessRevoked { leave_event_id, workspace_id } => {

@@ -23,10 +23,10 @@
 use super::{Decision, HrInput, STILL_STUCK, STUCK, Step, save, stamp};
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome, MoveWork, SeenEvent, WorkspaceClocks};
 use crate::domain::messages::TerminationRequest;
-use crate::domain::mover::{Current, MoveStep, next_step};
+use crate::domain::mover::{Current, MoveStep, next_step_with};
 use crate::domain::profile::Profile;
 use crate::domain::time::Timestamp;
-use crate::domain::workspace::{PropertyChange, WorkspaceProperties, WorkspaceState, compute_change};
+use crate::domain::workspace::{Cooldowns, PropertyChange, WorkspaceProperties, WorkspaceState, compute_change};
 use std::collections::BTreeMap;
 
 /// A move, with the profile the intake resolved for it.
@@ -288,6 +288,7 @@ pub(super) fn move_observed(
     event_id: &str,
     sight: &MoveSight,
     stuck_after_ms: i64,
+    cooldowns: &Cooldowns,
     now: i64,
 ) -> Decision {
     let Some((c, work)) = moving_for(current, event_id) else {
@@ -327,7 +328,7 @@ pub(super) fn move_observed(
         last_compute_down_ms: c.clocks.last_compute_down_ms,
     };
     let workspace_id = ws.workspace_id.clone();
-    match next_step(&current, profile, now) {
+    match next_step_with(&current, profile, now, cooldowns) {
         MoveStep::Done => {
             let next = finish(c, now, None);
             Decision::note(format!("the WorkSpace matches profile {}", profile_name(c)), vec![save(c, next)])

@@ -810,6 +810,7 @@ fn sight(ws: Option<SeenWorkspace>) -> Input {
         event_id: "m1".into(),
         sight: Box::new(MoveSight { workspace: ws, tags: Some(Default::default()), ..Default::default() }),
         stuck_after_ms: 3_600_000,
+        cooldowns: Cooldowns::DOCUMENTED,
     }
 }
 
@@ -959,6 +960,7 @@ fn a_migration_keeps_the_source_until_the_new_workspace_is_available_then_re_key
         event_id: "m1".into(),
         sight: Box::new(MoveSight { workspace: source, target: t, ..Default::default() }),
         stuck_after_ms: 3_600_000,
+        cooldowns: Cooldowns::DOCUMENTED,
     };
     let d = decide(Some(&migrating), &observe(Some(target.clone()), None), NOW + 60_000);
     assert_eq!(saved(&d).workspace_id.as_deref(), Some("ws-1"), "still migrating");
@@ -1001,6 +1003,7 @@ fn a_workspace_gone_during_a_move_is_followed_to_the_users_other_one_or_fails_th
         event_id: "m1".into(),
         sight: Box::new(MoveSight { found: Some(seen_ws("ws-9", WorkspaceState::Available)), ..Default::default() }),
         stuck_after_ms: 3_600_000,
+        cooldowns: Cooldowns::DOCUMENTED,
     };
     assert_eq!(saved(&decide(Some(&e), &found, NOW)).workspace_id.as_deref(), Some("ws-9"));
     let d = decide(Some(&e), &sight(None), NOW);

@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::domain::profile::COMPUTE_TYPES;
-use crate::domain::workspace::{DEFAULT_AUTO_STOP_MINUTES, is_gpu};
+use crate::domain::workspace::{
+    DEFAULT_AUTO_STOP_MINUTES, GROWTH_COOLDOWN_MS, MIGRATE_MIN_AGE_MS, SHRINK_COOLDOWN_MS, is_gpu,
+};
 use MoveStep::{Done, Impossible, Migrate, Modify, Relocate, Tag, WaitForState, WaitUntil};
 use PropertyChange::{ComputeType, RootVolume, UserVolume};
 
