@@ -42,7 +42,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-const PROFILES: &str = r#"{"default_profile":"standard","profiles":{"standard":{"directory_id":"d-9067a1b2c3","bundle_id":"wsb-stdwin2022"}}}"#;
+/// Movers go to Engineering (another bundle: MigrateWorkspace) or ask for a bigger user volume
+/// (ModifyWorkspaceProperties).
+const PROFILES: &str = r#"{"default_profile":"standard","profiles":{"standard":{"directory_id":"d-9067a1b2c3","bundle_id":"wsb-stdwin2022"},"power":{"directory_id":"d-9067a1b2c3","bundle_id":"wsb-perfwin2022"}},"departments":{"Engineering":"power"}}"#;
+const STANDARD_BUNDLE: &str = "wsb-stdwin2022";
+const POWER_BUNDLE: &str = "wsb-perfwin2022";
 /// 2026-11-02T00:00:00Z: source times lie before the world's clock starts.
 const EPOCH: i64 = 1_793_577_600_000;
 const START: i64 = EPOCH + 86_400_000;
@@ -56,6 +60,16 @@ enum Kind {
     Join,
     Leave,
     Cancel,
+    /// To Engineering (another bundle).
+    MoveDepartment,
+    /// A 100 GiB user volume, the profile kept.
+    MoveVolume,
+}
+
+impl Kind {
+    fn is_move(self) -> bool {
+        matches!(self, Kind::MoveDepartment | Kind::MoveVolume)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -174,8 +188,10 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                 .map(|(i, (employee, kind, jitter_s, effective_days, target))| Event {
                     employee,
                     kind: match kind {
-                        0..=9 => Kind::Join,
-                        10..=16 => Kind::Leave,
+                        0..=8 => Kind::Join,
+                        9..=14 => Kind::Leave,
+                        15 => Kind::MoveDepartment,
+                        16 => Kind::MoveVolume,
                         _ => Kind::Cancel,
                     },
                     occurred: i as i64 * 60_000 + jitter_s * 1000 + 3_600_000,
@@ -219,6 +235,14 @@ impl Scenario {
                 });
             }
             Kind::Leave => body["type"] = "leave".into(),
+            Kind::MoveDepartment => {
+                body["type"] = "move".into();
+                body["employee"]["department"] = "Engineering".into();
+            }
+            Kind::MoveVolume => {
+                body["type"] = "move".into();
+                body["workspace"] = serde_json::json!({ "user_volume_gib": 100 });
+            }
             Kind::Cancel => {
                 body["type"] = "cancel".into();
                 body["cancels"] = Self::event_id(ev.target).into();
@@ -249,6 +273,8 @@ impl fmt::Debug for Scenario {
             let what = match ev.kind {
                 Kind::Join => format!("join as {}", NAMES[self.names[ev.employee]]),
                 Kind::Leave => "leave".to_owned(),
+                Kind::MoveDepartment => "move to Engineering (another bundle)".to_owned(),
+                Kind::MoveVolume => "move to a 100 GiB user volume".to_owned(),
                 Kind::Cancel => format!("cancel e{}", ev.target),
             };
             let effective = match ev.effective_days {
@@ -354,6 +380,10 @@ struct Stats {
     /// Leaves that revoked access for a grace period, and of those, leaves given back.
     revoked: u64,
     restored: u64,
+    /// Moves applied; WorkSpaces migrated and user volumes grown by them (live at the end).
+    moves: u64,
+    migrated: u64,
+    grown: u64,
 }
 
 impl Stats {
@@ -365,6 +395,9 @@ impl Stats {
         self.reconciler_runs += o.reconciler_runs;
         self.revoked += o.revoked;
         self.restored += o.restored;
+        self.moves += o.moves;
+        self.migrated += o.migrated;
+        self.grown += o.grown;
     }
 }
 
@@ -617,6 +650,7 @@ impl World {
             EmployeeState::Leaving,
             EmployeeState::Revoked,
             EmployeeState::Restoring,
+            EmployeeState::Moving,
             EmployeeState::Terminating,
         ];
         self.queues.values().all(Vec::is_empty)
@@ -717,6 +751,21 @@ async fn run(s: &Scenario) -> Result<Stats, String> {
     };
     w.stats.revoked = applied("access revoked");
     w.stats.restored = applied(shared::domain::lifecycle::RESTORING);
+    w.stats.moves = s
+        .events
+        .iter()
+        .enumerate()
+        .filter(|(i, ev)| {
+            ev.kind.is_move()
+                && lines.iter().any(|h| {
+                    h.event_id.as_deref() == Some(Scenario::event_id(*i).as_str()) && h.outcome == EventOutcome::Applied
+                })
+        })
+        .count() as u64;
+    let live = w.workspaces.workspaces();
+    w.stats.migrated = live.iter().filter(|ws| ws.bundle_id.as_deref() == Some(POWER_BUNDLE)).count() as u64;
+    w.stats.grown =
+        live.iter().filter(|ws| ws.properties.as_ref().and_then(|p| p.user_volume_gib) == Some(100)).count() as u64;
     Ok(w.stats)
 }
 
@@ -724,7 +773,7 @@ fn dump(w: &World) -> String {
     let mut out = String::new();
     for e in w.store.records() {
         out += &format!(
-            "  record {} {} v{} ws={:?} rehire={} request={:?} leave={:?} last={} grace={:?} held={:?} released={}\n",
+            "  record {} {} v{} ws={:?} rehire={} request={:?} leave={:?} last={} grace={:?} held={:?} released={} moving={:?} move_note={:?} bundle={:?}\n",
             e.employee_id,
             e.state.as_str(),
             e.version,
@@ -735,11 +784,21 @@ fn dump(w: &World) -> String {
             e.last_event_id,
             e.grace_until_ms,
             e.held_since_ms,
-            e.guard_released
+            e.guard_released,
+            e.moving,
+            e.move_note,
+            e.profile.as_ref().map(|p| (&p.bundle_id, p.user_volume_gib))
         );
     }
     for ws in w.workspaces.workspaces() {
-        out += &format!("  WorkSpace {} {} {}\n", ws.workspace_id, ws.user_name, ws.state);
+        out += &format!(
+            "  WorkSpace {} {} {} {:?} {:?}\n",
+            ws.workspace_id,
+            ws.user_name,
+            ws.state,
+            ws.bundle_id,
+            ws.properties.as_ref().map(|p| (p.root_volume_gib, p.user_volume_gib))
+        );
     }
     for h in w.store.all_history() {
         out += &format!(
@@ -830,6 +889,7 @@ fn check(s: &Scenario, w: &World) -> Result<(), String> {
             .filter(|(i, ev)| {
                 ev.employee == e
                     && ev.kind != Kind::Cancel
+                    && !ev.kind.is_move()
                     && !rescinded(*i)
                     && outcome_of
                         .get(&Scenario::event_id(*i))
@@ -866,6 +926,44 @@ fn check(s: &Scenario, w: &World) -> Result<(), String> {
                     return fail(format!(
                         "{employee_id}'s WorkSpace {} is {} for {}",
                         ws.workspace_id, ws.state, ws.user_name
+                    ));
+                }
+                // Moved as the moves applied since the join that onboarded them (a later join is
+                // skipped as already joined) say, in HR's order (an older one is skipped):
+                // Engineering's bundle once a department move applies, the 100 GiB user volume
+                // when the latest is a volume move.
+                let onboarded =
+                    r.request_event_id.as_deref().and_then(|id| id.strip_prefix('e')?.parse::<usize>().ok());
+                let Some(j) = onboarded else {
+                    return fail(format!("{employee_id} is active without the join that onboarded them"));
+                };
+                let join_at = (s.events[j].occurred, Scenario::event_id(j));
+                let mut moves: Vec<_> = s
+                    .events
+                    .iter()
+                    .enumerate()
+                    .filter(|(m, mv)| {
+                        mv.employee == e
+                            && mv.kind.is_move()
+                            && (mv.occurred, Scenario::event_id(*m)) > join_at
+                            && outcome_of.get(&Scenario::event_id(*m)).is_some_and(|(o, _)| *o == EventOutcome::Applied)
+                    })
+                    .map(|(m, mv)| ((mv.occurred, Scenario::event_id(m)), mv.kind))
+                    .collect();
+                moves.sort_by(|a, b| a.0.cmp(&b.0));
+                let bundle =
+                    if moves.iter().any(|(_, k)| *k == Kind::MoveDepartment) { POWER_BUNDLE } else { STANDARD_BUNDLE };
+                if ws.bundle_id.as_deref() != Some(bundle) || r.moving.is_some() {
+                    return fail(format!(
+                        "{employee_id}'s WorkSpace {} runs {:?} (moving: {:?}), but the moves applied ({moves:?}) ask for {bundle}",
+                        ws.workspace_id, ws.bundle_id, r.moving
+                    ));
+                }
+                let user_volume = ws.properties.as_ref().and_then(|p| p.user_volume_gib);
+                if moves.last().is_some_and(|(_, k)| *k == Kind::MoveVolume) && user_volume != Some(100) {
+                    return fail(format!(
+                        "{employee_id}'s WorkSpace {} has a {user_volume:?} GiB user volume, but the last move asks for 100 ({moves:?}; note: {:?})",
+                        ws.workspace_id, r.move_note
                     ));
                 }
                 wanted.insert(ws.workspace_id.clone());
@@ -925,6 +1023,19 @@ fn regressions() -> Vec<(&'static str, Scenario)> {
         |fifo, events, actions| Scenario { fifo, names: vec![0], events, actions, seed: 1, grace: false, guard: false };
     let active = vec![Send, hr(1), requests.clone(), Tick(10_000), Reconcile];
     vec![
+        (
+            "a move delivered before the leave and the rehire that happened before it (found with seed 10)",
+            one(
+                true,
+                vec![
+                    ev(Kind::Join, 3600, None, 0),
+                    ev(Kind::MoveDepartment, 3900, None, 0),
+                    ev(Kind::Leave, 3700, None, 0),
+                    ev(Kind::Join, 3800, None, 0),
+                ],
+                [active.clone(), vec![Send, hr(1), Send, hr(1), Send, hr(1)]].concat(),
+            ),
+        ),
         (
             "a crash between completing the claim and writing the history line",
             one(true, vec![ev(Kind::Join, 3600, None, 0)], vec![Crash { after: 7 }, Send, hr(1)]),
@@ -1271,12 +1382,15 @@ fn main() {
         }
     }
     println!(
-        "model: {} histories ({} named regressions), {} HR events ({} leaves with a grace period, {} WorkSpaces given back), {} deliveries, {} crashes injected, {} reconciler runs in {:.1} s (seed {seed})",
+        "model: {} histories ({} named regressions), {} HR events ({} leaves with a grace period, {} WorkSpaces given back; {} moves applied, {} WorkSpaces migrated and {} user volumes grown by them), {} deliveries, {} crashes injected, {} reconciler runs in {:.1} s (seed {seed})",
         total.histories,
         regressions().len(),
         total.events,
         total.revoked,
         total.restored,
+        total.moves,
+        total.migrated,
+        total.grown,
         total.deliveries,
         total.crashes,
         total.reconciler_runs,

@@ -363,11 +363,12 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
             return Ok(sight);
         }
         match &sight.workspace {
-            Some(ws) if ws.state != WorkspaceState::Terminated => {
+            Some(ws) if !matches!(ws.state, WorkspaceState::Terminating | WorkspaceState::Terminated) => {
                 sight.tags = Some(self.workspaces.tags(&ws.workspace_id).await?);
             }
-            Some(_) => {}
-            None => {
+            // Going, or gone, while the employee stays: replaced by a migration whose answer was
+            // lost, most likely: the user's other WorkSpace is looked for.
+            _ => {
                 let (Some(profile), Some(user)) = (&employee.profile, &employee.username) else { return Ok(sight) };
                 sight.found = self
                     .workspaces

@@ -703,9 +703,19 @@ fn joined(base: EmployeeRecord, hr: &HrInput, joiner: &Joiner, rehire: bool) -> 
     next.given_name = Some(joiner.user.given_name.clone());
     next.surname = Some(joiner.user.surname.clone());
     next.email = Some(joiner.user.email.clone());
-    next.department = joiner.department.clone();
-    next.profile_name = Some(joiner.profile_name.clone());
-    next.profile = Some(joiner.profile.clone());
+    // A move that occurred after this join but was applied before it arrived (a standard queue
+    // reorders; HR sends late) is the later word on the WorkSpace: its profile stands (in the
+    // same directory; a move never changes that).
+    let moved_later = next
+        .last_move
+        .as_ref()
+        .is_some_and(|m| (m.occurred_ms, m.event_id.as_str()) > (hr.occurred_ms, hr.event_id.as_str()))
+        && next.profile.as_ref().is_some_and(|p| p.directory_id == joiner.profile.directory_id);
+    if !moved_later {
+        next.department = joiner.department.clone();
+        next.profile_name = Some(joiner.profile_name.clone());
+        next.profile = Some(joiner.profile.clone());
+    }
     next.request_event_id = Some(hr.event_id.clone());
     next.failure_code = None;
     next.failure_message = None;
@@ -1017,6 +1027,10 @@ fn restoring(n: &mut EmployeeRecord, restore_event_id: &str) {
     n.guard_released = false;
     n.state = EmployeeState::Restoring;
     n.restore_event_id = Some(restore_event_id.to_owned());
+    // A move the leave interrupted: the WorkSpace given back is checked against the profile.
+    if n.last_move.is_some() && n.moving.is_none() {
+        n.moving = Some(crate::domain::employee::MoveWork::new(restore_event_id));
+    }
     n.leave_event_id = None;
     n.grace_until_ms = None;
     n.rehire_pending = false;
@@ -1030,7 +1044,7 @@ fn restore_for_rehire(c: &EmployeeRecord, hr: &HrInput, joiner: &Joiner, now: i6
         n.clocks = c.clocks;
         // The rehire asks for another profile in the same directory: the WorkSpace given back
         // is then changed to it, as a move.
-        if c.profile.as_ref() != Some(&joiner.profile) {
+        if c.profile != n.profile {
             n.moving = Some(crate::domain::employee::MoveWork::new(&hr.event_id));
         }
     });

@@ -300,6 +300,25 @@ pub(super) fn move_observed(
     if let Some(target_id) = &work.migrating_to {
         return migration_seen(c, work, target_id, sight, now);
     }
+    let going = sight
+        .workspace
+        .as_ref()
+        .filter(|ws| matches!(ws.state, WorkspaceState::Terminating | WorkspaceState::Terminated));
+    if let Some(ws) = going {
+        // Not terminated by the pipeline (the employee is not leaving): replaced by a migration
+        // whose answer was lost in a crash, most likely.
+        return match &sight.found {
+            Some(found) => rekey(c, found, now, now, "the WorkSpace was replaced (a migration whose answer was lost)"),
+            None => wait(
+                c,
+                work,
+                format!("the WorkSpace is {}: looking for the one replacing it", ws.state),
+                None,
+                true,
+                now,
+            ),
+        };
+    }
     let Some(ws) = &sight.workspace else {
         return match &sight.found {
             Some(found) => rekey(c, found, now, now, "the WorkSpace was replaced (a migration whose answer was lost)"),
