@@ -114,9 +114,9 @@ enum Action {
     Crash {
         after: u64,
     },
-    /// The next `times` WorkSpaces calls of an operation are throttled.
+    /// The next `times` WorkSpaces calls of an operation (an index into `THROTTLED`) are throttled.
     Throttle {
-        create: bool,
+        op: usize,
         times: u32,
     },
     /// CreateWorkspaces fails one user's item `times` times with a retryable code.
@@ -149,6 +149,15 @@ struct Scenario {
     guard: bool,
 }
 
+/// The WorkSpaces operations a history throttles: (the fault point, the API name).
+const THROTTLED: [(&str, &str); 5] = [
+    ("workspaces.create_workspaces", "CreateWorkspaces"),
+    ("workspaces.terminate_workspaces", "TerminateWorkspaces"),
+    ("workspaces.modify_properties", "ModifyWorkspaceProperties"),
+    ("workspaces.migrate", "MigrateWorkspace"),
+    ("workspaces.tags", "DescribeTags"),
+];
+
 /// The grace period of histories with one: within reach of their clock steps and cancels.
 const GRACE_MS: i64 = 1_800_000;
 
@@ -169,7 +178,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         3 => Just(Action::Reconcile),
         3 => (1i64..600).prop_map(|s| Action::Tick(s * 1000)),
         2 => (0u64..25).prop_map(|after| Action::Crash { after }),
-        1 => (any::<bool>(), 1u32..4).prop_map(|(create, times)| Action::Throttle { create, times }),
+        1 => (0..THROTTLED.len(), 1u32..4).prop_map(|(op, times)| Action::Throttle { op, times }),
         1 => (0..NAMES.len(), 1u32..4).prop_map(|(name, times)| Action::ItemFailure { name, times }),
         1 => (0..NAMES.len(), prop_oneof![Just(Breakage::ErrorState), Just(Breakage::CreateRefused), Just(Breakage::DirectoryRefused)])
             .prop_map(|(name, how)| Action::Break { name, how }),
@@ -296,12 +305,7 @@ impl fmt::Debug for Scenario {
                 Action::Reconcile => "reconciler runs".into(),
                 Action::Tick(ms) => format!("{} s pass", ms / 1000),
                 Action::Crash { after } => format!("the next run crashes after {after} port calls"),
-                Action::Throttle { create, times } => {
-                    format!(
-                        "{times} {} calls throttled",
-                        if *create { "CreateWorkspaces" } else { "TerminateWorkspaces" }
-                    )
-                }
+                Action::Throttle { op, times } => format!("{times} {} calls throttled", THROTTLED[*op].1),
                 Action::ItemFailure { name, times } => {
                     format!("CreateWorkspaces fails {}'s item {times} times (ResourceLimitExceeded)", NAMES[*name])
                 }
@@ -681,10 +685,7 @@ async fn run(s: &Scenario) -> Result<Stats, String> {
                 w.clock.advance(*ms);
             }
             Action::Crash { after } => w.faults.crash_after(*after),
-            Action::Throttle { create, times } => {
-                let op = if *create { "workspaces.create_workspaces" } else { "workspaces.terminate_workspaces" };
-                w.faults.fail_next(op, *times);
-            }
+            Action::Throttle { op, times } => w.faults.fail_next(THROTTLED[*op].0, *times),
             Action::ItemFailure { name, times } => {
                 w.workspaces.fail_create(NAMES[*name], "ResourceLimitExceeded", "injected", Some(*times));
             }
@@ -1035,6 +1036,22 @@ fn regressions() -> Vec<(&'static str, Scenario)> {
                 ],
                 [active.clone(), vec![Send, hr(1), Send, hr(1), Send, hr(1)]].concat(),
             ),
+        ),
+        (
+            "a future-dated leave that applies while a migration is under way (found with seed 5)",
+            Scenario {
+                grace: true,
+                seed: 0,
+                ..one(
+                    false,
+                    vec![
+                        ev(Kind::Join, 3660, None, 0),
+                        ev(Kind::Leave, 3780, Some(20), 0),
+                        ev(Kind::MoveDepartment, 3900, None, 0),
+                    ],
+                    vec![Send, Send, hr(3), requests.clone(), Tick(60_000), Reconcile],
+                )
+            },
         ),
         (
             "a crash between completing the claim and writing the history line",

@@ -191,7 +191,9 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
             _ => self.config.terminate_deadline_ms,
         };
         let input = Input::Observed { workspace_id: workspace_id.clone(), seen, stuck_after_ms };
-        let outbox = Outbox { requests: Some(&self.requests), terminations: None };
+        // Terminations too: a leaver's WorkSpace gone while a migration of it was under way has
+        // the migration's WorkSpace terminated next.
+        let outbox = Outbox { requests: Some(&self.requests), terminations: Some(&self.terminations) };
         let employee_id = employee.employee_id.clone();
         // Decided when seen, not when the run began: a confirmation never predates what it confirms.
         let (read, decision) =
@@ -299,7 +301,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
         let Some(work) = employee.moving.clone() else { return Ok(()) };
         let sight = match self.move_sight(&employee, seen).await {
             Ok(sight) => sight,
-            Err(e) if e.is_retryable() => return Err(e.into()),
+            // Throttled or refused: this mover waits for the next run; the others go on.
             Err(e) => {
                 warn!(%employee_id, error = %e, "mover's WorkSpace not read; asked again at the next run");
                 return Ok(());
