@@ -162,7 +162,7 @@ pub struct EmployeeRecord {
 }
 
 /// A move under way.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MoveWork {
     pub event_id: String,
     /// When the reconciler next looks (a cooldown ends); `None`: at every run.
@@ -180,6 +180,45 @@ pub struct MoveWork {
     /// Since when it waits for the WorkSpace's state (flagged stuck past the deadline).
     #[serde(default)]
     pub waiting_since_ms: Option<i64>,
+    /// A move to another directory: a new WorkSpace there, the old one terminated once the new
+    /// one is AVAILABLE.
+    #[serde(default)]
+    pub relocation: Option<Relocation>,
+}
+
+/// A move to another directory. A WorkSpace never changes directory: a new one is created there
+/// (the record keeps the old one, and its profile, until the new one is AVAILABLE), then the
+/// record switches to it and the old one is terminated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Relocation {
+    /// The directory it leaves (the old WorkSpace's).
+    pub from_directory_id: String,
+    pub profile_name: String,
+    pub profile: Profile,
+    #[serde(default)]
+    pub department: Option<String>,
+    /// The new WorkSpace, once CreateWorkspaces made it (until the switch).
+    #[serde(default)]
+    pub workspace_id: Option<String>,
+    /// The WorkSpace to terminate: the old one after the switch, or a new one that ended in
+    /// ERROR (the employee then keeps the old one).
+    #[serde(default)]
+    pub discard: Option<String>,
+    /// TerminateWorkspaces accepted `discard`.
+    #[serde(default)]
+    pub discard_terminating: bool,
+}
+
+impl MoveWork {
+    /// The other WorkSpace a move has made or is about to drop: a migration's new one, a
+    /// relocation's new one, or the one a relocation terminates. A leave terminates it too.
+    pub fn other_workspace(&self) -> Option<&str> {
+        let relocation = self.relocation.as_ref();
+        self.migrating_to
+            .as_deref()
+            .or(relocation.and_then(|r| r.workspace_id.as_deref()))
+            .or(relocation.and_then(|r| r.discard.as_deref()))
+    }
 }
 
 impl MoveWork {
@@ -191,6 +230,7 @@ impl MoveWork {
             migrating_to: None,
             migrate_asked_ms: None,
             waiting_since_ms: None,
+            relocation: None,
         }
     }
 }
@@ -295,6 +335,10 @@ pub struct SeenEvent {
     pub occurred_ms: i64,
     pub event_id: String,
     pub join: bool,
+    /// A move applied (not a join or leave): kept so that its redelivery, its line lost to a
+    /// crash, is known as applied even once a later event has made it look stale.
+    #[serde(default)]
+    pub moved: bool,
 }
 
 /// How many seen events a record keeps (the latest): far more than a person's joins and leaves.
@@ -306,7 +350,7 @@ impl EmployeeRecord {
         if self.seen.iter().any(|e| e.event_id == event_id) {
             return;
         }
-        self.seen.push(SeenEvent { occurred_ms, event_id: event_id.to_owned(), join });
+        self.seen.push(SeenEvent { occurred_ms, event_id: event_id.to_owned(), join, moved: false });
         self.seen.sort_by(|a, b| (a.occurred_ms, &a.event_id).cmp(&(b.occurred_ms, &b.event_id)));
         if self.seen.len() > SEEN_KEPT {
             self.seen.remove(0);
@@ -315,6 +359,24 @@ impl EmployeeRecord {
 
     pub fn has_seen(&self, event_id: &str) -> bool {
         self.seen.iter().any(|e| e.event_id == event_id)
+    }
+
+    /// Notes a move as applied (once), keeping the latest `SEEN_KEPT` events of any kind.
+    pub fn note_moved(&mut self, occurred_ms: i64, event_id: &str) {
+        if self.has_seen(event_id) {
+            return;
+        }
+        self.seen.push(SeenEvent { occurred_ms, event_id: event_id.to_owned(), join: false, moved: true });
+        self.seen.sort_by(|a, b| (a.occurred_ms, &a.event_id).cmp(&(b.occurred_ms, &b.event_id)));
+        if self.seen.len() > SEEN_KEPT {
+            self.seen.remove(0);
+        }
+    }
+
+    /// Whether this move was applied (as far as the seen events reach back).
+    pub fn moved_by(&self, event_id: &str) -> bool {
+        self.last_move.as_ref().is_some_and(|m| m.event_id == event_id)
+            || self.seen.iter().any(|e| e.moved && e.event_id == event_id)
     }
 }
 

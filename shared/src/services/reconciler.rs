@@ -263,7 +263,8 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
                 .into_iter()
                 .filter(|e| e.state == EmployeeState::Moving && e.moving.is_some() && e.workspace_id.is_some())
                 .collect();
-            // At most two ids each (the WorkSpace, a migration's new one): 12 movers per call.
+            // At most two ids each (the WorkSpace, a migration's or relocation's other one): 12
+            // movers per call.
             for chunk in movers.chunks(MAX_PER_CALL / 2) {
                 if stop_at_ms.is_some_and(|stop| self.clock.now_ms() >= stop) {
                     report.deferred += chunk.len();
@@ -271,7 +272,10 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
                 }
                 let ws_ids: Vec<String> = chunk
                     .iter()
-                    .flat_map(|e| [e.workspace_id.clone(), e.moving.as_ref().and_then(|m| m.migrating_to.clone())])
+                    .flat_map(|e| {
+                        let other = e.moving.as_ref().and_then(|m| m.other_workspace()).map(str::to_owned);
+                        [e.workspace_id.clone(), other]
+                    })
                     .flatten()
                     .collect();
                 report.describe_calls += 1;
@@ -358,10 +362,13 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
         seen: &HashMap<String, WorkspaceInfo>,
     ) -> Result<MoveSight, WorkspacesError> {
         let workspace = employee.workspace_id.as_ref().and_then(|id| seen.get(id)).map(seen_workspace);
-        let migrating_to = employee.moving.as_ref().and_then(|m| m.migrating_to.as_ref());
-        let target = migrating_to.and_then(|id| seen.get(id)).map(seen_workspace);
+        // A migration's new WorkSpace, or a relocation's new or dropped one: what the lifecycle
+        // waits on first (no tags needed until it is done).
+        let other = employee.moving.as_ref().and_then(|m| m.other_workspace());
+        let target = other.and_then(|id| seen.get(id)).map(seen_workspace);
         let mut sight = MoveSight { workspace, target, tags: None, found: None };
-        if migrating_to.is_some() {
+        let relocating = employee.moving.as_ref().is_some_and(|m| m.relocation.is_some());
+        if other.is_some() || relocating {
             return Ok(sight);
         }
         match &sight.workspace {

@@ -8,7 +8,7 @@
 
 use super::{BatchContext, BatchOutcome, Outbox, QueueRecord, SqsHandler, name_held_by_other, settle};
 use crate::domain::employee::EmployeeRecord;
-use crate::domain::lifecycle::{Access, Input, access_action};
+use crate::domain::lifecycle::{Access, Input, access_action, termination_target};
 use crate::domain::messages::TerminationRequest;
 use crate::domain::workspace::{Call, Disposition, MAX_PER_CALL, classify, tag_refusal};
 use crate::ports::{Clock, MessageQueue, PortError, StateStore, WorkspacesApi};
@@ -114,7 +114,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Terminator
                 changes.push((job, action));
                 continue;
             }
-            match job.employee.workspace_id.clone() {
+            match termination_target(&job.employee, &job.request.event_id) {
                 Some(id) => with_id.push((job, id)),
                 // The leave came before the WorkSpace id was known: look it up, if the user name
                 // is this employee's (another employee's WorkSpace is never terminated).

@@ -55,7 +55,9 @@ use super::validation;
 use super::workspace::{Cooldowns, WorkspaceState};
 
 mod moves;
-pub use moves::{CallFailure, Cooldown, MIGRATION_SILENT_MS, MoveCall, MoveSight, Mover, SeenWorkspace};
+pub use moves::{
+    CallFailure, Cooldown, MIGRATION_SILENT_MS, MoveCall, MoveSight, Mover, SeenWorkspace, relocation_discard,
+};
 
 /// Every stimulus the lifecycle answers.
 #[derive(Debug, Clone, PartialEq)]
@@ -233,6 +235,10 @@ pub const REHIRE_WAITS: &str = "rehire: a new WorkSpace is requested once the pr
 
 /// The lifecycle: the next record, the steps and the verdict for one stimulus.
 pub fn decide(current: Option<&EmployeeRecord>, input: &Input, now: i64) -> Decision {
+    // A relocation's results are keyed by its move: its new WorkSpace, the old one's termination.
+    if let Some(decision) = moves::relocation_result(current, input, now) {
+        return decision;
+    }
     match input {
         Input::Hr(hr) => hr_event(current, hr, now),
         Input::Cancel { event_id, target, held, .. } => cancel(current, event_id, target.as_deref(), *held, now),
@@ -408,6 +414,12 @@ pub enum Access {
     Restore,
 }
 
+/// The WorkSpace a termination asked by `event_id` acts on: a relocation's dropped one, else the
+/// employee's (`None`: not known yet; the terminator looks it up by user name).
+pub fn termination_target(c: &EmployeeRecord, event_id: &str) -> Option<String> {
+    relocation_discard(c, event_id).or_else(|| c.workspace_id.clone())
+}
+
 /// The action a terminator request (keyed by `event_id`) still calls for; `None`: no longer
 /// wanted.
 pub fn access_action(current: Option<&EmployeeRecord>, event_id: &str, now: i64) -> Option<Access> {
@@ -423,6 +435,8 @@ pub fn access_action(current: Option<&EmployeeRecord>, event_id: &str, now: i64)
             }
         }
         EmployeeState::Restoring if c.restore_event_id.as_deref() == Some(event_id) => Some(Access::Restore),
+        // A relocation drops the WorkSpace it left (or a new one in ERROR).
+        EmployeeState::Moving if moves::relocation_discard(c, event_id).is_some() => Some(Access::Terminate),
         EmployeeState::Revoked if grace_over(c, event_id, now) => Some(Access::Terminate),
         _ => None,
     }
@@ -503,7 +517,7 @@ pub enum RequestStatus {
 pub fn request_status(current: Option<&EmployeeRecord>, request_event_id: &str) -> RequestStatus {
     let Some(c) = current else { return RequestStatus::Unwanted { left: false } };
     let ours = c.request_event_id.as_deref() == Some(request_event_id);
-    if c.state == EmployeeState::Requested && ours {
+    if c.state == EmployeeState::Requested && ours || moves::relocation_wants(c, request_event_id) {
         RequestStatus::Wanted
     } else if ours && c.rehire_pending && c.state.is_leaving() {
         RequestStatus::AheadOfConfirmation
@@ -592,6 +606,7 @@ fn outstanding(next: &EmployeeRecord, now: i64) -> Option<Step> {
         EmployeeState::Leaving | EmployeeState::Restoring => {
             TerminationRequest::for_employee(next, now).map(Step::RequestTermination)
         }
+        EmployeeState::Moving => moves::outstanding(next, now),
         _ => None,
     }
 }
@@ -623,9 +638,19 @@ fn hr_event(current: Option<&EmployeeRecord>, hr: &HrInput, now: i64) -> Decisio
     }
     // Every join and leave applied or skipped is noted as seen (rescinding a leave needs the
     // employee's latest word without it): in the write the decision makes, or in one of its own.
-    if matches!(decision.verdict, Verdict::Event(EventOutcome::Applied | EventOutcome::Skipped, _))
-        && !matches!(hr.kind, HrKind::Move(_))
-    {
+    if matches!(hr.kind, HrKind::Move(_)) {
+        // An applied move is noted with its write (a redelivery writes nothing).
+        if matches!(decision.verdict, Verdict::Event(EventOutcome::Applied, _))
+            && let Some(record) = decision.steps.iter_mut().find_map(|s| match s {
+                Step::Save { record, .. } => Some(record),
+                _ => None,
+            })
+        {
+            record.note_moved(hr.occurred_ms, &hr.event_id);
+        }
+        return decision;
+    }
+    if matches!(decision.verdict, Verdict::Event(EventOutcome::Applied | EventOutcome::Skipped, _)) {
         let join = matches!(hr.kind, HrKind::Join(_));
         let note = |n: &mut EmployeeRecord| {
             // A record from before events were noted: its join is the first one seen.
@@ -663,8 +688,12 @@ fn hr_event_itself(current: Option<&EmployeeRecord>, hr: &HrInput, now: i64) -> 
             vec![],
         );
     }
+    // A move the record shows applied (its line lost to a crash) is not judged again: a join or
+    // leave applied since would make its redelivery look stale.
+    let applied_move = current.is_some_and(|c| c.moved_by(&hr.event_id));
     if let Some(c) = current
         && c.last_event_id != hr.event_id
+        && !applied_move
         && (c.order_ms(hr.clock_skew_ms), c.last_event_id.as_str()) > (hr.occurred_ms, hr.event_id.as_str())
     {
         return Decision::event(
@@ -942,7 +971,7 @@ fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, gra
     // A migration under way: both WorkSpaces go (the original now, the migration's once the
     // original is confirmed gone), without a grace period: a WorkSpace being migrated cannot be
     // put in ADMIN_MAINTENANCE (WORKSPACES-FACTS §2).
-    let migrating = c.moving.as_ref().filter(|m| m.migrating_to.is_some()).cloned();
+    let migrating = c.moving.as_ref().filter(|m| m.other_workspace().is_some()).cloned();
     // Only a WorkSpace that has been AVAILABLE holds anything of the user's worth keeping.
     let keeps = grace_ms > 0
         && matches!(c.state, EmployeeState::Active | EmployeeState::Restoring | EmployeeState::Moving)
@@ -1105,7 +1134,8 @@ fn cancel(current: Option<&EmployeeRecord>, event_id: &str, target: Option<&str>
     // Without the leave, the employee's latest word is the latest other event seen: a join gives
     // the WorkSpace back; another leave (one skipped as older, say) keeps it revoked.
     let rescinded = c.rescinded_event_id.as_deref();
-    let before = c.seen.iter().rev().find(|e| e.event_id != target && Some(e.event_id.as_str()) != rescinded);
+    let before =
+        c.seen.iter().rev().find(|e| !e.moved && e.event_id != target && Some(e.event_id.as_str()) != rescinded);
     let Some(join) = before.filter(|e| e.join) else {
         let why =
             before.map_or("no join of theirs is known".to_owned(), |l| format!("leave {} also stands", l.event_id));

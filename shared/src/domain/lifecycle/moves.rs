@@ -8,7 +8,17 @@
 //! | requested, pending, restoring | move | same, the move kept: moving once AVAILABLE | save (, request WorkSpace again if requested) |
 //! | leaving, terminating, revoked with a rehire pending | move | same, the rehire's profile changed | save |
 //! | leaving, revoked, terminating, terminated, failed, none | move | rejected, with the reason | |
-//! | any | move to another directory | rejected (`move-directory`) | |
+//! | active, moving (nothing migrating) | move to another directory | moving, relocating | ensure the user there, save + name there, request a WorkSpace there |
+//! | pending, requested, restoring, migrating | move to another directory | rejected (`move-directory`): once AVAILABLE | |
+//! | relocating | move to the same new directory | the new WorkSpace's profile changed | save |
+//! | relocating | move to a third directory | rejected (`move-directory`): one at a time | |
+//! | relocating | its WorkSpace created | moving, the new id noted (the record keeps the old one) | save |
+//! | relocating | its creation failed for good | active on the old WorkSpace, the move stopped with the reason | save |
+//! | relocating | the new WorkSpace AVAILABLE | moving on the new one (its profile), the old one dropped | save, request termination (keyed by the move) |
+//! | relocating | the new WorkSpace in ERROR | moving on the old one, the new one dropped | save, request termination |
+//! | relocating, dropping one | termination accepted | waiting for it to be gone | save |
+//! | relocating, dropping one | gone | the relocation over (the move goes on; active if the new one was dropped) | save |
+//! | relocating, dropping one | termination refused (protected, unmanaged) | kept, the reason in `move_note` | save |
 //! | any | move older than the last move, or than the last join or leave | skipped (stale) | |
 //! | moving | WorkSpace seen, a step planned | moving | one WorkSpaces call, then save what it changed |
 //! | moving | WorkSpace matches the profile | active | save |
@@ -18,11 +28,14 @@
 //! | moving | a call refused for good, or the profile unreachable | active, the move stopped with the reason | save |
 //! | moving | the WorkSpace gone, the user's other WorkSpace found | moving, re-keyed | save |
 //! | moving | the WorkSpace gone, none found | failed | save |
-//! | leaving, terminating, migrating | WorkSpace gone | leaving, the migration's WorkSpace next | save, request termination |
+//! | leaving, terminating, migrating or relocating | WorkSpace gone | leaving, the migration's or relocation's other WorkSpace next | save, request termination |
 
-use super::{Decision, HrInput, STILL_STUCK, STUCK, Step, save, stamp};
-use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome, MoveWork, SeenEvent, WorkspaceClocks};
-use crate::domain::messages::TerminationRequest;
+use super::{Decision, HrInput, Input, NameStatus, STILL_STUCK, STUCK, Step, save, stamp};
+use crate::domain::employee::{
+    EmployeeRecord, EmployeeState, EventOutcome, MoveWork, NameClaim, NewUser, PastWorkspace, Relocation, SeenEvent,
+    WorkspaceClocks,
+};
+use crate::domain::messages::{TerminationRequest, WorkspaceRequest};
 use crate::domain::mover::{Current, MoveStep, next_step_with};
 use crate::domain::profile::Profile;
 use crate::domain::time::Timestamp;
@@ -36,6 +49,10 @@ pub struct Mover {
     pub department: Option<String>,
     pub profile_name: String,
     pub profile: Profile,
+    /// For a move to another directory: the user's creation there is idempotent by this token.
+    pub client_token: String,
+    /// Who holds the user name in the profile's directory (for a move to another directory).
+    pub name: NameStatus,
 }
 
 /// A WorkSpace as the reconciler saw it for a move.
@@ -139,10 +156,10 @@ pub(super) fn move_event(
     let Some(c) = current else {
         return rejected("not onboarded: a move applies to an employee the pipeline has onboarded (no record)".into());
     };
+    if c.moved_by(&hr.event_id) {
+        return Decision::event(EventOutcome::Applied, "move already applied", vec![]);
+    }
     if let Some(last) = &c.last_move {
-        if last.event_id == hr.event_id {
-            return Decision::event(EventOutcome::Applied, "move already applied", vec![]);
-        }
         if (last.occurred_ms, last.event_id.as_str()) > (hr.occurred_ms, hr.event_id.as_str()) {
             return Decision::event(
                 EventOutcome::Skipped,
@@ -178,16 +195,17 @@ pub(super) fn move_event(
         }
         _ => {}
     }
+    if let Some(r) = c.moving.as_ref().and_then(|m| m.relocation.as_ref()).filter(|r| r.discard.is_none()) {
+        return onto_relocation(c, hr, mover, r, now);
+    }
     if let Some(profile) = &c.profile
         && profile.directory_id != mover.profile.directory_id
     {
-        return rejected(format!(
-            "a move to another directory ({} to {}) is not applied [move-directory]: a WorkSpace never changes directory; send a leave and a join",
-            profile.directory_id, mover.profile.directory_id
-        ));
+        return relocate(c, hr, mover, &profile.directory_id, now);
     }
     let next = stamp(c, now, |n| {
-        n.last_move = Some(SeenEvent { occurred_ms: hr.occurred_ms, event_id: hr.event_id.clone(), join: false });
+        n.last_move =
+            Some(SeenEvent { occurred_ms: hr.occurred_ms, event_id: hr.event_id.clone(), join: false, moved: true });
         if mover.department.is_some() {
             n.department = mover.department.clone();
         }
@@ -198,12 +216,16 @@ pub(super) fn move_event(
             return;
         }
         // A migration in flight goes on; the rest is planned again against the new profile.
-        let migrating = n.moving.take().filter(|m| m.migrating_to.is_some());
-        n.moving = Some(MoveWork {
-            event_id: hr.event_id.clone(),
-            migrating_to: migrating.as_ref().and_then(|m| m.migrating_to.clone()),
-            migrate_asked_ms: migrating.as_ref().and_then(|m| m.migrate_asked_ms),
-            ..MoveWork::new(&hr.event_id)
+        // (A relocation's old WorkSpace being terminated goes on too, under the move that asked.)
+        let migrating = n.moving.take().filter(|m| m.other_workspace().is_some());
+        n.moving = Some(match migrating {
+            Some(m) if m.relocation.is_some() => MoveWork { due_ms: None, waiting: None, waiting_since_ms: None, ..m },
+            m => MoveWork {
+                event_id: hr.event_id.clone(),
+                migrating_to: m.as_ref().and_then(|m| m.migrating_to.clone()),
+                migrate_asked_ms: m.as_ref().and_then(|m| m.migrate_asked_ms),
+                ..MoveWork::new(&hr.event_id)
+            },
         });
         if n.state == EmployeeState::Active {
             n.state = EmployeeState::Moving;
@@ -241,7 +263,10 @@ fn finish(c: &EmployeeRecord, now: i64, stopped: Option<String>) -> EmployeeReco
     stamp(c, now, |n| {
         n.state = EmployeeState::Active;
         n.moving = None;
-        n.move_note = stopped.map(|why| format!("move {event_id} stopped: {why}"));
+        // A note written on the way (the old WorkSpace of a relocation kept) stays.
+        if let Some(why) = stopped {
+            n.move_note = Some(format!("move {event_id} stopped: {why}"));
+        }
     })
 }
 
@@ -299,6 +324,10 @@ pub(super) fn move_observed(
     };
     if let Some(target_id) = &work.migrating_to {
         return migration_seen(c, work, target_id, sight, now);
+    }
+    if let Some(relocation) = &work.relocation {
+        let decision = relocation_seen(c, work, relocation, sight, now);
+        return flag_if_stuck(c, work, decision, stuck_after_ms, now);
     }
     let going = sight
         .workspace
@@ -518,7 +547,7 @@ pub(super) fn move_called(
 /// A leaver's WorkSpace is confirmed gone while a migration of it was under way: the
 /// migration's WorkSpace is terminated next, so no leaver keeps one.
 pub(super) fn migration_left_behind(c: &EmployeeRecord, now: i64) -> Option<Decision> {
-    let target = c.moving.as_ref()?.migrating_to.clone()?;
+    let target = c.moving.as_ref()?.other_workspace()?.to_owned();
     if c.workspace_id.as_deref() == Some(target.as_str()) {
         return None;
     }
@@ -539,4 +568,338 @@ pub(super) fn migration_left_behind(c: &EmployeeRecord, now: i64) -> Option<Deci
     let mut steps = vec![save(c, next)];
     steps.extend(termination.map(Step::RequestTermination));
     Some(Decision::note(format!("gone; the WorkSpace {target} its migration made is terminated next"), steps))
+}
+
+// ---------------------------------------------------------------- moves to another directory
+
+/// A move to another directory: the user made there and the name claimed there, the record
+/// written (the old WorkSpace and profile kept until the new one is AVAILABLE), then the new
+/// WorkSpace requested.
+fn relocate(c: &EmployeeRecord, hr: &HrInput, mover: &Mover, from: &str, now: i64) -> Decision {
+    let to = &mover.profile.directory_id;
+    let busy = c.moving.as_ref().is_some_and(|m| m.other_workspace().is_some());
+    if c.state != EmployeeState::Active && c.state != EmployeeState::Moving || busy || c.workspace_id.is_none() {
+        return rejected(format!(
+            "a move to another directory ({from} to {to}) [move-directory] applies to an employee whose WorkSpace is AVAILABLE and not being migrated (employee is {}): send it again then",
+            c.state.as_str()
+        ));
+    }
+    let take_over_from = match &mover.name {
+        NameStatus::Free => None,
+        NameStatus::Releasable { holder, version } => Some((holder.clone(), *version)),
+        NameStatus::Held { holder } => {
+            return rejected(super::name_held(c.username.as_deref().unwrap_or("?"), to, holder));
+        }
+    };
+    let (Some(user_name), Some(given_name), Some(surname), Some(email)) =
+        (c.username.clone(), c.given_name.clone(), c.surname.clone(), c.email.clone())
+    else {
+        return rejected("the record lacks the employee's name or email, which the new directory's user needs".into());
+    };
+    let relocation = Relocation {
+        from_directory_id: from.to_owned(),
+        profile_name: mover.profile_name.clone(),
+        profile: mover.profile.clone(),
+        department: mover.department.clone(),
+        workspace_id: None,
+        discard: None,
+        discard_terminating: false,
+    };
+    let next = stamp(c, now, |n| {
+        n.last_move =
+            Some(SeenEvent { occurred_ms: hr.occurred_ms, event_id: hr.event_id.clone(), join: false, moved: true });
+        n.move_note = None;
+        n.state = EmployeeState::Moving;
+        if n.clocks.launched_ms.is_none() {
+            n.clocks.launched_ms = Some(c.state_since_ms);
+        }
+        n.moving = Some(MoveWork { relocation: Some(relocation), ..MoveWork::new(&hr.event_id) });
+    });
+    let user = NewUser {
+        directory_id: to.clone(),
+        user_name: user_name.clone(),
+        given_name,
+        surname,
+        email,
+        client_token: mover.client_token.clone(),
+    };
+    let claim = NameClaim { directory_id: to.clone(), user_name, employee_id: c.employee_id.clone(), take_over_from };
+    let mut steps = vec![
+        Step::EnsureUser(user),
+        Step::Save { record: Box::new(next.clone()), expected_version: Some(c.version), claim: Some(claim) },
+    ];
+    steps.extend(relocation_request(&next, now).map(Step::RequestWorkspace));
+    Decision::event(
+        EventOutcome::Applied,
+        format!(
+            "a new WorkSpace requested in directory {to} (profile {}); {} is terminated once it is AVAILABLE",
+            mover.profile_name,
+            c.workspace_id.as_deref().unwrap_or("?")
+        ),
+        steps,
+    )
+}
+
+/// A move while a relocation's new WorkSpace is being made: to the same new directory, it changes
+/// the profile the new WorkSpace is brought to; elsewhere, it waits for the relocation to end.
+fn onto_relocation(c: &EmployeeRecord, hr: &HrInput, mover: &Mover, r: &Relocation, now: i64) -> Decision {
+    let event_id = c.moving.as_ref().map(|m| m.event_id.as_str()).unwrap_or("?");
+    if r.profile.directory_id != mover.profile.directory_id {
+        return rejected(format!(
+            "move {event_id} to directory {} is under way [move-directory]: send this one again once it is done",
+            r.profile.directory_id
+        ));
+    }
+    let next = stamp(c, now, |n| {
+        n.last_move =
+            Some(SeenEvent { occurred_ms: hr.occurred_ms, event_id: hr.event_id.clone(), join: false, moved: true });
+        if let Some(r) = n.moving.as_mut().and_then(|m| m.relocation.as_mut()) {
+            r.profile_name = mover.profile_name.clone();
+            r.profile = mover.profile.clone();
+            if mover.department.is_some() {
+                r.department = mover.department.clone();
+            }
+        }
+    });
+    Decision::event(
+        EventOutcome::Applied,
+        format!(
+            "profile {}: applied to the WorkSpace being made in directory {}",
+            mover.profile_name, r.profile.directory_id
+        ),
+        vec![save(c, next)],
+    )
+}
+
+/// The request for a relocation's new WorkSpace (keyed by the move), while none is made.
+fn relocation_request(c: &EmployeeRecord, now: i64) -> Option<WorkspaceRequest> {
+    let work = c.moving.as_ref()?;
+    let r = work.relocation.as_ref().filter(|r| r.workspace_id.is_none() && r.discard.is_none())?;
+    Some(WorkspaceRequest {
+        employee_id: c.employee_id.clone(),
+        event_id: work.event_id.clone(),
+        username: c.username.clone()?,
+        profile_name: r.profile_name.clone(),
+        profile: r.profile.clone(),
+        requested_ms: now,
+    })
+}
+
+/// The termination of the WorkSpace a relocation drops (keyed by the move), until accepted.
+fn discard_request(c: &EmployeeRecord, now: i64) -> Option<TerminationRequest> {
+    let work = c.moving.as_ref()?;
+    let r = work.relocation.as_ref().filter(|r| !r.discard_terminating)?;
+    let discard = r.discard.clone()?;
+    // The directory the dropped WorkSpace is in: the old one's (the record's profile before the
+    // switch), or the new one's (a new WorkSpace in ERROR).
+    let switched = c.profile.as_ref().is_some_and(|p| p.directory_id == r.profile.directory_id);
+    let directory_id = if switched { r.from_directory_id.clone() } else { r.profile.directory_id.clone() };
+    Some(TerminationRequest {
+        employee_id: c.employee_id.clone(),
+        event_id: work.event_id.clone(),
+        workspace_id: Some(discard),
+        directory_id,
+        username: c.username.clone()?,
+        requested_ms: now,
+    })
+}
+
+/// What a moving record waits on that a crash may have lost: a relocation's request, or the
+/// termination of the WorkSpace it drops. Asked again by every later decision, as a requested
+/// or leaving record's.
+pub(super) fn outstanding(c: &EmployeeRecord, now: i64) -> Option<Step> {
+    if c.state != EmployeeState::Moving {
+        return None;
+    }
+    relocation_request(c, now)
+        .map(Step::RequestWorkspace)
+        .or_else(|| discard_request(c, now).map(Step::RequestTermination))
+}
+
+/// Whether a WorkSpace request is a relocation's that is still wanted.
+pub(super) fn relocation_wants(c: &EmployeeRecord, request_event_id: &str) -> bool {
+    c.state == EmployeeState::Moving
+        && c.moving.as_ref().is_some_and(|m| {
+            m.event_id == request_event_id
+                && m.relocation.as_ref().is_some_and(|r| r.workspace_id.is_none() && r.discard.is_none())
+        })
+}
+
+/// The relocation under way for this move.
+fn relocating<'a>(current: Option<&'a EmployeeRecord>, event_id: &str) -> Option<(&'a EmployeeRecord, &'a Relocation)> {
+    let (c, work) = moving_for(current, event_id)?;
+    Some((c, work.relocation.as_ref()?))
+}
+
+/// A result keyed by a relocation's move: its new WorkSpace created (or not), or the WorkSpace
+/// it drops terminated (or not). `None`: not a relocation's.
+pub(super) fn relocation_result(current: Option<&EmployeeRecord>, input: &Input, now: i64) -> Option<Decision> {
+    match input {
+        Input::Created { request_event_id, workspace_id, .. } => {
+            let (c, r) = relocating(current, request_event_id)?;
+            if r.workspace_id.is_some() || r.discard.is_some() {
+                return Some(Decision::note("created for a relocation that has its WorkSpace", vec![]));
+            }
+            let next = stamp(c, now, |n| {
+                if let Some(m) = n.moving.as_mut() {
+                    if let Some(r) = m.relocation.as_mut() {
+                        r.workspace_id = Some(workspace_id.clone());
+                    }
+                    m.waiting = Some(format!("the new WorkSpace {workspace_id} is being made"));
+                }
+            });
+            Some(Decision::note(format!("relocation: WorkSpace {workspace_id} created"), vec![save(c, next)]))
+        }
+        Input::CreateFailed { request_event_id, code, message } => {
+            let (c, r) = relocating(current, request_event_id).filter(|(_, r)| r.workspace_id.is_none())?;
+            let why = format!(
+                "the WorkSpace in directory {} could not be created ({code}: {message}); the employee keeps {}",
+                r.profile.directory_id,
+                c.workspace_id.as_deref().unwrap_or("?")
+            );
+            Some(save_finish(c, now, why))
+        }
+        Input::TerminationAccepted { leave_event_id, workspace_id } => {
+            let (c, r) = relocating(current, leave_event_id)?;
+            if r.discard.as_ref() != Some(workspace_id) {
+                return Some(Decision::note("termination of a WorkSpace the relocation no longer drops", vec![]));
+            }
+            let next = stamp(c, now, |n| {
+                if let Some(m) = n.moving.as_mut() {
+                    if let Some(r) = m.relocation.as_mut() {
+                        r.discard_terminating = true;
+                    }
+                    m.waiting = Some(format!("{workspace_id} is being terminated"));
+                }
+            });
+            Some(Decision::note(format!("relocation: {workspace_id} being terminated"), vec![save(c, next)]))
+        }
+        Input::NothingToTerminate { leave_event_id } => {
+            let (c, r) = relocating(current, leave_event_id)?;
+            Some(discarded(c, r, now, "gone already"))
+        }
+        Input::TerminationFailed { leave_event_id, code, message } => {
+            let (c, r) = relocating(current, leave_event_id)?;
+            let discard = r.discard.as_deref().unwrap_or("?");
+            let next = stamp(c, now, |n| {
+                if let Some(m) = n.moving.as_mut() {
+                    m.relocation = None;
+                    m.waiting = None;
+                }
+                n.move_note = Some(format!("{discard} was not terminated ({code}: {message}): an operator decides"));
+            });
+            Some(Decision::note(format!("relocation: {discard} not terminated ({code})"), vec![save(c, next)]))
+        }
+        Input::TerminationHeld { leave_event_id, reason, .. } => {
+            let (c, _) = relocating(current, leave_event_id)?;
+            let work = c.moving.as_ref()?;
+            // Asked again at every run; the guard admits it once an operator resets it.
+            Some(wait(c, work, format!("the old WorkSpace's termination is held: {reason}"), None, false, now))
+        }
+        _ => None,
+    }
+}
+
+/// The WorkSpace a relocation drops is gone: the relocation is over (the move goes on against
+/// the profile, or stops if the new WorkSpace was the one dropped).
+fn discarded(c: &EmployeeRecord, r: &Relocation, now: i64, why: &str) -> Decision {
+    let discard = r.discard.clone().unwrap_or_default();
+    let failed = c.workspace_id.as_deref() != Some(discard.as_str())
+        && c.profile.as_ref().is_some_and(|p| p.directory_id != r.profile.directory_id);
+    let next = stamp(c, now, |n| {
+        n.previous_workspaces.push(PastWorkspace { workspace_id: discard.clone(), terminated_ms: now });
+        if let Some(m) = n.moving.as_mut() {
+            m.relocation = None;
+            m.waiting = None;
+            m.due_ms = None;
+            m.waiting_since_ms = None;
+        }
+        if failed {
+            n.state = EmployeeState::Active;
+            n.moving = None;
+        }
+    });
+    Decision::note(format!("relocation: {discard} {why}"), vec![save(c, next)])
+}
+
+/// A relocation seen by the reconciler: its new WorkSpace made and AVAILABLE (the record
+/// switches to it and the old one is terminated), or in ERROR (dropped), or the dropped one gone.
+fn relocation_seen(c: &EmployeeRecord, work: &MoveWork, r: &Relocation, sight: &MoveSight, now: i64) -> Decision {
+    if let Some(discard) = &r.discard {
+        return match &sight.target {
+            None => discarded(c, r, now, "terminated"),
+            Some(_) if r.discard_terminating => {
+                wait(c, work, format!("{discard} is being terminated"), None, true, now)
+            }
+            // Asked at every run, writing nothing, until the terminator has it accepted.
+            Some(_) => Decision::note(
+                format!("relocation: terminating {discard}"),
+                discard_request(c, now).map(Step::RequestTermination).into_iter().collect(),
+            ),
+        };
+    }
+    let Some(new_id) = &r.workspace_id else {
+        let mut decision =
+            wait(c, work, format!("a WorkSpace requested in directory {}", r.profile.directory_id), None, true, now);
+        decision.steps.extend(relocation_request(c, now).map(Step::RequestWorkspace));
+        return decision;
+    };
+    match &sight.target {
+        Some(t) if matches!(t.state, WorkspaceState::Available | WorkspaceState::Stopped) => {
+            let old = c.workspace_id.clone();
+            let next = stamp(c, now, |n| {
+                n.workspace_id = Some(new_id.clone());
+                n.profile_name = Some(r.profile_name.clone());
+                n.profile = Some(r.profile.clone());
+                if r.department.is_some() {
+                    n.department = r.department.clone();
+                }
+                n.clocks = WorkspaceClocks { launched_ms: Some(now), ..WorkspaceClocks::default() };
+                if let Some(m) = n.moving.as_mut() {
+                    m.waiting = None;
+                    m.waiting_since_ms = None;
+                    if let Some(r) = m.relocation.as_mut() {
+                        r.workspace_id = None;
+                        r.discard = old.clone();
+                    }
+                }
+            });
+            let mut steps = vec![save(c, next.clone())];
+            steps.extend(discard_request(&next, now).map(Step::RequestTermination));
+            Decision::note(
+                format!("relocated to {new_id}; {} is terminated next", old.as_deref().unwrap_or("?")),
+                steps,
+            )
+        }
+        Some(t) if t.state == WorkspaceState::Error => {
+            let next = stamp(c, now, |n| {
+                if let Some(m) = n.moving.as_mut()
+                    && let Some(r) = m.relocation.as_mut()
+                {
+                    r.workspace_id = None;
+                    r.discard = Some(new_id.clone());
+                }
+                n.move_note = Some(format!(
+                    "move {}: the new WorkSpace {new_id} in directory {} ended in ERROR; it is terminated and the employee keeps {}",
+                    work.event_id,
+                    r.profile.directory_id,
+                    c.workspace_id.as_deref().unwrap_or("?")
+                ));
+            });
+            let mut steps = vec![save(c, next.clone())];
+            steps.extend(discard_request(&next, now).map(Step::RequestTermination));
+            Decision::note(format!("relocation: {new_id} in ERROR, dropped"), steps)
+        }
+        Some(t) => wait(c, work, format!("the new WorkSpace {new_id} is {}", t.state), None, true, now),
+        // A new id can be missing from DescribeWorkspaces for a while.
+        None => wait(c, work, format!("the new WorkSpace {new_id} is not listed yet"), None, true, now),
+    }
+}
+
+/// Whether a terminator request keyed by `event_id` is a relocation's, and the WorkSpace it
+/// terminates.
+pub fn relocation_discard(c: &EmployeeRecord, event_id: &str) -> Option<String> {
+    let work = c.moving.as_ref().filter(|m| m.event_id == event_id && c.state == EmployeeState::Moving)?;
+    let r = work.relocation.as_ref().filter(|r| !r.discard_terminating)?;
+    r.discard.clone()
 }

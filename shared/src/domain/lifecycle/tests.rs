@@ -775,7 +775,13 @@ fn a_cancel_of_a_held_leave_gives_the_workspace_back_and_a_second_hold_writes_no
 fn mover(change: impl FnOnce(&mut Profile)) -> Mover {
     let mut p = profile();
     change(&mut p);
-    Mover { department: Some("Sales".into()), profile_name: "sales".into(), profile: p }
+    Mover {
+        department: Some("Sales".into()),
+        profile_name: "sales".into(),
+        profile: p,
+        client_token: "hr-m".into(),
+        name: NameStatus::Free,
+    }
 }
 
 fn move_event(event_id: &str, occurred_ms: i64, m: Mover) -> Input {
@@ -864,8 +870,10 @@ fn a_move_for_someone_leaving_failed_unknown_or_to_another_directory_is_rejected
     }
     let d = decide(None, &move_event("m1", NOW - 500, mover(bigger_user_volume)), NOW);
     assert_eq!(outcome(&d), EventOutcome::Rejected);
-    let elsewhere = mover(|p| p.directory_id = "d-0000000009".into());
-    let d = decide(Some(&employee(Active)), &move_event("m1", NOW - 500, elsewhere), NOW);
+    // To another directory: only from a WorkSpace AVAILABLE.
+    let mut pending = employee(Pending);
+    pending.workspace_id = Some("ws-1".into());
+    let d = decide(Some(&pending), &move_event("m1", NOW - 500, mover(|p| p.directory_id = OTHER_DIR.into())), NOW);
     assert_eq!(outcome(&d), EventOutcome::Rejected);
     assert!(reason(&d).contains("[move-directory]"), "{}", reason(&d));
 }
@@ -1022,4 +1030,123 @@ fn a_rehire_within_the_grace_period_with_another_profile_gets_the_workspace_back
     assert_eq!((restoring.state, restoring.moving.is_some()), (Restoring, true));
     let restored = Input::AccessRestored { restore_event_id: restoring.restore_event_id.clone().unwrap() };
     assert_eq!(saved(&decide(Some(&restoring), &restored, NOW)).state, Moving);
+}
+
+// ---------------------------------------------------------------- moves to another directory
+
+const OTHER_DIR: &str = "d-0000000009";
+
+fn relocating_employee() -> EmployeeRecord {
+    let mut e = employee(Active);
+    e.clocks.launched_ms = Some(0);
+    let d = decide(Some(&e), &move_event("m1", NOW - 500, mover(|p| p.directory_id = OTHER_DIR.into())), NOW);
+    assert_eq!(kinds(&d), ["ensure user", "save + name", "request WorkSpace"], "{d:?}");
+    saved(&d).clone()
+}
+
+fn observe_other(other: Option<SeenWorkspace>) -> Input {
+    Input::MoveObserved {
+        event_id: "m1".into(),
+        sight: Box::new(MoveSight {
+            workspace: Some(seen_ws("ws-1", WorkspaceState::Available)),
+            target: other,
+            ..Default::default()
+        }),
+        stuck_after_ms: 3_600_000,
+        cooldowns: Cooldowns::DOCUMENTED,
+    }
+}
+
+fn in_other_dir(id: &str, state: WorkspaceState) -> SeenWorkspace {
+    SeenWorkspace { directory_id: OTHER_DIR.into(), ..seen_ws(id, state) }
+}
+
+#[test]
+fn a_move_to_another_directory_makes_a_new_workspace_there_then_terminates_the_old_one() {
+    // GIVEN a move to another directory: the user made there, the name claimed, the request sent
+    let e = relocating_employee();
+    assert_eq!((e.state, e.workspace_id.as_deref()), (Moving, Some("ws-1")));
+    assert_eq!(e.profile.as_ref().unwrap().directory_id, DIR, "the record keeps the old WorkSpace's profile");
+    assert_eq!(request_status(Some(&e), "m1"), RequestStatus::Wanted);
+    // WHEN the new WorkSpace is created, THEN the record notes it and still points at the old one
+    let created =
+        Input::Created { request_event_id: "m1".into(), workspace_id: "ws-2".into(), state: WorkspaceState::Pending };
+    let e = saved(&decide(Some(&e), &created, NOW)).clone();
+    assert_eq!(e.workspace_id.as_deref(), Some("ws-1"));
+    assert_eq!(request_status(Some(&e), "m1"), RequestStatus::Unwanted { left: false });
+    let d = decide(Some(&e), &observe_other(Some(in_other_dir("ws-2", WorkspaceState::Pending))), NOW + 1_000);
+    assert_eq!(saved(&d).workspace_id.as_deref(), Some("ws-1"), "still the old one while the new one is PENDING");
+    // WHEN it is AVAILABLE, THEN the record switches to it and the old one's termination is asked
+    let d = decide(Some(&e), &observe_other(Some(in_other_dir("ws-2", WorkspaceState::Available))), NOW + 2_000);
+    assert_eq!(kinds(&d), ["save", "request termination"]);
+    let switched = saved(&d).clone();
+    assert_eq!(switched.workspace_id.as_deref(), Some("ws-2"));
+    assert_eq!(switched.profile.as_ref().unwrap().directory_id, OTHER_DIR);
+    let Some(Step::RequestTermination(t)) = d.steps.get(1) else { panic!() };
+    assert_eq!((t.event_id.as_str(), t.workspace_id.as_deref(), t.directory_id.as_str()), ("m1", Some("ws-1"), DIR));
+    // The terminator terminates the old one, never the new one
+    assert_eq!(access_action(Some(&switched), "m1", NOW), Some(Access::Terminate));
+    assert_eq!(termination_target(&switched, "m1").as_deref(), Some("ws-1"));
+    let accepted = Input::TerminationAccepted { leave_event_id: "m1".into(), workspace_id: "ws-1".into() };
+    let terminating = saved(&decide(Some(&switched), &accepted, NOW + 3_000)).clone();
+    assert_eq!(access_action(Some(&terminating), "m1", NOW), None, "asked once");
+    // WHEN the old one is gone, THEN the relocation is over and the move checks the rest
+    let gone = Input::MoveObserved {
+        event_id: "m1".into(),
+        sight: Box::new(MoveSight {
+            workspace: Some(in_other_dir("ws-2", WorkspaceState::Available)),
+            tags: Some(Default::default()),
+            ..Default::default()
+        }),
+        stuck_after_ms: 3_600_000,
+        cooldowns: Cooldowns::DOCUMENTED,
+    };
+    let over = saved(&decide(Some(&terminating), &gone, NOW + 4_000)).clone();
+    assert!(over.moving.as_ref().unwrap().relocation.is_none());
+    assert_eq!(over.previous_workspaces.last().unwrap().workspace_id, "ws-1");
+    let d = decide(Some(&over), &gone, NOW + 5_000);
+    assert_eq!((saved(&d).state, saved(&d).workspace_id.as_deref()), (Active, Some("ws-2")));
+}
+
+#[test]
+fn a_new_workspace_in_error_is_dropped_and_the_employee_keeps_the_old_one() {
+    let e = relocating_employee();
+    let created =
+        Input::Created { request_event_id: "m1".into(), workspace_id: "ws-2".into(), state: WorkspaceState::Pending };
+    let e = saved(&decide(Some(&e), &created, NOW)).clone();
+    let d = decide(Some(&e), &observe_other(Some(in_other_dir("ws-2", WorkspaceState::Error))), NOW + 1_000);
+    assert_eq!(kinds(&d), ["save", "request termination"]);
+    let Some(Step::RequestTermination(t)) = d.steps.get(1) else { panic!() };
+    assert_eq!((t.workspace_id.as_deref(), t.directory_id.as_str()), (Some("ws-2"), OTHER_DIR));
+    let dropping = saved(&d).clone();
+    assert_eq!(dropping.workspace_id.as_deref(), Some("ws-1"));
+    let d = decide(Some(&dropping), &observe_other(None), NOW + 2_000);
+    let next = saved(&d);
+    assert_eq!((next.state, next.workspace_id.as_deref()), (Active, Some("ws-1")));
+    assert!(next.move_note.as_deref().unwrap().contains("ERROR"), "{:?}", next.move_note);
+}
+
+#[test]
+fn a_leave_during_a_relocation_terminates_both_workspaces() {
+    let e = relocating_employee();
+    let created =
+        Input::Created { request_event_id: "m1".into(), workspace_id: "ws-2".into(), state: WorkspaceState::Pending };
+    let e = saved(&decide(Some(&e), &created, NOW)).clone();
+    let leaving = saved(&decide(Some(&e), &leave_with_grace("l2"), NOW)).clone();
+    assert_eq!((leaving.state, leaving.grace_until_ms, leaving.workspace_id.as_deref()), (Leaving, None, Some("ws-1")));
+    let accepted = Input::TerminationAccepted { leave_event_id: "l2".into(), workspace_id: "ws-1".into() };
+    let terminating = saved(&decide(Some(&leaving), &accepted, NOW)).clone();
+    let gone = Input::Observed { workspace_id: "ws-1".into(), seen: Seen::Gone, stuck_after_ms: 3_600_000 };
+    let d = decide(Some(&terminating), &gone, NOW + 1_000);
+    assert_eq!(kinds(&d), ["save", "request termination"]);
+    assert_eq!((saved(&d).state, saved(&d).workspace_id.as_deref()), (Leaving, Some("ws-2")));
+}
+
+#[test]
+fn a_move_to_a_directory_where_the_name_is_another_employees_is_rejected() {
+    let mut m = mover(|p| p.directory_id = OTHER_DIR.into());
+    m.name = NameStatus::Held { holder: "E9".into() };
+    let d = decide(Some(&employee(Active)), &move_event("m1", NOW - 500, m), NOW);
+    assert_eq!((outcome(&d), d.saved().is_none()), (EventOutcome::Rejected, true));
+    assert!(reason(&d).contains("[name-held]"), "{}", reason(&d));
 }

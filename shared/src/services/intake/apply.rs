@@ -35,7 +35,7 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
         let current = self.store.employee(employee_id).await?;
         let kind = match event.kind {
             EventKind::Join => HrKind::Join(self.joiner(event).await?),
-            EventKind::Move => HrKind::Move(self.mover(event, current.as_ref())),
+            EventKind::Move => HrKind::Move(self.mover(event, current.as_ref()).await?),
             // The event's own grace period, or the deployment's.
             EventKind::Leave | EventKind::Cancel => HrKind::Leave {
                 disable_user: self.config.disable_user_on_leave && self.directory.can_disable(),
@@ -134,8 +134,10 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
 
 fn name_now_held(input: &Input, holder: String) -> Input {
     let mut input = input.clone();
-    if let Input::Hr(HrInput { kind: HrKind::Join(Ok(joiner)), .. }) = &mut input {
-        joiner.name = NameStatus::Held { holder };
+    match &mut input {
+        Input::Hr(HrInput { kind: HrKind::Join(Ok(joiner)), .. }) => joiner.name = NameStatus::Held { holder },
+        Input::Hr(HrInput { kind: HrKind::Move(Ok(mover)), .. }) => mover.name = NameStatus::Held { holder },
+        _ => {}
     }
     input
 }

@@ -42,18 +42,34 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
 
     /// The mover as the lifecycle sees it, or why the move cannot be applied: the profile
     /// resolved from the move's department, or the employee's profile with the move's fields.
-    pub(super) fn mover(&self, event: &HrEvent, current: Option<&EmployeeRecord>) -> Result<Box<Mover>, String> {
+    pub(super) async fn mover(
+        &self,
+        event: &HrEvent,
+        current: Option<&EmployeeRecord>,
+    ) -> Result<Result<Box<Mover>, String>, StepError> {
         let department = event.employee.department.as_deref();
         let now = current.and_then(|c| Some((c.profile_name.as_deref()?, c.profile.as_ref()?)));
-        match self.profiles.resolve_move(now, department, &event.workspace) {
-            Ok((profile_name, profile)) => {
-                Ok(Box::new(Mover { department: event.employee.department.clone(), profile_name, profile }))
-            }
+        let (profile_name, profile) = match self.profiles.resolve_move(now, department, &event.workspace) {
+            Ok(resolved) => resolved,
             Err(errors) => {
                 let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                Err(format!("invalid WorkSpace choice: {}", text.join("; ")))
+                return Ok(Err(format!("invalid WorkSpace choice: {}", text.join("; "))));
             }
-        }
+        };
+        // Another directory: the user name is claimed there too.
+        let name = match current.and_then(|c| Some((c.username.as_deref()?, c.profile.as_ref()?))) {
+            Some((user_name, was)) if was.directory_id != profile.directory_id => {
+                self.name_status(&profile.directory_id, user_name, event.employee.employee_id.as_str()).await?
+            }
+            _ => NameStatus::Free,
+        };
+        Ok(Ok(Box::new(Mover {
+            department: event.employee.department.clone(),
+            profile_name,
+            profile,
+            client_token: format!("hr-{}", event.payload_hash.get(..32).unwrap_or(&event.payload_hash)),
+            name,
+        })))
     }
 
     /// Who holds a user name, as read: one owner per name; a holder confirmed terminated (and
