@@ -159,19 +159,19 @@ pub(super) fn move_event(
     if c.moved_by(&hr.event_id) {
         return Decision::event(EventOutcome::Applied, "move already applied", vec![]);
     }
-    if let Some(last) = &c.last_move {
-        if (last.occurred_ms, last.event_id.as_str()) > (hr.occurred_ms, hr.event_id.as_str()) {
-            return Decision::event(
-                EventOutcome::Skipped,
-                format!(
-                    "stale: occurred at {} but move {} from {} was already applied",
-                    Timestamp::from_millis(hr.occurred_ms),
-                    last.event_id,
-                    Timestamp::from_millis(last.occurred_ms)
-                ),
-                vec![],
-            );
-        }
+    if let Some(last) = &c.last_move
+        && (last.occurred_ms, last.event_id.as_str()) > (hr.occurred_ms, hr.event_id.as_str())
+    {
+        return Decision::event(
+            EventOutcome::Skipped,
+            format!(
+                "stale: occurred at {} but move {} from {} was already applied",
+                Timestamp::from_millis(hr.occurred_ms),
+                last.event_id,
+                Timestamp::from_millis(last.occurred_ms)
+            ),
+            vec![],
+        );
     }
     let mover = match mover {
         Ok(m) => m,
