@@ -971,6 +971,12 @@ fn check(s: &Scenario, w: &World) -> Result<(), String> {
                         r.moving, r.move_note
                     ));
                 }
+                // A move stopped by a fault on the name (its new WorkSpace in ERROR, say): the
+                // WorkSpace is as the move left it, the reason on the record.
+                if r.move_note.is_some() && broken {
+                    wanted.insert(ws.workspace_id.clone());
+                    continue;
+                }
                 // A move to another directory that arrived before the join it follows (HR sends
                 // late; a standard queue reorders) applies to the employment it found: what it
                 // ends as depends on the order of arrival, so only consistency is checked.

@@ -800,12 +800,11 @@ pub(super) fn relocation_result(current: Option<&EmployeeRecord>, input: &Input,
     }
 }
 
-/// The WorkSpace a relocation drops is gone: the relocation is over (the move goes on against
-/// the profile, or stops if the new WorkSpace was the one dropped).
+/// The WorkSpace a relocation drops is gone: the relocation is over, and the move goes on
+/// against the record's profile (the new directory's; or, if the new WorkSpace was the one
+/// dropped, the old one's, which an earlier move may have changed).
 fn discarded(c: &EmployeeRecord, r: &Relocation, now: i64, why: &str) -> Decision {
     let discard = r.discard.clone().unwrap_or_default();
-    let failed = c.workspace_id.as_deref() != Some(discard.as_str())
-        && c.profile.as_ref().is_some_and(|p| p.directory_id != r.profile.directory_id);
     let next = stamp(c, now, |n| {
         n.previous_workspaces.push(PastWorkspace { workspace_id: discard.clone(), terminated_ms: now });
         if let Some(m) = n.moving.as_mut() {
@@ -813,10 +812,6 @@ fn discarded(c: &EmployeeRecord, r: &Relocation, now: i64, why: &str) -> Decisio
             m.waiting = None;
             m.due_ms = None;
             m.waiting_since_ms = None;
-        }
-        if failed {
-            n.state = EmployeeState::Active;
-            n.moving = None;
         }
     });
     Decision::note(format!("relocation: {discard} {why}"), vec![save(c, next)])

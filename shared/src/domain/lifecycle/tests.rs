@@ -1121,9 +1121,14 @@ fn a_new_workspace_in_error_is_dropped_and_the_employee_keeps_the_old_one() {
     let dropping = saved(&d).clone();
     assert_eq!(dropping.workspace_id.as_deref(), Some("ws-1"));
     let d = decide(Some(&dropping), &observe_other(None), NOW + 2_000);
-    let next = saved(&d);
-    assert_eq!((next.state, next.workspace_id.as_deref()), (Active, Some("ws-1")));
-    assert!(next.move_note.as_deref().unwrap().contains("ERROR"), "{:?}", next.move_note);
+    let next = saved(&d).clone();
+    assert_eq!((next.state, next.workspace_id.as_deref()), (Moving, Some("ws-1")));
+    assert!(next.moving.as_ref().unwrap().relocation.is_none());
+    // The move goes on against the old directory's profile: here it matches, so active, the note kept.
+    let d = decide(Some(&next), &sight(Some(seen_ws("ws-1", WorkspaceState::Available))), NOW + 3_000);
+    let done = saved(&d);
+    assert_eq!((done.state, done.workspace_id.as_deref()), (Active, Some("ws-1")));
+    assert!(done.move_note.as_deref().unwrap().contains("ERROR"), "{:?}", done.move_note);
 }
 
 #[test]
