@@ -191,7 +191,9 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
             _ => self.config.terminate_deadline_ms,
         };
         let input = Input::Observed { workspace_id: workspace_id.clone(), seen, stuck_after_ms };
-        let outbox = Outbox { requests: Some(&self.requests), terminations: None };
+        // Terminations too: a leaver's WorkSpace confirmed gone mid-migration asks for the
+        // migration's WorkSpace to be terminated (lifecycle::moves::migration_left_behind).
+        let outbox = Outbox { requests: Some(&self.requests), terminations: Some(&self.terminations) };
         let employee_id = employee.employee_id.clone();
         // Decided when seen, not when the run began: a confirmation never predates what it confirms.
         let (read, decision) =
