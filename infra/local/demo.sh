@@ -38,6 +38,12 @@ echo "== an operator confirms the leaves: hrws guard release"
 "$bin/hrws" guard release
 echo "== phase 5: the released terminations"
 "$bin/hrws" wait events/demo/5-expected.json --timeout-s "${DEMO_TIMEOUT_S:-240}"
+phase 6 movers "two movers: Sales to Design (same bundle: properties modified in place), Finance to Engineering (another bundle: migrated to a new WorkSpace); a move for a leaver, rejected"
+echo "== the movers: E2002 (modified), E2003 (migrated), E2021 (rejected)"
+"$bin/hrws" employee E2002
+"$bin/hrws" employee E2003
+echo "E2021 (left in phase 2):"
+"$bin/hrws" employee E2021 | grep hr-2021-move
 echo "== final state"
 "$bin/hrws" status
 echo "== one person's history: the rehire"

@@ -8,6 +8,7 @@ mod grace;
 mod guard;
 mod helpers;
 mod idempotency;
+mod movers;
 mod offboarding;
 mod onboarding;
 mod runner;

@@ -6,9 +6,10 @@ use clap::{Parser, Subcommand};
 use serde_json::Value;
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsQueue;
+use shared::adapters::workspaces::AwsWorkspaces;
 use shared::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use shared::domain::time::Timestamp;
-use shared::ports::StateStore;
+use shared::ports::{StateStore, WorkspaceInfo, WorkspacesApi};
 use shared::services::guard::GuardOperator;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -28,7 +29,8 @@ struct Cli {
 enum Command {
     /// Summary by state and a line per employee.
     Status,
-    /// One employee: state, WorkSpace, and every event with its outcome and reason.
+    /// One employee: state, WorkSpace (as DescribeWorkspaces reports it), the move under way or
+    /// the last one's note, and every event with its outcome and reason.
     Employee { employee_id: String },
     /// Post HR events (a JSON object or array) to the HR events queue.
     Post {
@@ -56,7 +58,8 @@ enum Command {
     },
     /// Wait until employees reach the states in a JSON map {employee_id: state}, showing progress.
     /// `rejected`: the employee's events were all rejected; `rehired`: active again after a
-    /// terminated WorkSpace.
+    /// terminated WorkSpace; `moved`: active again after a move that reached its profile (no move
+    /// under way, none stopped short).
     Wait {
         expect: PathBuf,
         #[arg(long, default_value_t = 300)]
@@ -94,7 +97,10 @@ async fn main() -> anyhow::Result<()> {
     };
     match &cli.command {
         Command::Status => status(&store()?).await,
-        Command::Employee { employee_id } => employee(&store()?, employee_id).await,
+        Command::Employee { employee_id } => {
+            let workspaces = AwsWorkspaces::new(aws_sdk_workspaces::Client::new(&sdk));
+            employee(&store()?, &workspaces, employee_id).await
+        }
         Command::Post { file, queue_url, unique_dedup } => {
             post(&aws_sdk_sqs::Client::new(&sdk), file, queue_url, *unique_dedup).await
         }
@@ -132,6 +138,16 @@ async fn status(store: &DynamoStore) -> anyhow::Result<()> {
         if e.rehire_pending {
             notes.push("rehire waiting for the old WorkSpace to go".into());
         }
+        if let Some(work) = &e.moving {
+            let on = match (&work.migrating_to, &work.waiting) {
+                (Some(to), _) => format!("migrating to {to}"),
+                (None, Some(why)) => format!("waits: {why}"),
+                (None, None) => "next step at the next run".to_owned(),
+            };
+            notes.push(format!("move {}: {on}", work.event_id));
+        } else if let Some(note) = &e.move_note {
+            notes.push(note.clone());
+        }
         if !e.previous_workspaces.is_empty() {
             let ids: Vec<&str> = e.previous_workspaces.iter().map(|p| p.workspace_id.as_str()).collect();
             notes.push(format!("earlier: {}", ids.join(", ")));
@@ -152,13 +168,20 @@ async fn status(store: &DynamoStore) -> anyhow::Result<()> {
         *by_state.entry(e.state.as_str()).or_default() += 1;
     }
     let mut summary: Vec<String> = by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    if !by_state.contains_key(EmployeeState::Moving.as_str()) {
+        summary.push(format!("0 {}", EmployeeState::Moving.as_str()));
+    }
     let stuck = employees.iter().filter(|e| e.stuck_since_ms.is_some()).count();
     summary.push(format!("{stuck} stuck"));
+    let stopped = employees.iter().filter(|e| e.moving.is_none() && e.move_note.is_some()).count();
+    if stopped > 0 {
+        summary.push(format!("{stopped} with a move stopped short"));
+    }
     println!("\n{} employees: {}", employees.len(), summary.join(", "));
     Ok(())
 }
 
-async fn employee(store: &DynamoStore, id: &str) -> anyhow::Result<()> {
+async fn employee(store: &DynamoStore, workspaces: &AwsWorkspaces, id: &str) -> anyhow::Result<()> {
     match store.employee(id).await? {
         Some(e) => {
             println!("employee   {}", e.employee_id);
@@ -166,6 +189,12 @@ async fn employee(store: &DynamoStore, id: &str) -> anyhow::Result<()> {
             println!("state      {} since {}", e.state.as_str(), time(e.state_since_ms));
             println!("workspace  {}", e.workspace_id.as_deref().unwrap_or("-"));
             println!("profile    {}", e.profile_name.as_deref().unwrap_or("-"));
+            print_move(&e);
+            let migrating_to = e.moving.as_ref().and_then(|m| m.migrating_to.clone());
+            let ids: Vec<String> = e.workspace_id.iter().cloned().chain(migrating_to).collect();
+            if !ids.is_empty() {
+                print_workspaces(workspaces, &ids).await;
+            }
             if let Some(code) = &e.failure_code {
                 println!("failure    {code}: {}", e.failure_message.as_deref().unwrap_or(""));
             }
@@ -224,6 +253,67 @@ async fn employee(store: &DynamoStore, id: &str) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The move under way (what it waits on, a migration's new WorkSpace), the last move, and the
+/// note of one that stopped short.
+fn print_move(e: &EmployeeRecord) {
+    if let Some(work) = &e.moving {
+        println!("moving     for {}", work.event_id);
+        if let Some(to) = &work.migrating_to {
+            let asked = work.migrate_asked_ms.map(|ms| format!(" (asked {})", time(ms))).unwrap_or_default();
+            println!("migrating  to {to}{asked}: the record keeps the source until it is AVAILABLE");
+        }
+        match (&work.waiting, work.due_ms) {
+            (Some(why), Some(due)) => println!("waits      {why} (looked at again from {})", time(due)),
+            (Some(why), None) => println!("waits      {why}"),
+            (None, _) => println!("waits      nothing: the next step at the next reconciler run"),
+        }
+        if let Some(since) = work.waiting_since_ms {
+            println!("           since {}", time(since));
+        }
+    }
+    if let Some(last) = &e.last_move {
+        println!("last move  {} (occurred {})", last.event_id, time(last.occurred_ms));
+    }
+    if let Some(note) = &e.move_note {
+        println!("move note  {note}");
+    }
+}
+
+/// The WorkSpaces as DescribeWorkspaces reports them now; a failure to describe is shown, not
+/// fatal (the record is the answer; this is a look at the service).
+async fn print_workspaces(workspaces: &AwsWorkspaces, ids: &[String]) {
+    match workspaces.describe_workspaces(ids).await {
+        Ok(found) => {
+            for id in ids {
+                match found.iter().find(|w| &w.workspace_id == id) {
+                    Some(ws) => println!("described  {}", describe(ws)),
+                    None => println!("described  {id}: not listed by DescribeWorkspaces (gone, or not visible yet)"),
+                }
+            }
+        }
+        Err(err) => println!("described  not available: {err}"),
+    }
+}
+
+fn describe(ws: &WorkspaceInfo) -> String {
+    let mut parts = vec![format!("{} {}", ws.workspace_id, ws.state)];
+    parts.push(format!("bundle {}", ws.bundle_id.as_deref().unwrap_or("?")));
+    if let Some(p) = &ws.properties {
+        let mode = p.running_mode.as_deref().unwrap_or("?");
+        match p.auto_stop_minutes {
+            Some(m) => parts.push(format!("{mode} ({m} min)")),
+            None => parts.push(mode.to_owned()),
+        }
+        parts.push(format!("compute {}", p.compute_type.as_deref().unwrap_or("?")));
+        let gib = |v: Option<i32>| v.map_or_else(|| "?".to_owned(), |g| g.to_string());
+        parts.push(format!("root {} GiB, user {} GiB", gib(p.root_volume_gib), gib(p.user_volume_gib)));
+    }
+    if let Some(code) = &ws.error_code {
+        parts.push(format!("error {code}: {}", ws.error_message.as_deref().unwrap_or("")));
+    }
+    parts.join(", ")
 }
 
 async fn claim_names(store: &DynamoStore, dry_run: bool) -> anyhow::Result<()> {
@@ -418,6 +508,12 @@ async fn wait(store: &DynamoStore, expect: &PathBuf, timeout: Duration) -> anyho
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for (id, want) in &expected {
             let now = match records.get(id) {
+                Some(e) if want == "moved" && e.state == EmployeeState::Active && e.last_move.is_some() => {
+                    match (&e.moving, &e.move_note) {
+                        (None, None) => "moved".to_owned(),
+                        _ => "move stopped".to_owned(),
+                    }
+                }
                 Some(e) if e.state == EmployeeState::Active && !e.previous_workspaces.is_empty() => {
                     "rehired".to_owned()
                 }
