@@ -1,8 +1,9 @@
 //! Movers end to end: a `move` HR event changes the WorkSpace an active employee has, one
 //! WorkSpaces call per reconciler run (ModifyWorkspaceProperties per property group,
-//! MigrateWorkspace for another bundle, tags), until it matches the new profile; a move for
-//! someone who is not there, or to another directory, is rejected and calls nothing; a leave in
-//! the middle of a move still takes the WorkSpaces away.
+//! MigrateWorkspace for another bundle, tags), until it matches the new profile; a move to
+//! another directory gets a new WorkSpace there and the old one terminated; a move for someone
+//! who is not there is rejected and calls nothing; a leave in the middle of a move still takes
+//! the WorkSpaces away.
 //!
 //! The cooldowns are ten times shorter than the local stack's (the reconciler's
 //! WORKSPACES_COOLDOWN_DIVISOR 7200 instead of 720, and the simulator's cooldowns to match): a
@@ -10,7 +11,7 @@
 //! reconciler runs every second (as in the other modules), so the waits are short, not skipped.
 
 use crate::helpers::{TestOptions, TestStack, eventually, sdk_config};
-use crate::onboarding::{MANAGED_AD, all_in, employee, ids, join, project_stack, set_env, start_def};
+use crate::onboarding::{all_in, employee, ids, join, project_stack, set_env, start_def};
 use aws_sdk_workspaces::types::Workspace;
 use serde_json::{Value, json};
 use shared::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
@@ -18,7 +19,6 @@ use shared::ports::StateStore;
 
 const STANDARD_BUNDLE: &str = "wsb-stdwin2022";
 const PERFORMANCE_BUNDLE: &str = "wsb-perfwin2022";
-const ON_PREM: &str = "d-90670c0ffe";
 
 /// The WorkSpaces calls a move makes (and nothing else in these tests does).
 const MOVE_CALLS: [&str; 4] = ["ModifyWorkspaceProperties", "MigrateWorkspace", "CreateTags", "DeleteTags"];
@@ -192,29 +192,17 @@ async fn a_move_to_a_department_on_another_bundle_migrates_to_a_new_workspace_wi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_move_for_someone_not_there_or_to_another_directory_is_rejected_and_calls_nothing() {
-    // GIVEN a profile in the on-premises directory (department Field), an employee who left, an
-    // active one, and one who never joined
-    let mut def = movers_def();
-    let intake = def["functions"].as_array().unwrap().iter().find(|f| f["name"] == "intake").unwrap();
-    let mut profiles: Value =
-        serde_json::from_str(intake["environment"]["WORKSPACE_PROFILES"].as_str().unwrap()).unwrap();
-    let mut field = profiles["profiles"]["standard"].clone();
-    field["directory_id"] = json!(ON_PREM);
-    profiles["profiles"]["field"] = field;
-    profiles["departments"]["Field"] = json!("field");
-    set_env(&mut def, "intake", "WORKSPACE_PROFILES", &profiles.to_string());
-    let t = start_movers(def, |_| {}).await;
-    t.post_events(&[sales_join(30), sales_join(31)]).await;
-    all_in(&t, &ids(30..32), EmployeeState::Active, 60).await;
+async fn a_move_for_someone_not_there_is_rejected_and_calls_nothing() {
+    // GIVEN an employee who left, and one who never joined
+    let t = start_movers(movers_def(), |_| {}).await;
+    t.post_events(&[sales_join(30)]).await;
+    all_in(&t, &ids(30..31), EmployeeState::Active, 60).await;
     t.post_events(&[leave(30, "evt-leave-0030")]).await;
     all_in(&t, &ids(30..31), EmployeeState::Terminated, 60).await;
-    let before = employee(&t, "E0031").await.unwrap();
     // WHEN HR sends a move for each
     let bigger = json!({ "workspace": { "user_volume_gib": 100 } });
     t.post_events(&[
         move_event(30, "evt-move-0030", "2026-11-26T09:00:00Z", bigger.clone()),
-        move_event(31, "evt-move-0031", "2026-11-26T09:00:00Z", json!({ "department": "Field" })),
         move_event(32, "evt-move-0032", "2026-11-26T09:00:00Z", bigger),
     ])
     .await;
@@ -222,22 +210,65 @@ async fn a_move_for_someone_not_there_or_to_another_directory_is_rejected_and_ca
     let (outcome, reason) = line(&t, "E0030", "evt-move-0030").await;
     assert_eq!(outcome, EventOutcome::Rejected, "{reason}");
     assert!(reason.contains("terminated") && reason.contains("evt-leave-0030"), "{reason}");
-    let (outcome, reason) = line(&t, "E0031", "evt-move-0031").await;
-    assert_eq!(outcome, EventOutcome::Rejected, "{reason}");
-    assert!(reason.contains("[move-directory]") && reason.contains(ON_PREM), "{reason}");
     let (outcome, reason) = line(&t, "E0032", "evt-move-0032").await;
     assert_eq!(outcome, EventOutcome::Rejected, "{reason}");
     assert!(reason.contains("not onboarded"), "{reason}");
-    // AND nothing changed: no record for the one who never joined, the others as they were
+    // AND nothing changed: no record for the one who never joined, the leaver as they were
     assert!(employee(&t, "E0032").await.is_none());
-    assert_eq!(employee(&t, "E0030").await.unwrap().state, EmployeeState::Terminated);
-    let after = employee(&t, "E0031").await.unwrap();
-    assert_eq!(after.state, EmployeeState::Active);
-    assert_eq!((after.moving, after.last_move), (None, None));
-    assert_eq!(after.profile, before.profile, "still the standard profile in {MANAGED_AD}");
-    assert_eq!(after.workspace_id, before.workspace_id);
+    let left = employee(&t, "E0030").await.unwrap();
+    assert_eq!((left.state, left.moving, left.last_move), (EmployeeState::Terminated, None, None));
     // AND no WorkSpaces call was made for a move
     assert!(move_calls(&t).await.iter().all(|(_, n)| *n == 0), "{:?}", move_calls(&t).await);
+}
+
+/// A second Managed AD directory (DS Data creates users only there), registered with WorkSpaces.
+const FIELD_DIRECTORY: &str = "d-9067f1e1d0";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_to_another_directory_gets_a_new_workspace_there_then_the_old_one_is_terminated() {
+    // GIVEN a Field department whose profile is in another directory, and an active Sales employee
+    let mut def = movers_def();
+    let intake = def["functions"].as_array().unwrap().iter().find(|f| f["name"] == "intake").unwrap();
+    let mut profiles: Value =
+        serde_json::from_str(intake["environment"]["WORKSPACE_PROFILES"].as_str().unwrap()).unwrap();
+    let mut field = profiles["profiles"]["standard"].clone();
+    field["directory_id"] = json!(FIELD_DIRECTORY);
+    profiles["profiles"]["field"] = field;
+    profiles["departments"]["Field"] = json!("field");
+    set_env(&mut def, "intake", "WORKSPACE_PROFILES", &profiles.to_string());
+    let t = start_movers(def, |o| {
+        o.seed["directories"].as_array_mut().unwrap().push(json!({
+            "id": FIELD_DIRECTORY, "name": "field.example.com", "kind": "MicrosoftAd", "registered": true
+        }));
+    })
+    .await;
+    t.post_events(&[sales_join(50)]).await;
+    let old = all_in(&t, &ids(50..51), EmployeeState::Active, 60).await.remove(0).workspace_id.unwrap();
+    // WHEN HR moves them to Field
+    t.post_events(&[move_event(50, "evt-move-0050", "2026-11-10T09:00:00Z", json!({ "department": "Field" }))]).await;
+    let (outcome, reason) = line(&t, "E0050", "evt-move-0050").await;
+    assert_eq!(outcome, EventOutcome::Applied, "{reason}");
+    assert!(reason.contains(FIELD_DIRECTORY), "{reason}");
+    // THEN the employee ends active on a new WorkSpace in the Field directory, with its profile
+    let done = moved(&t, "E0050", "evt-move-0050", 90).await;
+    let new = done.workspace_id.clone().unwrap();
+    assert_ne!(new, old);
+    assert_eq!(done.move_note, None, "the move reached its profile");
+    assert_eq!(done.profile.as_ref().map(|p| p.directory_id.as_str()), Some(FIELD_DIRECTORY));
+    assert_eq!(done.department.as_deref(), Some("Field"));
+    let client = workspaces_client(&t).await;
+    let ws = described(&client, &new).await.unwrap();
+    assert_eq!((ws.directory_id(), ws.user_name()), (Some(FIELD_DIRECTORY), Some("user0050")));
+    assert_eq!(ws.state().map(|s| s.as_str()), Some("AVAILABLE"));
+    // AND the user exists in the Field directory, the name is claimed there for this employee
+    let store = t.store();
+    assert_eq!(store.name_holder(FIELD_DIRECTORY, "user0050").await.unwrap().as_deref(), Some("E0050"));
+    // AND the old WorkSpace was terminated by the pipeline, once, and is gone
+    eventually(30, "the old WorkSpace gone", || async { described(&client, &old).await.is_none().then_some(()) }).await;
+    assert_eq!(t.call_items("TerminateWorkspaces").await, vec![1]);
+    assert_eq!(t.call_items("CreateWorkspaces").await, vec![1, 1]);
+    let past: Vec<&str> = done.previous_workspaces.iter().map(|p| p.workspace_id.as_str()).collect();
+    assert_eq!(past, vec![old.as_str()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

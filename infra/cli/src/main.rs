@@ -139,10 +139,12 @@ async fn status(store: &DynamoStore) -> anyhow::Result<()> {
             notes.push("rehire waiting for the old WorkSpace to go".into());
         }
         if let Some(work) = &e.moving {
-            let on = match (&work.migrating_to, &work.waiting) {
-                (Some(to), _) => format!("migrating to {to}"),
-                (None, Some(why)) => format!("waits: {why}"),
-                (None, None) => "next step at the next run".to_owned(),
+            let relocating = work.relocation.as_ref().map(|r| r.profile.directory_id.as_str());
+            let on = match (&work.migrating_to, relocating, &work.waiting) {
+                (Some(to), _, _) => format!("migrating to {to}"),
+                (None, Some(dir), Some(why)) => format!("to directory {dir}; waits: {why}"),
+                (None, None, Some(why)) => format!("waits: {why}"),
+                (None, _, None) => "next step at the next run".to_owned(),
             };
             notes.push(format!("move {}: {on}", work.event_id));
         } else if let Some(note) = &e.move_note {
@@ -190,8 +192,9 @@ async fn employee(store: &DynamoStore, workspaces: &AwsWorkspaces, id: &str) -> 
             println!("workspace  {}", e.workspace_id.as_deref().unwrap_or("-"));
             println!("profile    {}", e.profile_name.as_deref().unwrap_or("-"));
             print_move(&e);
-            let migrating_to = e.moving.as_ref().and_then(|m| m.migrating_to.clone());
-            let ids: Vec<String> = e.workspace_id.iter().cloned().chain(migrating_to).collect();
+            // A migration's or relocation's other WorkSpace too.
+            let other = e.moving.as_ref().and_then(|m| m.other_workspace()).map(str::to_owned);
+            let ids: Vec<String> = e.workspace_id.iter().cloned().chain(other).collect();
             if !ids.is_empty() {
                 print_workspaces(workspaces, &ids).await;
             }
@@ -263,6 +266,20 @@ fn print_move(e: &EmployeeRecord) {
         if let Some(to) = &work.migrating_to {
             let asked = work.migrate_asked_ms.map(|ms| format!(" (asked {})", time(ms))).unwrap_or_default();
             println!("migrating  to {to}{asked}: the record keeps the source until it is AVAILABLE");
+        }
+        if let Some(r) = &work.relocation {
+            println!(
+                "relocating from directory {} to {} (profile {})",
+                r.from_directory_id, r.profile.directory_id, r.profile_name
+            );
+            match (&r.workspace_id, &r.discard) {
+                (Some(new), _) => println!("           new WorkSpace {new}: the record switches to it once AVAILABLE"),
+                (None, Some(old)) => {
+                    let how = if r.discard_terminating { "being terminated" } else { "to be terminated" };
+                    println!("           {old} {how}");
+                }
+                (None, None) => println!("           the new WorkSpace is requested"),
+            }
         }
         match (&work.waiting, work.due_ms) {
             (Some(why), Some(due)) => println!("waits      {why} (looked at again from {})", time(due)),
