@@ -159,6 +159,10 @@ pub struct EmployeeRecord {
     /// The changes made to the WorkSpace that its cooldowns count from.
     #[serde(default)]
     pub clocks: WorkspaceClocks,
+    /// Directories the employee moved away from, where their user still exists: a leave
+    /// disables it there too.
+    #[serde(default)]
+    pub former_directories: Vec<String>,
 }
 
 /// A move under way.
@@ -306,6 +310,7 @@ impl EmployeeRecord {
             last_move: None,
             move_note: None,
             clocks: WorkspaceClocks::default(),
+            former_directories: Vec::new(),
         }
     }
 

@@ -977,11 +977,13 @@ fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, gra
         && matches!(c.state, EmployeeState::Active | EmployeeState::Restoring | EmployeeState::Moving)
         && c.workspace_id.is_some()
         && migrating.is_none();
-    let disable = match (&c.profile, &c.username) {
-        (Some(profile), Some(user)) if disable_user => {
-            Some(Step::DisableUser { directory_id: profile.directory_id.clone(), user_name: user.clone() })
-        }
-        _ => None,
+    // The user in the WorkSpace's directory, and in those a move to another directory left.
+    let disable: Vec<Step> = match (&c.profile, &c.username) {
+        (Some(profile), Some(user)) if disable_user => std::iter::once(&profile.directory_id)
+            .chain(c.former_directories.iter().filter(|d| **d != profile.directory_id))
+            .map(|directory_id| Step::DisableUser { directory_id: directory_id.clone(), user_name: user.clone() })
+            .collect(),
+        _ => Vec::new(),
     };
     let next = stamp(c, now, |n| {
         applying(n);
@@ -996,11 +998,11 @@ fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, gra
         n.hold_reason = None;
         n.guard_released = false;
         n.grace_until_ms = keeps.then(|| now.saturating_add(grace_ms));
-        n.user_disabled |= disable.is_some();
+        n.user_disabled |= !disable.is_empty();
         n.moving = migrating.clone();
     });
     let reason = if state == EmployeeState::Leaving { leave_reason(&next) } else { reason.to_owned() };
-    let mut steps: Vec<Step> = disable.into_iter().collect();
+    let mut steps: Vec<Step> = disable;
     let termination = (state == EmployeeState::Leaving).then(|| TerminationRequest::for_employee(&next, now)).flatten();
     steps.push(save(c, next));
     steps.extend(termination.map(Step::RequestTermination));

@@ -805,8 +805,14 @@ pub(super) fn relocation_result(current: Option<&EmployeeRecord>, input: &Input,
 /// dropped, the old one's, which an earlier move may have changed).
 fn discarded(c: &EmployeeRecord, r: &Relocation, now: i64, why: &str) -> Decision {
     let discard = r.discard.clone().unwrap_or_default();
+    // Switched: the user in the directory left behind stays (its name claimed), and a leave
+    // disables it there too.
+    let left_behind = c.profile.as_ref().is_some_and(|p| p.directory_id == r.profile.directory_id);
     let next = stamp(c, now, |n| {
         n.previous_workspaces.push(PastWorkspace { workspace_id: discard.clone(), terminated_ms: now });
+        if left_behind && !n.former_directories.contains(&r.from_directory_id) {
+            n.former_directories.push(r.from_directory_id.clone());
+        }
         if let Some(m) = n.moving.as_mut() {
             m.relocation = None;
             m.waiting = None;

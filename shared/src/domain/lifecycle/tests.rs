@@ -1104,8 +1104,23 @@ fn a_move_to_another_directory_makes_a_new_workspace_there_then_terminates_the_o
     let over = saved(&decide(Some(&terminating), &gone, NOW + 4_000)).clone();
     assert!(over.moving.as_ref().unwrap().relocation.is_none());
     assert_eq!(over.previous_workspaces.last().unwrap().workspace_id, "ws-1");
+    assert_eq!(over.former_directories, [DIR], "the user left behind is remembered");
     let d = decide(Some(&over), &gone, NOW + 5_000);
-    assert_eq!((saved(&d).state, saved(&d).workspace_id.as_deref()), (Active, Some("ws-2")));
+    let active = saved(&d).clone();
+    assert_eq!((active.state, active.workspace_id.as_deref()), (Active, Some("ws-2")));
+    // WHEN they leave, THEN the user is disabled in both directories
+    let mut l = hr("l9", HrKind::Leave { disable_user: true, grace_ms: 0 });
+    l.occurred_ms = NOW;
+    let d = decide(Some(&active), &Input::Hr(l), NOW + 6_000);
+    let disabled: Vec<&str> = d
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::DisableUser { directory_id, .. } => Some(directory_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(disabled, [OTHER_DIR, DIR]);
 }
 
 #[test]
