@@ -149,21 +149,25 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
         Ok(report)
     }
 
+    /// One DescribeWorkspaces call (up to 25 ids): the WorkSpaces listed, by id.
+    async fn describe(
+        &self,
+        ids: &[String],
+        report: &mut ReconcileReport,
+    ) -> Result<HashMap<String, WorkspaceInfo>, ReconcileError> {
+        report.describe_calls += 1;
+        let listed = self.workspaces.describe_workspaces(ids).await?;
+        Ok(listed.into_iter().map(|ws| (ws.workspace_id.clone(), ws)).collect())
+    }
+
     async fn describe_and_decide(
         &self,
         employees: Vec<EmployeeRecord>,
         report: &mut ReconcileReport,
     ) -> Result<(), ReconcileError> {
         let ws_ids: Vec<String> = employees.iter().filter_map(|e| e.workspace_id.clone()).collect();
-        report.describe_calls += 1;
         report.checked += employees.len();
-        let seen: HashMap<String, WorkspaceInfo> = self
-            .workspaces
-            .describe_workspaces(&ws_ids)
-            .await?
-            .into_iter()
-            .map(|ws| (ws.workspace_id.clone(), ws))
-            .collect();
+        let seen = self.describe(&ws_ids, report).await?;
         for employee in employees {
             let ws = employee.workspace_id.as_ref().and_then(|id| seen.get(id));
             // Decided now, not when the run began: a confirmation never predates what it confirms.
@@ -278,14 +282,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
                     })
                     .flatten()
                     .collect();
-                report.describe_calls += 1;
-                let seen: HashMap<String, WorkspaceInfo> = self
-                    .workspaces
-                    .describe_workspaces(&ws_ids)
-                    .await?
-                    .into_iter()
-                    .map(|ws| (ws.workspace_id.clone(), ws))
-                    .collect();
+                let seen = self.describe(&ws_ids, report).await?;
                 for employee in chunk {
                     report.moves_checked += 1;
                     self.move_one(employee.clone(), &seen, report).await?;
@@ -327,7 +324,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
             // A wait or the end: written (deciding again if the record changed meanwhile).
             let (_, decision) =
                 settle(&self.store, &outbox, self.clock.as_ref(), &employee_id, Some(employee), &input).await?;
-            self.count_move_end(&decision, report);
+            count_move_end(&decision, report);
             info!(%employee_id, move_event_id = %work.event_id, verdict = ?decision.verdict, "mover checked");
             return Ok(());
         };
@@ -339,19 +336,9 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
         let answered = Input::MoveCalled { event_id: work.event_id.clone(), call, result };
         let (_, decision) =
             settle(&self.store, &outbox, self.clock.as_ref(), &employee_id, Some(employee), &answered).await?;
-        self.count_move_end(&decision, report);
+        count_move_end(&decision, report);
         info!(%employee_id, move_event_id = %work.event_id, verdict = ?decision.verdict, "move call made");
         Ok(())
-    }
-
-    fn count_move_end(&self, decision: &lifecycle::Decision, report: &mut ReconcileReport) {
-        if let Some(saved) = decision.saved().filter(|s| s.state != EmployeeState::Moving) {
-            if saved.move_note.is_some() || saved.state == EmployeeState::Failed {
-                report.moves_stopped += 1;
-            } else {
-                report.moves_done += 1;
-            }
-        }
     }
 
     /// What the lifecycle needs to plan a mover's next step: the WorkSpace (and a migration's
@@ -438,6 +425,17 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
             report.released += 1;
         }
         Ok(())
+    }
+}
+
+/// A move that ended in this decision: reached its profile, or stopped (the reason on the record).
+fn count_move_end(decision: &lifecycle::Decision, report: &mut ReconcileReport) {
+    if let Some(saved) = decision.saved().filter(|s| s.state != EmployeeState::Moving) {
+        if saved.move_note.is_some() || saved.state == EmployeeState::Failed {
+            report.moves_stopped += 1;
+        } else {
+            report.moves_done += 1;
+        }
     }
 }
 

@@ -55,9 +55,8 @@ use super::validation;
 use super::workspace::{Cooldowns, WorkspaceState};
 
 mod moves;
-pub use moves::{
-    CallFailure, Cooldown, MIGRATION_SILENT_MS, MoveCall, MoveSight, Mover, SeenWorkspace, relocation_discard,
-};
+use moves::relocation_discard;
+pub use moves::{CallFailure, Cooldown, MoveCall, MoveSight, Mover, SeenWorkspace};
 
 /// Every stimulus the lifecycle answers.
 #[derive(Debug, Clone, PartialEq)]
@@ -676,6 +675,19 @@ fn hr_event(current: Option<&EmployeeRecord>, hr: &HrInput, now: i64) -> Decisio
     decision
 }
 
+/// `hr` occurred before the `what` (an event, or a move) already applied.
+fn stale(hr: &HrInput, what: &str, applied_id: &str, applied_ms: i64) -> Decision {
+    Decision::event(
+        EventOutcome::Skipped,
+        format!(
+            "stale: occurred at {} but {what} {applied_id} from {} was already applied",
+            Timestamp::from_millis(hr.occurred_ms),
+            Timestamp::from_millis(applied_ms)
+        ),
+        vec![],
+    )
+}
+
 fn hr_event_itself(current: Option<&EmployeeRecord>, hr: &HrInput, now: i64) -> Decision {
     if let Some(c) = current
         && c.rescinded_event_id.as_deref() == Some(hr.event_id.as_str())
@@ -696,16 +708,7 @@ fn hr_event_itself(current: Option<&EmployeeRecord>, hr: &HrInput, now: i64) -> 
         && !applied_move
         && (c.order_ms(hr.clock_skew_ms), c.last_event_id.as_str()) > (hr.occurred_ms, hr.event_id.as_str())
     {
-        return Decision::event(
-            EventOutcome::Skipped,
-            format!(
-                "stale: occurred at {} but event {} from {} was already applied",
-                Timestamp::from_millis(hr.occurred_ms),
-                c.last_event_id,
-                Timestamp::from_millis(c.last_event_ms)
-            ),
-            vec![],
-        );
+        return stale(hr, "event", &c.last_event_id, c.last_event_ms);
     }
     if let Some(effective) = hr.effective_ms
         && effective > now
@@ -968,15 +971,15 @@ fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, gra
         | EmployeeState::Moving
         | EmployeeState::Failed => (EmployeeState::Leaving, "termination requested"),
     };
-    // A migration under way: both WorkSpaces go (the original now, the migration's once the
-    // original is confirmed gone), without a grace period: a WorkSpace being migrated cannot be
-    // put in ADMIN_MAINTENANCE (WORKSPACES-FACTS §2).
-    let migrating = c.moving.as_ref().filter(|m| m.other_workspace().is_some()).cloned();
+    // A migration or a relocation under way: both WorkSpaces go (this one now, the other once
+    // this one is confirmed gone), without a grace period: a WorkSpace being migrated cannot be
+    // put in ADMIN_MAINTENANCE (WORKSPACES-FACTS §2), and two are not kept for one leaver.
+    let other = c.moving.as_ref().filter(|m| m.other_workspace().is_some()).cloned();
     // Only a WorkSpace that has been AVAILABLE holds anything of the user's worth keeping.
     let keeps = grace_ms > 0
         && matches!(c.state, EmployeeState::Active | EmployeeState::Restoring | EmployeeState::Moving)
         && c.workspace_id.is_some()
-        && migrating.is_none();
+        && other.is_none();
     // The user in the WorkSpace's directory, and in those a move to another directory left.
     let disable: Vec<Step> = match (&c.profile, &c.username) {
         (Some(profile), Some(user)) if disable_user => std::iter::once(&profile.directory_id)
@@ -999,7 +1002,7 @@ fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, gra
         n.guard_released = false;
         n.grace_until_ms = keeps.then(|| now.saturating_add(grace_ms));
         n.user_disabled |= !disable.is_empty();
-        n.moving = migrating.clone();
+        n.moving = other.clone();
     });
     let reason = if state == EmployeeState::Leaving { leave_reason(&next) } else { reason.to_owned() };
     let mut steps: Vec<Step> = disable;

@@ -162,16 +162,7 @@ pub(super) fn move_event(
     if let Some(last) = &c.last_move
         && (last.occurred_ms, last.event_id.as_str()) > (hr.occurred_ms, hr.event_id.as_str())
     {
-        return Decision::event(
-            EventOutcome::Skipped,
-            format!(
-                "stale: occurred at {} but move {} from {} was already applied",
-                Timestamp::from_millis(hr.occurred_ms),
-                last.event_id,
-                Timestamp::from_millis(last.occurred_ms)
-            ),
-            vec![],
-        );
+        return super::stale(hr, "move", &last.event_id, last.occurred_ms);
     }
     let mover = match mover {
         Ok(m) => m,
@@ -436,6 +427,7 @@ fn save_finish(c: &EmployeeRecord, now: i64, why: String) -> Decision {
 }
 
 /// A wait for the WorkSpace's state that has lasted past the deadline is flagged stuck.
+/// Its other steps (a request asked again) stay.
 fn flag_if_stuck(c: &EmployeeRecord, work: &MoveWork, decision: Decision, stuck_after_ms: i64, now: i64) -> Decision {
     let since = work.waiting_since_ms.unwrap_or(now);
     if now - since <= stuck_after_ms {
@@ -444,12 +436,15 @@ fn flag_if_stuck(c: &EmployeeRecord, work: &MoveWork, decision: Decision, stuck_
     if c.stuck_since_ms.is_some() {
         return Decision::note(STILL_STUCK, decision.steps);
     }
-    let base = decision.saved().cloned().unwrap_or_else(|| c.clone());
-    let mut next = base;
-    next.stuck_since_ms = Some(now);
-    next.version = c.version + 1;
-    next.updated_ms = now;
-    Decision::note(format!("{STUCK}: moving, waiting for the WorkSpace's state past its deadline"), vec![save(c, next)])
+    let flagged = stamp(c, now, |n| {
+        if let Some(waiting) = decision.saved() {
+            *n = waiting.clone();
+        }
+        n.stuck_since_ms = Some(now);
+    });
+    let mut steps = vec![save(c, flagged)];
+    steps.extend(decision.steps.into_iter().filter(|s| !matches!(s, Step::Save { .. })));
+    Decision::note(format!("{STUCK}: moving, waiting for the WorkSpace's state past its deadline"), steps)
 }
 
 /// A migration under way: its new WorkSpace AVAILABLE re-keys the record; gone or in ERROR with
@@ -578,7 +573,7 @@ pub(super) fn migration_left_behind(c: &EmployeeRecord, now: i64) -> Option<Deci
 fn relocate(c: &EmployeeRecord, hr: &HrInput, mover: &Mover, from: &str, now: i64) -> Decision {
     let to = &mover.profile.directory_id;
     let busy = c.moving.as_ref().is_some_and(|m| m.other_workspace().is_some());
-    if c.state != EmployeeState::Active && c.state != EmployeeState::Moving || busy || c.workspace_id.is_none() {
+    if !matches!(c.state, EmployeeState::Active | EmployeeState::Moving) || busy || c.workspace_id.is_none() {
         return rejected(format!(
             "a move to another directory ({from} to {to}) [move-directory] applies to an employee whose WorkSpace is AVAILABLE and not being migrated (employee is {}): send it again then",
             c.state.as_str()
@@ -899,7 +894,7 @@ fn relocation_seen(c: &EmployeeRecord, work: &MoveWork, r: &Relocation, sight: &
 
 /// Whether a terminator request keyed by `event_id` is a relocation's, and the WorkSpace it
 /// terminates.
-pub fn relocation_discard(c: &EmployeeRecord, event_id: &str) -> Option<String> {
+pub(super) fn relocation_discard(c: &EmployeeRecord, event_id: &str) -> Option<String> {
     let work = c.moving.as_ref().filter(|m| m.event_id == event_id && c.state == EmployeeState::Moving)?;
     let r = work.relocation.as_ref().filter(|r| !r.discard_terminating)?;
     r.discard.clone()

@@ -29,19 +29,24 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
         now: i64,
     ) -> Result<(EventOutcome, String), StepError> {
         let employee_id = event.employee.employee_id.as_str();
-        let current = match event.kind {
+        // The employee as read, and the event as the lifecycle takes it (a cancel is answered
+        // before anything is read).
+        let (current, kind) = match event.kind {
             EventKind::Cancel => return self.cancel(event, claim, record, now).await,
-            EventKind::Join | EventKind::Leave | EventKind::Move => self.store.employee(employee_id).await?,
-        };
-        let kind = match event.kind {
-            EventKind::Join => HrKind::Join(self.joiner(event).await?),
-            EventKind::Move => HrKind::Move(self.mover(event, current.as_ref()).await?),
+            EventKind::Join => (self.store.employee(employee_id).await?, HrKind::Join(self.joiner(event).await?)),
+            EventKind::Move => {
+                let current = self.store.employee(employee_id).await?;
+                let mover = self.mover(event, current.as_ref()).await?;
+                (current, HrKind::Move(mover))
+            }
             // The event's own grace period, or the deployment's.
-            EventKind::Leave => HrKind::Leave {
-                disable_user: self.config.disable_user_on_leave && self.directory.can_disable(),
-                grace_ms: event.grace_ms.unwrap_or(self.config.leave_grace_ms),
-            },
-            EventKind::Cancel => return self.cancel(event, claim, record, now).await,
+            EventKind::Leave => (
+                self.store.employee(employee_id).await?,
+                HrKind::Leave {
+                    disable_user: self.config.disable_user_on_leave && self.directory.can_disable(),
+                    grace_ms: event.grace_ms.unwrap_or(self.config.leave_grace_ms),
+                },
+            ),
         };
         let mut input = Input::Hr(HrInput {
             employee_id: employee_id.to_owned(),
