@@ -1194,31 +1194,71 @@ fn created(
             });
             Decision::note(format!("WorkSpace {workspace_id} created ({state})"), vec![save(c, next)])
         }
-        RequestStatus::Unwanted { left: true } => {
-            // Created after the leave, or for an earlier request of someone who wants none now
-            // (found on a redelivery after a crash that followed the create): the WorkSpace is
-            // attached and its termination asked, so no leaver keeps one and none is left behind.
-            let next = stamp(c, now, |n| {
-                n.workspace_id = Some(workspace_id.to_owned());
-                n.state = EmployeeState::Leaving;
-                n.terminated_ms = None;
-                if n.leave_event_id.is_none() {
-                    n.leave_event_id = Some(format!("{STRAY_PREFIX}{workspace_id}"));
-                }
-            });
-            let termination = TerminationRequest::for_employee(&next, now);
-            let mut steps = vec![save(c, next)];
-            steps.extend(termination.map(Step::RequestTermination));
-            Decision::note(format!("WorkSpace {workspace_id} created after the leave: termination requested"), steps)
-        }
-        RequestStatus::Unwanted { left: false } | RequestStatus::AheadOfConfirmation => Decision::note(
-            format!(
-                "WorkSpace {workspace_id} created for a request no longer wanted (employee is {})",
-                c.state.as_str()
-            ),
-            vec![],
-        ),
+        // Created after the leave (a relocation's request among them), or for an earlier request
+        // of someone who wants none now (found on a redelivery after a crash that followed the
+        // create): the WorkSpace is attached and its termination asked.
+        RequestStatus::Unwanted { .. } => made_after_leave(c, workspace_id, request_event_id, now)
+            .unwrap_or_else(|| no_longer_wanted(c, workspace_id)),
+        // A rehire's, ahead of the confirmation that makes it wanted: the provisioner asks again.
+        RequestStatus::AheadOfConfirmation => no_longer_wanted(c, workspace_id),
     }
+}
+
+fn no_longer_wanted(c: &EmployeeRecord, workspace_id: &str) -> Decision {
+    Decision::note(
+        format!("WorkSpace {workspace_id} created for a request no longer wanted (employee is {})", c.state.as_str()),
+        vec![],
+    )
+}
+
+/// A WorkSpace made for someone who has left (created after the leave, or by a migration or a
+/// relocation asked just before it, whose answer comes after): attached and terminated, so no
+/// leaver keeps one and none is left behind. With no WorkSpace on the record, it becomes the one
+/// the leave terminates; with one being terminated, it is terminated next (as a migration's),
+/// and the grace period, if any, ends: a leaver is not left with a WorkSpace to log into.
+/// `None`: not a leaver's, or already theirs.
+pub(super) fn made_after_leave(c: &EmployeeRecord, workspace_id: &str, key: &str, now: i64) -> Option<Decision> {
+    if !has_left(c) || c.workspace_id.as_deref() == Some(workspace_id) {
+        return None;
+    }
+    if c.workspace_id.is_none() {
+        let next = stamp(c, now, |n| {
+            n.workspace_id = Some(workspace_id.to_owned());
+            n.state = EmployeeState::Leaving;
+            n.terminated_ms = None;
+            if n.leave_event_id.is_none() {
+                n.leave_event_id = Some(format!("{STRAY_PREFIX}{workspace_id}"));
+            }
+        });
+        let termination = TerminationRequest::for_employee(&next, now);
+        let mut steps = vec![save(c, next)];
+        steps.extend(termination.map(Step::RequestTermination));
+        return Some(Decision::note(
+            format!("WorkSpace {workspace_id} created after the leave: termination requested"),
+            steps,
+        ));
+    }
+    let other = c.moving.as_ref().and_then(|m| m.other_workspace());
+    if other == Some(workspace_id) {
+        return Some(Decision::note(format!("WorkSpace {workspace_id} is terminated after the leave's"), vec![]));
+    }
+    // A failed record is not followed to a second WorkSpace, nor is a third one: the drift audit's.
+    if other.is_some() || !c.state.is_leaving() {
+        return None;
+    }
+    let next = stamp(c, now, |n| {
+        n.moving = Some(crate::domain::employee::MoveWork {
+            migrating_to: Some(workspace_id.to_owned()),
+            ..crate::domain::employee::MoveWork::new(key)
+        });
+        if n.grace_until_ms.take().is_some() {
+            n.grace_note = Some(format!("WorkSpace {workspace_id} was made as the leave came: no grace period"));
+        }
+    });
+    Some(Decision::note(
+        format!("WorkSpace {workspace_id} made as the leave came: terminated after the leave's"),
+        with_outstanding(save(c, next.clone()), &next, now),
+    ))
 }
 
 /// The WorkSpace is confirmed gone (or there was none): terminated, or a waiting rehire's

@@ -500,6 +500,12 @@ pub(super) fn move_called(
     now: i64,
 ) -> Decision {
     let Some((c, _)) = moving_for(current, event_id) else {
+        // A migration answered after a leave that came meanwhile: its WorkSpace goes too.
+        if let (MoveCall::Migrate { .. }, Ok(Some(target)), Some(c)) = (call, result, current)
+            && let Some(decision) = super::made_after_leave(c, target, event_id, now)
+        {
+            return decision;
+        }
         return Decision::note("move no longer under way", vec![]);
     };
     if c.workspace_id.as_deref() != Some(call.workspace_id()) {

@@ -1170,3 +1170,46 @@ fn a_move_to_a_directory_where_the_name_is_another_employees_is_rejected() {
     assert_eq!((outcome(&d), d.saved().is_none()), (EventOutcome::Rejected, true));
     assert!(reason(&d).contains("[name-held]"), "{}", reason(&d));
 }
+
+#[test]
+fn a_migration_answered_after_a_leave_that_came_meanwhile_has_its_workspace_terminated_too() {
+    // GIVEN a mover whose MigrateWorkspace was asked, then a leave with a grace period applied
+    // before the answer was written
+    let e = moving_employee(mover(|p| p.bundle_id = "wsb-87654321".into()));
+    let revoked = saved(&decide(Some(&e), &leave_with_grace("l2"), NOW)).clone();
+    assert!(revoked.grace_until_ms.is_some());
+    // WHEN the migration's answer comes
+    let call = MoveCall::Migrate { workspace_id: "ws-1".into(), bundle_id: "wsb-87654321".into() };
+    let answered = Input::MoveCalled { event_id: "m1".into(), call, result: Ok(Some("ws-2".into())) };
+    let d = decide(Some(&revoked), &answered, NOW + 1_000);
+    // THEN its WorkSpace is terminated after the leave's, and no grace period keeps either
+    let next = saved(&d).clone();
+    assert_eq!(next.moving.as_ref().and_then(|m| m.other_workspace()), Some("ws-2"));
+    assert_eq!((next.state, next.grace_until_ms), (Leaving, None));
+    assert_eq!(access_action(Some(&next), "l2", NOW + 1_000), Some(Access::Terminate));
+    let accepted = Input::TerminationAccepted { leave_event_id: "l2".into(), workspace_id: "ws-1".into() };
+    let terminating = saved(&decide(Some(&next), &accepted, NOW + 2_000)).clone();
+    let gone = Input::Observed { workspace_id: "ws-1".into(), seen: Seen::Gone, stuck_after_ms: 3_600_000 };
+    let d = decide(Some(&terminating), &gone, NOW + 3_000);
+    assert_eq!(kinds(&d), ["save", "request termination"]);
+    assert_eq!(saved(&d).workspace_id.as_deref(), Some("ws-2"));
+}
+
+#[test]
+fn a_relocations_workspace_created_after_a_leave_is_terminated_too() {
+    // GIVEN a relocation whose request is in flight, then a leave
+    let e = relocating_employee();
+    let leaving = saved(&decide(Some(&e), &leave("l2"), NOW)).clone();
+    assert_eq!(leaving.workspace_id.as_deref(), Some("ws-1"));
+    // WHEN the new WorkSpace is created all the same
+    let created =
+        Input::Created { request_event_id: "m1".into(), workspace_id: "ws-2".into(), state: WorkspaceState::Pending };
+    let d = decide(Some(&leaving), &created, NOW + 1_000);
+    // THEN it is attached, to be terminated once the old one is gone
+    assert_eq!(saved(&d).moving.as_ref().and_then(|m| m.other_workspace()), Some("ws-2"));
+    // AND one created for someone who stays (another employment's request) is still left alone
+    let active = employee(Active);
+    let stray =
+        Input::Created { request_event_id: "j0".into(), workspace_id: "ws-9".into(), state: WorkspaceState::Pending };
+    assert!(decide(Some(&active), &stray, NOW).steps.is_empty());
+}
