@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build up down demo test fmt-check clippy check-events check-template test-unit test-conformance test-e2e sam-build bench bench-smoke bench-micro clean
+.PHONY: setup build up down demo test fmt-check clippy check-events check-template check-calls test-unit test-conformance test-e2e sam-build bench bench-smoke bench-micro clean
 
 setup: ## Install the local tooling (moto, cargo-lambda; cfn-lint, SAM CLI) into .venv and .venv-infra
 	bash infra/local/setup.sh
@@ -21,7 +21,7 @@ down: ## Stop every process `make up` started
 demo: setup build ## Run the main job on the local stack
 	bash infra/local/demo.sh
 
-test: setup fmt-check clippy check-events check-template test-unit test-conformance test-e2e ## Everything CI checks
+test: setup fmt-check clippy check-events check-template test-unit test-conformance test-e2e check-calls ## Everything CI checks
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -32,8 +32,9 @@ clippy:
 check-events: ## The HR event corpus (events/hr/cases.json): each case's exact rules from the JSON Schema (the parser's: test-unit)
 	.venv/bin/python infra/local/check_events.py
 
-check-template: ## The SAM template: cfn-lint, sam validate, and agreement with the code and the local stack
+check-template: ## The SAM template: cfn-lint, sam validate, agreement with the code and the local stack, and the check's mutation tests
 	.venv-infra/bin/python infra/check_template.py
+	.venv-infra/bin/python infra/test_check_template.py
 	.venv-infra/bin/cfn-lint infra/template.yaml
 	cd infra && SAM_CLI_TELEMETRY=0 ../.venv-infra/bin/sam validate --lint --region us-east-1 -t template.yaml
 
@@ -44,13 +45,18 @@ sam-build: setup ## Release arm64 builds of every function through SAM (slow: no
 # One invocation over the workspace (the corpus test included): the same feature set as the other
 # test builds, so the AWS SDK is not compiled again for `-p shared` alone.
 test-unit: ## Unit tests, the contract corpus through the parser, and each micro-benchmark run once as a test
-	$(CARGO) test --workspace --lib --bins --benches --test contract_corpus --test model
+	$(CARGO) test --workspace --lib --bins --benches --test contract_corpus --test model --test held_memory
 
 test-conformance: ## The real SDK clients against the simulator; the doubles' contracts on the real adapters there
 	$(CARGO) test --workspace --test conformance --test adapter_contract
 
+# Each test's stack records the AWS operations its functions call into target/iam-calls/.
 test-e2e: build ## Real function binaries, moto and the simulator, through the local runner
+	rm -rf target/iam-calls
 	$(CARGO) test --workspace --test e2e
+
+check-calls: ## IAM proven from the calls made: the e2e tests' recorded calls equal each function's grants, both ways
+	.venv-infra/bin/python infra/check_template.py --calls target/iam-calls
 
 BENCH_SIZES ?= 100,1000
 # The large run reconciles every 30 s: moto answers a GSI query by reading the whole table, so at

@@ -7,7 +7,19 @@
   operations each adapter method makes (`.client.<operation>()`).
 - The local stack's queues, table and event source mappings (infra/local/stack.json) match the
   template's.
+- The grants are inline statements only (no managed policy, SAM policy template, role or IAM
+  resource), without NotAction/NotResource or wildcard actions, on `*` only for actions that have
+  no resource-level permissions; each function's grants equal its code's calls under every
+  setting that changes them (directory backend, disabling leavers' users, volume keys).
+- With `--calls DIR`: the calls the functions actually made in recorded runs (the local runner's
+  `--record-calls`, every e2e test) equal the grants under the settings of those runs, both
+  ways, with DynamoDB queries on the index or table they were granted on.
+
+`--root DIR` checks another copy of the repository (the mutation tests in
+infra/test_check_template.py).
 """
+import argparse
+import itertools
 import json
 import pathlib
 import re
@@ -15,7 +27,11 @@ import sys
 
 from cfnlint.decode import decode
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+parser.add_argument("--root", type=pathlib.Path, default=pathlib.Path(__file__).resolve().parents[1])
+parser.add_argument("--calls", type=pathlib.Path, help="directory of recorded calls (*.json)")
+args = parser.parse_args()
+ROOT = args.root.resolve()
 problems = []
 
 
@@ -65,6 +81,12 @@ def segments(text):
 def adapter_actions(adapter):
     text = (ROOT / f"shared/src/adapters/{adapter}.rs").read_text().split("#[cfg(test)]")[0]
     bodies = list(segments(text))  # a name can come twice (one impl per backend)
+    for name, body in bodies:
+        # Every request sent must be one this check can name: made on the adapter's own client
+        # (`self.client.op()`), or a builder handed in by a method that did.
+        if ".send()" in body and not SDK_CALL.search(body) and "FluentBuilder" not in body:
+            problem(f"shared/src/adapters/{adapter}.rs: {name} sends an AWS request the check cannot attribute "
+                    f"(call the SDK as self.client.<operation>() in a method of the adapter)")
     by_method = {}
     for name, body in bodies:
         for field, op in SDK_CALL.findall(body):
@@ -108,6 +130,10 @@ def service_source(service):
 def function_code(binary):
     src = ROOT / f"functions/{binary}/src"
     text = "".join(p.read_text() for p in sorted(src.glob("*.rs")))
+    for path in sorted(src.glob("*.rs")):
+        if re.search(r"\.send\(\)|\.(?:client|data|ds)\s*\.\s*[a-z_]+\(\)", path.read_text().split("#[cfg(test)]")[0]):
+            problem(f"functions/{binary}/src/{path.name}: makes an AWS call; a function only wires, its calls "
+                    f"belong in shared/src/adapters (where the IAM check sees them)")
     env = set(ENV_READ.findall(text))
     actions = set()
     for service in set(re.findall(r"shared::services::([a-z_]+)::", text)):
@@ -123,24 +149,172 @@ def function_code(binary):
 
 # ---------------------------------------------------------------- template: what is granted and set
 
-def flatten_actions(node):
-    """Every action in a policy, through Fn::If branches."""
-    out = set()
+PARAMETERS = template.get("Parameters", {})
+CONDITIONS = template.get("Conditions", {})
+# Actions IAM cannot scope to a resource (Service Authorization Reference): the only ones that
+# may be granted on "*". CreateTags/DeleteTags: WORKSPACES-FACTS §8.
+NO_RESOURCE_LEVEL = {"workspaces:DescribeWorkspaces", "workspaces:DescribeTags", "workspaces:CreateTags",
+                     "workspaces:DeleteTags", "workdocs:CreateUser", "workdocs:DescribeUsers"}
+# Which directory services each backend calls; an action of another backend's service must not
+# be granted under it.
+BACKEND_SERVICES = {"workdocs": {"workdocs"}, "ds-data": {"ds-data", "ds"}, "existing": set()}
+DIRECTORY_SERVICES = set().union(*BACKEND_SERVICES.values())
+# Calls the code makes only under a setting, and actions a call needs only under one.
+ONLY_WHEN = {"ds-data:DisableUser": lambda p: p["OnLeaveDirectoryUser"] == "disable"}
+NEEDS_WHEN = {"workspaces:CreateWorkspaces": (lambda p: any(p["VolumeEncryptionKeyArns"]),
+                                               ["kms:CreateGrant", "kms:DescribeKey"])}
+EXAMPLE_KEY = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def parameter_default(name):
+    spec = PARAMETERS[name]
+    value = spec.get("Default", "")
+    return [v.strip() for v in str(value).split(",")] if spec["Type"] == "CommaDelimitedList" else str(value)
+
+
+def scenarios():
+    """Every combination of the settings that change a function's grants."""
+    backends = PARAMETERS["DirectoryBackend"]["AllowedValues"]
+    on_leave = PARAMETERS["OnLeaveDirectoryUser"]["AllowedValues"]
+    for backend, leave, keys in itertools.product(backends, on_leave, [[""], [EXAMPLE_KEY]]):
+        if leave == "disable" and backend != "ds-data":
+            continue  # the intake refuses it (ON_LEAVE_DIRECTORY_USER: disable needs ds-data)
+        params = {name: parameter_default(name) for name in PARAMETERS}
+        params.update(DirectoryBackend=backend, OnLeaveDirectoryUser=leave, VolumeEncryptionKeyArns=keys)
+        yield params
+
+
+def value(node, params):
+    """A parameter-only intrinsic (Ref, Fn::Join, Fn::Equals, Fn::Not/And/Or, Condition)."""
+    if isinstance(node, dict) and len(node) == 1:
+        (fn, arg), = node.items()
+        if fn == "Ref":
+            return params[arg]
+        if fn == "Fn::Join":
+            return arg[0].join(value(v, params) for v in value(arg[1], params))
+        if fn == "Fn::Equals":
+            return value(arg[0], params) == value(arg[1], params)
+        if fn == "Fn::Not":
+            return not value(arg[0], params)
+        if fn == "Fn::And":
+            return all(value(v, params) for v in arg)
+        if fn == "Fn::Or":
+            return any(value(v, params) for v in arg)
+        if fn == "Condition":
+            return value(CONDITIONS[arg], params)
+    if isinstance(node, list):
+        return [value(v, params) for v in node]
+    return node
+
+
+def branches(node, params):
+    """A policy node with every Fn::If decided under `params`; AWS::NoValue dropped."""
     if isinstance(node, dict):
         if "Fn::If" in node:
-            for branch in node["Fn::If"][1:]:
-                out |= flatten_actions(branch)
-            return out
-        if "Action" in node:
-            acts = node["Action"]
-            out |= set([acts] if isinstance(acts, str) else acts)
-        for key in ("Statement",):
-            if key in node:
-                out |= flatten_actions(node[key])
+            cond, yes, no = node["Fn::If"]
+            return branches(yes if value(CONDITIONS[cond], params) else no, params)
+        if node == {"Ref": "AWS::NoValue"}:
+            return None
+        return {k: branches(v, params) for k, v in node.items()}
+    if isinstance(node, list):
+        return [b for b in (branches(v, params) for v in node) if b is not None]
+    return node
+
+
+def as_list(v):
+    return [v] if isinstance(v, (str, dict)) else list(v or [])
+
+
+def statements(props, params):
+    return [s for policy in props.get("Policies", []) if isinstance(policy, dict)
+            for s in as_list(branches(policy, params).get("Statement", []))]
+
+
+def granted_under(props, params):
+    """Allowed action → the resources (as the template writes them) it is granted on."""
+    grants = {}
+    for s in statements(props, params):
+        if s.get("Effect") == "Allow":
+            for action in as_list(s.get("Action")):
+                grants.setdefault(action, []).extend(as_list(s.get("Resource")))
+    return grants
+
+
+def shape_problems(logical, props):
+    """What the grants of one function must never be, in any branch."""
+    for key in ("Role", "ManagedPolicyArns", "PermissionsBoundary"):
+        if key in props:
+            problem(f"{logical}: sets {key}; grant inline statements in Policies only")
+    for policy in props.get("Policies", []):
+        if not (isinstance(policy, dict) and set(policy) == {"Statement"}):
+            name = policy if isinstance(policy, str) else ", ".join(policy) if isinstance(policy, dict) else policy
+            problem(f"{logical}: Policies holds {name}, a managed policy or SAM policy template; "
+                    f"grant inline statements only (the check cannot see what those allow)")
+    raw = json.dumps(props.get("Policies", []))
+    for key in ("NotAction", "NotResource", "NotPrincipal"):
+        if f'"{key}"' in raw:
+            problem(f"{logical}: a statement uses {key}; name the actions and resources it allows")
+    for params in scenarios():
+        for s in statements(props, params):
+            actions = as_list(s.get("Action"))
+            for action in actions:
+                if "*" in action:
+                    problem(f"{logical}: grants the wildcard action {action}; name each action")
+            if s.get("Effect") == "Allow" and "*" in as_list(s.get("Resource")):
+                for action in sorted(set(actions) - NO_RESOURCE_LEVEL):
+                    problem(f"{logical}: grants {action} on Resource \"*\"; it has resource-level permissions")
+
+
+for name, r in resources.items():
+    if r["Type"] in ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy"):
+        problem(f"{name}: an {r['Type']} grants outside the functions' Policies, where the check cannot follow it")
+
+
+def expected_under(called, params):
+    """The actions the code needs under `params`: only its backend's directory services, calls made
+    only under a setting when it holds, and what a call needs under a setting."""
+    wanted = set()
+    for action in called:
+        service = action.split(":")[0]
+        if service in DIRECTORY_SERVICES and service not in BACKEND_SERVICES[params["DirectoryBackend"]]:
+            continue
+        if action in ONLY_WHEN and not ONLY_WHEN[action](params):
+            continue
+        wanted.add(action)
+        when, needs = NEEDS_WHEN.get(action, (None, []))
+        if when and when(params):
+            wanted.update(needs)
+    return wanted
+
+
+def setting(params, relevant=("DirectoryBackend", "OnLeaveDirectoryUser", "VolumeEncryptionKeyArns")):
+    """The settings a function's grants depend on, as a problem names them."""
+    said = []
+    for name in relevant:
+        if name == "VolumeEncryptionKeyArns":
+            said.append("a volume key" if any(params[name]) else "no volume key")
+        else:
+            said.append(f"{name}={params[name]}")
+    return ", ".join(said) or "any setting"
+
+
+def parameters_of(node, condition=False):
+    """The parameters the conditions of a node's Fn::If depend on, through other conditions."""
+    found = set()
+    if isinstance(node, dict):
+        for fn, arg in node.items():
+            if fn == "Fn::If":
+                found |= parameters_of(CONDITIONS[arg[0]], True) | parameters_of(arg[1:], condition)
+            elif fn == "Condition" and isinstance(arg, str):  # not a statement's Condition block
+                found |= parameters_of(CONDITIONS[arg], True)
+            elif fn == "Ref":
+                found |= {arg} if condition and arg in PARAMETERS else set()
+            else:
+                found |= parameters_of(arg, condition)
     elif isinstance(node, list):
-        for item in node:
-            out |= flatten_actions(item)
-    return out
+        for v in node:
+            found |= parameters_of(v, condition)
+    return found
 
 
 global_env = set(template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
@@ -165,11 +339,13 @@ for binary in sorted(p.name for p in (ROOT / "functions").iterdir() if (p / "Car
         problem(f"{logical}: reads {v} but the template does not set it")
     for v in sorted(env_set - env_read):
         problem(f"{logical}: the template sets {v} but the code never reads it")
-    granted = flatten_actions(props.get("Policies", []))
-    for a in sorted(called - granted):
-        problem(f"{logical}: calls {a} but is not granted it")
-    for a in sorted(granted - called):
-        problem(f"{logical}: is granted {a} but never calls it")
+    shape_problems(logical, props)
+    for params in scenarios():
+        granted, wanted = set(granted_under(props, params)), expected_under(called, params)
+        for a in sorted(wanted - granted):
+            problem(f"{logical}: calls {a} but is not granted it ({setting(params)})")
+        for a in sorted(granted - wanted):
+            problem(f"{logical}: is granted {a} but never calls it ({setting(params)})")
     if res.get("Metadata", {}).get("BuildMethod") != "rust-cargolambda":
         problem(f"{logical}: BuildMethod must be rust-cargolambda")
     local = local_functions.get(binary)
@@ -251,6 +427,124 @@ else:
                      ("on-demand", t.get("BillingMode") == "PAY_PER_REQUEST")]:
         if not ok:
             problem(f"table: {flag} is not enabled")
+
+# ---------------------------------------------------------------- recorded calls (--calls)
+
+def recorded_actions(label):
+    """IAM actions (with the DynamoDB index, if any) a recorded call needs: `dynamodb:Query
+    index=work-index`, `dynamodb:TransactWriteItems items=ConditionCheck,Put`,
+    `workspaces:CreateWorkspaces tags kms`."""
+    op, *qualifiers = label.split(" ")
+    facts = dict(q.split("=", 1) if "=" in q else (q, True) for q in qualifiers)
+    if op == "dynamodb:TransactWriteItems":  # authorised per item
+        needed = [f"dynamodb:{kind}Item" for kind in facts.get("items", "").split(",") if kind]
+    else:
+        needed = ACTION_NAME.get(op, [op])
+    needed = [(a, facts.get("index")) for a in needed]
+    needed += [(a, None) for a in IMPLIED.get(op, []) if a != "workspaces:CreateTags" or facts.get("tags")]
+    if facts.get("kms"):
+        needed += [(a, None) for a in NEEDS_WHEN["workspaces:CreateWorkspaces"][1]]
+    return needed
+
+
+def on_index(resource):
+    """The index a DynamoDB grant's resource names (`${Table.Arn}/index/work-index`), else None."""
+    text = json.dumps(resource)
+    found = re.search(r"/index/([A-Za-z0-9_.*-]+)", text)
+    return found.group(1) if found else None
+
+
+def run_parameters(recording):
+    """The template parameters a recorded run was made under, from the functions' settings: a
+    variable the template sets from a parameter (`!Ref P`, `!Join [",", !Ref P]`) gives it."""
+    params = {name: parameter_default(name) for name in PARAMETERS}
+    for binary, seen in recording["functions"].items():
+        if binary not in functions:
+            continue
+        variables = functions[binary][1]["Properties"].get("Environment", {}).get("Variables", {})
+        for variable, source in variables.items():
+            if variable not in seen["environment"] or not isinstance(source, dict):
+                continue
+            got = seen["environment"][variable]
+            if "Ref" in source and source["Ref"] in PARAMETERS:
+                params[source["Ref"]] = got
+            elif "Fn::Join" in source and isinstance(source["Fn::Join"][1], dict) and "Ref" in source["Fn::Join"][1]:
+                params[source["Fn::Join"][1]["Ref"]] = [v.strip() for v in got.split(source["Fn::Join"][0])]
+    return params
+
+
+# Granted, reachable in the code (the static check proves it), but made by no recorded run yet:
+# each with the path that makes it. Listed here, the check says so at every run instead of
+# failing; an entry a recorded run does call fails the check, so that it is removed.
+NOT_YET_RECORDED = {
+    ("provisioner", "sqs:SendMessage"): "an orphan's termination: a WorkSpace from a create that crashed "
+                                        "before its write, found for someone who no longer wants one",
+    ("reconciler", "dynamodb:GetItem"): "a record read again after a conditional write lost to a concurrent one",
+    ("reconciler", "workspaces:DeleteTags"): "a move to a profile without one of the current profile's tags",
+}
+
+
+def check_recorded_calls(directory):
+    runs = sorted(directory.glob("*.json"))
+    if not runs:
+        problem(f"--calls {directory}: no recorded run (run the e2e tests first)")
+        return
+    # function → setting → {"params", "called": {(action, index)}, "runs"}
+    seen = {}
+    for path in runs:
+        recording = json.loads(path.read_text())
+        params = run_parameters(recording)
+        for binary, calls in recording["functions"].items():
+            if binary not in functions:
+                continue  # not a product function (the runner tests' probe)
+            policies = functions[binary][1]["Properties"].get("Policies", [])
+            where = setting(params, sorted(parameters_of(policies)))
+            entry = seen.setdefault(binary, {}).setdefault(where, {"params": params, "called": set(), "runs": 0})
+            entry["runs"] += 1
+            for label in calls["calls"]:
+                entry["called"].update(recorded_actions(label))
+    for binary in sorted(functions):
+        if binary not in seen:
+            problem(f"{functions[binary][0]}: no recorded run of it")
+    for binary, settings in sorted(seen.items()):
+        logical, res = functions[binary]
+        grants = {where: granted_under(res["Properties"], e["params"]) for where, e in settings.items()}
+        everywhere = set.intersection(*(set(g) for g in grants.values()))
+        called_anywhere = {call for e in settings.values() for call in e["called"]}
+        for where, entry in sorted(settings.items()):
+            granted = grants[where]
+            # Nothing called without its grant, on the index or table it is granted on.
+            for action, index in sorted(entry["called"], key=str):
+                if action not in granted:
+                    problem(f"{logical}: called {action} in a recorded run but is not granted it ({where})")
+                elif action.startswith("dynamodb:") and index not in {on_index(r) for r in granted[action]} | {"*"}:
+                    problem(f"{logical}: called {action} on {f'index {index}' if index else 'the table'} but is "
+                            f"granted it only on {sorted(str(on_index(r) or 'the table') for r in granted[action])} ({where})")
+            # Nothing granted that no run called: a grant of every setting by any run, a grant of
+            # this setting only by a run under it.
+            for action, resources in sorted(granted.items()):
+                pool = called_anywhere if action in everywhere else entry["called"]
+                for resource in resources if action.startswith("dynamodb:") else [None]:
+                    used = any(a == action and (resource is None or index == on_index(resource)) for a, index in pool)
+                    if used or (binary, action) in NOT_YET_RECORDED:
+                        continue
+                    on = "" if resource is None else f" on {f'index {on_index(resource)}' if on_index(resource) else 'the table'}"
+                    runs_seen = sum(e["runs"] for e in settings.values()) if action in everywhere else entry["runs"]
+                    problem(f"{logical}: is granted {action}{on} but no recorded run called it "
+                            f"({runs_seen} runs; {where})")
+            print(f"recorded {binary} ({where}): {entry['runs']} runs, {len({a for a, _ in entry['called']})} actions")
+        for (listed, action), why in sorted(NOT_YET_RECORDED.items()):
+            if listed != binary:
+                continue
+            if any(a == action for a, _ in called_anywhere):
+                problem(f"{logical}: {action} is listed as not yet recorded, but a run called it: "
+                        f"remove it from NOT_YET_RECORDED")
+            else:
+                print(f"not yet recorded: {logical} {action} ({why})")
+
+
+if args.calls:
+    check_recorded_calls(args.calls)
 
 for p in problems:
     print(p, file=sys.stderr)

@@ -382,6 +382,21 @@ impl GuardStatus {
 
 /// The start of the guard's fixed window of `window_ms` (> 0) that holds `now_ms`: windows start
 /// at multiples of their length, so every invocation counts in the same one.
+/// Where a listing of due held events stands: the index shard being read and, within it, the key
+/// of the last event read (the store's own, opaque to its callers). The default starts at the top.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DueCursor {
+    pub(crate) shard: u32,
+    pub(crate) after: Option<BTreeMap<String, String>>,
+}
+
+/// One page of due held events, and where the next starts (`None`: nothing more is due).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DuePage {
+    pub events: Vec<ScheduledEvent>,
+    pub next: Option<DueCursor>,
+}
+
 pub fn guard_window_start(now_ms: i64, window_ms: i64) -> i64 {
     now_ms.div_euclid(window_ms) * window_ms
 }
@@ -435,8 +450,15 @@ pub trait StateStore: Send + Sync {
 
     /// Holds a future-dated event until it is due (idempotent per event).
     fn schedule(&self, event: &ScheduledEvent) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Held events due at `now_ms` (from the sparse index).
-    fn due(&self, now_ms: i64) -> impl Future<Output = Result<Vec<ScheduledEvent>, StoreError>> + Send;
+    /// At most `limit` held events due at `now_ms`, from where `from` stands (the sparse index,
+    /// eventually consistent). One page at a time, so a reader holds at most `limit` bodies
+    /// however many events are due; the page's `next` says where the following page starts.
+    fn due(
+        &self,
+        now_ms: i64,
+        from: &DueCursor,
+        limit: usize,
+    ) -> impl Future<Output = Result<DuePage, StoreError>> + Send;
     /// Removes a held event; `false` if it was not (or no longer) held.
     fn unschedule(&self, employee_id: &str, event_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Held events of one employee.
@@ -664,8 +686,13 @@ impl<T: StateStore> StateStore for std::sync::Arc<T> {
     fn schedule(&self, event: &ScheduledEvent) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).schedule(event)
     }
-    fn due(&self, now_ms: i64) -> impl Future<Output = Result<Vec<ScheduledEvent>, StoreError>> + Send {
-        (**self).due(now_ms)
+    fn due(
+        &self,
+        now_ms: i64,
+        from: &DueCursor,
+        limit: usize,
+    ) -> impl Future<Output = Result<DuePage, StoreError>> + Send {
+        (**self).due(now_ms, from, limit)
     }
     fn unschedule(&self, employee_id: &str, event_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).unschedule(employee_id, event_id)

@@ -132,6 +132,8 @@ impl TestStack {
         let sim_url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(aws_simulator::serve(listener, sim));
         let prefix = format!("t{}-", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        // Every test's calls, for the IAM check that follows the suite (`make check-calls`).
+        let record_calls = Some(repo_root().join(format!("target/iam-calls/{prefix}calls.json")));
         let extra_env = local_stack::emulator_env(moto, &sim_url);
         let options = Options {
             prefix,
@@ -143,6 +145,7 @@ impl TestStack {
             extra_env,
             duplicate_deliveries: test.duplicate_deliveries,
             disabled_mappings: test.disabled_mappings.iter().map(|f| (*f).to_owned()).collect(),
+            record_calls,
         };
         let config = sdk_config(moto).await;
         let stack = local_stack::start(&def, &options, &config).await.unwrap();

@@ -66,6 +66,19 @@ impl Config {
             "must be 0-2160 (90 days; 0 terminates at once)",
         );
         let profiles = env.required_with("WORKSPACE_PROFILES", |s| Profiles::from_json(s).map_err(|e| e.to_string()));
+        // The template grants the provisioner KMS on these keys only (VolumeEncryptionKeyArns): a
+        // profile naming another would fail at every CreateWorkspaces, so it is refused here.
+        let granted_keys: String = env.optional("VOLUME_ENCRYPTION_KEY_ARNS", String::new());
+        if let Some(profiles) = &profiles {
+            let granted: Vec<&str> = granted_keys.split(',').map(str::trim).filter(|k| !k.is_empty()).collect();
+            for (key, profile) in profiles.volume_keys() {
+                env.check(
+                    "VOLUME_ENCRYPTION_KEY_ARNS",
+                    granted.contains(&key),
+                    &format!("must list {key:?}, the kms_key of profile {profile:?} (as the profile names it)"),
+                );
+            }
+        }
         let ttl_days: i64 = env.optional("IDEMPOTENCY_TTL_DAYS", 30);
         env.check("IDEMPOTENCY_TTL_DAYS", (1..=365).contains(&ttl_days), "must be 1-365");
         let fallback_s: i64 = env.optional("CLAIM_FALLBACK_SECONDS", 900);
@@ -108,5 +121,29 @@ mod tests {
         ] {
             assert!(err.contains(name), "{name} missing from {err}");
         }
+    }
+
+    #[test]
+    fn a_profile_encrypting_with_a_key_the_template_does_not_grant_is_refused() {
+        let profiles = r#"{"default_profile":"std","profiles":{"std":{"directory_id":"d-1234567890",
+            "bundle_id":"wsb-1234567890","user_volume_encrypted":true,
+            "kms_key":"arn:aws:kms:us-east-1:111122223333:key/1"}}}"#;
+        let read = |granted: &'static str| {
+            let env: HashMap<&str, &str> = [
+                ("TABLE_NAME", "t"),
+                ("WORKSPACE_REQUESTS_QUEUE_URL", "q"),
+                ("TERMINATION_REQUESTS_QUEUE_URL", "q"),
+                ("DIRECTORY_BACKEND", "existing"),
+                ("WORKSPACE_PROFILES", profiles),
+                ("VOLUME_ENCRYPTION_KEY_ARNS", granted),
+            ]
+            .into();
+            Config::read(EnvReader::new(move |k| env.get(k).map(|v| v.to_string())))
+        };
+        let err = read("").unwrap_err().to_string();
+        assert!(err.contains("VOLUME_ENCRYPTION_KEY_ARNS") && err.contains(r#"profile "std""#), "{err}");
+        assert!(read("arn:aws:kms:us-east-1:111122223333:key/2").is_err(), "another key");
+        let both = "arn:aws:kms:us-east-1:111122223333:key/2, arn:aws:kms:us-east-1:111122223333:key/1";
+        assert!(read(both).is_ok());
     }
 }

@@ -3,14 +3,11 @@
 //! touching their code. It also routes by service, so that DynamoDB and SQS can each have their
 //! own moto process (moto answers one request at a time per process).
 
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use local_stack::passthrough::{Operation, Passthrough};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Calls of one operation, the items they carried (a batch call carries several), and how long
 /// moto took to answer them.
@@ -24,67 +21,50 @@ pub struct OpCount {
 
 pub type Counts = BTreeMap<String, OpCount>;
 
-#[derive(Clone)]
-struct Proxy {
-    dynamodb: String,
-    sqs: String,
-    client: reqwest::Client,
-    counts: Arc<Mutex<Counts>>,
-}
-
 pub struct CountingProxy {
     pub url: String,
     counts: Arc<Mutex<Counts>>,
-    server: tokio::task::AbortHandle,
-}
-
-/// The server stops with its run; the next run starts its own.
-impl Drop for CountingProxy {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    _server: Passthrough,
 }
 
 impl CountingProxy {
     /// Forwards DynamoDB calls to `dynamodb` and everything else to `sqs`.
     pub async fn start(dynamodb: &str, sqs: &str) -> std::io::Result<CountingProxy> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
         let counts = Arc::new(Mutex::new(Counts::new()));
-        let proxy = Proxy {
-            dynamodb: dynamodb.trim_end_matches('/').to_owned(),
-            sqs: sqs.trim_end_matches('/').to_owned(),
-            client: reqwest::Client::new(),
-            counts: counts.clone(),
-        };
-        let app = axum::Router::new().fallback(forward).with_state(proxy);
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "counting proxy stopped");
-            }
-        })
-        .abort_handle();
-        Ok(CountingProxy { url, counts, server })
+        let (dynamodb, sqs) = (dynamodb.trim_end_matches('/').to_owned(), sqs.trim_end_matches('/').to_owned());
+        let route =
+            Arc::new(move |op: &Operation| if op.service == "dynamodb" { dynamodb.clone() } else { sqs.clone() });
+        let counted = counts.clone();
+        let observe = Arc::new(
+            move |op: &Operation, body: &[u8], _: Option<axum::http::StatusCode>, took: std::time::Duration| {
+                let name = operation(op);
+                let carried = items(&name, body);
+                let took = took.as_secs_f64() * 1000.0;
+                let mut counts = counted.lock().unwrap_or_else(PoisonError::into_inner);
+                let entry = counts.entry(name).or_default();
+                entry.calls += 1;
+                entry.items += carried;
+                entry.total_ms += took;
+                entry.max_ms = entry.max_ms.max(took);
+            },
+        );
+        let server = Passthrough::start(route, observe).await?;
+        Ok(CountingProxy { url: server.url.clone(), counts, _server: server })
     }
 
     pub fn counts(&self) -> Counts {
-        self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.counts.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 }
 
-/// `DynamoDB.PutItem`, `SQS.SendMessageBatch`: the service's short name and the operation, from
-/// the JSON protocols' `X-Amz-Target`.
-pub fn operation(headers: &HeaderMap) -> String {
-    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("unknown.unknown");
-    let (service, op) = target.split_once('.').unwrap_or(("unknown", target));
-    let service = if service.starts_with("DynamoDB") {
-        "DynamoDB"
-    } else if service.starts_with("AmazonSQS") {
-        "SQS"
-    } else {
-        service
+/// `DynamoDB.PutItem`, `SQS.SendMessageBatch`: the names the bench's report uses.
+pub fn operation(op: &Operation) -> String {
+    let service = match op.service.as_str() {
+        "dynamodb" => "DynamoDB",
+        "sqs" => "SQS",
+        other => other,
     };
-    format!("{service}.{op}")
+    format!("{service}.{}", op.name)
 }
 
 /// Items a request carries: keys or writes of a batch, entries of a message batch; 1 otherwise.
@@ -107,63 +87,15 @@ pub fn items(operation: &str, body: &[u8]) -> u64 {
     }
 }
 
-async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, 64 << 20).await else {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
-    };
-    let op = operation(&parts.headers);
-    let carried = items(&op, &body);
-    let started = std::time::Instant::now();
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let base = if op.starts_with("DynamoDB.") { &proxy.dynamodb } else { &proxy.sqs };
-    let mut upstream = proxy.client.request(parts.method, format!("{base}{path}"));
-    for (name, value) in &parts.headers {
-        if name != header::HOST && name != header::CONTENT_LENGTH {
-            upstream = upstream.header(name, value);
-        }
-    }
-    let answer = async {
-        let answer = upstream.body(body).send().await?;
-        let (status, headers) = (answer.status(), answer.headers().clone());
-        Ok::<_, reqwest::Error>((status, headers, answer.bytes().await?))
-    }
-    .await;
-    {
-        let took = started.elapsed().as_secs_f64() * 1000.0;
-        let mut counts = proxy.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = counts.entry(op).or_default();
-        entry.calls += 1;
-        entry.items += carried;
-        entry.total_ms += took;
-        entry.max_ms = entry.max_ms.max(took);
-    }
-    match answer {
-        Ok((status, headers, bytes)) => {
-            let mut response = Response::new(Body::from(bytes));
-            *response.status_mut() = status;
-            for (name, value) in &headers {
-                if name != header::CONTENT_LENGTH && name != header::TRANSFER_ENCODING {
-                    response.headers_mut().insert(name, value.clone());
-                }
-            }
-            response
-        }
-        Err(e) => (StatusCode::BAD_GATEWAY, format!("counting proxy: {e}")).into_response(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn operations_are_named_by_service_and_batches_counted_by_item() {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-amz-target", "DynamoDB_20120810.BatchGetItem".parse().unwrap());
-        assert_eq!(operation(&headers), "DynamoDB.BatchGetItem");
-        headers.insert("x-amz-target", "AmazonSQS.SendMessageBatch".parse().unwrap());
-        assert_eq!(operation(&headers), "SQS.SendMessageBatch");
+        let op = |service: &str, name: &str| Operation { service: service.into(), name: name.into() };
+        assert_eq!(operation(&op("dynamodb", "BatchGetItem")), "DynamoDB.BatchGetItem");
+        assert_eq!(operation(&op("sqs", "SendMessageBatch")), "SQS.SendMessageBatch");
         let get = br#"{"RequestItems":{"t":{"Keys":[{"pk":{"S":"a"}},{"pk":{"S":"b"}}],"ConsistentRead":true}}}"#;
         assert_eq!(items("DynamoDB.BatchGetItem", get), 2);
         let write = br#"{"RequestItems":{"t":[{"PutRequest":{}},{"PutRequest":{}},{"DeleteRequest":{}}]}}"#;

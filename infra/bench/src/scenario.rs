@@ -167,6 +167,7 @@ impl Running {
             extra_env,
             duplicate_deliveries: false,
             disabled_mappings: Default::default(),
+            record_calls: None,
         };
         let stack = local_stack::start(&settings.stack, &options, &sdk_config(&runner_route.url).await).await?;
         Ok(Running {

@@ -4,8 +4,10 @@
 
 pub mod esm;
 pub mod invoke_api;
+pub mod passthrough;
 pub mod process;
 pub mod provision;
+pub mod recorder;
 pub mod runtime;
 pub mod schedule;
 pub mod stack;
@@ -42,6 +44,8 @@ pub struct Options {
     /// Functions whose SQS event source mappings start disabled (`Enabled: false`), until
     /// [`LocalStack::set_mapping_enabled`] turns them on.
     pub disabled_mappings: BTreeSet<String>,
+    /// Record the AWS operations each function calls into this JSON file ([`recorder`]).
+    pub record_calls: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +69,8 @@ pub struct LocalStack {
     pub invoke_url: String,
     mappings: BTreeMap<String, watch::Sender<bool>>,
     tasks: Vec<JoinHandle<()>>,
+    /// Kept for as long as the stack runs: its pass-throughs stop with it.
+    _recorder: Option<recorder::Recorder>,
 }
 
 impl LocalStack {
@@ -161,6 +167,7 @@ pub async fn start(
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let resources = provision::provision(&def, &options.prefix, &dynamodb, &sqs).await?;
 
+    let recorder = options.record_calls.clone().map(recorder::Recorder::new);
     let mut pools = BTreeMap::new();
     for f in &def.functions {
         let binary = options.bin_dir.join(&f.binary);
@@ -175,6 +182,12 @@ pub async fn start(
                 reference,
             })?;
             environment.insert(variable.clone(), resolved);
+        }
+        if let Some(recorder) = &recorder {
+            recorder
+                .front(&f.name, &mut environment)
+                .await
+                .map_err(|source| StartError::Io { what: format!("call recorder for {}", f.name), source })?;
         }
         let instances = f.sqs.iter().map(|m| m.max_concurrency).sum::<usize>() + usize::from(f.schedule.is_some());
         let spec = FunctionSpec {
@@ -233,7 +246,7 @@ pub async fn start(
             tracing::error!(error = %e, "invoke API stopped");
         }
     }));
-    Ok(LocalStack { resources, functions, invoke_url: format!("http://{addr}"), mappings, tasks })
+    Ok(LocalStack { resources, functions, invoke_url: format!("http://{addr}"), mappings, tasks, _recorder: recorder })
 }
 
 /// `hr-events.fifo` → `HR_EVENTS`: the stem of the variables naming a queue.

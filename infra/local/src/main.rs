@@ -36,6 +36,10 @@ struct Args {
     /// Write `export` lines for the whole stack here once it is up.
     #[arg(long)]
     env_file: Option<PathBuf>,
+    /// Record the AWS operations each function calls into this JSON file (for the IAM check:
+    /// `infra/check_template.py --calls`).
+    #[arg(long)]
+    record_calls: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -52,9 +56,14 @@ async fn main() -> anyhow::Result<()> {
         schedule_every: args.schedule_every_s.map(Duration::from_secs_f64),
         max_visibility_timeout_s: args.max_visibility_timeout_s,
         invoke_addr: args.invoke_addr.clone(),
-        extra_env: Default::default(),
+        // Recording puts a pass-through in front of each endpoint the functions inherit.
+        extra_env: match args.record_calls {
+            Some(_) => std::env::vars().filter(|(k, _)| k.starts_with("AWS_ENDPOINT_URL_")).collect(),
+            None => Default::default(),
+        },
         duplicate_deliveries: args.duplicate_deliveries,
         disabled_mappings: Default::default(),
+        record_calls: args.record_calls.clone(),
     };
     let sdk = aws_config::load_from_env().await;
     let stack = local_stack::start(&def, &options, &sdk).await?;

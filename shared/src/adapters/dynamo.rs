@@ -18,12 +18,12 @@ use super::describe_sdk_error;
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use crate::domain::names::{EmployeeId, EventId};
 use crate::ports::{
-    Claim, ClaimOutcome, GuardStatus, HistoryEntry, MAX_TERMINATIONS_PER_WINDOW, NameClaim, ScheduledEvent, StateStore,
-    StoreError, guard_window_start,
+    Claim, ClaimOutcome, DueCursor, DuePage, GuardStatus, HistoryEntry, MAX_TERMINATIONS_PER_WINDOW, NameClaim,
+    ScheduledEvent, StateStore, StoreError, guard_window_start,
 };
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub const WORK_INDEX: &str = "work-index";
 /// Watched employees are spread over this many index partitions (no hot key).
@@ -810,22 +810,43 @@ impl StateStore for DynamoStore {
         Ok(())
     }
 
-    async fn due(&self, now_ms: i64) -> Result<Vec<ScheduledEvent>, StoreError> {
+    async fn due(&self, now_ms: i64, from: &DueCursor, limit: usize) -> Result<DuePage, StoreError> {
         let mut events = Vec::new();
-        for shard in 0..WORK_SHARDS {
-            let query = self
+        let (mut shard, mut after) = (from.shard, from.after.clone());
+        while shard < WORK_SHARDS {
+            let room = limit.saturating_sub(events.len());
+            if room == 0 {
+                return Ok(DuePage { events, next: Some(DueCursor { shard, after }) });
+            }
+            // A page's key, not a fresh query from the top: the index is eventually consistent,
+            // so events just released could be listed again by a query that starts over.
+            let start = after.take().map(|key| key.into_iter().map(|(k, v)| (k, s(v))).collect::<Item>());
+            let out = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .index_name(WORK_INDEX)
                 .key_condition_expression("work_shard = :shard AND work_due <= :now")
                 .expression_attribute_values(":shard", s(format!("{SCHEDULED}#{shard}")))
-                .expression_attribute_values(":now", s(format!("{now_ms:013}")));
-            for item in self.query_all(query).await? {
+                .expression_attribute_values(":now", s(format!("{now_ms:013}")))
+                .limit(i32::try_from(room).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("Query", &e))?;
+            for item in out.items.unwrap_or_default() {
                 events.push(decode(item)?);
             }
+            match out.last_evaluated_key {
+                Some(key) => {
+                    let key: BTreeMap<String, String> =
+                        key.into_iter().filter_map(|(k, v)| v.as_s().ok().cloned().map(|v| (k, v))).collect();
+                    after = Some(key);
+                }
+                None => shard += 1,
+            }
         }
-        Ok(events)
+        Ok(DuePage { events, next: None })
     }
 
     async fn unschedule(&self, employee_id: &str, event_id: &str) -> Result<bool, StoreError> {

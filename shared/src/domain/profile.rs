@@ -242,6 +242,17 @@ impl Profiles {
         Ok(Profiles { config, departments })
     }
 
+    /// The KMS keys the profiles encrypt volumes with, each with the first profile naming it.
+    pub fn volume_keys(&self) -> BTreeMap<&str, &str> {
+        let mut keys = BTreeMap::new();
+        for (name, profile) in &self.config.profiles {
+            if let Some(key) = profile.kms_key.as_deref().filter(|k| !k.is_empty()) {
+                keys.entry(key).or_insert(name.as_str());
+            }
+        }
+        keys
+    }
+
     /// The profile for a joiner: the event's explicit profile, else the department's, else the
     /// default; then the event's overrides, validated like a profile.
     pub fn resolve(

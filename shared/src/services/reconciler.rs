@@ -21,10 +21,19 @@ use crate::domain::employee::{EmployeeRecord, EmployeeState};
 use crate::domain::lifecycle::{self, CallFailure, Input, MoveCall, MoveSight, Seen, SeenWorkspace, Step};
 use crate::domain::time::Timestamp;
 use crate::domain::workspace::{Cooldowns, MAX_PER_CALL, WorkspaceState};
-use crate::ports::{Clock, MessageQueue, PortError, StateStore, WorkspaceInfo, WorkspacesApi, WorkspacesError};
+use crate::ports::{
+    Clock, DueCursor, MessageQueue, PortError, StateStore, WorkspaceInfo, WorkspacesApi, WorkspacesError,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tracing::{info, warn};
+
+/// Held events read per page: the most event bodies a run holds at once, however many are due.
+pub const DUE_PAGE: usize = 100;
+/// Held events released per run at most (about 100 SendMessageBatch and 1,000 DeleteItem calls):
+/// a flood of events dated for one day goes over a few runs, and each run still confirms
+/// WorkSpaces and advances movers. The oldest of each index shard go first.
+pub const RELEASES_PER_RUN: usize = 1_000;
 /// Employees read per consistent batch read (BatchGetItem takes up to 100 keys).
 const READ_PAGE: usize = 100;
 
@@ -40,6 +49,8 @@ pub struct ReconcileReport {
     pub stuck_pending: usize,
     pub stuck_terminating: usize,
     pub released: usize,
+    /// More held events were due than one run releases ([`RELEASES_PER_RUN`]): the next run goes on.
+    pub releases_left: bool,
     /// Grace periods found over: terminations requested.
     pub grace_over: usize,
     /// Left for the next run because this one's time budget was spent.
@@ -405,24 +416,37 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
         })
     }
 
-    /// Posts held events that are due; the intake then applies them. A crash between posting
-    /// and removing posts again, which the intake sees as a duplicate.
+    /// Posts held events that are due; the intake then applies them. A page at a time, each
+    /// page's events posted together before any is removed: a crash between posting and
+    /// removing posts again, which the intake sees as a duplicate. At most [`RELEASES_PER_RUN`]
+    /// per run, so a flood of due events leaves the run time for its other work.
     async fn release_due(&self, now: i64, report: &mut ReconcileReport) -> Result<(), ReconcileError> {
-        for event in self.store.due(now).await? {
-            let decision = lifecycle::decide(None, &Input::Due(event.clone()), now);
-            for step in &decision.steps {
-                match step {
-                    Step::Post(event) => {
-                        self.hr_events.send(&[super::due_message(event)]).await.map_err(StepError::from)?
+        let mut from = Some(DueCursor::default());
+        while let Some(cursor) = from.take() {
+            if report.released >= RELEASES_PER_RUN {
+                report.releases_left = true;
+                break;
+            }
+            let page = self.store.due(now, &cursor, DUE_PAGE.min(RELEASES_PER_RUN - report.released)).await?;
+            let (mut posts, mut removals) = (Vec::new(), Vec::new());
+            for event in &page.events {
+                for step in lifecycle::decide(None, &Input::Due(event.clone()), now).steps {
+                    match step {
+                        Step::Post(event) => posts.push(super::due_message(&event)),
+                        Step::Unschedule { employee_id, event_id } => removals.push((employee_id, event_id)),
+                        _ => return Err(StepError::NotHere("a release takes only Post and Unschedule").into()),
                     }
-                    Step::Unschedule { employee_id, event_id } => {
-                        self.store.unschedule(employee_id, event_id).await?;
-                    }
-                    _ => return Err(StepError::NotHere("a release takes only Post and Unschedule").into()),
                 }
             }
-            info!(employee_id = %event.employee_id, event_id = %event.event_id, effective = %Timestamp::from_millis(event.effective_ms), "due event released");
-            report.released += 1;
+            self.hr_events.send(&posts).await.map_err(StepError::from)?;
+            for (employee_id, event_id) in &removals {
+                self.store.unschedule(employee_id, event_id).await?;
+            }
+            for event in &page.events {
+                info!(employee_id = %event.employee_id, event_id = %event.event_id, effective = %Timestamp::from_millis(event.effective_ms), "due event released");
+            }
+            report.released += page.events.len();
+            from = page.next;
         }
         Ok(())
     }
@@ -463,7 +487,7 @@ fn emit_stuck_metric(report: &ReconcileReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{FakeWorkspaces, MemoryQueue, MemoryStore};
+    use crate::testing::{FakeWorkspaces, MemoryStore, reconciler};
     use std::time::Duration;
 
     fn employee(i: usize, state: EmployeeState) -> EmployeeRecord {
@@ -472,25 +496,6 @@ mod tests {
         e.version = 1;
         e.workspace_id = Some(format!("ws-{i:09}"));
         e
-    }
-
-    fn reconciler(
-        store: MemoryStore,
-        workspaces: FakeWorkspaces,
-    ) -> Reconciler<MemoryStore, FakeWorkspaces, MemoryQueue> {
-        Reconciler {
-            store,
-            workspaces,
-            requests: MemoryQueue::default(),
-            hr_events: MemoryQueue::default(),
-            terminations: MemoryQueue::default(),
-            config: ReconcilerConfig {
-                create_deadline_ms: i64::MAX / 2,
-                terminate_deadline_ms: i64::MAX / 2,
-                cooldowns: Cooldowns::DOCUMENTED,
-            },
-            clock: Arc::new(crate::ports::SystemClock),
-        }
     }
 
     #[test]
@@ -507,6 +512,35 @@ mod tests {
         assert_eq!(service.error_type(), "WorkSpaces.InvalidParameterValuesException");
         let queue = ReconcileError::from(StepError::from(QueueError { queue: "q".into(), message: "down".into() }));
         assert_eq!(queue.error_type(), "Queue.SendFailed");
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_due_events_is_released_a_page_at_a_time_over_runs_each_once() {
+        // GIVEN 2,500 events held and due (a reorganisation dated for one day)
+        let store = MemoryStore::default();
+        for i in 0..2_500 {
+            let event = crate::ports::ScheduledEvent {
+                employee_id: format!("E{i:05}"),
+                event_id: format!("ev-{i}"),
+                kind: "leave".into(),
+                occurred_ms: 0,
+                effective_ms: 1_000 + i64::from(i % 7),
+                body: format!("{{\"event_id\":\"ev-{i}\"}}"),
+            };
+            store.schedule(&event).await.unwrap();
+        }
+        let r = reconciler(store, FakeWorkspaces::all("AVAILABLE"));
+        // WHEN the reconciler runs three times
+        let runs = [r.run(None).await.unwrap(), r.run(None).await.unwrap(), r.run(None).await.unwrap()];
+        // THEN each run releases at most its share and says when more are left, and every event
+        // is posted exactly once, in pages (SendMessageBatch takes 10: one send per page)
+        let released: Vec<(usize, bool)> = runs.iter().map(|run| (run.released, run.releases_left)).collect();
+        assert_eq!(released, [(RELEASES_PER_RUN, true), (RELEASES_PER_RUN, true), (500, false)]);
+        let posted = r.hr_events.take();
+        let ids: std::collections::BTreeSet<&str> =
+            posted.iter().filter_map(|m| m.deduplication_id.as_deref()).collect();
+        assert_eq!((posted.len(), ids.len()), (2_500, 2_500), "every event once");
+        assert!(r.store.due(i64::MAX, &DueCursor::default(), 10).await.unwrap().events.is_empty(), "none held");
     }
 
     #[tokio::test]

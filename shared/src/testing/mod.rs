@@ -26,6 +26,27 @@ pub use workspaces::{FakeWorkspaces, Lifecycle, WsCall};
 
 use std::sync::Mutex;
 
+/// A reconciler over the doubles, with deadlines that never pass, the documented cooldowns and
+/// the system clock; its queues start empty.
+pub fn reconciler(
+    store: MemoryStore,
+    workspaces: FakeWorkspaces,
+) -> crate::services::reconciler::Reconciler<MemoryStore, FakeWorkspaces, MemoryQueue> {
+    crate::services::reconciler::Reconciler {
+        store,
+        workspaces,
+        requests: MemoryQueue::default(),
+        hr_events: MemoryQueue::default(),
+        terminations: MemoryQueue::default(),
+        config: crate::services::reconciler::ReconcilerConfig {
+            create_deadline_ms: i64::MAX / 2,
+            terminate_deadline_ms: i64::MAX / 2,
+            cooldowns: crate::domain::workspace::Cooldowns::DOCUMENTED,
+        },
+        clock: std::sync::Arc::new(crate::ports::SystemClock),
+    }
+}
+
 /// Locks, ignoring poisoning: a panicking test must not turn every later assertion into a
 /// poisoned-lock panic.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -6,8 +6,8 @@ use super::{Faults, lock};
 use crate::adapters::dynamo::{MAX_ITEM_BYTES, check_guard_arguments, guard_member, history_item, item_size, shard_of};
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use crate::ports::{
-    Claim, ClaimOutcome, GuardStatus, HistoryEntry, NameClaim, ScheduledEvent, StateStore, StoreError,
-    guard_window_start,
+    Claim, ClaimOutcome, DueCursor, DuePage, GuardStatus, HistoryEntry, NameClaim, ScheduledEvent, StateStore,
+    StoreError, guard_window_start,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -396,7 +396,7 @@ impl StateStore for MemoryStore {
         })
     }
 
-    async fn due(&self, now_ms: i64) -> Result<Vec<ScheduledEvent>, StoreError> {
+    async fn due(&self, now_ms: i64, from: &DueCursor, limit: usize) -> Result<DuePage, StoreError> {
         self.guard("due", || {
             let frozen = lock(&self.frozen_index);
             let live;
@@ -407,14 +407,35 @@ impl StateStore for MemoryStore {
                     &*live
                 }
             };
-            let mut due: Vec<(u32, i64, &ScheduledEvent)> = held
+            // The index's order: shard, then due time, then (here) employee and event.
+            let position = |e: &ScheduledEvent| {
+                (shard_of(&e.employee_id), format!("{:013}", e.effective_ms), e.employee_id.clone(), e.event_id.clone())
+            };
+            let start = from.after.as_ref().map(|key| {
+                let part = |name: &str| key.get(name).cloned().unwrap_or_default();
+                (from.shard, part("work_due"), part("employee_id"), part("event_id"))
+            });
+            let mut due: Vec<_> = held
                 .values()
                 .filter(|e| e.effective_ms <= now_ms)
-                .map(|e| (shard_of(&e.employee_id), e.effective_ms, e))
+                .map(|e| (position(e), e))
+                .filter(|(at, _)| at.0 >= from.shard && start.as_ref().is_none_or(|start| at > start))
                 .collect();
-            // Stable: ties stay in (employee, event) order.
-            due.sort_by_key(|a| (a.0, a.1));
-            Ok(due.into_iter().map(|(_, _, e)| e.clone()).collect())
+            due.sort_by(|a, b| a.0.cmp(&b.0));
+            let more = due.len() > limit;
+            due.truncate(limit);
+            let next = match due.last() {
+                Some(((shard, work_due, employee_id, event_id), _)) if more => Some(DueCursor {
+                    shard: *shard,
+                    after: Some(BTreeMap::from([
+                        ("work_due".to_owned(), work_due.clone()),
+                        ("employee_id".to_owned(), employee_id.clone()),
+                        ("event_id".to_owned(), event_id.clone()),
+                    ])),
+                }),
+                _ => None,
+            };
+            Ok(DuePage { events: due.into_iter().map(|(_, e)| e.clone()).collect(), next })
         })
     }
 
@@ -628,10 +649,10 @@ mod tests {
         store.schedule(&event).await.unwrap();
         assert_eq!(store.watched(EmployeeState::Pending, i64::MAX).await.unwrap(), ["E1"], "stale");
         assert_eq!(store.employee("E1").await.unwrap().unwrap().state, EmployeeState::Active, "consistent");
-        assert!(store.due(10).await.unwrap().is_empty());
+        assert!(store.due(10, &DueCursor::default(), 10).await.unwrap().events.is_empty());
         store.catch_up_index();
         assert!(store.watched(EmployeeState::Pending, i64::MAX).await.unwrap().is_empty());
-        assert_eq!(store.due(10).await.unwrap(), [event]);
+        assert_eq!(store.due(10, &DueCursor::default(), 10).await.unwrap().events, [event]);
     }
 
     #[tokio::test]

@@ -5,8 +5,8 @@ use super::ok;
 use crate::domain::employee::HELD_DUE_MS;
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use crate::ports::{
-    Claim, ClaimOutcome, GuardStatus, HistoryEntry, MAX_TERMINATIONS_PER_WINDOW, NameClaim, ScheduledEvent, StateStore,
-    StoreError,
+    Claim, ClaimOutcome, DueCursor, GuardStatus, HistoryEntry, MAX_TERMINATIONS_PER_WINDOW, NameClaim, ScheduledEvent,
+    StateStore, StoreError,
 };
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -76,6 +76,7 @@ pub async fn state_store<S: StateStore>(store: &S) {
     conditional_saves(store).await;
     history(store).await;
     held_events(store).await;
+    held_events_in_pages(store).await;
     watched(store).await;
 }
 
@@ -269,10 +270,25 @@ fn held(employee: &str, event: &str, effective: i64) -> ScheduledEvent {
     }
 }
 
-/// Ours among the events due at `now`.
+/// Ours among the events due at `now`, read in pages of `page` events: each page holds at most
+/// that many, and no event comes twice.
+async fn due_ids_paged<S: StateStore>(store: &S, now: i64, page: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut from = Some(DueCursor::default());
+    while let Some(cursor) = from {
+        let read = ok("due", store.due(now, &cursor, page).await);
+        assert!(read.events.len() <= page, "a page of {} holds {}", page, read.events.len());
+        ids.extend(read.events.into_iter().filter(|e| e.employee_id.starts_with("C-D")).map(|e| e.event_id));
+        from = read.next;
+    }
+    ids
+}
+
 async fn due_ids<S: StateStore>(store: &S, now: i64) -> BTreeSet<String> {
-    let due = ok("due", store.due(now).await);
-    due.into_iter().filter(|e| e.employee_id.starts_with("C-D")).map(|e| e.event_id).collect()
+    let ids = due_ids_paged(store, now, 1000).await;
+    let distinct: BTreeSet<String> = ids.iter().cloned().collect();
+    assert_eq!(distinct.len(), ids.len(), "an event listed twice: {ids:?}");
+    distinct
 }
 
 fn set(ids: &[&str]) -> BTreeSet<String> {
@@ -302,6 +318,30 @@ async fn held_events<S: StateStore>(store: &S) {
     assert_eq!(ok("scheduled_for", store.scheduled_for("C-D1").await), vec![b]);
     assert_eq!(ok("scheduled_for nobody", store.scheduled_for("C-D9").await), Vec::new());
     eventually("due after unschedule", || async { due_ids(store, T + 30_000).await == set(&["c-d-b", "c-d-c"]) }).await;
+}
+
+/// Held events read a page at a time: every due event comes once, whatever the page size, pages
+/// never hold more than asked, and the pages go on across the index's shards.
+async fn held_events_in_pages<S: StateStore>(store: &S) {
+    let events: Vec<ScheduledEvent> =
+        (0..9).map(|i| held(&format!("C-DP{i}"), &format!("c-dp-{i}"), T + 40_000 + i64::from(i % 3))).collect();
+    for e in &events {
+        ok("schedule", store.schedule(e).await);
+    }
+    let ours = |ids: Vec<String>| -> Vec<String> { ids.into_iter().filter(|id| id.starts_with("c-dp-")).collect() };
+    let mut want: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
+    want.sort();
+    for page in [1, 2, 4, 100] {
+        eventually("due in pages", || async {
+            let mut read = ours(due_ids_paged(store, T + 50_000, page).await);
+            read.sort();
+            read == want
+        })
+        .await;
+    }
+    for e in &events {
+        ok("unschedule", store.unschedule(&e.employee_id, &e.event_id).await);
+    }
 }
 
 async fn watched_has<S: StateStore>(store: &S, state: EmployeeState, id: &str) -> bool {

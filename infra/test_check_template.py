@@ -1,0 +1,157 @@
+"""Mutation tests of infra/check_template.py: each mutation of the template or the code is one
+the check once let through; the check must fail on it, naming the problem. The repository as it
+is must pass, so every failure here is the mutation's.
+
+Run: .venv-infra/bin/python infra/test_check_template.py (part of `make check-template`).
+"""
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CHECK = ROOT / "infra/check_template.py"
+COPIED = ["infra/template.yaml", "infra/local/stack.json", "functions", "shared/src"]
+
+
+def checked(mutate, extra=()):
+    """Runs the check on a copy of the repository changed by `mutate(root)`: (passed, output)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = pathlib.Path(tmp)
+        for part in COPIED:
+            source, target = ROOT / part, root / part
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, target, ignore=shutil.ignore_patterns("target"))
+            else:
+                shutil.copy(source, target)
+        mutate(root)
+        command = [sys.executable, str(CHECK), "--root", str(root), *[a.replace("{root}", tmp) for a in extra]]
+        run = subprocess.run(command, capture_output=True, text=True)
+        return run.returncode == 0, run.stdout + run.stderr
+
+
+def replace(path, old, new, count=1):
+    def mutate(root):
+        file = root / path
+        text = file.read_text()
+        assert old in text, f"{path}: the mutation's anchor {old!r} is gone; update the test"
+        file.write_text(text.replace(old, new, count))
+    return mutate
+
+
+TEMPLATE = "infra/template.yaml"
+INTAKE_POLICIES = "      Policies:\n        - Statement:\n            - Sid: StateStore\n              Effect: Allow\n              # PutItem"
+
+
+class MutationsFailTheCheck(unittest.TestCase):
+    def fails(self, mutate, *expected):
+        passed, output = checked(mutate)
+        self.assertFalse(passed, f"the check let the mutation through:\n{output}")
+        for text in expected:
+            self.assertIn(text, output)
+
+    def test_the_repository_as_it_is_passes(self):
+        passed, output = checked(lambda root: None)
+        self.assertTrue(passed, output)
+
+    def test_an_aws_managed_policy(self):
+        self.fails(replace(TEMPLATE, INTAKE_POLICIES, INTAKE_POLICIES.replace(
+            "      Policies:\n", "      Policies:\n        - arn:aws:iam::aws:policy/AmazonWorkSpacesAdmin\n")),
+            "IntakeFunction: Policies holds arn:aws:iam::aws:policy/AmazonWorkSpacesAdmin")
+
+    def test_a_sam_policy_template(self):
+        self.fails(replace(TEMPLATE, INTAKE_POLICIES, INTAKE_POLICIES.replace(
+            "      Policies:\n", "      Policies:\n        - DynamoDBCrudPolicy:\n            TableName: !Ref Table\n")),
+            "IntakeFunction: Policies holds DynamoDBCrudPolicy")
+
+    def test_a_role_of_its_own(self):
+        self.fails(replace(TEMPLATE, "      CodeUri: ../functions/intake\n",
+                           "      CodeUri: ../functions/intake\n      Role: arn:aws:iam::111122223333:role/admin\n"),
+                   "IntakeFunction: sets Role")
+
+    def test_a_resource_widened_to_any(self):
+        self.fails(replace(TEMPLATE, "              Action: [workspaces:TerminateWorkspaces, workspaces:ModifyWorkspaceState]\n"
+                                     "              Resource: !Sub",
+                           "              Action: [workspaces:TerminateWorkspaces, workspaces:ModifyWorkspaceState]\n"
+                           "              Resource: \"*\"\n              Metadata: !Sub"),
+                   'TerminatorFunction: grants workspaces:TerminateWorkspaces on Resource "*"')
+
+    def test_a_not_action_statement(self):
+        self.fails(replace(TEMPLATE, "            - Sid: OrphanTermination\n",
+                           "            - Sid: Everything\n              Effect: Allow\n              NotAction: [iam:*]\n"
+                           "              Resource: \"*\"\n            - Sid: OrphanTermination\n"),
+                   "ProvisionerFunction: a statement uses NotAction")
+
+    def test_a_wildcard_action(self):
+        self.fails(replace(TEMPLATE, "Action: [workspaces:DescribeWorkspaces, workspaces:DescribeTags]",
+                           "Action: [workspaces:Describe*]"),
+                   "grants the wildcard action workspaces:Describe*")
+
+    def test_a_grant_under_the_wrong_backend_condition(self):
+        self.fails(replace(TEMPLATE, "            - !If\n              - UsesDsData\n              - Sid: DirectoryUsers",
+                           "            - !If\n              - UsesWorkDocs\n              - Sid: DirectoryUsers"),
+                   "IntakeFunction: calls ds-data:CreateUser but is not granted it (DirectoryBackend=ds-data",
+                   "IntakeFunction: is granted ds-data:CreateUser but never calls it (DirectoryBackend=workdocs")
+
+    def test_disable_user_granted_when_leavers_users_are_kept(self):
+        self.fails(replace(TEMPLATE, "Action: [ds-data:CreateUser, ds-data:DescribeUser, ds:AccessDSData",
+                           "Action: [ds-data:CreateUser, ds-data:DescribeUser, ds-data:DisableUser, ds:AccessDSData"),
+                   "IntakeFunction: is granted ds-data:DisableUser but never calls it "
+                   "(DirectoryBackend=ds-data, OnLeaveDirectoryUser=keep")
+
+    def test_kms_granted_without_a_volume_key(self):
+        self.fails(replace(TEMPLATE, "            - !If\n              - EncryptsVolumes\n              - Sid: EncryptVolumes",
+                           "            - !If\n              - UsesDsData\n              - Sid: EncryptVolumes"),
+                   "ProvisionerFunction: is granted kms:CreateGrant but never calls it (DirectoryBackend=ds-data, "
+                   "OnLeaveDirectoryUser=keep, no volume key)")
+
+    def test_an_iam_resource_beside_the_functions(self):
+        self.fails(replace(TEMPLATE, "Resources:\n", "Resources:\n  Extra:\n    Type: AWS::IAM::Policy\n"
+                           "    Properties:\n      PolicyName: extra\n      Roles: [x]\n      PolicyDocument: {}\n"),
+                   "Extra: an AWS::IAM::Policy grants outside the functions' Policies")
+
+    def test_an_sdk_call_from_an_adapter_helper(self):
+        def mutate(root):
+            with open(root / "shared/src/adapters/dynamo.rs", "a") as adapter:
+                adapter.write("\nasync fn sneaky(client: &aws_sdk_dynamodb::Client) {\n"
+                              "    let _ = client.scan().table_name(\"t\").send().await;\n}\n")
+        self.fails(mutate,
+                   "shared/src/adapters/dynamo.rs: sneaky sends an AWS request the check cannot attribute")
+
+    def test_an_sdk_call_from_main(self):
+        self.fails(replace("functions/reconciler/src/main.rs", "async fn main()",
+                           "async fn probe(c: &aws_sdk_workspaces::Client) {\n"
+                           "    let _ = c.describe_workspaces().send().await;\n}\n\nasync fn main()"),
+                   "functions/reconciler/src/main.rs: makes an AWS call")
+
+
+class RecordedCallsCheck(unittest.TestCase):
+    def test_calls_made_and_grants_must_agree_both_ways(self):
+        # GIVEN a recorded run in which the intake scanned the table, queried the index, and made
+        # none of its other calls, and no run of the other functions
+        recording = {"functions": {"intake": {
+            "environment": {"DIRECTORY_BACKEND": "ds-data", "ON_LEAVE_DIRECTORY_USER": "keep"},
+            "calls": ["dynamodb:Scan", "dynamodb:Query index=work-index", "dynamodb:GetItem"]}}}
+
+        def record(root):
+            (root / "calls").mkdir()
+            (root / "calls/run.json").write_text(json.dumps(recording))
+        passed, output = checked(record, ["--calls", "{root}/calls"])
+        # THEN each disagreement is named
+        self.assertFalse(passed, output)
+        for expected in [
+            "IntakeFunction: called dynamodb:Scan in a recorded run but is not granted it",
+            "IntakeFunction: called dynamodb:Query on index work-index but is granted it only on ['the table']",
+            "IntakeFunction: is granted ds-data:CreateUser but no recorded run called it",
+            "ProvisionerFunction: no recorded run of it",
+        ]:
+            self.assertIn(expected, output)
+        self.assertNotIn("IntakeFunction: is granted dynamodb:GetItem", output)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
