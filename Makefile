@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build up down demo test fmt-check clippy check-events check-template check-calls test-unit test-conformance test-e2e sam-build bench bench-smoke bench-micro clean
+.PHONY: setup build up down demo test fmt-check clippy check-events check-template check-calls test-unit test-conformance test-e2e sam-build bench bench-smoke bench-micro chaos chaos-smoke clean
 
 setup: ## Install the local tooling (moto, cargo-lambda; cfn-lint, SAM CLI) into .venv and .venv-infra
 	bash infra/local/setup.sh
@@ -21,7 +21,7 @@ down: ## Stop every process `make up` started
 demo: setup build ## Run the main job on the local stack
 	bash infra/local/demo.sh
 
-test: setup fmt-check clippy check-events check-template test-unit test-conformance test-e2e check-calls ## Everything CI checks
+test: setup fmt-check clippy check-events check-template test-unit test-conformance test-e2e chaos-smoke ## Everything CI checks
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -55,7 +55,7 @@ test-e2e: build ## Real function binaries, moto and the simulator, through the l
 	rm -rf target/iam-calls
 	$(CARGO) test --workspace --test e2e
 
-check-calls: ## IAM proven from the calls made: the e2e tests' recorded calls equal each function's grants, both ways
+check-calls: ## IAM proven from the calls made: the e2e tests' and chaos-smoke's recorded calls equal each function's grants, both ways
 	.venv-infra/bin/python infra/check_template.py --calls target/iam-calls
 
 BENCH_SIZES ?= 100,1000
@@ -81,6 +81,21 @@ bench-micro: ## Criterion: parsing, validation, batching and response mapping, p
 
 bench-smoke: setup build ## What CI runs: 50 joiners and leavers on debug binaries (the bench works; figures not quotable)
 	./target/debug/bench --sizes 50 --bin-dir target/debug --out target/bench/smoke.json
+
+CHAOS_EMPLOYEES ?= 2000
+CHAOS_SEED ?= 1
+CHAOS_ARGS ?=
+chaos: setup build ## N employees (CHAOS_EMPLOYEES, 2,000) under every fault at once, checked by an independent oracle (RELIABILITY.md)
+	./target/debug/chaos --employees $(CHAOS_EMPLOYEES) --seed $(CHAOS_SEED) \
+	  --out target/chaos/report-$(CHAOS_EMPLOYEES)-$(CHAOS_SEED).json $(CHAOS_ARGS)
+
+# In make test: 200 employees under every fault but SUSPENDED WorkSpaces (a refused termination
+# comes back 201 s later, four times: the full run and the e2e tests cover it); its calls join the
+# e2e tests' for check-calls.
+chaos-smoke: setup build
+	./target/debug/chaos --employees 200 --seed $(CHAOS_SEED) --suspended 0 --record-calls target/iam-calls/chaos-smoke.json \
+	  --out target/chaos/smoke.json $(CHAOS_ARGS)
+	$(MAKE) check-calls
 
 clean: down
 	rm -rf .local

@@ -146,6 +146,7 @@ impl TestStack {
             duplicate_deliveries: test.duplicate_deliveries,
             disabled_mappings: test.disabled_mappings.iter().map(|f| (*f).to_owned()).collect(),
             record_calls,
+            chaos: None,
         };
         let config = sdk_config(moto).await;
         let stack = local_stack::start(&def, &options, &config).await.unwrap();

@@ -13,7 +13,7 @@ use shared::services::intake::{Intake, IntakeConfig};
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let sdk = aws_config::load_from_env().await;
+    let sdk = shared::aws::load_config().await;
     let directory = match config.backend {
         Backend::WorkDocs => Directory::WorkDocs(WorkDocsUsers { client: aws_sdk_workdocs::Client::new(&sdk) }),
         Backend::DsData => Directory::DsData(DsDataUsers {

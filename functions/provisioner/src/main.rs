@@ -34,7 +34,7 @@ impl Config {
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let sdk = aws_config::load_from_env().await;
+    let sdk = shared::aws::load_config().await;
     let provisioner = Provisioner {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),
         workspaces: AwsWorkspaces::new(shared::aws::workspaces_client(&sdk)),

@@ -59,7 +59,7 @@ fn stop_at(deadline_ms: u64) -> Option<i64> {
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let sdk = aws_config::load_from_env().await;
+    let sdk = shared::aws::load_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let reconciler = Reconciler {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),

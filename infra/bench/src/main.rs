@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use bench::report::{self, Artefact, RunReport};
-use bench::scenario::{self, Settings};
+use bench::scenario::{self, Settings, read_json};
 use clap::Parser;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -54,11 +54,6 @@ struct Args {
     simulator: PathBuf,
     #[arg(long, default_value = "infra/local/seed.json")]
     seed: PathBuf,
-}
-
-fn read_json(path: &Path) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 fn file_size(path: &Path) -> Option<u64> {

@@ -44,13 +44,13 @@ impl Settings {
 }
 
 /// moto_server in a child process that dies with the benchmark.
-struct Moto {
-    url: String,
+pub struct Moto {
+    pub url: String,
     _child: tokio::process::Child,
 }
 
 impl Moto {
-    async fn start(root: &Path) -> anyhow::Result<Moto> {
+    pub async fn start(root: &Path) -> anyhow::Result<Moto> {
         let server = root.join(".venv/bin/moto_server");
         if !server.is_file() {
             bail!("{} is missing: run `make setup`", server.display());
@@ -91,6 +91,32 @@ fn epoch_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// The simulator in this process, on a free port: its URL, and the handle that stops it.
+pub async fn start_simulator(config: &Value, seed: &Value) -> anyhow::Result<(String, tokio::task::AbortHandle)> {
+    let sim = aws_simulator::Simulator::new(
+        serde_json::from_value(config.clone()).context("simulator configuration")?,
+        serde_json::from_value(seed.clone()).context("simulator seed")?,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    Ok((url, tokio::spawn(aws_simulator::serve(listener, sim)).abort_handle()))
+}
+
+/// What the functions get on top of their own variables: the emulators' endpoints (the store's
+/// through `store_url`), the region and the log level.
+pub fn function_env(store_url: &str, sim_url: &str, log_level: &str) -> BTreeMap<String, String> {
+    let mut env = local_stack::emulator_env(store_url, sim_url);
+    env.insert("AWS_REGION".into(), REGION.into());
+    env.insert("AWS_LAMBDA_LOG_LEVEL".into(), log_level.into());
+    env
+}
+
+pub fn read_json(path: &Path) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
 pub fn join_event(i: usize) -> Value {
     json!({
         "schema_version": "1",
@@ -119,7 +145,7 @@ pub fn leave_event(i: usize) -> Value {
     })
 }
 
-async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(REGION))
         .endpoint_url(endpoint)
@@ -144,19 +170,9 @@ impl Running {
         // uncounted route of their own.
         let proxy = CountingProxy::start(&moto_dynamodb.url, &moto_sqs.url).await?;
         let runner_route = CountingProxy::start(&moto_dynamodb.url, &moto_sqs.url).await?;
-        let sim = aws_simulator::Simulator::new(
-            serde_json::from_value(settings.sim_config.clone()).context("simulator configuration")?,
-            serde_json::from_value(settings.seed.clone()).context("simulator seed")?,
-        )
-        .map_err(anyhow::Error::msg)?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let sim_url = format!("http://{}", listener.local_addr()?);
-        let simulator = tokio::spawn(aws_simulator::serve(listener, sim)).abort_handle();
-
-        let mut extra_env = local_stack::emulator_env(&proxy.url, &sim_url);
-        extra_env.insert("AWS_REGION".into(), REGION.into());
+        let (sim_url, simulator) = start_simulator(&settings.sim_config, &settings.seed).await?;
         // Thousands of invocations: the functions' warnings and errors are what to see.
-        extra_env.insert("AWS_LAMBDA_LOG_LEVEL".into(), settings.function_log_level.clone());
+        let extra_env = function_env(&proxy.url, &sim_url, &settings.function_log_level);
         let options = Options {
             prefix: format!("bench{}-", &uuid::Uuid::new_v4().simple().to_string()[..6]),
             bin_dir: settings.bin_dir.clone(),
@@ -168,6 +184,7 @@ impl Running {
             duplicate_deliveries: false,
             disabled_mappings: Default::default(),
             record_calls: None,
+            chaos: None,
         };
         let stack = local_stack::start(&settings.stack, &options, &sdk_config(&runner_route.url).await).await?;
         Ok(Running {
@@ -323,22 +340,26 @@ impl Running {
     }
 
     async fn dlq_messages(&self) -> anyhow::Result<i64> {
-        use aws_sdk_sqs::types::QueueAttributeName as A;
         let mut total = 0;
         for queue in self.stack.resources.queues.values() {
             let Some(dlq) = &queue.dlq_url else { continue };
-            let out = self
-                .sqs
-                .get_queue_attributes()
-                .queue_url(dlq)
-                .attribute_names(A::ApproximateNumberOfMessages)
-                .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
-                .send()
-                .await?;
-            total += out.attributes().map_or(0, |a| a.values().filter_map(|v| v.parse::<i64>().ok()).sum::<i64>());
+            total += messages_in(&self.sqs, dlq).await?;
         }
         Ok(total)
     }
+}
+
+/// Messages in a queue, waiting or in flight.
+pub async fn messages_in(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<i64> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await?;
+    Ok(out.attributes().map_or(0, |a| a.values().filter_map(|v| v.parse::<i64>().ok()).sum::<i64>()))
 }
 
 /// Messages waiting to be received (not those in flight).

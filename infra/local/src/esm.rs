@@ -122,13 +122,28 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 /// Polls `queue` for `pool` while `enabled` is true, until the task is dropped.
+/// How many times a batch is delivered before the delivery that settles it.
+#[derive(Clone, Default)]
+pub struct ExtraDeliveries {
+    /// Always once more (the tests' exaggerated at-least-once).
+    pub duplicate: bool,
+    /// Up to the chaos run's maximum, at random.
+    pub chaos: Option<Arc<crate::chaos::Chaos>>,
+}
+
+impl ExtraDeliveries {
+    fn next(&self) -> u8 {
+        u8::from(self.duplicate) + self.chaos.as_ref().map_or(0, |c| c.extra_deliveries())
+    }
+}
+
 pub async fn run(
     sqs: aws_sdk_sqs::Client,
     queue: QueueInfo,
     mapping: SqsMapping,
     pool: Arc<FunctionPool>,
     region: String,
-    duplicate_deliveries: bool,
+    extra: ExtraDeliveries,
     mut enabled: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(mapping.max_concurrency));
@@ -154,8 +169,9 @@ pub async fn run(
         }
         let (sqs, queue, pool, region) = (sqs.clone(), queue.clone(), pool.clone(), region.clone());
         let report = mapping.report_batch_item_failures;
+        let extra = extra.next();
         tokio::spawn(async move {
-            deliver(&sqs, &queue, &pool, &region, batch, report, duplicate_deliveries).await;
+            deliver(&sqs, &queue, &pool, &region, batch, report, extra).await;
             drop(permit);
         });
     }
@@ -214,14 +230,14 @@ async fn deliver(
     region: &str,
     batch: Vec<Message>,
     report_batch_item_failures: bool,
-    duplicate_deliveries: bool,
+    extra_deliveries: u8,
 ) {
     let ids: Vec<String> = batch.iter().filter_map(|m| m.message_id().map(str::to_owned)).collect();
     let payload = sqs_event(&batch, queue, region).to_string();
-    if duplicate_deliveries {
-        // At-least-once made visible: the same messages arrive once more before they are settled.
+    for _ in 0..extra_deliveries {
+        // At-least-once made visible: the same messages arrive again before they are settled.
         let first = pool.invoke_batch(payload.clone().into(), batch.len()).await;
-        tracing::debug!(function = %pool.name(), ?first, "first of a duplicated delivery");
+        tracing::debug!(function = %pool.name(), ?first, "an extra delivery");
     }
     let outcome = pool.invoke_batch(payload.into(), batch.len()).await;
     let settlement = settle(&outcome, &ids, report_batch_item_failures);

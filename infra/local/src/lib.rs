@@ -2,6 +2,7 @@
 //! binary behind the Lambda Runtime API, plays the SQS event source mappings and the schedules,
 //! and serves the Lambda Invoke API for `cargo lambda invoke`.
 
+pub mod chaos;
 pub mod esm;
 pub mod invoke_api;
 pub mod passthrough;
@@ -46,6 +47,8 @@ pub struct Options {
     pub disabled_mappings: BTreeSet<String>,
     /// Record the AWS operations each function calls into this JSON file ([`recorder`]).
     pub record_calls: Option<PathBuf>,
+    /// Extra deliveries and killed processes, at random ([`chaos`]).
+    pub chaos: Option<chaos::ChaosOptions>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +74,8 @@ pub struct LocalStack {
     tasks: Vec<JoinHandle<()>>,
     /// Kept for as long as the stack runs: its pass-throughs stop with it.
     _recorder: Option<recorder::Recorder>,
+    /// What the runner's own faults injected, when it has any.
+    pub chaos: Option<Arc<chaos::Chaos>>,
 }
 
 impl LocalStack {
@@ -168,6 +173,7 @@ pub async fn start(
     let resources = provision::provision(&def, &options.prefix, &dynamodb, &sqs).await?;
 
     let recorder = options.record_calls.clone().map(recorder::Recorder::new);
+    let chaos = options.chaos.clone().map(|o| Arc::new(chaos::Chaos::new(o)));
     let mut pools = BTreeMap::new();
     for f in &def.functions {
         let binary = options.bin_dir.join(&f.binary);
@@ -198,6 +204,7 @@ pub async fn start(
             instances: instances.max(1),
             environment,
             region: options.region.clone(),
+            chaos: chaos.clone(),
         };
         let pool = FunctionPool::start(spec)
             .await
@@ -226,7 +233,7 @@ pub async fn start(
                 mapping.clone(),
                 pool.clone(),
                 options.region.clone(),
-                options.duplicate_deliveries,
+                esm::ExtraDeliveries { duplicate: options.duplicate_deliveries, chaos: chaos.clone() },
                 enabled.clone(),
             )));
         }
@@ -246,7 +253,15 @@ pub async fn start(
             tracing::error!(error = %e, "invoke API stopped");
         }
     }));
-    Ok(LocalStack { resources, functions, invoke_url: format!("http://{addr}"), mappings, tasks, _recorder: recorder })
+    Ok(LocalStack {
+        resources,
+        functions,
+        invoke_url: format!("http://{addr}"),
+        mappings,
+        tasks,
+        _recorder: recorder,
+        chaos,
+    })
 }
 
 /// `hr-events.fifo` → `HR_EVENTS`: the stem of the variables naming a queue.

@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         duplicate_deliveries: args.duplicate_deliveries,
         disabled_mappings: Default::default(),
         record_calls: args.record_calls.clone(),
+        chaos: None,
     };
     let sdk = aws_config::load_from_env().await;
     let stack = local_stack::start(&def, &options, &sdk).await?;

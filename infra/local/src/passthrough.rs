@@ -60,10 +60,31 @@ pub type Route = Arc<dyn Fn(&Operation) -> String + Send + Sync>;
 /// answer) and how long the upstream took.
 pub type Observer = Arc<dyn Fn(&Operation, &[u8], Option<StatusCode>, Duration) + Send + Sync>;
 
+/// What to do to a call instead of passing it on as it is (the chaos run's store faults).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Injection {
+    Forward,
+    /// Answer this error without passing the call on: `status` with the JSON protocols' error
+    /// body (`{"__type": code, "message": …}`).
+    Refuse {
+        status: u16,
+        code: String,
+    },
+    /// Pass it on after this long.
+    Delay(Duration),
+    /// Pass it on (the write is made), then hold the answer this long and answer 504: the caller
+    /// times out first and never learns that its call went through.
+    LoseReply(Duration),
+}
+
+/// Decides each call's fate from its operation.
+pub type Injector = Arc<dyn Fn(&Operation) -> Injection + Send + Sync>;
+
 #[derive(Clone)]
 struct Forward {
     route: Route,
     observe: Observer,
+    inject: Option<Injector>,
     client: reqwest::Client,
 }
 
@@ -81,9 +102,14 @@ impl Drop for Passthrough {
 
 impl Passthrough {
     pub async fn start(route: Route, observe: Observer) -> std::io::Result<Passthrough> {
+        Self::start_with(route, observe, None).await
+    }
+
+    /// As [`start`](Self::start), with faults injected into the calls as `inject` decides.
+    pub async fn start_with(route: Route, observe: Observer, inject: Option<Injector>) -> std::io::Result<Passthrough> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let state = Forward { route, observe, client: reqwest::Client::new() };
+        let state = Forward { route, observe, inject, client: reqwest::Client::new() };
         let app = axum::Router::new().fallback(forward).with_state(state);
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -108,6 +134,25 @@ async fn forward(State(proxy): State<Forward>, request: Request) -> Response {
     };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let op = operation(&parts.method, path, &parts.headers);
+    let injection = proxy.inject.as_ref().map_or(Injection::Forward, |inject| inject(&op));
+    match &injection {
+        Injection::Refuse { status, code } => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (proxy.observe)(&op, &body, Some(status), Duration::ZERO);
+            let error = serde_json::json!({ "__type": code, "message": "injected by the chaos run" });
+            let mut response = (status, error.to_string()).into_response();
+            response.headers_mut().insert(
+                "x-amzn-errortype",
+                header::HeaderValue::from_str(code).unwrap_or(header::HeaderValue::from_static("InternalFailure")),
+            );
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/x-amz-json-1.0"));
+            return response;
+        }
+        Injection::Delay(pause) => tokio::time::sleep(*pause).await,
+        Injection::Forward | Injection::LoseReply(_) => {}
+    }
     let started = Instant::now();
     let mut upstream = proxy.client.request(parts.method.clone(), format!("{}{path}", (proxy.route)(&op)));
     for (name, value) in &parts.headers {
@@ -122,6 +167,10 @@ async fn forward(State(proxy): State<Forward>, request: Request) -> Response {
     }
     .await;
     (proxy.observe)(&op, &body, answer.as_ref().ok().map(|(status, _, _)| *status), started.elapsed());
+    if let Injection::LoseReply(hold) = injection {
+        tokio::time::sleep(hold).await;
+        return (StatusCode::GATEWAY_TIMEOUT, "reply lost by the chaos run").into_response();
+    }
     match answer {
         Ok((status, headers, bytes)) => respond(status, &headers, bytes),
         Err(e) => (StatusCode::BAD_GATEWAY, format!("pass-through: {e}")).into_response(),

@@ -96,6 +96,7 @@ pub struct FunctionPool {
     sender: mpsc::Sender<Invocation>,
     kills: Vec<Arc<Notify>>,
     shutdown: Arc<Notify>,
+    chaos: Option<Arc<crate::chaos::Chaos>>,
 }
 
 /// How to start a function's processes.
@@ -108,6 +109,8 @@ pub struct FunctionSpec {
     pub instances: usize,
     pub environment: BTreeMap<String, String>,
     pub region: String,
+    /// Processes killed mid-invocation at random (the chaos run).
+    pub chaos: Option<Arc<crate::chaos::Chaos>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -148,7 +151,7 @@ impl FunctionPool {
             kills.push(kill.clone());
             tokio::spawn(supervise(spec.clone(), shared.clone(), index, addr.to_string(), kill, shutdown.clone()));
         }
-        Ok(Arc::new(FunctionPool { shared, sender, kills, shutdown }))
+        Ok(Arc::new(FunctionPool { shared, sender, kills, shutdown, chaos: spec.chaos.clone() }))
     }
 
     pub fn name(&self) -> &str {
@@ -184,9 +187,23 @@ impl FunctionPool {
         let Ok((instance, at)) = taken.await else {
             return Outcome::Crashed;
         };
-        let outcome = match tokio::time::timeout_at((at + self.shared.timeout).into(), answer).await {
+        // A chaos kill is a timeout that comes early and reads as a crash.
+        let kill_at = self.chaos.as_ref().and_then(|c| c.kill_after()).map(|after| at + after);
+        let deadline = kill_at.map_or(at + self.shared.timeout, |kill| kill.min(at + self.shared.timeout));
+        let outcome = match tokio::time::timeout_at(deadline.into(), answer).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => Outcome::Crashed,
+            Err(_) if kill_at == Some(deadline) => {
+                tracing::info!(function = %self.shared.name, instance, "chaos: killing the instance mid-invocation");
+                lock(&self.shared.in_flight).retain(|_, f| f.instance != instance);
+                if let Some(kill) = self.kills.get(instance) {
+                    kill.notify_one();
+                }
+                if let Some(chaos) = &self.chaos {
+                    chaos.killed();
+                }
+                Outcome::Crashed
+            }
             Err(_) => {
                 tracing::warn!(function = %self.shared.name, instance, "invocation timed out; stopping the instance");
                 lock(&self.shared.in_flight).retain(|_, f| f.instance != instance);

@@ -25,10 +25,21 @@ pub struct OpStats {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fault {
-    /// Answer ThrottlingException.
-    Throttle { operation: Option<String>, count: Option<u32> },
+    /// Answer ThrottlingException (to a share `probability` of the requests, if given).
+    Throttle {
+        operation: Option<String>,
+        count: Option<u32>,
+        #[serde(default)]
+        probability: Option<f64>,
+    },
     /// Answer an HTTP error (500 by default) with an InternalServerError body.
-    HttpError { operation: Option<String>, status: Option<u16>, count: Option<u32> },
+    HttpError {
+        operation: Option<String>,
+        status: Option<u16>,
+        count: Option<u32>,
+        #[serde(default)]
+        probability: Option<f64>,
+    },
     /// Delay the answer: before the operation runs, or with `after` once it has run (what a
     /// caller that times out sees as "the call happened but I never heard back").
     Latency {
@@ -37,6 +48,8 @@ pub enum Fault {
         count: Option<u32>,
         #[serde(default)]
         after: bool,
+        #[serde(default)]
+        probability: Option<f64>,
     },
     /// CreateWorkspaces puts these users in `FailedRequests` with this code.
     CreateFailure { usernames: BTreeSet<String>, code: String, message: Option<String>, count: Option<u32> },
@@ -51,6 +64,15 @@ impl Fault {
             | Fault::HttpError { operation, .. }
             | Fault::Latency { operation, .. } => operation.as_deref().is_none_or(|o| o == op),
             Fault::CreateFailure { .. } | Fault::WorkspaceError { .. } => false,
+        }
+    }
+
+    fn probability(&self) -> Option<f64> {
+        match self {
+            Fault::Throttle { probability, .. }
+            | Fault::HttpError { probability, .. }
+            | Fault::Latency { probability, .. } => *probability,
+            Fault::CreateFailure { .. } | Fault::WorkspaceError { .. } => None,
         }
     }
 
@@ -97,6 +119,8 @@ pub struct Admission {
 #[derive(Debug, Default)]
 pub struct Gate {
     buckets: BTreeMap<Service, Bucket>,
+    /// Draws for faults with a probability: xorshift64*, deterministic from the first request.
+    draws: u64,
     pub faults: Vec<Fault>,
     pub stats: BTreeMap<String, OpStats>,
 }
@@ -112,7 +136,11 @@ impl Gate {
         stats.calls += 1;
         let mut admission = Admission::default();
         let mut refusal = None;
+        let draws = &mut self.draws;
         for fault in self.faults.iter_mut().filter(|f| f.matches_op(op)) {
+            if !fault.probability().is_none_or(|p| draw(draws) < p) {
+                continue;
+            }
             match fault {
                 Fault::Latency { ms, count, after, .. } => {
                     if take(count) {
@@ -189,6 +217,17 @@ impl Gate {
     }
 }
 
+/// A uniform draw in [0, 1).
+fn draw(state: &mut u64) -> f64 {
+    if *state == 0 {
+        *state = 0x9E37_79B9_7F4A_7C15;
+    }
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 fn throttling() -> ApiError {
     ApiError::bad_request("ThrottlingException", "Rate exceeded")
 }
@@ -235,11 +274,20 @@ mod tests {
     #[test]
     fn counted_fault_expires() {
         let mut gate = Gate::default();
-        gate.faults.push(Fault::Throttle { operation: Some("a".into()), count: Some(2) });
+        gate.faults.push(Fault::Throttle { operation: Some("a".into()), count: Some(2), probability: None });
         assert!(gate.admit(Service::WorkSpaces, "b", 0.0).is_ok());
         assert!(gate.admit(Service::WorkSpaces, "a", 0.0).is_err());
         assert!(gate.admit(Service::WorkSpaces, "a", 0.0).is_err());
         assert!(gate.admit(Service::WorkSpaces, "a", 0.0).is_ok());
         assert!(gate.faults.is_empty());
+    }
+
+    #[test]
+    fn a_fault_with_a_probability_hits_about_that_share_of_the_requests() {
+        let mut gate = Gate::default();
+        gate.faults.push(Fault::HttpError { operation: None, status: Some(500), count: None, probability: Some(0.05) });
+        let refused = (0..4000).filter(|_| gate.admit(Service::WorkDocs, "op", 0.0).is_err()).count();
+        assert!((140..260).contains(&refused), "about 5 % of 4,000: {refused}");
+        assert_eq!(gate.stats["op"].injected_errors, refused as u64);
     }
 }

@@ -12,6 +12,13 @@ impl SqsQueue {
     pub fn new(client: aws_sdk_sqs::Client, url: String) -> Self {
         Self { client, url }
     }
+
+    /// FIFO queues' names end in `.fifo` (SQS requires it). A standard queue refuses a message
+    /// deduplication id, so the HR events queue deployed as a standard queue (README) gets the
+    /// due events the reconciler posts without one (and without a group: nothing orders them).
+    fn fifo(&self) -> bool {
+        self.url.ends_with(".fifo")
+    }
 }
 
 impl MessageQueue for SqsQueue {
@@ -25,8 +32,8 @@ impl MessageQueue for SqsQueue {
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
                         .message_body(&m.body)
-                        .set_message_group_id(m.group_id.clone())
-                        .set_message_deduplication_id(m.deduplication_id.clone())
+                        .set_message_group_id(m.group_id.clone().filter(|_| self.fifo()))
+                        .set_message_deduplication_id(m.deduplication_id.clone().filter(|_| self.fifo()))
                         .build()
                 })
                 .collect::<Result<Vec<_>, _>>()

@@ -1,0 +1,392 @@
+//! The chaos run's oracle. It reads only the outside world at the end: the table (every item, as
+//! an operator's scan would), the simulator's WorkSpaces and directory users, the queues and
+//! their DLQs, and the feed that was posted. It uses none of the pipeline's code to decide what
+//! is right.
+
+use super::World;
+use super::feed::{Feed, Intent};
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// An employee's record as the table holds it.
+#[derive(Debug, Clone, Default)]
+pub struct Record {
+    pub state: String,
+    pub workspace_id: Option<String>,
+    pub failure: Option<String>,
+}
+
+/// A history line: the event it is about and what became of it.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub employee: String,
+    pub event_id: Option<String>,
+    pub outcome: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Table {
+    pub records: BTreeMap<String, Record>,
+    pub lines: Vec<Line>,
+    /// Future-dated events still held.
+    pub held: usize,
+}
+
+fn text(item: &HashMap<String, AttributeValue>, key: &str) -> Option<String> {
+    item.get(key).and_then(|v| v.as_s().ok()).cloned()
+}
+
+impl Table {
+    pub async fn read(world: &World) -> anyhow::Result<Table> {
+        let mut table = Table::default();
+        let mut start = None;
+        loop {
+            let page = world
+                .dynamodb
+                .scan()
+                .table_name(&world.stack.resources.table_name)
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            for item in page.items() {
+                let (pk, sk) = (text(item, "pk").unwrap_or_default(), text(item, "sk").unwrap_or_default());
+                let employee = pk.strip_prefix("EMP#").unwrap_or(&pk).to_owned();
+                if sk == "STATE" {
+                    let failure = text(item, "failure_code")
+                        .map(|code| format!("{code}: {}", text(item, "failure_message").unwrap_or_default()));
+                    let record = Record {
+                        state: text(item, "state").unwrap_or_default(),
+                        workspace_id: text(item, "workspace_id"),
+                        failure,
+                    };
+                    table.records.insert(text(item, "employee_id").unwrap_or(employee), record);
+                } else if sk.starts_with("EVENT#") {
+                    table.lines.push(Line {
+                        employee,
+                        event_id: text(item, "event_id"),
+                        outcome: text(item, "outcome").unwrap_or_default(),
+                        reason: text(item, "reason").unwrap_or_default(),
+                    });
+                } else if sk.starts_with("SCHEDULED#") {
+                    table.held += 1;
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(table);
+            }
+        }
+    }
+}
+
+/// What the oracle found. Every list is of employees (or WorkSpaces, or events) with the reason.
+#[derive(Debug, Default, Serialize)]
+pub struct Findings {
+    /// Invariants: each must be empty.
+    pub more_than_one_live_workspace: Vec<String>,
+    pub user_name_on_two_live_workspaces: Vec<String>,
+    pub leavers_who_can_log_in: Vec<String>,
+    pub workspaces_nobody_wants: Vec<String>,
+    pub events_unaccounted: Vec<String>,
+    pub namesakes_given_something: Vec<String>,
+    pub joiners_without_a_workspace: Vec<String>,
+    /// Reported, not violations: what the pipeline left for an operator, with its reason.
+    pub failed: BTreeMap<String, String>,
+    pub held_by_guard: Vec<String>,
+    pub workspaces_kept_for_the_operator: Vec<String>,
+    pub dlq: BTreeMap<String, Vec<String>>,
+    pub outcomes: BTreeMap<String, usize>,
+    pub employees_by_state: BTreeMap<String, usize>,
+    /// WorkSpaces calls by operation, against the floor of ceil(employees / 25) per phase.
+    pub workspaces_calls: BTreeMap<String, u64>,
+    pub create_floor: usize,
+}
+
+impl Findings {
+    pub fn violations(&self) -> usize {
+        self.more_than_one_live_workspace.len()
+            + self.user_name_on_two_live_workspaces.len()
+            + self.leavers_who_can_log_in.len()
+            + self.workspaces_nobody_wants.len()
+            + self.events_unaccounted.len()
+            + self.namesakes_given_something.len()
+            + self.joiners_without_a_workspace.len()
+    }
+}
+
+/// Alive: not gone and not on its way out.
+fn live(state: &str) -> bool {
+    !matches!(state, "TERMINATING" | "TERMINATED")
+}
+
+/// Someone can log in to it: live, not in maintenance, not suspended, not failed.
+fn allows_log_in(state: &str) -> bool {
+    live(state) && !matches!(state, "ADMIN_MAINTENANCE" | "SUSPENDED" | "ERROR")
+}
+
+/// Reads the outside world and judges it.
+pub async fn check(world: &World, feed: &Feed) -> anyhow::Result<Findings> {
+    let table = Table::read(world).await?;
+    let state = world.sim(reqwest::Method::GET, "state", Value::Null).await?;
+    let mut dlq = BTreeMap::new();
+    for queue in world.stack.resources.queues.values() {
+        let Some(url) = &queue.dlq_url else { continue };
+        let messages = world.sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await?;
+        let bodies: Vec<String> = messages.messages().iter().filter_map(|m| m.body().map(str::to_owned)).collect();
+        if !bodies.is_empty() {
+            dlq.insert(queue.name.clone(), bodies);
+        }
+    }
+    let calls = world.sim(reqwest::Method::GET, "calls", Value::Null).await?;
+    Ok(judge(&table, &state, &dlq, &calls, feed))
+}
+
+/// The verdict on what the world looks like at the end: the table as read, the simulator's
+/// state and counters, the DLQs' messages (by queue), and the feed posted.
+pub fn judge(
+    table: &Table,
+    state: &Value,
+    dlq: &BTreeMap<String, Vec<String>>,
+    calls: &Value,
+    feed: &Feed,
+) -> Findings {
+    let mut found = Findings::default();
+    // Live WorkSpaces by user name (lower case), with their id and state.
+    let mut by_user: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for ws in state["workspaces"].as_array().into_iter().flatten() {
+        let ws_state = ws["State"].as_str().unwrap_or_default().to_owned();
+        if live(&ws_state) {
+            let user = ws["UserName"].as_str().unwrap_or_default().to_lowercase();
+            let directory = ws["DirectoryId"].as_str().unwrap_or_default();
+            by_user
+                .entry(format!("{directory}/{user}"))
+                .or_default()
+                .push((ws["WorkspaceId"].as_str().unwrap_or_default().to_owned(), ws_state));
+        }
+    }
+    for (user, workspaces) in &by_user {
+        if workspaces.len() > 1 {
+            found.user_name_on_two_live_workspaces.push(format!("{user}: {workspaces:?}"));
+        }
+    }
+    let owner: BTreeMap<String, &super::feed::Person> =
+        feed.people.iter().filter(|p| p.intent != Intent::Refused).map(|p| (p.username.to_lowercase(), p)).collect();
+    let mut live_of: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
+    for (key, workspaces) in &by_user {
+        let user = key.split_once('/').map_or(key.as_str(), |(_, u)| u);
+        match owner.get(user) {
+            Some(person) => live_of.entry(person.employee_id.as_str()).or_default().extend(workspaces.iter().cloned()),
+            None => found.workspaces_nobody_wants.push(format!("{key}: {workspaces:?} (no employee has the name)")),
+        }
+    }
+    for person in &feed.people {
+        let record = table.records.get(&person.employee_id);
+        let rec_state = record.map_or("none", |r| r.state.as_str());
+        *found.employees_by_state.entry(rec_state.to_owned()).or_default() += 1;
+        if let Some(failure) = record.and_then(|r| r.failure.clone()).filter(|_| rec_state == "failed") {
+            found.failed.insert(person.employee_id.clone(), failure);
+        }
+        if rec_state == "revoked" {
+            found.held_by_guard.push(person.employee_id.clone());
+        }
+        let theirs = live_of.get(person.employee_id.as_str()).cloned().unwrap_or_default();
+        // The employee's whole story, as `hrws employee` tells it: record, WorkSpaces, history.
+        let story = || {
+            let lines: Vec<String> = table
+                .lines
+                .iter()
+                .filter(|l| l.employee == person.employee_id)
+                .map(|l| {
+                    format!(
+                        "{} {}: {}",
+                        l.event_id.as_deref().unwrap_or("-"),
+                        l.outcome,
+                        l.reason.chars().take(120).collect::<String>()
+                    )
+                })
+                .collect();
+            format!(
+                "{} ({}): record {rec_state}, live {theirs:?}; history {lines:?}",
+                person.employee_id, person.username
+            )
+        };
+        if theirs.len() > 1 {
+            found.more_than_one_live_workspace.push(story());
+        }
+        let failed = rec_state == "failed";
+        match person.intent {
+            Intent::Refused => {
+                if !matches!(rec_state, "failed" | "none") {
+                    found.namesakes_given_something.push(story());
+                }
+            }
+            Intent::Left => {
+                if theirs.iter().any(|(_, s)| allows_log_in(s)) {
+                    found.leavers_who_can_log_in.push(story());
+                } else if !theirs.is_empty() {
+                    // Kept, no one able to log in: it must be the operator's, with a reason.
+                    if failed {
+                        found.workspaces_kept_for_the_operator.push(story());
+                    } else {
+                        found.workspaces_nobody_wants.push(story());
+                    }
+                }
+            }
+            Intent::Employed => {
+                let available = theirs.iter().filter(|(_, s)| s == "AVAILABLE").count();
+                if available != 1 && !failed && !person.workspace_fails {
+                    found.joiners_without_a_workspace.push(story());
+                }
+            }
+            Intent::Either => {
+                if rec_state == "terminated" && theirs.iter().any(|(_, s)| allows_log_in(s)) {
+                    found.leavers_who_can_log_in.push(story());
+                }
+            }
+        }
+    }
+    // Every valid event posted has a line that says what became of it (or is in a DLQ).
+    let dlq_bodies: Vec<&String> = dlq.values().flatten().collect();
+    for (queue, bodies) in dlq {
+        found.dlq.insert(queue.clone(), bodies.iter().map(|b| b.chars().take(200).collect()).collect());
+    }
+    let accounted: BTreeSet<&str> = table
+        .lines
+        .iter()
+        .filter(|l| !l.reason.starts_with("duplicate:") && l.outcome != "scheduled")
+        .filter_map(|l| l.event_id.as_deref())
+        .collect();
+    for line in &table.lines {
+        *found.outcomes.entry(line.outcome.clone()).or_default() += 1;
+    }
+    for posting in feed.postings.iter().filter(|p| p.valid) {
+        let Some(event_id) = posting.event_id.as_deref() else { continue };
+        if !accounted.contains(event_id) && !dlq_bodies.iter().any(|b| b.contains(event_id)) {
+            let lines: Vec<String> = table
+                .lines
+                .iter()
+                .filter(|l| posting.employee_id.as_deref() == Some(l.employee.as_str()))
+                .map(|l| format!("{:?} {} {}", l.event_id, l.outcome, l.reason))
+                .collect();
+            found.events_unaccounted.push(format!("{event_id}: lines of the employee {lines:?}"));
+        }
+    }
+    let invalid = feed.postings.iter().filter(|p| !p.valid).count();
+    let rejected = table.lines.iter().filter(|l| l.outcome == "rejected").count();
+    if rejected < invalid {
+        found.events_unaccounted.push(format!("{invalid} invalid events posted, {rejected} rejected lines"));
+    }
+    for (op, stats) in calls.as_object().into_iter().flatten() {
+        if op.starts_with("WorkSpaces.") {
+            found.workspaces_calls.insert(op.clone(), stats["calls"].as_u64().unwrap_or(0));
+        }
+    }
+    found.create_floor = feed.people.len().div_ceil(25);
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chaos::feed::{Person, Posting};
+    use serde_json::json;
+
+    fn person(id: &str, intent: Intent) -> Person {
+        Person {
+            employee_id: id.into(),
+            username: format!("user-{id}"),
+            intent,
+            workspace_fails: false,
+            suspend_before_leave: false,
+        }
+    }
+
+    fn record(state: &str) -> Record {
+        Record { state: state.into(), workspace_id: None, failure: None }
+    }
+
+    fn ws(id: &str, user: &str, state: &str) -> Value {
+        json!({ "WorkspaceId": id, "DirectoryId": "d-1", "UserName": user, "State": state })
+    }
+
+    fn applied(employee: &str, event: &str) -> Line {
+        Line {
+            employee: employee.into(),
+            event_id: Some(event.into()),
+            outcome: "applied".into(),
+            reason: String::new(),
+        }
+    }
+
+    fn posting(employee: &str, event: &str) -> Posting {
+        Posting {
+            wave: 1,
+            body: String::new(),
+            event_id: Some(event.into()),
+            employee_id: Some(employee.into()),
+            valid: true,
+        }
+    }
+
+    #[test]
+    fn a_world_where_every_invariant_holds_is_judged_clean() {
+        let feed = Feed {
+            people: vec![person("A", Intent::Employed), person("B", Intent::Left)],
+            postings: vec![posting("A", "a-join"), posting("B", "b-join"), posting("B", "b-leave")],
+        };
+        let table = Table {
+            records: [("A".to_owned(), record("active")), ("B".to_owned(), record("terminated"))].into(),
+            lines: vec![applied("A", "a-join"), applied("B", "b-join"), applied("B", "b-leave")],
+            held: 0,
+        };
+        let state = json!({ "workspaces": [ws("ws-a", "user-A", "AVAILABLE"), ws("ws-b", "user-B", "TERMINATED")] });
+        let found = judge(&table, &state, &BTreeMap::new(), &json!({}), &feed);
+        assert_eq!(found.violations(), 0, "{found:?}");
+    }
+
+    #[test]
+    fn each_broken_invariant_is_found_and_named_with_the_employee() {
+        // GIVEN a joiner with two live WorkSpaces, a leaver who can still log in, a WorkSpace of
+        // no one, a namesake with a record, and an event with no line
+        let feed = Feed {
+            people: vec![
+                person("A", Intent::Employed),
+                person("B", Intent::Left),
+                Person { username: "user-A".into(), ..person("N", Intent::Refused) },
+            ],
+            postings: vec![posting("A", "a-join"), posting("B", "b-leave")],
+        };
+        let table = Table {
+            records: [
+                ("A".to_owned(), record("active")),
+                ("B".to_owned(), record("terminated")),
+                ("N".to_owned(), record("active")),
+            ]
+            .into(),
+            lines: vec![applied("A", "a-join")],
+            held: 0,
+        };
+        let state = json!({ "workspaces": [
+            ws("ws-a1", "user-A", "AVAILABLE"), ws("ws-a2", "USER-A", "PENDING"),
+            ws("ws-b", "user-B", "STOPPED"), ws("ws-x", "stranger", "AVAILABLE")
+        ] });
+        let found = judge(&table, &state, &BTreeMap::new(), &json!({}), &feed);
+        // THEN each is counted, with who it is about
+        assert_eq!(found.more_than_one_live_workspace.len(), 1);
+        assert!(found.more_than_one_live_workspace[0].starts_with("A (user-A)"));
+        assert_eq!(found.user_name_on_two_live_workspaces.len(), 1, "names compare without case");
+        assert_eq!(found.leavers_who_can_log_in.len(), 1);
+        assert!(found.leavers_who_can_log_in[0].starts_with("B (user-B): record terminated"));
+        assert_eq!(found.workspaces_nobody_wants.len(), 1);
+        assert_eq!(found.namesakes_given_something.len(), 1);
+        assert_eq!(found.events_unaccounted.len(), 1);
+        assert!(found.events_unaccounted[0].starts_with("b-leave"));
+        assert_eq!(found.violations(), 6);
+        // AND an event in a DLQ is accounted for there
+        let dlq = BTreeMap::from([("hr-events-dlq.fifo".to_owned(), vec![r#"{"event_id":"b-leave"}"#.to_owned()])]);
+        assert!(judge(&table, &state, &dlq, &json!({}), &feed).events_unaccounted.is_empty());
+    }
+}
