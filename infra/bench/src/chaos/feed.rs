@@ -37,8 +37,13 @@ pub struct Person {
 pub struct Posting {
     pub wave: usize,
     pub body: String,
+    /// A future-dated event takes effect this long after it is posted (`effective_at` is set
+    /// then: how long a wave takes to post and handle depends on the machine).
+    pub effective_in_ms: Option<i64>,
     /// Its `event_id`, when it has one the contract accepts.
     pub event_id: Option<String>,
+    /// The held event a cancel withdraws.
+    pub cancels: Option<String>,
     pub employee_id: Option<String>,
     pub valid: bool,
 }
@@ -64,7 +69,7 @@ fn iso(ms: i64) -> String {
     shared::domain::time::Timestamp::from_millis(ms).to_string()
 }
 
-/// `now_ms`: when the run starts; events happened before it, held ones take effect after it.
+/// `now_ms`: when the run starts; events happened before it (held ones are dated when posted).
 pub fn generate(n: usize, seed: u64, now_ms: i64, workspace_error_share: f64, suspended_share: f64) -> Feed {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut feed = Feed::default();
@@ -81,10 +86,12 @@ pub fn generate(n: usize, seed: u64, now_ms: i64, workspace_error_share: f64, su
             workspace_fails: rng.random::<f64>() < workspace_error_share,
             suspend_before_leave: false,
         };
-        let mut post = |wave: usize, event: Value| {
+        let mut post = |wave: usize, event: Value, effective_in_ms: Option<i64>| {
             feed.postings.push(Posting {
                 wave,
                 body: event.to_string(),
+                effective_in_ms,
+                cancels: event["cancels"].as_str().map(str::to_owned),
                 event_id: event["event_id"].as_str().map(str::to_owned),
                 employee_id: Some(employee_id.clone()),
                 valid: true,
@@ -94,18 +101,17 @@ pub fn generate(n: usize, seed: u64, now_ms: i64, workspace_error_share: f64, su
             "employee_id": employee_id, "username": username, "given_name": "Chaos",
             "surname": format!("Person{i:05}"), "email": format!("{username}@example.com"), "department": department
         });
-        let mut join = json!({ "schema_version": "1", "event_id": format!("{employee_id}-join"), "type": "join",
-                               "occurred_at": at(0), "employee": employee });
-        if rng.random::<f64>() < HELD_JOINS {
-            join["effective_at"] = json!(iso(now_ms + rng.random_range(20_000..60_000)));
-        }
-        post(1, join);
+        let join = json!({ "schema_version": "1", "event_id": format!("{employee_id}-join"), "type": "join",
+                           "occurred_at": at(0), "employee": employee });
+        let held_join = (rng.random::<f64>() < HELD_JOINS).then(|| rng.random_range(20_000..60_000));
+        post(1, join, held_join);
         if rng.random::<f64>() < MOVERS {
             let to = DEPARTMENTS.iter().find(|d| **d != department).copied().unwrap_or("Sales");
             post(
                 2,
                 json!({ "schema_version": "1", "event_id": format!("{employee_id}-move"), "type": "move",
                             "occurred_at": at(1), "employee": { "employee_id": employee_id, "department": to } }),
+                None,
             );
         }
         if rng.random::<f64>() < LEAVERS {
@@ -117,11 +123,10 @@ pub fn generate(n: usize, seed: u64, now_ms: i64, workspace_error_share: f64, su
             if rng.random::<f64>() < GRACE_OF_LEAVERS {
                 leave["grace_hours"] = json!(0.005); // 18 seconds
             }
-            let held = rng.random::<f64>() < HELD_LEAVES / LEAVERS;
-            if held {
-                leave["effective_at"] = json!(iso(now_ms + rng.random_range(60_000..120_000)));
-            }
-            post(2, leave);
+            // Due well after the last wave is posted, so that most cancels come in time.
+            let held = (rng.random::<f64>() < HELD_LEAVES / LEAVERS).then(|| rng.random_range(150_000..240_000));
+            post(2, leave, held);
+            let held = held.is_some();
             if held && rng.random::<bool>() {
                 // Posted in the last wave, well before the leave is due: usually in time.
                 person.intent = Intent::Either;
@@ -129,6 +134,7 @@ pub fn generate(n: usize, seed: u64, now_ms: i64, workspace_error_share: f64, su
                     3,
                     json!({ "schema_version": "1", "event_id": format!("{employee_id}-cancel"), "type": "cancel",
                                 "cancels": leave_id, "occurred_at": at(3), "employee": { "employee_id": employee_id } }),
+                    None,
                 );
             } else if rng.random::<f64>() < REHIRES_OF_LEAVERS {
                 person.intent = Intent::Employed;
@@ -137,6 +143,7 @@ pub fn generate(n: usize, seed: u64, now_ms: i64, workspace_error_share: f64, su
                     3,
                     json!({ "schema_version": "1", "event_id": format!("{employee_id}-rehire"), "type": "join",
                                 "occurred_at": at(4), "employee": employee }),
+                    None,
                 );
             }
         }
@@ -153,6 +160,8 @@ pub fn generate(n: usize, seed: u64, now_ms: i64, workspace_error_share: f64, su
         feed.postings.push(Posting {
             wave: 1,
             body: event.to_string(),
+            effective_in_ms: None,
+            cancels: None,
             event_id: Some(format!("{employee_id}-join")),
             employee_id: Some(employee_id.clone()),
             valid: true,
@@ -182,9 +191,31 @@ pub fn generate(n: usize, seed: u64, now_ms: i64, workspace_error_share: f64, su
                          "occurred_at": iso(now_ms + 86_400_000), "employee": { "employee_id": format!("C{k:05}") } })
             .to_string(),
         };
-        feed.postings.push(Posting { wave: 1 + k % 3, body, event_id: None, employee_id: None, valid: false });
+        feed.postings.push(Posting {
+            wave: 1 + k % 3,
+            body,
+            effective_in_ms: None,
+            cancels: None,
+            event_id: None,
+            employee_id: None,
+            valid: false,
+        });
     }
     feed
+}
+
+/// The body to post now: a future-dated event gets its `effective_at`.
+pub fn dated(posting: &Posting, now_ms: i64) -> String {
+    match posting.effective_in_ms {
+        None => posting.body.clone(),
+        Some(after) => match serde_json::from_str::<Value>(&posting.body) {
+            Ok(mut event) => {
+                event["effective_at"] = json!(iso(now_ms + after));
+                event.to_string()
+            }
+            Err(_) => posting.body.clone(),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -196,9 +227,10 @@ mod tests {
         let (a, b) = (generate(400, 3, 1_800_000_000_000, 0.02, 0.05), generate(400, 3, 1_800_000_000_000, 0.02, 0.05));
         let bodies = |f: &Feed| f.postings.iter().map(|p| p.body.clone()).collect::<Vec<_>>();
         assert_eq!(bodies(&a), bodies(&b));
-        for kind in ["\"join\"", "\"leave\"", "\"move\"", "\"cancel\"", "effective_at", "grace_hours", "-rehire"] {
+        for kind in ["\"join\"", "\"leave\"", "\"move\"", "\"cancel\"", "grace_hours", "-rehire"] {
             assert!(a.postings.iter().any(|p| p.body.contains(kind)), "no {kind} in the feed");
         }
+        assert!(a.postings.iter().any(|p| p.effective_in_ms.is_some()), "no future-dated event");
         assert!(a.people.iter().any(|p| p.intent == Intent::Refused));
         assert!(a.postings.iter().any(|p| !p.valid));
         let leavers = a.people.iter().filter(|p| p.intent == Intent::Left).count();

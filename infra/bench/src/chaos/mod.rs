@@ -275,7 +275,7 @@ impl World {
                 .map(|(i, p)| {
                     aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
                         .id(format!("m{i}"))
-                        .message_body(&p.body)
+                        .message_body(feed::dated(p, shared::domain::time::Timestamp::now().millis()))
                         .set_message_group_id(
                             fifo.then(|| p.employee_id.clone().unwrap_or_else(|| format!("invalid-{n}-{i}"))),
                         )

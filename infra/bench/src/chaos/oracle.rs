@@ -262,9 +262,24 @@ pub fn judge(
     for line in &table.lines {
         *found.outcomes.entry(line.outcome.clone()).or_default() += 1;
     }
+    let applied =
+        |event_id: &str| table.lines.iter().any(|l| l.event_id.as_deref() == Some(event_id) && l.outcome == "applied");
+    // A held event withdrawn by its cancel ends with the cancel's line, not one of its own.
+    let held: BTreeSet<&str> =
+        table.lines.iter().filter(|l| l.outcome == "scheduled").filter_map(|l| l.event_id.as_deref()).collect();
+    let withdrawn: BTreeSet<&str> = feed
+        .postings
+        .iter()
+        .filter(|p| p.event_id.as_deref().is_some_and(&applied))
+        .filter_map(|p| p.cancels.as_deref())
+        .filter(|target| held.contains(target))
+        .collect();
     for posting in feed.postings.iter().filter(|p| p.valid) {
         let Some(event_id) = posting.event_id.as_deref() else { continue };
-        if !accounted.contains(event_id) && !dlq_bodies.iter().any(|b| b.contains(event_id)) {
+        if !accounted.contains(event_id)
+            && !withdrawn.contains(event_id)
+            && !dlq_bodies.iter().any(|b| b.contains(event_id))
+        {
             let lines: Vec<String> = table
                 .lines
                 .iter()
@@ -325,6 +340,8 @@ mod tests {
         Posting {
             wave: 1,
             body: String::new(),
+            effective_in_ms: None,
+            cancels: None,
             event_id: Some(event.into()),
             employee_id: Some(employee.into()),
             valid: true,
@@ -388,5 +405,31 @@ mod tests {
         // AND an event in a DLQ is accounted for there
         let dlq = BTreeMap::from([("hr-events-dlq.fifo".to_owned(), vec![r#"{"event_id":"b-leave"}"#.to_owned()])]);
         assert!(judge(&table, &state, &dlq, &json!({}), &feed).events_unaccounted.is_empty());
+    }
+
+    #[test]
+    fn a_held_event_is_accounted_for_by_its_own_final_line_or_by_the_cancel_that_withdrew_it() {
+        let line = |event: &str, outcome: &str| Line {
+            employee: "A".into(),
+            event_id: Some(event.into()),
+            outcome: outcome.into(),
+            reason: String::new(),
+        };
+        let cancel = Posting { cancels: Some("a-leave".into()), ..posting("A", "a-cancel") };
+        let feed = Feed {
+            people: vec![person("A", Intent::Either)],
+            postings: vec![posting("A", "a-join"), posting("A", "a-leave"), cancel],
+        };
+        let mut table = Table {
+            records: [("A".to_owned(), record("active"))].into(),
+            lines: vec![line("a-join", "applied"), line("a-leave", "scheduled"), line("a-cancel", "applied")],
+            held: 0,
+        };
+        let state = json!({ "workspaces": [ws("ws-a", "user-A", "AVAILABLE")] });
+        assert!(judge(&table, &state, &BTreeMap::new(), &json!({}), &feed).events_unaccounted.is_empty());
+        // A hold with nothing after it is an event lost.
+        table.lines.pop();
+        let found = judge(&table, &state, &BTreeMap::new(), &json!({}), &feed);
+        assert_eq!(found.events_unaccounted.len(), 2, "the leave and its cancel: {:?}", found.events_unaccounted);
     }
 }
