@@ -480,9 +480,6 @@ def run_parameters(recording):
 NOT_YET_RECORDED = {
     ("reconciler", "dynamodb:GetItem"): "a record read again after a conditional write lost to a concurrent one "
                                         "(the chaos run: a reply lost after the write)",
-    ("provisioner", "sqs:SendMessage"): "an orphan's termination: a WorkSpace from a create that crashed "
-                                        "before its write, found for someone who no longer wants one",
-    ("reconciler", "workspaces:DeleteTags"): "a move to a profile without one of the current profile's tags",
 }
 
 

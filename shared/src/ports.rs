@@ -5,7 +5,7 @@ use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 pub use crate::domain::employee::{NameClaim, NewUser, ScheduledEvent, USER_NAME_TAKEN};
 use crate::domain::profile::Profile;
 use crate::domain::workspace::{PropertyChange, WorkspaceProperties, WorkspaceState};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 // ---------------------------------------------------------------- errors and time
@@ -380,14 +380,37 @@ impl GuardStatus {
     }
 }
 
-/// The start of the guard's fixed window of `window_ms` (> 0) that holds `now_ms`: windows start
-/// at multiples of their length, so every invocation counts in the same one.
-/// Where a listing of due held events stands: the index shard being read and, within it, the key
-/// of the last event read (the store's own, opaque to its callers). The default starts at the top.
+/// Where a listing of due held events stands. Pages are read from the index's shards in turn,
+/// each shard oldest first, so a flood of events due in one shard does not hold back those due in
+/// the others. Per shard, the key of the last event read (the store's own, opaque to callers).
+/// The default starts every shard at its top.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DueCursor {
-    pub(crate) shard: u32,
-    pub(crate) after: Option<BTreeMap<String, String>>,
+    /// The shard the next page comes from.
+    pub(crate) turn: u32,
+    /// Where each started shard stands.
+    pub(crate) after: BTreeMap<u32, BTreeMap<String, String>>,
+    /// Shards read to their end.
+    pub(crate) done: BTreeSet<u32>,
+}
+
+impl DueCursor {
+    /// After a page from `shard`: where it stands (`None`: read to its end), and the next shard
+    /// in turn that is not done (`None` when every one of `shards` is).
+    pub(crate) fn advance(mut self, shard: u32, stands: Option<BTreeMap<String, String>>, shards: u32) -> Option<Self> {
+        match stands {
+            Some(key) => {
+                self.after.insert(shard, key);
+            }
+            None => {
+                self.after.remove(&shard);
+                self.done.insert(shard);
+            }
+        }
+        let next = (1..=shards).map(|step| (shard + step) % shards).find(|s| !self.done.contains(s))?;
+        self.turn = next;
+        Some(self)
+    }
 }
 
 /// One page of due held events, and where the next starts (`None`: nothing more is due).
@@ -397,6 +420,8 @@ pub struct DuePage {
     pub next: Option<DueCursor>,
 }
 
+/// The start of the guard's fixed window of `window_ms` (> 0) that holds `now_ms`: windows start
+/// at multiples of their length, so every invocation counts in the same one.
 pub fn guard_window_start(now_ms: i64, window_ms: i64) -> i64 {
     now_ms.div_euclid(window_ms) * window_ms
 }
@@ -450,9 +475,11 @@ pub trait StateStore: Send + Sync {
 
     /// Holds a future-dated event until it is due (idempotent per event).
     fn schedule(&self, event: &ScheduledEvent) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// At most `limit` held events due at `now_ms`, from where `from` stands (the sparse index,
-    /// eventually consistent). One page at a time, so a reader holds at most `limit` bodies
-    /// however many events are due; the page's `next` says where the following page starts.
+    /// At most `limit` held events due at `now_ms`, from the shard whose turn `from` says and
+    /// where it stands there (the sparse index, eventually consistent). One page at a time, so a
+    /// reader holds at most `limit` bodies however many events are due; the page's `next` says
+    /// where the following page starts (the next shard's turn). A page may be short, or empty,
+    /// with more to come.
     fn due(
         &self,
         now_ms: i64,

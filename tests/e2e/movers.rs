@@ -192,6 +192,50 @@ async fn a_move_to_a_department_on_another_bundle_migrates_to_a_new_workspace_wi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_to_a_profile_without_a_pipeline_tag_removes_it_keeps_the_others_and_changes_the_running_mode() {
+    // GIVEN a Design profile that also sets a tag of the pipeline's own (`hr-pipeline:` prefix),
+    // and an active Design employee (the standard bundle, ALWAYS_ON, tags Team and that one)
+    let mut def = movers_def();
+    let intake = def["functions"].as_array().unwrap().iter().find(|f| f["name"] == "intake").unwrap();
+    let mut profiles: Value =
+        serde_json::from_str(intake["environment"]["WORKSPACE_PROFILES"].as_str().unwrap()).unwrap();
+    profiles["profiles"]["design"]["tags"]["hr-pipeline:team"] = json!("design");
+    set_env(&mut def, "intake", "WORKSPACE_PROFILES", &profiles.to_string());
+    let t = start_movers(def, |_| {}).await;
+    let mut design = join(25);
+    design["employee"]["department"] = json!("Design");
+    t.post_events(&[design]).await;
+    let ws = all_in(&t, &ids(25..26), EmployeeState::Active, 60).await.remove(0).workspace_id.unwrap();
+    let client = workspaces_client(&t).await;
+    let tag = |tags: &aws_sdk_workspaces::operation::describe_tags::DescribeTagsOutput, key: &str| {
+        tags.tag_list().iter().find(|tag| tag.key() == key).and_then(|tag| tag.value()).map(str::to_owned)
+    };
+    let before = client.describe_tags().resource_id(&ws).send().await.unwrap();
+    assert_eq!(
+        (tag(&before, "Team"), tag(&before, "hr-pipeline:team")),
+        (Some("design".into()), Some("design".into()))
+    );
+    // WHEN HR moves them to Sales (the standard profile: AUTO_STOP 60 min, neither tag)
+    let to = json!({ "department": "Sales" });
+    t.post_events(&[move_event(25, "evt-move-0025", "2026-11-10T09:00:00Z", to)]).await;
+    // THEN the same WorkSpace runs AUTO_STOP and has lost the pipeline's tag; tags it does not
+    // own (Team might be an administrator's) and the managed tag stay
+    let done = moved(&t, "E0025", "evt-move-0025", 60).await;
+    assert_eq!(done.workspace_id.as_deref(), Some(ws.as_str()), "modified in place, not replaced");
+    assert_eq!(done.move_note, None, "the move reached its profile");
+    let (mode, auto_stop, ..) = properties(&described(&client, &ws).await.unwrap());
+    assert_eq!((mode.as_str(), auto_stop), ("AUTO_STOP", Some(60)));
+    let after = client.describe_tags().resource_id(&ws).send().await.unwrap();
+    assert_eq!(tag(&after, "hr-pipeline:team"), None, "the pipeline's tag the new profile does not set");
+    assert_eq!(tag(&after, "Team").as_deref(), Some("design"), "not the pipeline's to remove");
+    assert_eq!(tag(&after, shared::domain::workspace::MANAGED_TAG_KEY).as_deref(), Some("E0025"), "still managed");
+    assert_eq!(
+        move_calls(&t).await,
+        [("ModifyWorkspaceProperties", 1), ("MigrateWorkspace", 0), ("CreateTags", 0), ("DeleteTags", 1)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_for_someone_not_there_is_rejected_and_calls_nothing() {
     // GIVEN an employee who left, and one who never joined
     let t = start_movers(movers_def(), |_| {}).await;

@@ -264,6 +264,61 @@ async fn a_crash_after_create_workspaces_does_not_make_a_second_workspace() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_created_before_a_crash_for_someone_who_left_meanwhile_is_terminated() {
+    let mut def = project_stack(1);
+    assert_eq!(def["functions"][1]["name"], "provisioner");
+    def["functions"][1]["timeout_s"] = json!(18);
+    let options =
+        TestOptions { sim_config: fast_sim(), seed: seed(), max_visibility_timeout_s: Some(4), ..Default::default() };
+    let t = TestStack::start_with(def, options).await;
+    // GIVEN a joiner whose CreateWorkspaces makes the WorkSpace only after 12 s, then its
+    // provisioner dies before writing it down (the answer held back past its 18 s timeout)
+    for (ms, after) in [(12_000, false), (30_000, true)] {
+        t.fault(json!({ "kind": "latency", "operation": "WorkSpaces.CreateWorkspaces", "ms": ms, "count": 1, "after": after }))
+            .await;
+    }
+    t.post_events(&[join(40)]).await;
+    eventually(60, "CreateWorkspaces called", || async {
+        let calls = t.sim(reqwest::Method::GET, "calls", Value::Null).await;
+        (calls["WorkSpaces.CreateWorkspaces"]["calls"].as_u64() == Some(1)).then_some(())
+    })
+    .await;
+    // WHEN the employee leaves meanwhile, when there is no WorkSpace to find yet
+    let leave = json!({
+        "schema_version": "1", "event_id": "evt-leave-0040", "type": "leave",
+        "occurred_at": "2026-11-20T17:00:00Z", "employee": { "employee_id": "E0040" }
+    });
+    t.post_events(&[leave]).await;
+    let left = eventually(30, "the leave settled", || async {
+        employee(&t, "E0040").await.filter(|e| e.state == EmployeeState::Terminated)
+    })
+    .await;
+    assert_eq!((left.workspace_id, live_workspaces(&t).await), (None, 0), "nothing to terminate yet");
+    // AND then the WorkSpace is made
+    let made = eventually(30, "the WorkSpace made", || async {
+        let state = t.sim_state().await;
+        let ws = state["workspaces"].as_array().unwrap().iter().find(|w| w["UserName"] == "user0040").cloned();
+        ws.and_then(|w| w["WorkspaceId"].as_str().map(str::to_owned))
+    })
+    .await;
+    // THEN the redelivered request finds it made for someone who has left, and it is terminated:
+    // the leaver keeps nothing and nothing is left behind
+    let terminating = eventually(60, "the orphan attached to the leave", || async {
+        employee(&t, "E0040").await.filter(|e| e.workspace_id.as_deref() == Some(made.as_str()))
+    })
+    .await;
+    assert_eq!(terminating.leave_event_id.as_deref(), Some("evt-leave-0040"), "{terminating:?}");
+    eventually(60, "the WorkSpace terminated", || async {
+        let done = employee(&t, "E0040").await.is_some_and(|e| e.state == EmployeeState::Terminated);
+        (done && live_workspaces(&t).await == 0).then_some(())
+    })
+    .await;
+    assert_eq!(t.call_items("CreateWorkspaces").await, vec![1], "never created again");
+    assert_eq!(t.call_items("TerminateWorkspaces").await.iter().sum::<u64>(), 1);
+    assert!(t.stats("provisioner").timeouts >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_is_absorbed_and_everything_completes() {
     let t = start(3, |_| {}).await;
     t.fault(json!({ "kind": "throttle", "operation": "WorkSpaces.CreateWorkspaces", "count": 3 })).await;

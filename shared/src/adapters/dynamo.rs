@@ -811,42 +811,29 @@ impl StateStore for DynamoStore {
     }
 
     async fn due(&self, now_ms: i64, from: &DueCursor, limit: usize) -> Result<DuePage, StoreError> {
-        let mut events = Vec::new();
-        let (mut shard, mut after) = (from.shard, from.after.clone());
-        while shard < WORK_SHARDS {
-            let room = limit.saturating_sub(events.len());
-            if room == 0 {
-                return Ok(DuePage { events, next: Some(DueCursor { shard, after }) });
-            }
-            // A page's key, not a fresh query from the top: the index is eventually consistent,
-            // so events just released could be listed again by a query that starts over.
-            let start = after.take().map(|key| key.into_iter().map(|(k, v)| (k, s(v))).collect::<Item>());
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(WORK_INDEX)
-                .key_condition_expression("work_shard = :shard AND work_due <= :now")
-                .expression_attribute_values(":shard", s(format!("{SCHEDULED}#{shard}")))
-                .expression_attribute_values(":now", s(format!("{now_ms:013}")))
-                .limit(i32::try_from(room).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| unavailable("Query", &e))?;
-            for item in out.items.unwrap_or_default() {
-                events.push(decode(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(key) => {
-                    let key: BTreeMap<String, String> =
-                        key.into_iter().filter_map(|(k, v)| v.as_s().ok().cloned().map(|v| (k, v))).collect();
-                    after = Some(key);
-                }
-                None => shard += 1,
-            }
-        }
-        Ok(DuePage { events, next: None })
+        let shard = from.turn;
+        // The shard's own last key, never a fresh query from the top: the index is eventually
+        // consistent, so events just released could be listed again by a query that starts over.
+        let start =
+            from.after.get(&shard).map(|key| key.iter().map(|(k, v)| (k.clone(), s(v.clone()))).collect::<Item>());
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(WORK_INDEX)
+            .key_condition_expression("work_shard = :shard AND work_due <= :now")
+            .expression_attribute_values(":shard", s(format!("{SCHEDULED}#{shard}")))
+            .expression_attribute_values(":now", s(format!("{now_ms:013}")))
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| unavailable("Query", &e))?;
+        let events = out.items.unwrap_or_default().into_iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        let stands = out.last_evaluated_key.map(|key| {
+            key.into_iter().filter_map(|(k, v)| v.as_s().ok().cloned().map(|v| (k, v))).collect::<BTreeMap<_, _>>()
+        });
+        Ok(DuePage { events, next: from.clone().advance(shard, stands, WORK_SHARDS) })
     }
 
     async fn unschedule(&self, employee_id: &str, event_id: &str) -> Result<bool, StoreError> {

@@ -554,7 +554,40 @@ mod tests {
         let ids: std::collections::BTreeSet<&str> =
             posted.iter().filter_map(|m| m.deduplication_id.as_deref()).collect();
         assert_eq!((posted.len(), ids.len()), (2_500, 2_500), "every event once");
-        assert!(r.store.due(i64::MAX, &DueCursor::default(), 10).await.unwrap().events.is_empty(), "none held");
+        let mut left = 0;
+        for id in (0..2_500).map(|i| format!("E{i:05}")) {
+            left += r.store.scheduled_for(&id).await.unwrap().len();
+        }
+        assert_eq!(left, 0, "none held");
+    }
+
+    #[tokio::test]
+    async fn a_due_leave_is_released_in_the_first_run_however_many_are_due_before_it_in_another_shard() {
+        use crate::adapters::dynamo::{WORK_SHARDS, shard_of};
+        let in_shard = |shard: u32| (0..).map(|i| format!("E{i:05}")).filter(move |id| shard_of(id) == shard);
+        let held = |employee_id: String, event_id: String, effective_ms: i64| crate::ports::ScheduledEvent {
+            body: format!("{{\"event_id\":\"{event_id}\"}}"),
+            employee_id,
+            event_id,
+            kind: "leave".into(),
+            occurred_ms: 0,
+            effective_ms,
+        };
+        // GIVEN 1,500 events due since t=1,000 in the first shard (more than a run releases), and
+        // a leave due since t=5,000 in the last
+        let store = MemoryStore::default();
+        for (i, id) in in_shard(0).take(1_500).enumerate() {
+            store.schedule(&held(id, format!("ev-{i}"), 1_000)).await.unwrap();
+        }
+        let leaver = in_shard(WORK_SHARDS - 1).next().unwrap();
+        store.schedule(&held(leaver, "the-leave".into(), 5_000)).await.unwrap();
+        let r = reconciler(store, FakeWorkspaces::all("AVAILABLE"));
+        // WHEN the reconciler runs once
+        let report = r.run(None).await.unwrap();
+        // THEN it released its share, and the leave among them: shards take turns
+        assert_eq!((report.released, report.releases_left), (RELEASES_PER_RUN, true));
+        let posted = r.hr_events.take();
+        assert!(posted.iter().any(|m| m.deduplication_id.as_deref() == Some("release-the-leave")), "the leave waited");
     }
 
     #[tokio::test]

@@ -3,7 +3,9 @@
 //! table. The contract suite ([`super::contract::state_store`]) runs on both.
 
 use super::{Faults, lock};
-use crate::adapters::dynamo::{MAX_ITEM_BYTES, check_guard_arguments, guard_member, history_item, item_size, shard_of};
+use crate::adapters::dynamo::{
+    MAX_ITEM_BYTES, WORK_SHARDS, check_guard_arguments, guard_member, history_item, item_size, shard_of,
+};
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use crate::ports::{
     Claim, ClaimOutcome, DueCursor, DuePage, GuardStatus, HistoryEntry, NameClaim, ScheduledEvent, StateStore,
@@ -407,35 +409,33 @@ impl StateStore for MemoryStore {
                     &*live
                 }
             };
-            // The index's order: shard, then due time, then (here) employee and event.
-            let position = |e: &ScheduledEvent| {
-                (shard_of(&e.employee_id), format!("{:013}", e.effective_ms), e.employee_id.clone(), e.event_id.clone())
-            };
-            let start = from.after.as_ref().map(|key| {
+            // The index's order within a shard: due time, then (here) employee and event.
+            let shard = from.turn;
+            let position =
+                |e: &ScheduledEvent| (format!("{:013}", e.effective_ms), e.employee_id.clone(), e.event_id.clone());
+            let start = from.after.get(&shard).map(|key| {
                 let part = |name: &str| key.get(name).cloned().unwrap_or_default();
-                (from.shard, part("work_due"), part("employee_id"), part("event_id"))
+                (part("work_due"), part("employee_id"), part("event_id"))
             });
             let mut due: Vec<_> = held
                 .values()
-                .filter(|e| e.effective_ms <= now_ms)
+                .filter(|e| e.effective_ms <= now_ms && shard_of(&e.employee_id) == shard)
                 .map(|e| (position(e), e))
-                .filter(|(at, _)| at.0 >= from.shard && start.as_ref().is_none_or(|start| at > start))
+                .filter(|(at, _)| start.as_ref().is_none_or(|start| at > start))
                 .collect();
             due.sort_by(|a, b| a.0.cmp(&b.0));
-            let more = due.len() > limit;
-            due.truncate(limit);
-            let next = match due.last() {
-                Some(((shard, work_due, employee_id, event_id), _)) if more => Some(DueCursor {
-                    shard: *shard,
-                    after: Some(BTreeMap::from([
-                        ("work_due".to_owned(), work_due.clone()),
-                        ("employee_id".to_owned(), employee_id.clone()),
-                        ("event_id".to_owned(), event_id.clone()),
-                    ])),
-                }),
+            let more = due.len() > limit.max(1);
+            due.truncate(limit.max(1));
+            let stands = match due.last() {
+                Some(((work_due, employee_id, event_id), _)) if more => Some(BTreeMap::from([
+                    ("work_due".to_owned(), work_due.clone()),
+                    ("employee_id".to_owned(), employee_id.clone()),
+                    ("event_id".to_owned(), event_id.clone()),
+                ])),
                 _ => None,
             };
-            Ok(DuePage { events: due.into_iter().map(|(_, e)| e.clone()).collect(), next })
+            let events = due.into_iter().map(|(_, e)| e.clone()).collect();
+            Ok(DuePage { events, next: from.clone().advance(shard, stands, WORK_SHARDS) })
         })
     }
 
@@ -649,10 +649,21 @@ mod tests {
         store.schedule(&event).await.unwrap();
         assert_eq!(store.watched(EmployeeState::Pending, i64::MAX).await.unwrap(), ["E1"], "stale");
         assert_eq!(store.employee("E1").await.unwrap().unwrap().state, EmployeeState::Active, "consistent");
-        assert!(store.due(10, &DueCursor::default(), 10).await.unwrap().events.is_empty());
+        assert!(all_due(&store, 10).await.is_empty());
         store.catch_up_index();
         assert!(store.watched(EmployeeState::Pending, i64::MAX).await.unwrap().is_empty());
-        assert_eq!(store.due(10, &DueCursor::default(), 10).await.unwrap().events, [event]);
+        assert_eq!(all_due(&store, 10).await, [event]);
+    }
+
+    /// Every page, every shard.
+    async fn all_due(store: &MemoryStore, now_ms: i64) -> Vec<ScheduledEvent> {
+        let (mut events, mut from) = (Vec::new(), Some(DueCursor::default()));
+        while let Some(cursor) = from {
+            let page = store.due(now_ms, &cursor, 10).await.unwrap();
+            events.extend(page.events);
+            from = page.next;
+        }
+        events
     }
 
     #[tokio::test]

@@ -77,6 +77,7 @@ pub async fn state_store<S: StateStore>(store: &S) {
     history(store).await;
     held_events(store).await;
     held_events_in_pages(store).await;
+    held_events_shards_take_turns(store).await;
     watched(store).await;
 }
 
@@ -340,6 +341,31 @@ async fn held_events_in_pages<S: StateStore>(store: &S) {
         .await;
     }
     for e in &events {
+        ok("unschedule", store.unschedule(&e.employee_id, &e.event_id).await);
+    }
+}
+
+/// Shards take turns: an event due in one shard is listed before the events due earlier in
+/// another are all listed, however many those are.
+async fn held_events_shards_take_turns<S: StateStore>(store: &S) {
+    use crate::adapters::dynamo::{WORK_SHARDS, shard_of};
+    let in_shard = |shard: u32| (0..).map(|i| format!("C-DT{i}")).filter(move |id| shard_of(id) == shard);
+    let early: Vec<ScheduledEvent> =
+        in_shard(0).take(12).enumerate().map(|(i, id)| held(&id, &format!("c-dt-{i}"), T + 60_000)).collect();
+    let late = held(&in_shard(WORK_SHARDS - 1).next().unwrap_or_default(), "c-dt-late", T + 61_000);
+    for e in early.iter().chain([&late]) {
+        ok("schedule", store.schedule(e).await);
+    }
+    eventually("the late event within the first turns", || async {
+        let ids = due_ids_paged(store, T + 70_000, 2).await;
+        let ours: Vec<&String> = ids.iter().filter(|id| id.starts_with("c-dt-")).collect();
+        let late_at = ours.iter().position(|id| *id == "c-dt-late");
+        // Pages of 2: the late event's shard has its turn after one page of the first shard
+        // (two pages if the store holds others' events due in its shard before it).
+        ours.len() == early.len() + 1 && late_at.is_some_and(|at| at <= 4)
+    })
+    .await;
+    for e in early.iter().chain([&late]) {
         ok("unschedule", store.unschedule(&e.employee_id, &e.event_id).await);
     }
 }
