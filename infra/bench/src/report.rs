@@ -77,10 +77,13 @@ pub struct PhaseReport {
     /// First event posted → last employee confirmed, from the records' own timestamps.
     pub wall_s: f64,
     pub workspaces_per_s: f64,
-    /// 25 × the WorkSpaces rate limit (× the time factor).
+    /// The most WorkSpaces a second the API rate allows a phase (its rate model's
+    /// [`ceiling_per_s`]).
     pub ceiling_per_s: f64,
-    /// ceil(N/25) calls at the sustained rate: the least time the create or terminate calls alone need.
+    /// The least time the phase's WorkSpaces calls at the floor need at the sustained rate.
     pub api_floor_s: f64,
+    /// `service` (one bucket for every WorkSpaces operation) or `operation` (a bucket each).
+    pub rate_scope: String,
     pub api: BTreeMap<String, ApiUse>,
     pub directory_calls: BTreeMap<String, u64>,
     pub store: StoreUse,
@@ -107,6 +110,24 @@ pub struct FunctionCost {
 
 pub fn ceil_div(n: usize, d: usize) -> u64 {
     n.div_ceil(d) as u64
+}
+
+/// WorkSpaces calls a phase makes per 25 employees at the floor: one CreateWorkspaces (or
+/// TerminateWorkspaces) and one DescribeWorkspaces to confirm them. Against one shared bucket
+/// both count; with a bucket per operation each draws on its own, and one bounds the phase.
+pub fn calls_per_chunk(per_operation: bool) -> f64 {
+    if per_operation { 1.0 } else { 2.0 }
+}
+
+/// The most WorkSpaces a second a phase can reach at `rate` calls a second: rate × 25 ÷ the
+/// calls per 25 (25 shared, 50 per operation, at 2 calls/s).
+pub fn ceiling_per_s(rate: f64, per_operation: bool) -> f64 {
+    rate * WORKSPACES_PER_CALL as f64 / calls_per_chunk(per_operation)
+}
+
+/// The least time `n` employees' WorkSpaces calls need at the floor.
+pub fn api_floor_s(n: usize, rate: f64, per_operation: bool) -> f64 {
+    ceil_div(n, WORKSPACES_PER_CALL) as f64 * calls_per_chunk(per_operation) / rate
 }
 
 /// Nearest-rank percentile (`p` in 0..=1); 0 for no samples.
@@ -304,6 +325,23 @@ pub fn render(run: &RunReport, artefacts: &BTreeMap<String, Artefact>) -> String
             api("TerminateWorkspaces"),
             api("DescribeWorkspaces"),
             throttled
+        );
+    }
+    if let Some(p) = run.phases.first() {
+        let share: Vec<String> = run
+            .phases
+            .iter()
+            .map(|p| {
+                format!("{} {:.0} %", p.phase, 100.0 * p.workspaces_per_s / p.ceiling_per_s.max(f64::MIN_POSITIVE))
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "ceiling {:.1} WorkSpaces/s: the WorkSpaces rate per {} ({} call(s) per 25 at the floor); reached: {}",
+            p.ceiling_per_s,
+            p.rate_scope,
+            calls_per_chunk(p.rate_scope == "operation"),
+            share.join(", ")
         );
     }
     let throttled: Vec<String> = run

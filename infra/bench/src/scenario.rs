@@ -41,6 +41,11 @@ impl Settings {
         let factor = self.sim_config["time_factor"].as_f64().unwrap_or(1.0);
         self.sim_config["rate_limits"]["WorkSpaces"]["rate"].as_f64().unwrap_or(2.0) * factor
     }
+
+    /// The simulator's `rate_scope` (`service` when not set, as the simulator defaults).
+    fn rate_scope(&self) -> &str {
+        self.sim_config["rate_scope"].as_str().unwrap_or("service")
+    }
 }
 
 /// moto_server in a child process that dies with the benchmark.
@@ -388,6 +393,7 @@ fn phase_report(
 ) -> PhaseReport {
     let wall_s = (last_ms - posted_ms).max(0) as f64 / 1000.0;
     let rate = settings.workspaces_rate();
+    let per_operation = settings.rate_scope() == "operation";
     PhaseReport {
         phase: phase.into(),
         employees: n,
@@ -395,8 +401,9 @@ fn phase_report(
         failed,
         wall_s,
         workspaces_per_s: if wall_s > 0.0 { completed as f64 / wall_s } else { 0.0 },
-        ceiling_per_s: report::WORKSPACES_PER_CALL as f64 * rate,
-        api_floor_s: report::ceil_div(n, report::WORKSPACES_PER_CALL) as f64 / rate,
+        ceiling_per_s: report::ceiling_per_s(rate, per_operation),
+        api_floor_s: report::api_floor_s(n, rate, per_operation),
+        rate_scope: settings.rate_scope().to_owned(),
         api: WORKSPACES_OPS
             .iter()
             .map(|op| (op.to_string(), report::api_use(before, after, &format!("WorkSpaces.{op}"), n)))

@@ -53,6 +53,19 @@ pub struct RateLimit {
     pub burst: f64,
 }
 
+/// What one rate limit counts: every operation of the service together, or each operation on
+/// its own. AWS does not publish which holds for WorkSpaces ("about 2 calls/s per account"), so
+/// both are simulated; a pipeline's ceiling differs by a factor of two between them (README).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateScope {
+    /// One bucket per service: CreateWorkspaces and DescribeWorkspaces draw on the same tokens.
+    #[default]
+    Service,
+    /// One bucket per operation, each with the service's rate and burst.
+    Operation,
+}
+
 /// The simulated services, each with its own rate limit and call counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Service {
@@ -92,6 +105,8 @@ pub struct SimConfig {
     pub time_factor: f64,
     pub lifecycle: Lifecycle,
     pub rate_limits: BTreeMap<Service, RateLimit>,
+    /// Whether each rate limit is per service or per operation.
+    pub rate_scope: RateScope,
     /// WorkSpaces quota per account; beyond it CreateWorkspaces fails.
     pub max_workspaces: usize,
 }
@@ -102,6 +117,7 @@ impl Default for SimConfig {
             time_factor: 1.0,
             lifecycle: Lifecycle::default(),
             rate_limits: Service::ALL.iter().map(|s| (*s, s.default_rate())).collect(),
+            rate_scope: RateScope::default(),
             max_workspaces: 50_000,
         }
     }
@@ -115,6 +131,7 @@ pub struct ConfigPatch {
     pub lifecycle: Option<Lifecycle>,
     #[serde(default)]
     pub rate_limits: BTreeMap<Service, RateLimit>,
+    pub rate_scope: Option<RateScope>,
     pub max_workspaces: Option<usize>,
 }
 

@@ -1,7 +1,7 @@
 //! What stands between a request and its operation: call counters, injected faults and the
 //! per-service rate limit.
 
-use crate::config::{RateLimit, Service};
+use crate::config::{RateLimit, RateScope, Service};
 use crate::error::ApiError;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -118,7 +118,10 @@ pub struct Admission {
 
 #[derive(Debug, Default)]
 pub struct Gate {
-    buckets: BTreeMap<Service, Bucket>,
+    limits: BTreeMap<Service, RateLimit>,
+    scope: RateScope,
+    /// Per service, and per operation when the scope says so (`""` for the whole service).
+    buckets: BTreeMap<(Service, String), Bucket>,
     /// Draws for faults with a probability: xorshift64*, deterministic from the first request.
     draws: u64,
     pub faults: Vec<Fault>,
@@ -126,8 +129,16 @@ pub struct Gate {
 }
 
 impl Gate {
-    pub fn set_limit(&mut self, service: Service, limit: RateLimit, now_ms: f64) {
-        self.buckets.insert(service, Bucket::new(limit, now_ms));
+    /// A new limit for `service`: its buckets start full.
+    pub fn set_limit(&mut self, service: Service, limit: RateLimit) {
+        self.limits.insert(service, limit);
+        self.buckets.retain(|(s, _), _| *s != service);
+    }
+
+    /// Per service or per operation: every bucket starts again, full.
+    pub fn set_scope(&mut self, scope: RateScope) {
+        self.scope = scope;
+        self.buckets.clear();
     }
 
     /// Counts the call and decides whether it may proceed.
@@ -176,11 +187,16 @@ impl Gate {
             }
             return Err(err);
         }
-        if let Some(bucket) = self.buckets.get_mut(&service)
-            && !bucket.try_take(now_ms)
-        {
-            stats.throttled += 1;
-            return Err(throttling());
+        if let Some(limit) = self.limits.get(&service) {
+            let key = match self.scope {
+                RateScope::Service => String::new(),
+                RateScope::Operation => op.to_owned(),
+            };
+            let bucket = self.buckets.entry((service, key)).or_insert_with(|| Bucket::new(*limit, now_ms));
+            if !bucket.try_take(now_ms) {
+                stats.throttled += 1;
+                return Err(throttling());
+            }
         }
         Ok(admission)
     }
@@ -261,7 +277,7 @@ mod tests {
     #[test]
     fn bucket_allows_burst_then_refills_at_rate() {
         let mut gate = Gate::default();
-        gate.set_limit(Service::WorkSpaces, RateLimit { rate: 2.0, burst: 5.0 }, 0.0);
+        gate.set_limit(Service::WorkSpaces, RateLimit { rate: 2.0, burst: 5.0 });
         let admitted = (0..8).filter(|_| gate.admit(Service::WorkSpaces, "op", 0.0).is_ok()).count();
         assert_eq!(admitted, 5);
         // One simulated second later, two more tokens.
@@ -269,6 +285,28 @@ mod tests {
         assert_eq!(admitted, 2);
         assert_eq!(gate.stats["op"].calls, 16);
         assert_eq!(gate.stats["op"].throttled, 9);
+    }
+
+    #[test]
+    fn per_operation_each_operation_has_the_whole_rate_and_per_service_they_share_it() {
+        let limit = RateLimit { rate: 2.0, burst: 5.0 };
+        let admitted = |scope: RateScope| {
+            let mut gate = Gate::default();
+            gate.set_limit(Service::WorkSpaces, limit);
+            gate.set_scope(scope);
+            let mut admitted = 0;
+            // Ten simulated seconds of Create and Describe asked 4 times a second each.
+            for tick in 0..40 {
+                let now = f64::from(tick) * 250.0;
+                for op in ["WorkSpaces.CreateWorkspaces", "WorkSpaces.DescribeWorkspaces"] {
+                    admitted += usize::from(gate.admit(Service::WorkSpaces, op, now).is_ok());
+                }
+            }
+            admitted
+        };
+        // Shared: the burst once and 2 a second; per operation: twice that.
+        assert_eq!(admitted(RateScope::Service), 5 + 19);
+        assert_eq!(admitted(RateScope::Operation), 2 * (5 + 19));
     }
 
     #[test]

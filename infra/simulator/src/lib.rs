@@ -126,10 +126,13 @@ impl Inner {
         if let Some(m) = patch.max_workspaces {
             self.config.max_workspaces = m;
         }
-        let now = self.clock.now_ms();
+        if let Some(scope) = patch.rate_scope {
+            self.config.rate_scope = scope;
+            self.gate.set_scope(scope);
+        }
         for (service, limit) in patch.rate_limits {
             self.config.rate_limits.insert(service, limit);
-            self.gate.set_limit(service, limit, now);
+            self.gate.set_limit(service, limit);
         }
     }
 
@@ -140,8 +143,9 @@ impl Inner {
         self.clock = SimClock::new(config.time_factor);
         self.gate = Gate::default();
         for (service, limit) in &config.rate_limits {
-            self.gate.set_limit(*service, *limit, 0.0);
+            self.gate.set_limit(*service, *limit);
         }
+        self.gate.set_scope(config.rate_scope);
         self.config = config;
         self.world = World::default();
         seed.apply(&mut self.world);

@@ -138,7 +138,8 @@ pub struct World {
     faults_on: Arc<std::sync::atomic::AtomicBool>,
     simulator: tokio::task::AbortHandle,
     _proxy: Passthrough,
-    _moto: Moto,
+    _runner_route: Passthrough,
+    _motos: [Moto; 2],
 }
 
 impl Drop for World {
@@ -149,20 +150,24 @@ impl Drop for World {
 
 impl World {
     pub async fn start(settings: &ChaosSettings) -> anyhow::Result<World> {
-        let moto = Moto::start(&settings.root).await?;
+        // One moto for DynamoDB and one for SQS, as in the bench: moto answers one request at a
+        // time per process, and thousands of employees' index queries would hold up every queue.
+        let (moto_dynamodb, moto_sqs) = tokio::try_join!(Moto::start(&settings.root), Moto::start(&settings.root))?;
+        let (dynamodb_url, sqs_url) = (moto_dynamodb.url.clone(), moto_sqs.url.clone());
+        let by_service = move || {
+            let (dynamodb, sqs) = (dynamodb_url.clone(), sqs_url.clone());
+            Arc::new(move |op: &Operation| if op.service == "dynamodb" { dynamodb.clone() } else { sqs.clone() })
+        };
         let counts = Arc::new(StoreFaultCounts::default());
         let faults_on = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let plan = store_faults(settings.store, settings.seed, counts.clone());
         let on = faults_on.clone();
         let inject: Injector =
             Arc::new(move |op: &Operation| if on.load(Relaxed) { plan(op) } else { Injection::Forward });
-        let upstream = moto.url.clone();
-        let proxy = Passthrough::start_with(
-            Arc::new(move |_: &Operation| upstream.clone()),
-            Arc::new(|_: &Operation, _: &[u8], _, _| {}),
-            Some(inject),
-        )
-        .await?;
+        let proxy =
+            Passthrough::start_with(by_service(), Arc::new(|_: &Operation, _: &[u8], _, _| {}), Some(inject)).await?;
+        // The runner's own polling (Lambda's event source mappings) is not faulted.
+        let runner_route = Passthrough::start(by_service(), Arc::new(|_: &Operation, _: &[u8], _, _| {})).await?;
         let (sim_url, simulator) = start_simulator(&settings.sim_config, &settings.sim_seed).await?;
         let extra_env = function_env(&proxy.url, &sim_url, "WARN");
         let options = Options {
@@ -184,19 +189,19 @@ impl World {
             }),
         };
         let definition = serde_json::from_value(settings.stack.clone()).context("stack definition")?;
-        // The runner's own polling (Lambda's event source mappings) goes straight to moto.
-        let stack = local_stack::start(&definition, &options, &sdk_config(&moto.url).await).await?;
+        let stack = local_stack::start(&definition, &options, &sdk_config(&runner_route.url).await).await?;
         Ok(World {
             stack,
             sim_url,
             http: reqwest::Client::new(),
-            sqs: aws_sdk_sqs::Client::new(&sdk_config(&moto.url).await),
-            dynamodb: aws_sdk_dynamodb::Client::new(&sdk_config(&moto.url).await),
+            sqs: aws_sdk_sqs::Client::new(&sdk_config(&moto_sqs.url).await),
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk_config(&moto_dynamodb.url).await),
             store_faults: counts,
             faults_on,
             simulator,
             _proxy: proxy,
-            _moto: moto,
+            _runner_route: runner_route,
+            _motos: [moto_dynamodb, moto_sqs],
         })
     }
 
@@ -437,37 +442,39 @@ async fn wait_quiet(world: &World, limit: Duration) -> anyhow::Result<()> {
 }
 
 /// Waits until every queue is empty, nothing is held, and every employee of the feed is at rest
-/// (or `limit` passes; then the run is reported unsettled).
+/// (or `limit` passes; then the run is reported unsettled). The table is scanned only once the
+/// queues are empty, and at most every 15 s: a scan is costly for moto, and moto's time is what
+/// the functions need to settle.
 async fn settle(world: &World, feed: &feed::Feed, limit: Duration) -> anyhow::Result<bool> {
+    const SCAN_EVERY: Duration = Duration::from_secs(15);
     let deadline = Instant::now() + limit;
     let mut last_said = Instant::now();
+    let mut last_scan: Option<Instant> = None;
+    let mut seen: Option<(BTreeMap<String, usize>, usize)> = None;
     loop {
         let queued = world.in_queues().await?;
-        let table = oracle::Table::read(world).await?;
-        let busy: Vec<(&String, &String)> = table
-            .records
-            .iter()
-            .filter(|(_, r)| !AT_REST.contains(&r.state.as_str()))
-            .map(|(id, r)| (id, &r.state))
-            .collect();
-        let held = table.held;
-        if queued == 0 && busy.is_empty() && held == 0 {
-            return Ok(true);
+        if queued == 0 && last_scan.is_none_or(|at| at.elapsed() > SCAN_EVERY) {
+            let table = oracle::Table::read(world).await?;
+            last_scan = Some(Instant::now());
+            let mut busy: BTreeMap<String, usize> = BTreeMap::new();
+            for record in table.records.values().filter(|r| !AT_REST.contains(&r.state.as_str())) {
+                *busy.entry(record.state.clone()).or_default() += 1;
+            }
+            if busy.is_empty() && table.held == 0 {
+                return Ok(true);
+            }
+            seen = Some((busy, table.held));
         }
+        let (busy, held) = seen.clone().unwrap_or_default();
         if Instant::now() > deadline {
             eprintln!(
-                "chaos: not settled: {queued} messages queued, {held} held events, {} employees busy",
-                busy.len()
+                "chaos: not settled: {queued} messages queued; at the last look {held} held events, busy {busy:?}"
             );
             return Ok(false);
         }
         if last_said.elapsed() > Duration::from_secs(20) {
-            let mut by_state: BTreeMap<&str, usize> = BTreeMap::new();
-            for (_, state) in &busy {
-                *by_state.entry(state.as_str()).or_default() += 1;
-            }
             eprintln!(
-                "chaos: settling: {queued} messages queued, {held} held, busy {by_state:?} (of {})",
+                "chaos: settling: {queued} messages queued; at the last look {held} held, busy {busy:?} (of {})",
                 feed.people.len()
             );
             last_said = Instant::now();
