@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build up down demo test fmt-check clippy check-events check-template check-calls test-unit test-conformance test-e2e sam-build bench bench-smoke bench-micro chaos chaos-smoke clean
+.PHONY: setup build up down demo test fmt-check clippy check-events check-template check-calls test-unit test-conformance test-e2e test-e2e-and-chaos sam-build bench bench-smoke bench-micro chaos chaos-smoke clean
 
 setup: ## Install the local tooling (moto, cargo-lambda; cfn-lint, SAM CLI) into .venv and .venv-infra
 	bash infra/local/setup.sh
@@ -21,7 +21,7 @@ down: ## Stop every process `make up` started
 demo: setup build ## Run the main job on the local stack
 	bash infra/local/demo.sh
 
-test: setup fmt-check clippy check-events check-template test-unit test-conformance test-e2e chaos-smoke ## Everything CI checks
+test: setup fmt-check clippy check-events check-template test-unit test-conformance test-e2e-and-chaos ## Everything CI checks
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -50,10 +50,26 @@ test-unit: ## Unit tests, the contract corpus through the parser, and each micro
 test-conformance: ## The real SDK clients against the simulator; the doubles' contracts on the real adapters there
 	$(CARGO) test --workspace --test conformance --test adapter_contract
 
-# Each test's stack records the AWS operations its functions call into target/iam-calls/.
+# Each test's stack records the AWS operations its functions call into target/iam-calls/. The
+# tests wait on emulators and timers far more than they compute: E2E_THREADS run at once, on
+# three moto servers (TEST_MOTO_SERVERS).
+E2E_THREADS ?= 6
 test-e2e: build ## Real function binaries, moto and the simulator, through the local runner
 	rm -rf target/iam-calls
-	$(CARGO) test --workspace --test e2e
+	$(CARGO) test --workspace --test e2e -- --test-threads=$(E2E_THREADS)
+
+# make test: the e2e suite and the chaos smoke side by side (both mostly wait), the smoke's
+# output in target/chaos/smoke.log (its summary shown at the end), then the recorded calls of both.
+test-e2e-and-chaos: build
+	rm -rf target/iam-calls
+	mkdir -p target/chaos
+	$(CHAOS_SMOKE) > target/chaos/smoke.log 2>&1 & smoke=$$!; \
+	  $(CARGO) test --workspace --test e2e -- --test-threads=$(E2E_THREADS); e2e=$$?; \
+	  wait $$smoke; chaos=$$?; \
+	  sed -n '/^== chaos/,$$p' target/chaos/smoke.log; \
+	  [ $$chaos -eq 0 ] || { echo "chaos-smoke failed (exit $$chaos): target/chaos/smoke.log"; tail -n 60 target/chaos/smoke.log; }; \
+	  [ $$e2e -eq 0 ] && [ $$chaos -eq 0 ]
+	$(MAKE) check-calls
 
 check-calls: ## IAM proven from the calls made: the e2e tests' and chaos-smoke's recorded calls equal each function's grants, both ways
 	.venv-infra/bin/python infra/check_template.py --calls target/iam-calls
@@ -92,9 +108,10 @@ chaos: setup build ## N employees (CHAOS_EMPLOYEES, 2,000) under every fault at 
 # In make test: 200 employees under every fault but SUSPENDED WorkSpaces (a refused termination
 # comes back 201 s later, four times: the full run and the e2e tests cover it); its calls join the
 # e2e tests' for check-calls.
+CHAOS_SMOKE = ./target/debug/chaos --employees 200 --seed $(CHAOS_SEED) --suspended 0 \
+	  --record-calls target/iam-calls/chaos-smoke.json --out target/chaos/smoke.json $(CHAOS_ARGS)
 chaos-smoke: setup build
-	./target/debug/chaos --employees 200 --seed $(CHAOS_SEED) --suspended 0 --record-calls target/iam-calls/chaos-smoke.json \
-	  --out target/chaos/smoke.json $(CHAOS_ARGS)
+	$(CHAOS_SMOKE)
 	$(MAKE) check-calls
 
 clean: down

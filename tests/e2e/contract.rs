@@ -316,7 +316,7 @@ async fn upgrading_gives_each_live_employee_its_user_name_and_lists_the_names_tw
     t.store().save_employee(&other, None).await.unwrap();
 
     let hrws = crate::helpers::repo_root().join("target/debug/hrws");
-    let moto = crate::helpers::moto_url();
+    let moto = t.moto_url;
     let run = |args: &[&str]| {
         std::process::Command::new(&hrws)
             .args(args)

@@ -17,7 +17,7 @@ fn leave(i: usize) -> Value {
 fn hrws(t: &TestStack, args: &[&str]) -> String {
     let out = std::process::Command::new(crate::helpers::repo_root().join("target/debug/hrws"))
         .args(args)
-        .envs(local_stack::emulator_env(crate::helpers::moto_url(), &t.sim_url))
+        .envs(local_stack::emulator_env(t.moto_url, &t.sim_url))
         .env("AWS_REGION", crate::helpers::REGION)
         .env("TABLE_NAME", &t.stack.resources.table_name)
         .env("TERMINATION_REQUESTS_QUEUE_URL", t.queue_url("termination-requests"))

@@ -21,40 +21,58 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// The moto server shared by the tests of this binary. It is started from a thread that lives
-/// as long as the process, with PDEATHSIG, so it dies with the test binary.
+/// How many moto servers the tests of this binary share (`TEST_MOTO_SERVERS`, default 3): moto
+/// answers one request at a time per process, and the tests run several at once.
+fn moto_servers() -> usize {
+    std::env::var("TEST_MOTO_SERVERS").ok().and_then(|n| n.parse().ok()).filter(|n| *n > 0).unwrap_or(3)
+}
+
+/// A moto server for the next test's stack, in turn from the shared pool (`TEST_MOTO_URL`: one
+/// already running, for every test). Each is started from a thread that lives as long as the
+/// process, with PDEATHSIG, so it dies with the test binary.
 pub fn moto_url() -> &'static str {
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        if let Ok(url) = std::env::var("TEST_MOTO_URL") {
-            return url;
+    static POOL: OnceLock<Vec<String>> = OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let pool = POOL.get_or_init(|| match std::env::var("TEST_MOTO_URL") {
+        Ok(url) => vec![url],
+        Err(_) => {
+            // All started first, then waited for: they boot side by side.
+            let ports: Vec<u16> = (0..moto_servers()).map(|_| start_moto()).collect();
+            ports.into_iter().map(wait_for_moto).collect()
         }
-        let server = repo_root().join(".venv/bin/moto_server");
-        assert!(server.is_file(), "{} is missing: run `make setup` (or `make test`)", server.display());
-        let port = free_port();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut command = std::process::Command::new(server);
-            command
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
-            die_with_parent(&mut command);
-            let child = command.spawn();
-            tx.send(child.map(|_| ()).map_err(|e| e.to_string())).unwrap();
-            loop {
-                std::thread::park();
-            }
-        });
-        rx.recv().unwrap().expect("starting moto_server");
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not start within 60 s");
-            std::thread::sleep(Duration::from_millis(100));
+    });
+    &pool[NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % pool.len()]
+}
+
+fn start_moto() -> u16 {
+    let server = repo_root().join(".venv/bin/moto_server");
+    assert!(server.is_file(), "{} is missing: run `make setup` (or `make test`)", server.display());
+    let port = free_port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut command = std::process::Command::new(server);
+        command
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        die_with_parent(&mut command);
+        let child = command.spawn();
+        tx.send(child.map(|_| ()).map_err(|e| e.to_string())).unwrap();
+        loop {
+            std::thread::park();
         }
-        url
-    })
+    });
+    rx.recv().unwrap().expect("starting moto_server");
+    port
+}
+
+fn wait_for_moto(port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto did not start within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    format!("http://127.0.0.1:{port}")
 }
 
 #[allow(unsafe_code)]
@@ -84,6 +102,8 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
 pub struct TestStack {
     pub stack: LocalStack,
     pub sim_url: String,
+    /// The moto server this stack's table and queues live on.
+    pub moto_url: &'static str,
     pub sqs: aws_sdk_sqs::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub http: reqwest::Client,
@@ -153,6 +173,7 @@ impl TestStack {
         TestStack {
             stack,
             sim_url,
+            moto_url: moto,
             sqs: aws_sdk_sqs::Client::new(&config),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             http: reqwest::Client::new(),

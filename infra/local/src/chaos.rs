@@ -6,6 +6,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -31,6 +32,9 @@ pub struct ChaosCounts {
     pub kills: u64,
 }
 
+/// Faults by kind, per employee they hit.
+pub type Hits = BTreeMap<String, BTreeMap<String, u64>>;
+
 #[derive(Debug)]
 pub struct Chaos {
     options: ChaosOptions,
@@ -38,6 +42,7 @@ pub struct Chaos {
     extra_deliveries: AtomicU64,
     kills_planned: AtomicU64,
     kills: AtomicU64,
+    hits: Mutex<Hits>,
 }
 
 impl Chaos {
@@ -48,6 +53,7 @@ impl Chaos {
             extra_deliveries: AtomicU64::new(0),
             kills_planned: AtomicU64::new(0),
             kills: AtomicU64::new(0),
+            hits: Mutex::new(Hits::new()),
         }
     }
 
@@ -55,10 +61,15 @@ impl Chaos {
         self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// How many extra times to deliver the next batch.
-    pub fn extra_deliveries(&self) -> u8 {
+    /// How many extra times to deliver the next batch (its message bodies: whom it hits).
+    pub fn extra_deliveries<'a>(&self, bodies: impl IntoIterator<Item = &'a str>) -> u8 {
         let extra = self.rng().random_range(0..=self.options.max_extra_deliveries);
         self.extra_deliveries.fetch_add(u64::from(extra), Relaxed);
+        if extra > 0 {
+            for body in bodies {
+                record_hit(&self.hits, employee_ids_in(body.as_bytes()), "extra deliveries", u64::from(extra));
+            }
+        }
         extra
     }
 
@@ -72,8 +83,15 @@ impl Chaos {
         Some(self.options.kill_within.mul_f64(rng.random::<f64>()))
     }
 
-    pub fn killed(&self) {
+    /// A process was killed handling `payload` (an SQS event names the employees it hit).
+    pub fn killed(&self, function: &str, payload: &[u8]) {
         self.kills.fetch_add(1, Relaxed);
+        record_hit(&self.hits, employee_ids_in(payload), &format!("{function} killed mid-invocation"), 1);
+    }
+
+    /// The faults so far, per employee they hit.
+    pub fn hits(&self) -> Hits {
+        self.hits.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     pub fn counts(&self) -> ChaosCounts {
@@ -85,9 +103,45 @@ impl Chaos {
     }
 }
 
+/// Counts `times` faults of `kind` against each of `employees`.
+pub fn record_hit(hits: &Mutex<Hits>, employees: BTreeSet<String>, kind: &str, times: u64) {
+    let mut hits = hits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for employee in employees {
+        *hits.entry(employee).or_default().entry(kind.to_owned()).or_default() += times;
+    }
+}
+
+/// The employee ids a request or an event names, read as text (a DynamoDB key `EMP#<id>`, a
+/// field `employee_id` however deeply its JSON is quoted): whom a fault on it hit.
+pub fn employee_ids_in(bytes: &[u8]) -> BTreeSet<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let id_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let take = |rest: &str| rest.chars().take_while(|c| id_char(*c)).collect::<String>();
+    let mut ids = BTreeSet::new();
+    for (at, _) in text.match_indices("EMP#") {
+        ids.insert(take(&text[at + 4..]));
+    }
+    for (at, key) in text.match_indices("employee_id") {
+        let rest = text[at + key.len()..].trim_start_matches(['\\', '"', ':', ' ']);
+        ids.insert(take(rest));
+    }
+    ids.retain(|id| !id.is_empty());
+    ids
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_employees_a_request_or_an_event_names() {
+        let dynamodb = br#"{"Key":{"pk":{"S":"EMP#C00042"},"sk":{"S":"STATE"}}}"#;
+        assert_eq!(employee_ids_in(dynamodb), BTreeSet::from(["C00042".to_owned()]));
+        // An SQS event: each record's body is JSON inside a JSON string.
+        let event = br#"{"Records":[{"body":"{\"employee\":{\"employee_id\":\"C00007\"}}"},{"body":"{\"employee_id\": \"C00100\"}"}]}"#;
+        assert_eq!(employee_ids_in(event), BTreeSet::from(["C00007".to_owned(), "C00100".to_owned()]));
+        assert!(employee_ids_in(br#"{"source":"aws.events"}"#).is_empty());
+    }
 
     #[test]
     fn a_seed_repeats_the_choices_and_the_rates_hold() {
@@ -98,7 +152,7 @@ mod tests {
             kill_within: Duration::from_millis(500),
         };
         let (a, b) = (Chaos::new(options.clone()), Chaos::new(options));
-        let draws = |c: &Chaos| (0..1000).map(|_| (c.extra_deliveries(), c.kill_after())).collect::<Vec<_>>();
+        let draws = |c: &Chaos| (0..1000).map(|_| (c.extra_deliveries(["{}"]), c.kill_after())).collect::<Vec<_>>();
         let (first, second) = (draws(&a), draws(&b));
         assert_eq!(first, second, "the same seed, the same faults");
         let kills = first.iter().filter(|(_, k)| k.is_some()).count();

@@ -132,8 +132,9 @@ pub struct ExtraDeliveries {
 }
 
 impl ExtraDeliveries {
-    fn next(&self) -> u8 {
-        u8::from(self.duplicate) + self.chaos.as_ref().map_or(0, |c| c.extra_deliveries())
+    fn next(&self, batch: &[Message]) -> u8 {
+        let bodies = batch.iter().filter_map(Message::body);
+        u8::from(self.duplicate) + self.chaos.as_ref().map_or(0, |c| c.extra_deliveries(bodies))
     }
 }
 
@@ -169,7 +170,7 @@ pub async fn run(
         }
         let (sqs, queue, pool, region) = (sqs.clone(), queue.clone(), pool.clone(), region.clone());
         let report = mapping.report_batch_item_failures;
-        let extra = extra.next();
+        let extra = extra.next(&batch);
         tokio::spawn(async move {
             deliver(&sqs, &queue, &pool, &region, batch, report, extra).await;
             drop(permit);

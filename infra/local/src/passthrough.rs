@@ -77,8 +77,8 @@ pub enum Injection {
     LoseReply(Duration),
 }
 
-/// Decides each call's fate from its operation.
-pub type Injector = Arc<dyn Fn(&Operation) -> Injection + Send + Sync>;
+/// Decides each call's fate from its operation (and its request body, to say whom it hit).
+pub type Injector = Arc<dyn Fn(&Operation, &[u8]) -> Injection + Send + Sync>;
 
 #[derive(Clone)]
 struct Forward {
@@ -134,7 +134,7 @@ async fn forward(State(proxy): State<Forward>, request: Request) -> Response {
     };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let op = operation(&parts.method, path, &parts.headers);
-    let injection = proxy.inject.as_ref().map_or(Injection::Forward, |inject| inject(&op));
+    let injection = proxy.inject.as_ref().map_or(Injection::Forward, |inject| inject(&op, &body));
     match &injection {
         Injection::Refuse { status, code } => {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

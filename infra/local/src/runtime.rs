@@ -181,6 +181,8 @@ impl FunctionPool {
     async fn invoke_recorded(&self, payload: Bytes, batch_size: Option<usize>) -> Outcome {
         let (reply, answer) = oneshot::channel();
         let (started, taken) = oneshot::channel();
+        // Kept to say whom a chaos kill hit (a cheap clone: the bytes are shared).
+        let sent = self.chaos.as_ref().map(|_| payload.clone());
         if self.sender.send(Invocation { payload, reply, started }).await.is_err() {
             return Outcome::Crashed;
         }
@@ -200,7 +202,7 @@ impl FunctionPool {
                     kill.notify_one();
                 }
                 if let Some(chaos) = &self.chaos {
-                    chaos.killed();
+                    chaos.killed(&self.shared.name, sent.as_deref().unwrap_or_default());
                 }
                 Outcome::Crashed
             }

@@ -16,6 +16,7 @@ pub mod oracle;
 
 use crate::scenario::{Moto, REGION, function_env, messages_in, sdk_config, start_simulator};
 use anyhow::Context;
+use local_stack::chaos::{Hits, employee_ids_in, record_hit};
 use local_stack::passthrough::{Injection, Injector, Operation, Passthrough};
 use local_stack::{LocalStack, Options};
 use rand::rngs::StdRng;
@@ -89,41 +90,55 @@ pub struct StoreFaultCounts {
     pub replies_lost: AtomicU64,
 }
 
-/// The pass-through's fault plan: one seeded draw per call.
-pub fn store_faults(rates: StoreFaults, seed: u64, counts: Arc<StoreFaultCounts>) -> Injector {
+/// The pass-through's fault plan: one seeded draw per call; each fault counted against the
+/// employees its request names.
+pub fn store_faults(rates: StoreFaults, seed: u64, counts: Arc<StoreFaultCounts>, hits: Arc<Mutex<Hits>>) -> Injector {
     let rng = Mutex::new(StdRng::seed_from_u64(seed ^ 0x5709e));
-    Arc::new(move |op: &Operation| {
-        let mut rng = rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        counts.calls.fetch_add(1, Relaxed);
-        let draw: f64 = rng.random();
-        let mut edge = rates.throttle;
-        if draw < edge {
-            counts.throttled.fetch_add(1, Relaxed);
-            let code = if op.service == "dynamodb" {
-                "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"
-            } else {
-                "com.amazonaws.sqs#ThrottlingException"
-            };
-            return Injection::Refuse { status: 400, code: code.into() };
-        }
-        edge += rates.server_error;
-        if draw < edge {
-            counts.server_errors.fetch_add(1, Relaxed);
-            return Injection::Refuse { status: 500, code: "InternalServerError".into() };
-        }
-        edge += rates.latency;
-        if draw < edge {
-            counts.delayed.fetch_add(1, Relaxed);
-            return Injection::Delay(Duration::from_millis(rng.random_range(300..1_500)));
-        }
-        edge += rates.lost_reply;
-        if draw < edge {
-            counts.replies_lost.fetch_add(1, Relaxed);
-            // Longer than the functions' attempt timeout: they give up and call again.
-            return Injection::LoseReply(shared::aws::ATTEMPT_TIMEOUT + Duration::from_secs(1));
-        }
-        Injection::Forward
+    Arc::new(move |op: &Operation, body: &[u8]| {
+        let injection = store_fault(&rates, op, &rng, &counts);
+        let kind = match &injection {
+            Injection::Forward => return injection,
+            Injection::Refuse { status: 500, .. } => "store HTTP 500",
+            Injection::Refuse { .. } => "store throttled",
+            Injection::Delay(_) => "store latency spike",
+            Injection::LoseReply(_) => "store reply lost after the write",
+        };
+        record_hit(&hits, employee_ids_in(body), kind, 1);
+        injection
     })
+}
+
+fn store_fault(rates: &StoreFaults, op: &Operation, rng: &Mutex<StdRng>, counts: &StoreFaultCounts) -> Injection {
+    let mut rng = rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    counts.calls.fetch_add(1, Relaxed);
+    let draw: f64 = rng.random();
+    let mut edge = rates.throttle;
+    if draw < edge {
+        counts.throttled.fetch_add(1, Relaxed);
+        let code = if op.service == "dynamodb" {
+            "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"
+        } else {
+            "com.amazonaws.sqs#ThrottlingException"
+        };
+        return Injection::Refuse { status: 400, code: code.into() };
+    }
+    edge += rates.server_error;
+    if draw < edge {
+        counts.server_errors.fetch_add(1, Relaxed);
+        return Injection::Refuse { status: 500, code: "InternalServerError".into() };
+    }
+    edge += rates.latency;
+    if draw < edge {
+        counts.delayed.fetch_add(1, Relaxed);
+        return Injection::Delay(Duration::from_millis(rng.random_range(300..1_500)));
+    }
+    edge += rates.lost_reply;
+    if draw < edge {
+        counts.replies_lost.fetch_add(1, Relaxed);
+        // Longer than the functions' attempt timeout: they give up and call again.
+        return Injection::LoseReply(shared::aws::ATTEMPT_TIMEOUT + Duration::from_secs(1));
+    }
+    Injection::Forward
 }
 
 /// The run's stack: moto, the simulator, the runner with its faults, the store's pass-through.
@@ -134,6 +149,8 @@ pub struct World {
     pub sqs: aws_sdk_sqs::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub store_faults: Arc<StoreFaultCounts>,
+    /// The store faults, per employee they hit.
+    pub store_hits: Arc<Mutex<Hits>>,
     /// Off once the faults stop: the pass-through forwards everything again.
     faults_on: Arc<std::sync::atomic::AtomicBool>,
     simulator: tokio::task::AbortHandle,
@@ -160,10 +177,12 @@ impl World {
         };
         let counts = Arc::new(StoreFaultCounts::default());
         let faults_on = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let plan = store_faults(settings.store, settings.seed, counts.clone());
+        let store_hits = Arc::new(Mutex::new(Hits::new()));
+        let plan = store_faults(settings.store, settings.seed, counts.clone(), store_hits.clone());
         let on = faults_on.clone();
-        let inject: Injector =
-            Arc::new(move |op: &Operation| if on.load(Relaxed) { plan(op) } else { Injection::Forward });
+        let inject: Injector = Arc::new(
+            move |op: &Operation, body: &[u8]| if on.load(Relaxed) { plan(op, body) } else { Injection::Forward },
+        );
         let proxy =
             Passthrough::start_with(by_service(), Arc::new(|_: &Operation, _: &[u8], _, _| {}), Some(inject)).await?;
         // The runner's own polling (Lambda's event source mappings) is not faulted.
@@ -197,6 +216,7 @@ impl World {
             sqs: aws_sdk_sqs::Client::new(&sdk_config(&moto_sqs.url).await),
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk_config(&moto_dynamodb.url).await),
             store_faults: counts,
+            store_hits,
             faults_on,
             simulator,
             _proxy: proxy,
@@ -377,8 +397,17 @@ pub async fn run(settings: ChaosSettings) -> anyhow::Result<ChaosReport> {
     eprintln!("chaos: faults stop; letting the world settle (at most {} s)", settings.settle_timeout_s);
     world.stop_faults().await?;
     let settled = settle(&world, &feed, Duration::from_secs(settings.settle_timeout_s)).await?;
-    let findings = oracle::check(&world, &feed).await?;
+    // Whom each fault hit: the store's by the keys and bodies of the calls, the runner's by the
+    // messages of the batches (a scheduled run names no one).
+    let mut hits = world.store_hits.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    for (employee, faults) in world.stack.chaos.as_ref().map(|c| c.hits()).unwrap_or_default() {
+        for (kind, n) in faults {
+            *hits.entry(employee.clone()).or_default().entry(kind).or_default() += n;
+        }
+    }
+    let findings = oracle::check(&world, &feed, &hits).await?;
     let mut injected = BTreeMap::new();
+    injected.insert("employees hit by at least one fault".to_owned(), hits.len() as u64);
     let c = &world.store_faults;
     for (kind, count) in [
         ("store calls", &c.calls),

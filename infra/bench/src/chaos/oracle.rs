@@ -6,6 +6,7 @@
 use super::World;
 use super::feed::{Feed, Intent};
 use aws_sdk_dynamodb::types::AttributeValue;
+use local_stack::chaos::Hits;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -128,7 +129,7 @@ fn allows_log_in(state: &str) -> bool {
 }
 
 /// Reads the outside world and judges it.
-pub async fn check(world: &World, feed: &Feed) -> anyhow::Result<Findings> {
+pub async fn check(world: &World, feed: &Feed, hits: &Hits) -> anyhow::Result<Findings> {
     let table = Table::read(world).await?;
     let state = world.sim(reqwest::Method::GET, "state", Value::Null).await?;
     let mut dlq = BTreeMap::new();
@@ -141,17 +142,19 @@ pub async fn check(world: &World, feed: &Feed) -> anyhow::Result<Findings> {
         }
     }
     let calls = world.sim(reqwest::Method::GET, "calls", Value::Null).await?;
-    Ok(judge(&table, &state, &dlq, &calls, feed))
+    Ok(judge(&table, &state, &dlq, &calls, feed, hits))
 }
 
 /// The verdict on what the world looks like at the end: the table as read, the simulator's
-/// state and counters, the DLQs' messages (by queue), and the feed posted.
+/// state and counters, the DLQs' messages (by queue), and the feed posted; `hits` (the faults
+/// injected, per employee they hit) only tells the stories.
 pub fn judge(
     table: &Table,
     state: &Value,
     dlq: &BTreeMap<String, Vec<String>>,
     calls: &Value,
     feed: &Feed,
+    hits: &Hits,
 ) -> Findings {
     let mut found = Findings::default();
     // Live WorkSpaces by user name (lower case), with their id and state.
@@ -209,8 +212,10 @@ pub fn judge(
                 })
                 .collect();
             format!(
-                "{} ({}): record {rec_state}, live {theirs:?}; history {lines:?}",
-                person.employee_id, person.username
+                "{} ({}): record {rec_state}, live {theirs:?}; history {lines:?}; faults that hit it {:?}",
+                person.employee_id,
+                person.username,
+                hits.get(&person.employee_id).cloned().unwrap_or_default()
             )
         };
         if theirs.len() > 1 {
@@ -251,7 +256,18 @@ pub fn judge(
     // Every valid event posted has a line that says what became of it (or is in a DLQ).
     let dlq_bodies: Vec<&String> = dlq.values().flatten().collect();
     for (queue, bodies) in dlq {
-        found.dlq.insert(queue.clone(), bodies.iter().map(|b| b.chars().take(200).collect()).collect());
+        // Why it is there: the faults that hit the employees it names.
+        let told = |body: &String| {
+            let whom: BTreeMap<String, BTreeMap<String, u64>> = local_stack::chaos::employee_ids_in(body.as_bytes())
+                .into_iter()
+                .map(|id| {
+                    let faults = hits.get(&id).cloned().unwrap_or_default();
+                    (id, faults)
+                })
+                .collect();
+            format!("{}; faults that hit {whom:?}", body.chars().take(200).collect::<String>())
+        };
+        found.dlq.insert(queue.clone(), bodies.iter().map(told).collect());
     }
     let accounted: BTreeSet<&str> = table
         .lines
@@ -360,7 +376,7 @@ mod tests {
             held: 0,
         };
         let state = json!({ "workspaces": [ws("ws-a", "user-A", "AVAILABLE"), ws("ws-b", "user-B", "TERMINATED")] });
-        let found = judge(&table, &state, &BTreeMap::new(), &json!({}), &feed);
+        let found = judge(&table, &state, &BTreeMap::new(), &json!({}), &feed, &Hits::new());
         assert_eq!(found.violations(), 0, "{found:?}");
     }
 
@@ -390,21 +406,34 @@ mod tests {
             ws("ws-a1", "user-A", "AVAILABLE"), ws("ws-a2", "USER-A", "PENDING"),
             ws("ws-b", "user-B", "STOPPED"), ws("ws-x", "stranger", "AVAILABLE")
         ] });
-        let found = judge(&table, &state, &BTreeMap::new(), &json!({}), &feed);
-        // THEN each is counted, with who it is about
+        let hits = Hits::from([("B".to_owned(), BTreeMap::from([("terminator killed mid-invocation".to_owned(), 2)]))]);
+        let found = judge(&table, &state, &BTreeMap::new(), &json!({}), &feed, &hits);
+        // THEN each is counted, with who it is about and the faults that hit them
         assert_eq!(found.more_than_one_live_workspace.len(), 1);
         assert!(found.more_than_one_live_workspace[0].starts_with("A (user-A)"));
         assert_eq!(found.user_name_on_two_live_workspaces.len(), 1, "names compare without case");
         assert_eq!(found.leavers_who_can_log_in.len(), 1);
         assert!(found.leavers_who_can_log_in[0].starts_with("B (user-B): record terminated"));
+        assert!(
+            found.leavers_who_can_log_in[0].ends_with(r#"faults that hit it {"terminator killed mid-invocation": 2}"#)
+        );
         assert_eq!(found.workspaces_nobody_wants.len(), 1);
         assert_eq!(found.namesakes_given_something.len(), 1);
         assert_eq!(found.events_unaccounted.len(), 1);
         assert!(found.events_unaccounted[0].starts_with("b-leave"));
         assert_eq!(found.violations(), 6);
         // AND an event in a DLQ is accounted for there
-        let dlq = BTreeMap::from([("hr-events-dlq.fifo".to_owned(), vec![r#"{"event_id":"b-leave"}"#.to_owned()])]);
-        assert!(judge(&table, &state, &dlq, &json!({}), &feed).events_unaccounted.is_empty());
+        let dlq = BTreeMap::from([(
+            "hr-events-dlq.fifo".to_owned(),
+            vec![r#"{"event_id":"b-leave","employee":{"employee_id":"B"}}"#.to_owned()],
+        )]);
+        let found = judge(&table, &state, &dlq, &json!({}), &feed, &hits);
+        assert!(found.events_unaccounted.is_empty());
+        // with why it may be there
+        assert!(
+            found.dlq["hr-events-dlq.fifo"][0]
+                .contains(r#"faults that hit {"B": {"terminator killed mid-invocation": 2}}"#)
+        );
     }
 
     #[test]
@@ -426,10 +455,10 @@ mod tests {
             held: 0,
         };
         let state = json!({ "workspaces": [ws("ws-a", "user-A", "AVAILABLE")] });
-        assert!(judge(&table, &state, &BTreeMap::new(), &json!({}), &feed).events_unaccounted.is_empty());
+        assert!(judge(&table, &state, &BTreeMap::new(), &json!({}), &feed, &Hits::new()).events_unaccounted.is_empty());
         // A hold with nothing after it is an event lost.
         table.lines.pop();
-        let found = judge(&table, &state, &BTreeMap::new(), &json!({}), &feed);
+        let found = judge(&table, &state, &BTreeMap::new(), &json!({}), &feed, &Hits::new());
         assert_eq!(found.events_unaccounted.len(), 2, "the leave and its cancel: {:?}", found.events_unaccounted);
     }
 }
