@@ -47,13 +47,14 @@ sam-build: setup ## Release arm64 builds of every function through SAM (slow: no
 test-unit: ## Unit tests, the contract corpus through the parser, and each micro-benchmark run once as a test
 	$(CARGO) test --workspace --lib --bins --benches --test contract_corpus --test model --test held_memory
 
-test-conformance: ## The real SDK clients against the simulator; the doubles' contracts on the real adapters there
+test-conformance: ## The real SDK clients against the simulator; the doubles' contracts on the real adapters there; the moto launcher's transactions
 	$(CARGO) test --workspace --test conformance --test adapter_contract
+	.venv/bin/python infra/local/test_moto_server.py
 
 # Each test's stack records the AWS operations its functions call into target/iam-calls/. The
 # tests wait on emulators and timers far more than they compute: E2E_THREADS run at once, on
 # three moto servers (TEST_MOTO_SERVERS).
-E2E_THREADS ?= 6
+E2E_THREADS ?= 4
 test-e2e: build ## Real function binaries, moto and the simulator, through the local runner
 	rm -rf target/iam-calls
 	$(CARGO) test --workspace --test e2e -- --test-threads=$(E2E_THREADS)

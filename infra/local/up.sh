@@ -31,7 +31,7 @@ start() { # name log command...
 
 moto_port=$(free_port)
 sim_port=$(free_port)
-start moto "$state/logs/moto.log" "$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port"
+start moto "$state/logs/moto.log" "$root/.venv/bin/python" "$root/infra/local/moto_server.py" -H 127.0.0.1 -p "$moto_port"
 start simulator "$state/logs/simulator.log" "$root/target/debug/aws-simulator" \
   --addr "127.0.0.1:$sim_port" --seed infra/local/seed.json --config infra/local/simulator.json
 wait_port "$moto_port" moto "$state/logs/moto.log"

@@ -45,13 +45,16 @@ pub fn moto_url() -> &'static str {
 }
 
 fn start_moto() -> u16 {
-    let server = repo_root().join(".venv/bin/moto_server");
-    assert!(server.is_file(), "{} is missing: run `make setup` (or `make test`)", server.display());
+    let python = repo_root().join(".venv/bin/python");
+    assert!(python.is_file(), "{} is missing: run `make setup` (or `make test`)", python.display());
+    // moto with its TransactWriteItems backing up only the items it names (infra/local/moto_server.py).
+    let launcher = repo_root().join("infra/local/moto_server.py");
     let port = free_port();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut command = std::process::Command::new(server);
+        let mut command = std::process::Command::new(python);
         command
+            .arg(launcher)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());

@@ -52,7 +52,7 @@ async fn partial_batch_failure_retries_only_the_failed_record_then_dead_letters_
     messages.push(json!({ "id": "poison", "action": "fail" }));
     t.send("work", &messages, None).await;
     let dlq = t.dlq_url("work");
-    eventually(30, "poison message in the DLQ", || async { (t.depth(&dlq).await == 1).then_some(()) }).await;
+    eventually(60, "poison message in the DLQ", || async { (t.depth(&dlq).await == 1).then_some(()) }).await;
     assert_eq!(t.deliveries("poison").await, 2, "maxReceiveCount 2: delivered twice, then dead-lettered");
     for i in 0..9 {
         assert_eq!(t.deliveries(&format!("ok{i}")).await, 1, "ok{i} must not be redelivered");
@@ -67,7 +67,7 @@ async fn an_invalid_item_identifier_fails_the_whole_batch() {
     messages.push(json!({ "id": "liar", "action": "bad_identifier" }));
     t.send("work", &messages, None).await;
     let dlq = t.dlq_url("work");
-    eventually(30, "whole batch dead-lettered", || async { (t.depth(&dlq).await == 5).then_some(()) }).await;
+    eventually(60, "whole batch dead-lettered", || async { (t.depth(&dlq).await == 5).then_some(()) }).await;
     for i in 0..4 {
         assert_eq!(t.deliveries(&format!("b{i}")).await, 2, "b{i} was retried with its batch");
     }

@@ -56,13 +56,15 @@ pub struct Moto {
 
 impl Moto {
     pub async fn start(root: &Path) -> anyhow::Result<Moto> {
-        let server = root.join(".venv/bin/moto_server");
-        if !server.is_file() {
-            bail!("{} is missing: run `make setup`", server.display());
+        let python = root.join(".venv/bin/python");
+        if !python.is_file() {
+            bail!("{} is missing: run `make setup`", python.display());
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut command = tokio::process::Command::new(server);
+        // moto with its TransactWriteItems backing up only the items it names.
+        let mut command = tokio::process::Command::new(python);
         command
+            .arg(root.join("infra/local/moto_server.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

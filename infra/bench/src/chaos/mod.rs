@@ -471,9 +471,9 @@ async fn wait_quiet(world: &World, limit: Duration) -> anyhow::Result<()> {
 }
 
 /// Waits until every queue is empty, nothing is held, and every employee of the feed is at rest
-/// (or `limit` passes; then the run is reported unsettled). The table is scanned only once the
-/// queues are empty, and at most every 15 s: a scan is costly for moto, and moto's time is what
-/// the functions need to settle.
+/// (or `limit` passes; then the run is reported unsettled). The table is scanned when the queues
+/// are empty, at most every 15 s, and at least every minute: a scan is costly for moto, and
+/// moto's time is what the functions need to settle.
 async fn settle(world: &World, feed: &feed::Feed, limit: Duration) -> anyhow::Result<bool> {
     const SCAN_EVERY: Duration = Duration::from_secs(15);
     let deadline = Instant::now() + limit;
@@ -482,7 +482,9 @@ async fn settle(world: &World, feed: &feed::Feed, limit: Duration) -> anyhow::Re
     let mut seen: Option<(BTreeMap<String, usize>, usize)> = None;
     loop {
         let queued = world.in_queues().await?;
-        if queued == 0 && last_scan.is_none_or(|at| at.elapsed() > SCAN_EVERY) {
+        let since = last_scan.map(|at| at.elapsed());
+        // Messages come and go while movers and leavers finish: look at least every minute.
+        if since.is_none_or(|t| (queued == 0 && t > SCAN_EVERY) || t > 4 * SCAN_EVERY) {
             let table = oracle::Table::read(world).await?;
             last_scan = Some(Instant::now());
             let mut busy: BTreeMap<String, usize> = BTreeMap::new();

@@ -1,0 +1,153 @@
+"""infra/local/moto_server.py keeps DynamoDB's transactions all or nothing, without moto's
+whole-table backup: a failed transaction leaves the items it named as they were, a write made
+beside it stays, and a transaction's time does not grow with the table. Prints the figures.
+
+Run: .venv/bin/python infra/local/test_moto_server.py (make test-conformance).
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import boto3
+from botocore.exceptions import ClientError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(launcher_args):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, *launcher_args, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    client.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return process, client
+
+
+def key(pk):
+    return {"pk": {"S": pk}, "sk": {"S": "STATE"}}
+
+
+def get(client, pk):
+    return client.get_item(TableName="t", Key=key(pk), ConsistentRead=True).get("Item")
+
+
+def transaction_ms(client, n):
+    """The mean time of n transactions of two writes each, in ms."""
+    started = time.perf_counter()
+    for i in range(n):
+        client.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": "t", "Item": {**key(f"T{i}"), "v": {"N": "1"}}}},
+                {"Put": {"TableName": "t", "Item": {**key(f"U{i}"), "v": {"N": "1"}}}},
+            ]
+        )
+    return (time.perf_counter() - started) * 1000 / n
+
+
+def fill(client, n):
+    for start in range(0, n, 25):
+        requests = [
+            {"PutRequest": {"Item": {**key(f"F{i}"), "payload": {"S": "x" * 200}}}} for i in range(start, min(n, start + 25))
+        ]
+        client.batch_write_item(RequestItems={"t": requests})
+
+
+def main():
+    failures = []
+    process, client = start([os.path.join(HERE, "moto_server.py")])
+    try:
+        # GIVEN A, and a transaction that writes B and C but whose check on A fails
+        client.put_item(TableName="t", Item={**key("A"), "v": {"N": "1"}})
+        try:
+            client.transact_write_items(
+                TransactItems=[
+                    {"Put": {"TableName": "t", "Item": {**key("B"), "v": {"N": "1"}}}},
+                    {"Update": {"TableName": "t", "Key": key("C"), "UpdateExpression": "SET v = :v",
+                                "ExpressionAttributeValues": {":v": {"N": "2"}}}},
+                    {"ConditionCheck": {"TableName": "t", "Key": key("A"), "ConditionExpression": "v = :two",
+                                        "ExpressionAttributeValues": {":two": {"N": "2"}}}},
+                ]
+            )
+            failures.append("the transaction should have been cancelled")
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "TransactionCanceledException":
+                failures.append(f"cancelled with {e.response['Error']['Code']}")
+        # THEN nothing it named was written, and A is as it was
+        if get(client, "B") is not None or get(client, "C") is not None:
+            failures.append("a cancelled transaction left a write behind")
+        if get(client, "A") != {**key("A"), "v": {"N": "1"}}:
+            failures.append(f"A changed: {get(client, 'A')}")
+        # AND a transaction that succeeds writes all its items
+        client.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": "t", "Item": {**key("D"), "v": {"N": "1"}}}},
+                {"Delete": {"TableName": "t", "Key": key("A")}},
+            ]
+        )
+        if get(client, "D") is None or get(client, "A") is not None:
+            failures.append("a committed transaction did not write all its items")
+        # AND an item that was there before a cancelled Delete stays
+        client.put_item(TableName="t", Item={**key("E"), "v": {"N": "1"}})
+        try:
+            client.transact_write_items(
+                TransactItems=[
+                    {"Delete": {"TableName": "t", "Key": key("E")}},
+                    {"Put": {"TableName": "t", "Item": {**key("D"), "v": {"N": "9"}},
+                             "ConditionExpression": "attribute_not_exists(pk)"}},
+                ]
+            )
+            failures.append("the second transaction should have been cancelled")
+        except ClientError:
+            pass
+        if get(client, "E") is None or get(client, "D")["v"] != {"N": "1"}:
+            failures.append("a cancelled Delete removed its item, or a refused Put wrote")
+
+        # The cost of a transaction with 200 items in the table, then 20,000.
+        small = transaction_ms(client, 50)
+        fill(client, 20_000)
+        large = transaction_ms(client, 50)
+        print(f"moto_server.py: TransactWriteItems {small:.1f} ms with 200 items, {large:.1f} ms with 20,000")
+        if large > 5 * small + 20:
+            failures.append(f"a transaction's time grows with the table: {small:.1f} ms, then {large:.1f} ms")
+    finally:
+        process.kill()
+
+    if failures:
+        for failure in failures:
+            print(f"FAIL: {failure}")
+        sys.exit(1)
+    print("moto_server.py: transactions all or nothing, their time independent of the table")
+
+
+if __name__ == "__main__":
+    main()
