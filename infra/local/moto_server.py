@@ -1,4 +1,5 @@
-"""moto_server, with TransactWriteItems made to back up only the items it touches.
+"""moto_server, with two of moto's costs taken out: whole-table backups in transactions, and
+long polls that spin.
 
 moto (5.2.5, moto/dynamodb/models/__init__.py, transact_write_items) deep-copies every table a
 transaction names before it starts, and puts those copies back when the transaction fails. That
@@ -6,7 +7,15 @@ costs time and memory in proportion to the table on every call (2,000 employees 
 chaos run took one moto process past 11 GB in 15 minutes), and a rollback puts back the whole
 table as it was, so a write another request made meanwhile is lost: real DynamoDB does neither.
 Here the copy is of the items the transaction names, and a failed transaction puts back only
-those. Everything else is moto's. Run as `python moto_server.py -H 127.0.0.1 -p PORT`.
+those.
+
+A long poll (ReceiveMessage with WaitTimeSeconds) on a FIFO queue whose visible messages all
+belong to message groups in flight finds nothing to deliver, and moto's wait for "visible
+messages" returns at once because there are some: the poll goes round again without pause until
+its wait time is over, holding the interpreter (a 2,000-employee run kept moto's SQS at a full
+core). Here such a poll waits up to 50 ms, or until a message arrives, before it looks again.
+
+Everything else is moto's. Run as `python moto_server.py -H 127.0.0.1 -p PORT`.
 """
 
 import copy
@@ -16,6 +25,7 @@ import threading
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.server import main
+from moto.sqs.models import Queue
 
 _in_transaction = threading.local()
 _moto_transact_write_items = DynamoDBBackend.transact_write_items
@@ -77,8 +87,18 @@ def transact_write_items(self, transact_items):
         _in_transaction.on = False
 
 
+def wait_for_messages(self, timeout):
+    with self._messages_lock:
+        if self.messages:
+            # Visible but none deliverable (their groups are in flight): pause, don't spin.
+            self._messages_lock.wait(timeout=min(timeout, 0.05))
+        else:
+            self._messages_lock.wait_for(lambda: self.messages, timeout=timeout)
+
+
 Table.__deepcopy__ = _table_deepcopy
 DynamoDBBackend.transact_write_items = transact_write_items
+Queue.wait_for_messages = wait_for_messages
 
 if __name__ == "__main__":
     sys.exit(main())

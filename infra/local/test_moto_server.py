@@ -1,6 +1,8 @@
 """infra/local/moto_server.py keeps DynamoDB's transactions all or nothing, without moto's
 whole-table backup: a failed transaction leaves the items it named as they were, a write made
-beside it stays, and a transaction's time does not grow with the table. Prints the figures.
+beside it stays, and a transaction's time does not grow with the table. A long poll on a FIFO
+queue whose messages are all held by their group waits instead of spinning, and still gets a
+message that arrives meanwhile. Prints the figures.
 
 Run: .venv/bin/python infra/local/test_moto_server.py (make test-conformance).
 """
@@ -50,7 +52,7 @@ def start(launcher_args):
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    return process, client
+    return process, client, port
 
 
 def key(pk):
@@ -82,9 +84,47 @@ def fill(client, n):
         client.batch_write_item(RequestItems={"t": requests})
 
 
+def cpu_seconds(pid):
+    """User and system CPU time of a process, from /proc."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def long_polls(process, port, failures):
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    url = sqs.create_queue(QueueName="q.fifo", Attributes={"FifoQueue": "true", "VisibilityTimeout": "30"})["QueueUrl"]
+    for i in range(200):
+        sqs.send_message(QueueUrl=url, MessageBody=f"m{i}", MessageGroupId="g", MessageDeduplicationId=f"m{i}")
+    # GIVEN the group's first message in flight: the other 199 are visible but held back
+    if len(sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1).get("Messages", [])) != 1:
+        failures.append("the first message was not received")
+    # WHEN a consumer long-polls for 2 s
+    before = cpu_seconds(process.pid)
+    started = time.perf_counter()
+    held = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=2).get("Messages", [])
+    waited, spent = time.perf_counter() - started, cpu_seconds(process.pid) - before
+    print(f"moto_server.py: a 2 s long poll on a held FIFO group: {waited:.2f} s waited, {spent:.2f} s of CPU")
+    # THEN it gets nothing, having waited without spinning
+    if held:
+        failures.append("a message of a group in flight was delivered")
+    if spent > 0.5:
+        failures.append(f"the long poll spun: {spent:.2f} s of CPU in {waited:.2f} s")
+    # AND a message of another group that arrives during a poll is delivered
+    sqs.send_message(QueueUrl=url, MessageBody="other", MessageGroupId="h", MessageDeduplicationId="other")
+    got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=2).get("Messages", [])
+    if [m["Body"] for m in got] != ["other"]:
+        failures.append(f"another group's message not delivered: {got}")
+
+
 def main():
     failures = []
-    process, client = start([os.path.join(HERE, "moto_server.py")])
+    process, client, port = start([os.path.join(HERE, "moto_server.py")])
     try:
         # GIVEN A, and a transaction that writes B and C but whose check on A fails
         client.put_item(TableName="t", Item={**key("A"), "v": {"N": "1"}})
@@ -139,6 +179,7 @@ def main():
         print(f"moto_server.py: TransactWriteItems {small:.1f} ms with 200 items, {large:.1f} ms with 20,000")
         if large > 5 * small + 20:
             failures.append(f"a transaction's time grows with the table: {small:.1f} ms, then {large:.1f} ms")
+        long_polls(process, port, failures)
     finally:
         process.kill()
 
@@ -146,7 +187,7 @@ def main():
         for failure in failures:
             print(f"FAIL: {failure}")
         sys.exit(1)
-    print("moto_server.py: transactions all or nothing, their time independent of the table")
+    print("moto_server.py: transactions all or nothing, their time independent of the table; long polls wait")
 
 
 if __name__ == "__main__":
