@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build up down demo test fmt-check clippy check-events check-template check-calls test-unit test-conformance test-e2e test-e2e-and-chaos sam-build bench bench-smoke bench-micro chaos chaos-smoke clean
+.PHONY: setup build up down demo test fmt-check clippy check-events check-template check-calls test-unit test-conformance test-e2e sam-build bench bench-smoke bench-micro chaos chaos-smoke clean
 
 setup: ## Install the local tooling (moto, cargo-lambda; cfn-lint, SAM CLI) into .venv and .venv-infra
 	bash infra/local/setup.sh
@@ -21,7 +21,7 @@ down: ## Stop every process `make up` started
 demo: setup build ## Run the main job on the local stack
 	bash infra/local/demo.sh
 
-test: setup fmt-check clippy check-events check-template test-unit test-conformance test-e2e-and-chaos ## Everything CI checks
+test: setup fmt-check clippy check-events check-template test-unit test-conformance test-e2e chaos-smoke ## Everything CI checks
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -51,26 +51,13 @@ test-conformance: ## The real SDK clients against the simulator; the doubles' co
 	$(CARGO) test --workspace --test conformance --test adapter_contract
 	.venv/bin/python infra/local/test_moto_server.py
 
-# Each test's stack records the AWS operations its functions call into target/iam-calls/. The
-# tests wait on emulators and timers far more than they compute: E2E_THREADS run at once, on
-# three moto servers (TEST_MOTO_SERVERS).
-E2E_THREADS ?= 4
+# Each test's stack records the AWS operations its functions call into target/iam-calls/.
+# E2E_THREADS run at once, on three moto servers (TEST_MOTO_SERVERS). More at once, or beside the
+# chaos smoke, made timing-bound tests time out on 2 cores (CI, 2026-11-28).
+E2E_THREADS ?= 2
 test-e2e: build ## Real function binaries, moto and the simulator, through the local runner
 	rm -rf target/iam-calls
 	$(CARGO) test --workspace --test e2e -- --test-threads=$(E2E_THREADS)
-
-# make test: the e2e suite and the chaos smoke side by side (both mostly wait), the smoke's
-# output in target/chaos/smoke.log (its summary shown at the end), then the recorded calls of both.
-test-e2e-and-chaos: build
-	rm -rf target/iam-calls
-	mkdir -p target/chaos
-	$(CHAOS_SMOKE) > target/chaos/smoke.log 2>&1 & smoke=$$!; \
-	  $(CARGO) test --workspace --test e2e -- --test-threads=$(E2E_THREADS); e2e=$$?; \
-	  wait $$smoke; chaos=$$?; \
-	  sed -n '/^== chaos/,$$p' target/chaos/smoke.log; \
-	  [ $$chaos -eq 0 ] || { echo "chaos-smoke failed (exit $$chaos): target/chaos/smoke.log"; tail -n 60 target/chaos/smoke.log; }; \
-	  [ $$e2e -eq 0 ] && [ $$chaos -eq 0 ]
-	$(MAKE) check-calls
 
 check-calls: ## IAM proven from the calls made: the e2e tests' and chaos-smoke's recorded calls equal each function's grants, both ways
 	.venv-infra/bin/python infra/check_template.py --calls target/iam-calls
