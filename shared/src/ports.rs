@@ -427,16 +427,22 @@ pub fn guard_window_start(now_ms: i64, window_ms: i64) -> i64 {
 }
 
 pub trait StateStore: Send + Sync {
+    /// Claims the event, or says who has it. Idempotent for its owner: a claim made again by the
+    /// same owner (a retry whose first reply was lost) is `Claimed`.
     fn claim(&self, claim: &Claim) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
-    /// Marks the claim completed; only while `owner` holds it.
+    /// Marks the claim completed and writes `line` (the delivery's history line), both or
+    /// neither: a duplicate that finds the claim completed finds the line too. Only while `owner`
+    /// holds the claim (or has completed it with this outcome already: a retry whose reply was
+    /// lost).
     fn complete(
         &self,
         event_id: &str,
         owner: &str,
         outcome: EventOutcome,
         reason: &str,
+        line: Option<&HistoryEntry>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Removes the claim so a retry can run; only while `owner` holds it.
+    /// Removes the claim so a retry can run; only while `owner` holds it (nothing held is fine).
     fn release(&self, event_id: &str, owner: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// A strongly consistent read.
@@ -663,8 +669,9 @@ impl<T: StateStore> StateStore for std::sync::Arc<T> {
         owner: &str,
         outcome: EventOutcome,
         reason: &str,
+        line: Option<&HistoryEntry>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).complete(event_id, owner, outcome, reason)
+        (**self).complete(event_id, owner, outcome, reason, line)
     }
     fn release(&self, event_id: &str, owner: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).release(event_id, owner)

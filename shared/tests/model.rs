@@ -462,6 +462,8 @@ impl World {
                     disable_user_on_leave: false,
                     clock_skew_ms: 300_000,
                     effective_horizon_ms: 400 * DAY,
+                    // Waiting takes real time; the model's clock is simulated.
+                    claim_wait_ms: 0,
                 },
                 clock: clock_port.clone(),
             },

@@ -32,14 +32,20 @@ async fn claims_hold_until_the_deadline_and_only_the_owner_settles() {
 
     assert_eq!(store.claim(&claim("a", "h1", now, now + 60_000)).await.unwrap(), ClaimOutcome::Claimed);
     assert_eq!(store.claim(&claim("b", "h1", now, now + 60_000)).await.unwrap(), ClaimOutcome::InProgress);
-    assert!(matches!(store.complete("evt-1", "b", EventOutcome::Applied, "x").await, Err(StoreError::LostClaim(_))));
+    assert!(matches!(
+        store.complete("evt-1", "b", EventOutcome::Applied, "x", None).await,
+        Err(StoreError::LostClaim(_))
+    ));
     assert!(matches!(store.release("evt-1", "b").await, Err(StoreError::LostClaim(_))));
 
     // Past its deadline the claim can be taken over; the late owner can then no longer settle.
     let later = now + 61_000;
     assert_eq!(store.claim(&claim("c", "h1", later, later + 60_000)).await.unwrap(), ClaimOutcome::Claimed);
-    assert!(matches!(store.complete("evt-1", "a", EventOutcome::Applied, "late").await, Err(StoreError::LostClaim(_))));
-    store.complete("evt-1", "c", EventOutcome::Applied, "done").await.unwrap();
+    assert!(matches!(
+        store.complete("evt-1", "a", EventOutcome::Applied, "late", None).await,
+        Err(StoreError::LostClaim(_))
+    ));
+    store.complete("evt-1", "c", EventOutcome::Applied, "done", None).await.unwrap();
 
     let again = store.claim(&claim("d", "h1", later, later + 60_000)).await.unwrap();
     assert_eq!(
@@ -66,7 +72,7 @@ async fn claims_hold_until_the_deadline_and_only_the_owner_settles() {
     old.event_id = "evt-3".into();
     old.expires_at_s = now / 1000 - 10;
     store.claim(&old).await.unwrap();
-    store.complete("evt-3", "h", EventOutcome::Applied, "long ago").await.unwrap();
+    store.complete("evt-3", "h", EventOutcome::Applied, "long ago", None).await.unwrap();
     let mut fresh = claim("i", "h4", now, now + 60_000);
     fresh.event_id = "evt-3".into();
     assert_eq!(store.claim(&fresh).await.unwrap(), ClaimOutcome::Claimed);

@@ -36,6 +36,7 @@ async fn main() -> Result<(), Error> {
             leave_grace_ms: config.leave_grace_ms,
             clock_skew_ms: config.clock_skew_ms,
             effective_horizon_ms: config.effective_horizon_ms,
+            claim_wait_ms: shared::services::intake::CLAIM_WAIT_MS,
         },
     };
     shared::lambda::serve_sqs(&intake).await

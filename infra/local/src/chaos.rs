@@ -23,6 +23,9 @@ pub struct ChaosOptions {
     pub kill_within: Duration,
 }
 
+/// Duplicates of a batch start within this of the delivery that settles it.
+pub const DUPLICATE_SPREAD: Duration = Duration::from_millis(1_500);
+
 /// What the runner injected, by kind.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ChaosCounts {
@@ -61,16 +64,28 @@ impl Chaos {
         self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// How many extra times to deliver the next batch (its message bodies: whom it hits).
-    pub fn extra_deliveries<'a>(&self, bodies: impl IntoIterator<Item = &'a str>) -> u8 {
-        let extra = self.rng().random_range(0..=self.options.max_extra_deliveries);
+    /// The extra deliveries of the next batch (its message bodies: whom they hit), each as the
+    /// delay after which it starts beside the delivery that settles the batch. Duplicates arrive
+    /// as if another poller had received the same messages: at the same time, within
+    /// [`DUPLICATE_SPREAD`], each with its own instance, so none holds the batch past its
+    /// visibility timeout.
+    pub fn extra_deliveries<'a>(&self, bodies: impl IntoIterator<Item = &'a str>) -> Vec<Duration> {
+        let mut rng = self.rng();
+        let extra = rng.random_range(0..=self.options.max_extra_deliveries);
+        let starts = (0..extra).map(|_| DUPLICATE_SPREAD.mul_f64(rng.random::<f64>())).collect();
+        drop(rng);
         self.extra_deliveries.fetch_add(u64::from(extra), Relaxed);
         if extra > 0 {
             for body in bodies {
                 record_hit(&self.hits, employee_ids_in(body.as_bytes()), "extra deliveries", u64::from(extra));
             }
         }
-        extra
+        starts
+    }
+
+    /// Each batch can be in this many invocations at once (itself and its duplicates).
+    pub fn deliveries_at_once(&self) -> usize {
+        1 + usize::from(self.options.max_extra_deliveries)
     }
 
     /// When to kill the process of the next invocation, if it is to be killed.
@@ -157,7 +172,10 @@ mod tests {
         assert_eq!(first, second, "the same seed, the same faults");
         let kills = first.iter().filter(|(_, k)| k.is_some()).count();
         assert!((60..140).contains(&kills), "about 10 % killed: {kills}");
-        assert!(first.iter().all(|(extra, kill)| *extra <= 2 && kill.is_none_or(|d| d < Duration::from_millis(500))));
-        assert_eq!(a.counts().extra_deliveries, first.iter().map(|(e, _)| u64::from(*e)).sum::<u64>());
+        assert!(
+            first.iter().all(|(extra, kill)| extra.len() <= 2 && kill.is_none_or(|d| d < Duration::from_millis(500)))
+        );
+        assert!(first.iter().flat_map(|(extra, _)| extra).all(|start| *start < DUPLICATE_SPREAD));
+        assert_eq!(a.counts().extra_deliveries, first.iter().map(|(e, _)| e.len() as u64).sum::<u64>());
     }
 }

@@ -131,10 +131,22 @@ pub struct ExtraDeliveries {
     pub chaos: Option<Arc<crate::chaos::Chaos>>,
 }
 
+/// The extra deliveries of one batch.
+#[derive(Debug, Default)]
+struct Extra {
+    /// Delivered, one after another, before the delivery that settles the batch.
+    before: u8,
+    /// Started beside it, each after its delay.
+    alongside: Vec<Duration>,
+}
+
 impl ExtraDeliveries {
-    fn next(&self, batch: &[Message]) -> u8 {
+    fn next(&self, batch: &[Message]) -> Extra {
         let bodies = batch.iter().filter_map(Message::body);
-        u8::from(self.duplicate) + self.chaos.as_ref().map_or(0, |c| c.extra_deliveries(bodies))
+        Extra {
+            before: u8::from(self.duplicate),
+            alongside: self.chaos.as_ref().map(|c| c.extra_deliveries(bodies)).unwrap_or_default(),
+        }
     }
 }
 
@@ -227,15 +239,24 @@ async fn collect_batch(
 async fn deliver(
     sqs: &aws_sdk_sqs::Client,
     queue: &QueueInfo,
-    pool: &FunctionPool,
+    pool: &Arc<FunctionPool>,
     region: &str,
     batch: Vec<Message>,
     report_batch_item_failures: bool,
-    extra_deliveries: u8,
+    extra: Extra,
 ) {
     let ids: Vec<String> = batch.iter().filter_map(|m| m.message_id().map(str::to_owned)).collect();
     let payload = sqs_event(&batch, queue, region).to_string();
-    for _ in 0..extra_deliveries {
+    for after in extra.alongside {
+        // Another poller got the same messages: a concurrent delivery nobody settles.
+        let (pool, payload, size) = (pool.clone(), payload.clone(), batch.len());
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let outcome = pool.invoke_batch(payload.into(), size).await;
+            tracing::debug!(function = %pool.name(), ?outcome, "a duplicate delivery");
+        });
+    }
+    for _ in 0..extra.before {
         // At-least-once made visible: the same messages arrive again before they are settled.
         let first = pool.invoke_batch(payload.clone().into(), batch.len()).await;
         tracing::debug!(function = %pool.name(), ?first, "an extra delivery");

@@ -195,7 +195,11 @@ pub async fn start(
                 .await
                 .map_err(|source| StartError::Io { what: format!("call recorder for {}", f.name), source })?;
         }
-        let instances = f.sqs.iter().map(|m| m.max_concurrency).sum::<usize>() + usize::from(f.schedule.is_some());
+        // Chaos duplicates run beside the batch they copy, as Lambda would run them: on instances
+        // of their own.
+        let per_batch = chaos.as_ref().map_or(1, |c| c.deliveries_at_once());
+        let instances =
+            f.sqs.iter().map(|m| m.max_concurrency * per_batch).sum::<usize>() + usize::from(f.schedule.is_some());
         let spec = FunctionSpec {
             name: f.name.clone(),
             binary,

@@ -540,7 +540,14 @@ impl StateStore for DynamoStore {
             Err(e) => match e.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
                     let old = c.item().cloned().unwrap_or_default();
-                    if text(&old, "status").as_deref() == Some(COMPLETED) {
+                    let status = text(&old, "status");
+                    if status.as_deref() == Some(IN_PROGRESS)
+                        && text(&old, "owner").as_deref() == Some(claim.owner.as_str())
+                    {
+                        // Our own put, retried after its reply was lost.
+                        return Ok(ClaimOutcome::Claimed);
+                    }
+                    if status.as_deref() == Some(COMPLETED) {
                         Ok(ClaimOutcome::Completed {
                             same_payload: text(&old, "payload_hash").as_deref() == Some(claim.payload_hash.as_str()),
                             outcome: text(&old, "outcome")
@@ -562,31 +569,88 @@ impl StateStore for DynamoStore {
         owner: &str,
         outcome: EventOutcome,
         reason: &str,
+        line: Option<&HistoryEntry>,
     ) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+        const SET_COMPLETED: &str =
+            "SET #status = :completed, outcome = :outcome, reason = :reason REMOVE in_progress_until_ms";
+        const HELD_BY_OWNER: &str = "#owner = :owner AND #status = :in_progress";
+        let names =
+            HashMap::from([("#status".to_owned(), "status".to_owned()), ("#owner".to_owned(), "owner".to_owned())]);
+        let values = HashMap::from([
+            (":completed".to_owned(), s(COMPLETED)),
+            (":in_progress".to_owned(), s(IN_PROGRESS)),
+            (":owner".to_owned(), s(owner)),
+            (":outcome".to_owned(), s(outcome.as_str())),
+            (":reason".to_owned(), s(reason)),
+        ]);
+        // The claim as it was when the condition failed: completed by this owner with this
+        // outcome means our own write, retried after its reply was lost.
+        let ours = |old: Option<&Item>| {
+            old.is_some_and(|old| {
+                text(old, "owner").as_deref() == Some(owner)
+                    && text(old, "status").as_deref() == Some(COMPLETED)
+                    && text(old, "outcome").as_deref() == Some(outcome.as_str())
+            })
+        };
+        let settled = |was_ours: bool| if was_ours { Ok(()) } else { Err(StoreError::LostClaim(event_id.to_owned())) };
+        let Some(line) = line else {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(event_key(event_id)))
+                .update_expression(SET_COMPLETED)
+                .condition_expression(HELD_BY_OWNER)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(()),
+                Err(e) => match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(c)) => settled(ours(c.item())),
+                    _ => Err(unavailable("UpdateItem", &e)),
+                },
+            };
+        };
+        let malformed = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Malformed {
+            key: format!("EVENT#{event_id}"),
+            detail: e.to_string(),
+        };
+        let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(event_key(event_id)))
-            .update_expression(
-                "SET #status = :completed, outcome = :outcome, reason = :reason REMOVE in_progress_until_ms",
-            )
-            .condition_expression("#owner = :owner AND #status = :in_progress")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":completed", s(COMPLETED))
-            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-            .expression_attribute_values(":owner", s(owner))
-            .expression_attribute_values(":outcome", s(outcome.as_str()))
-            .expression_attribute_values(":reason", s(reason))
+            .update_expression(SET_COMPLETED)
+            .condition_expression(HELD_BY_OWNER)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(malformed)?;
+        let put =
+            Put::builder().table_name(&self.table).set_item(Some(history_item(line)?)).build().map_err(malformed)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                Err(StoreError::LostClaim(event_id.to_owned()))
-            }
-            Err(e) => Err(unavailable("UpdateItem", &e)),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
+                    if cancelled.cancellation_reasons().first().and_then(|r| r.code())
+                        == Some("ConditionalCheckFailed") =>
+                {
+                    settled(ours(cancelled.cancellation_reasons().first().and_then(|r| r.item())))
+                }
+                _ => Err(unavailable("TransactWriteItems", &e)),
+            },
         }
     }
 
@@ -601,14 +665,22 @@ impl StateStore for DynamoStore {
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":owner", s(owner))
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                Err(StoreError::LostClaim(event_id.to_owned()))
-            }
-            Err(e) => Err(unavailable("DeleteItem", &e)),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(c)) => {
+                    // Nothing held (released already, perhaps by our retried call): done.
+                    if c.item().is_none_or(|old| old.is_empty()) {
+                        Ok(())
+                    } else {
+                        Err(StoreError::LostClaim(event_id.to_owned()))
+                    }
+                }
+                _ => Err(unavailable("DeleteItem", &e)),
+            },
         }
     }
 

@@ -134,18 +134,32 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Provisione
             }
         }
 
-        // A redelivered request may have created its WorkSpace before a crash: look first.
+        // A redelivered request may have created its WorkSpace before a crash: look first. Each
+        // look is a WorkSpaces call (2 a second for the account): with the deadline near, the
+        // requests not yet looked at go back, so a large redelivered batch makes progress at
+        // every delivery instead of timing out whole.
         let mut to_create = Vec::new();
-        for job in jobs {
+        let mut looked = 0;
+        for (i, job) in jobs.iter().enumerate() {
             if job.record.receive_count > 1 {
-                match self.find_own_workspace(&job).await {
+                if looked > 0 && context.deadline.too_close(self.clock.now_ms(), CHUNK_BUDGET_MS) {
+                    let left: Vec<String> = jobs[i..].iter().map(|job| job.record.message_id.clone()).collect();
+                    warn!(
+                        unprocessed = left.len(),
+                        "invocation deadline near; requests not yet looked for are handed back"
+                    );
+                    outcome.failed_message_ids.extend(left);
+                    break;
+                }
+                looked += 1;
+                match self.find_own_workspace(job).await {
                     Ok(Some(ws)) => {
-                        self.settle(&job, ItemResult::Created(Box::new(ws)), &mut outcome).await;
+                        self.settle(job, ItemResult::Created(Box::new(ws)), &mut outcome).await;
                         continue;
                     }
                     Ok(None) => {}
                     Err(result) => {
-                        self.settle(&job, result, &mut outcome).await;
+                        self.settle(job, result, &mut outcome).await;
                         continue;
                     }
                 }
@@ -387,5 +401,74 @@ mod tests {
         assert!(matches!(&results[2], ItemResult::Created(w) if w.workspace_id == "ws-3"));
         let missing = match_response(&[item("dave")], &response);
         assert!(matches!(missing[0], ItemResult::NoAnswer(_)));
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_batch_hands_back_the_requests_it_has_no_time_to_look_for() {
+        use crate::services::intake::{Intake, IntakeConfig};
+        use crate::services::{Deadline, QueueRecord};
+        use crate::testing::{FakeDirectory, FakeWorkspaces, MemoryQueue, MemoryStore};
+        // GIVEN three joiners whose WorkSpace requests come back (a crash after the call?)
+        let clock = crate::ports::SystemClock;
+        let store = Arc::new(MemoryStore::default());
+        let requests = Arc::new(MemoryQueue::default());
+        let intake = Intake {
+            store: store.clone(),
+            directory: FakeDirectory::default(),
+            requests: requests.clone(),
+            terminations: Arc::new(MemoryQueue::default()),
+            profiles: crate::domain::profile::Profiles::from_json(
+                r#"{"default_profile":"standard","profiles":{"standard":{"directory_id":"d-9067a1b2c3","bundle_id":"wsb-stdwin2022"}}}"#,
+            )
+            .unwrap(),
+            config: IntakeConfig {
+                idempotency_ttl_s: 86_400,
+                fallback_claim_ms: 900_000,
+                disable_user_on_leave: false,
+                leave_grace_ms: 0,
+                clock_skew_ms: 300_000,
+                effective_horizon_ms: 86_400_000,
+                claim_wait_ms: 0,
+            },
+            clock: Arc::new(clock),
+        };
+        for n in 1..=3 {
+            let body = serde_json::json!({ "schema_version": "1", "event_id": format!("j{n}"), "type": "join",
+                "occurred_at": "2026-11-02T09:00:00Z", "employee": { "employee_id": format!("E{n}"),
+                "username": format!("user{n}"), "given_name": "G", "surname": "S", "email": format!("u{n}@example.com") } });
+            let record =
+                QueueRecord { message_id: format!("hr-{n}"), body: body.to_string(), receive_count: 1, group_id: None };
+            intake.handle(&record, Deadline::NONE).await;
+        }
+        let redelivered: Vec<QueueRecord> = requests
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(n, sent)| QueueRecord {
+                message_id: format!("req-{n}"),
+                body: sent.body.clone(),
+                receive_count: 2,
+                group_id: None,
+            })
+            .collect();
+        assert_eq!(redelivered.len(), 3);
+        let workspaces = Arc::new(FakeWorkspaces::new(clock));
+        let provisioner = Provisioner {
+            store: store.clone(),
+            workspaces: workspaces.clone(),
+            terminations: Arc::new(MemoryQueue::default()),
+            config: ProvisionerConfig { max_attempts: 4, adopt_unmanaged: false },
+            clock: Arc::new(clock),
+        };
+        // WHEN they arrive with too little time left to look for all three
+        let deadline = Deadline::at(clock.now_ms() + CHUNK_BUDGET_MS - 1);
+        let outcome = provisioner.handle_batch(&redelivered, BatchContext { deadline, fifo: false }).await;
+        // THEN the first is looked for and created; the other two go back unlooked-for
+        assert_eq!(outcome.failed_message_ids, vec!["req-1", "req-2"]);
+        assert_eq!(workspaces.call_count("CreateWorkspaces"), 1);
+        assert_eq!(workspaces.count_for("d-9067a1b2c3", "user1"), 1);
+        assert_eq!(workspaces.count_for("d-9067a1b2c3", "user2"), 0);
     }
 }

@@ -325,7 +325,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
     ) -> Result<(), ReconcileError> {
         let employee_id = employee.employee_id.clone();
         let Some(work) = employee.moving.clone() else { return Ok(()) };
-        let sight = match self.move_sight(&employee, seen).await {
+        let (mut sight, tagged) = match self.move_sight(&employee, seen).await {
             Ok(sight) => sight,
             // Throttled or refused: this mover waits for the next run; the others go on.
             Err(e) => {
@@ -333,14 +333,29 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
                 return Ok(());
             }
         };
-        let input = Input::MoveObserved {
+        let observed = |sight: &MoveSight| Input::MoveObserved {
             event_id: work.event_id.clone(),
-            sight: Box::new(sight),
+            sight: Box::new(sight.clone()),
             stuck_after_ms: self.config.create_deadline_ms,
             cooldowns: self.config.cooldowns,
         };
+        let mut input = observed(&sight);
+        let mut decision = lifecycle::decide(Some(&employee), &input, self.clock.now_ms());
+        // Decided without the tags first: most runs of a move need none.
+        if let Some(workspace_id) = tagged
+            && lifecycle::needs_tags(&decision)
+        {
+            match self.workspaces.tags(&workspace_id).await {
+                Ok(tags) => sight.tags = Some(tags),
+                Err(e) => {
+                    warn!(%employee_id, error = %e, "mover's tags not read; asked again at the next run");
+                    return Ok(());
+                }
+            }
+            input = observed(&sight);
+            decision = lifecycle::decide(Some(&employee), &input, self.clock.now_ms());
+        }
         let outbox = Outbox { requests: Some(&self.requests), terminations: Some(&self.terminations) };
-        let decision = lifecycle::decide(Some(&employee), &input, self.clock.now_ms());
         let call = decision.steps.iter().find_map(|s| match s {
             Step::Move(call) => Some(call.clone()),
             _ => None,
@@ -367,12 +382,13 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
     }
 
     /// What the lifecycle needs to plan a mover's next step: the WorkSpace (and a migration's
-    /// new one) as described, its tags, and, if it is not listed, the user's other WorkSpace.
+    /// new one) as described, and, if it is not listed, the user's other WorkSpace; with the
+    /// WorkSpace whose tags the plan may need (read only if it does: `lifecycle::needs_tags`).
     async fn move_sight(
         &self,
         employee: &EmployeeRecord,
         seen: &HashMap<String, WorkspaceInfo>,
-    ) -> Result<MoveSight, WorkspacesError> {
+    ) -> Result<(MoveSight, Option<String>), WorkspacesError> {
         let workspace = employee.workspace_id.as_ref().and_then(|id| seen.get(id)).map(seen_workspace);
         // A migration's new WorkSpace, or a relocation's new or dropped one: what the lifecycle
         // waits on first (no tags needed until it is done).
@@ -381,16 +397,19 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
         let mut sight = MoveSight { workspace, target, tags: None, found: None };
         let relocating = employee.moving.as_ref().is_some_and(|m| m.relocation.is_some());
         if other.is_some() || relocating {
-            return Ok(sight);
+            return Ok((sight, None));
         }
         match &sight.workspace {
             Some(ws) if !matches!(ws.state, WorkspaceState::Terminating | WorkspaceState::Terminated) => {
-                sight.tags = Some(self.workspaces.tags(&ws.workspace_id).await?);
+                let tagged = Some(ws.workspace_id.clone());
+                return Ok((sight, tagged));
             }
             // Going, or gone, while the employee stays: replaced by a migration whose answer was
             // lost, most likely: the user's other WorkSpace is looked for.
             _ => {
-                let (Some(profile), Some(user)) = (&employee.profile, &employee.username) else { return Ok(sight) };
+                let (Some(profile), Some(user)) = (&employee.profile, &employee.username) else {
+                    return Ok((sight, None));
+                };
                 sight.found = self
                     .workspaces
                     .find_user_workspace(&profile.directory_id, user)
@@ -401,7 +420,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
                     .map(seen_workspace);
             }
         }
-        Ok(sight)
+        Ok((sight, None))
     }
 
     /// Makes one move call; a migration answers with its new WorkSpace id.

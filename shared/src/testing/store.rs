@@ -229,6 +229,8 @@ impl StateStore for MemoryStore {
                     outcome: old.outcome,
                     reason: old.reason.clone(),
                 }),
+                // The owner's own claim, made again (its first reply was lost).
+                Some(old) if old.owner == claim.owner => None,
                 Some(_) => Some(ClaimOutcome::InProgress),
             };
             Ok(outcome.unwrap_or_else(|| {
@@ -244,17 +246,32 @@ impl StateStore for MemoryStore {
         owner: &str,
         outcome: EventOutcome,
         reason: &str,
+        line: Option<&HistoryEntry>,
     ) -> Result<(), StoreError> {
         self.guard("complete", || {
+            // One transaction: the line is checked first, so a refused line changes nothing.
+            let line = match line {
+                Some(entry) => {
+                    let item = history_item(entry)?;
+                    check_size("complete", item_size(&item))?;
+                    Some((item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default(), entry))
+                }
+                None => None,
+            };
             // #owner = :owner AND #status = :in_progress (whatever the deadline or expiry)
             match lock(&self.idempotency).get_mut(event_id) {
                 Some(record) if record.owner == owner && !record.completed => {
+                    if let Some((sk, entry)) = line {
+                        lock(&self.history).entry(entry.employee_id.clone()).or_default().insert(sk, entry.clone());
+                    }
                     record.completed = true;
                     record.outcome = Some(outcome);
                     record.reason = Some(reason.to_owned());
                     record.in_progress_until_ms = None;
                     Ok(())
                 }
+                // Completed already by this owner with this outcome: a retry whose reply was lost.
+                Some(record) if record.owner == owner && record.completed && record.outcome == Some(outcome) => Ok(()),
                 _ => Err(StoreError::LostClaim(event_id.to_owned())),
             }
         })
@@ -268,6 +285,8 @@ impl StateStore for MemoryStore {
                     records.remove(event_id);
                     Ok(())
                 }
+                // Nothing is held (released already, or expired and deleted).
+                None => Ok(()),
                 _ => Err(StoreError::LostClaim(event_id.to_owned())),
             }
         })
@@ -548,11 +567,12 @@ mod tests {
         assert!(store.claim(&claim("e1", "a")).await.is_err());
         let record = store.idempotency_record("e1").unwrap();
         assert_eq!((record.owner.as_str(), record.completed), ("a", false), "written, answer lost");
-        // The retry then finds its own claim in progress, as on DynamoDB.
-        assert_eq!(store.claim(&claim("e1", "a")).await.unwrap(), ClaimOutcome::InProgress);
-        store.complete("e1", "a", EventOutcome::Applied, "ok").await.unwrap();
+        // The retry finds its own claim and keeps it, as on DynamoDB.
+        assert_eq!(store.claim(&claim("e1", "a")).await.unwrap(), ClaimOutcome::Claimed);
+        assert_eq!(store.claim(&claim("e1", "b")).await.unwrap(), ClaimOutcome::InProgress);
+        store.complete("e1", "a", EventOutcome::Applied, "ok", None).await.unwrap();
         assert!(store.idempotency_records()["e1"].completed);
-        assert_eq!(store.faults.calls("store"), 4);
+        assert_eq!(store.faults.calls("store"), 5);
     }
 
     const HOUR: i64 = 3_600_000;

@@ -56,7 +56,7 @@ use super::workspace::{Cooldowns, WorkspaceState};
 
 mod moves;
 use moves::relocation_discard;
-pub use moves::{CallFailure, Cooldown, MoveCall, MoveSight, Mover, SeenWorkspace};
+pub use moves::{CallFailure, Cooldown, MoveCall, MoveSight, Mover, SeenWorkspace, needs_tags};
 
 /// Every stimulus the lifecycle answers.
 #[derive(Debug, Clone, PartialEq)]

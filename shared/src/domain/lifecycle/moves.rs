@@ -79,6 +79,19 @@ pub struct MoveSight {
     pub found: Option<SeenWorkspace>,
 }
 
+/// A mover's decision made without its WorkSpace's tags (`MoveSight::tags` unread): whether
+/// the tags could change it. A tag step or the move's end could (the profile's tags may be
+/// there already; the old profile's may need removing); a property change, a migration or a
+/// wait would be the same, since tags wait for nothing and nothing waits for them. Reading
+/// them only then saves a DescribeTags (one WorkSpaces call) on most of a mover's runs.
+pub fn needs_tags(decision: &super::Decision) -> bool {
+    decision.steps.iter().any(|step| match step {
+        Step::Move(MoveCall::Tag { .. }) => true,
+        Step::Save { record, .. } => record.moving.is_none(),
+        _ => false,
+    })
+}
+
 /// One WorkSpaces call a move makes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MoveCall {

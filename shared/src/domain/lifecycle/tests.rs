@@ -827,6 +827,41 @@ fn moving_employee(m: Mover) -> EmployeeRecord {
     saved(&d).clone()
 }
 
+fn without_tags(input: Input) -> Input {
+    match input {
+        Input::MoveObserved { event_id, mut sight, stuck_after_ms, cooldowns } => {
+            sight.tags = None;
+            Input::MoveObserved { event_id, sight, stuck_after_ms, cooldowns }
+        }
+        other => other,
+    }
+}
+
+#[test]
+fn a_movers_tags_are_read_only_when_the_decision_could_turn_on_them() {
+    let e = moving_employee(mover(bigger_user_volume));
+    // A property step ready, or a wait: the same decision with or without the tags; not read.
+    for state in [WorkspaceState::Available, WorkspaceState::Updating] {
+        let observed = sight(Some(seen_ws("ws-1", state.clone())));
+        let blind = decide(Some(&e), &without_tags(observed.clone()), NOW);
+        assert!(!needs_tags(&blind), "{state:?}: {:?}", kinds(&blind));
+        assert_eq!(blind, decide(Some(&e), &observed, NOW), "{state:?}");
+    }
+    // At the profile: the move would end, but the old profile's tags may need removing: read.
+    let mut done = seen_ws("ws-1", WorkspaceState::Available);
+    done.properties.user_volume_gib = Some(100);
+    let blind = decide(Some(&e), &without_tags(sight(Some(done.clone()))), NOW);
+    assert!(needs_tags(&blind), "{:?}", kinds(&blind));
+    let read = decide(Some(&e), &sight(Some(done)), NOW);
+    assert!(read.saved().is_some_and(|r| r.moving.is_none()), "with no tags to change, the move ends");
+    // A profile that sets tags: its tag step is planned blind, and read before it is made.
+    let tagged = moving_employee(mover(|p| {
+        p.tags.insert("hr-pipeline:team".into(), "sales".into());
+    }));
+    let blind = decide(Some(&tagged), &without_tags(sight(Some(seen_ws("ws-1", WorkspaceState::Available)))), NOW);
+    assert!(needs_tags(&blind), "{:?}", kinds(&blind));
+}
+
 #[test]
 fn a_move_for_an_active_employee_makes_them_moving_with_the_new_profile_and_never_touches_leaves() {
     let e = employee(Active);

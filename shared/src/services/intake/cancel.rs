@@ -75,7 +75,7 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
                 // the held event is removed, so a crash in between is finished by the redelivery,
                 // and the target, should the reconciler post it meanwhile, is skipped on arrival.
                 let why = format!("{CANCELLED_BY} {} before it took effect", event.event_id);
-                self.store.complete(&target, &marker.owner, EventOutcome::Skipped, &why).await?;
+                self.store.complete(&target, &marker.owner, EventOutcome::Skipped, &why, None).await?;
                 self.store.unschedule(&employee_id, &target).await?;
                 Ok(verdict(lifecycle::decide(None, &input(true), now)))
             }

@@ -16,6 +16,7 @@ use crate::domain::validation::{self, InvalidEvent};
 use crate::ports::{
     Claim, ClaimOutcome, Clock, DUPLICATE, DirectoryUsers, HistoryEntry, MessageQueue, PortError as _, StateStore,
 };
+use futures_util::stream::{self, StreamExt};
 use std::sync::Arc;
 use tracing::{error, info, warn};
 
@@ -34,7 +35,19 @@ pub struct IntakeConfig {
     pub clock_skew_ms: i64,
     /// How far `effective_at` may lie in the future.
     pub effective_horizon_ms: i64,
+    /// How long a record waits for another invocation that holds its event (a duplicate
+    /// delivered at the same time) before handing it back: a wait that sees the other finish
+    /// records a duplicate instead of spending one of the message's receives.
+    pub claim_wait_ms: u64,
 }
+
+/// What production waits for a held event ([`IntakeConfig::claim_wait_ms`]): about one record's
+/// work, so a duplicate delivered at the same time finds the first delivery done.
+pub const CLAIM_WAIT_MS: u64 = 3_000;
+
+/// At most this many message groups (FIFO) or employees (standard queue) of a batch are handled
+/// at once; each one's records run in order.
+pub const LANES_AT_ONCE: usize = 10;
 
 pub struct Intake<S, D, Q> {
     pub store: S,
@@ -56,42 +69,104 @@ pub enum RecordResult {
 }
 
 impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> SqsHandler for Intake<S, D, Q> {
-    /// From a FIFO queue, a record that must be retried is reported with the later records of
-    /// its own message group (so that person's order holds); the other groups' records are
-    /// processed as usual, so one bad record never costs another employee's event.
+    /// The records of one lane (a FIFO message group, or one employee on a standard queue) run
+    /// in order; lanes run at once, up to [`LANES_AT_ONCE`]. From a FIFO queue a record that must
+    /// be retried is reported with the later records of its lane (so that person's order holds);
+    /// other lanes go on, so one bad record never costs another employee's event.
     async fn handle_batch(&self, records: &[QueueRecord], context: BatchContext) -> BatchOutcome {
-        let mut outcome = BatchOutcome::default();
-        let mut held_groups: std::collections::HashSet<&str> = std::collections::HashSet::new();
-        let mut rejected = 0;
-        for (i, record) in records.iter().enumerate() {
-            if i > 0 && context.deadline.too_close(self.clock.now_ms(), RECORD_BUDGET_MS) {
-                warn!(
-                    unprocessed = records.len() - i,
-                    "invocation deadline near; the rest of the batch is handed back"
-                );
-                outcome.failed_message_ids.extend(records[i..].iter().map(|r| r.message_id.clone()));
-                emit_rejected_metric(rejected);
-                return outcome;
+        let lanes = lanes(records, context.fifo);
+        let ran: Vec<LaneOutcome> = stream::iter(lanes.into_iter().enumerate())
+            .map(|(position, lane)| self.run_lane(records, lane, position < LANES_AT_ONCE, context))
+            .buffer_unordered(LANES_AT_ONCE)
+            .collect()
+            .await;
+        let mut failed: Vec<usize> = ran.iter().flat_map(|lane| lane.failed.iter().copied()).collect();
+        failed.sort_unstable();
+        let handed_back: usize = ran.iter().map(|lane| lane.handed_back).sum();
+        if handed_back > 0 {
+            warn!(unprocessed = handed_back, "invocation deadline near; the rest of the batch is handed back");
+        }
+        emit_rejected_metric(ran.iter().map(|lane| lane.rejected).sum());
+        BatchOutcome { failed_message_ids: failed.into_iter().map(|i| records[i].message_id.clone()).collect() }
+    }
+}
+
+/// What became of one lane's records.
+#[derive(Debug, Default)]
+struct LaneOutcome {
+    /// Batch positions to report as failed.
+    failed: Vec<usize>,
+    /// Of those, records not started because the deadline was near.
+    handed_back: usize,
+    rejected: usize,
+}
+
+/// The batch's records by lane, each lane in batch order: by message group from a FIFO queue
+/// (SQS's unit of order), by employee from a standard queue (a person's records would only
+/// contend on the same items at once); a body whose employee cannot be read is a lane of its own.
+fn lanes(records: &[QueueRecord], fifo: bool) -> Vec<Vec<usize>> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        employee: Option<ProbeEmployee>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ProbeEmployee {
+        employee_id: Option<serde_json::Value>,
+    }
+    let mut order: Vec<String> = Vec::new();
+    let mut by_key: std::collections::HashMap<String, Vec<usize>> = std::collections::HashMap::new();
+    for (i, record) in records.iter().enumerate() {
+        let key = if fifo {
+            // Without a group id (never seen on FIFO) the records share one lane.
+            format!("g:{}", record.group_id.as_deref().unwrap_or(""))
+        } else {
+            match serde_json::from_str::<Probe>(&record.body).ok().and_then(|p| p.employee?.employee_id) {
+                Some(serde_json::Value::String(id)) => format!("e:{id}"),
+                _ => format!("m:{i}"),
             }
-            // Without a group id (never seen on FIFO) every record counts as one group.
-            let group = if context.fifo { record.group_id.as_deref().unwrap_or("") } else { "" };
-            if context.fifo && held_groups.contains(group) {
-                outcome.failed_message_ids.push(record.message_id.clone());
+        };
+        let lane = by_key.entry(key.clone()).or_default();
+        if lane.is_empty() {
+            order.push(key);
+        }
+        lane.push(i);
+    }
+    order.into_iter().filter_map(|key| by_key.remove(&key)).collect()
+}
+
+impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
+    /// `first_wave`: the lane starts with the batch, so its first record runs whatever the
+    /// deadline (lanes run side by side: that costs about one record's time in all).
+    async fn run_lane(
+        &self,
+        records: &[QueueRecord],
+        lane: Vec<usize>,
+        first_wave: bool,
+        context: BatchContext,
+    ) -> LaneOutcome {
+        let mut outcome = LaneOutcome::default();
+        let mut held = false;
+        for (n, &i) in lane.iter().enumerate() {
+            let record = &records[i];
+            if held {
+                outcome.failed.push(i);
                 continue;
             }
+            if (n > 0 || !first_wave) && context.deadline.too_close(self.clock.now_ms(), RECORD_BUDGET_MS) {
+                outcome.handed_back += lane.len() - n;
+                outcome.failed.extend(&lane[n..]);
+                return outcome;
+            }
             match self.handle(record, context.deadline).await {
-                RecordResult::Done(EventOutcome::Rejected) => rejected += 1,
+                RecordResult::Done(EventOutcome::Rejected) => outcome.rejected += 1,
                 RecordResult::Done(_) => {}
                 RecordResult::Retry(reason) => {
                     warn!(message_id = %record.message_id, group_id = ?record.group_id, %reason, "record will be retried");
-                    if context.fifo {
-                        held_groups.insert(group);
-                    }
-                    outcome.failed_message_ids.push(record.message_id.clone());
+                    outcome.failed.push(i);
+                    held = context.fifo;
                 }
             }
         }
-        emit_rejected_metric(rejected);
         outcome
     }
 }
@@ -125,7 +200,7 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
             in_progress_until_ms: deadline.claim_until(now, self.config.fallback_claim_ms),
             expires_at_s: now / 1000 + self.config.idempotency_ttl_s,
         };
-        match self.store.claim(&claim).await {
+        match self.claim_waiting(&claim, deadline).await {
             Err(e) if e.is_retryable() => return RecordResult::Retry(e.to_string()),
             Err(e) => {
                 let why = format!("cannot be recorded: {e}");
@@ -135,12 +210,6 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
                 return RecordResult::Retry("another invocation is processing this event".into());
             }
             Ok(ClaimOutcome::Completed { same_payload, outcome, reason }) => {
-                if same_payload
-                    && let Some(outcome) = outcome
-                    && let Err(retry) = self.recover_lost_line(&event, record, outcome, reason.as_deref(), now).await
-                {
-                    return retry;
-                }
                 let cancelled = reason.as_deref().filter(|r| r.starts_with(cancel::CANCELLED_BY));
                 let (result, why) = if let Some(cancelled) = cancelled.filter(|_| !same_payload) {
                     // A held event delivered again (or posted as it came due) after a cancel
@@ -165,17 +234,15 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
         }
         match self.apply(&event, record, &claim, now).await {
             Ok((outcome, reason)) => {
-                let settled = if outcome == EventOutcome::Scheduled {
-                    // Held events are processed again when due: leave the event id free for that.
-                    self.store.release(&claim.event_id, &claim.owner).await
-                } else {
-                    self.store.complete(&claim.event_id, &claim.owner, outcome, &validation::reason(&reason)).await
-                };
-                if let Err(e) = settled {
-                    // The effects are in place and idempotent; a redelivery finds them.
-                    return RecordResult::Retry(format!("completing the claim: {e}"));
-                }
                 info!(event_id = %event.event_id, employee_id = %event.employee.employee_id, message_id = %record.message_id, kind = event.kind.as_str(), outcome = outcome.as_str(), %reason, "event processed");
+                if outcome != EventOutcome::Scheduled {
+                    return self.settle(&event, record, &claim, outcome, &reason, now).await;
+                }
+                // Held events are processed again when due: leave the event id free for that.
+                if let Err(e) = self.store.release(&claim.event_id, &claim.owner).await {
+                    // The hold is in place and idempotent; a redelivery finds it.
+                    return RecordResult::Retry(format!("releasing the claim: {e}"));
+                }
                 match self.record(&event, record, outcome, &reason, now).await {
                     RecordResult::Done(_) => RecordResult::Done(outcome),
                     retry => retry,
@@ -190,41 +257,60 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
             Err(failure) => {
                 // Retrying cannot help (the store refused the request itself): reject, recorded.
                 let why = validation::reason(&format!("cannot be applied: {failure}"));
-                if let Err(e) = self.store.complete(&claim.event_id, &claim.owner, EventOutcome::Rejected, &why).await {
-                    warn!(event_id = %claim.event_id, error = %e, "completing the claim failed");
-                }
                 warn!(event_id = %event.event_id, employee_id = %event.employee.employee_id, reason = %why, "rejected");
-                self.record(&event, record, EventOutcome::Rejected, &why, now).await
+                self.settle(&event, record, &claim, EventOutcome::Rejected, &why, now).await
             }
         }
     }
 
-    /// A crash between completing the claim and writing the history line loses the line of the
-    /// delivery that applied the event; its redelivery writes it from the claim, so the history
-    /// still says, once, what became of the event.
-    async fn recover_lost_line(
+    /// Completes the claim and writes the delivery's history line in one write, so a duplicate
+    /// that finds the event done finds its line too. A line the store refuses outright (it
+    /// could never be written) is replaced by a minimal one, after the claim is completed alone.
+    async fn settle(
         &self,
         event: &HrEvent,
         record: &QueueRecord,
+        claim: &Claim,
         outcome: EventOutcome,
-        reason: Option<&str>,
+        reason: &str,
         now: i64,
-    ) -> Result<(), RecordResult> {
-        let event_id = event.event_id.as_str();
-        let lines = match self.store.history(event.employee.employee_id.as_str()).await {
-            Ok(lines) => lines,
-            Err(e) if e.is_retryable() => return Err(RecordResult::Retry(e.to_string())),
-            Err(_) => return Ok(()),
-        };
-        let recorded = lines.iter().any(|l| l.event_id.as_deref() == Some(event_id) && l.is_final());
-        if recorded {
-            return Ok(());
+    ) -> RecordResult {
+        let line = event_entry(event, record, outcome, reason, now);
+        match self.store.complete(&claim.event_id, &claim.owner, outcome, &line.reason, Some(&line)).await {
+            Ok(()) => RecordResult::Done(outcome),
+            // The effects are in place and idempotent; a redelivery finds them.
+            Err(e) if e.is_retryable() => RecordResult::Retry(format!("completing the claim: {e}")),
+            Err(e) => {
+                error!(event_id = %claim.event_id, error = %e, "the claim and its line refused together; completing the claim alone");
+                if let Err(e) = self.store.complete(&claim.event_id, &claim.owner, outcome, &line.reason, None).await {
+                    return RecordResult::Retry(format!("completing the claim: {e}"));
+                }
+                match self.write_history(line).await {
+                    RecordResult::Done(_) => RecordResult::Done(outcome),
+                    retry => retry,
+                }
+            }
         }
-        warn!(%event_id, message_id = %record.message_id, "the history line of the applied delivery was lost; written from the claim");
-        let why = format!("{} (recorded on a redelivery: the first delivery's line was lost)", reason.unwrap_or(""));
-        match self.record(event, record, outcome, &why, now).await {
-            RecordResult::Done(_) => Ok(()),
-            retry => Err(retry),
+    }
+
+    /// Claims the event; if another invocation holds it, waits for that one to finish (up to
+    /// [`IntakeConfig::claim_wait_ms`], and while the deadline allows), polling with a backoff.
+    async fn claim_waiting(&self, claim: &Claim, deadline: Deadline) -> Result<ClaimOutcome, crate::ports::StoreError> {
+        let mut claim = claim.clone();
+        let mut waited_ms = 0;
+        let mut pause_ms = 100;
+        loop {
+            let outcome = self.store.claim(&claim).await?;
+            let now = self.clock.now_ms();
+            let may_wait = waited_ms + pause_ms <= self.config.claim_wait_ms
+                && !deadline.too_close(now + pause_ms as i64, RECORD_BUDGET_MS);
+            if outcome != ClaimOutcome::InProgress || !may_wait {
+                return Ok(outcome);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+            waited_ms += pause_ms;
+            pause_ms = (pause_ms * 2).min(1_000);
+            claim.now_ms = self.clock.now_ms();
         }
     }
 
@@ -354,6 +440,7 @@ mod tests {
                 leave_grace_ms: 0,
                 clock_skew_ms: 300_000,
                 effective_horizon_ms: 400 * 86_400_000,
+                claim_wait_ms: 0,
             },
         }
     }
@@ -387,6 +474,78 @@ mod tests {
         // and a standard queue hands back just the failing records
         let outcome = intake.handle_batch(&batch, BatchContext::default()).await;
         assert_eq!(outcome.failed_message_ids, vec!["m-a1", "m-a2"]);
+    }
+
+    #[test]
+    fn lanes_are_message_groups_on_fifo_and_employees_on_a_standard_queue() {
+        let mut unreadable = join("E9", "x1", "xy");
+        unreadable.body = "{not json".into();
+        let batch = [join("E1", "a1", "ann"), join("E2", "b1", "bob"), join("E1", "a2", "ann"), unreadable.clone()];
+        assert_eq!(lanes(&batch, true), vec![vec![0, 2], vec![1], vec![3]]);
+        // Standard: by the employee the body names; an unreadable body is a lane of its own.
+        let mut other_group = join("E1", "a3", "ann");
+        other_group.group_id = None;
+        let batch = [join("E1", "a1", "ann"), other_group, unreadable.clone(), unreadable, join("E2", "b1", "bob")];
+        assert_eq!(lanes(&batch, false), vec![vec![0, 1], vec![2], vec![3], vec![4]]);
+    }
+
+    fn held_by_another(intake: &Intake<MemoryStore, FakeDirectory, MemoryQueue>, record: &QueueRecord) -> Claim {
+        let event = HrEvent::parse(&record.body, intake.rules(Timestamp::from_millis(SystemClock.now_ms()))).unwrap();
+        let now = SystemClock.now_ms();
+        Claim {
+            event_id: event.event_id.to_string(),
+            payload_hash: event.payload_hash.clone(),
+            owner: "another-invocation".into(),
+            now_ms: now,
+            in_progress_until_ms: now + 30_000,
+            expires_at_s: now / 1000 + 86_400,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_delivered_while_the_first_is_at_work_waits_for_it_and_is_recorded_as_a_duplicate() {
+        // GIVEN another invocation holds the event, and finishes 300 ms later
+        let mut intake = intake();
+        intake.config.claim_wait_ms = CLAIM_WAIT_MS;
+        let record = join("E1", "j1", "jdoe");
+        let claim = held_by_another(&intake, &record);
+        assert_eq!(intake.store.claim(&claim).await.unwrap(), ClaimOutcome::Claimed);
+        let first_finishes = async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            intake
+                .store
+                .complete(&claim.event_id, &claim.owner, EventOutcome::Applied, "WorkSpace requested", None)
+                .await
+        };
+        // WHEN the duplicate is delivered meanwhile
+        let (result, completed) = tokio::join!(intake.handle(&record, Deadline::NONE), first_finishes);
+        completed.unwrap();
+        // THEN it waits, and is done as a duplicate instead of coming back
+        assert_eq!(result, RecordResult::Done(EventOutcome::Skipped));
+        let history = intake.store.history("E1").await.unwrap();
+        assert!(history.iter().any(|h| h.reason.starts_with(DUPLICATE)), "{history:?}");
+        assert!(intake.directory.created.lock().unwrap().is_empty(), "the duplicate did nothing itself");
+    }
+
+    #[tokio::test]
+    async fn an_event_held_past_the_wait_is_handed_back_and_the_holder_keeps_it() {
+        // GIVEN an invocation that holds the event and never finishes (it was killed)
+        let mut intake = intake();
+        intake.config.claim_wait_ms = 700;
+        let record = join("E1", "j1", "jdoe");
+        let claim = held_by_another(&intake, &record);
+        intake.store.claim(&claim).await.unwrap();
+        // WHEN the event is delivered again, THEN it is handed back after the wait
+        let started = std::time::Instant::now();
+        assert!(matches!(intake.handle(&record, Deadline::NONE).await, RecordResult::Retry(_)));
+        assert!(started.elapsed() >= std::time::Duration::from_millis(700), "waited {:?}", started.elapsed());
+        assert_eq!(intake.store.idempotency_record("j1").unwrap().owner, "another-invocation");
+        assert!(intake.store.get("E1").is_none());
+        // and with the deadline near, it does not wait at all
+        let near = Deadline::at(SystemClock.now_ms() + RECORD_BUDGET_MS);
+        let started = std::time::Instant::now();
+        assert!(matches!(intake.handle(&record, near).await, RecordResult::Retry(_)));
+        assert!(started.elapsed() < std::time::Duration::from_millis(100), "waited {:?}", started.elapsed());
     }
 
     fn lock_insert(set: &std::sync::Mutex<std::collections::BTreeSet<String>>, id: &str) {

@@ -73,6 +73,7 @@ pub async fn user_name_claims<S: StateStore>(store: &S) {
 /// the watched index. Uses employee ids starting with `C-` and event ids starting with `c-`.
 pub async fn state_store<S: StateStore>(store: &S) {
     claims(store).await;
+    completion_with_its_line(store).await;
     conditional_saves(store).await;
     history(store).await;
     held_events(store).await;
@@ -114,15 +115,19 @@ async fn claims<S: StateStore>(store: &S) {
         ClaimOutcome::InProgress,
         "held up to its deadline, inclusive"
     );
-    lost(store.complete("c-1", "b", EventOutcome::Applied, "x").await, "complete by a non-owner");
+    // A claim made again by its owner (the SDK retrying a put whose reply was lost) is still its.
+    assert_eq!(claim_as(store, &event_claim("c-1", "a", "h1", T + 2_000, until)).await, ClaimOutcome::Claimed);
+    lost(store.complete("c-1", "b", EventOutcome::Applied, "x", None).await, "complete by a non-owner");
     lost(store.release("c-1", "b").await, "release by a non-owner");
     // Past its deadline it is taken over; the late owner can no longer settle.
     let later = until + 1;
     assert_eq!(claim_as(store, &event_claim("c-1", "c", "h1", later, later + 60_000)).await, ClaimOutcome::Claimed);
-    lost(store.complete("c-1", "a", EventOutcome::Applied, "late").await, "complete by the former owner");
+    lost(store.complete("c-1", "a", EventOutcome::Applied, "late", None).await, "complete by the former owner");
     lost(store.release("c-1", "a").await, "release by the former owner");
-    ok("complete by the owner", store.complete("c-1", "c", EventOutcome::Applied, "done").await);
-    lost(store.complete("c-1", "c", EventOutcome::Skipped, "twice").await, "complete of a completed record");
+    ok("complete by the owner", store.complete("c-1", "c", EventOutcome::Applied, "done", None).await);
+    // Completing again with the same outcome is a retry whose reply was lost: done already.
+    ok("complete retried by the owner", store.complete("c-1", "c", EventOutcome::Applied, "done", None).await);
+    lost(store.complete("c-1", "c", EventOutcome::Skipped, "twice", None).await, "complete of a completed record");
     lost(store.release("c-1", "c").await, "release of a completed record");
     // Completed: no deadline any more; the outcome comes back, with whether the payload matches.
     let much_later = later + 3_000_000;
@@ -145,15 +150,16 @@ async fn claims<S: StateStore>(store: &S) {
     // Released by its owner, the event can be claimed again (a retry after a failure).
     assert_eq!(claim_as(store, &event_claim("c-2", "f", "h3", T, until)).await, ClaimOutcome::Claimed);
     ok("release by the owner", store.release("c-2", "f").await);
+    ok("release retried by the owner: nothing is held", store.release("c-2", "f").await);
     assert_eq!(claim_as(store, &event_claim("c-2", "g", "h3", T, until)).await, ClaimOutcome::Claimed);
     // Nothing to settle for an event never claimed.
-    lost(store.complete("c-never", "a", EventOutcome::Applied, "x").await, "complete of an unknown event");
-    lost(store.release("c-never", "a").await, "release of an unknown event");
+    lost(store.complete("c-never", "a", EventOutcome::Applied, "x", None).await, "complete of an unknown event");
+    ok("release of an unknown event: nothing is held", store.release("c-never", "a").await);
     // Expiry (seconds, exclusive) forgets a completed record before TTL deletes it...
     let mut short = event_claim("c-3", "h", "h4", T, until);
     short.expires_at_s = T / 1000 + 5;
     assert_eq!(claim_as(store, &short).await, ClaimOutcome::Claimed);
-    ok("complete c-3", store.complete("c-3", "h", EventOutcome::Rejected, "bad").await);
+    ok("complete c-3", store.complete("c-3", "h", EventOutcome::Rejected, "bad", None).await);
     let at_expiry = event_claim("c-3", "i", "h4", T + 5_000, T + 65_000);
     assert!(matches!(claim_as(store, &at_expiry).await, ClaimOutcome::Completed { .. }), "not expired at expires_at");
     let after_expiry = event_claim("c-3", "i", "h4", T + 6_000, T + 66_000);
@@ -163,10 +169,13 @@ async fn claims<S: StateStore>(store: &S) {
     held.expires_at_s = T / 1000 + 1;
     assert_eq!(claim_as(store, &held).await, ClaimOutcome::Claimed);
     assert_eq!(claim_as(store, &event_claim("c-4", "k", "h5", T + 2_000, T + 62_000)).await, ClaimOutcome::Claimed);
-    lost(store.complete("c-4", "j", EventOutcome::Applied, "late").await, "complete by the expired owner");
+    lost(store.complete("c-4", "j", EventOutcome::Applied, "late", None).await, "complete by the expired owner");
     // Completion does not look at the deadline: a late owner still holding its claim settles it.
     assert_eq!(claim_as(store, &event_claim("c-5", "l", "h6", T, T + 1)).await, ClaimOutcome::Claimed);
-    ok("complete past the deadline, not taken over", store.complete("c-5", "l", EventOutcome::Skipped, "dup").await);
+    ok(
+        "complete past the deadline, not taken over",
+        store.complete("c-5", "l", EventOutcome::Skipped, "dup", None).await,
+    );
     assert_eq!(
         claim_as(store, &event_claim("c-5", "m", "h6", T + 10, T + 60_000)).await,
         ClaimOutcome::Completed {
@@ -258,6 +267,36 @@ async fn history<S: StateStore>(store: &S) {
     assert_eq!(lines, vec![early, redelivered, undated, late], "event time order, one line per delivery");
     assert_eq!(ok("history of nobody", store.history("C-H9").await), Vec::new());
     assert_eq!(ok("history of REJECTED", store.history("REJECTED").await), Vec::new());
+}
+
+/// A claim completed with its delivery's history line writes both or neither: a non-owner
+/// writes nothing; the owner's retry (its reply lost) is done already, with one line.
+async fn completion_with_its_line<S: StateStore>(store: &S) {
+    let line = entry(Some("C-L1"), Some("c-l-1"), "m-l1", Some(T), T + 5);
+    assert_eq!(claim_as(store, &event_claim("c-l-1", "a", "h1", T, T + 60_000)).await, ClaimOutcome::Claimed);
+    lost(
+        store.complete("c-l-1", "b", EventOutcome::Applied, "", Some(&line)).await,
+        "complete with a line by a non-owner",
+    );
+    assert_eq!(ok("history", store.history("C-L1").await), Vec::new(), "no line without the completion");
+    ok("complete with its line", store.complete("c-l-1", "a", EventOutcome::Applied, "", Some(&line)).await);
+    ok("the same, retried", store.complete("c-l-1", "a", EventOutcome::Applied, "", Some(&line)).await);
+    assert_eq!(ok("history", store.history("C-L1").await), vec![line.clone()], "the line, once");
+    assert_eq!(
+        claim_as(store, &event_claim("c-l-1", "c", "h1", T + 1, T + 60_000)).await,
+        ClaimOutcome::Completed {
+            same_payload: true,
+            outcome: Some(EventOutcome::Applied),
+            reason: Some(String::new())
+        }
+    );
+    let mut other = line.clone();
+    other.message_id = "m-l2".into();
+    lost(
+        store.complete("c-l-1", "a", EventOutcome::Skipped, "", Some(&other)).await,
+        "complete again with another outcome",
+    );
+    assert_eq!(ok("history", store.history("C-L1").await), vec![line], "still the one line");
 }
 
 fn held(employee: &str, event: &str, effective: i64) -> ScheduledEvent {
