@@ -122,6 +122,90 @@ def long_polls(process, port, failures):
         failures.append(f"another group's message not delivered: {got}")
 
 
+def queries(client, failures):
+    """A query on the table and one on an index give what DynamoDB gives (the partition, in
+    range key order, either way, in pages), and their time does not grow with the table."""
+    client.create_table(
+        TableName="q",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "shard", "due")
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-due",
+                "KeySchema": [{"AttributeName": "shard", "KeyType": "HASH"}, {"AttributeName": "due", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+    def put_partitions(first, last):
+        items = []
+        for p in range(first, last):
+            for k in range(5):
+                item = {"pk": {"S": f"P{p:05}"}, "sk": {"S": f"S{k}"}}
+                if k == 0:
+                    item.update({"shard": {"S": f"s{p % 4}"}, "due": {"S": f"{(p * 7) % 1000:04}"}})
+                items.append({"PutRequest": {"Item": item}})
+        for start in range(0, len(items), 25):
+            client.batch_write_item(RequestItems={"q": items[start:start + 25]})
+
+    def sks(**query):
+        pages, out, start = 0, [], None
+        while True:
+            extra = {"ExclusiveStartKey": start} if start else {}
+            page = client.query(TableName="q", **query, **extra)
+            out += [(i["pk"]["S"], i["sk"]["S"]) for i in page["Items"]]
+            pages += 1
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return out, pages
+
+    put_partitions(0, 40)
+    own = {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "P00007"}}}
+    got, _ = sks(**own)
+    if got != [("P00007", f"S{k}") for k in range(5)]:
+        failures.append(f"a partition's query: {got}")
+    got, pages = sks(**own, ScanIndexForward=False, Limit=2)
+    if got != [("P00007", f"S{k}") for k in reversed(range(5))] or pages != 3:
+        failures.append(f"a partition backwards in pages of 2: {got} in {pages} pages")
+    got, _ = sks(
+        KeyConditionExpression="pk = :p AND sk BETWEEN :a AND :b",
+        ExpressionAttributeValues={":p": {"S": "P00007"}, ":a": {"S": "S1"}, ":b": {"S": "S3"}},
+    )
+    if got != [("P00007", f"S{k}") for k in (1, 2, 3)]:
+        failures.append(f"a range of a partition: {got}")
+    got, _ = sks(**{**own, "ExpressionAttributeValues": {":p": {"S": "P99999"}}})
+    if got:
+        failures.append(f"a partition that is not there: {got}")
+    by_due = {
+        "IndexName": "by-due",
+        "KeyConditionExpression": "shard = :s AND due <= :d",
+        "ExpressionAttributeValues": {":s": {"S": "s1"}, ":d": {"S": "0100"}},
+    }
+    expected = sorted(
+        ((f"{(p * 7) % 1000:04}", f"P{p:05}") for p in range(40) if p % 4 == 1 and (p * 7) % 1000 <= 100)
+    )
+    got, pages = sks(**by_due, Limit=3)
+    if got != [(pk, "S0") for _, pk in expected]:
+        failures.append(f"an index query in pages of 3: {got}, expected {expected}")
+
+    def query_ms(n=50):
+        started = time.perf_counter()
+        for _ in range(n):
+            client.query(TableName="q", **own)
+        return (time.perf_counter() - started) * 1000 / n
+
+    small = query_ms()
+    put_partitions(40, 4_000)
+    large = query_ms()
+    print(f"moto_server.py: Query of a partition {small:.1f} ms with 200 items, {large:.1f} ms with 20,000")
+    if large > 5 * small + 20:
+        failures.append(f"a query's time grows with the table: {small:.1f} ms, then {large:.1f} ms")
+
+
 def main():
     failures = []
     process, client, port = start([os.path.join(HERE, "moto_server.py")])
@@ -179,6 +263,7 @@ def main():
         print(f"moto_server.py: TransactWriteItems {small:.1f} ms with 200 items, {large:.1f} ms with 20,000")
         if large > 5 * small + 20:
             failures.append(f"a transaction's time grows with the table: {small:.1f} ms, then {large:.1f} ms")
+        queries(client, failures)
         long_polls(process, port, failures)
     finally:
         process.kill()
@@ -187,7 +272,7 @@ def main():
         for failure in failures:
             print(f"FAIL: {failure}")
         sys.exit(1)
-    print("moto_server.py: transactions all or nothing, their time independent of the table; long polls wait")
+    print("moto_server.py: transactions all or nothing, their time independent of the table; queries too; long polls wait")
 
 
 if __name__ == "__main__":

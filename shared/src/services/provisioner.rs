@@ -1,7 +1,7 @@
 //! The provisioner: WorkSpace requests → CreateWorkspaces, 25 per call, as few calls as the
 //! batch allows; each result mapped back to its employee and decided by the lifecycle.
 
-use super::{BatchContext, BatchOutcome, Outbox, QueueRecord, SqsHandler, name_held_by_other, settle};
+use super::{BatchContext, BatchOutcome, Deadline, Outbox, QueueRecord, SqsHandler, name_held_by_other, settle};
 use crate::domain::employee::EmployeeRecord;
 use crate::domain::lifecycle::{Input, RequestStatus, request_status};
 use crate::domain::messages::WorkspaceRequest;
@@ -21,6 +21,9 @@ const UNLISTED_RETRIES_UNTIL: u32 = 3;
 
 /// Time one chunk may need: a CreateWorkspaces call (with the SDK's retries) and 25 writes.
 const CHUNK_BUDGET_MS: i64 = 10_000;
+
+/// Time one lookup of a user's WorkSpace may need (a DescribeWorkspaces call, with retries).
+const LOOKUP_BUDGET_MS: i64 = 5_000;
 
 #[derive(Debug, Clone)]
 pub struct ProvisionerConfig {
@@ -154,12 +157,12 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Provisione
                 looked += 1;
                 match self.find_own_workspace(job).await {
                     Ok(Some(ws)) => {
-                        self.settle(job, ItemResult::Created(Box::new(ws)), &mut outcome).await;
+                        self.settle(job, ItemResult::Created(Box::new(ws)), context.deadline, &mut outcome).await;
                         continue;
                     }
                     Ok(None) => {}
                     Err(result) => {
-                        self.settle(job, result, &mut outcome).await;
+                        self.settle(job, result, context.deadline, &mut outcome).await;
                         continue;
                     }
                 }
@@ -190,7 +193,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Provisione
                 }
             };
             for (job, result) in chunk.iter().zip(results) {
-                self.settle(job, result, &mut outcome).await;
+                self.settle(job, result, context.deadline, &mut outcome).await;
             }
         }
         outcome
@@ -199,12 +202,24 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Provisione
 
 impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
     /// Decides one request's result on its employee, or marks the message for retry.
-    async fn settle(&self, job: &Job<'_>, result: ItemResult, outcome: &mut BatchOutcome) {
+    async fn settle(&self, job: &Job<'_>, result: ItemResult, deadline: Deadline, outcome: &mut BatchOutcome) {
         let employee_id = &job.employee.employee_id;
         let message_id = &job.record.message_id;
         let attempts_left = job.record.receive_count < self.config.max_attempts;
+        // Looking a WorkSpace up is a WorkSpaces call (2 a second for the account): not with
+        // the deadline near, when it would cost the whole batch a timeout.
+        let no_time = || deadline.too_close(self.clock.now_ms(), LOOKUP_BUDGET_MS);
         let result = match result {
             ItemResult::Failed { code, message } => match classify(Call::Create, &code) {
+                // Made by another delivery of this request that has settled it since (a
+                // duplicate running beside it): the record says so, without a WorkSpaces call.
+                Disposition::Adopt if self.settled_meanwhile(job).await => {
+                    info!(%employee_id, %message_id, "{code}: the request was settled meanwhile by another delivery");
+                    return;
+                }
+                Disposition::Adopt | Disposition::Permanent if no_time() => {
+                    ItemResult::NoAnswer(format!("{code}: not looked for with the deadline near"))
+                }
                 Disposition::Adopt => {
                     match self.find_own_workspace(job).await {
                         Ok(Some(ws)) => ItemResult::Created(Box::new(ws)),
@@ -264,6 +279,17 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
                 warn!(%employee_id, error = %e, "settling the WorkSpace request failed; retrying");
                 outcome.failed_message_ids.push(message_id.clone());
             }
+        }
+    }
+
+    /// Whether the employee's record has moved past this request since the batch was read, for
+    /// a reason other than a leave (a leaver's WorkSpace made meanwhile must still be found).
+    async fn settled_meanwhile(&self, job: &Job<'_>) -> bool {
+        match self.store.employee(&job.employee.employee_id).await {
+            Ok(fresh) => {
+                request_status(fresh.as_ref(), &job.request.event_id) == RequestStatus::Unwanted { left: false }
+            }
+            Err(_) => false,
         }
     }
 
