@@ -65,6 +65,24 @@ impl Deadline {
     }
 }
 
+/// Runs `call` only as long as the invocation has more than `margin_ms` left: a call that
+/// would outlive it (a WorkSpaces call waiting its turn at 2 a second, with retries) is
+/// abandoned and `None` returned, so the batch is settled, what is done staying done, instead
+/// of timing out whole and coming back whole. Without a known deadline the call runs to its end.
+pub async fn before_deadline<T>(
+    deadline: Deadline,
+    clock: &dyn Clock,
+    margin_ms: i64,
+    call: impl Future<Output = T>,
+) -> Option<T> {
+    let Some(end) = deadline.millis() else { return Some(call.await) };
+    let left = end - clock.now_ms() - margin_ms;
+    if left <= 0 {
+        return None;
+    }
+    tokio::time::timeout(std::time::Duration::from_millis(left.unsigned_abs()), call).await.ok()
+}
+
 /// What an SQS-triggered function gets besides its records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BatchContext {
@@ -305,6 +323,30 @@ pub(crate) async fn name_held_by_other(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_call_that_would_outlive_the_invocation_is_abandoned_in_time() {
+        let clock = crate::ports::SystemClock;
+        let slow = || async {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            "answered"
+        };
+        let quick = || async { "answered" };
+        // No deadline known: it runs to its end.
+        assert_eq!(before_deadline(Deadline::NONE, &clock, 1_000, quick()).await, Some("answered"));
+        // 300 ms left beyond the margin: a 5 s call is given up after them.
+        let started = std::time::Instant::now();
+        let deadline = Deadline::at(clock.now_ms() + 1_300);
+        assert_eq!(before_deadline(deadline, &clock, 1_000, slow()).await, None);
+        let waited = started.elapsed();
+        assert!(
+            waited >= std::time::Duration::from_millis(250) && waited < std::time::Duration::from_secs(2),
+            "{waited:?}"
+        );
+        // Within the margin already: not started.
+        let deadline = Deadline::at(clock.now_ms() + 500);
+        assert_eq!(before_deadline(deadline, &clock, 1_000, quick()).await, None);
+    }
 
     #[test]
     fn a_record_is_not_started_with_less_than_its_budget_left() {

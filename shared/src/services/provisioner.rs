@@ -1,7 +1,9 @@
 //! The provisioner: WorkSpace requests → CreateWorkspaces, 25 per call, as few calls as the
 //! batch allows; each result mapped back to its employee and decided by the lifecycle.
 
-use super::{BatchContext, BatchOutcome, Deadline, Outbox, QueueRecord, SqsHandler, name_held_by_other, settle};
+use super::{
+    BatchContext, BatchOutcome, Deadline, Outbox, QueueRecord, SqsHandler, before_deadline, name_held_by_other, settle,
+};
 use crate::domain::employee::EmployeeRecord;
 use crate::domain::lifecycle::{Input, RequestStatus, request_status};
 use crate::domain::messages::WorkspaceRequest;
@@ -24,6 +26,9 @@ const CHUNK_BUDGET_MS: i64 = 10_000;
 
 /// Time one lookup of a user's WorkSpace may need (a DescribeWorkspaces call, with retries).
 const LOOKUP_BUDGET_MS: i64 = 5_000;
+
+/// Time kept, after a WorkSpaces call, to write what it answered (25 records, with retries).
+const SETTLE_BUDGET_MS: i64 = 4_000;
 
 #[derive(Debug, Clone)]
 pub struct ProvisionerConfig {
@@ -155,7 +160,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Provisione
                     break;
                 }
                 looked += 1;
-                match self.find_own_workspace(job).await {
+                match self.find_own_workspace(job, context.deadline).await {
                     Ok(Some(ws)) => {
                         self.settle(job, ItemResult::Created(Box::new(ws)), context.deadline, &mut outcome).await;
                         continue;
@@ -179,7 +184,23 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Provisione
                 break;
             }
             let items: Vec<CreateItem> = chunk.iter().map(|job| create_item(&job.request)).collect();
-            let results = match self.workspaces.create_workspaces(&items).await {
+            let answer = before_deadline(
+                context.deadline,
+                self.clock.as_ref(),
+                SETTLE_BUDGET_MS,
+                self.workspaces.create_workspaces(&items),
+            )
+            .await;
+            // No answer before the deadline: the call may have been made (a redelivery looks
+            // for its WorkSpaces first).
+            let Some(answer) = answer else {
+                for job in chunk {
+                    let why = "CreateWorkspaces not answered before the invocation's deadline".to_owned();
+                    self.settle(job, ItemResult::NoAnswer(why), context.deadline, &mut outcome).await;
+                }
+                continue;
+            };
+            let results = match answer {
                 Ok(response) => match_response(&items, &response),
                 Err(e) if e.is_retryable() => {
                     vec![ItemResult::NoAnswer(e.to_string()); items.len()]
@@ -221,7 +242,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
                     ItemResult::NoAnswer(format!("{code}: not looked for with the deadline near"))
                 }
                 Disposition::Adopt => {
-                    match self.find_own_workspace(job).await {
+                    match self.find_own_workspace(job, deadline).await {
                         Ok(Some(ws)) => ItemResult::Created(Box::new(ws)),
                         // Not visible yet (new ids lag): look again on the next delivery.
                         Ok(None) => ItemResult::NoAnswer(format!("{code} but no WorkSpace listed yet")),
@@ -237,7 +258,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
                 },
                 // A WorkSpace the user already has (made by an attempt that crashed before its
                 // write, then asked for again) is adopted rather than left behind untracked.
-                Disposition::Permanent => match self.find_own_workspace(job).await {
+                Disposition::Permanent => match self.find_own_workspace(job, deadline).await {
                     Ok(Some(ws)) => ItemResult::Created(Box::new(ws)),
                     // An earlier delivery may have made one that is not listed yet (a new id is
                     // missing from DescribeWorkspaces for a moment): asked once more, after the
@@ -296,7 +317,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
     /// The WorkSpace the job's user already has in its directory, to adopt, if the user name is
     /// this employee's. A name that belongs to another employee is a failure (`UserNameTaken`):
     /// that WorkSpace is theirs and is never adopted.
-    async fn find_own_workspace(&self, job: &Job<'_>) -> Result<Option<WorkspaceInfo>, ItemResult> {
+    async fn find_own_workspace(&self, job: &Job<'_>, deadline: Deadline) -> Result<Option<WorkspaceInfo>, ItemResult> {
         let directory_id = &job.request.profile.directory_id;
         let employee_id = &job.employee.employee_id;
         match name_held_by_other(&self.store, employee_id, directory_id, &job.request.username).await {
@@ -312,10 +333,10 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
             }
             Err(e) => return Err(ItemResult::NoAnswer(e.to_string())),
         }
-        let found = self
-            .workspaces
-            .find_user_workspace(directory_id, &job.request.username)
+        let lookup = self.workspaces.find_user_workspace(directory_id, &job.request.username);
+        let found = before_deadline(deadline, self.clock.as_ref(), SETTLE_BUDGET_MS, lookup)
             .await
+            .ok_or_else(|| ItemResult::NoAnswer("DescribeWorkspaces not answered before the deadline".into()))?
             .map_err(|e| ItemResult::NoAnswer(e.to_string()))?;
         // One being terminated (a rehire's old WorkSpace, still listed for a while) is no one's to
         // adopt: the request waits until it is gone (found by the model).
