@@ -130,7 +130,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Provisione
                 // A redelivery may follow a crash after CreateWorkspaces: a WorkSpace made for
                 // someone who has left since must not stay behind.
                 (RequestStatus::Unwanted { left: true }, Some(employee)) if record.receive_count > 1 => {
-                    if let Err(why) = self.hand_over_orphan(&request, employee).await {
+                    if let Err(why) = self.hand_over_orphan(&request, employee, context.deadline).await {
                         warn!(%employee_id, reason = %why, "could not check for an orphan WorkSpace; retrying");
                         outcome.failed_message_ids.push(record.message_id.clone());
                     }
@@ -333,10 +333,23 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
             }
             Err(e) => return Err(ItemResult::NoAnswer(e.to_string())),
         }
-        let lookup = self.workspaces.find_user_workspace(directory_id, &job.request.username);
-        let found = before_deadline(deadline, self.clock.as_ref(), SETTLE_BUDGET_MS, lookup)
+        // DescribeWorkspaces, then DescribeTags: both given up with the deadline near.
+        let lookup = self.workspace_to_adopt(directory_id, &job.request.username);
+        before_deadline(deadline, self.clock.as_ref(), SETTLE_BUDGET_MS, lookup)
             .await
-            .ok_or_else(|| ItemResult::NoAnswer("DescribeWorkspaces not answered before the deadline".into()))?
+            .unwrap_or_else(|| Err(ItemResult::NoAnswer("the lookup was not answered before the deadline".into())))
+    }
+
+    /// The user's live WorkSpace in the directory, if it is one the pipeline may adopt.
+    async fn workspace_to_adopt(
+        &self,
+        directory_id: &str,
+        user_name: &str,
+    ) -> Result<Option<WorkspaceInfo>, ItemResult> {
+        let found = self
+            .workspaces
+            .find_user_workspace(directory_id, user_name)
+            .await
             .map_err(|e| ItemResult::NoAnswer(e.to_string()))?;
         // One being terminated (a rehire's old WorkSpace, still listed for a while) is no one's to
         // adopt: the request waits until it is gone (found by the model).
@@ -361,7 +374,12 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
 
     /// A WorkSpace a crashed attempt made for an employee who has left since: decided as created
     /// (the lifecycle attaches it and asks for its termination), if the user name is theirs.
-    async fn hand_over_orphan(&self, request: &WorkspaceRequest, employee: EmployeeRecord) -> Result<(), String> {
+    async fn hand_over_orphan(
+        &self,
+        request: &WorkspaceRequest,
+        employee: EmployeeRecord,
+        deadline: Deadline,
+    ) -> Result<(), String> {
         let employee_id = employee.employee_id.clone();
         let directory_id = &request.profile.directory_id;
         if let Some(holder) = name_held_by_other(&self.store, &employee_id, directory_id, &request.username)
@@ -371,8 +389,11 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
             info!(%employee_id, %holder, "the user name is someone else's: no orphan of ours to look for");
             return Ok(());
         }
-        let Some(ws) =
-            self.workspaces.find_user_workspace(directory_id, &request.username).await.map_err(|e| e.to_string())?
+        let lookup = self.workspaces.find_user_workspace(directory_id, &request.username);
+        let Some(ws) = before_deadline(deadline, self.clock.as_ref(), SETTLE_BUDGET_MS, lookup)
+            .await
+            .ok_or("the lookup was not answered before the deadline")?
+            .map_err(|e| e.to_string())?
         else {
             return Ok(());
         };

@@ -6,7 +6,9 @@
 //!   per call: no one can log in, the data is kept;
 //! - restore (a rescinded leave or a rehire within the grace period): back to AVAILABLE.
 
-use super::{BatchContext, BatchOutcome, Outbox, QueueRecord, SqsHandler, name_held_by_other, settle};
+use super::{
+    BatchContext, BatchOutcome, Deadline, Outbox, QueueRecord, SqsHandler, before_deadline, name_held_by_other, settle,
+};
 use crate::domain::employee::EmployeeRecord;
 use crate::domain::lifecycle::{Access, Input, access_action, termination_target};
 use crate::domain::messages::TerminationRequest;
@@ -22,6 +24,9 @@ pub const TERMINATIONS_HELD: &str = "TerminationsHeld";
 /// Time one chunk may need: 25 DescribeTags calls at the API's 2 calls/s, a TerminateWorkspaces
 /// call (with the SDK's retries) and 25 writes.
 const CHUNK_BUDGET_MS: i64 = 30_000;
+
+/// Time kept, after a WorkSpaces call, to write what it answered (25 records, with retries).
+const SETTLE_BUDGET_MS: i64 = 4_000;
 
 #[derive(Debug, Clone)]
 pub struct TerminatorConfig {
@@ -145,15 +150,25 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Terminator
                 outcome.failed_message_ids.extend(left);
                 break;
             }
-            let chunk = self.only_what_it_may_terminate(chunk, &mut outcome).await;
+            let chunk = self.only_what_it_may_terminate(chunk, context.deadline, &mut outcome).await;
             let chunk = self.admitted_by_the_guard(chunk, &mut outcome).await;
             if chunk.is_empty() {
                 continue;
             }
             let ids: Vec<String> = chunk.iter().map(|(_, id)| id.clone()).collect();
-            let failures = match self.workspaces.terminate_workspaces(&ids).await {
-                Ok(f) => f,
-                Err(e) => {
+            let call = self.workspaces.terminate_workspaces(&ids);
+            let answer = before_deadline(context.deadline, self.clock.as_ref(), SETTLE_BUDGET_MS, call).await;
+            let failures = match answer {
+                Some(Ok(f)) => f,
+                // Not answered before the deadline: asked again (terminating twice is harmless).
+                None => {
+                    for (job, _) in chunk {
+                        let why = "TerminateWorkspaces not answered before the invocation's deadline".to_owned();
+                        self.settle(job, Ended::Retry(why), &mut outcome).await;
+                    }
+                    continue;
+                }
+                Some(Err(e)) => {
                     for (job, _) in chunk {
                         self.settle(job, Ended::Retry(e.to_string()), &mut outcome).await;
                     }
@@ -222,12 +237,20 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
     async fn only_what_it_may_terminate<'j, 'a>(
         &self,
         jobs: &'j [(Job<'a>, String)],
+        deadline: Deadline,
         outcome: &mut BatchOutcome,
     ) -> Vec<&'j (Job<'a>, String)> {
         let mut allowed = Vec::with_capacity(jobs.len());
         for pair in jobs {
             let (job, id) = pair;
-            let tags = match self.workspaces.tags(id).await {
+            // Read just before, and given up with the deadline near: the job is asked again.
+            let read = before_deadline(deadline, self.clock.as_ref(), SETTLE_BUDGET_MS, self.workspaces.tags(id)).await;
+            let Some(read) = read else {
+                let why = "DescribeTags not answered before the invocation's deadline".to_owned();
+                self.settle(job, Ended::Retry(why), outcome).await;
+                continue;
+            };
+            let tags = match read {
                 Ok(tags) => tags,
                 // Gone already (the termination's own rule): TerminateWorkspaces says so, and the
                 // reconciler confirms it.
