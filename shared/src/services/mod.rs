@@ -65,10 +65,11 @@ impl Deadline {
     }
 }
 
-/// Runs `call` only as long as the invocation has more than `margin_ms` left: a call that
-/// would outlive it (a WorkSpaces call waiting its turn at 2 a second, with retries) is
-/// abandoned and `None` returned, so the batch is settled, what is done staying done, instead
-/// of timing out whole and coming back whole. Without a known deadline the call runs to its end.
+/// Runs `call` only as long as the invocation has more than `margin_ms` left (at most half of
+/// what is left is kept, so a short invocation still gets to call): a call that would outlive
+/// it (a WorkSpaces call waiting its turn at 2 a second, with retries) is abandoned and `None`
+/// returned, so the batch is settled, what is done staying done, instead of timing out whole
+/// and coming back whole. Without a known deadline the call runs to its end.
 pub async fn before_deadline<T>(
     deadline: Deadline,
     clock: &dyn Clock,
@@ -76,11 +77,12 @@ pub async fn before_deadline<T>(
     call: impl Future<Output = T>,
 ) -> Option<T> {
     let Some(end) = deadline.millis() else { return Some(call.await) };
-    let left = end - clock.now_ms() - margin_ms;
-    if left <= 0 {
+    let left = end - clock.now_ms();
+    let for_the_call = left - margin_ms.min(left / 2);
+    if for_the_call <= 0 {
         return None;
     }
-    tokio::time::timeout(std::time::Duration::from_millis(left.unsigned_abs()), call).await.ok()
+    tokio::time::timeout(std::time::Duration::from_millis(for_the_call.unsigned_abs()), call).await.ok()
 }
 
 /// What an SQS-triggered function gets besides its records.
@@ -336,15 +338,21 @@ mod tests {
         assert_eq!(before_deadline(Deadline::NONE, &clock, 1_000, quick()).await, Some("answered"));
         // 300 ms left beyond the margin: a 5 s call is given up after them.
         let started = std::time::Instant::now();
-        let deadline = Deadline::at(clock.now_ms() + 1_300);
-        assert_eq!(before_deadline(deadline, &clock, 1_000, slow()).await, None);
+        let deadline = Deadline::at(clock.now_ms() + 2_300);
+        assert_eq!(before_deadline(deadline, &clock, 2_000, slow()).await, None);
         let waited = started.elapsed();
         assert!(
             waited >= std::time::Duration::from_millis(250) && waited < std::time::Duration::from_secs(2),
             "{waited:?}"
         );
-        // Within the margin already: not started.
-        let deadline = Deadline::at(clock.now_ms() + 500);
+        // Less left than the margin: half of it is kept, the call gets the other half.
+        let started = std::time::Instant::now();
+        let deadline = Deadline::at(clock.now_ms() + 1_000);
+        assert_eq!(before_deadline(deadline, &clock, 4_000, quick()).await, Some("answered"));
+        assert_eq!(before_deadline(deadline, &clock, 4_000, slow()).await, None);
+        assert!(started.elapsed() < std::time::Duration::from_millis(900), "{:?}", started.elapsed());
+        // Past the deadline: not started.
+        let deadline = Deadline::at(clock.now_ms() - 1);
         assert_eq!(before_deadline(deadline, &clock, 1_000, quick()).await, None);
     }
 
