@@ -473,7 +473,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_redelivered_batch_hands_back_the_requests_it_has_no_time_to_look_for() {
-        use crate::services::intake::{Intake, IntakeConfig};
+        use crate::services::intake::{Intake, IntakeConfig, TEST_PROFILES};
         use crate::services::{Deadline, QueueRecord};
         use crate::testing::{FakeDirectory, FakeWorkspaces, MemoryQueue, MemoryStore};
         // GIVEN three joiners whose WorkSpace requests come back (a crash after the call?)
@@ -485,19 +485,8 @@ mod tests {
             directory: FakeDirectory::default(),
             requests: requests.clone(),
             terminations: Arc::new(MemoryQueue::default()),
-            profiles: crate::domain::profile::Profiles::from_json(
-                r#"{"default_profile":"standard","profiles":{"standard":{"directory_id":"d-9067a1b2c3","bundle_id":"wsb-stdwin2022"}}}"#,
-            )
-            .unwrap(),
-            config: IntakeConfig {
-                idempotency_ttl_s: 86_400,
-                fallback_claim_ms: 900_000,
-                disable_user_on_leave: false,
-                leave_grace_ms: 0,
-                clock_skew_ms: 300_000,
-                effective_horizon_ms: 86_400_000,
-                claim_wait_ms: 0,
-            },
+            profiles: crate::domain::profile::Profiles::from_json(TEST_PROFILES).unwrap(),
+            config: IntakeConfig::for_tests(),
             clock: Arc::new(clock),
         };
         for n in 1..=3 {

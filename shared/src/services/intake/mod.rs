@@ -12,7 +12,7 @@ use crate::domain::employee::EventOutcome;
 use crate::domain::event::{EventRules, HrEvent};
 use crate::domain::profile::Profiles;
 use crate::domain::time::Timestamp;
-use crate::domain::validation::{self, InvalidEvent};
+use crate::domain::validation::{self, InvalidEvent, MAX_BODY_BYTES};
 use crate::ports::{
     Claim, ClaimOutcome, Clock, DUPLICATE, DirectoryUsers, HistoryEntry, MessageQueue, PortError as _, StateStore,
 };
@@ -40,6 +40,26 @@ pub struct IntakeConfig {
     /// records a duplicate instead of spending one of the message's receives.
     pub claim_wait_ms: u64,
 }
+
+#[cfg(test)]
+impl IntakeConfig {
+    /// The unit tests' settings: no grace, no wait for a held event.
+    pub(crate) fn for_tests() -> Self {
+        IntakeConfig {
+            idempotency_ttl_s: 86_400,
+            fallback_claim_ms: 900_000,
+            disable_user_on_leave: false,
+            leave_grace_ms: 0,
+            clock_skew_ms: 300_000,
+            effective_horizon_ms: 400 * 86_400_000,
+            claim_wait_ms: 0,
+        }
+    }
+}
+
+/// The unit tests' profiles: one, `standard`.
+#[cfg(test)]
+pub(crate) const TEST_PROFILES: &str = r#"{"default_profile":"standard","profiles":{"standard":{"directory_id":"d-9067a1b2c3","bundle_id":"wsb-stdwin2022"}}}"#;
 
 /// What production waits for a held event ([`IntakeConfig::claim_wait_ms`]): about one record's
 /// work, so a duplicate delivered at the same time finds the first delivery done.
@@ -120,7 +140,11 @@ fn lanes(records: &[QueueRecord], fifo: bool) -> Vec<Vec<usize>> {
             // Without a group id (never seen on FIFO) the records share one lane.
             format!("g:{}", record.group_id.as_deref().unwrap_or(""))
         } else {
-            match serde_json::from_str::<Probe>(&record.body).ok().and_then(|p| p.employee?.employee_id) {
+            // A body over the contract's limit is rejected unread: not read for a lane either.
+            let probe = (record.body.len() <= MAX_BODY_BYTES)
+                .then(|| serde_json::from_str::<Probe>(&record.body).ok())
+                .flatten();
+            match probe.and_then(|p| p.employee?.employee_id) {
                 Some(serde_json::Value::String(id)) => format!("e:{id}"),
                 _ => format!("m:{i}"),
             }
@@ -423,25 +447,15 @@ mod tests {
     use crate::ports::SystemClock;
     use crate::testing::{FakeDirectory, MemoryQueue, MemoryStore};
 
-    const PROFILES: &str = r#"{"default_profile":"standard","profiles":{"standard":{"directory_id":"d-9067a1b2c3","bundle_id":"wsb-stdwin2022"}}}"#;
-
     fn intake() -> Intake<MemoryStore, FakeDirectory, MemoryQueue> {
         Intake {
             store: MemoryStore::default(),
             directory: FakeDirectory::default(),
             requests: MemoryQueue::default(),
             terminations: MemoryQueue::default(),
-            profiles: Profiles::from_json(PROFILES).unwrap(),
+            profiles: Profiles::from_json(TEST_PROFILES).unwrap(),
             clock: Arc::new(SystemClock),
-            config: IntakeConfig {
-                idempotency_ttl_s: 86_400,
-                fallback_claim_ms: 900_000,
-                disable_user_on_leave: false,
-                leave_grace_ms: 0,
-                clock_skew_ms: 300_000,
-                effective_horizon_ms: 400 * 86_400_000,
-                claim_wait_ms: 0,
-            },
+            config: IntakeConfig::for_tests(),
         }
     }
 
