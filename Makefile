@@ -57,7 +57,9 @@ test-conformance: ## The real SDK clients against the simulator; the doubles' co
 E2E_THREADS ?= 2
 test-e2e: build ## Real function binaries, moto and the simulator, through the local runner
 	rm -rf target/iam-calls
-	$(CARGO) test --workspace --test e2e -- --test-threads=$(E2E_THREADS)
+	# No backtraces: a failure's panic message (what timed out, what differed) is then the last
+	# thing before the summary, where a truncated CI log still shows it.
+	RUST_BACKTRACE=0 $(CARGO) test --workspace --test e2e -- --test-threads=$(E2E_THREADS)
 
 check-calls: ## IAM proven from the calls made: the e2e tests' and chaos-smoke's recorded calls equal each function's grants, both ways
 	.venv-infra/bin/python infra/check_template.py --calls target/iam-calls

@@ -106,7 +106,11 @@ fn provisioning(c: &mut Criterion) {
     let failed: Vec<String> = records.iter().step_by(7).map(|r| r.message_id.clone()).collect();
     group.throughput(Throughput::Elements(records.len() as u64));
     group.bench_function("partial batch response", |b| {
-        b.iter(|| shared::lambda::batch_response(BatchOutcome { failed_message_ids: black_box(failed.clone()) }))
+        b.iter(|| {
+            let mut outcome = BatchOutcome::default();
+            outcome.failed_message_ids = black_box(failed.clone());
+            shared::lambda::batch_response(outcome)
+        })
     });
     group.finish();
 }

@@ -80,7 +80,10 @@ mod tests {
 
     #[test]
     fn failures_become_item_identifiers() {
-        let response = batch_response(BatchOutcome { failed_message_ids: vec!["a".into(), "b".into()] });
+        let response = batch_response(BatchOutcome {
+            failed_message_ids: vec!["a".into(), "b".into()],
+            ..BatchOutcome::default()
+        });
         let json = serde_json::to_value(response).unwrap();
         assert_eq!(
             json,

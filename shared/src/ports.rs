@@ -546,11 +546,13 @@ pub struct Outgoing {
     pub body: String,
     pub group_id: Option<String>,
     pub deduplication_id: Option<String>,
+    /// Seconds before the message can be received (SQS `DelaySeconds`, 0-900; standard queues).
+    pub delay_seconds: Option<u32>,
 }
 
 impl Outgoing {
     pub fn plain(body: String) -> Self {
-        Self { body, group_id: None, deduplication_id: None }
+        Self { body, group_id: None, deduplication_id: None, delay_seconds: None }
     }
 }
 

@@ -390,6 +390,8 @@ struct Stats {
     events: u64,
     deliveries: u64,
     crashes: u64,
+    /// Requests handed back for want of time (a throttled WorkSpaces call), sent again delayed.
+    handed_back: u64,
     reconciler_runs: u64,
     /// Leaves that revoked access for a grace period, and of those, leaves given back.
     revoked: u64,
@@ -407,6 +409,7 @@ impl Stats {
         self.events += o.events;
         self.deliveries += o.deliveries;
         self.crashes += o.crashes;
+        self.handed_back += o.handed_back;
         self.reconciler_runs += o.reconciler_runs;
         self.revoked += o.revoked;
         self.restored += o.restored;
@@ -470,6 +473,7 @@ impl World {
             provisioner: Provisioner {
                 store: store.clone(),
                 workspaces: workspaces.clone(),
+                requests: requests_out.clone(),
                 terminations: terminations_out.clone(),
                 // Retryable failures are retried here until they pass: giving up is tested apart.
                 config: ProvisionerConfig { max_attempts: 10_000, adopt_unmanaged: false },
@@ -527,7 +531,10 @@ impl World {
     fn enqueue(&mut self, queue: &'static str, out: Outgoing) {
         self.next_message += 1;
         let id = format!("m{}", self.next_message);
-        let message = Message { id, body: out.body, group: out.group_id, receives: 0, visible_at: 0 };
+        // A delayed message (a request handed back) is not received before its delay is over.
+        let visible_at = out.delay_seconds.map_or(0, |s| self.clock.now_ms() + i64::from(s) * 1_000);
+        self.stats.handed_back += u64::from(out.delay_seconds.is_some());
+        let message = Message { id, body: out.body, group: out.group_id, receives: 0, visible_at };
         self.queues.get_mut(queue).unwrap().push(message);
     }
 
@@ -545,7 +552,7 @@ impl World {
     }
 
     fn send_hr(&mut self, body: String, employee: String) {
-        self.enqueue("hr", Outgoing { body, group_id: Some(employee), deduplication_id: None });
+        self.enqueue("hr", Outgoing { group_id: Some(employee), ..Outgoing::plain(body) });
     }
 
     /// One batch from a queue to its function; what fails (or is lost in a crash) comes back.
@@ -1452,7 +1459,7 @@ fn main() {
         }
     }
     println!(
-        "model: {} histories ({} named regressions), {} HR events ({} leaves with a grace period, {} WorkSpaces given back; {} moves applied, {} WorkSpaces migrated, {} relocated to another directory and {} user volumes grown by them), {} deliveries, {} crashes injected, {} reconciler runs in {:.1} s (seed {seed})",
+        "model: {} histories ({} named regressions), {} HR events ({} leaves with a grace period, {} WorkSpaces given back; {} moves applied, {} WorkSpaces migrated, {} relocated to another directory and {} user volumes grown by them), {} deliveries, {} crashes injected, {} requests handed back, {} reconciler runs in {:.1} s (seed {seed})",
         total.histories,
         regressions().len(),
         total.events,
@@ -1464,6 +1471,7 @@ fn main() {
         total.grown,
         total.deliveries,
         total.crashes,
+        total.handed_back,
         total.reconciler_runs,
         started.elapsed().as_secs_f64()
     );

@@ -247,6 +247,9 @@ async fn a_create_answered_after_the_deadline_does_not_make_a_second_workspace()
     let mut def = project_stack(2);
     assert_eq!(def["functions"][1]["name"], "provisioner");
     def["functions"][1]["timeout_s"] = json!(18);
+    // One attempt each: a call given up for want of time is not an attempt (the API was busy,
+    // not failing), so it must not fail anyone.
+    def["functions"][1]["environment"]["MAX_ATTEMPTS"] = json!("1");
     let options =
         TestOptions { sim_config: fast_sim(), seed: seed(), max_visibility_timeout_s: Some(4), ..Default::default() };
     let t = TestStack::start_with(def, options).await;
@@ -256,6 +259,7 @@ async fn a_create_answered_after_the_deadline_does_not_make_a_second_workspace()
     t.fault(json!({ "kind": "latency", "operation": "WorkSpaces.CreateWorkspaces", "ms": 30000, "count": 1, "after": true })).await;
     t.post_events(&(0..5).map(join).collect::<Vec<_>>()).await;
     all_in(&t, &ids(0..5), EmployeeState::Active, 150).await;
+    assert_eq!(t.depth(&t.dlq_url("workspace-requests")).await, 0, "nothing dead-lettered");
     // How the five are split across calls depends on when intake hands them over; what matters is
     // that no item was sent twice: a second CreateWorkspaces for the handed-back batch would add items.
     let items = t.call_items("CreateWorkspaces").await;

@@ -34,6 +34,7 @@ impl MessageQueue for SqsQueue {
                         .message_body(&m.body)
                         .set_message_group_id(m.group_id.clone().filter(|_| self.fifo()))
                         .set_message_deduplication_id(m.deduplication_id.clone().filter(|_| self.fifo()))
+                        .set_delay_seconds(m.delay_seconds.and_then(|s| i32::try_from(s).ok()))
                         .build()
                 })
                 .collect::<Result<Vec<_>, _>>()

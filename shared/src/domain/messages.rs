@@ -15,6 +15,9 @@ pub struct WorkspaceRequest {
     pub profile_name: String,
     pub profile: Profile,
     pub requested_ms: i64,
+    /// Its deliveries before the message carrying it (absent on the first message).
+    #[serde(default, skip_serializing_if = "Redelivery::is_first")]
+    pub redelivery: Redelivery,
 }
 
 /// Intake, provisioner (a WorkSpace created after the leave) or reconciler (a grace period
@@ -32,6 +35,9 @@ pub struct TerminationRequest {
     pub directory_id: String,
     pub username: String,
     pub requested_ms: i64,
+    /// Its deliveries before the message carrying it (absent on the first message).
+    #[serde(default, skip_serializing_if = "Redelivery::is_first")]
+    pub redelivery: Redelivery,
 }
 
 impl WorkspaceRequest {
@@ -45,6 +51,7 @@ impl WorkspaceRequest {
             profile_name: employee.profile_name.clone()?,
             profile: employee.profile.clone()?,
             requested_ms: now,
+            redelivery: Redelivery::default(),
         })
     }
 }
@@ -64,6 +71,27 @@ impl TerminationRequest {
             directory_id: employee.profile.as_ref()?.directory_id.clone(),
             username: employee.username.clone()?,
             requested_ms: now,
+            redelivery: Redelivery::default(),
         })
+    }
+}
+
+/// What came before a request handed back for want of time (the deadline near, the WorkSpaces
+/// API busy): it is sent again as a new message, whose receive count starts again at 1.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redelivery {
+    /// Deliveries of the request before this message.
+    pub deliveries: u32,
+    /// How many of them handed it back: they spent no attempt.
+    pub handed_back: u32,
+    /// Whether one of them may have made its WorkSpaces call (sent, never answered): the next
+    /// one looks for what it made before calling again.
+    pub call_unanswered: bool,
+}
+
+impl Redelivery {
+    pub fn is_first(&self) -> bool {
+        *self == Redelivery::default()
     }
 }

@@ -11,6 +11,7 @@ pub mod terminator;
 
 use crate::domain::employee::{EmployeeRecord, ScheduledEvent};
 use crate::domain::lifecycle::{Decision, Input, Step, decide};
+use crate::domain::messages::Redelivery;
 use crate::ports::{Clock, MessageQueue, Outgoing, PortError, QueueError, StateStore, StoreError};
 use std::future::Future;
 
@@ -29,6 +30,97 @@ pub struct QueueRecord {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BatchOutcome {
     pub failed_message_ids: Vec<String>,
+    /// Requests handed back for want of time, to send again before the batch is answered
+    /// ([`send_hand_backs`]): each with the id of the message it replaces.
+    pub(crate) hand_backs: Vec<(String, Outgoing)>,
+}
+
+/// How many times one request may be handed back for want of time before its deliveries count
+/// as attempts again: with the delays of [`hand_back_delay_s`], about a day of a busy API.
+pub const MAX_HAND_BACKS: u32 = 100;
+
+/// The delay before a request handed back `handed_back` times before comes again: 5 s, doubling,
+/// at most SQS's 15 minutes (a failed delivery waits its queue's visibility timeout instead).
+pub fn hand_back_delay_s(handed_back: u32) -> u32 {
+    const MAX_DELAY_S: u32 = 900;
+    5u32.saturating_mul(1 << handed_back.min(8)).min(MAX_DELAY_S)
+}
+
+/// Where a request stands across the messages that carried it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// 1 on the request's first delivery.
+    pub number: u32,
+    /// The deliveries that spent an attempt (not handed back for want of time), this one included.
+    pub attempt: u32,
+    /// An earlier delivery may have made the call (a redelivery after a crash, a failure or an
+    /// unanswered call): look for what it made before calling again.
+    pub call_maybe_made: bool,
+    before: Redelivery,
+}
+
+impl Delivery {
+    pub(crate) fn of(record: &QueueRecord, request: &impl EmployeeRequest) -> Self {
+        let before = request.redelivery();
+        let number = before.deliveries.saturating_add(record.receive_count);
+        Delivery {
+            number,
+            attempt: number.saturating_sub(before.handed_back).max(1),
+            call_maybe_made: before.call_unanswered || record.receive_count > 1,
+            before,
+        }
+    }
+}
+
+impl BatchOutcome {
+    /// Hands `request` back for want of time (the deadline near, the WorkSpaces API busy): it
+    /// spends no attempt nor SQS receive, being sent again, delayed, as a new message that says
+    /// what came before (`call_unanswered`: this delivery's call went out without an answer),
+    /// and the one received is deleted. Past [`MAX_HAND_BACKS`] it is retried as any failure is
+    /// (the message's receive count, then its DLQ).
+    pub(crate) fn hand_back<T: EmployeeRequest + serde::Serialize + Clone>(
+        &mut self,
+        record: &QueueRecord,
+        request: &T,
+        why: &str,
+        call_unanswered: bool,
+    ) {
+        let delivery = Delivery::of(record, request);
+        let employee_id = request.employee_id();
+        let message_id = &record.message_id;
+        let mut again = request.clone();
+        again.set_redelivery(Redelivery {
+            deliveries: delivery.number,
+            handed_back: delivery.before.handed_back + 1,
+            call_unanswered: delivery.call_maybe_made || call_unanswered,
+        });
+        match serde_json::to_string(&again) {
+            Ok(body) if delivery.before.handed_back < MAX_HAND_BACKS => {
+                let delay = hand_back_delay_s(delivery.before.handed_back);
+                tracing::info!(%employee_id, %message_id, reason = %why, delay_s = delay, "handed back for want of time");
+                let message = Outgoing { delay_seconds: Some(delay), ..Outgoing::plain(body) };
+                self.hand_backs.push((message_id.clone(), message));
+            }
+            _ => {
+                tracing::warn!(%employee_id, %message_id, reason = %why, "will be retried");
+                self.failed_message_ids.push(message_id.clone());
+            }
+        }
+    }
+}
+
+/// Sends the requests handed back to `queue` (their own), so their messages can be deleted; if
+/// that fails, they are retried as any failure is.
+pub(crate) async fn send_hand_backs<Q: MessageQueue>(queue: &Q, outcome: &mut BatchOutcome) {
+    let hand_backs = std::mem::take(&mut outcome.hand_backs);
+    if hand_backs.is_empty() {
+        return;
+    }
+    let messages: Vec<Outgoing> = hand_backs.iter().map(|(_, m)| m.clone()).collect();
+    if let Err(e) = queue.send(&messages).await {
+        tracing::warn!(error = %e, count = messages.len(), "requests could not be handed back; retrying them");
+        outcome.failed_message_ids.extend(hand_backs.into_iter().map(|(id, _)| id));
+    }
 }
 
 /// When the invocation ends (Lambda's deadline), if known.
@@ -180,6 +272,7 @@ pub(crate) fn due_message(event: &ScheduledEvent) -> Outgoing {
         body: event.body.clone(),
         group_id: Some(event.employee_id.clone()),
         deduplication_id: Some(format!("release-{}", event.event_id)),
+        delay_seconds: None,
     }
 }
 
@@ -289,6 +382,9 @@ pub(crate) async fn requests_with_employees<'a, T: EmployeeRequest>(
 pub(crate) trait EmployeeRequest: serde::de::DeserializeOwned {
     fn employee_id(&self) -> &str;
     fn event_id(&self) -> &str;
+    /// What came before this message.
+    fn redelivery(&self) -> Redelivery;
+    fn set_redelivery(&mut self, redelivery: Redelivery);
 }
 
 impl EmployeeRequest for crate::domain::messages::WorkspaceRequest {
@@ -298,6 +394,12 @@ impl EmployeeRequest for crate::domain::messages::WorkspaceRequest {
     fn event_id(&self) -> &str {
         &self.event_id
     }
+    fn redelivery(&self) -> Redelivery {
+        self.redelivery
+    }
+    fn set_redelivery(&mut self, redelivery: Redelivery) {
+        self.redelivery = redelivery;
+    }
 }
 
 impl EmployeeRequest for crate::domain::messages::TerminationRequest {
@@ -306,6 +408,12 @@ impl EmployeeRequest for crate::domain::messages::TerminationRequest {
     }
     fn event_id(&self) -> &str {
         &self.event_id
+    }
+    fn redelivery(&self) -> Redelivery {
+        self.redelivery
+    }
+    fn set_redelivery(&mut self, redelivery: Redelivery) {
+        self.redelivery = redelivery;
     }
 }
 

@@ -2,7 +2,8 @@
 //! batch allows; each result mapped back to its employee and decided by the lifecycle.
 
 use super::{
-    BatchContext, BatchOutcome, Deadline, Outbox, QueueRecord, SqsHandler, before_deadline, name_held_by_other, settle,
+    BatchContext, BatchOutcome, Deadline, Delivery, Outbox, QueueRecord, SqsHandler, before_deadline,
+    name_held_by_other, send_hand_backs, settle,
 };
 use crate::domain::employee::EmployeeRecord;
 use crate::domain::lifecycle::{Input, RequestStatus, request_status};
@@ -18,7 +19,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tracing::{info, warn};
 
-/// A permanent refusal on a redelivery is asked again until this delivery (see `settle`).
+/// A permanent refusal after a delivery that may have made the WorkSpace is asked again while
+/// the attempt is below this one (see `settle`).
 const UNLISTED_RETRIES_UNTIL: u32 = 3;
 
 /// Time one chunk may need: a CreateWorkspaces call (with the SDK's retries) and 25 writes.
@@ -42,6 +44,8 @@ pub struct ProvisionerConfig {
 pub struct Provisioner<S, W, Q> {
     pub store: S,
     pub workspaces: W,
+    /// Its own queue: requests handed back for want of time.
+    pub requests: Q,
     /// For a WorkSpace that turns out to belong to someone who has left meanwhile.
     pub terminations: Q,
     pub config: ProvisionerConfig,
@@ -63,8 +67,24 @@ pub enum ItemResult {
         code: String,
         message: String,
     },
-    /// No answer for this item (the call failed, or the response missed it).
+    /// No answer for this item (the call failed, or the response missed it): an attempt spent.
     NoAnswer(String),
+    /// Not asked, or not answered, for want of time (the deadline near, the API throttling):
+    /// handed back without spending an attempt. `look_first`: a WorkSpace may exist (a create
+    /// went out unanswered, or answered that one does), to look for before creating again.
+    HandBack {
+        why: String,
+        look_first: bool,
+    },
+}
+
+/// A failed WorkSpaces call: throttling is the API busy (nothing done, no attempt spent);
+/// anything else retryable is an attempt.
+fn unanswered(e: &WorkspacesError, look_first: bool) -> ItemResult {
+    match e {
+        WorkspacesError::Throttled(_) => ItemResult::HandBack { why: e.to_string(), look_first },
+        _ => ItemResult::NoAnswer(e.to_string()),
+    }
 }
 
 /// Maps a CreateWorkspaces response back to the items sent, in order.
@@ -99,29 +119,42 @@ struct Job<'a> {
     record: &'a QueueRecord,
     request: WorkspaceRequest,
     employee: EmployeeRecord,
+    delivery: Delivery,
 }
 
 impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Provisioner<S, W, Q> {
     async fn handle_batch(&self, records: &[QueueRecord], context: BatchContext) -> BatchOutcome {
         let mut outcome = BatchOutcome::default();
-        let Some(requests) =
-            // A rehire's request may come ahead of the confirmation that makes it wanted: later.
-            super::requests_with_employees::<WorkspaceRequest>(
-                &self.store,
-                records,
-                "WorkSpace request",
-                super::SameEmployee::Later,
-                &mut outcome,
-            )
-                .await
-        else {
-            return outcome;
-        };
+        // A rehire's request may come ahead of the confirmation that makes it wanted: later.
+        let same = super::SameEmployee::Later;
+        let read = super::requests_with_employees::<WorkspaceRequest>(
+            &self.store,
+            records,
+            "WorkSpace request",
+            same,
+            &mut outcome,
+        );
+        if let Some(requests) = read.await {
+            self.handle_requests(requests, context, &mut outcome).await;
+        }
+        send_hand_backs(&self.requests, &mut outcome).await;
+        outcome
+    }
+}
+
+impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
+    async fn handle_requests(
+        &self,
+        requests: Vec<(&QueueRecord, WorkspaceRequest, Option<EmployeeRecord>)>,
+        context: BatchContext,
+        outcome: &mut BatchOutcome,
+    ) {
         let mut jobs = Vec::new();
         for (record, request, employee) in requests {
             let employee_id = request.employee_id.clone();
+            let delivery = Delivery::of(record, &request);
             match (request_status(employee.as_ref(), &request.event_id), employee) {
-                (RequestStatus::Wanted, Some(employee)) => jobs.push(Job { record, request, employee }),
+                (RequestStatus::Wanted, Some(employee)) => jobs.push(Job { record, request, employee, delivery }),
                 (RequestStatus::AheadOfConfirmation, _) => {
                     // Sent just before the old WorkSpace's confirmation was written: come back later.
                     info!(%employee_id, event_id = %request.event_id, "rehire request ahead of its confirmation; retrying");
@@ -129,7 +162,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Provisione
                 }
                 // A redelivery may follow a crash after CreateWorkspaces: a WorkSpace made for
                 // someone who has left since must not stay behind.
-                (RequestStatus::Unwanted { left: true }, Some(employee)) if record.receive_count > 1 => {
+                (RequestStatus::Unwanted { left: true }, Some(employee)) if delivery.call_maybe_made => {
                     if let Err(why) = self.hand_over_orphan(&request, employee, context.deadline).await {
                         warn!(%employee_id, reason = %why, "could not check for an orphan WorkSpace; retrying");
                         outcome.failed_message_ids.push(record.message_id.clone());
@@ -149,25 +182,23 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Provisione
         let mut to_create = Vec::new();
         let mut looked = 0;
         for (i, job) in jobs.iter().enumerate() {
-            if job.record.receive_count > 1 {
+            if job.delivery.call_maybe_made {
                 if looked > 0 && context.deadline.too_close(self.clock.now_ms(), CHUNK_BUDGET_MS) {
-                    let left: Vec<String> = jobs[i..].iter().map(|job| job.record.message_id.clone()).collect();
-                    warn!(
-                        unprocessed = left.len(),
-                        "invocation deadline near; requests not yet looked for are handed back"
-                    );
-                    outcome.failed_message_ids.extend(left);
+                    warn!(unprocessed = jobs.len() - i, "invocation deadline near; requests not yet looked for");
+                    for job in &jobs[i..] {
+                        outcome.hand_back(job.record, &job.request, "not looked for with the deadline near", false);
+                    }
                     break;
                 }
                 looked += 1;
                 match self.find_own_workspace(job, context.deadline).await {
                     Ok(Some(ws)) => {
-                        self.settle(job, ItemResult::Created(Box::new(ws)), context.deadline, &mut outcome).await;
+                        self.settle(job, ItemResult::Created(Box::new(ws)), context.deadline, outcome).await;
                         continue;
                     }
                     Ok(None) => {}
                     Err(result) => {
-                        self.settle(job, result, context.deadline, &mut outcome).await;
+                        self.settle(job, result, context.deadline, outcome).await;
                         continue;
                     }
                 }
@@ -177,11 +208,12 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Provisione
 
         for (i, chunk) in to_create.chunks(MAX_PER_CALL).enumerate() {
             if i > 0 && context.deadline.too_close(self.clock.now_ms(), CHUNK_BUDGET_MS) {
-                let left: Vec<String> =
-                    to_create[i * MAX_PER_CALL..].iter().map(|job| job.record.message_id.clone()).collect();
+                let left = &to_create[i * MAX_PER_CALL..];
                 warn!(unprocessed = left.len(), "invocation deadline near; the rest of the batch is handed back");
-                outcome.failed_message_ids.extend(left);
-                break;
+                for job in left {
+                    outcome.hand_back(job.record, &job.request, "not asked for with the deadline near", false);
+                }
+                return;
             }
             let items: Vec<CreateItem> = chunk.iter().map(|job| create_item(&job.request)).collect();
             let answer = before_deadline(
@@ -191,20 +223,20 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Provisione
                 self.workspaces.create_workspaces(&items),
             )
             .await;
-            // No answer before the deadline: the call may have been made (a redelivery looks
-            // for its WorkSpaces first).
+            // No answer before the deadline (the SDK waiting its turn at the API's rate): the call
+            // may have been made, so the next delivery looks for its WorkSpaces first.
             let Some(answer) = answer else {
                 for job in chunk {
                     let why = "CreateWorkspaces not answered before the invocation's deadline".to_owned();
-                    self.settle(job, ItemResult::NoAnswer(why), context.deadline, &mut outcome).await;
+                    let result = ItemResult::HandBack { why, look_first: true };
+                    self.settle(job, result, context.deadline, outcome).await;
                 }
                 continue;
             };
             let results = match answer {
                 Ok(response) => match_response(&items, &response),
-                Err(e) if e.is_retryable() => {
-                    vec![ItemResult::NoAnswer(e.to_string()); items.len()]
-                }
+                // Throttled: refused, nothing made.
+                Err(e) if e.is_retryable() => vec![unanswered(&e, false); items.len()],
                 Err(e) => {
                     let (code, message) = match &e {
                         WorkspacesError::Service { code, message, .. } => (code.clone(), message.clone()),
@@ -214,19 +246,17 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Provisione
                 }
             };
             for (job, result) in chunk.iter().zip(results) {
-                self.settle(job, result, context.deadline, &mut outcome).await;
+                self.settle(job, result, context.deadline, outcome).await;
             }
         }
-        outcome
     }
-}
 
-impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
     /// Decides one request's result on its employee, or marks the message for retry.
     async fn settle(&self, job: &Job<'_>, result: ItemResult, deadline: Deadline, outcome: &mut BatchOutcome) {
         let employee_id = &job.employee.employee_id;
         let message_id = &job.record.message_id;
-        let attempts_left = job.record.receive_count < self.config.max_attempts;
+        let attempt = job.delivery.attempt;
+        let attempts_left = attempt < self.config.max_attempts;
         // Looking a WorkSpace up is a WorkSpaces call (2 a second for the account): not with
         // the deadline near, when it would cost the whole batch a timeout.
         let no_time = || deadline.too_close(self.clock.now_ms(), LOOKUP_BUDGET_MS);
@@ -238,9 +268,10 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
                     info!(%employee_id, %message_id, "{code}: the request was settled meanwhile by another delivery");
                     return;
                 }
-                Disposition::Adopt | Disposition::Permanent if no_time() => {
-                    ItemResult::NoAnswer(format!("{code}: not looked for with the deadline near"))
-                }
+                Disposition::Adopt | Disposition::Permanent if no_time() => ItemResult::HandBack {
+                    why: format!("{code}: not looked for with the deadline near"),
+                    look_first: true,
+                },
                 Disposition::Adopt => {
                     match self.find_own_workspace(job, deadline).await {
                         Ok(Some(ws)) => ItemResult::Created(Box::new(ws)),
@@ -252,10 +283,9 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
                 Disposition::Retry | Disposition::Gone if attempts_left => {
                     ItemResult::NoAnswer(format!("{code}: {message}"))
                 }
-                Disposition::Retry | Disposition::Gone => ItemResult::Failed {
-                    code,
-                    message: format!("{message} (gave up after {} attempts)", job.record.receive_count),
-                },
+                Disposition::Retry | Disposition::Gone => {
+                    ItemResult::Failed { code, message: format!("{message} (gave up after {attempt} attempts)") }
+                }
                 // A WorkSpace the user already has (made by an attempt that crashed before its
                 // write, then asked for again) is adopted rather than left behind untracked.
                 Disposition::Permanent => match self.find_own_workspace(job, deadline).await {
@@ -263,7 +293,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
                     // An earlier delivery may have made one that is not listed yet (a new id is
                     // missing from DescribeWorkspaces for a moment): asked once more, after the
                     // visibility timeout, before the employee is failed and it left untracked.
-                    Ok(None) if (2..UNLISTED_RETRIES_UNTIL).contains(&job.record.receive_count) => {
+                    Ok(None) if job.delivery.call_maybe_made && attempt < UNLISTED_RETRIES_UNTIL => {
                         ItemResult::NoAnswer(format!(
                             "{code}: {message}; an earlier attempt's WorkSpace may not be listed yet"
                         ))
@@ -274,7 +304,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
             },
             ItemResult::NoAnswer(why) if !attempts_left => ItemResult::Failed {
                 code: "RetriesExhausted".into(),
-                message: format!("{why} (gave up after {} attempts)", job.record.receive_count),
+                message: format!("{why} (gave up after {attempt} attempts)"),
             },
             other => other,
         };
@@ -283,6 +313,10 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
             ItemResult::NoAnswer(why) => {
                 warn!(%employee_id, %message_id, reason = %why, "WorkSpace request will be retried");
                 outcome.failed_message_ids.push(message_id.clone());
+                return;
+            }
+            ItemResult::HandBack { why, look_first } => {
+                outcome.hand_back(job.record, &job.request, &why, look_first);
                 return;
             }
             ItemResult::Created(ws) => {
@@ -335,9 +369,10 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
         }
         // DescribeWorkspaces, then DescribeTags: both given up with the deadline near.
         let lookup = self.workspace_to_adopt(directory_id, &job.request.username);
-        before_deadline(deadline, self.clock.as_ref(), SETTLE_BUDGET_MS, lookup)
-            .await
-            .unwrap_or_else(|| Err(ItemResult::NoAnswer("the lookup was not answered before the deadline".into())))
+        before_deadline(deadline, self.clock.as_ref(), SETTLE_BUDGET_MS, lookup).await.unwrap_or_else(|| {
+            let why = "the lookup was not answered before the deadline".to_owned();
+            Err(ItemResult::HandBack { why, look_first: true })
+        })
     }
 
     /// The user's live WorkSpace in the directory, if it is one the pipeline may adopt.
@@ -346,11 +381,8 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
         directory_id: &str,
         user_name: &str,
     ) -> Result<Option<WorkspaceInfo>, ItemResult> {
-        let found = self
-            .workspaces
-            .find_user_workspace(directory_id, user_name)
-            .await
-            .map_err(|e| ItemResult::NoAnswer(e.to_string()))?;
+        let found =
+            self.workspaces.find_user_workspace(directory_id, user_name).await.map_err(|e| unanswered(&e, true))?;
         // One being terminated (a rehire's old WorkSpace, still listed for a while) is no one's to
         // adopt: the request waits until it is gone (found by the model).
         let found = found.filter(|ws| !matches!(ws.state, WorkspaceState::Terminating | WorkspaceState::Terminated));
@@ -359,7 +391,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
             return Ok(Some(ws));
         }
         // Ours if it carries the managed tag (one a crashed attempt made does).
-        let tags = self.workspaces.tags(&ws.workspace_id).await.map_err(|e| ItemResult::NoAnswer(e.to_string()))?;
+        let tags = self.workspaces.tags(&ws.workspace_id).await.map_err(|e| unanswered(&e, true))?;
         if !tags.contains_key(MANAGED_TAG_KEY) {
             return Err(ItemResult::Failed {
                 code: UNMANAGED.into(),
@@ -427,6 +459,7 @@ pub fn create_item(request: &WorkspaceRequest) -> CreateItem {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::messages::Redelivery;
     use crate::ports::FailedCreate;
 
     fn item(user: &str) -> CreateItem {
@@ -472,12 +505,63 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_redelivered_batch_hands_back_the_requests_it_has_no_time_to_look_for() {
-        use crate::services::intake::{Intake, IntakeConfig, TEST_PROFILES};
-        use crate::services::{Deadline, QueueRecord};
-        use crate::testing::{FakeDirectory, FakeWorkspaces, MemoryQueue, MemoryStore};
-        // GIVEN three joiners whose WorkSpace requests come back (a crash after the call?)
+    async fn a_throttled_create_is_handed_back_without_an_attempt_and_created_without_looking_first() {
+        // GIVEN a joiner's request, and a provisioner allowed one attempt
+        let (store, requests) = joiners(1).await;
+        let (provisioner, workspaces, own_queue) = provisioner(&store, 1);
+        let record = |id: &str, body: &str| QueueRecord {
+            message_id: id.into(),
+            body: body.into(),
+            receive_count: 1,
+            group_id: None,
+        };
+        // WHEN CreateWorkspaces is throttled (after the SDK's own retries)
+        workspaces.faults.fail_next("workspaces.create_workspaces", 1);
+        let outcome = provisioner.handle_batch(&[record("m1", &requests[0].body)], BatchContext::default()).await;
+        // THEN the request is handed back, saying no call went unanswered
+        assert!(outcome.failed_message_ids.is_empty(), "{outcome:?}");
+        let again = own_queue.take();
+        let request: WorkspaceRequest = serde_json::from_str(&again[0].body).unwrap();
+        assert_eq!(request.redelivery, Redelivery { deliveries: 1, handed_back: 1, call_unanswered: false });
+        // AND its next delivery, still the first attempt, creates the WorkSpace without looking
+        // for one first (a throttled call made nothing)
+        let outcome = provisioner.handle_batch(&[record("m2", &again[0].body)], BatchContext::default()).await;
+        assert!(outcome.failed_message_ids.is_empty(), "{outcome:?}");
+        assert_eq!(workspaces.count_for("d-9067a1b2c3", "user1"), 1);
+        assert_eq!(workspaces.call_count("DescribeWorkspaces"), 0);
+        let employee = store.employee("E1").await.unwrap().unwrap();
+        assert!(employee.workspace_id.is_some() && employee.failure_code.is_none(), "{employee:?}");
+    }
+
+    type TestProvisioner = Provisioner<
+        Arc<crate::testing::MemoryStore>,
+        Arc<crate::testing::FakeWorkspaces>,
+        Arc<crate::testing::MemoryQueue>,
+    >;
+
+    /// A provisioner on `store` allowed `max_attempts`, with its WorkSpaces and its own queue.
+    fn provisioner(
+        store: &Arc<crate::testing::MemoryStore>,
+        max_attempts: u32,
+    ) -> (TestProvisioner, Arc<crate::testing::FakeWorkspaces>, Arc<crate::testing::MemoryQueue>) {
         let clock = crate::ports::SystemClock;
+        let workspaces = Arc::new(crate::testing::FakeWorkspaces::new(clock));
+        let own_queue = Arc::new(crate::testing::MemoryQueue::default());
+        let provisioner = Provisioner {
+            store: store.clone(),
+            workspaces: workspaces.clone(),
+            requests: own_queue.clone(),
+            terminations: Arc::new(crate::testing::MemoryQueue::default()),
+            config: ProvisionerConfig { max_attempts, adopt_unmanaged: false },
+            clock: Arc::new(clock),
+        };
+        (provisioner, workspaces, own_queue)
+    }
+
+    /// `n` joiners through the intake: the store, and the WorkSpace requests it sent.
+    async fn joiners(n: usize) -> (Arc<crate::testing::MemoryStore>, Vec<crate::ports::Outgoing>) {
+        use crate::services::intake::{Intake, IntakeConfig, TEST_PROFILES};
+        use crate::testing::{FakeDirectory, MemoryQueue, MemoryStore};
         let store = Arc::new(MemoryStore::default());
         let requests = Arc::new(MemoryQueue::default());
         let intake = Intake {
@@ -487,9 +571,9 @@ mod tests {
             terminations: Arc::new(MemoryQueue::default()),
             profiles: crate::domain::profile::Profiles::from_json(TEST_PROFILES).unwrap(),
             config: IntakeConfig::for_tests(),
-            clock: Arc::new(clock),
+            clock: Arc::new(crate::ports::SystemClock),
         };
-        for n in 1..=3 {
+        for n in 1..=n {
             let body = serde_json::json!({ "schema_version": "1", "event_id": format!("j{n}"), "type": "join",
                 "occurred_at": "2026-11-02T09:00:00Z", "employee": { "employee_id": format!("E{n}"),
                 "username": format!("user{n}"), "given_name": "G", "surname": "S", "email": format!("u{n}@example.com") } });
@@ -497,10 +581,15 @@ mod tests {
                 QueueRecord { message_id: format!("hr-{n}"), body: body.to_string(), receive_count: 1, group_id: None };
             intake.handle(&record, Deadline::NONE).await;
         }
+        (store, requests.take())
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_batch_hands_back_the_requests_it_has_no_time_to_look_for() {
+        // GIVEN three joiners whose WorkSpace requests come back (a crash after the call?)
+        let clock = crate::ports::SystemClock;
+        let (store, requests) = joiners(3).await;
         let redelivered: Vec<QueueRecord> = requests
-            .sent
-            .lock()
-            .unwrap()
             .iter()
             .enumerate()
             .map(|(n, sent)| QueueRecord {
@@ -511,21 +600,66 @@ mod tests {
             })
             .collect();
         assert_eq!(redelivered.len(), 3);
-        let workspaces = Arc::new(FakeWorkspaces::new(clock));
-        let provisioner = Provisioner {
-            store: store.clone(),
-            workspaces: workspaces.clone(),
-            terminations: Arc::new(MemoryQueue::default()),
-            config: ProvisionerConfig { max_attempts: 4, adopt_unmanaged: false },
-            clock: Arc::new(clock),
-        };
+        let (provisioner, workspaces, own_queue) = provisioner(&store, 4);
         // WHEN they arrive with too little time left to look for all three
         let deadline = Deadline::at(clock.now_ms() + CHUNK_BUDGET_MS - 1);
         let outcome = provisioner.handle_batch(&redelivered, BatchContext { deadline, fifo: false }).await;
-        // THEN the first is looked for and created; the other two go back unlooked-for
-        assert_eq!(outcome.failed_message_ids, vec!["req-1", "req-2"]);
+        // THEN the first is looked for and created; the other two are handed back unlooked-for:
+        // sent again after a delay, saying what came before (two deliveries, one of them handed
+        // back, an earlier one perhaps made the WorkSpace), so the next delivery looks first and
+        // spends the second attempt, not the third; the messages received are deleted
+        assert!(outcome.failed_message_ids.is_empty(), "{outcome:?}");
+        let again = own_queue.take();
+        assert_eq!(again.len(), 2);
+        for (n, sent) in again.iter().enumerate() {
+            let request: WorkspaceRequest = serde_json::from_str(&sent.body).unwrap();
+            assert_eq!(request.username, format!("user{}", n + 2));
+            let before = Redelivery { deliveries: 2, handed_back: 1, call_unanswered: true };
+            assert_eq!(request.redelivery, before);
+            assert_eq!(sent.delay_seconds, Some(5));
+            let next =
+                QueueRecord { message_id: "m".into(), body: sent.body.clone(), receive_count: 1, group_id: None };
+            let delivery = Delivery::of(&next, &request);
+            assert_eq!((delivery.number, delivery.attempt, delivery.call_maybe_made), (3, 2, true));
+        }
         assert_eq!(workspaces.call_count("CreateWorkspaces"), 1);
         assert_eq!(workspaces.count_for("d-9067a1b2c3", "user1"), 1);
         assert_eq!(workspaces.count_for("d-9067a1b2c3", "user2"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_request_handed_back_too_often_is_retried_as_a_failure_is() {
+        use crate::services::{MAX_HAND_BACKS, QueueRecord};
+        use crate::testing::MemoryQueue;
+        // GIVEN a request handed back the most times it may be
+        let event: serde_json::Value =
+            serde_json::from_str(include_str!("../../../events/provisioner/request.json")).unwrap();
+        let mut request: WorkspaceRequest =
+            serde_json::from_str(event["Records"][0]["body"].as_str().unwrap()).unwrap();
+        request.redelivery =
+            Redelivery { deliveries: MAX_HAND_BACKS + 1, handed_back: MAX_HAND_BACKS, call_unanswered: false };
+        let record = QueueRecord {
+            message_id: "m1".into(),
+            body: serde_json::to_string(&request).unwrap(),
+            receive_count: 1,
+            group_id: None,
+        };
+        // WHEN it is handed back once more
+        let mut outcome = BatchOutcome::default();
+        outcome.hand_back(&record, &request, "deadline near", false);
+        let queue = MemoryQueue::default();
+        crate::services::send_hand_backs(&queue, &mut outcome).await;
+        // THEN it is not sent again: its message is retried, spending receives towards its DLQ
+        assert!(queue.is_empty());
+        assert_eq!(outcome.failed_message_ids, vec!["m1"]);
+        // AND a hand-back that cannot be sent is retried likewise
+        let mut outcome = BatchOutcome::default();
+        request.redelivery = Redelivery::default();
+        outcome.hand_back(&record, &request, "deadline near", false);
+        let refusing = MemoryQueue::default();
+        refusing.faults.fail_next("queue.send", 1);
+        crate::services::send_hand_backs(&refusing, &mut outcome).await;
+        assert_eq!(outcome.failed_message_ids, vec!["m1"]);
+        assert!(refusing.is_empty());
     }
 }

@@ -7,13 +7,14 @@
 //! - restore (a rescinded leave or a rehire within the grace period): back to AVAILABLE.
 
 use super::{
-    BatchContext, BatchOutcome, Deadline, Outbox, QueueRecord, SqsHandler, before_deadline, name_held_by_other, settle,
+    BatchContext, BatchOutcome, Deadline, Delivery, Outbox, QueueRecord, SqsHandler, before_deadline,
+    name_held_by_other, send_hand_backs, settle,
 };
 use crate::domain::employee::EmployeeRecord;
 use crate::domain::lifecycle::{Access, Input, access_action, termination_target};
 use crate::domain::messages::TerminationRequest;
 use crate::domain::workspace::{Call, Disposition, MAX_PER_CALL, classify, tag_refusal};
-use crate::ports::{Clock, MessageQueue, PortError, StateStore, WorkspacesApi};
+use crate::ports::{Clock, MessageQueue, PortError, StateStore, WorkspacesApi, WorkspacesError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tracing::{info, warn};
@@ -51,7 +52,8 @@ pub struct Terminator<S, W, Q> {
     pub workspaces: W,
     /// For a rehire waiting on a leave that turns out to have nothing to terminate.
     pub requests: Q,
-    /// Its own queue: a termination that follows a revoke that failed, a restore asked again.
+    /// Its own queue: a termination that follows a revoke that failed, a restore asked again, a
+    /// request handed back for want of time.
     pub terminations: Q,
     pub config: TerminatorConfig,
     pub clock: Arc<dyn Clock>,
@@ -68,7 +70,11 @@ enum Ended {
         code: String,
         message: String,
     },
+    /// An attempt spent: asked again on the message's next delivery.
     Retry(String),
+    /// Not asked, or not answered, for want of time (the deadline near, the API throttling):
+    /// handed back without spending an attempt.
+    HandBack(String),
     Revoked(String),
     RevokeFailed {
         code: String,
@@ -87,23 +93,44 @@ struct Job<'a> {
     record: &'a QueueRecord,
     request: TerminationRequest,
     employee: EmployeeRecord,
+    delivery: Delivery,
+}
+
+/// A failed WorkSpaces call: throttling is the API busy (nothing done, no attempt spent);
+/// anything else is an attempt.
+fn unanswered(e: &WorkspacesError) -> Ended {
+    match e {
+        WorkspacesError::Throttled(_) => Ended::HandBack(e.to_string()),
+        _ => Ended::Retry(e.to_string()),
+    }
 }
 
 impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Terminator<S, W, Q> {
     async fn handle_batch(&self, records: &[QueueRecord], context: BatchContext) -> BatchOutcome {
         let mut outcome = BatchOutcome::default();
-        let Some(requests) = super::requests_with_employees::<TerminationRequest>(
+        let read = super::requests_with_employees::<TerminationRequest>(
             &self.store,
             records,
             "termination request",
             // A revoke and the restore that overtook it: the record says which one stands.
             super::SameEmployee::Together,
             &mut outcome,
-        )
-        .await
-        else {
-            return outcome;
-        };
+        );
+        if let Some(requests) = read.await {
+            self.handle_requests(requests, context, &mut outcome).await;
+        }
+        send_hand_backs(&self.terminations, &mut outcome).await;
+        outcome
+    }
+}
+
+impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
+    async fn handle_requests(
+        &self,
+        requests: Vec<(&QueueRecord, TerminationRequest, Option<EmployeeRecord>)>,
+        context: BatchContext,
+        outcome: &mut BatchOutcome,
+    ) {
         let mut with_id: Vec<(Job, String)> = Vec::new();
         let mut changes: Vec<(Job, Access)> = Vec::new();
         let now = self.clock.now_ms();
@@ -114,7 +141,8 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Terminator
                 info!(%employee_id, event_id = %request.event_id, "access change no longer wanted; dropped");
                 continue;
             };
-            let job = Job { record, request, employee };
+            let delivery = Delivery::of(record, &request);
+            let job = Job { record, request, employee, delivery };
             if action != Access::Terminate {
                 changes.push((job, action));
                 continue;
@@ -125,33 +153,38 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Terminator
                 // is this employee's (another employee's WorkSpace is never terminated).
                 None => match self.look_up(&job).await {
                     Ok(Some(id)) => with_id.push((job, id)),
-                    Ok(None) => self.settle(&job, Ended::NothingToTerminate, &mut outcome).await,
-                    Err(why) => self.settle(&job, Ended::Retry(why), &mut outcome).await,
+                    Ok(None) => self.settle(&job, Ended::NothingToTerminate, outcome).await,
+                    Err(why) => self.settle(&job, Ended::Retry(why), outcome).await,
                 },
             }
         }
         for (i, (job, action)) in changes.iter().enumerate() {
             if context.deadline.too_close(self.clock.now_ms(), CHUNK_BUDGET_MS) {
-                let left: Vec<String> = changes[i..].iter().map(|(job, _)| job.record.message_id.clone()).collect();
-                warn!(unprocessed = left.len(), "invocation deadline near; the rest of the batch is handed back");
-                outcome.failed_message_ids.extend(left);
-                outcome.failed_message_ids.extend(with_id.iter().map(|(job, _)| job.record.message_id.clone()));
-                return outcome;
+                let left = changes[i..].iter().map(|(job, _)| job).chain(with_id.iter().map(|(job, _)| job));
+                warn!(
+                    unprocessed = changes.len() - i + with_id.len(),
+                    "invocation deadline near; the rest of the batch is handed back"
+                );
+                for job in left {
+                    outcome.hand_back(job.record, &job.request, "not done with the deadline near", false);
+                }
+                return;
             }
             let ended = self.change_access(job, *action).await;
-            self.settle(job, ended, &mut outcome).await;
+            self.settle(job, ended, outcome).await;
         }
         let mut chunks = with_id.chunks(MAX_PER_CALL).enumerate();
         while let Some((i, chunk)) = chunks.next() {
             if i > 0 && context.deadline.too_close(self.clock.now_ms(), CHUNK_BUDGET_MS) {
-                let left = chunk.iter().chain(chunks.flat_map(|(_, c)| c.iter()));
-                let left: Vec<String> = left.map(|(job, _)| job.record.message_id.clone()).collect();
+                let left: Vec<_> = chunk.iter().chain(chunks.flat_map(|(_, c)| c.iter())).collect();
                 warn!(unprocessed = left.len(), "invocation deadline near; the rest of the batch is handed back");
-                outcome.failed_message_ids.extend(left);
+                for (job, _) in left {
+                    outcome.hand_back(job.record, &job.request, "not terminated with the deadline near", false);
+                }
                 break;
             }
-            let chunk = self.only_what_it_may_terminate(chunk, context.deadline, &mut outcome).await;
-            let chunk = self.admitted_by_the_guard(chunk, &mut outcome).await;
+            let chunk = self.only_what_it_may_terminate(chunk, context.deadline, outcome).await;
+            let chunk = self.admitted_by_the_guard(chunk, outcome).await;
             if chunk.is_empty() {
                 continue;
             }
@@ -160,17 +193,18 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Terminator
             let answer = before_deadline(context.deadline, self.clock.as_ref(), SETTLE_BUDGET_MS, call).await;
             let failures = match answer {
                 Some(Ok(f)) => f,
-                // Not answered before the deadline: asked again (terminating twice is harmless).
+                // Not answered before the deadline (the SDK waiting its turn at the API's rate):
+                // asked again (terminating twice is harmless).
                 None => {
                     for (job, _) in chunk {
                         let why = "TerminateWorkspaces not answered before the invocation's deadline".to_owned();
-                        self.settle(job, Ended::Retry(why), &mut outcome).await;
+                        self.settle(job, Ended::HandBack(why), outcome).await;
                     }
                     continue;
                 }
                 Some(Err(e)) => {
                     for (job, _) in chunk {
-                        self.settle(job, Ended::Retry(e.to_string()), &mut outcome).await;
+                        self.settle(job, unanswered(&e), outcome).await;
                     }
                     continue;
                 }
@@ -181,7 +215,8 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Terminator
                 let ended = match failures.get(id.as_str()) {
                     None => Ended::Terminating(id.clone()),
                     Some((code, message)) => {
-                        let attempts_left = job.record.receive_count < self.config.max_attempts;
+                        let attempt = job.delivery.attempt;
+                        let attempts_left = attempt < self.config.max_attempts;
                         match classify(Call::Terminate, code) {
                             // Gone already: the reconciler confirms the absence.
                             Disposition::Gone => Ended::Terminating(id.clone()),
@@ -191,19 +226,16 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Terminator
                             _ if attempts_left => Ended::Retry(format!("{code}: {message}")),
                             _ => Ended::Failed {
                                 code: (*code).into(),
-                                message: format!("{message} (gave up after {} attempts)", job.record.receive_count),
+                                message: format!("{message} (gave up after {attempt} attempts)"),
                             },
                         }
                     }
                 };
-                self.settle(job, ended, &mut outcome).await;
+                self.settle(job, ended, outcome).await;
             }
         }
-        outcome
     }
-}
 
-impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
     /// Revokes or restores access to the employee's WorkSpace with ModifyWorkspaceState. A
     /// retryable failure (throttling; a WorkSpace UPDATING or otherwise busy) is retried up to
     /// `max_attempts` deliveries, then ends the attempt for good, as any other failure does.
@@ -216,15 +248,17 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
         match self.workspaces.set_admin_maintenance(&workspace_id, revoke).await {
             Ok(()) if revoke => Ended::Revoked(workspace_id),
             Ok(()) => Ended::Restored,
+            Err(WorkspacesError::Throttled(m)) => Ended::HandBack(m),
             Err(e) => {
                 let code = e.code().to_owned();
                 let busy = e.is_retryable()
                     || code == "InvalidResourceStateException"
                     || code == "OperationInProgressException";
-                if busy && job.record.receive_count < self.config.max_attempts {
+                let attempt = job.delivery.attempt;
+                if busy && attempt < self.config.max_attempts {
                     return Ended::Retry(e.to_string());
                 }
-                let message = format!("{e} (after {} attempts)", job.record.receive_count);
+                let message = format!("{e} (after {attempt} attempts)");
                 if revoke { Ended::RevokeFailed { code, message } } else { Ended::RestoreFailed { code, message } }
             }
         }
@@ -247,7 +281,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
             let read = before_deadline(deadline, self.clock.as_ref(), SETTLE_BUDGET_MS, self.workspaces.tags(id)).await;
             let Some(read) = read else {
                 let why = "DescribeTags not answered before the invocation's deadline".to_owned();
-                self.settle(job, Ended::Retry(why), outcome).await;
+                self.settle(job, Ended::HandBack(why), outcome).await;
                 continue;
             };
             let tags = match read {
@@ -259,7 +293,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
                     continue;
                 }
                 Err(e) => {
-                    self.settle(job, Ended::Retry(e.to_string()), outcome).await;
+                    self.settle(job, unanswered(&e), outcome).await;
                     continue;
                 }
             };
@@ -342,6 +376,10 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
                 outcome.failed_message_ids.push(job.record.message_id.clone());
                 return;
             }
+            Ended::HandBack(why) => {
+                outcome.hand_back(job.record, &job.request, &why, false);
+                return;
+            }
             Ended::Terminating(workspace_id) => Input::TerminationAccepted { leave_event_id, workspace_id },
             Ended::NothingToTerminate => Input::NothingToTerminate { leave_event_id },
             Ended::Failed { code, message } => Input::TerminationFailed { leave_event_id, code, message },
@@ -372,5 +410,79 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
                 outcome.failed_message_ids.push(job.record.message_id.clone());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::employee::EmployeeState;
+    use crate::services::intake::{Intake, IntakeConfig, TEST_PROFILES};
+    use crate::services::provisioner::{Provisioner, ProvisionerConfig};
+    use crate::testing::{FakeDirectory, FakeWorkspaces, MemoryQueue, MemoryStore};
+
+    fn record(message_id: &str, body: &str) -> QueueRecord {
+        QueueRecord { message_id: message_id.into(), body: body.into(), receive_count: 1, group_id: None }
+    }
+
+    #[tokio::test]
+    async fn a_throttled_termination_is_handed_back_without_spending_an_attempt() {
+        // GIVEN a joiner with a WorkSpace who leaves, and a terminator allowed one attempt
+        let clock = crate::ports::SystemClock;
+        let store = Arc::new(MemoryStore::default());
+        let (requests, terminations) = (Arc::new(MemoryQueue::default()), Arc::new(MemoryQueue::default()));
+        let workspaces = Arc::new(FakeWorkspaces::new(clock));
+        let intake = Intake {
+            store: store.clone(),
+            directory: FakeDirectory::default(),
+            requests: requests.clone(),
+            terminations: terminations.clone(),
+            profiles: crate::domain::profile::Profiles::from_json(TEST_PROFILES).unwrap(),
+            config: IntakeConfig::for_tests(),
+            clock: Arc::new(clock),
+        };
+        let provisioner = Provisioner {
+            store: store.clone(),
+            workspaces: workspaces.clone(),
+            requests: requests.clone(),
+            terminations: terminations.clone(),
+            config: ProvisionerConfig { max_attempts: 1, adopt_unmanaged: false },
+            clock: Arc::new(clock),
+        };
+        let terminator = Terminator {
+            store: store.clone(),
+            workspaces: workspaces.clone(),
+            requests: requests.clone(),
+            terminations: terminations.clone(),
+            config: TerminatorConfig { max_attempts: 1, terminate_unmanaged: false, guard: None },
+            clock: Arc::new(clock),
+        };
+        let join = serde_json::json!({ "schema_version": "1", "event_id": "j1", "type": "join",
+            "occurred_at": "2026-11-02T09:00:00Z", "employee": { "employee_id": "E1", "username": "user1",
+            "given_name": "G", "surname": "S", "email": "u1@example.com" } });
+        intake.handle(&record("hr-1", &join.to_string()), Deadline::NONE).await;
+        let request = requests.take().remove(0).body;
+        provisioner.handle_batch(&[record("req-1", &request)], BatchContext::default()).await;
+        let leave = serde_json::json!({ "schema_version": "1", "event_id": "l1", "type": "leave",
+            "occurred_at": "2026-11-03T09:00:00Z", "employee": { "employee_id": "E1" } });
+        intake.handle(&record("hr-2", &leave.to_string()), Deadline::NONE).await;
+        let termination = terminations.take().remove(0).body;
+        // WHEN TerminateWorkspaces is throttled (after the SDK's own retries)
+        workspaces.faults.fail_next("workspaces.terminate_workspaces", 1);
+        let outcome = terminator.handle_batch(&[record("term-1", &termination)], BatchContext::default()).await;
+        // THEN the request is handed back: sent again delayed, its message deleted, no attempt spent
+        assert!(outcome.failed_message_ids.is_empty(), "{outcome:?}");
+        let again = terminations.take();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].delay_seconds, Some(5));
+        let leaving = store.employee("E1").await.unwrap().unwrap();
+        assert_eq!(leaving.state, EmployeeState::Leaving, "nothing decided yet");
+        // AND its next delivery is still the first attempt: the WorkSpace is terminated
+        let outcome = terminator.handle_batch(&[record("term-2", &again[0].body)], BatchContext::default()).await;
+        assert!(outcome.failed_message_ids.is_empty(), "{outcome:?}");
+        let terminating = store.employee("E1").await.unwrap().unwrap();
+        assert_eq!(terminating.state, EmployeeState::Terminating, "{terminating:?}");
+        // (the throttled call was refused: one call accepted)
+        assert_eq!(workspaces.call_count("TerminateWorkspaces"), 1);
     }
 }

@@ -137,7 +137,11 @@ mod tests {
     async fn a_fifo_queue_drops_a_deduplication_id_seen_within_five_minutes() {
         let clock = crate::testing::ManualClock::new(0);
         let queue = MemoryQueue::named("hr").fifo(clock.clone());
-        let m = |id: &str| Outgoing { body: id.into(), group_id: Some("E1".into()), deduplication_id: Some(id.into()) };
+        let m = |id: &str| Outgoing {
+            group_id: Some("E1".into()),
+            deduplication_id: Some(id.into()),
+            ..Outgoing::plain(id.into())
+        };
         queue.send(&[m("a"), m("b"), m("a")]).await.unwrap();
         clock.advance(DEDUPLICATION_MS - 1);
         queue.send(&[m("a")]).await.unwrap();
@@ -146,7 +150,7 @@ mod tests {
         queue.send(&[m("a")]).await.unwrap();
         assert_eq!(queue.bodies(), ["a", "b", "a"]);
         assert!(queue.send(&[Outgoing::plain("no group".into())]).await.is_err());
-        let by_content = Outgoing { body: "c".into(), group_id: Some("E2".into()), deduplication_id: None };
+        let by_content = Outgoing { group_id: Some("E2".into()), ..Outgoing::plain("c".into()) };
         queue.send(&[by_content.clone(), by_content]).await.unwrap();
         assert_eq!(queue.len(), 4, "the same body once");
     }

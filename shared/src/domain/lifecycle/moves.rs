@@ -696,6 +696,7 @@ fn relocation_request(c: &EmployeeRecord, now: i64) -> Option<WorkspaceRequest> 
         profile_name: r.profile_name.clone(),
         profile: r.profile.clone(),
         requested_ms: now,
+        redelivery: Default::default(),
     })
 }
 
@@ -715,6 +716,7 @@ fn discard_request(c: &EmployeeRecord, now: i64) -> Option<TerminationRequest> {
         directory_id,
         username: c.username.clone()?,
         requested_ms: now,
+        redelivery: Default::default(),
     })
 }
 

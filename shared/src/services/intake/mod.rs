@@ -107,7 +107,10 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> SqsHandler for Intake<S,
             warn!(unprocessed = handed_back, "invocation deadline near; the rest of the batch is handed back");
         }
         emit_rejected_metric(ran.iter().map(|lane| lane.rejected).sum());
-        BatchOutcome { failed_message_ids: failed.into_iter().map(|i| records[i].message_id.clone()).collect() }
+        BatchOutcome {
+            failed_message_ids: failed.into_iter().map(|i| records[i].message_id.clone()).collect(),
+            ..BatchOutcome::default()
+        }
     }
 }
 
