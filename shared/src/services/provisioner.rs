@@ -156,9 +156,10 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
             match (request_status(employee.as_ref(), &request.event_id), employee) {
                 (RequestStatus::Wanted, Some(employee)) => jobs.push(Job { record, request, employee, delivery }),
                 (RequestStatus::AheadOfConfirmation, _) => {
-                    // Sent just before the old WorkSpace's confirmation was written: come back later.
-                    info!(%employee_id, event_id = %request.event_id, "rehire request ahead of its confirmation; retrying");
-                    outcome.failed_message_ids.push(record.message_id.clone());
+                    // Sent just before the old WorkSpace's confirmation was written: come back in
+                    // a moment, no attempt spent (nothing was tried).
+                    let why = "rehire request ahead of its confirmation";
+                    outcome.hand_back(record, &request, why, delivery.call_maybe_made);
                 }
                 // A redelivery may follow a crash after CreateWorkspaces: a WorkSpace made for
                 // someone who has left since must not stay behind.

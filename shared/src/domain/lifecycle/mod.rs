@@ -52,7 +52,7 @@ use super::messages::{TerminationRequest, WorkspaceRequest};
 use super::profile::Profile;
 use super::time::Timestamp;
 use super::validation;
-use super::workspace::{Cooldowns, WorkspaceState};
+use super::workspace::{Call, Cooldowns, Disposition, WorkspaceState, classify};
 
 mod moves;
 use moves::relocation_discard;
@@ -273,7 +273,22 @@ pub fn decide(current: Option<&EmployeeRecord>, input: &Input, now: i64) -> Deci
                     });
                     Decision::note("termination requested", vec![save(c, next)])
                 }
-                None => Decision::note("termination of a leave no longer wanted", vec![]),
+                // The terminator read the record before a rehire (or cancel) made it restoring,
+                // and its call went through: the WorkSpace to give back is going. The employee
+                // gets a new one once it is confirmed gone (found by the chaos run: otherwise the
+                // restore fails on a WorkSpace that no longer exists, and the rehire with it).
+                None => match restoring_workspace(current, workspace_id) {
+                    Some(c) => {
+                        let next = stamp(c, now, |n| {
+                            lost_to_termination(n, leave_event_id);
+                            n.state = EmployeeState::Terminating;
+                            n.terminate_requested_ms = Some(now);
+                        });
+                        let why = "the WorkSpace to give back was being terminated: a new one once it is gone";
+                        Decision::note(why, vec![save(c, next)])
+                    }
+                    None => Decision::note("termination of a leave no longer wanted", vec![]),
+                },
             }
         }
         Input::NothingToTerminate { leave_event_id } => match terminating_for(current, leave_event_id, now) {
@@ -391,6 +406,13 @@ pub fn decide(current: Option<&EmployeeRecord>, input: &Input, now: i64) -> Deci
             None => Decision::note("restore no longer wanted", vec![]),
         },
         Input::RestoreFailed { restore_event_id, code, message } => match restoring_for(current, restore_event_id) {
+            // Gone (terminated by a termination that raced the restore): a new one is made.
+            Some(c) if classify(Call::Terminate, code) == Disposition::Gone => {
+                let mut lost = c.clone();
+                let leave = lost.restore_event_id.clone().unwrap_or_default();
+                lost_to_termination(&mut lost, &leave);
+                confirmed_gone(&lost, now, "the WorkSpace to give back no longer exists")
+            }
             Some(c) => {
                 let next = stamp(c, now, |n| {
                     n.state = EmployeeState::Failed;
@@ -457,6 +479,22 @@ fn terminating_for<'a>(
     now: i64,
 ) -> Option<&'a EmployeeRecord> {
     leaving_for(current, leave_event_id).or(current.filter(|c| grace_over(c, leave_event_id, now)))
+}
+
+/// A restoring employee whose WorkSpace to give back is `workspace_id`.
+fn restoring_workspace<'a>(current: Option<&'a EmployeeRecord>, workspace_id: &str) -> Option<&'a EmployeeRecord> {
+    current.filter(|c| c.state == EmployeeState::Restoring && c.workspace_id.as_deref() == Some(workspace_id))
+}
+
+/// A restore overtaken by the termination of its WorkSpace (by `leave_event_id`): the rehire
+/// (or the cancelled leave) waits for it to be gone, then gets a new WorkSpace of the record's
+/// profile, as a rehire after a leave does.
+fn lost_to_termination(n: &mut EmployeeRecord, leave_event_id: &str) {
+    n.restore_event_id = None;
+    n.leave_event_id = Some(leave_event_id.to_owned());
+    n.rehire_pending = true;
+    // The new WorkSpace is made with the record's profile: nothing left to move.
+    n.moving = None;
 }
 
 fn restoring_for<'a>(current: Option<&'a EmployeeRecord>, restore_event_id: &str) -> Option<&'a EmployeeRecord> {

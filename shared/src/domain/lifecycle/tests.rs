@@ -1248,3 +1248,49 @@ fn a_relocations_workspace_created_after_a_leave_is_terminated_too() {
         Input::Created { request_event_id: "j0".into(), workspace_id: "ws-9".into(), state: WorkspaceState::Pending };
     assert!(decide(Some(&active), &stray, NOW).steps.is_empty());
 }
+
+#[test]
+fn a_termination_that_raced_a_rehires_restore_gives_the_rehire_a_new_workspace_once_gone() {
+    // GIVEN a leaver whose grace period is over (the terminator read the record and terminates),
+    // and a rehire that, meanwhile, made the record restoring (the same WorkSpace to give back)
+    let restoring = saved(&decide(Some(&revoked()), &rehire(joiner(NameStatus::Free)), NOW + 2)).clone();
+    assert_eq!((restoring.state, restoring.workspace_id.as_deref()), (Restoring, Some("ws-1")));
+    // WHEN the termination's call is accepted
+    let accepted = Input::TerminationAccepted { leave_event_id: "l1".into(), workspace_id: "ws-1".into() };
+    let d = decide(Some(&restoring), &accepted, NOW + 3);
+    // THEN the record follows the WorkSpace: terminating, the rehire waiting for it to be gone
+    let next = saved(&d).clone();
+    assert_eq!((next.state, next.rehire_pending, next.restore_event_id.as_deref()), (Terminating, true, None));
+    assert_eq!(access_action(Some(&next), "j2", NOW + 3), None, "the restore is not tried any more");
+    // AND once confirmed gone, a new WorkSpace is requested for the rehire
+    let gone = Input::Observed { workspace_id: "ws-1".into(), seen: Seen::Gone, stuck_after_ms: 0 };
+    let d = decide(Some(&next), &gone, NOW + 4);
+    assert_eq!(kinds(&d), ["request WorkSpace", "save"]);
+    let requested = saved(&d);
+    assert_eq!((requested.state, requested.request_event_id.as_deref()), (Requested, Some("j2")));
+    assert_eq!(requested.previous_workspaces.last().map(|p| p.workspace_id.as_str()), Some("ws-1"));
+}
+
+#[test]
+fn a_restore_of_a_workspace_gone_meanwhile_requests_a_new_one_instead_of_failing() {
+    // GIVEN a rehire restoring the kept WorkSpace
+    let restoring = saved(&decide(Some(&revoked()), &rehire(joiner(NameStatus::Free)), NOW + 2)).clone();
+    // WHEN giving it back finds it gone (a termination raced the restore)
+    let gone = Input::RestoreFailed {
+        restore_event_id: "j2".into(),
+        code: "ResourceNotFoundException".into(),
+        message: "The resource ws-1 could not be found.".into(),
+    };
+    let d = decide(Some(&restoring), &gone, NOW + 3);
+    // THEN a new WorkSpace is requested, not a failure
+    assert_eq!(kinds(&d), ["request WorkSpace", "save"]);
+    let next = saved(&d);
+    assert_eq!((next.state, next.failure_code.as_deref(), next.workspace_id.as_deref()), (Requested, None, None));
+    // AND any other refusal still fails the employee with the code
+    let refused = Input::RestoreFailed {
+        restore_event_id: "j2".into(),
+        code: "InvalidResourceStateException".into(),
+        message: "busy".into(),
+    };
+    assert_eq!(saved(&decide(Some(&restoring), &refused, NOW + 3)).state, Failed);
+}
