@@ -81,9 +81,9 @@ class MutationsFailTheCheck(unittest.TestCase):
                    'TerminatorFunction: grants workspaces:TerminateWorkspaces on Resource "*"')
 
     def test_a_not_action_statement(self):
-        self.fails(replace(TEMPLATE, "            - Sid: OrphanTermination\n",
+        self.fails(replace(TEMPLATE, "            - Sid: OrphanTerminationAndHandBacks\n",
                            "            - Sid: Everything\n              Effect: Allow\n              NotAction: [iam:*]\n"
-                           "              Resource: \"*\"\n            - Sid: OrphanTermination\n"),
+                           "              Resource: \"*\"\n            - Sid: OrphanTerminationAndHandBacks\n"),
                    "ProvisionerFunction: a statement uses NotAction")
 
     def test_a_wildcard_action(self):
