@@ -39,6 +39,9 @@ pub struct BatchOutcome {
 /// as attempts again: with the delays of [`hand_back_delay_s`], about a day of a busy API.
 pub const MAX_HAND_BACKS: u32 = 100;
 
+/// From this many hand-backs of one request (about 5 minutes of delays) each is logged as a warning.
+const HAND_BACKS_WORTH_A_WARNING: u32 = 5;
+
 /// The delay before a request handed back `handed_back` times before comes again: 5 s, doubling,
 /// at most SQS's 15 minutes (a failed delivery waits its queue's visibility timeout instead).
 pub fn hand_back_delay_s(handed_back: u32) -> u32 {
@@ -96,8 +99,14 @@ impl BatchOutcome {
         });
         match serde_json::to_string(&again) {
             Ok(body) if delivery.before.handed_back < MAX_HAND_BACKS => {
-                let delay = hand_back_delay_s(delivery.before.handed_back);
-                tracing::info!(%employee_id, %message_id, reason = %why, delay_s = delay, "handed back for want of time");
+                let handed_back = delivery.before.handed_back;
+                let delay = hand_back_delay_s(handed_back);
+                // Often (a few minutes of a busy API): an operator should see it.
+                if handed_back >= HAND_BACKS_WORTH_A_WARNING {
+                    tracing::warn!(%employee_id, %message_id, reason = %why, delay_s = delay, handed_back, "handed back again for want of time");
+                } else {
+                    tracing::info!(%employee_id, %message_id, reason = %why, delay_s = delay, "handed back for want of time");
+                }
                 let message = Outgoing { delay_seconds: Some(delay), ..Outgoing::plain(body) };
                 self.hand_backs.push((message_id.clone(), message));
             }

@@ -32,6 +32,19 @@ const LOOKUP_BUDGET_MS: i64 = 5_000;
 /// Time kept, after a WorkSpaces call, to write what it answered (25 records, with retries).
 const SETTLE_BUDGET_MS: i64 = 4_000;
 
+/// How long after its request a leaver's WorkSpace that an unanswered create may have made is
+/// looked for again when not listed (a new id is missing from DescribeWorkspaces for a while; AWS
+/// does not say how long): about the old visibility-timeout retry, with margin.
+const ORPHAN_LISTING_WAIT_MS: i64 = 15 * 60 * 1000;
+
+/// What looking for a leaver's orphan WorkSpace found.
+enum Orphan {
+    /// Handed over for termination, or none to find.
+    Checked,
+    /// None listed, while one may still appear: look again later.
+    NotListedYet,
+}
+
 #[derive(Debug, Clone)]
 pub struct ProvisionerConfig {
     /// Deliveries after which a retryable failure becomes permanent.
@@ -164,9 +177,18 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
                 // A redelivery may follow a crash after CreateWorkspaces: a WorkSpace made for
                 // someone who has left since must not stay behind.
                 (RequestStatus::Unwanted { left: true }, Some(employee)) if delivery.call_maybe_made => {
-                    if let Err(why) = self.hand_over_orphan(&request, employee, context.deadline).await {
-                        warn!(%employee_id, reason = %why, "could not check for an orphan WorkSpace; retrying");
-                        outcome.failed_message_ids.push(record.message_id.clone());
+                    match self.hand_over_orphan(&request, employee, context.deadline).await {
+                        Ok(Orphan::Checked) => {}
+                        // A new WorkSpace is missing from DescribeWorkspaces for a while: looked
+                        // for again, later, until the request is old enough to trust the absence.
+                        Ok(Orphan::NotListedYet) => {
+                            let why = "a WorkSpace made for a leaver may not be listed yet";
+                            outcome.hand_back(record, &request, why, true);
+                        }
+                        Err(why) => {
+                            warn!(%employee_id, reason = %why, "could not check for an orphan WorkSpace; retrying");
+                            outcome.failed_message_ids.push(record.message_id.clone());
+                        }
                     }
                 }
                 (_, employee) => {
@@ -236,8 +258,9 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
             };
             let results = match answer {
                 Ok(response) => match_response(&items, &response),
-                // Throttled: refused, nothing made.
-                Err(e) if e.is_retryable() => vec![unanswered(&e, false); items.len()],
+                // Throttled, but the SDK's earlier attempts may have timed out after the service
+                // took the call: the next delivery looks first.
+                Err(e) if e.is_retryable() => vec![unanswered(&e, true); items.len()],
                 Err(e) => {
                     let (code, message) = match &e {
                         WorkspacesError::Service { code, message, .. } => (code.clone(), message.clone()),
@@ -412,7 +435,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
         request: &WorkspaceRequest,
         employee: EmployeeRecord,
         deadline: Deadline,
-    ) -> Result<(), String> {
+    ) -> Result<Orphan, String> {
         let employee_id = employee.employee_id.clone();
         let directory_id = &request.profile.directory_id;
         if let Some(holder) = name_held_by_other(&self.store, &employee_id, directory_id, &request.username)
@@ -420,7 +443,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
             .map_err(|e| e.to_string())?
         {
             info!(%employee_id, %holder, "the user name is someone else's: no orphan of ours to look for");
-            return Ok(());
+            return Ok(Orphan::Checked);
         }
         let lookup = self.workspaces.find_user_workspace(directory_id, &request.username);
         let Some(ws) = before_deadline(deadline, self.clock.as_ref(), SETTLE_BUDGET_MS, lookup)
@@ -428,7 +451,8 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
             .ok_or("the lookup was not answered before the deadline")?
             .map_err(|e| e.to_string())?
         else {
-            return Ok(());
+            let young = self.clock.now_ms() - request.requested_ms < ORPHAN_LISTING_WAIT_MS;
+            return Ok(if young { Orphan::NotListedYet } else { Orphan::Checked });
         };
         let input = Input::Created {
             request_event_id: request.event_id.clone(),
@@ -440,7 +464,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
             .await
             .map_err(|e| e.to_string())?;
         info!(%employee_id, verdict = ?decision.verdict, "orphan WorkSpace checked");
-        Ok(())
+        Ok(Orphan::Checked)
     }
 }
 
@@ -506,7 +530,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_throttled_create_is_handed_back_without_an_attempt_and_created_without_looking_first() {
+    async fn a_throttled_create_is_handed_back_without_an_attempt_and_looked_for_first() {
         // GIVEN a joiner's request, and a provisioner allowed one attempt
         let (store, requests) = joiners(1).await;
         let (provisioner, workspaces, own_queue) = provisioner(&store, 1);
@@ -519,17 +543,17 @@ mod tests {
         // WHEN CreateWorkspaces is throttled (after the SDK's own retries)
         workspaces.faults.fail_next("workspaces.create_workspaces", 1);
         let outcome = provisioner.handle_batch(&[record("m1", &requests[0].body)], BatchContext::default()).await;
-        // THEN the request is handed back, saying no call went unanswered
+        // THEN the request is handed back, saying a call went unanswered (the SDK's earlier
+        // attempts may have timed out after the service took it)
         assert!(outcome.failed_message_ids.is_empty(), "{outcome:?}");
         let again = own_queue.take();
         let request: WorkspaceRequest = serde_json::from_str(&again[0].body).unwrap();
-        assert_eq!(request.redelivery, Redelivery { deliveries: 1, handed_back: 1, call_unanswered: false });
-        // AND its next delivery, still the first attempt, creates the WorkSpace without looking
-        // for one first (a throttled call made nothing)
+        assert_eq!(request.redelivery, Redelivery { deliveries: 1, handed_back: 1, call_unanswered: true });
+        // AND its next delivery, still the first attempt, looks for one first, then creates it
         let outcome = provisioner.handle_batch(&[record("m2", &again[0].body)], BatchContext::default()).await;
         assert!(outcome.failed_message_ids.is_empty(), "{outcome:?}");
         assert_eq!(workspaces.count_for("d-9067a1b2c3", "user1"), 1);
-        assert_eq!(workspaces.call_count("DescribeWorkspaces"), 0);
+        assert_eq!(workspaces.call_count("DescribeWorkspaces"), 1);
         let employee = store.employee("E1").await.unwrap().unwrap();
         assert!(employee.workspace_id.is_some() && employee.failure_code.is_none(), "{employee:?}");
     }
@@ -557,6 +581,43 @@ mod tests {
             clock: Arc::new(clock),
         };
         (provisioner, workspaces, own_queue)
+    }
+
+    #[tokio::test]
+    async fn a_leavers_request_whose_create_went_unanswered_looks_again_while_its_workspace_may_be_unlisted() {
+        use crate::services::intake::{Intake, IntakeConfig, TEST_PROFILES};
+        use crate::testing::{FakeDirectory, MemoryQueue};
+        // GIVEN a joiner whose CreateWorkspaces went out unanswered, who has left since
+        let (store, requests) = joiners(1).await;
+        let intake = Intake {
+            store: store.clone(),
+            directory: FakeDirectory::default(),
+            requests: Arc::new(MemoryQueue::default()),
+            terminations: Arc::new(MemoryQueue::default()),
+            profiles: crate::domain::profile::Profiles::from_json(TEST_PROFILES).unwrap(),
+            config: IntakeConfig::for_tests(),
+            clock: Arc::new(crate::ports::SystemClock),
+        };
+        let leave = serde_json::json!({ "schema_version": "1", "event_id": "l1", "type": "leave",
+            "occurred_at": "2026-11-03T09:00:00Z", "employee": { "employee_id": "E1" } });
+        let hr = QueueRecord { message_id: "hr-l".into(), body: leave.to_string(), receive_count: 1, group_id: None };
+        intake.handle(&hr, Deadline::NONE).await;
+        let mut request: WorkspaceRequest = serde_json::from_str(&requests[0].body).unwrap();
+        request.redelivery = Redelivery { deliveries: 1, handed_back: 1, call_unanswered: true };
+        let record = QueueRecord {
+            message_id: "m1".into(),
+            body: serde_json::to_string(&request).unwrap(),
+            receive_count: 1,
+            group_id: None,
+        };
+        let (provisioner, workspaces, own_queue) = provisioner(&store, 4);
+        // WHEN its request comes back and no WorkSpace is listed for the user (yet)
+        let outcome = provisioner.handle_batch(&[record], BatchContext::default()).await;
+        // THEN it is looked for again later (handed back), not dropped, and nothing is created
+        assert!(outcome.failed_message_ids.is_empty(), "{outcome:?}");
+        assert_eq!(own_queue.take().len(), 1, "handed back to look again");
+        assert_eq!(workspaces.call_count("DescribeWorkspaces"), 1);
+        assert_eq!(workspaces.call_count("CreateWorkspaces"), 0);
     }
 
     /// `n` joiners through the intake: the store, and the WorkSpace requests it sent.
