@@ -94,7 +94,8 @@ impl BatchOutcome {
         let mut again = request.clone();
         again.set_redelivery(Redelivery {
             deliveries: delivery.number,
-            handed_back: delivery.before.handed_back + 1,
+            // Saturating: the note comes back in a message body, whatever it says.
+            handed_back: delivery.before.handed_back.saturating_add(1),
             call_unanswered: delivery.call_maybe_made || call_unanswered,
         });
         match serde_json::to_string(&again) {

@@ -82,20 +82,18 @@ pub enum ItemResult {
     },
     /// No answer for this item (the call failed, or the response missed it): an attempt spent.
     NoAnswer(String),
-    /// Not asked, or not answered, for want of time (the deadline near, the API throttling):
-    /// handed back without spending an attempt. `look_first`: a WorkSpace may exist (a create
-    /// went out unanswered, or answered that one does), to look for before creating again.
-    HandBack {
-        why: String,
-        look_first: bool,
-    },
+    /// Not answered, or not looked for, for want of time (the deadline near, the API
+    /// throttling), after a create that went out: handed back without spending an attempt, and
+    /// looked for before creating again (a WorkSpace may exist). Requests never sent are handed
+    /// back before they get here.
+    HandBack(String),
 }
 
 /// A failed WorkSpaces call: throttling is the API busy (nothing done, no attempt spent);
 /// anything else retryable is an attempt.
-fn unanswered(e: &WorkspacesError, look_first: bool) -> ItemResult {
+fn unanswered(e: &WorkspacesError) -> ItemResult {
     match e {
-        WorkspacesError::Throttled(_) => ItemResult::HandBack { why: e.to_string(), look_first },
+        WorkspacesError::Throttled(_) => ItemResult::HandBack(e.to_string()),
         _ => ItemResult::NoAnswer(e.to_string()),
     }
 }
@@ -251,8 +249,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
             let Some(answer) = answer else {
                 for job in chunk {
                     let why = "CreateWorkspaces not answered before the invocation's deadline".to_owned();
-                    let result = ItemResult::HandBack { why, look_first: true };
-                    self.settle(job, result, context.deadline, outcome).await;
+                    self.settle(job, ItemResult::HandBack(why), context.deadline, outcome).await;
                 }
                 continue;
             };
@@ -260,7 +257,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
                 Ok(response) => match_response(&items, &response),
                 // Throttled, but the SDK's earlier attempts may have timed out after the service
                 // took the call: the next delivery looks first.
-                Err(e) if e.is_retryable() => vec![unanswered(&e, true); items.len()],
+                Err(e) if e.is_retryable() => vec![unanswered(&e); items.len()],
                 Err(e) => {
                     let (code, message) = match &e {
                         WorkspacesError::Service { code, message, .. } => (code.clone(), message.clone()),
@@ -292,10 +289,9 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
                     info!(%employee_id, %message_id, "{code}: the request was settled meanwhile by another delivery");
                     return;
                 }
-                Disposition::Adopt | Disposition::Permanent if no_time() => ItemResult::HandBack {
-                    why: format!("{code}: not looked for with the deadline near"),
-                    look_first: true,
-                },
+                Disposition::Adopt | Disposition::Permanent if no_time() => {
+                    ItemResult::HandBack(format!("{code}: not looked for with the deadline near"))
+                }
                 Disposition::Adopt => {
                     match self.find_own_workspace(job, deadline).await {
                         Ok(Some(ws)) => ItemResult::Created(Box::new(ws)),
@@ -339,8 +335,8 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
                 outcome.failed_message_ids.push(message_id.clone());
                 return;
             }
-            ItemResult::HandBack { why, look_first } => {
-                outcome.hand_back(job.record, &job.request, &why, look_first);
+            ItemResult::HandBack(why) => {
+                outcome.hand_back(job.record, &job.request, &why, true);
                 return;
             }
             ItemResult::Created(ws) => {
@@ -395,7 +391,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
         let lookup = self.workspace_to_adopt(directory_id, &job.request.username);
         before_deadline(deadline, self.clock.as_ref(), SETTLE_BUDGET_MS, lookup).await.unwrap_or_else(|| {
             let why = "the lookup was not answered before the deadline".to_owned();
-            Err(ItemResult::HandBack { why, look_first: true })
+            Err(ItemResult::HandBack(why))
         })
     }
 
@@ -405,8 +401,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
         directory_id: &str,
         user_name: &str,
     ) -> Result<Option<WorkspaceInfo>, ItemResult> {
-        let found =
-            self.workspaces.find_user_workspace(directory_id, user_name).await.map_err(|e| unanswered(&e, true))?;
+        let found = self.workspaces.find_user_workspace(directory_id, user_name).await.map_err(|e| unanswered(&e))?;
         // One being terminated (a rehire's old WorkSpace, still listed for a while) is no one's to
         // adopt: the request waits until it is gone (found by the model).
         let found = found.filter(|ws| !matches!(ws.state, WorkspaceState::Terminating | WorkspaceState::Terminated));
@@ -415,7 +410,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Provisioner<S, W, Q> {
             return Ok(Some(ws));
         }
         // Ours if it carries the managed tag (one a crashed attempt made does).
-        let tags = self.workspaces.tags(&ws.workspace_id).await.map_err(|e| unanswered(&e, true))?;
+        let tags = self.workspaces.tags(&ws.workspace_id).await.map_err(|e| unanswered(&e))?;
         if !tags.contains_key(MANAGED_TAG_KEY) {
             return Err(ItemResult::Failed {
                 code: UNMANAGED.into(),
