@@ -107,6 +107,12 @@ pub struct EmployeeRecord {
     /// A rehire that waits for the previous WorkSpace to be confirmed gone.
     #[serde(default)]
     pub rehire_pending: bool,
+    /// Left while a move was under way whose new WorkSpace the record does not know (a
+    /// migration's answer lost in a crash or a failed write): once the leave's WorkSpace is gone,
+    /// the user name's WorkSpace is looked up and terminated too, so no migration's target
+    /// outlives its leaver.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sweep_when_gone: bool,
     /// WorkSpaces this employee had before, confirmed terminated.
     #[serde(default)]
     pub previous_workspaces: Vec<PastWorkspace>,
@@ -294,6 +300,7 @@ impl EmployeeRecord {
             terminate_requested_ms: None,
             terminated_ms: None,
             rehire_pending: false,
+            sweep_when_gone: false,
             previous_workspaces: Vec::new(),
             stuck_since_ms: None,
             grace_until_ms: None,

@@ -10,10 +10,10 @@ use super::{
     BatchContext, BatchOutcome, Deadline, Delivery, Outbox, QueueRecord, SqsHandler, before_deadline,
     name_held_by_other, send_hand_backs, settle,
 };
-use crate::domain::employee::EmployeeRecord;
+use crate::domain::employee::{EmployeeRecord, EmployeeState};
 use crate::domain::lifecycle::{Access, Input, access_action, termination_target};
 use crate::domain::messages::TerminationRequest;
-use crate::domain::workspace::{Call, Disposition, MAX_PER_CALL, classify, tag_refusal};
+use crate::domain::workspace::{Call, Disposition, MAX_PER_CALL, WorkspaceState, classify, tag_refusal};
 use crate::ports::{Clock, MessageQueue, PortError, StateStore, WorkspacesApi, WorkspacesError};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -135,14 +135,17 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
         let mut changes: Vec<(Job, Access)> = Vec::new();
         let now = self.clock.now_ms();
         for (record, request, employee) in requests {
-            let employee_id = request.employee_id.clone();
-            let action = employee.as_ref().and_then(|e| access_action(Some(e), &request.event_id, now));
-            let (Some(employee), Some(action)) = (employee, action) else {
-                info!(%employee_id, event_id = %request.event_id, "access change no longer wanted; dropped");
+            let Some(employee) = employee else {
+                info!(employee_id = %request.employee_id, event_id = %request.event_id, "no such employee; dropped");
                 continue;
             };
+            let action = access_action(Some(&employee), &request.event_id, now);
             let delivery = Delivery::of(record, &request);
             let job = Job { record, request, employee, delivery };
+            let Some(action) = action else {
+                self.drop_unless_terminated_meanwhile(&job, outcome).await;
+                continue;
+            };
             if action != Access::Terminate {
                 changes.push((job, action));
                 continue;
@@ -251,17 +254,28 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
             Err(WorkspacesError::Throttled(m)) => Ended::HandBack(m),
             Err(e) => {
                 let code = e.code().to_owned();
-                let busy = e.is_retryable()
-                    || code == "InvalidResourceStateException"
-                    || code == "OperationInProgressException";
+                let wrong_state = code == "InvalidResourceStateException";
+                // A WorkSpace in ERROR stays there: no later attempt can change its access.
+                let broken = wrong_state && self.in_error(&workspace_id).await;
+                let busy = !broken && (e.is_retryable() || wrong_state || code == "OperationInProgressException");
                 let attempt = job.delivery.attempt;
                 if busy && attempt < self.config.max_attempts {
                     return Ended::Retry(e.to_string());
                 }
-                let message = format!("{e} (after {attempt} attempts)");
+                let message = if broken {
+                    format!("{e} (the WorkSpace is in ERROR)")
+                } else {
+                    format!("{e} (after {attempt} attempts)")
+                };
                 if revoke { Ended::RevokeFailed { code, message } } else { Ended::RestoreFailed { code, message } }
             }
         }
+    }
+
+    /// The WorkSpace is listed in ERROR (a failed look says no: the change is tried again).
+    async fn in_error(&self, workspace_id: &str) -> bool {
+        let seen = self.workspaces.describe_workspaces(&[workspace_id.to_owned()]).await;
+        seen.is_ok_and(|seen| seen.iter().any(|w| w.workspace_id == workspace_id && w.state == WorkspaceState::Error))
     }
 
     /// The WorkSpaces the pipeline may terminate: never one with the protect tag, nor one without
@@ -353,6 +367,37 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
         allowed
     }
 
+    /// An access change no longer wanted is dropped. But delivered again, a termination may
+    /// have been made by an earlier delivery that crashed before its write, while a rehire's
+    /// restore made the record active on that WorkSpace meanwhile: the record would say active on
+    /// a WorkSpace that is going. So the WorkSpace is looked at, and if it is going the record
+    /// follows it (a new WorkSpace once it is gone).
+    async fn drop_unless_terminated_meanwhile(&self, job: &Job<'_>, outcome: &mut BatchOutcome) {
+        let (employee_id, event_id) = (&job.employee.employee_id, &job.request.event_id);
+        let held = job.request.workspace_id.as_deref().filter(|id| {
+            job.employee.workspace_id.as_deref() == Some(*id)
+                && matches!(job.employee.state, EmployeeState::Active | EmployeeState::Restoring)
+        });
+        let Some(id) = held.filter(|_| job.delivery.call_maybe_made) else {
+            info!(%employee_id, %event_id, "access change no longer wanted; dropped");
+            return;
+        };
+        let seen = match self.workspaces.describe_workspaces(&[id.to_owned()]).await {
+            Ok(seen) => seen,
+            Err(e) => return self.settle(job, unanswered(&e), outcome).await,
+        };
+        let going = seen
+            .iter()
+            .find(|w| w.workspace_id == id)
+            .is_none_or(|w| matches!(w.state, WorkspaceState::Terminating | WorkspaceState::Terminated));
+        if going {
+            warn!(%employee_id, %event_id, workspace_id = %id, "an earlier delivery terminated the WorkSpace the record holds");
+            self.settle(job, Ended::Terminating(id.to_owned()), outcome).await;
+        } else {
+            info!(%employee_id, %event_id, "access change no longer wanted; dropped");
+        }
+    }
+
     /// The WorkSpace of a leaver whose id was not known, if the user name is theirs.
     async fn look_up(&self, job: &Job<'_>) -> Result<Option<String>, String> {
         let (employee_id, request) = (&job.employee.employee_id, &job.request);
@@ -416,7 +461,6 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::employee::EmployeeState;
     use crate::services::intake::{Intake, IntakeConfig, TEST_PROFILES};
     use crate::services::provisioner::{Provisioner, ProvisionerConfig};
     use crate::testing::{FakeDirectory, FakeWorkspaces, MemoryQueue, MemoryStore};
@@ -484,5 +528,81 @@ mod tests {
         assert_eq!(terminating.state, EmployeeState::Terminating, "{terminating:?}");
         // (the throttled call was refused: one call accepted)
         assert_eq!(workspaces.call_count("TerminateWorkspaces"), 1);
+    }
+
+    /// A terminator over doubles, and an employee `E1` saved in `state` on a WorkSpace seeded in
+    /// `ws_state`, whose request (keyed by `event_id`) names that WorkSpace.
+    async fn restored_employee(
+        state: EmployeeState,
+        ws_state: WorkspaceState,
+        event_id: &str,
+    ) -> (Terminator<Arc<MemoryStore>, Arc<FakeWorkspaces>, Arc<MemoryQueue>>, String, String) {
+        let clock = crate::ports::SystemClock;
+        let store = Arc::new(MemoryStore::default());
+        let workspaces = Arc::new(FakeWorkspaces::new(clock));
+        let ws = workspaces.seed("d-1", "user1", ws_state);
+        let mut e = EmployeeRecord::new("E1", clock.now_ms() - 60_000);
+        e.state = state;
+        e.username = Some("user1".into());
+        e.workspace_id = Some(ws.clone());
+        e.request_event_id = Some("j2".into());
+        if state == EmployeeState::Restoring {
+            e.restore_event_id = Some(event_id.into());
+        }
+        store.save_employee(&e, None).await.unwrap();
+        let terminator = Terminator {
+            store,
+            workspaces,
+            requests: Arc::new(MemoryQueue::default()),
+            terminations: Arc::new(MemoryQueue::default()),
+            config: TerminatorConfig { max_attempts: 5, terminate_unmanaged: false, guard: None },
+            clock: Arc::new(clock),
+        };
+        let request = TerminationRequest {
+            employee_id: "E1".into(),
+            event_id: event_id.into(),
+            workspace_id: Some(ws.clone()),
+            directory_id: "d-1".into(),
+            username: "user1".into(),
+            requested_ms: 0,
+            redelivery: Default::default(),
+        };
+        (terminator, ws, serde_json::to_string(&request).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_restore_of_a_workspace_in_error_fails_at_once_with_the_reason() {
+        // GIVEN a rehire restoring a WorkSpace that went into ERROR meanwhile
+        let (terminator, _, body) = restored_employee(EmployeeState::Restoring, WorkspaceState::Error, "j2").await;
+        // WHEN the restore is handled (ModifyWorkspaceState refuses: InvalidResourceState)
+        let outcome = terminator.handle_batch(&[record("m1", &body)], BatchContext::default()).await;
+        // THEN it is not retried (no later attempt can succeed) but fails, saying why
+        assert!(outcome.failed_message_ids.is_empty(), "{outcome:?}");
+        let e = terminator.store.employee("E1").await.unwrap().unwrap();
+        assert_eq!(e.state, EmployeeState::Failed);
+        assert!(e.failure_message.as_deref().unwrap_or_default().contains("in ERROR"), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_termination_that_went_through_before_a_restore_is_followed_not_dropped() {
+        // GIVEN an employee active again after a rehire's restore, on a WorkSpace an earlier
+        // delivery of the leave's termination terminated (that delivery crashed before its write)
+        let (terminator, ws, body) = restored_employee(EmployeeState::Active, WorkspaceState::Terminating, "l1").await;
+        // WHEN the termination request comes again (a second receive)
+        let again = QueueRecord { receive_count: 2, ..record("m1", &body) };
+        let outcome = terminator.handle_batch(&[again], BatchContext::default()).await;
+        // THEN the record follows the WorkSpace: terminating, a new WorkSpace once it is gone
+        assert!(outcome.failed_message_ids.is_empty(), "{outcome:?}");
+        let e = terminator.store.employee("E1").await.unwrap().unwrap();
+        assert_eq!(
+            (e.state, e.rehire_pending, e.workspace_id.as_deref()),
+            (EmployeeState::Terminating, true, Some(ws.as_str()))
+        );
+        // AND on a first delivery (no earlier call) with the WorkSpace available, it is dropped
+        let (terminator, _, body) = restored_employee(EmployeeState::Active, WorkspaceState::Available, "l1").await;
+        let again = QueueRecord { receive_count: 2, ..record("m1", &body) };
+        terminator.handle_batch(&[again], BatchContext::default()).await;
+        assert_eq!(terminator.store.employee("E1").await.unwrap().unwrap().state, EmployeeState::Active);
+        assert_eq!(terminator.workspaces.call_count("TerminateWorkspaces"), 0);
     }
 }

@@ -120,9 +120,10 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("chaos: report written to {}", args.out.display());
     anyhow::ensure!(
         report.passed(),
-        "chaos: {} invariant violations (settled: {})",
+        "chaos: {} invariant violations (settled: {}){}",
         report.oracle.violations(),
-        report.settled
+        report.settled,
+        report.oracle.broken()
     );
     Ok(())
 }

@@ -531,15 +531,7 @@ pub fn summary(report: &ChaosReport) -> String {
         let _ = writeln!(out, "  {kind:<48} {n:>8}");
     }
     let _ = writeln!(out, "invariants (each must be 0):");
-    for (name, list) in [
-        ("employees with more than one live WorkSpace", &o.more_than_one_live_workspace),
-        ("user names on two live WorkSpaces", &o.user_name_on_two_live_workspaces),
-        ("leavers with a WorkSpace that allows log-in", &o.leavers_who_can_log_in),
-        ("WorkSpaces no employee wants", &o.workspaces_nobody_wants),
-        ("events not accounted for", &o.events_unaccounted),
-        ("namesakes given a user or a WorkSpace", &o.namesakes_given_something),
-        ("joiners left without a WorkSpace, unexplained", &o.joiners_without_a_workspace),
-    ] {
+    for (name, list) in o.invariants() {
         let _ = writeln!(out, "  {name:<48} {:>8}", list.len());
         for story in list.iter().take(10) {
             let _ = writeln!(out, "      {story}");

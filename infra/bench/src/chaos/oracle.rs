@@ -116,6 +116,35 @@ impl Findings {
             + self.namesakes_given_something.len()
             + self.joiners_without_a_workspace.len()
     }
+
+    /// Each broken invariant with its first stories: what a failed run says last, where a
+    /// truncated CI log still shows it.
+    pub fn broken(&self) -> String {
+        let mut out = String::new();
+        for (name, list) in self.invariants() {
+            if !list.is_empty() {
+                out.push_str(&format!("\n  {name}: {}", list.len()));
+                for story in list.iter().take(3) {
+                    let end = story.char_indices().nth(2_000).map_or(story.len(), |(at, _)| at);
+                    out.push_str(&format!("\n    {}", &story[..end]));
+                }
+            }
+        }
+        out
+    }
+
+    /// The invariants by the name a reader sees, each with what broke it.
+    pub fn invariants(&self) -> [(&'static str, &Vec<String>); 7] {
+        [
+            ("employees with more than one live WorkSpace", &self.more_than_one_live_workspace),
+            ("user names on two live WorkSpaces", &self.user_name_on_two_live_workspaces),
+            ("leavers with a WorkSpace that allows log-in", &self.leavers_who_can_log_in),
+            ("WorkSpaces no employee wants", &self.workspaces_nobody_wants),
+            ("events not accounted for", &self.events_unaccounted),
+            ("namesakes given a user or a WorkSpace", &self.namesakes_given_something),
+            ("joiners left without a WorkSpace, unexplained", &self.joiners_without_a_workspace),
+        ]
+    }
 }
 
 /// Alive: not gone and not on its way out.

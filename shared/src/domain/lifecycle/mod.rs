@@ -274,10 +274,11 @@ pub fn decide(current: Option<&EmployeeRecord>, input: &Input, now: i64) -> Deci
                     Decision::note("termination requested", vec![save(c, next)])
                 }
                 // The terminator read the record before a rehire (or cancel) made it restoring,
-                // and its call went through: the WorkSpace to give back is going. The employee
-                // gets a new one once it is confirmed gone (found by the chaos run: otherwise the
-                // restore fails on a WorkSpace that no longer exists, and the rehire with it).
-                None => match restoring_workspace(current, workspace_id) {
+                // and its call went through: the WorkSpace to give back is going, whether or not
+                // the restore has finished meanwhile. The employee gets a new one once it is
+                // confirmed gone (found by the chaos run: otherwise the restore fails on a
+                // WorkSpace that no longer exists, or the record says active with it gone).
+                None => match restored_workspace(current, workspace_id) {
                     Some(c) => {
                         let next = stamp(c, now, |n| {
                             lost_to_termination(n, leave_event_id);
@@ -481,9 +482,13 @@ fn terminating_for<'a>(
     leaving_for(current, leave_event_id).or(current.filter(|c| grace_over(c, leave_event_id, now)))
 }
 
-/// A restoring employee whose WorkSpace to give back is `workspace_id`.
-fn restoring_workspace<'a>(current: Option<&'a EmployeeRecord>, workspace_id: &str) -> Option<&'a EmployeeRecord> {
-    current.filter(|c| c.state == EmployeeState::Restoring && c.workspace_id.as_deref() == Some(workspace_id))
+/// A restoring employee whose WorkSpace to give back is `workspace_id`, or one it was given back
+/// to (active on it again).
+fn restored_workspace<'a>(current: Option<&'a EmployeeRecord>, workspace_id: &str) -> Option<&'a EmployeeRecord> {
+    current.filter(|c| {
+        matches!(c.state, EmployeeState::Restoring | EmployeeState::Active)
+            && c.workspace_id.as_deref() == Some(workspace_id)
+    })
 }
 
 /// A restore overtaken by the termination of its WorkSpace (by `leave_event_id`): the rehire
@@ -591,6 +596,10 @@ fn has_left(c: &EmployeeRecord) -> bool {
 /// The leave id a stray WorkSpace's termination is keyed by when the record has no leave (a
 /// failed employee): the termination request and the record must name the same one.
 pub const STRAY_PREFIX: &str = "stray-";
+
+/// The leave id of the look-up a leaver's record asks once its WorkSpace is gone
+/// (`sweep_when_gone`), followed by the leave's own.
+pub const SWEEP_PREFIX: &str = "sweep-";
 
 fn leaving_for<'a>(current: Option<&'a EmployeeRecord>, leave_event_id: &str) -> Option<&'a EmployeeRecord> {
     current.filter(|c| c.state == EmployeeState::Leaving && c.leave_event_id.as_deref() == Some(leave_event_id))
@@ -1040,6 +1049,7 @@ fn leave(current: Option<&EmployeeRecord>, hr: &HrInput, disable_user: bool, gra
         n.guard_released = false;
         n.grace_until_ms = keeps.then(|| now.saturating_add(grace_ms));
         n.user_disabled |= !disable.is_empty();
+        n.sweep_when_gone = c.moving.is_some() && other.is_none();
         n.moving = other.clone();
     });
     let reason = if state == EmployeeState::Leaving { leave_reason(&next) } else { reason.to_owned() };
@@ -1305,6 +1315,9 @@ fn confirmed_gone(c: &EmployeeRecord, now: i64, why: &str) -> Decision {
     if let Some(decision) = moves::migration_left_behind(c, now) {
         return decision;
     }
+    if c.sweep_when_gone {
+        return sweep(c, now, why);
+    }
     let next = stamp(c, now, |n| {
         n.state = EmployeeState::Terminated;
         n.terminated_ms = Some(now);
@@ -1329,6 +1342,33 @@ fn confirmed_gone(c: &EmployeeRecord, now: i64, why: &str) -> Decision {
         );
     }
     Decision::note(why.to_owned(), vec![save(c, next)])
+}
+
+/// The leave's WorkSpace is gone, but a move under way at the leave may have made another one
+/// the record never learnt of: the user name's WorkSpace, if any, is terminated too (the
+/// terminator looks it up by name, and only if the name is this employee's).
+fn sweep(c: &EmployeeRecord, now: i64, why: &str) -> Decision {
+    let next = stamp(c, now, |n| {
+        if let Some(from) = n.workspace_id.take() {
+            n.previous_workspaces.push(PastWorkspace { workspace_id: from, terminated_ms: now });
+        }
+        n.sweep_when_gone = false;
+        n.state = EmployeeState::Leaving;
+        n.terminate_requested_ms = None;
+        n.grace_until_ms = None;
+        let leave = n.leave_event_id.take().unwrap_or_default();
+        n.leave_event_id = Some(format!("{SWEEP_PREFIX}{leave}"));
+    });
+    // Asked before the write, as a rehire's request is: a crash between them would otherwise
+    // leave the record leaving with nothing asked (a request the write did not follow is dropped
+    // by the terminator, and the next observation asks again).
+    let mut steps: Vec<Step> =
+        TerminationRequest::for_employee(&next, now).map(Step::RequestTermination).into_iter().collect();
+    steps.push(save(c, next));
+    Decision::note(
+        format!("{why}; a move was under way: any other WorkSpace of the user name is looked up and terminated"),
+        steps,
+    )
 }
 
 fn observed(

@@ -1040,6 +1040,34 @@ fn a_leave_during_a_migration_terminates_both_workspaces_without_a_grace_period(
 }
 
 #[test]
+fn a_leave_during_a_migration_whose_answer_was_lost_looks_up_the_user_names_workspace_once_gone() {
+    // GIVEN a mover whose migration may have been made without the record learning its new
+    // WorkSpace (the reconciler crashed after MigrateWorkspace, or its write failed)
+    let e = moving_employee(mover(|p| p.bundle_id = "wsb-87654321".into()));
+    assert_eq!(e.moving.as_ref().and_then(|m| m.other_workspace()), None);
+    // WHEN the employee leaves, and the source WorkSpace is terminated and confirmed gone
+    let leaving = saved(&decide(Some(&e), &leave("l2"), NOW)).clone();
+    assert!(leaving.sweep_when_gone);
+    let accepted = Input::TerminationAccepted { leave_event_id: "l2".into(), workspace_id: "ws-1".into() };
+    let terminating = saved(&decide(Some(&leaving), &accepted, NOW)).clone();
+    let gone = Input::Observed { workspace_id: "ws-1".into(), seen: Seen::Gone, stuck_after_ms: 3_600_000 };
+    let d = decide(Some(&terminating), &gone, NOW + 1_000);
+    // THEN the user name's WorkSpace is asked to be terminated (looked up: no id), before the write
+    assert_eq!(kinds(&d), ["request termination", "save"]);
+    let Some(Step::RequestTermination(r)) = d.steps.first() else { panic!() };
+    assert_eq!((r.event_id.as_str(), r.workspace_id.as_deref()), ("sweep-l2", None));
+    let sweeping = saved(&d).clone();
+    assert_eq!((sweeping.state, sweeping.workspace_id.as_deref(), sweeping.sweep_when_gone), (Leaving, None, false));
+    assert_eq!(access_action(Some(&sweeping), "sweep-l2", NOW + 1_000), Some(Access::Terminate));
+    // AND with nothing found, the leaver ends terminated
+    let nothing = Input::NothingToTerminate { leave_event_id: "sweep-l2".into() };
+    assert_eq!(saved(&decide(Some(&sweeping), &nothing, NOW + 2_000)).state, Terminated);
+    // AND a leaver with no move under way ends terminated at once, as before
+    let plain = saved(&decide(Some(&employee(Active)), &leave("l2"), NOW)).clone();
+    assert!(!plain.sweep_when_gone);
+}
+
+#[test]
 fn a_workspace_gone_during_a_move_is_followed_to_the_users_other_one_or_fails_the_employee() {
     let e = moving_employee(mover(|p| p.bundle_id = "wsb-87654321".into()));
     let found = Input::MoveObserved {
@@ -1269,6 +1297,30 @@ fn a_termination_that_raced_a_rehires_restore_gives_the_rehire_a_new_workspace_o
     let requested = saved(&d);
     assert_eq!((requested.state, requested.request_event_id.as_deref()), (Requested, Some("j2")));
     assert_eq!(requested.previous_workspaces.last().map(|p| p.workspace_id.as_str()), Some("ws-1"));
+}
+
+#[test]
+fn a_termination_accepted_after_the_rehires_restore_finished_still_gives_a_new_workspace() {
+    // GIVEN a leaver whose grace period is over (the terminator read the record and is calling
+    // TerminateWorkspaces), and a rehire whose restore finished meanwhile: active on ws-1 again
+    let restoring = saved(&decide(Some(&revoked()), &rehire(joiner(NameStatus::Free)), NOW + 2)).clone();
+    let restored = Input::AccessRestored { restore_event_id: "j2".into() };
+    let active = saved(&decide(Some(&restoring), &restored, NOW + 3)).clone();
+    assert_eq!((active.state, active.workspace_id.as_deref()), (Active, Some("ws-1")));
+    // WHEN the termination's call is accepted
+    let accepted = Input::TerminationAccepted { leave_event_id: "l1".into(), workspace_id: "ws-1".into() };
+    let d = decide(Some(&active), &accepted, NOW + 4);
+    // THEN the record follows the WorkSpace instead of saying active on one that is going
+    let next = saved(&d).clone();
+    assert_eq!((next.state, next.rehire_pending, next.workspace_id.as_deref()), (Terminating, true, Some("ws-1")));
+    // AND once confirmed gone, the rehire gets a new WorkSpace
+    let gone = Input::Observed { workspace_id: "ws-1".into(), seen: Seen::Gone, stuck_after_ms: 0 };
+    let d = decide(Some(&next), &gone, NOW + 5);
+    assert_eq!(kinds(&d), ["request WorkSpace", "save"]);
+    assert_eq!(saved(&d).state, Requested);
+    // AND an active employee on another WorkSpace is not touched by that termination
+    let elsewhere = EmployeeRecord { workspace_id: Some("ws-7".into()), ..active };
+    assert!(decide(Some(&elsewhere), &accepted, NOW + 4).steps.is_empty());
 }
 
 #[test]
