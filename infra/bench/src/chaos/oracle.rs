@@ -204,8 +204,36 @@ pub fn judge(
             found.user_name_on_two_live_workspaces.push(format!("{user}: {workspaces:?}"));
         }
     }
-    let owner: BTreeMap<String, &super::feed::Person> =
-        feed.people.iter().filter(|p| p.intent != Intent::Refused).map(|p| (p.username.to_lowercase(), p)).collect();
+    // A user name has one owner: of the employees whose joins name it, the one whose join the
+    // pipeline applied first (the contract's rule). A namesake races its original (another FIFO
+    // group, retries, a held join), so either may win; the other must be refused for the name
+    // (`[name-held]`) and given nothing.
+    let refused_for_the_name = |id: &str| {
+        table.lines.iter().any(|l| l.employee == id && l.outcome == "rejected" && l.reason.contains("[name-held]"))
+    };
+    let mut claimants: BTreeMap<String, Vec<&super::feed::Person>> = BTreeMap::new();
+    for p in &feed.people {
+        claimants.entry(p.username.to_lowercase()).or_default().push(p);
+    }
+    let intent_of = |p: &super::feed::Person| -> Intent {
+        let others = &claimants[&p.username.to_lowercase()];
+        if others.len() > 1 && refused_for_the_name(&p.employee_id) {
+            Intent::Refused
+        } else if p.intent == Intent::Refused
+            && others.iter().all(|o| o.employee_id == p.employee_id || refused_for_the_name(&o.employee_id))
+        {
+            // The namesake's join came first: it owns the name, and its joiner wants a WorkSpace.
+            Intent::Employed
+        } else {
+            p.intent
+        }
+    };
+    let owner: BTreeMap<String, &super::feed::Person> = feed
+        .people
+        .iter()
+        .filter(|p| intent_of(p) != Intent::Refused)
+        .map(|p| (p.username.to_lowercase(), p))
+        .collect();
     let mut live_of: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
     for (key, workspaces) in &by_user {
         let user = key.split_once('/').map_or(key.as_str(), |(_, u)| u);
@@ -251,9 +279,15 @@ pub fn judge(
             found.more_than_one_live_workspace.push(story());
         }
         let failed = rec_state == "failed";
-        match person.intent {
+        match intent_of(person) {
             Intent::Refused => {
-                if !matches!(rec_state, "failed" | "none") {
+                // An original that lost its name may still have a record from its later events
+                // (a leave): terminated, with nothing.
+                let nothing = matches!(rec_state, "failed" | "none")
+                    || (person.intent != Intent::Refused
+                        && rec_state == "terminated"
+                        && record.is_some_and(|r| r.workspace_id.is_none()));
+                if !nothing || !theirs.is_empty() {
                     found.namesakes_given_something.push(story());
                 }
             }
@@ -489,5 +523,38 @@ mod tests {
         table.lines.pop();
         let found = judge(&table, &state, &BTreeMap::new(), &json!({}), &feed, &Hits::new());
         assert_eq!(found.events_unaccounted.len(), 2, "the leave and its cancel: {:?}", found.events_unaccounted);
+    }
+
+    #[test]
+    fn a_namesake_whose_join_came_first_owns_the_name_and_the_original_is_refused() {
+        // GIVEN an original whose join was held (or retried) while a namesake's came first
+        let rejected = Line {
+            employee: "A".into(),
+            event_id: Some("a-join".into()),
+            outcome: "rejected".into(),
+            reason: "employee.username \"user-A\" is held by employee N [name-held]".into(),
+        };
+        let feed = Feed {
+            people: vec![
+                person("A", Intent::Left),
+                Person { username: "user-A".into(), ..person("N", Intent::Refused) },
+            ],
+            postings: vec![posting("A", "a-join"), posting("N", "n-join")],
+        };
+        let table = Table {
+            records: [("A".to_owned(), record("terminated")), ("N".to_owned(), record("active"))].into(),
+            lines: vec![rejected, applied("N", "n-join")],
+            held: 0,
+        };
+        let state = json!({ "workspaces": [ws("ws-n", "user-A", "AVAILABLE")] });
+        // THEN the namesake's WorkSpace is its own (not the leaver's), and nothing is broken
+        let found = judge(&table, &state, &BTreeMap::new(), &json!({}), &feed, &Hits::new());
+        assert_eq!(found.violations(), 0, "{found:?}");
+        // AND both given something is still found: the original applied too
+        let mut both = table;
+        both.lines.retain(|l| l.outcome != "rejected");
+        both.lines.push(applied("A", "a-join"));
+        let found = judge(&both, &state, &BTreeMap::new(), &json!({}), &feed, &Hits::new());
+        assert_eq!(found.namesakes_given_something.len(), 1, "{found:?}");
     }
 }
