@@ -92,6 +92,15 @@ fn die_with_parent(command: &mut std::process::Command) {
     }
 }
 
+/// The test's own WorkSpaces client. It shares the simulator's 2 calls/s with the pipeline, so it
+/// waits its turn (up to 10 attempts on throttling) instead of failing the test: a look of the
+/// test's was throttled in CI while the pipeline had done its part.
+pub async fn observer_workspaces_client(endpoint: &str) -> aws_sdk_workspaces::Client {
+    let retries = aws_config::retry::RetryConfig::standard().with_max_attempts(10);
+    let config = aws_sdk_workspaces::config::Builder::from(&sdk_config(endpoint).await).retry_config(retries).build();
+    aws_sdk_workspaces::Client::from_conf(config)
+}
+
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(REGION))

@@ -10,7 +10,7 @@
 //! volume growth or a larger compute type may come 3 s after launch, a migration 6 s. The
 //! reconciler runs every second (as in the other modules), so the waits are short, not skipped.
 
-use crate::helpers::{TestOptions, TestStack, eventually, sdk_config};
+use crate::helpers::{TestOptions, TestStack, eventually, observer_workspaces_client};
 use crate::onboarding::{all_in, employee, ids, join, project_stack, set_env, start_def};
 use aws_sdk_workspaces::types::Workspace;
 use serde_json::{Value, json};
@@ -73,7 +73,7 @@ fn sales_join(i: usize) -> Value {
 }
 
 async fn workspaces_client(t: &TestStack) -> aws_sdk_workspaces::Client {
-    aws_sdk_workspaces::Client::new(&sdk_config(&t.sim_url).await)
+    observer_workspaces_client(&t.sim_url).await
 }
 
 /// The WorkSpace as DescribeWorkspaces reports it (`None`: not listed).

@@ -2,7 +2,7 @@
 //! revoked and the employee fails naming the tag), and a user's WorkSpace the pipeline did not
 //! create (no managed tag) is neither adopted nor terminated.
 
-use crate::helpers::{TestStack, eventually, sdk_config};
+use crate::helpers::{TestStack, eventually, observer_workspaces_client};
 use crate::onboarding::{MANAGED_AD, all_in, employee, ids, join, start};
 use serde_json::{Value, json};
 use shared::domain::employee::EmployeeState;
@@ -16,7 +16,7 @@ fn leave(i: usize) -> Value {
 }
 
 async fn workspaces_client(t: &TestStack) -> aws_sdk_workspaces::Client {
-    aws_sdk_workspaces::Client::new(&sdk_config(&t.sim_url).await)
+    observer_workspaces_client(&t.sim_url).await
 }
 
 fn state_of(state: &Value, id: &str) -> Option<String> {
