@@ -274,8 +274,13 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
 
     /// The WorkSpace is listed in ERROR (a failed look says no: the change is tried again).
     async fn in_error(&self, workspace_id: &str) -> bool {
-        let seen = self.workspaces.describe_workspaces(&[workspace_id.to_owned()]).await;
-        seen.is_ok_and(|seen| seen.iter().any(|w| w.workspace_id == workspace_id && w.state == WorkspaceState::Error))
+        matches!(self.state_of(workspace_id).await, Ok(Some(WorkspaceState::Error)))
+    }
+
+    /// One WorkSpace's state as DescribeWorkspaces lists it (`None`: not listed).
+    async fn state_of(&self, workspace_id: &str) -> Result<Option<WorkspaceState>, WorkspacesError> {
+        let seen = self.workspaces.describe_workspaces(&[workspace_id.to_owned()]).await?;
+        Ok(seen.into_iter().find(|w| w.workspace_id == workspace_id).map(|w| w.state))
     }
 
     /// The WorkSpaces the pipeline may terminate: never one with the protect tag, nor one without
@@ -378,24 +383,17 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
             job.employee.workspace_id.as_deref() == Some(*id)
                 && matches!(job.employee.state, EmployeeState::Active | EmployeeState::Restoring)
         });
-        let Some(id) = held.filter(|_| job.delivery.call_maybe_made) else {
-            info!(%employee_id, %event_id, "access change no longer wanted; dropped");
-            return;
-        };
-        let seen = match self.workspaces.describe_workspaces(&[id.to_owned()]).await {
-            Ok(seen) => seen,
-            Err(e) => return self.settle(job, unanswered(&e), outcome).await,
-        };
-        let going = seen
-            .iter()
-            .find(|w| w.workspace_id == id)
-            .is_none_or(|w| matches!(w.state, WorkspaceState::Terminating | WorkspaceState::Terminated));
-        if going {
-            warn!(%employee_id, %event_id, workspace_id = %id, "an earlier delivery terminated the WorkSpace the record holds");
-            self.settle(job, Ended::Terminating(id.to_owned()), outcome).await;
-        } else {
-            info!(%employee_id, %event_id, "access change no longer wanted; dropped");
+        if let Some(id) = held.filter(|_| job.delivery.call_maybe_made) {
+            match self.state_of(id).await {
+                Err(e) => return self.settle(job, unanswered(&e), outcome).await,
+                Ok(None | Some(WorkspaceState::Terminating | WorkspaceState::Terminated)) => {
+                    warn!(%employee_id, %event_id, workspace_id = %id, "an earlier delivery terminated the WorkSpace the record holds");
+                    return self.settle(job, Ended::Terminating(id.to_owned()), outcome).await;
+                }
+                Ok(Some(_)) => {}
+            }
         }
+        info!(%employee_id, %event_id, "access change no longer wanted; dropped");
     }
 
     /// The WorkSpace of a leaver whose id was not known, if the user name is theirs.

@@ -208,9 +208,13 @@ pub fn judge(
     // pipeline applied first (the contract's rule). A namesake races its original (another FIFO
     // group, retries, a held join), so either may win; the other must be refused for the name
     // (`[name-held]`) and given nothing.
-    let refused_for_the_name = |id: &str| {
-        table.lines.iter().any(|l| l.employee == id && l.outcome == "rejected" && l.reason.contains("[name-held]"))
-    };
+    let refused: BTreeSet<&str> = table
+        .lines
+        .iter()
+        .filter(|l| l.outcome == "rejected" && l.reason.contains("[name-held]"))
+        .map(|l| l.employee.as_str())
+        .collect();
+    let refused_for_the_name = |id: &str| refused.contains(id);
     let mut claimants: BTreeMap<String, Vec<&super::feed::Person>> = BTreeMap::new();
     for p in &feed.people {
         claimants.entry(p.username.to_lowercase()).or_default().push(p);
