@@ -48,18 +48,20 @@ stack = json.loads((ROOT / "infra/local/stack.json").read_text())
 # ---------------------------------------------------------------- code: env vars and AWS calls
 
 ENV_READ = re.compile(r'env\.(?:required|optional|required_with)\(\s*"([A-Z][A-Z0-9_]*)"')
-PORT_CALL = re.compile(r"self\s*\.\s*(store|workspaces|directory|requests|terminations|hr_events)\s*\.\s*([a-z_]+)\(")
+PORT_CALL = re.compile(r"self\s*\.\s*(store|workspaces|tags|directory|requests|terminations|hr_events)\s*\.\s*([a-z_]+)\(")
 # A queue handed to a helper that sends on it.
 QUEUE_PASSED = re.compile(r"&self\s*\.\s*(requests|terminations|hr_events)\b")
 SDK_CALL = re.compile(r"\.(client|data|ds)\s*\.\s*([a-z_]+)\(\)")
 FN = re.compile(r"\n\s*(?:pub(?:\([a-z]+\))?\s+)?(?:async\s+)?fn\s+([a-z_]+)")
-PORT_ADAPTER = {"store": "dynamo", "workspaces": "workspaces", "directory": "directory",
+PORT_ADAPTER = {"store": "dynamo", "workspaces": "workspaces", "tags": "tagging", "directory": "directory",
                 "requests": "sqs", "terminations": "sqs", "hr_events": "sqs"}
 SDK_SERVICE = {"dynamo": {"client": "dynamodb"}, "sqs": {"client": "sqs"}, "workspaces": {"client": "workspaces"},
+               "tagging": {"client": "tagging"},
                "directory": {"client": "workdocs", "data": "ds-data", "ds": "ds"}}
 # Operations whose IAM action has another name, and actions an operation needs besides its own.
 # TransactWriteItems is authorised per item: the joiner's transaction puts and checks a condition.
-ACTION_NAME = {"sqs:SendMessageBatch": ["sqs:SendMessage"],
+# The Resource Groups Tagging API signs as `tagging`; IAM names its actions `tag:`.
+ACTION_NAME = {"sqs:SendMessageBatch": ["sqs:SendMessage"], "tagging:GetResources": ["tag:GetResources"],
                "dynamodb:TransactWriteItems": ["dynamodb:PutItem", "dynamodb:ConditionCheckItem"]}
 IMPLIED = {"workspaces:CreateWorkspaces": ["workspaces:CreateTags"],
            "ds-data:CreateUser": ["ds:AccessDSData"], "ds-data:DescribeUser": ["ds:AccessDSData"],
@@ -154,7 +156,7 @@ CONDITIONS = template.get("Conditions", {})
 # Actions IAM cannot scope to a resource (Service Authorization Reference): the only ones that
 # may be granted on "*". CreateTags/DeleteTags: WORKSPACES-FACTS §8.
 NO_RESOURCE_LEVEL = {"workspaces:DescribeWorkspaces", "workspaces:DescribeTags", "workspaces:CreateTags",
-                     "workspaces:DeleteTags", "workdocs:CreateUser", "workdocs:DescribeUsers"}
+                     "workspaces:DeleteTags", "workdocs:CreateUser", "workdocs:DescribeUsers", "tag:GetResources"}
 # Which directory services each backend calls; an action of another backend's service must not
 # be granted under it.
 BACKEND_SERVICES = {"workdocs": {"workdocs"}, "ds-data": {"ds-data", "ds"}, "existing": set()}

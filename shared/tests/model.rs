@@ -154,12 +154,13 @@ struct Scenario {
 }
 
 /// The WorkSpaces operations a history throttles: (the fault point, the API name).
-const THROTTLED: [(&str, &str); 5] = [
+const THROTTLED: [(&str, &str); 6] = [
     ("workspaces.create_workspaces", "CreateWorkspaces"),
     ("workspaces.terminate_workspaces", "TerminateWorkspaces"),
     ("workspaces.modify_properties", "ModifyWorkspaceProperties"),
     ("workspaces.migrate", "MigrateWorkspace"),
     ("workspaces.tags", "DescribeTags"),
+    ("tagging.tags_of", "GetResources"),
 ];
 
 /// The grace period of histories with one: within reach of their clock steps and cancels.
@@ -374,7 +375,7 @@ struct World {
     hr_out: Queues,
     intake: Intake<Store, Arc<FakeDirectory>, Queues>,
     provisioner: Provisioner<Store, Arc<FakeWorkspaces>, Queues>,
-    terminator: Terminator<Store, Arc<FakeWorkspaces>, Queues>,
+    terminator: Terminator<Store, Arc<FakeWorkspaces>, Arc<FakeWorkspaces>, Queues>,
     reconciler: Reconciler<Store, Arc<FakeWorkspaces>, Queues>,
     operator: GuardOperator<Store, Queues>,
     queues: BTreeMap<&'static str, Vec<Message>>,
@@ -482,6 +483,7 @@ impl World {
             terminator: Terminator {
                 store: store.clone(),
                 workspaces: workspaces.clone(),
+                tags: workspaces.clone(),
                 requests: requests_out.clone(),
                 terminations: terminations_out.clone(),
                 config: TerminatorConfig {

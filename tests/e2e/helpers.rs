@@ -308,8 +308,13 @@ impl TestStack {
 
     /// Items carried by each accepted call of a WorkSpaces operation.
     pub async fn call_items(&self, op: &str) -> Vec<u64> {
+        self.service_call_items("WorkSpaces", op).await
+    }
+
+    /// Items per call of one operation of a simulated service (`ResourceGroupsTagging`).
+    pub async fn service_call_items(&self, service: &str, op: &str) -> Vec<u64> {
         let calls = self.sim(reqwest::Method::GET, "calls", Value::Null).await;
-        calls[format!("WorkSpaces.{op}")]["items"]
+        calls[format!("{service}.{op}")]["items"]
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_u64).collect())
             .unwrap_or_default()

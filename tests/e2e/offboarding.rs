@@ -40,15 +40,19 @@ async fn sixty_leavers_take_three_terminate_calls_and_are_confirmed_gone() {
     all_in(&t, &ids(0..60), EmployeeState::Active, 180).await;
     t.post_events(&(0..60).map(|i| leave(i, "2026-11-20T17:00:00Z")).collect::<Vec<_>>()).await;
     t.enable_when_queued("terminator", "termination-requests", 60, 180).await;
-    // A liveness bound, not a timing: the phase is the 15 s window, then 60 DescribeTags (one per
-    // WorkSpace) and 3 TerminateWorkspaces at the simulator's 2 calls/s, shared with the
-    // reconciler's DescribeWorkspaces every second (about 50-70 s alone on 2 cores; CI, with a
-    // second test beside it, once took over 120 s).
+    // A liveness bound, not a timing: the 15 s window, then 3 tag reads and 3 TerminateWorkspaces
+    // (20-30 s alone on 2 cores; with a DescribeTags per WorkSpace at 2 calls/s it was 50-70 s,
+    // and CI, with a second test beside it, once took over 120 s).
     let records = all_in(&t, &ids(0..60), EmployeeState::Terminated, 300).await;
 
     let mut items = t.call_items("TerminateWorkspaces").await;
     items.sort_unstable();
     assert_eq!(items, vec![10, 25, 25], "ceil(60/25) = 3 TerminateWorkspaces calls");
+    // The tags were read a chunk at a time, not one WorkSpace per WorkSpaces call.
+    let mut tag_reads = t.service_call_items("ResourceGroupsTagging", "GetResources").await;
+    tag_reads.sort_unstable();
+    assert_eq!(tag_reads, vec![10, 25, 25], "one tag read per chunk");
+    assert!(t.call_items("DescribeTags").await.is_empty(), "no DescribeTags for WorkSpaces the pipeline made");
     assert_eq!(live_workspaces(&t).await, 0, "no WorkSpace left");
     for r in &records {
         assert!(r.terminated_ms.unwrap() > r.terminate_requested_ms.unwrap_or(0), "confirmed after it was asked");

@@ -4,6 +4,7 @@
 use lambda_runtime::Error;
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsQueue;
+use shared::adapters::tagging::{AwsWorkspaceTags, workspace_arn_prefix_problem};
 use shared::adapters::workspaces::AwsWorkspaces;
 use shared::config::{ConfigError, EnvReader};
 use shared::ports::MAX_TERMINATIONS_PER_WINDOW;
@@ -16,6 +17,7 @@ struct Config {
     max_attempts: u32,
     terminate_unmanaged: bool,
     guard: Option<GuardConfig>,
+    workspace_arn_prefix: String,
 }
 
 impl Config {
@@ -40,6 +42,10 @@ impl Config {
         let window_minutes: i64 = env.optional("TERMINATION_GUARD_WINDOW_MINUTES", 60);
         env.check("TERMINATION_GUARD_WINDOW_MINUTES", (1..=10_080).contains(&window_minutes), "must be 1-10080");
         let guard = (guard_limit > 0).then_some(GuardConfig { limit: guard_limit, window_ms: window_minutes * 60_000 });
+        // The WorkSpaces' ARNs, for reading many WorkSpaces' tags in one call.
+        let workspace_arn_prefix: String = env.required("WORKSPACE_ARN_PREFIX");
+        let problem = workspace_arn_prefix_problem(&workspace_arn_prefix);
+        env.check("WORKSPACE_ARN_PREFIX", problem.is_none(), problem.as_deref().unwrap_or_default());
         env.finish(Config {
             table_name,
             workspace_requests_queue_url,
@@ -47,6 +53,7 @@ impl Config {
             max_attempts,
             terminate_unmanaged,
             guard,
+            workspace_arn_prefix,
         })
     }
 }
@@ -60,6 +67,7 @@ async fn main() -> Result<(), Error> {
     let terminator = Terminator {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),
         workspaces: AwsWorkspaces::new(shared::aws::workspaces_client(&sdk)),
+        tags: AwsWorkspaceTags::new(aws_sdk_resourcegroupstagging::Client::new(&sdk), config.workspace_arn_prefix),
         requests: SqsQueue::new(sqs.clone(), config.workspace_requests_queue_url),
         terminations: SqsQueue::new(sqs, config.termination_requests_queue_url),
         clock: std::sync::Arc::new(shared::ports::SystemClock),

@@ -111,6 +111,7 @@ pub fn emulator_env(sqs_dynamodb: &str, simulator: &str) -> BTreeMap<String, Str
         ("AWS_ENDPOINT_URL_WORKDOCS", simulator),
         ("AWS_ENDPOINT_URL_DIRECTORY_SERVICE_DATA", simulator),
         ("AWS_ENDPOINT_URL_DIRECTORY_SERVICE", simulator),
+        ("AWS_ENDPOINT_URL_RESOURCE_GROUPS_TAGGING_API", simulator),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -73,11 +73,18 @@ pub enum Service {
     WorkDocs,
     DirectoryServiceData,
     DirectoryService,
+    /// The Resource Groups Tagging API (GetResources: many WorkSpaces' tags in one call).
+    ResourceGroupsTagging,
 }
 
 impl Service {
-    pub const ALL: [Service; 4] =
-        [Service::WorkSpaces, Service::WorkDocs, Service::DirectoryServiceData, Service::DirectoryService];
+    pub const ALL: [Service; 5] = [
+        Service::WorkSpaces,
+        Service::WorkDocs,
+        Service::DirectoryServiceData,
+        Service::DirectoryService,
+        Service::ResourceGroupsTagging,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -85,6 +92,7 @@ impl Service {
             Service::WorkDocs => "WorkDocs",
             Service::DirectoryServiceData => "DirectoryServiceData",
             Service::DirectoryService => "DirectoryService",
+            Service::ResourceGroupsTagging => "ResourceGroupsTagging",
         }
     }
 
@@ -94,6 +102,8 @@ impl Service {
             Service::WorkSpaces => RateLimit { rate: 2.0, burst: 5.0 },
             Service::WorkDocs | Service::DirectoryServiceData => RateLimit { rate: 10.0, burst: 20.0 },
             Service::DirectoryService => RateLimit { rate: 5.0, burst: 10.0 },
+            // [INFER] AWS publishes no GetResources rate; a cautious guess, its own bucket.
+            Service::ResourceGroupsTagging => RateLimit { rate: 5.0, burst: 10.0 },
         }
     }
 }

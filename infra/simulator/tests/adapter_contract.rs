@@ -10,8 +10,11 @@ use aws_simulator::{Simulator, config::SimConfig, world::Seed};
 use aws_smithy_types::retry::RetryConfig;
 use serde_json::json;
 use shared::adapters::directory::{Directory, DsDataUsers};
+use shared::adapters::tagging::AwsWorkspaceTags;
 use shared::adapters::workspaces::AwsWorkspaces;
-use shared::testing::contract::{Passage, WorkspacesSetup, directory_users, workspace_operations, workspaces};
+use shared::testing::contract::{
+    Passage, WorkspacesSetup, directory_users, workspace_operations, workspace_tags, workspaces,
+};
 use std::time::Duration;
 
 /// The simulator's time passes on its own; at `factor` it runs that much faster than ours.
@@ -44,21 +47,13 @@ async fn simulator(config: serde_json::Value) -> aws_config::SdkConfig {
 
 fn unlimited() -> serde_json::Value {
     let limit = json!({ "rate": 10000.0, "burst": 10000.0 });
-    json!({ "WorkSpaces": limit, "WorkDocs": limit, "DirectoryServiceData": limit, "DirectoryService": limit })
+    json!({ "WorkSpaces": limit, "WorkDocs": limit, "DirectoryServiceData": limit, "DirectoryService": limit,
+            "ResourceGroupsTagging": limit })
 }
 
-#[tokio::test]
-async fn the_adapter_on_the_simulator_keeps_the_workspaces_contract() {
-    let factor = 4.0;
-    let sdk = simulator(json!({
-        "time_factor": factor,
-        "lifecycle": { "create_ms": 1_200, "invisible_ms": 400, "terminate_ms": 800, "terminated_visible_ms": 600 },
-        "rate_limits": unlimited()
-    }))
-    .await;
-    let api = AwsWorkspaces::new(aws_sdk_workspaces::Client::new(&sdk));
-    // The AD Connector directory of the seed, whose users exist.
-    let setup = WorkspacesSetup {
+/// The AD Connector directory of the seed, whose users exist.
+fn setup() -> WorkspacesSetup {
+    WorkspacesSetup {
         directory_id: "d-90670c0ffe".into(),
         bundle_id: "wsb-stdwin2022".into(),
         users: ["alee".into(), "bkumar".into(), "cnovak".into()],
@@ -66,7 +61,25 @@ async fn the_adapter_on_the_simulator_keeps_the_workspaces_contract() {
         max_polls: 200,
         other_bundle_id: "wsb-perfwin2022".into(),
         growth_cooldown_ms: 4_000,
-    };
+    }
+}
+
+/// A simulator whose WorkSpaces live through their lifecycle `factor` times faster than ours.
+async fn fast_simulator(factor: f64) -> aws_config::SdkConfig {
+    simulator(json!({
+        "time_factor": factor,
+        "lifecycle": { "create_ms": 1_200, "invisible_ms": 400, "terminate_ms": 800, "terminated_visible_ms": 600 },
+        "rate_limits": unlimited()
+    }))
+    .await
+}
+
+#[tokio::test]
+async fn the_adapter_on_the_simulator_keeps_the_workspaces_contract() {
+    let factor = 4.0;
+    let sdk = fast_simulator(factor).await;
+    let api = AwsWorkspaces::new(aws_sdk_workspaces::Client::new(&sdk));
+    let setup = setup();
     workspaces(&api, &Wait { factor }, &setup).await;
 }
 
@@ -83,16 +96,19 @@ async fn the_adapter_on_the_simulator_keeps_the_contract_of_the_operations_on_a_
     }))
     .await;
     let api = AwsWorkspaces::new(aws_sdk_workspaces::Client::new(&sdk));
-    let setup = WorkspacesSetup {
-        directory_id: "d-90670c0ffe".into(),
-        bundle_id: "wsb-stdwin2022".into(),
-        users: ["alee".into(), "bkumar".into(), "cnovak".into()],
-        poll_ms: 100,
-        max_polls: 200,
-        other_bundle_id: "wsb-perfwin2022".into(),
-        growth_cooldown_ms: 4_000,
-    };
+    let setup = setup();
     workspace_operations(&api, &Wait { factor }, &setup).await;
+}
+
+#[tokio::test]
+async fn the_tagging_adapter_on_the_simulator_keeps_the_contract_of_reading_many_workspaces_tags() {
+    let factor = 4.0;
+    let sdk = fast_simulator(factor).await;
+    let api = AwsWorkspaces::new(aws_sdk_workspaces::Client::new(&sdk));
+    let prefix = "arn:aws:workspaces:us-east-1:123456789012:workspace/".to_owned();
+    let tags = AwsWorkspaceTags::new(aws_sdk_resourcegroupstagging::Client::new(&sdk), prefix);
+    let setup = setup();
+    workspace_tags(&api, &tags, &Wait { factor }, &setup).await;
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@ pub mod directory;
 pub mod dynamo;
 pub mod password;
 pub mod sqs;
+pub mod tagging;
 pub mod workspaces;
 
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -47,5 +48,7 @@ pub(crate) fn is_throttling(code: &str) -> bool {
             | "TooManyRequestsException"
             | "RequestLimitExceeded"
             | "ProvisionedThroughputExceededException"
+            // The Resource Groups Tagging API's own spelling.
+            | "ThrottledException"
     )
 }

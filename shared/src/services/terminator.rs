@@ -14,15 +14,18 @@ use crate::domain::employee::{EmployeeRecord, EmployeeState};
 use crate::domain::lifecycle::{Access, Input, access_action, termination_target};
 use crate::domain::messages::TerminationRequest;
 use crate::domain::workspace::{Call, Disposition, MAX_PER_CALL, WorkspaceState, classify, tag_refusal};
-use crate::ports::{Clock, MessageQueue, PortError, StateStore, WorkspacesApi, WorkspacesError};
-use std::collections::HashMap;
+use crate::ports::{
+    Clock, FailedTerminate, MessageQueue, PortError, StateStore, WorkspaceTags, WorkspacesApi, WorkspacesError,
+};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tracing::{info, warn};
 
 /// The metric (and alarm) of terminations the guard held.
 pub const TERMINATIONS_HELD: &str = "TerminationsHeld";
 
-/// Time one chunk may need: 25 DescribeTags calls at the API's 2 calls/s, a TerminateWorkspaces
+/// Time one chunk may need at worst: its tags read one WorkSpace at a time (25 DescribeTags at
+/// the API's 2 calls/s: the read of many at once failed, or left them out), a TerminateWorkspaces
 /// call (with the SDK's retries) and 25 writes.
 const CHUNK_BUDGET_MS: i64 = 30_000;
 
@@ -47,9 +50,11 @@ pub struct GuardConfig {
     pub window_ms: i64,
 }
 
-pub struct Terminator<S, W, Q> {
+pub struct Terminator<S, W, T, Q> {
     pub store: S,
     pub workspaces: W,
+    /// The chunk's tags in one call before it is terminated (DescribeTags reads one WorkSpace).
+    pub tags: T,
     /// For a rehire waiting on a leave that turns out to have nothing to terminate.
     pub requests: Q,
     /// Its own queue: a termination that follows a revoke that failed, a restore asked again, a
@@ -89,6 +94,18 @@ enum Ended {
     },
 }
 
+/// How a chunk's tags are read before it is terminated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TagRead {
+    /// In one call for the chunk's first deliveries (DescribeTags for what it leaves out).
+    Together,
+    /// One DescribeTags per WorkSpace: after IAM refused a call the read together allowed.
+    OneByOne,
+}
+
+/// The code of a call IAM refused.
+const ACCESS_DENIED: &str = "AccessDeniedException";
+
 struct Job<'a> {
     record: &'a QueueRecord,
     request: TerminationRequest,
@@ -105,7 +122,7 @@ fn unanswered(e: &WorkspacesError) -> Ended {
     }
 }
 
-impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Terminator<S, W, Q> {
+impl<S: StateStore, W: WorkspacesApi, T: WorkspaceTags, Q: MessageQueue> SqsHandler for Terminator<S, W, T, Q> {
     async fn handle_batch(&self, records: &[QueueRecord], context: BatchContext) -> BatchOutcome {
         let mut outcome = BatchOutcome::default();
         let read = super::requests_with_employees::<TerminationRequest>(
@@ -124,7 +141,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> SqsHandler for Terminator
     }
 }
 
-impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
+impl<S: StateStore, W: WorkspacesApi, T: WorkspaceTags, Q: MessageQueue> Terminator<S, W, T, Q> {
     async fn handle_requests(
         &self,
         requests: Vec<(&QueueRecord, TerminationRequest, Option<EmployeeRecord>)>,
@@ -186,14 +203,24 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
                 }
                 break;
             }
-            let chunk = self.only_what_it_may_terminate(chunk, context.deadline, outcome).await;
-            let chunk = self.admitted_by_the_guard(chunk, outcome).await;
+            let deadline = context.deadline;
+            let chunk = self.only_what_it_may_terminate(chunk.iter().collect(), TagRead::Together, deadline, outcome);
+            let mut chunk = self.admitted_by_the_guard(chunk.await, outcome).await;
             if chunk.is_empty() {
                 continue;
             }
-            let ids: Vec<String> = chunk.iter().map(|(_, id)| id.clone()).collect();
-            let call = self.workspaces.terminate_workspaces(&ids);
-            let answer = before_deadline(context.deadline, self.clock.as_ref(), SETTLE_BUDGET_MS, call).await;
+            let mut answer = self.terminate(&chunk, deadline).await;
+            if matches!(&answer, Some(Err(e)) if e.code() == ACCESS_DENIED) {
+                // IAM refused the call: the template denies terminating a WorkSpace with the
+                // protect tag, which a read of many WorkSpaces' tags may show late. Each one's
+                // tags are read again on its own, and the others terminated.
+                warn!(workspaces = chunk.len(), "TerminateWorkspaces refused; each WorkSpace's tags read on its own");
+                chunk = self.only_what_it_may_terminate(chunk, TagRead::OneByOne, deadline, outcome).await;
+                if chunk.is_empty() {
+                    continue;
+                }
+                answer = self.terminate(&chunk, deadline).await;
+            }
             let failures = match answer {
                 Some(Ok(f)) => f,
                 // Not answered before the deadline (the SDK waiting its turn at the API's rate):
@@ -283,19 +310,67 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
         Ok(seen.into_iter().find(|w| w.workspace_id == workspace_id).map(|w| w.state))
     }
 
+    /// One TerminateWorkspaces call for the chunk; `None`: not answered before the deadline.
+    async fn terminate(
+        &self,
+        chunk: &[&(Job<'_>, String)],
+        deadline: Deadline,
+    ) -> Option<Result<Vec<FailedTerminate>, WorkspacesError>> {
+        let ids: Vec<String> = chunk.iter().map(|(_, id)| id.clone()).collect();
+        let call = self.workspaces.terminate_workspaces(&ids);
+        before_deadline(deadline, self.clock.as_ref(), SETTLE_BUDGET_MS, call).await
+    }
+
+    /// The chunk's tags in one call (GetResources), for first deliveries: a WorkSpace it leaves
+    /// out (no tags, gone, or too new to show) is read with DescribeTags, and so is every one
+    /// when the call fails. Empty when everything is read one by one.
+    async fn tags_together(
+        &self,
+        jobs: &[&(Job<'_>, String)],
+        read: TagRead,
+        deadline: Deadline,
+    ) -> BTreeMap<String, BTreeMap<String, String>> {
+        // A redelivery may follow a call IAM refused on a tag shown late: read on its own.
+        let ids: Vec<String> = jobs
+            .iter()
+            .filter(|(job, _)| read == TagRead::Together && job.delivery.attempt <= 1)
+            .map(|(_, id)| id.clone())
+            .collect();
+        if ids.is_empty() {
+            return BTreeMap::new();
+        }
+        match before_deadline(deadline, self.clock.as_ref(), SETTLE_BUDGET_MS, self.tags.tags_of(&ids)).await {
+            Some(Ok(found)) => found,
+            Some(Err(e)) => {
+                warn!(error = %e, workspaces = ids.len(), "tags not read together; DescribeTags for each");
+                BTreeMap::new()
+            }
+            None => BTreeMap::new(),
+        }
+    }
+
     /// The WorkSpaces the pipeline may terminate: never one with the protect tag, nor one without
-    /// the managed tag unless configured (DescribeTags, one WorkSpace per call: tags can change
-    /// at any time, so they are read just before). A refused one has its access revoked
-    /// (ADMIN_MAINTENANCE) and its employee fails with the reason naming the tag.
+    /// the managed tag unless configured (tags can change at any time, so they are read just
+    /// before: together, else one WorkSpace per DescribeTags call). A refused one has its access
+    /// revoked (ADMIN_MAINTENANCE) and its employee fails with the reason naming the tag.
     async fn only_what_it_may_terminate<'j, 'a>(
         &self,
-        jobs: &'j [(Job<'a>, String)],
+        jobs: Vec<&'j (Job<'a>, String)>,
+        read: TagRead,
         deadline: Deadline,
         outcome: &mut BatchOutcome,
     ) -> Vec<&'j (Job<'a>, String)> {
+        let together = self.tags_together(&jobs, read, deadline).await;
         let mut allowed = Vec::with_capacity(jobs.len());
         for pair in jobs {
             let (job, id) = pair;
+            if let Some(tags) = together.get(id) {
+                match tag_refusal(tags, self.config.terminate_unmanaged) {
+                    None => allowed.push(pair),
+                    Some((code, why)) => self.refuse(job, id, code, why, outcome).await,
+                }
+                continue;
+            }
             // Read just before, and given up with the deadline near: the job is asked again.
             let read = before_deadline(deadline, self.clock.as_ref(), SETTLE_BUDGET_MS, self.workspaces.tags(id)).await;
             let Some(read) = read else {
@@ -316,19 +391,23 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
                     continue;
                 }
             };
-            let Some((code, why)) = tag_refusal(&tags, self.config.terminate_unmanaged) else {
-                allowed.push(pair);
-                continue;
-            };
-            let access = match self.workspaces.set_admin_maintenance(id, true).await {
-                Ok(()) => "access revoked (ADMIN_MAINTENANCE)".to_owned(),
-                Err(e) => format!("access could not be revoked: {e}"),
-            };
-            warn!(employee_id = %job.employee.employee_id, workspace_id = %id, %code, "not terminated");
-            let message = format!("{id}: {why}; {access}");
-            self.settle(job, Ended::Failed { code: code.to_owned(), message }, outcome).await;
+            match tag_refusal(&tags, self.config.terminate_unmanaged) {
+                None => allowed.push(pair),
+                Some((code, why)) => self.refuse(job, id, code, why, outcome).await,
+            }
         }
         allowed
+    }
+
+    /// A WorkSpace its tags forbid terminating: its access is revoked and the employee fails.
+    async fn refuse(&self, job: &Job<'_>, id: &str, code: &str, why: String, outcome: &mut BatchOutcome) {
+        let access = match self.workspaces.set_admin_maintenance(id, true).await {
+            Ok(()) => "access revoked (ADMIN_MAINTENANCE)".to_owned(),
+            Err(e) => format!("access could not be revoked: {e}"),
+        };
+        warn!(employee_id = %job.employee.employee_id, workspace_id = %id, %code, "not terminated");
+        let message = format!("{id}: {why}; {access}");
+        self.settle(job, Ended::Failed { code: code.to_owned(), message }, outcome).await;
     }
 
     /// The terminations the guard admits (an operator's releases always); the others are held.
@@ -459,6 +538,7 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Terminator<S, W, Q> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::workspace::{MANAGED_TAG_KEY, PROTECT_TAG_KEY};
     use crate::services::intake::{Intake, IntakeConfig, TEST_PROFILES};
     use crate::services::provisioner::{Provisioner, ProvisionerConfig};
     use crate::testing::{FakeDirectory, FakeWorkspaces, MemoryQueue, MemoryStore};
@@ -494,6 +574,7 @@ mod tests {
         let terminator = Terminator {
             store: store.clone(),
             workspaces: workspaces.clone(),
+            tags: workspaces.clone(),
             requests: requests.clone(),
             terminations: terminations.clone(),
             config: TerminatorConfig { max_attempts: 1, terminate_unmanaged: false, guard: None },
@@ -528,13 +609,41 @@ mod tests {
         assert_eq!(workspaces.call_count("TerminateWorkspaces"), 1);
     }
 
+    type TestTerminator = Terminator<Arc<MemoryStore>, Arc<FakeWorkspaces>, Arc<FakeWorkspaces>, Arc<MemoryQueue>>;
+
+    /// A terminator (5 attempts, no guard) on these doubles, reading tags from the same fake.
+    fn on_doubles(store: Arc<MemoryStore>, workspaces: Arc<FakeWorkspaces>) -> TestTerminator {
+        Terminator {
+            store,
+            tags: workspaces.clone(),
+            workspaces,
+            requests: Arc::new(MemoryQueue::default()),
+            terminations: Arc::new(MemoryQueue::default()),
+            config: TerminatorConfig { max_attempts: 5, terminate_unmanaged: false, guard: None },
+            clock: Arc::new(crate::ports::SystemClock),
+        }
+    }
+
+    /// The request to terminate (or revoke, restore) `workspace_id` for `event_id`.
+    fn request_for(employee_id: &str, event_id: &str, workspace_id: &str, user: &str) -> TerminationRequest {
+        TerminationRequest {
+            employee_id: employee_id.into(),
+            event_id: event_id.into(),
+            workspace_id: Some(workspace_id.into()),
+            directory_id: "d-1".into(),
+            username: user.into(),
+            requested_ms: 0,
+            redelivery: Default::default(),
+        }
+    }
+
     /// A terminator over doubles, and an employee `E1` saved in `state` on a WorkSpace seeded in
     /// `ws_state`, whose request (keyed by `event_id`) names that WorkSpace.
     async fn restored_employee(
         state: EmployeeState,
         ws_state: WorkspaceState,
         event_id: &str,
-    ) -> (Terminator<Arc<MemoryStore>, Arc<FakeWorkspaces>, Arc<MemoryQueue>>, String, String) {
+    ) -> (TestTerminator, String, String) {
         let clock = crate::ports::SystemClock;
         let store = Arc::new(MemoryStore::default());
         let workspaces = Arc::new(FakeWorkspaces::new(clock));
@@ -548,23 +657,8 @@ mod tests {
             e.restore_event_id = Some(event_id.into());
         }
         store.save_employee(&e, None).await.unwrap();
-        let terminator = Terminator {
-            store,
-            workspaces,
-            requests: Arc::new(MemoryQueue::default()),
-            terminations: Arc::new(MemoryQueue::default()),
-            config: TerminatorConfig { max_attempts: 5, terminate_unmanaged: false, guard: None },
-            clock: Arc::new(clock),
-        };
-        let request = TerminationRequest {
-            employee_id: "E1".into(),
-            event_id: event_id.into(),
-            workspace_id: Some(ws.clone()),
-            directory_id: "d-1".into(),
-            username: "user1".into(),
-            requested_ms: 0,
-            redelivery: Default::default(),
-        };
+        let terminator = on_doubles(store, workspaces);
+        let request = request_for("E1", event_id, &ws, "user1");
         (terminator, ws, serde_json::to_string(&request).unwrap())
     }
 
@@ -602,5 +696,109 @@ mod tests {
         terminator.handle_batch(&[again], BatchContext::default()).await;
         assert_eq!(terminator.store.employee("E1").await.unwrap().unwrap().state, EmployeeState::Active);
         assert_eq!(terminator.workspaces.call_count("TerminateWorkspaces"), 0);
+    }
+
+    /// A terminator over doubles, and leavers `E1`..`En` (`user1`..), each on a WorkSpace the
+    /// pipeline made (managed tag), plus each one's termination request as a queue record.
+    async fn leavers(workspaces: FakeWorkspaces, n: usize) -> (TestTerminator, Vec<QueueRecord>) {
+        let clock = crate::ports::SystemClock;
+        let store = Arc::new(MemoryStore::default());
+        let workspaces = Arc::new(workspaces);
+        let mut records = Vec::new();
+        for i in 1..=n {
+            let (employee_id, user) = (format!("E{i}"), format!("user{i}"));
+            let ws = workspaces.seed("d-1", &user, WorkspaceState::Available);
+            let managed = BTreeMap::from([(MANAGED_TAG_KEY.to_owned(), employee_id.clone())]);
+            workspaces.create_tags(&ws, &managed).await.unwrap();
+            let mut e = EmployeeRecord::new(&employee_id, clock.now_ms() - 60_000);
+            e.state = EmployeeState::Leaving;
+            e.username = Some(user.clone());
+            e.workspace_id = Some(ws.clone());
+            e.leave_event_id = Some(format!("l{i}"));
+            store.save_employee(&e, None).await.unwrap();
+            let request = request_for(&employee_id, &format!("l{i}"), &ws, &user);
+            records.push(record(&format!("m{i}"), &serde_json::to_string(&request).unwrap()));
+        }
+        let terminator = on_doubles(store, workspaces);
+        (terminator, records)
+    }
+
+    async fn state_of(terminator: &TestTerminator, id: &str) -> EmployeeRecord {
+        terminator.store.employee(id).await.unwrap().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_chunk_of_leavers_has_its_tags_read_in_one_call_not_one_per_workspace() {
+        // GIVEN 25 leavers on WorkSpaces the pipeline made
+        let (terminator, records) = leavers(FakeWorkspaces::default(), 25).await;
+        // WHEN their terminations are handled
+        let outcome = terminator.handle_batch(&records, BatchContext::default()).await;
+        // THEN one GetResources read the 25 WorkSpaces' tags, no DescribeTags was needed, and one
+        // TerminateWorkspaces terminated them all
+        assert!(outcome.failed_message_ids.is_empty(), "{outcome:?}");
+        let w = &terminator.workspaces;
+        assert_eq!((w.call_count("GetResources"), w.call_count("DescribeTags")), (1, 0));
+        assert_eq!(w.call_count("TerminateWorkspaces"), 1);
+        for i in 1..=25 {
+            assert_eq!(state_of(&terminator, &format!("E{i}")).await.state, EmployeeState::Terminating);
+        }
+    }
+
+    #[tokio::test]
+    async fn what_the_read_together_leaves_out_or_fails_to_read_is_read_with_describe_tags() {
+        // GIVEN three leavers: one on a WorkSpace made by hand (no tags), one whose WorkSpace is
+        // gone already, one on a WorkSpace the pipeline made
+        let clock = crate::testing::ManualClock::new(1_790_000_000_000);
+        let (terminator, records) = leavers(FakeWorkspaces::new(clock.clone()), 3).await;
+        let w = &terminator.workspaces;
+        let by_hand = state_of(&terminator, "E1").await.workspace_id.unwrap();
+        w.delete_tags(&by_hand, &[MANAGED_TAG_KEY.to_owned()]).await.unwrap();
+        let gone = state_of(&terminator, "E2").await.workspace_id.unwrap();
+        w.terminate_workspaces(std::slice::from_ref(&gone)).await.unwrap();
+        clock.advance(3_600_000);
+        // WHEN their terminations are handled
+        terminator.handle_batch(&records, BatchContext::default()).await;
+        // THEN GetResources left the first two out, and DescribeTags told them apart: the one
+        // made by hand is not terminated (access revoked), the gone one is confirmed as gone
+        assert_eq!((w.call_count("GetResources"), w.call_count("DescribeTags")), (1, 2));
+        let e1 = state_of(&terminator, "E1").await;
+        assert_eq!((e1.state, e1.failure_code.as_deref()), (EmployeeState::Failed, Some("UnmanagedWorkspace")));
+        assert_eq!(state_of(&terminator, "E2").await.state, EmployeeState::Terminating);
+        assert_eq!(state_of(&terminator, "E3").await.state, EmployeeState::Terminating);
+
+        // AND when GetResources fails, each WorkSpace is read on its own and still terminated
+        let (terminator, records) = leavers(FakeWorkspaces::default(), 2).await;
+        terminator.workspaces.faults.fail_next("tagging.tags_of", 1);
+        let outcome = terminator.handle_batch(&records, BatchContext::default()).await;
+        assert!(outcome.failed_message_ids.is_empty(), "{outcome:?}");
+        assert_eq!(terminator.workspaces.call_count("DescribeTags"), 2);
+        assert_eq!(state_of(&terminator, "E2").await.state, EmployeeState::Terminating);
+    }
+
+    #[tokio::test]
+    async fn a_protect_tag_the_read_together_shows_late_is_refused_by_iam_and_the_others_terminated() {
+        // GIVEN three leavers, one WorkSpace just tagged protect, which GetResources does not
+        // show yet; IAM denies terminating a protected WorkSpace (the deployed template)
+        let (terminator, records) = leavers(FakeWorkspaces::default().deny_terminating_protected(), 3).await;
+        let w = &terminator.workspaces;
+        let protected = state_of(&terminator, "E2").await.workspace_id.unwrap();
+        let before = BTreeMap::from([(MANAGED_TAG_KEY.to_owned(), "E2".to_owned())]);
+        w.create_tags(&protected, &BTreeMap::from([(PROTECT_TAG_KEY.to_owned(), "legal hold".to_owned())]))
+            .await
+            .unwrap();
+        w.bulk_read_shows(&protected, before);
+        // WHEN their terminations are handled
+        let outcome = terminator.handle_batch(&records, BatchContext::default()).await;
+        // THEN the refused call is followed by each WorkSpace's own tags: the protected one is
+        // kept, its access revoked, its employee failed naming the tag; the others terminated
+        assert!(outcome.failed_message_ids.is_empty(), "{outcome:?}");
+        assert_eq!(w.call_count("DescribeTags"), 3);
+        let e2 = state_of(&terminator, "E2").await;
+        assert_eq!((e2.state, e2.failure_code.as_deref()), (EmployeeState::Failed, Some("ProtectedWorkspace")));
+        let kept = w.describe_workspaces(std::slice::from_ref(&protected)).await.unwrap();
+        assert_eq!(kept[0].state, WorkspaceState::AdminMaintenance, "kept, nobody can log in");
+        for id in ["E1", "E3"] {
+            assert_eq!(state_of(&terminator, id).await.state, EmployeeState::Terminating);
+        }
     }
 }

@@ -8,12 +8,12 @@ use super::{Faults, lock};
 use crate::domain::profile::RunningMode;
 use crate::domain::workspace::{
     AUTO_STOP_STEP_MINUTES, DEFAULT_AUTO_STOP_MINUTES, GROWTH_COOLDOWN_MS, MAX_PER_CALL, MAX_TAG_KEY, MAX_TAG_VALUE,
-    MAX_TAGS, PropertyChange, RESERVED_TAG_PREFIX, SHRINK_COOLDOWN_MS, UNDEFINED_USER, WorkspaceProperties,
-    WorkspaceState, compute_change, tag_text_problem, volumes_allowed,
+    MAX_TAGS, PROTECT_TAG_KEY, PropertyChange, RESERVED_TAG_PREFIX, SHRINK_COOLDOWN_MS, UNDEFINED_USER,
+    WorkspaceProperties, WorkspaceState, compute_change, tag_text_problem, volumes_allowed,
 };
 use crate::ports::{
-    Clock, CreateItem, CreateResponse, FailedCreate, FailedTerminate, SystemClock, WorkspaceInfo, WorkspacesApi,
-    WorkspacesError,
+    Clock, CreateItem, CreateResponse, FailedCreate, FailedTerminate, MAX_TAGGED_PER_READ, SystemClock, WorkspaceInfo,
+    WorkspaceTags, WorkspacesApi, WorkspacesError,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -226,6 +226,8 @@ struct World {
     log: Vec<WsCall>,
     describe_calls: Vec<Vec<String>>,
     bucket: Option<Bucket>,
+    /// What a read of many WorkSpaces' tags shows for these (a change it does not show yet).
+    bulk_view: HashMap<String, BTreeMap<String, String>>,
 }
 
 /// The account's API rate as the simulator enforces it: `rate` calls per second of the fake's
@@ -310,6 +312,9 @@ pub struct FakeWorkspaces {
     users: Option<DirectoryBook>,
     max_workspaces: usize,
     bundles: BTreeMap<String, BundleSpec>,
+    /// TerminateWorkspaces naming a WorkSpace with the protect tag is refused whole, as the
+    /// template's IAM deny would refuse it ([`deny_terminating_protected`](Self::deny_terminating_protected)).
+    deny_protected: bool,
     world: Mutex<World>,
 }
 
@@ -333,6 +338,7 @@ impl FakeWorkspaces {
             users: None,
             max_workspaces: 50_000,
             bundles: seed_bundles(),
+            deny_protected: false,
             world: Mutex::default(),
         }
     }
@@ -419,6 +425,20 @@ impl FakeWorkspaces {
     pub fn fail_terminate(&self, user: &str, code: &str, message: &str, times: Option<u32>) {
         let fault = ItemFault { code: code.into(), message: message.into(), remaining: times };
         lock(&self.world).terminate_failures.insert(user.to_lowercase(), fault);
+    }
+
+    /// TerminateWorkspaces naming a WorkSpace that carries the protect tag fails whole with
+    /// AccessDeniedException, as the deployed template's IAM deny makes it fail (whether IAM
+    /// refuses the whole call or the one item, AWS does not say: the whole call is the worse).
+    pub fn deny_terminating_protected(mut self) -> Self {
+        self.deny_protected = true;
+        self
+    }
+
+    /// A read of many WorkSpaces' tags ([`WorkspaceTags::tags_of`]) shows `tags` for this
+    /// WorkSpace until told otherwise: a tag change it does not show yet.
+    pub fn bulk_read_shows(&self, workspace_id: &str, tags: BTreeMap<String, String>) {
+        lock(&self.world).bulk_view.insert(workspace_id.to_owned(), tags);
     }
 
     /// WorkSpaces created for `user` from now on end in ERROR with this code and message.
@@ -862,6 +882,16 @@ impl WorkspacesApi for FakeWorkspaces {
                     ));
                 }
             }
+            if self.deny_protected
+                && let Some(id) =
+                    ids.iter().find(|id| world.get_mut(id).is_some_and(|ws| ws.tags.contains_key(PROTECT_TAG_KEY)))
+            {
+                return Err(refused(
+                    TERMINATE,
+                    "AccessDeniedException",
+                    format!("not authorized to perform workspaces:TerminateWorkspaces on {id} with an explicit deny"),
+                ));
+            }
             let mut failed = Vec::new();
             for id in ids {
                 let fail = |code: &str, message: String| FailedTerminate {
@@ -1127,6 +1157,42 @@ impl WorkspacesApi for FakeWorkspaces {
     }
 }
 
+impl WorkspaceTags for FakeWorkspaces {
+    /// GetResources by ARN: its own service, so not the WorkSpaces rate the fake's bucket keeps.
+    async fn tags_of(
+        &self,
+        workspace_ids: &[String],
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, WorkspacesError> {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        let throttled = || WorkspacesError::Throttled(format!("{GET_RESOURCES}: Rate exceeded"));
+        let result = self.faults.guard(TAGGING_PORT, "tags_of", throttled, || {
+            if !(1..=MAX_TAGGED_PER_READ).contains(&workspace_ids.len()) {
+                let constraint = format!("Member must have length between 1 and {MAX_TAGGED_PER_READ}");
+                return Err(validation(GET_RESOURCES, "resourceARNList", workspace_ids.len(), &constraint));
+            }
+            let now = self.now();
+            let mut world = lock(&self.world);
+            world.collect_gone(now);
+            let mut found = BTreeMap::new();
+            for id in workspace_ids {
+                let Some(tags) = world.get_mut(id).map(|ws| ws.tags.clone()) else { continue };
+                let tags = world.bulk_view.get(id).cloned().unwrap_or(tags);
+                if !tags.is_empty() {
+                    found.insert(id.clone(), tags);
+                }
+            }
+            Ok(found)
+        });
+        let accepted = result.is_ok();
+        lock(&self.world).log.push(WsCall { operation: GET_RESOURCES, items: workspace_ids.len(), accepted });
+        result
+    }
+}
+
+const TAGGING_PORT: &str = "tagging";
+const GET_RESOURCES: &str = "GetResources";
 const MODIFY: &str = "ModifyWorkspaceProperties";
 const MIGRATE: &str = "MigrateWorkspace";
 const MODIFY_STATE: &str = "ModifyWorkspaceState";

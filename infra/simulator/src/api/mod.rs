@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod directory;
 pub mod dsdata;
+pub mod tagging;
 pub mod workdocs;
 pub mod workspaces;
 
@@ -44,6 +45,8 @@ async fn json_rpc(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes)
         workspaces::dispatch(&sim, op, body).await
     } else if let Some(op) = target.strip_prefix("DirectoryService_20150416.") {
         directory::dispatch(&sim, op, body).await
+    } else if let Some(op) = target.strip_prefix("ResourceGroupsTaggingAPI_20170126.") {
+        tagging::dispatch(&sim, op, body).await
     } else {
         ApiError::bad_request("UnknownOperationException", format!("unknown target {target:?}"))
             .render(Protocol::AwsJson)

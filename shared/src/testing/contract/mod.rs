@@ -9,7 +9,7 @@ mod workspaces;
 
 pub use directory::directory_users;
 pub use store::{state_store, termination_guard, user_name_claims};
-pub use workspaces::{Passage, WorkspacesSetup, workspace_operations, workspaces};
+pub use workspaces::{Passage, WorkspacesSetup, workspace_operations, workspace_tags, workspaces};
 
 /// The value, or a panic naming the step that failed.
 fn ok<T, E: std::fmt::Debug>(step: &str, result: Result<T, E>) -> T {

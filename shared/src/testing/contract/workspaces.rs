@@ -4,7 +4,9 @@
 use super::ok;
 use crate::domain::profile::{Profile, RunningMode};
 use crate::domain::workspace::{Call, Disposition, MAX_PER_CALL, MAX_TAGS, PropertyChange, WorkspaceState, classify};
-use crate::ports::{CreateItem, CreateResponse, WorkspaceInfo, WorkspacesApi, WorkspacesError};
+use crate::ports::{
+    CreateItem, CreateResponse, MAX_TAGGED_PER_READ, WorkspaceInfo, WorkspaceTags, WorkspacesApi, WorkspacesError,
+};
 use crate::testing::ManualClock;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -417,16 +419,52 @@ pub async fn workspace_operations<W: WorkspacesApi, P: Passage>(api: &W, time: &
     assert_eq!(ok("clean up", api.terminate_workspaces(&[target]).await), Vec::new());
 }
 
+/// The [`WorkspaceTags`] contract (GetResources by ARN): a WorkSpace's tags as DescribeTags
+/// gives them; left out, without an error, a WorkSpace with no tags and one that does not exist;
+/// 1 to [`MAX_TAGGED_PER_READ`] ids a call.
+pub async fn workspace_tags<W: WorkspacesApi, T: WorkspaceTags, P: Passage>(
+    api: &W,
+    tags_api: &T,
+    time: &P,
+    setup: &WorkspacesSetup,
+) {
+    let managed = tags(&[("managed-by", "hr-pipeline"), ("owner", "it")]);
+    let mut tagged = item(setup, &setup.users[0]);
+    tagged.profile.tags = managed.clone();
+    let created = create(api, &[tagged, item(setup, &setup.users[1])]).await;
+    assert!(created.failed.is_empty(), "{created:?}");
+    let ids: Vec<String> = created.pending.iter().map(|w| w.workspace_id.clone()).collect();
+    for id in &ids {
+        let order = [None, Some(WorkspaceState::Pending), Some(WorkspaceState::Available)];
+        follow(api, time, setup, id, &order, |s| *s == Some(WorkspaceState::Available)).await;
+    }
+    let (tagged_id, untagged_id) = (&ids[0], &ids[1]);
+    let untagged = ok("DescribeTags", api.tags(untagged_id).await);
+    assert!(untagged.is_empty(), "created without tags: {untagged:?}");
+    let unknown = "ws-zz0000000".to_owned();
+    let asked = vec![tagged_id.clone(), untagged_id.clone(), unknown];
+    let found = ok("GetResources", tags_api.tags_of(&asked).await);
+    assert_eq!(found, BTreeMap::from([(tagged_id.clone(), managed.clone())]), "only the tagged one, as DescribeTags");
+    // A change shows (the simulator and the fake show it at once; AWS may show it late).
+    ok("CreateTags", api.create_tags(untagged_id, &tags(&[("owner", "hr")])).await);
+    let found = ok("GetResources", tags_api.tags_of(&asked).await);
+    assert_eq!(found.get(untagged_id.as_str()), Some(&tags(&[("owner", "hr")])));
+    let too_many: Vec<String> = (0..=MAX_TAGGED_PER_READ).map(|i| format!("ws-{i:09}")).collect();
+    match tags_api.tags_of(&too_many).await {
+        Err(WorkspacesError::Service { retryable: false, .. }) => {}
+        other => panic!("{} ids: expected a non-retryable refusal, got {other:?}", too_many.len()),
+    }
+    ok("TerminateWorkspaces", api.terminate_workspaces(&ids).await);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::FakeWorkspaces;
 
-    #[tokio::test]
-    async fn the_fake_keeps_the_workspaces_contract() {
-        let clock = ManualClock::new(1_000_000);
-        let fake = FakeWorkspaces::new(clock.clone());
-        let setup = WorkspacesSetup {
+    /// The seed's AWS Managed Microsoft AD and three of its users.
+    fn setup() -> WorkspacesSetup {
+        WorkspacesSetup {
             directory_id: "d-9067a1b2c3".into(),
             bundle_id: "wsb-stdwin2022".into(),
             users: ["alee".into(), "bkumar".into(), "cnovak".into()],
@@ -434,7 +472,14 @@ mod tests {
             max_polls: 100,
             other_bundle_id: "wsb-perfwin2022".into(),
             growth_cooldown_ms: 4_000,
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn the_fake_keeps_the_workspaces_contract() {
+        let clock = ManualClock::new(1_000_000);
+        let fake = FakeWorkspaces::new(clock.clone());
+        let setup = setup();
         workspaces(&fake, &clock, &setup).await;
     }
 
@@ -449,15 +494,15 @@ mod tests {
             ..Default::default()
         };
         let fake = FakeWorkspaces::new(clock.clone()).with_lifecycle(lifecycle);
-        let setup = WorkspacesSetup {
-            directory_id: "d-9067a1b2c3".into(),
-            bundle_id: "wsb-stdwin2022".into(),
-            users: ["alee".into(), "bkumar".into(), "cnovak".into()],
-            poll_ms: 100,
-            max_polls: 100,
-            other_bundle_id: "wsb-perfwin2022".into(),
-            growth_cooldown_ms: 4_000,
-        };
+        let setup = setup();
         workspace_operations(&fake, &clock, &setup).await;
+    }
+
+    #[tokio::test]
+    async fn the_fake_keeps_the_contract_of_reading_many_workspaces_tags() {
+        let clock = ManualClock::new(1_000_000);
+        let fake = FakeWorkspaces::new(clock.clone());
+        let setup = setup();
+        workspace_tags(&fake, &fake, &clock, &setup).await;
     }
 }
