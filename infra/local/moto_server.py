@@ -27,6 +27,13 @@ run's DynamoDB moto spent half its time there (py-spy). Here a query on the tabl
 partition only, and one on an index reads every item once, unsorted (the query sorts what
 matches, as before).
 
+DynamoDB applies a conditional write atomically. moto's server answers each request on its own
+thread and checks a condition, then writes, in separate steps, so two requests conditioned on the
+same version could both pass (8 threads writing a version on condition: 72 wins for 68 versions;
+the e2e test of the termination guard once admitted 30 leavers where the limit was 25, CI
+2026-11-28). Here moto answers one DynamoDB request at a time; SQS, whose long polls wait, is not
+held by it.
+
 Everything else is moto's. Run as `python moto_server.py -H 127.0.0.1 -p PORT`.
 """
 
@@ -38,6 +45,7 @@ import time
 import moto.sqs.models as sqs_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoHandler
 from moto.server import main
 from moto.sqs.models import Queue
 
@@ -151,6 +159,17 @@ def query(self, hash_key, *args, **kwargs):
         _query_scope.table = None
 
 
+_dynamodb_requests = threading.Lock()
+_moto_call_action = DynamoHandler.call_action
+
+
+def call_action(self):
+    # One DynamoDB request at a time: a condition and the write it guards are then atomic.
+    with _dynamodb_requests:
+        return _moto_call_action(self)
+
+
+DynamoHandler.call_action = call_action
 Table.__deepcopy__ = _table_deepcopy
 Table.all_items = all_items
 Table.query = query

@@ -1,6 +1,7 @@
 """infra/local/moto_server.py keeps DynamoDB's transactions all or nothing, without moto's
 whole-table backup: a failed transaction leaves the items it named as they were, a write made
-beside it stays, and a transaction's time does not grow with the table. A long poll on a FIFO
+beside it stays, and a transaction's time does not grow with the table. Conditional writes
+from many threads at once are atomic, as DynamoDB's are. A long poll on a FIFO
 queue whose messages are all held by their group waits instead of spinning, and still gets a
 message that arrives meanwhile. Prints the figures.
 
@@ -11,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import boto3
@@ -206,6 +208,47 @@ def queries(client, failures):
         failures.append(f"a query's time grows with the table: {small:.1f} ms, then {large:.1f} ms")
 
 
+def conditional_writes(port, failures, threads=8, rounds=40):
+    """Writers that each read a version and write the next one on condition that it is still the
+    one they read: as in DynamoDB, each version is won once, so the wins add up to the version
+    (the termination guard relies on it)."""
+    def client():
+        return boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test")
+
+    main_client = client()
+    main_client.put_item(TableName="t", Item={**key("V"), "version": {"N": "0"}, "wins": {"N": "0"}})
+    won = [0] * threads
+
+    def writer(i):
+        c = client()
+        for _ in range(rounds):
+            read = c.get_item(TableName="t", Key=key("V"), ConsistentRead=True)["Item"]["version"]["N"]
+            try:
+                c.update_item(
+                    TableName="t", Key=key("V"),
+                    UpdateExpression="SET version = :next ADD wins :one",
+                    ConditionExpression="version = :read",
+                    ExpressionAttributeValues={":read": {"N": read}, ":next": {"N": str(int(read) + 1)},
+                                               ":one": {"N": "1"}},
+                )
+                won[i] += 1
+            except ClientError as e:
+                if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+
+    workers = [threading.Thread(target=writer, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    item = get(main_client, "V")
+    version, wins = int(item["version"]["N"]), int(item["wins"]["N"])
+    print(f"moto_server.py: {threads} writers, {sum(won)} conditional writes won, version {version}")
+    if not sum(won) == wins == version:
+        failures.append(f"a version won twice: {sum(won)} wins reported, {wins} counted, version {version}")
+
+
 def main():
     failures = []
     process, client, port = start([os.path.join(HERE, "moto_server.py")])
@@ -264,6 +307,7 @@ def main():
         if large > 5 * small + 20:
             failures.append(f"a transaction's time grows with the table: {small:.1f} ms, then {large:.1f} ms")
         queries(client, failures)
+        conditional_writes(port, failures)
         long_polls(process, port, failures)
     finally:
         process.kill()
@@ -272,7 +316,8 @@ def main():
         for failure in failures:
             print(f"FAIL: {failure}")
         sys.exit(1)
-    print("moto_server.py: transactions all or nothing, their time independent of the table; queries too; long polls wait")
+    print("moto_server.py: transactions all or nothing, their time independent of the table; queries too; "
+          "conditional writes atomic; long polls wait")
 
 
 if __name__ == "__main__":

@@ -246,9 +246,11 @@ impl World {
             "MigrateWorkspace",
         ];
         let mut faults = Vec::new();
-        for op in WORKSPACES_OPS {
-            faults.push((format!("WorkSpaces.{op}"), "throttle", s.workspaces_throttle));
-            faults.push((format!("WorkSpaces.{op}"), "http_error", s.workspaces_server_error));
+        // The terminator's read of many WorkSpaces' tags: failing, it falls back to DescribeTags.
+        let tag_reads = ["ResourceGroupsTagging.GetResources".to_owned()];
+        for op in WORKSPACES_OPS.iter().map(|op| format!("WorkSpaces.{op}")).chain(tag_reads) {
+            faults.push((op.clone(), "throttle", s.workspaces_throttle));
+            faults.push((op, "http_error", s.workspaces_server_error));
         }
         for op in ["CreateUser", "DescribeUser", "DisableUser"] {
             faults.push((format!("DirectoryServiceData.{op}"), "throttle", s.directory_throttle));
