@@ -1,7 +1,6 @@
 //! The [`WorkspaceTags`] port on the Resource Groups Tagging API: GetResources by ARN, up to 100
 //! WorkSpaces' tags per call.
 
-use super::{describe_sdk_error, is_throttling};
 use crate::ports::{MAX_TAGGED_PER_READ, WorkspaceTags, WorkspacesError};
 use std::collections::BTreeMap;
 
@@ -51,14 +50,13 @@ impl WorkspaceTags for AwsWorkspaceTags {
             });
         }
         let arns: Vec<String> = workspace_ids.iter().map(|id| format!("{}{id}", self.arn_prefix)).collect();
-        let out = self.client.get_resources().set_resource_arn_list(Some(arns)).send().await.map_err(|e| {
-            let (code, message, retryable) = describe_sdk_error(&e);
-            if is_throttling(&code) {
-                WorkspacesError::Throttled(format!("{GET_RESOURCES}: {message}"))
-            } else {
-                WorkspacesError::Service { operation: GET_RESOURCES, code, message, retryable }
-            }
-        })?;
+        let out = self
+            .client
+            .get_resources()
+            .set_resource_arn_list(Some(arns))
+            .send()
+            .await
+            .map_err(|e| super::workspaces::error(GET_RESOURCES, &e))?;
         let mut found = BTreeMap::new();
         for mapping in out.resource_tag_mapping_list() {
             let Some(id) = mapping.resource_arn().and_then(|arn| arn.strip_prefix(self.arn_prefix.as_str())) else {

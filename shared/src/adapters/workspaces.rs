@@ -21,7 +21,11 @@ impl AwsWorkspaces {
     }
 }
 
-fn error<E, R>(operation: &'static str, err: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> WorkspacesError
+/// A failed call as the WorkSpaces port says it (the Tagging API's calls too): throttling apart.
+pub(super) fn error<E, R>(
+    operation: &'static str,
+    err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> WorkspacesError
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error,
     R: std::fmt::Debug,

@@ -364,15 +364,14 @@ impl<S: StateStore, W: WorkspacesApi, T: WorkspaceTags, Q: MessageQueue> Termina
         let mut allowed = Vec::with_capacity(jobs.len());
         for pair in jobs {
             let (job, id) = pair;
-            if let Some(tags) = together.get(id) {
-                match tag_refusal(tags, self.config.terminate_unmanaged) {
-                    None => allowed.push(pair),
-                    Some((code, why)) => self.refuse(job, id, code, why, outcome).await,
+            // What the read together left out: read just before on its own, and given up with
+            // the deadline near (the job is asked again).
+            let read = match together.get(id) {
+                Some(tags) => Some(Ok(tags.clone())),
+                None => {
+                    before_deadline(deadline, self.clock.as_ref(), SETTLE_BUDGET_MS, self.workspaces.tags(id)).await
                 }
-                continue;
-            }
-            // Read just before, and given up with the deadline near: the job is asked again.
-            let read = before_deadline(deadline, self.clock.as_ref(), SETTLE_BUDGET_MS, self.workspaces.tags(id)).await;
+            };
             let Some(read) = read else {
                 let why = "DescribeTags not answered before the invocation's deadline".to_owned();
                 self.settle(job, Ended::HandBack(why), outcome).await;
