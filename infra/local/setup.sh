@@ -18,7 +18,12 @@ install() {
   fi
 }
 
+# Both at once: pip spends most of its time waiting on downloads and unpacking.
 # moto, cargo-lambda, jsonschema: the local stack and the tests.
-install .venv infra/local/requirements.txt
+install .venv infra/local/requirements.txt &
+local_stack=$!
 # cfn-lint and the SAM CLI: template checks. Their own venv, so their pins never meet moto's.
-install .venv-infra infra/requirements-infra.txt
+install .venv-infra infra/requirements-infra.txt &
+template_checks=$!
+wait "$local_stack"
+wait "$template_checks"
