@@ -279,12 +279,20 @@ impl TestStack {
     }
 }
 
-/// Polls `check` until it returns `Some`, or fails after `secs` seconds.
+/// How many times its stated bound a wait may take (`E2E_PATIENCE`, default 1). The bounds are
+/// liveness bounds, not timings: `make test` sets 2, for there the suite shares the 2 cores with
+/// the chaos smoke and the demo.
+fn patience() -> u64 {
+    std::env::var("E2E_PATIENCE").ok().and_then(|n| n.parse().ok()).filter(|n| *n > 0).unwrap_or(1)
+}
+
+/// Polls `check` until it returns `Some`, or fails after `secs` seconds (times the patience).
 pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
+    let secs = secs * patience();
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = check().await {
