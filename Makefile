@@ -44,9 +44,9 @@ test: ## Everything CI checks, one step after another; then how long each step t
 	@set -e; began=$$(date +%s); took=""; \
 	for step in $(TEST_STEPS); do \
 	  start=$$(date +%s); $(MAKE) --no-print-directory $$step; \
-	  took="$$took\n  $$(printf '%-18s %5d s' $$step $$(( $$(date +%s) - start )))"; \
+	  took="$$took\n  $$(printf '%-22s %5d s' $$step $$(( $$(date +%s) - start )))"; \
 	done; \
-	printf "== make test: where the time went$$took\n  $$(printf '%-18s %5d s' total $$(( $$(date +%s) - began )))\n"
+	printf "== make test: where the time went$$took\n  $$(printf '%-22s %5d s' total $$(( $$(date +%s) - began )))\n"
 
 setup+build:
 	$(MAKE) --no-print-directory -j2 setup build
@@ -84,8 +84,9 @@ test-conformance: ## The real SDK clients against the simulator; the doubles' co
 	.venv/bin/python infra/local/test_moto_server.py
 
 # Each test's stack records the AWS operations its functions call into target/iam-calls/.
-# E2E_THREADS run at once, on three moto servers (TEST_MOTO_SERVERS). More at once, or beside the
-# chaos smoke, made timing-bound tests time out on 2 cores (CI, 2026-11-28).
+# E2E_THREADS run at once, on three moto servers (TEST_MOTO_SERVERS). Four at once beside the
+# chaos smoke made timing-bound tests time out on 2 cores (CI, 2026-11-28); two beside it, with
+# their liveness bounds doubled, pass (`e2e+chaos-smoke+demo`, below).
 E2E_THREADS ?= 2
 # No backtraces: a failure's panic message (what timed out, what differed) is then the last thing
 # before the summary, where a truncated CI log still shows it.
