@@ -541,7 +541,7 @@ pub trait StateStore: Send + Sync {
 
 // ---------------------------------------------------------------- queues
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("sending to {queue} failed: {message}")]
 pub struct QueueError {
     pub queue: String,
@@ -573,6 +573,9 @@ impl Outgoing {
         Self { body, group_id: None, deduplication_id: None, delay_seconds: None }
     }
 }
+
+/// The most messages one SendMessageBatch call carries (SQS's limit).
+pub const MAX_MESSAGES_PER_SEND: usize = 10;
 
 pub trait MessageQueue: Send + Sync {
     /// Sends every message; fails unless all were accepted.

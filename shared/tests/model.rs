@@ -502,6 +502,8 @@ impl World {
                 config: ReconcilerConfig {
                     create_deadline_ms: 90 * DAY,
                     terminate_deadline_ms: 90 * DAY,
+                    create_first_look_ms: 0,
+                    terminate_first_look_ms: 0,
                     cooldowns: shared::domain::workspace::Cooldowns::DOCUMENTED,
                 },
                 clock: clock_port.clone(),

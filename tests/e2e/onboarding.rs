@@ -15,6 +15,11 @@ pub fn project_stack(window_s: u64) -> Value {
         if f["name"] == "provisioner" || f["name"] == "terminator" {
             f["sqs"][0]["batching_window_s"] = json!(window_s);
         }
+        // The first look at a WorkSpace when `fast_sim`'s lifecycles are likely done.
+        if f["name"] == "reconciler" {
+            f["environment"]["CREATE_FIRST_LOOK_SECONDS"] = json!("2");
+            f["environment"]["TERMINATE_FIRST_LOOK_SECONDS"] = json!("2");
+        }
     }
     def
 }

@@ -7,6 +7,7 @@ use lambda_runtime::Error;
 use shared::adapters::directory::{Directory, DsDataUsers, WorkDocsUsers};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsQueue;
+use shared::services::coalesce::Coalescing;
 use shared::services::intake::{Intake, IntakeConfig};
 
 #[tokio::main]
@@ -25,8 +26,12 @@ async fn main() -> Result<(), Error> {
     let intake = Intake {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),
         directory,
-        requests: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.workspace_requests_queue_url),
-        terminations: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.termination_requests_queue_url),
+        // The records of a batch run at once: their requests go out together, 10 per call.
+        requests: Coalescing::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.workspace_requests_queue_url)),
+        terminations: Coalescing::new(SqsQueue::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            config.termination_requests_queue_url,
+        )),
         profiles: config.profiles,
         clock: std::sync::Arc::new(shared::ports::SystemClock),
         config: IntakeConfig {

@@ -18,6 +18,8 @@ struct Config {
     termination_requests_queue_url: String,
     create_deadline_s: i64,
     terminate_deadline_s: i64,
+    create_first_look_s: i64,
+    terminate_first_look_s: i64,
     cooldown_divisor: u32,
 }
 
@@ -32,6 +34,11 @@ impl Config {
         let terminate_deadline_s: i64 = env.optional("TERMINATE_DEADLINE_SECONDS", 3600);
         env.check("CREATE_DEADLINE_SECONDS", create_deadline_s > 0, "must be positive");
         env.check("TERMINATE_DEADLINE_SECONDS", terminate_deadline_s > 0, "must be positive");
+        // Creation takes about 20 minutes in AWS: a first look at 15 spends no call on PENDING.
+        let create_first_look_s: i64 = env.optional("CREATE_FIRST_LOOK_SECONDS", 900);
+        let terminate_first_look_s: i64 = env.optional("TERMINATE_FIRST_LOOK_SECONDS", 120);
+        env.check("CREATE_FIRST_LOOK_SECONDS", create_first_look_s >= 0, "must be at least 0");
+        env.check("TERMINATE_FIRST_LOOK_SECONDS", terminate_first_look_s >= 0, "must be at least 0");
         // 1 in AWS. A local stack whose simulator runs the cooldowns N times faster sets N.
         let cooldown_divisor: u32 = env.optional("WORKSPACES_COOLDOWN_DIVISOR", 1);
         env.check("WORKSPACES_COOLDOWN_DIVISOR", cooldown_divisor >= 1, "must be at least 1");
@@ -42,6 +49,8 @@ impl Config {
             termination_requests_queue_url,
             create_deadline_s,
             terminate_deadline_s,
+            create_first_look_s,
+            terminate_first_look_s,
             cooldown_divisor,
         })
     }
@@ -71,6 +80,9 @@ async fn main() -> Result<(), Error> {
         config: ReconcilerConfig {
             create_deadline_ms: config.create_deadline_s * 1000,
             terminate_deadline_ms: config.terminate_deadline_s * 1000,
+            // Never later than the deadline that flags a WorkSpace stuck.
+            create_first_look_ms: config.create_first_look_s.min(config.create_deadline_s) * 1000,
+            terminate_first_look_ms: config.terminate_first_look_s.min(config.terminate_deadline_s) * 1000,
             cooldowns: shared::domain::workspace::Cooldowns::divided_by(config.cooldown_divisor),
         },
     };

@@ -47,6 +47,14 @@ struct Args {
     /// `operation` (each on its own); AWS does not say, and the ceiling differs by two.
     #[arg(long, default_value = "service", value_parser = ["service", "operation"])]
     rate_scope: String,
+    /// The local DynamoDB of each run, comma-separated: every size runs on each, one after the
+    /// other, so the figures compare on one machine (`dynoxide` needs `make bench-tools`).
+    #[arg(long, value_delimiter = ',', default_value = "moto")]
+    stores: Vec<scenario::Store>,
+    /// A function's MaximumConcurrency other than the stack's, as `function=N` (repeatable): to
+    /// measure what another setting would give.
+    #[arg(long = "max-concurrency", value_parser = parse_concurrency)]
+    max_concurrency: Vec<(String, usize)>,
     /// The functions' `AWS_LAMBDA_LOG_LEVEL`.
     #[arg(long, default_value = "WARN")]
     function_log_level: String,
@@ -58,6 +66,15 @@ struct Args {
     simulator: PathBuf,
     #[arg(long, default_value = "infra/local/seed.json")]
     seed: PathBuf,
+}
+
+fn parse_concurrency(text: &str) -> Result<(String, usize), String> {
+    let (function, n) = text.split_once('=').ok_or("expected function=N")?;
+    let n: usize = n.parse().map_err(|e| format!("{n}: {e}"))?;
+    if n < 2 {
+        return Err("MaximumConcurrency is at least 2".into());
+    }
+    Ok((function.to_owned(), n))
 }
 
 fn file_size(path: &Path) -> Option<u64> {
@@ -110,6 +127,17 @@ async fn main() -> anyhow::Result<()> {
         if f["name"] == "terminator" {
             f["environment"]["TERMINATION_GUARD_LIMIT"] = json!("0");
         }
+        for (function, n) in &args.max_concurrency {
+            if f["name"] == function.as_str() {
+                for mapping in f["sqs"].as_array_mut().into_iter().flatten() {
+                    mapping["max_concurrency"] = json!(n);
+                }
+            }
+        }
+    }
+    for (function, _) in &args.max_concurrency {
+        let known = definition["functions"].as_array().into_iter().flatten().any(|f| f["name"] == function.as_str());
+        anyhow::ensure!(known, "--max-concurrency {function}=…: no such function in {}", args.stack.display());
     }
     let stack: local_stack::stack::StackDefinition = serde_json::from_value(definition).context("stack definition")?;
     let mut sim_config = read_json(&args.simulator)?;
@@ -126,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
         function_log_level: args.function_log_level.clone(),
         post_rate: args.post_rate,
         max_backlog: Some(args.max_backlog).filter(|m| *m > 0),
+        store: scenario::Store::Moto,
     };
     let artefacts: BTreeMap<String, Artefact> = stack
         .functions
@@ -139,8 +168,9 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     eprintln!(
-        "bench: sizes {:?}, binaries {}, time factor {}, WorkSpaces {} calls/s burst {} per {} (ceiling {} WorkSpaces/s), lifecycle {}, reconciler every {} s",
+        "bench: sizes {:?} on {:?}, binaries {}, time factor {}, WorkSpaces {} calls/s burst {} per {} (ceiling {} WorkSpaces/s), lifecycle {}, reconciler every {} s",
         args.sizes,
+        args.stores,
         args.bin_dir.display(),
         args.time_factor,
         sim_config["rate_limits"]["WorkSpaces"]["rate"],
@@ -165,6 +195,7 @@ async fn main() -> anyhow::Result<()> {
             "reconcile_every_s": args.reconcile_every_s,
             "post_rate": args.post_rate,
             "max_backlog": args.max_backlog,
+            "stores": args.stores,
             "event_source_mappings": stack.functions.iter().filter(|f| !f.sqs.is_empty()).map(|f| {
                 (f.name.clone(), json!({ "batch_size": f.sqs[0].batch_size, "batching_window_s": f.sqs[0].batching_window_s, "max_concurrency": f.sqs[0].max_concurrency }))
             }).collect::<BTreeMap<_, _>>(),
@@ -178,9 +209,10 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let mut incomplete = Vec::new();
-    for &n in &args.sizes {
+    let runs = args.sizes.iter().flat_map(|&n| args.stores.iter().map(move |&store| (n, store)));
+    for (n, store) in runs {
         let timeout = args.phase_timeout_s.unwrap_or(120 + n as u64 / 2);
-        let settings = Settings { phase_timeout: Duration::from_secs(timeout), ..settings.clone() };
+        let settings = Settings { phase_timeout: Duration::from_secs(timeout), store, ..settings.clone() };
         // Written after every phase: a long run stopped by hand keeps the figures before it.
         let mut write = |run: &RunReport| -> anyhow::Result<()> {
             let mut so_far = document.clone();
@@ -191,12 +223,13 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("bench: figures so far written to {}", args.out.display());
             Ok(())
         };
-        let run =
-            scenario::run(&settings, n, &mut write).await.with_context(|| format!("the run with {n} employees"))?;
+        let run = scenario::run(&settings, n, &mut write)
+            .await
+            .with_context(|| format!("the run with {n} employees on {}", store.name()))?;
         write(&run)?;
         print!("{}", report::render(&run, &artefacts));
         if run.phases.iter().any(|p| p.completed + p.failed < n) || run.workspaces_left > 0 || run.dlq_messages > 0 {
-            incomplete.push(n);
+            incomplete.push(format!("{n} on {}", store.name()));
         }
         if let Some(runs) = document["runs"].as_array_mut() {
             runs.push(run_entry(&run)?);

@@ -22,12 +22,25 @@ const WRITES: [&str; 5] = [
 ];
 
 /// Counters at one moment: the simulator's per-operation stats (`GET /_sim/calls`), the calls
-/// the functions made to moto, and the runner's per-function stats.
+/// the functions made to the emulators, the runner's per-function stats, and CPU time.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub sim_calls: Value,
     pub moto_calls: Counts,
     pub functions: BTreeMap<String, FunctionStats>,
+    /// CPU seconds used so far, by process: `store` (the DynamoDB emulator), `queue` (SQS),
+    /// `harness` (this process: the simulator, the runner, the counting proxies); and `machine`,
+    /// every core's busy time.
+    pub cpu_s: BTreeMap<String, f64>,
+}
+
+/// One resource's use over a phase: `share` is its busy fraction of what it can give (1.0:
+/// saturated), from measurements.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ResourceUse {
+    pub resource: String,
+    pub share: f64,
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -88,6 +101,8 @@ pub struct PhaseReport {
     pub directory_calls: BTreeMap<String, u64>,
     pub store: StoreUse,
     pub invocations: BTreeMap<String, Invocations>,
+    /// Every resource's use, the busiest first: it bounded the phase.
+    pub resources: Vec<ResourceUse>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -221,6 +236,70 @@ pub fn store_use(delta: Counts, employees: usize) -> StoreUse {
     }
 }
 
+/// What each resource gave a phase of `wall_s`, the busiest first:
+/// - the WorkSpaces API: calls accepted against what its bucket(s) admit (burst + rate × wall);
+/// - each SQS-triggered function: handler time against its MaximumConcurrency × wall;
+/// - the emulators (single-threaded moto saturates at one core), this harness, the machine's
+///   `cores`: CPU time against wall time.
+pub fn resource_use(
+    before: &Snapshot,
+    after: &Snapshot,
+    wall_s: f64,
+    (rate, burst, per_operation): (f64, f64, bool),
+    concurrency: &BTreeMap<String, usize>,
+    cores: usize,
+) -> Vec<ResourceUse> {
+    let mut out = Vec::new();
+    let wall_s = wall_s.max(f64::MIN_POSITIVE);
+    let admitted = burst + rate * wall_s;
+    let accepted: Vec<(String, u64)> =
+        ["CreateWorkspaces", "TerminateWorkspaces", "DescribeWorkspaces", "DescribeTags"]
+            .iter()
+            .map(|op| {
+                let key = format!("WorkSpaces.{op}");
+                let (calls0, _) = sim_op(before, &key);
+                let (calls1, _) = sim_op(after, &key);
+                (op.to_string(), calls1.len().saturating_sub(calls0.len()) as u64)
+            })
+            .collect();
+    if per_operation {
+        if let Some((op, calls)) = accepted.iter().max_by_key(|(_, c)| *c) {
+            let detail = format!("{op}: {calls} calls, its bucket admits {admitted:.0}");
+            out.push(ResourceUse { resource: "WorkSpaces API".into(), share: *calls as f64 / admitted, detail });
+        }
+    } else {
+        let calls: u64 = accepted.iter().map(|(_, c)| c).sum();
+        let detail = format!("{calls} calls, the shared bucket admits {admitted:.0}");
+        out.push(ResourceUse { resource: "WorkSpaces API".into(), share: calls as f64 / admitted, detail });
+    }
+    for (name, stats) in &after.functions {
+        let Some(&slots) = concurrency.get(name) else { continue };
+        let done = before.functions.get(name).map_or(0, |b| b.batch_duration_ms.len());
+        let busy_ms: f64 = stats.batch_duration_ms.get(done..).unwrap_or_default().iter().sum();
+        if busy_ms <= 0.0 {
+            // Not part of this phase.
+            continue;
+        }
+        let share = busy_ms / 1000.0 / (slots as f64 * wall_s);
+        let detail = format!("{:.0} s of handler time in {slots} concurrent slots", busy_ms / 1000.0);
+        out.push(ResourceUse { resource: format!("function {name}"), share, detail });
+    }
+    let cpu = |key: &str| after.cpu_s.get(key).map(|a| a - before.cpu_s.get(key).copied().unwrap_or(0.0));
+    for (key, what, of) in [
+        ("store", "DynamoDB emulator", 1.0),
+        ("queue", "SQS emulator", 1.0),
+        ("harness", "bench harness (simulator, runner, proxies)", cores as f64),
+        ("machine", "machine CPU", cores as f64),
+    ] {
+        if let Some(used) = cpu(key) {
+            let detail = format!("{used:.0} CPU s in {wall_s:.0} s ({:.0} % of a core)", 100.0 * used / wall_s);
+            out.push(ResourceUse { resource: what.into(), share: used / wall_s / of, detail });
+        }
+    }
+    out.sort_by(|a, b| b.share.total_cmp(&a.share));
+    out
+}
+
 /// Invocations and SQS records per function between two snapshots.
 pub fn invocations(before: &Snapshot, after: &Snapshot) -> BTreeMap<String, Invocations> {
     after
@@ -275,6 +354,8 @@ pub struct Artefact {
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
     pub employees: usize,
+    /// The local DynamoDB it ran on (`moto`, `dynoxide`).
+    pub store: String,
     pub phases: Vec<PhaseReport>,
     /// Join and leave together.
     pub lifecycle_store: StoreUse,
@@ -291,7 +372,8 @@ fn mib(bytes: Option<u64>) -> String {
 /// The on-screen table of one run.
 pub fn render(run: &RunReport, artefacts: &BTreeMap<String, Artefact>) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "\n== {} joiners, then {} leavers ==", run.employees, run.employees);
+    let _ =
+        writeln!(out, "\n== {} joiners, then {} leavers (DynamoDB: {}) ==", run.employees, run.employees, run.store);
     let _ = writeln!(
         out,
         "{:<6} {:>9} {:>8} {:>8} {:>7} | {:<28} | {:<28} | {:<22} | {:>9}",
@@ -373,7 +455,7 @@ pub fn render(run: &RunReport, artefacts: &BTreeMap<String, Artefact>) -> String
         let dir: Vec<String> = p.directory_calls.iter().map(|(op, n)| format!("{op} {n}")).collect();
         let _ = writeln!(
             out,
-            "{:<6} DynamoDB per employee: {:.1} items read, {:.1} written; {:.1} messages sent; moto {:.1} ms/call | Lambda (invocations×messages): {} | directory: {}",
+            "{:<6} DynamoDB per employee: {:.1} items read, {:.1} written; {:.1} messages sent; emulators {:.1} ms/call | Lambda (invocations×messages): {} | directory: {}",
             p.phase,
             p.store.read_items_per_employee,
             p.store.write_items_per_employee,
@@ -382,6 +464,11 @@ pub fn render(run: &RunReport, artefacts: &BTreeMap<String, Artefact>) -> String
             lambdas.join(", "),
             if dir.is_empty() { "-".into() } else { dir.join(", ") }
         );
+    }
+    for p in &run.phases {
+        let uses: Vec<String> =
+            p.resources.iter().map(|r| format!("{} {:.0} % ({})", r.resource, 100.0 * r.share, r.detail)).collect();
+        let _ = writeln!(out, "{:<6} bounded by, busiest first: {}", p.phase, uses.join("; "));
     }
     let s = &run.lifecycle_store;
     let _ = writeln!(
@@ -461,6 +548,40 @@ mod tests {
         let api = api_use(&before, &after, "WorkSpaces.CreateWorkspaces", 53);
         assert_eq!((api.calls, api.floor, api.items, api.max_items, api.throttled), (3, 3, 53, 25, 1));
         assert!((api.items_per_call - 53.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_busiest_resource_comes_first_and_each_is_measured_against_what_it_can_give() {
+        let calls = |n: usize| json!({ "items": vec![25; n], "throttled": 0 });
+        let before = Snapshot {
+            sim_calls: json!({ "WorkSpaces.CreateWorkspaces": calls(2), "WorkSpaces.DescribeWorkspaces": calls(2) }),
+            functions: [("intake".to_owned(), FunctionStats { batch_duration_ms: vec![500.0], ..Default::default() })]
+                .into(),
+            cpu_s: [("store".to_owned(), 10.0), ("machine".to_owned(), 50.0)].into(),
+            ..Default::default()
+        };
+        // 100 s: 40 creates and 40 describes; the intake busy 60 s of 2 × 100; moto 90 CPU s.
+        let after = Snapshot {
+            sim_calls: json!({ "WorkSpaces.CreateWorkspaces": calls(42), "WorkSpaces.DescribeWorkspaces": calls(42) }),
+            functions: [(
+                "intake".to_owned(),
+                FunctionStats { batch_duration_ms: vec![500.0, 30_000.0, 30_000.0], ..Default::default() },
+            )]
+            .into(),
+            cpu_s: [("store".to_owned(), 100.0), ("machine".to_owned(), 150.0)].into(),
+            ..Default::default()
+        };
+        let slots: BTreeMap<String, usize> = [("intake".to_owned(), 2)].into();
+        let shared = resource_use(&before, &after, 100.0, (2.0, 5.0, false), &slots, 2);
+        let shares: Vec<(&str, f64)> = shared.iter().map(|r| (r.resource.as_str(), r.share)).collect();
+        let order: Vec<&str> = shares.iter().map(|(r, _)| *r).collect();
+        assert_eq!(order, ["DynamoDB emulator", "machine CPU", "WorkSpaces API", "function intake"]);
+        let expected = [0.9, 0.5, 80.0 / 205.0, 0.3];
+        assert!(shares.iter().zip(expected).all(|((_, got), want)| (got - want).abs() < 1e-9), "{shares:?}");
+        // Per operation, the busiest operation's bucket counts alone.
+        let own = resource_use(&before, &after, 100.0, (2.0, 5.0, true), &slots, 2);
+        let api = own.iter().find(|r| r.resource == "WorkSpaces API").unwrap();
+        assert!((api.share - 40.0 / 205.0).abs() < 1e-9);
     }
 
     #[test]

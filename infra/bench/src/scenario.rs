@@ -34,6 +34,8 @@ pub struct Settings {
     /// slows down as it grows, an HR system's feed does not arrive all at once, and the wall time
     /// still runs from the first event posted.
     pub max_backlog: Option<usize>,
+    /// The local DynamoDB (SQS is moto's in every run).
+    pub store: Store,
 }
 
 impl Settings {
@@ -42,43 +44,87 @@ impl Settings {
         self.sim_config["rate_limits"]["WorkSpaces"]["rate"].as_f64().unwrap_or(2.0) * factor
     }
 
+    fn workspaces_burst(&self) -> f64 {
+        self.sim_config["rate_limits"]["WorkSpaces"]["burst"].as_f64().unwrap_or(5.0)
+    }
+
     /// The simulator's `rate_scope` (`service` when not set, as the simulator defaults).
     fn rate_scope(&self) -> &str {
         self.sim_config["rate_scope"].as_str().unwrap_or("service")
     }
 }
 
-/// moto_server in a child process that dies with the benchmark.
-pub struct Moto {
+/// The local DynamoDB the functions use: moto (Python, the tests' store), or dynoxide (Rust,
+/// SQLite in memory), installed by `make bench-tools`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Store {
+    Moto,
+    Dynoxide,
+}
+
+impl Store {
+    pub fn name(self) -> &'static str {
+        match self {
+            Store::Moto => "moto",
+            Store::Dynoxide => "dynoxide",
+        }
+    }
+}
+
+/// Where `make bench-tools` installs dynoxide.
+pub const DYNOXIDE: &str = ".tools/bin/dynoxide";
+
+/// An emulator in a child process that dies with the benchmark: moto_server (SQS, DynamoDB) or
+/// dynoxide (DynamoDB).
+pub struct Emulator {
     pub url: String,
+    /// For its CPU time.
+    pub pid: Option<u32>,
     _child: tokio::process::Child,
 }
 
-impl Moto {
-    pub async fn start(root: &Path) -> anyhow::Result<Moto> {
-        let python = root.join(".venv/bin/python");
-        if !python.is_file() {
-            bail!("{} is missing: run `make setup`", python.display());
-        }
+impl Emulator {
+    /// moto, for SQS (and DynamoDB).
+    pub async fn moto(root: &Path) -> anyhow::Result<Emulator> {
+        Self::start(root, Store::Moto).await
+    }
+
+    /// `Store::Moto` serves SQS too.
+    pub async fn start(root: &Path, store: Store) -> anyhow::Result<Emulator> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        // moto with its TransactWriteItems backing up only the items it names.
-        let mut command = tokio::process::Command::new(python);
-        command
-            .arg(root.join("infra/local/moto_server.py"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true);
+        let mut command = match store {
+            Store::Moto => {
+                let python = root.join(".venv/bin/python");
+                if !python.is_file() {
+                    bail!("{} is missing: run `make setup`", python.display());
+                }
+                // moto with its TransactWriteItems backing up only the items it names.
+                let mut command = tokio::process::Command::new(python);
+                command.arg(root.join("infra/local/moto_server.py")).args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+                command
+            }
+            Store::Dynoxide => {
+                let binary = root.join(DYNOXIDE);
+                if !binary.is_file() {
+                    bail!("{} is missing: run `make bench-tools`", binary.display());
+                }
+                let mut command = tokio::process::Command::new(binary);
+                command.args(["--host", "127.0.0.1", "--port", &port.to_string(), "--log", "quiet"]);
+                command
+            }
+        };
+        command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).kill_on_drop(true);
         local_stack::process::die_with_parent(&mut command);
-        let child = command.spawn().context("starting moto_server")?;
+        let child = command.spawn().with_context(|| format!("starting {}", store.name()))?;
         let deadline = Instant::now() + Duration::from_secs(60);
         while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
             if Instant::now() > deadline {
-                bail!("moto did not start within 60 s");
+                bail!("{} did not start within 60 s", store.name());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Ok(Moto { url: format!("http://127.0.0.1:{port}"), _child: child })
+        Ok(Emulator { url: format!("http://127.0.0.1:{port}"), pid: child.id(), _child: child })
     }
 }
 
@@ -90,7 +136,8 @@ struct Running {
     http: reqwest::Client,
     sqs: aws_sdk_sqs::Client,
     dynamodb: aws_sdk_dynamodb::Client,
-    _motos: [Moto; 2],
+    emulators: [Emulator; 2],
+    store: Store,
     _runner_route: CountingProxy,
 }
 
@@ -170,9 +217,10 @@ impl Drop for Running {
 
 impl Running {
     async fn start(settings: &Settings) -> anyhow::Result<Running> {
-        // One moto for DynamoDB and one for SQS: moto is single-threaded in effect, and the two
-        // services' calls would otherwise queue behind each other.
-        let (moto_dynamodb, moto_sqs) = tokio::try_join!(Moto::start(&settings.root), Moto::start(&settings.root))?;
+        // DynamoDB and SQS each in a process of their own: moto is single-threaded in effect, and
+        // the two services' calls would otherwise queue behind each other.
+        let (moto_dynamodb, moto_sqs) =
+            tokio::try_join!(Emulator::start(&settings.root, settings.store), Emulator::moto(&settings.root))?;
         // The functions' calls are counted; the runner's (event source polling) go through an
         // uncounted route of their own.
         let proxy = CountingProxy::start(&moto_dynamodb.url, &moto_sqs.url).await?;
@@ -202,7 +250,8 @@ impl Running {
             http: reqwest::Client::new(),
             sqs: aws_sdk_sqs::Client::new(&sdk_config(&moto_sqs.url).await),
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk_config(&moto_dynamodb.url).await),
-            _motos: [moto_dynamodb, moto_sqs],
+            emulators: [moto_dynamodb, moto_sqs],
+            store: settings.store,
             _runner_route: runner_route,
         })
     }
@@ -210,7 +259,13 @@ impl Running {
     async fn snapshot(&self) -> anyhow::Result<Snapshot> {
         let sim_calls = self.http.get(format!("{}/_sim/calls", self.sim_url)).send().await?.json().await?;
         let functions = self.stack.functions.iter().map(|(name, pool)| (name.clone(), pool.stats())).collect();
-        Ok(Snapshot { sim_calls, moto_calls: self.proxy.counts(), functions })
+        let [store, queue] = &self.emulators;
+        let cpu_s = [("store", store.pid), ("queue", queue.pid), ("harness", Some(std::process::id()))]
+            .into_iter()
+            .filter_map(|(key, pid)| Some((key.to_owned(), process_cpu_s(pid?)?)))
+            .chain(machine_cpu_s().map(|busy| ("machine".to_owned(), busy)))
+            .collect();
+        Ok(Snapshot { sim_calls, moto_calls: self.proxy.counts(), functions, cpu_s })
     }
 
     /// Posts the events 10 per SendMessageBatch from two senders, each employee its own message
@@ -356,6 +411,27 @@ impl Running {
     }
 }
 
+/// Linux's USER_HZ: /proc reports CPU time in these ticks (100 on every Linux architecture).
+const TICKS_PER_S: f64 = 100.0;
+
+/// A process's user + system CPU seconds so far, from /proc (none elsewhere or once it is gone).
+fn process_cpu_s(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    // utime and stime are the 14th and 15th fields; the 3rd (state) is fields[0].
+    Some((ticks(11)? + ticks(12)?) / TICKS_PER_S)
+}
+
+/// Every core's busy seconds so far (all but idle and iowait), from /proc/stat.
+fn machine_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu: Vec<f64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let total: f64 = cpu.iter().take(8).sum();
+    Some((total - cpu.get(3)? - cpu.get(4)?) / TICKS_PER_S)
+}
+
 /// Messages in a queue, waiting or in flight.
 pub async fn messages_in(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<i64> {
     use aws_sdk_sqs::types::QueueAttributeName as A;
@@ -414,6 +490,19 @@ fn phase_report(
         directory_calls: report::directory_calls(before, after),
         store: report::store_use(report::moto_delta(&before.moto_calls, &after.moto_calls), n),
         invocations: report::invocations(before, after),
+        resources: report::resource_use(
+            before,
+            after,
+            wall_s,
+            (rate, settings.workspaces_burst(), per_operation),
+            &settings
+                .stack
+                .functions
+                .iter()
+                .filter_map(|f| Some((f.name.clone(), f.sqs.first()?.max_concurrency)))
+                .collect(),
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ),
     }
 }
 
@@ -428,6 +517,7 @@ impl Running {
     ) -> anyhow::Result<RunReport> {
         Ok(RunReport {
             employees: n,
+            store: self.store.name().to_owned(),
             phases,
             lifecycle_store: report::store_use(report::moto_delta(&start.moto_calls, &now.moto_calls), n),
             functions: now.functions.iter().map(|(name, stats)| (name.clone(), report::function_cost(stats))).collect(),
@@ -444,7 +534,7 @@ pub async fn run(
     n: usize,
     checkpoint: &mut dyn FnMut(&RunReport) -> anyhow::Result<()>,
 ) -> anyhow::Result<RunReport> {
-    eprintln!("-- {n}: starting moto, the simulator and the local stack");
+    eprintln!("-- {n}: starting {} (DynamoDB), moto (SQS), the simulator and the local stack", settings.store.name());
     let running = Running::start(settings).await?;
     let s0 = running.snapshot().await?;
 

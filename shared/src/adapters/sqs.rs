@@ -1,6 +1,6 @@
 //! The message queue port on SQS.
 
-use crate::ports::{MessageQueue, Outgoing, QueueError};
+use crate::ports::{MAX_MESSAGES_PER_SEND, MessageQueue, Outgoing, QueueError};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
 pub struct SqsQueue {
@@ -24,7 +24,7 @@ impl SqsQueue {
 impl MessageQueue for SqsQueue {
     async fn send(&self, bodies: &[Outgoing]) -> Result<(), QueueError> {
         let fail = |message: String| QueueError { queue: self.url.clone(), message };
-        for chunk in bodies.chunks(10) {
+        for chunk in bodies.chunks(MAX_MESSAGES_PER_SEND) {
             let entries = chunk
                 .iter()
                 .enumerate()

@@ -1,8 +1,10 @@
 //! The reconciler: on a schedule, confirms what WorkSpaces only reports when asked, and releases
 //! future-dated events that have come due.
 //!
-//! - Employees whose WorkSpace is PENDING or TERMINATING are found through the sparse index;
-//!   their WorkSpaces are described 25 ids per call (ceil(M/25) calls for M), and the outcome is
+//! - Employees whose WorkSpace is PENDING or TERMINATING are found through the sparse index once
+//!   their WorkSpace is likely done (created, or gone: [`ReconcilerConfig::create_first_look_ms`]);
+//!   their WorkSpaces are described 25 ids per call, oldest first, a partial call held for the
+//!   next run while full ones are made (ceil(M/25) calls for M), and the outcome is
 //!   recorded with a conditional write after a consistent read: AVAILABLE → active, ERROR →
 //!   failed, id gone after termination was asked → terminated (then a pending rehire is sent).
 //! - Employees in a state past its deadline are flagged as stuck: a log line, a metric, and
@@ -55,6 +57,10 @@ pub struct ReconcileReport {
     pub grace_over: usize,
     /// Left for the next run because this one's time budget was spent.
     pub deferred: usize,
+    /// Due a look, but fewer than a call's worth after this run's full calls: held for the next
+    /// run, whose first call they fill (held at most until they have waited another first-look
+    /// time), so a flood costs ceil(M/25) calls, not one more a run.
+    pub held_for_a_full_call: usize,
     /// Movers looked at, WorkSpaces calls made for them, moves that reached their profile.
     pub moves_checked: usize,
     pub move_calls: usize,
@@ -99,6 +105,11 @@ pub struct ReconcilerConfig {
     pub create_deadline_ms: i64,
     /// TERMINATING longer than this is stuck.
     pub terminate_deadline_ms: i64,
+    /// A WorkSpace is first described this long after its create was answered (creation takes
+    /// about 20 minutes): describing earlier spends the API's rate on WorkSpaces still PENDING.
+    pub create_first_look_ms: i64,
+    /// A terminated WorkSpace is first looked for this long after its termination was answered.
+    pub terminate_first_look_ms: i64,
     /// The service's cooldowns movers are planned with (the documented ones in AWS).
     pub cooldowns: Cooldowns,
 }
@@ -134,41 +145,59 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
         Ok(report)
     }
 
-    /// Employees `pending` or `terminating` that are due a look: their WorkSpaces described 25
-    /// ids per call, each decided as seen.
+    /// Employees `pending` or `terminating` whose WorkSpace is likely done: described 25 ids per
+    /// call, oldest first, each decided as seen. While this run makes full calls, the last
+    /// partial one waits for the next run, where its WorkSpaces are the oldest and go first.
     async fn confirm_watched(
         &self,
         now: i64,
         stop_at_ms: Option<i64>,
         report: &mut ReconcileReport,
     ) -> Result<(), ReconcileError> {
-        let mut ids = self.store.watched(EmployeeState::Pending, now).await?;
-        ids.extend(self.store.watched(EmployeeState::Terminating, now).await?);
+        let mut ids = self.store.watched(EmployeeState::Pending, now - self.config.create_first_look_ms).await?;
+        ids.extend(self.store.watched(EmployeeState::Terminating, now - self.config.terminate_first_look_ms).await?);
         // An eventually consistent index can list one employee under both states.
         let mut listed = std::collections::HashSet::new();
         ids.retain(|id| listed.insert(id.clone()));
-        let mut queued: Vec<EmployeeRecord> = Vec::new();
-        let mut unread = ids.len();
+        let mut due: Vec<EmployeeRecord> = Vec::new();
         for page in ids.chunks(READ_PAGE) {
-            unread -= page.len();
             // The index is eventually consistent: decide on strongly consistent reads.
             let read = self.store.employees(page).await?;
-            queued.extend(read.into_iter().filter(|e| {
+            due.extend(read.into_iter().filter(|e| {
                 matches!(e.state, EmployeeState::Pending | EmployeeState::Terminating) && e.workspace_id.is_some()
             }));
-            // Full chunks only until the last page, so M WorkSpaces take ceil(M/25) calls.
-            while queued.len() >= MAX_PER_CALL || (unread == 0 && !queued.is_empty()) {
-                if stop_at_ms.is_some_and(|stop| self.clock.now_ms() >= stop) {
-                    report.deferred = queued.len() + unread;
-                    warn!(
-                        deferred = report.deferred,
-                        checked = report.checked,
-                        "run budget spent; the rest waits for the next run"
-                    );
+        }
+        due.sort_by_key(|e| e.state_since_ms);
+        // Held no longer than one more first-look time: WorkSpaces that stay PENDING are
+        // described at every run, and would otherwise keep the newest out of every full call.
+        let first_look = |e: &EmployeeRecord| match e.state {
+            EmployeeState::Pending => self.config.create_first_look_ms,
+            _ => self.config.terminate_first_look_ms,
+        };
+        let rest = due.get(due.len() - due.len() % MAX_PER_CALL..).unwrap_or_default();
+        let rest_waited = rest.iter().any(|e| now - e.state_since_ms >= 2 * first_look(e));
+        let chunks = plan_looks(due.len(), rest_waited);
+        report.held_for_a_full_call = due.len() - chunks.iter().sum::<usize>();
+        let mut due = due.into_iter();
+        for (n, size) in chunks.iter().enumerate() {
+            if stop_at_ms.is_some_and(|stop| self.clock.now_ms() >= stop) {
+                report.deferred = chunks[n..].iter().sum();
+                warn!(
+                    deferred = report.deferred,
+                    checked = report.checked,
+                    "run budget spent; the rest waits for the next run"
+                );
+                return Ok(());
+            }
+            match self.describe_and_decide(due.by_ref().take(*size).collect(), report).await {
+                // The API's rate is taken by the other callers (a flood of creates): the rest
+                // waits for the next run, as with a spent budget, instead of failing this one.
+                Err(e) if throttled(&e) => {
+                    report.deferred = chunks[n..].iter().sum();
+                    warn!(deferred = report.deferred, checked = report.checked, error = %e, "DescribeWorkspaces throttled past its retries; the rest waits for the next run");
                     return Ok(());
                 }
-                let chunk: Vec<EmployeeRecord> = queued.drain(..queued.len().min(MAX_PER_CALL)).collect();
-                self.describe_and_decide(chunk, report).await?;
+                result => result?,
             }
         }
         Ok(())
@@ -307,7 +336,14 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
                     })
                     .flatten()
                     .collect();
-                let seen = self.describe(&ws_ids, report).await?;
+                let seen = match self.describe(&ws_ids, report).await {
+                    Err(e) if throttled(&e) => {
+                        report.deferred += chunk.len();
+                        warn!(error = %e, "DescribeWorkspaces throttled past its retries; movers wait for the next run");
+                        return Ok(());
+                    }
+                    seen => seen?,
+                };
                 for employee in chunk {
                     report.moves_checked += 1;
                     self.move_one(employee.clone(), &seen, report).await?;
@@ -485,6 +521,23 @@ impl<S: StateStore, W: WorkspacesApi, Q: MessageQueue> Reconciler<S, W, Q> {
     }
 }
 
+/// A DescribeWorkspaces still throttled after the SDK's retries (the call was not made).
+fn throttled(e: &ReconcileError) -> bool {
+    matches!(e, ReconcileError::Workspaces(WorkspacesError::Throttled(_)))
+}
+
+/// The DescribeWorkspaces calls for `due` WorkSpaces, oldest first: full calls of 25, and the
+/// rest in one more call when there is no full one or the rest has waited long enough (a run
+/// that makes full calls is part of a flood, and the next run's oldest fill its first call).
+fn plan_looks(due: usize, rest_waited: bool) -> Vec<usize> {
+    let mut calls = vec![MAX_PER_CALL; due / MAX_PER_CALL];
+    let rest = due % MAX_PER_CALL;
+    if rest > 0 && (calls.is_empty() || rest_waited) {
+        calls.push(rest);
+    }
+    calls
+}
+
 /// A move that ended in this decision: reached its profile, or stopped (the reason on the record).
 fn count_move_end(decision: &lifecycle::Decision, report: &mut ReconcileReport) {
     if let Some(saved) = decision.saved().filter(|s| s.state != EmployeeState::Moving) {
@@ -626,6 +679,61 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn workspaces_are_described_once_likely_done_and_a_flood_in_full_calls() {
+        // GIVEN 60 WorkSpaces requested a minute ago and 10 just now; creation takes about 40 s
+        let now = Timestamp::now().millis();
+        let records = (0..70).map(|i| {
+            let mut e = employee(i, EmployeeState::Pending);
+            e.state_since_ms = if i < 60 { now - 60_000 + i as i64 } else { now };
+            e
+        });
+        let mut r = reconciler(MemoryStore::with(records), FakeWorkspaces::all("AVAILABLE"));
+        r.config.create_first_look_ms = 40_000;
+        r.config.create_deadline_ms = 3_600_000;
+        // WHEN the reconciler runs
+        let report = r.run(None).await.unwrap();
+        // THEN the 60 are described in two full calls, oldest first; the other 10 of them wait
+        // for the next run's first call, and the 10 just requested are not described at all
+        assert_eq!(r.workspaces.calls().iter().map(Vec::len).collect::<Vec<_>>(), [25, 25]);
+        assert_eq!((report.checked, report.held_for_a_full_call, report.became_active), (50, 10, 50));
+        let first: Vec<String> = (0..25).map(|i| format!("ws-{i:09}")).collect();
+        assert_eq!(r.workspaces.calls()[0], first, "oldest first");
+        // WHEN it runs again with nothing more due, THEN the 10 go in one call
+        let report = r.run(None).await.unwrap();
+        assert_eq!((report.checked, report.held_for_a_full_call, r.workspaces.calls().len()), (10, 0, 3));
+        assert_eq!(r.store.count(EmployeeState::Active), 60);
+        assert_eq!(r.store.count(EmployeeState::Pending), 10, "not yet likely done");
+    }
+
+    #[tokio::test]
+    async fn workspaces_that_stay_pending_never_keep_newer_ones_from_being_described() {
+        // GIVEN 30 WorkSpaces PENDING for an hour (described at every run, oldest first) and 10
+        // that became due a first-look time ago
+        let now = Timestamp::now().millis();
+        let records = (0..40).map(|i| {
+            let mut e = employee(i, EmployeeState::Pending);
+            e.state_since_ms = if i < 30 { now - 3_600_000 } else { now - 40_000 };
+            e
+        });
+        let mut r = reconciler(MemoryStore::with(records), FakeWorkspaces::all("PENDING"));
+        r.config.create_first_look_ms = 20_000;
+        r.config.create_deadline_ms = 7_200_000;
+        // WHEN the reconciler runs, THEN all 40 are described: the rest has waited long enough
+        let report = r.run(None).await.unwrap();
+        assert_eq!(r.workspaces.calls().iter().map(Vec::len).collect::<Vec<_>>(), [25, 15]);
+        assert_eq!((report.checked, report.held_for_a_full_call), (40, 0));
+    }
+
+    #[test]
+    fn looks_are_full_calls_and_a_partial_one_only_alone_or_once_waited() {
+        assert_eq!(plan_looks(0, false), Vec::<usize>::new());
+        assert_eq!(plan_looks(7, false), [7]);
+        assert_eq!(plan_looks(50, false), [25, 25]);
+        assert_eq!(plan_looks(60, false), [25, 25]);
+        assert_eq!(plan_looks(60, true), [25, 25, 10]);
+    }
+
+    #[tokio::test]
     async fn a_run_out_of_budget_keeps_what_it_confirmed_and_the_next_run_does_the_rest() {
         let records = (0..250).map(|i| employee(i, EmployeeState::Pending));
         let mut workspaces = FakeWorkspaces::all("AVAILABLE");
@@ -642,6 +750,23 @@ mod tests {
         assert_eq!(second.checked, first.deferred, "the next run picks up only what is left");
         assert_eq!(r.store.count(EmployeeState::Active), 250);
         assert_eq!(r.workspaces.calls().len(), 10, "no WorkSpace described twice");
+    }
+
+    #[tokio::test]
+    async fn a_describe_throttled_past_its_retries_defers_the_rest_instead_of_failing_the_run() {
+        // GIVEN 60 pending, and the API throttling the first DescribeWorkspaces past its retries
+        let faults = crate::testing::Faults::new();
+        let r = reconciler(
+            MemoryStore::with((0..60).map(|i| employee(i, EmployeeState::Pending))),
+            FakeWorkspaces::all("AVAILABLE").with_faults(faults.clone()),
+        );
+        faults.fail_next("workspaces.describe_workspaces", 1);
+        // WHEN the reconciler runs, THEN the run succeeds and leaves all 60 for the next run,
+        // which confirms them
+        let report = r.run(None).await.unwrap();
+        assert_eq!((report.became_active, report.deferred), (0, 60));
+        let next = r.run(None).await.unwrap();
+        assert_eq!((next.became_active, r.store.count(EmployeeState::Active)), (60, 60));
     }
 
     #[tokio::test]

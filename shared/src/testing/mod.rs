@@ -41,6 +41,8 @@ pub fn reconciler(
         config: crate::services::reconciler::ReconcilerConfig {
             create_deadline_ms: i64::MAX / 2,
             terminate_deadline_ms: i64::MAX / 2,
+            create_first_look_ms: 0,
+            terminate_first_look_ms: 0,
             cooldowns: crate::domain::workspace::Cooldowns::DOCUMENTED,
         },
         clock: std::sync::Arc::new(crate::ports::SystemClock),

@@ -7,8 +7,6 @@ use crate::ports::{Clock, MessageQueue, Outgoing, QueueError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// SendMessageBatch takes at most 10 entries.
-const BATCH: usize = 10;
 /// SQS FIFO's deduplication interval.
 const DEDUPLICATION_MS: i64 = 5 * 60 * 1000;
 
@@ -79,7 +77,7 @@ impl MemoryQueue {
 
 impl MessageQueue for MemoryQueue {
     async fn send(&self, messages: &[Outgoing]) -> Result<(), QueueError> {
-        for chunk in messages.chunks(BATCH) {
+        for chunk in messages.chunks(crate::ports::MAX_MESSAGES_PER_SEND) {
             let fail = || QueueError { queue: self.name.clone(), message: "injected: SendMessageBatch failed".into() };
             self.faults.guard(&self.name, "send", fail, || {
                 let Some(Fifo { clock, seen }) = &self.fifo else {

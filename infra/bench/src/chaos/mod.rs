@@ -14,7 +14,7 @@
 pub mod feed;
 pub mod oracle;
 
-use crate::scenario::{Moto, REGION, function_env, messages_in, sdk_config, start_simulator};
+use crate::scenario::{Emulator, REGION, function_env, messages_in, sdk_config, start_simulator};
 use anyhow::Context;
 use local_stack::chaos::{Hits, employee_ids_in, record_hit};
 use local_stack::passthrough::{Injection, Injector, Operation, Passthrough};
@@ -156,7 +156,7 @@ pub struct World {
     simulator: tokio::task::AbortHandle,
     _proxy: Passthrough,
     _runner_route: Passthrough,
-    _motos: [Moto; 2],
+    _motos: [Emulator; 2],
 }
 
 impl Drop for World {
@@ -169,7 +169,8 @@ impl World {
     pub async fn start(settings: &ChaosSettings) -> anyhow::Result<World> {
         // One moto for DynamoDB and one for SQS, as in the bench: moto answers one request at a
         // time per process, and thousands of employees' index queries would hold up every queue.
-        let (moto_dynamodb, moto_sqs) = tokio::try_join!(Moto::start(&settings.root), Moto::start(&settings.root))?;
+        let (moto_dynamodb, moto_sqs) =
+            tokio::try_join!(Emulator::moto(&settings.root), Emulator::moto(&settings.root))?;
         let (dynamodb_url, sqs_url) = (moto_dynamodb.url.clone(), moto_sqs.url.clone());
         let by_service = move || {
             let (dynamodb, sqs) = (dynamodb_url.clone(), sqs_url.clone());
