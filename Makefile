@@ -80,8 +80,11 @@ test-unit: ## Unit tests, the contract corpus through the parser, and each micro
 	$(CARGO) test --workspace --lib --bins --benches --test contract_corpus --test model --test held_memory
 
 test-conformance: ## The real SDK clients against the simulator; the doubles' contracts on the real adapters there; the moto launcher's transactions
-	$(CARGO) test --workspace --test conformance --test adapter_contract
-	.venv/bin/python infra/local/test_moto_server.py
+	@# The launcher's test (about a minute, mostly moto's own time) runs beside the Rust tests.
+	@mkdir -p target; .venv/bin/python infra/local/test_moto_server.py > target/test_moto_server.log 2>&1 & launcher=$$!; \
+	$(CARGO) test --workspace --test conformance --test adapter_contract; rust=$$?; \
+	wait $$launcher; python=$$?; cat target/test_moto_server.log; \
+	[ $$rust -eq 0 ] && [ $$python -eq 0 ]
 
 # Each test's stack records the AWS operations its functions call into target/iam-calls/.
 # E2E_THREADS run at once, on three moto servers (TEST_MOTO_SERVERS). Four at once beside the

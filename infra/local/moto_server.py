@@ -34,6 +34,13 @@ the e2e test of the termination guard once admitted 30 leavers where the limit w
 2026-11-28). Here moto answers one DynamoDB request at a time; SQS, whose long polls wait, is not
 held by it.
 
+moto's SQS answers each request on its own thread too, and its queue is a plain list: a delete
+builds the list again without the deleted message and puts it in place, so a message that
+another request appended meanwhile is lost, and of two deletes at once one message comes back
+(10,000 leavers, 2026-11-28: two HR events gone from the queue without a trace, 18 deleted
+termination requests back in flight). Here SQS answers one request at a time too, except while
+a long poll waits for messages.
+
 Everything else is moto's. Run as `python moto_server.py -H 127.0.0.1 -p PORT`.
 """
 
@@ -48,6 +55,7 @@ from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 from moto.server import main
 from moto.sqs.models import Queue
+from moto.sqs.responses import SQSResponse
 
 _in_transaction = threading.local()
 _moto_transact_write_items = DynamoDBBackend.transact_write_items
@@ -109,13 +117,38 @@ def transact_write_items(self, transact_items):
         _in_transaction.on = False
 
 
+_sqs_requests = threading.RLock()
+_moto_sqs_call_action = SQSResponse.call_action
+
+
+_in_sqs_request = threading.local()
+
+
+def sqs_call_action(self):
+    # One SQS request at a time: a delete, a send and a receive never see the queue half-changed.
+    with _sqs_requests:
+        _in_sqs_request.on = True
+        try:
+            return _moto_sqs_call_action(self)
+        finally:
+            _in_sqs_request.on = False
+
+
 def wait_for_messages(self, timeout):
-    with self._messages_lock:
-        if self.messages:
-            # Visible but none deliverable (their groups are in flight): pause, don't spin.
-            self._messages_lock.wait(timeout=min(timeout, 0.05))
-        else:
-            self._messages_lock.wait_for(lambda: self.messages, timeout=timeout)
+    # A long poll lets the other requests in while it waits (a send is what it waits for).
+    held = getattr(_in_sqs_request, "on", False)
+    if held:
+        _sqs_requests.release()
+    try:
+        with self._messages_lock:
+            if self.messages:
+                # Visible but none deliverable (their groups are in flight): pause, don't spin.
+                self._messages_lock.wait(timeout=min(timeout, 0.05))
+            else:
+                self._messages_lock.wait_for(lambda: self.messages, timeout=timeout)
+    finally:
+        if held:
+            _sqs_requests.acquire()
 
 
 _moto_unix_time = sqs_models.unix_time
@@ -170,6 +203,7 @@ def call_action(self):
 
 
 DynamoHandler.call_action = call_action
+SQSResponse.call_action = sqs_call_action
 Table.__deepcopy__ = _table_deepcopy
 Table.all_items = all_items
 Table.query = query

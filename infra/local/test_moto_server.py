@@ -3,7 +3,8 @@ whole-table backup: a failed transaction leaves the items it named as they were,
 beside it stays, and a transaction's time does not grow with the table. Conditional writes
 from many threads at once are atomic, as DynamoDB's are. A long poll on a FIFO
 queue whose messages are all held by their group waits instead of spinning, and still gets a
-message that arrives meanwhile. Prints the figures.
+message that arrives meanwhile. Sends, receives and deletes at once lose no message and bring
+none back. Prints the figures.
 
 Run: .venv/bin/python infra/local/test_moto_server.py (make test-conformance).
 """
@@ -122,6 +123,64 @@ def long_polls(process, port, failures):
     got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=2).get("Messages", [])
     if [m["Body"] for m in got] != ["other"]:
         failures.append(f"another group's message not delivered: {got}")
+
+
+def sqs_under_concurrency(port, failures, messages=1000, consumers=3, backlog=1000):
+    """Sends, receives and deletes at once on one queue, as the local stack makes them: every
+    message sent is received, and once each is deleted the queue is empty (moto alone loses a
+    message appended while a delete rebuilds the queue, and brings back one of two deleted at
+    once)."""
+    def client():
+        return boto3.client(
+            "sqs",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
+    url = client().create_queue(QueueName="busy", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+    received, lock, sending = set(), threading.Lock(), threading.Event()
+    sending.set()
+
+    def send(first, last):
+        sqs = client()
+        for start in range(first, last, 10):
+            entries = [{"Id": str(i), "MessageBody": f"m{start + i}"} for i in range(10)]
+            sqs.send_message_batch(QueueUrl=url, Entries=entries)
+
+    def consume():
+        sqs = client()
+        idle = 0
+        while sending.is_set() or idle < 3:
+            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+            idle = 0 if got else idle + 1
+            if not got:
+                continue
+            with lock:
+                received.update(m["Body"] for m in got)
+            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
+            sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+
+    # A backlog makes each delete's pass over the queue long, as thousands of queued requests do.
+    send(0, backlog)
+    started = time.perf_counter()
+    threads = [threading.Thread(target=consume) for _ in range(consumers)]
+    for t in threads:
+        t.start()
+    send(backlog, backlog + messages)
+    sending.clear()
+    for t in threads:
+        t.join()
+    messages += backlog
+    left = client().get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    in_flight = int(left["ApproximateNumberOfMessagesNotVisible"])
+    print(f"moto_server.py: {messages} messages sent, received and deleted by {consumers} consumers at once in "
+          f"{time.perf_counter() - started:.1f} s: {messages - len(received)} lost, {in_flight} deleted ones back")
+    if len(received) != messages:
+        failures.append(f"{messages - len(received)} of {messages} messages sent were never received")
+    if in_flight or int(left["ApproximateNumberOfMessages"]):
+        failures.append(f"the queue is not empty once every message is deleted: {left}")
 
 
 def queries(client, failures):
@@ -309,6 +368,7 @@ def main():
         queries(client, failures)
         conditional_writes(port, failures)
         long_polls(process, port, failures)
+        sqs_under_concurrency(port, failures)
     finally:
         process.kill()
 
@@ -317,7 +377,7 @@ def main():
             print(f"FAIL: {failure}")
         sys.exit(1)
     print("moto_server.py: transactions all or nothing, their time independent of the table; queries too; "
-          "conditional writes atomic; long polls wait")
+          "conditional writes atomic; long polls wait; SQS loses nothing under concurrent calls")
 
 
 if __name__ == "__main__":

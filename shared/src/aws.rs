@@ -27,12 +27,31 @@ pub async fn load_config() -> aws_config::SdkConfig {
         .await
 }
 
-/// WorkSpaces allows about 2 calls/s per account and Region. Adaptive retry slows the client
-/// down when it is throttled instead of hammering the limit, and gives a throttled call several
-/// chances before the message is handed back to SQS.
+/// Attempts of one WorkSpaces call before its error reaches the code (which hands a throttled
+/// request back to its queue, delayed).
+pub const WORKSPACES_MAX_ATTEMPTS: u32 = 25;
+/// The longest wait between two attempts: at about 2 calls/s, a few clients backing off longer
+/// than this leave the rate unused (measured in `BENCHMARKS.md`).
+const WORKSPACES_MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// WorkSpaces allows about 2 calls/s per account and Region, shared by every caller. Standard
+/// retry with a short, jittered backoff keeps that rate full when the provisioners, terminators
+/// and reconciler compete for it: adaptive retry, which slows each client down on its own after
+/// a throttle, left a fifth to a quarter of it unused with three of them (BENCHMARKS.md, runs A
+/// against C and D). A throttled attempt costs nothing from the SDK's retry quota (its own
+/// partition): the quota is for outages, and throttling is this API's normal state at scale;
+/// other errors still draw on it.
 pub fn workspaces_client(sdk: &aws_config::SdkConfig) -> aws_sdk_workspaces::Client {
+    use aws_sdk_workspaces::config::retry::{RetryPartition, TokenBucket};
+    let quota = TokenBucket::builder().throttling_retry_cost(0).build();
     let config = aws_sdk_workspaces::config::Builder::from(sdk)
-        .retry_config(RetryConfig::adaptive().with_max_attempts(8).with_initial_backoff(Duration::from_millis(200)))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(WORKSPACES_MAX_ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(200))
+                .with_max_backoff(WORKSPACES_MAX_BACKOFF),
+        )
+        .retry_partition(RetryPartition::custom("workspaces").token_bucket(quota).build())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_millis(3100))

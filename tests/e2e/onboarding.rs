@@ -334,9 +334,9 @@ async fn throttling_is_absorbed_and_everything_completes() {
     t.fault(json!({ "kind": "throttle", "operation": "WorkSpaces.CreateWorkspaces", "count": 3 })).await;
     t.fault(json!({ "kind": "throttle", "operation": "WorkSpaces.DescribeWorkspaces", "count": 3 })).await;
     t.post_events(&(0..30).map(join).collect::<Vec<_>>()).await;
-    // Three throttles make the SDK's adaptive rate limiter wait up to 20 s before a retry: a
-    // CreateWorkspaces call can outlive the provisioner's deadline, be given up and be adopted on
-    // the redelivery a visibility timeout later. Everyone still ends active, without a failure.
+    // The SDK retries the throttled calls after a jittered backoff; a CreateWorkspaces call that
+    // still outlived the provisioner's deadline would be given up and adopted on its redelivery.
+    // Everyone ends active, without a failure.
     all_in(&t, &ids(0..30), EmployeeState::Active, 240).await;
     let calls = t.sim(reqwest::Method::GET, "calls", Value::Null).await;
     assert!(calls["WorkSpaces.CreateWorkspaces"]["throttled"].as_u64().unwrap() >= 3);

@@ -103,6 +103,32 @@ pub struct PhaseReport {
     pub invocations: BTreeMap<String, Invocations>,
     /// Every resource's use, the busiest first: it bounded the phase.
     pub resources: Vec<ResourceUse>,
+    /// When each WorkSpaces operation's accepted calls ran, in seconds from the first event
+    /// posted: the lead-in before the API is used, and the tail after it.
+    pub timeline: BTreeMap<String, Span>,
+}
+
+/// The first and last accepted call of an operation in a phase, seconds from the phase's start.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Span {
+    pub first_s: f64,
+    pub last_s: f64,
+    pub calls: u64,
+}
+
+/// The span of `op`'s calls accepted between two snapshots, from `start_ms` (Unix ms).
+pub fn span(before: &Snapshot, after: &Snapshot, op: &str, start_ms: i64) -> Option<Span> {
+    let times = |s: &Snapshot| -> Vec<u64> {
+        s.sim_calls[op]["at_ms"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default()
+    };
+    let earlier = times(before).len();
+    let during: Vec<u64> = times(after).get(earlier..).unwrap_or_default().to_vec();
+    let from_start = |ms: u64| (ms as f64 - start_ms as f64) / 1000.0;
+    Some(Span {
+        first_s: from_start(*during.iter().min()?),
+        last_s: from_start(*during.iter().max()?),
+        calls: during.len() as u64,
+    })
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -466,6 +492,16 @@ pub fn render(run: &RunReport, artefacts: &BTreeMap<String, Artefact>) -> String
         );
     }
     for p in &run.phases {
+        let spans: Vec<String> = p
+            .timeline
+            .iter()
+            .map(|(op, s)| format!("{op} {} calls from {:.1} s to {:.1} s", s.calls, s.first_s, s.last_s))
+            .collect();
+        if !spans.is_empty() {
+            let _ = writeln!(out, "{:<6} timeline: {}; last confirmed at {:.1} s", p.phase, spans.join(", "), p.wall_s);
+        }
+    }
+    for p in &run.phases {
         let uses: Vec<String> =
             p.resources.iter().map(|r| format!("{} {:.0} % ({})", r.resource, 100.0 * r.share, r.detail)).collect();
         let _ = writeln!(out, "{:<6} bounded by, busiest first: {}", p.phase, uses.join("; "));
@@ -548,6 +584,18 @@ mod tests {
         let api = api_use(&before, &after, "WorkSpaces.CreateWorkspaces", 53);
         assert_eq!((api.calls, api.floor, api.items, api.max_items, api.throttled), (3, 3, 53, 25, 1));
         assert!((api.items_per_call - 53.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_phase_timeline_counts_only_its_own_calls_from_its_start() {
+        let calls =
+            |at: &[u64]| json!({ "WorkSpaces.TerminateWorkspaces": { "items": vec![25; at.len()], "at_ms": at } });
+        let before = Snapshot { sim_calls: calls(&[1_000, 2_000]), ..Default::default() };
+        let after = Snapshot { sim_calls: calls(&[1_000, 2_000, 13_500, 12_000, 210_000]), ..Default::default() };
+        let found = span(&before, &after, "WorkSpaces.TerminateWorkspaces", 10_000).expect("calls in the phase");
+        assert_eq!(found, Span { first_s: 2.0, last_s: 200.0, calls: 3 });
+        assert_eq!(span(&after, &after, "WorkSpaces.TerminateWorkspaces", 10_000), None);
+        assert_eq!(span(&before, &after, "WorkSpaces.CreateWorkspaces", 10_000), None);
     }
 
     #[test]

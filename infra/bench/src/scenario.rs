@@ -503,6 +503,12 @@ fn phase_report(
                 .collect(),
             std::thread::available_parallelism().map_or(1, |n| n.get()),
         ),
+        timeline: WORKSPACES_OPS
+            .iter()
+            .filter_map(|op| {
+                Some((op.to_string(), report::span(before, after, &format!("WorkSpaces.{op}"), posted_ms)?))
+            })
+            .collect(),
     }
 }
 

@@ -169,14 +169,15 @@ pub async fn run(
         if enabled.wait_for(|on| *on).await.is_err() {
             return;
         }
-        let batch = match collect_batch(&sqs, &queue, &mapping, window, &enabled).await {
-            Ok(batch) => batch,
-            Err(e) => {
-                tracing::warn!(queue = %queue.name, error = %e, "ReceiveMessage failed; retrying");
+        let (batch, failure) = collect_batch(&sqs, &queue, &mapping, window, &enabled).await;
+        if let Some(e) = failure {
+            // What was received before the failure is delivered: dropped, it would stay invisible
+            // for the queue's whole visibility timeout (18 minutes for terminations).
+            tracing::warn!(queue = %queue.name, error = %e, received = batch.len(), "ReceiveMessage failed; retrying");
+            if batch.is_empty() {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
             }
-        };
+        }
         if batch.is_empty() {
             continue;
         }
@@ -190,44 +191,91 @@ pub async fn run(
     }
 }
 
+/// Why a receive brought nothing: SQS refused it, or it was not answered in time.
+#[derive(Debug, thiserror::Error)]
+enum ReceiveFailed {
+    #[error("refused: {0}")]
+    Refused(Box<dyn std::error::Error + Send + Sync>),
+    #[error("no answer within {0:?}")]
+    Unanswered(Duration),
+}
+
+/// How much longer than its long poll a receive may take: a receive never answered would
+/// otherwise stop the mapping for good, with the messages it had collected invisible.
+const RECEIVE_GRACE: Duration = Duration::from_secs(10);
+
 /// Receives until the batch is full or the batching window (from the first message) closes.
 /// FIFO batches are whatever one receive returns: SQS itself keeps one batch per group in flight.
+/// A failed receive ends the batch with what it has, and the failure.
 async fn collect_batch(
     sqs: &aws_sdk_sqs::Client,
     queue: &QueueInfo,
     mapping: &SqsMapping,
     window: Duration,
     enabled: &watch::Receiver<bool>,
-) -> Result<Vec<Message>, aws_sdk_sqs::Error> {
+) -> (Vec<Message>, Option<ReceiveFailed>) {
+    let receive = |max: usize, wait: u64| {
+        let request = sqs
+            .receive_message()
+            .queue_url(&queue.url)
+            .max_number_of_messages(max.min(10) as i32)
+            .wait_time_seconds(wait.min(20) as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All");
+        async move {
+            let out = request.send().await.map_err(|e| ReceiveFailed::Refused(aws_sdk_sqs::Error::from(e).into()))?;
+            Ok(out.messages.unwrap_or_default())
+        }
+    };
+    let rules = Batching { size: mapping.batch_size, window, whole_receive: queue.fifo, grace: RECEIVE_GRACE };
+    gather(receive, &rules, enabled).await
+}
+
+/// How a mapping makes its batches.
+struct Batching {
+    size: usize,
+    window: Duration,
+    /// One receive makes the batch (FIFO).
+    whole_receive: bool,
+    /// See [`RECEIVE_GRACE`].
+    grace: Duration,
+}
+
+/// The batching loop of [`collect_batch`], over any `receive(max messages, wait seconds)`.
+async fn gather<F, Fut>(
+    mut receive: F,
+    rules: &Batching,
+    enabled: &watch::Receiver<bool>,
+) -> (Vec<Message>, Option<ReceiveFailed>)
+where
+    F: FnMut(usize, u64) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Message>, ReceiveFailed>>,
+{
     let mut batch: Vec<Message> = Vec::new();
     let mut first_at: Option<Instant> = None;
     loop {
         // Disabled while waiting for a first message: stop polling (a started batch is delivered).
         if batch.is_empty() && !*enabled.borrow() {
-            return Ok(batch);
+            return (batch, None);
         }
-        let left = first_at.map_or(window, |t| window.saturating_sub(t.elapsed()));
-        if first_at.is_some() && (left.is_zero() || batch.len() >= mapping.batch_size) {
-            return Ok(batch);
+        let left = first_at.map_or(rules.window, |t| rules.window.saturating_sub(t.elapsed()));
+        if first_at.is_some() && (left.is_zero() || batch.len() >= rules.size) {
+            return (batch, None);
         }
-        let wait = if batch.is_empty() { 1 } else { left.as_secs().min(20) as i32 };
-        let out = sqs
-            .receive_message()
-            .queue_url(&queue.url)
-            .max_number_of_messages((mapping.batch_size - batch.len()).min(10) as i32)
-            .wait_time_seconds(wait)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send()
-            .await?;
-        let received = out.messages.unwrap_or_default();
+        let wait = if batch.is_empty() { 1 } else { left.as_secs().min(20) };
+        let limit = Duration::from_secs(wait) + rules.grace;
+        let received = match tokio::time::timeout(limit, receive(rules.size - batch.len(), wait)).await {
+            Ok(Ok(received)) => received,
+            Ok(Err(e)) => return (batch, Some(e)),
+            Err(_) => return (batch, Some(ReceiveFailed::Unanswered(limit))),
+        };
         if !received.is_empty() && first_at.is_none() {
             first_at = Some(Instant::now());
         }
         let got_none = received.is_empty();
         batch.extend(received);
-        if queue.fifo && !batch.is_empty() {
-            return Ok(batch);
+        if rules.whole_receive && !batch.is_empty() {
+            return (batch, None);
         }
         if got_none && !batch.is_empty() && wait == 0 {
             // Less than a second of window left and nothing more came: the window closes.
@@ -324,6 +372,70 @@ mod tests {
         assert!(matches!(settle(&Outcome::Timeout, &ids(), true), Settlement::BatchFailed(_)));
         let failing = response(json!({ "batchItemFailures": [{ "itemIdentifier": "b" }] }));
         assert_eq!(settle(&failing, &ids(), false), Settlement::AllSucceeded);
+    }
+
+    fn messages(n: usize) -> Vec<Message> {
+        (0..n).map(|i| Message::builder().message_id(format!("m{i}")).body("{}").build()).collect()
+    }
+
+    fn rules() -> Batching {
+        Batching {
+            size: 100,
+            window: Duration::from_millis(900),
+            whole_receive: false,
+            grace: Duration::from_millis(50),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_receive_that_fails_part_way_delivers_what_was_received() {
+        let (_on, enabled) = watch::channel(true);
+        let mut calls = 0;
+        let receive = |_max: usize, _wait: u64| {
+            calls += 1;
+            let answer =
+                if calls == 1 { Ok(messages(7)) } else { Err(ReceiveFailed::Refused("connection reset".into())) };
+            async move { answer }
+        };
+        let (batch, failure) = gather(receive, &rules(), &enabled).await;
+        assert_eq!(batch.len(), 7, "the messages received before the failure are kept");
+        assert!(matches!(failure, Some(ReceiveFailed::Refused(_))), "{failure:?}");
+    }
+
+    #[tokio::test]
+    async fn a_receive_never_answered_ends_the_batch_instead_of_stopping_the_mapping() {
+        let (_on, enabled) = watch::channel(true);
+        let mut calls = 0;
+        let receive = |_max: usize, _wait: u64| {
+            calls += 1;
+            let first = calls == 1;
+            async move {
+                if first {
+                    return Ok(messages(3));
+                }
+                std::future::pending::<()>().await;
+                Ok(Vec::new())
+            }
+        };
+        let (batch, failure) = gather(receive, &rules(), &enabled).await;
+        assert_eq!(batch.len(), 3);
+        assert!(matches!(failure, Some(ReceiveFailed::Unanswered(_))), "{failure:?}");
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_full_at_its_size_and_asks_only_for_what_it_lacks() {
+        let (_on, enabled) = watch::channel(true);
+        let mut asked = Vec::new();
+        let receive = |max: usize, _wait: u64| {
+            asked.push(max);
+            let n = max.min(10);
+            async move { Ok(messages(n)) }
+        };
+        let rules = Batching { size: 25, ..rules() };
+        let (batch, failure) = gather(receive, &rules, &enabled).await;
+        assert_eq!(batch.len(), 25);
+        assert!(failure.is_none());
+        assert_eq!(asked, vec![25, 15, 5]);
     }
 
     #[test]

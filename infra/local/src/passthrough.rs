@@ -88,6 +88,9 @@ struct Forward {
     client: reqwest::Client,
 }
 
+/// How long the upstream (moto, dynoxide) may take to answer one call.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A running pass-through; it stops when dropped.
 pub struct Passthrough {
     pub url: String,
@@ -109,7 +112,10 @@ impl Passthrough {
     pub async fn start_with(route: Route, observe: Observer, inject: Option<Injector>) -> std::io::Result<Passthrough> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let state = Forward { route, observe, inject, client: reqwest::Client::new() };
+        // An upstream that never answers (a long poll lasts 20 s at most) fails the call instead
+        // of holding its caller forever.
+        let client = reqwest::Client::builder().timeout(UPSTREAM_TIMEOUT).build().map_err(std::io::Error::other)?;
+        let state = Forward { route, observe, inject, client };
         let app = axum::Router::new().fallback(forward).with_state(state);
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {

@@ -18,6 +18,8 @@ pub struct OpStats {
     pub injected_errors: u64,
     /// Number of items each accepted call carried (requests, ids), in call order.
     pub items: Vec<usize>,
+    /// When each of those calls was answered (Unix time, ms): a run's timeline of the API.
+    pub at_ms: Vec<u64>,
 }
 
 /// Faults injected through the admin API. `count` limits how many requests a fault hits
@@ -202,7 +204,10 @@ impl Gate {
     }
 
     pub fn record_items(&mut self, op: &str, items: usize) {
-        self.stats.entry(op.to_owned()).or_default().items.push(items);
+        let stats = self.stats.entry(op.to_owned()).or_default();
+        stats.items.push(items);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        stats.at_ms.push(u64::try_from(now.as_millis()).unwrap_or(u64::MAX));
     }
 
     /// The injected per-item CreateWorkspaces failure for this user, if any (consumes one use).
