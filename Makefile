@@ -80,7 +80,9 @@ test-unit: ## Unit tests, the contract corpus through the parser, and each micro
 	$(CARGO) test --workspace --lib --bins --benches --test contract_corpus --test model --test held_memory
 
 test-conformance: ## The real SDK clients against the simulator; the doubles' contracts on the real adapters there; the moto launcher's transactions
-	@# The launcher's test (about a minute, mostly moto's own time) runs beside the Rust tests.
+	@# The launcher's test (about a minute, mostly moto's own time) runs beside the Rust tests,
+	@# once they are built (its timings would otherwise compete with the compiler).
+	$(CARGO) test --workspace --test conformance --test adapter_contract --no-run
 	@mkdir -p target; .venv/bin/python infra/local/test_moto_server.py > target/test_moto_server.log 2>&1 & launcher=$$!; \
 	$(CARGO) test --workspace --test conformance --test adapter_contract; rust=$$?; \
 	wait $$launcher; python=$$?; cat target/test_moto_server.log; \

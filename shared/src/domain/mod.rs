@@ -1,6 +1,7 @@
 //! The pipeline's domain: the HR event contract, profiles, employees, the messages between the
-//! functions and the mover's planner. Pure logic, no AWS.
+//! functions, the mover's planner and the drift audit's decision. Pure logic, no AWS.
 
+pub mod audit;
 pub mod employee;
 pub mod event;
 pub mod lifecycle;

@@ -1,0 +1,241 @@
+use super::*;
+use crate::domain::workspace::WorkspaceProperties;
+use serde_json::json;
+
+const DIR: &str = "d-9067a1b2c3";
+const HOUR: i64 = 3_600_000;
+const NOW: i64 = 1_800_000_000_000;
+
+fn rules() -> AuditRules {
+    AuditRules { unhealthy_after_ms: 24 * HOUR }
+}
+
+fn directories() -> BTreeSet<String> {
+    [DIR.to_owned()].into()
+}
+
+fn profile() -> serde_json::Value {
+    json!({
+        "directory_id": DIR, "bundle_id": "wsb-stdwin2022", "running_mode": "AUTO_STOP",
+        "auto_stop_minutes": 60, "compute_type": "STANDARD", "user_volume_gib": 50
+    })
+}
+
+fn employee(id: &str, state: &str, workspace_id: Option<&str>) -> EmployeeRecord {
+    serde_json::from_value(json!({
+        "employee_id": id, "state": state, "version": 3, "last_event_ms": 0, "last_event_id": "e",
+        "username": id.to_lowercase(), "profile_name": "standard", "profile": profile(),
+        "workspace_id": workspace_id, "state_since_ms": 0, "updated_ms": 0
+    }))
+    .expect("a valid record")
+}
+
+/// A WorkSpace as the profile makes it, for `user`.
+fn workspace(id: &str, user: &str) -> WorkspaceInfo {
+    WorkspaceInfo {
+        workspace_id: id.into(),
+        directory_id: DIR.into(),
+        user_name: user.into(),
+        workspace_name: None,
+        state: WorkspaceState::Available,
+        error_code: None,
+        error_message: None,
+        bundle_id: Some("wsb-stdwin2022".into()),
+        properties: Some(WorkspaceProperties {
+            running_mode: Some("AUTO_STOP".into()),
+            auto_stop_minutes: Some(60),
+            root_volume_gib: Some(80),
+            user_volume_gib: Some(50),
+            compute_type: Some("STANDARD".into()),
+        }),
+    }
+}
+
+fn run(employees: &[EmployeeRecord], listed: &[WorkspaceInfo]) -> AuditOutcome {
+    audit(employees, listed, &directories(), &BTreeMap::new(), rules(), NOW)
+}
+
+#[test]
+fn a_table_that_agrees_with_the_workspaces_has_no_finding() {
+    // GIVEN two active employees with their WorkSpaces, a leaver on the way out, a joiner pending
+    let employees = [
+        employee("E1", "active", Some("ws-1")),
+        employee("E2", "active", Some("ws-2")),
+        employee("E3", "terminating", Some("ws-3")),
+        employee("E4", "pending", Some("ws-4")),
+    ];
+    let mut leaving = workspace("ws-3", "e3");
+    leaving.state = WorkspaceState::Terminating;
+    let mut pending = workspace("ws-4", "e4");
+    pending.state = WorkspaceState::Pending;
+    // WHEN audited against what is listed
+    let outcome = run(&employees, &[workspace("ws-1", "E1"), workspace("ws-2", "e2"), leaving, pending]);
+    // THEN nothing is found (user names compared as the service does: not case-sensitive)
+    assert_eq!(outcome.findings, vec![]);
+    assert_eq!((outcome.employees_checked, outcome.workspaces_listed), (4, 4));
+}
+
+#[test]
+fn an_active_employee_whose_workspace_is_gone_is_missing_with_what_is_listed_for_the_user() {
+    let employees = [employee("E1", "active", Some("ws-1")), employee("E2", "active", Some("ws-2"))];
+    // GIVEN E1's WorkSpace deleted, and E2's deleted and recreated by hand under a new id
+    let outcome = run(&employees, &[workspace("ws-9", "e2")]);
+    // THEN both are missing; E2's finding names the WorkSpace now listed for the user (which is
+    // not reported again as an orphan)
+    assert_eq!(
+        outcome.findings,
+        vec![
+            Finding::Missing {
+                employee_id: "E1".into(),
+                workspace_id: "ws-1".into(),
+                why: Missing::Gone,
+                listed_for_user: None
+            },
+            Finding::Missing {
+                employee_id: "E2".into(),
+                workspace_id: "ws-2".into(),
+                why: Missing::Gone,
+                listed_for_user: Some("ws-9".into())
+            },
+        ]
+    );
+}
+
+#[test]
+fn an_active_employee_whose_workspace_id_is_another_users_is_missing() {
+    let outcome = run(&[employee("E1", "active", Some("ws-1"))], &[workspace("ws-1", "someone.else")]);
+    assert_eq!(
+        outcome.findings[0],
+        Finding::Missing {
+            employee_id: "E1".into(),
+            workspace_id: "ws-1".into(),
+            why: Missing::OtherUser { user_name: "someone.else".into() },
+            listed_for_user: None,
+        }
+    );
+    // AND the WorkSpace itself is wanted by a record: it is not also called an orphan
+    assert_eq!(outcome.findings.len(), 1, "{:?}", outcome.findings);
+}
+
+#[test]
+fn a_workspace_no_record_wants_is_orphaned_whoever_its_user_is() {
+    // GIVEN one made by hand for a stranger, and one left behind for a terminated employee
+    let employees = [employee("E1", "active", Some("ws-1")), employee("E5", "terminated", None)];
+    let outcome = run(&employees, &[workspace("ws-1", "e1"), workspace("ws-x", "stranger"), workspace("ws-5", "e5")]);
+    let orphans: Vec<(&str, &Option<String>)> = outcome
+        .findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::Orphaned { workspace_id, user_of, .. } => Some((workspace_id.as_str(), user_of)),
+            _ => None,
+        })
+        .collect();
+    // THEN both are orphans (a terminated employee wants no WorkSpace)
+    assert_eq!(orphans, vec![("ws-x", &None), ("ws-5", &None)]);
+}
+
+#[test]
+fn a_move_or_a_create_under_way_is_not_an_orphan() {
+    // GIVEN a mover migrating to a new WorkSpace, and a joiner whose create went out before the
+    // record learnt its id
+    let mut mover = employee("E1", "moving", Some("ws-1"));
+    mover.moving = Some(serde_json::from_value(json!({ "event_id": "m1", "migrating_to": "ws-1b" })).expect("move"));
+    let joiner = employee("E2", "requested", None);
+    let outcome = run(&[mover, joiner], &[workspace("ws-1", "e1"), workspace("ws-1b", "e1"), workspace("ws-2", "e2")]);
+    assert_eq!(outcome.findings, vec![]);
+}
+
+#[test]
+fn an_active_employees_workspace_that_differs_from_the_profile_is_mismatched_property_by_property() {
+    let mut changed = workspace("ws-1", "e1");
+    changed.bundle_id = Some("wsb-perfwin2022".into());
+    if let Some(p) = changed.properties.as_mut() {
+        p.compute_type = Some("PERFORMANCE".into());
+        p.user_volume_gib = Some(100);
+    }
+    let outcome = run(&[employee("E1", "active", Some("ws-1"))], &[changed]);
+    let d = |property, wanted: &str, found: &str| Difference { property, wanted: wanted.into(), found: found.into() };
+    assert_eq!(
+        outcome.findings,
+        vec![Finding::Mismatched {
+            employee_id: "E1".into(),
+            workspace_id: "ws-1".into(),
+            differences: vec![
+                d(Property::Bundle, "wsb-stdwin2022", "wsb-perfwin2022"),
+                d(Property::ComputeType, "STANDARD", "PERFORMANCE"),
+                d(Property::UserVolumeGib, "50", "100"),
+            ],
+        }]
+    );
+}
+
+#[test]
+fn a_property_the_profile_leaves_to_the_bundle_or_the_service_does_not_report_is_not_compared() {
+    // The profile sets no root volume; the listing reports no compute type.
+    let mut info = workspace("ws-1", "e1");
+    if let Some(p) = info.properties.as_mut() {
+        p.root_volume_gib = Some(175);
+        p.compute_type = None;
+    }
+    assert_eq!(run(&[employee("E1", "active", Some("ws-1"))], &[info]).findings, vec![]);
+}
+
+#[test]
+fn an_unhealthy_workspace_is_a_finding_only_once_it_has_been_so_for_long() {
+    let employees = [employee("E1", "active", Some("ws-1"))];
+    let mut broken = workspace("ws-1", "e1");
+    broken.state = WorkspaceState::Unhealthy;
+    // WHEN first seen UNHEALTHY
+    let first = audit(&employees, std::slice::from_ref(&broken), &directories(), &BTreeMap::new(), rules(), NOW);
+    // THEN no finding yet, and the time it was first seen is kept for the next audit
+    assert_eq!(first.findings, vec![]);
+    assert_eq!(first.unhealthy_since, BTreeMap::from([("ws-1".to_owned(), NOW)]));
+    // WHEN still UNHEALTHY a day later
+    let later = NOW + 24 * HOUR;
+    let second = audit(&employees, &[broken], &directories(), &first.unhealthy_since, rules(), later);
+    // THEN it is reported, with its employee and since when
+    assert_eq!(
+        second.findings,
+        vec![Finding::Unhealthy {
+            workspace_id: "ws-1".into(),
+            employee_id: Some("E1".into()),
+            state: "UNHEALTHY".into(),
+            since_ms: NOW
+        }]
+    );
+    // AND once it is AVAILABLE again, it is forgotten
+    let third = audit(&employees, &[workspace("ws-1", "e1")], &directories(), &second.unhealthy_since, rules(), later);
+    assert_eq!((third.findings, third.unhealthy_since), (vec![], BTreeMap::new()));
+}
+
+#[test]
+fn employees_and_workspaces_outside_the_audited_directories_are_left_alone() {
+    let mut elsewhere = employee("E1", "active", Some("ws-1"));
+    if let Some(p) = elsewhere.profile.as_mut() {
+        p.directory_id = "d-0000000000".into();
+    }
+    let outcome = run(&[elsewhere], &[]);
+    assert_eq!((outcome.findings, outcome.employees_checked), (vec![], 0));
+}
+
+#[test]
+fn a_user_decoupled_workspace_belongs_to_the_user_its_name_carries() {
+    let mut decoupled = workspace("ws-1", UNDEFINED_USER);
+    decoupled.workspace_name = Some("E1".into());
+    assert_eq!(run(&[employee("E1", "active", Some("ws-1"))], &[decoupled]).findings, vec![]);
+}
+
+#[test]
+fn a_finding_reads_as_flat_json_named_by_its_kind() {
+    let finding = Finding::Missing {
+        employee_id: "E1".into(),
+        workspace_id: "ws-1".into(),
+        why: Missing::OtherUser { user_name: "bob".into() },
+        listed_for_user: None,
+    };
+    assert_eq!(finding.kind(), "missing");
+    assert_eq!(
+        serde_json::to_value(&finding).expect("serialisable"),
+        json!({ "kind": "missing", "employee_id": "E1", "workspace_id": "ws-1", "why": "other_user", "user_name": "bob", "listed_for_user": null })
+    );
+}
