@@ -48,6 +48,20 @@ echo "== final state"
 "$bin/hrws" status
 echo "== one person's history: the rehire"
 "$bin/hrws" employee E2005
+echo "== the drift audit (hrws audit; the auditor function runs it daily): the table and WorkSpaces agree"
+"$bin/hrws" audit | tee .local/audit-clean.txt
+grep -q "drift: 0 mismatched, 0 missing, 0 orphaned, 0 unhealthy" .local/audit-clean.txt \
+  || { echo "the audit found drift on a clean stack"; exit 1; }
+echo "== behind the pipeline's back (the simulator's admin API): E2004's WorkSpace deleted in the console, one made by hand"
+gone=$("$bin/hrws" employee E2004 | awk '$1 == "workspace" { print $2 }')
+curl -fsS -X DELETE "$SIM_URL/_sim/workspaces/$gone"
+curl -fsS -X POST "$SIM_URL/_sim/workspaces" -H 'content-type: application/json' \
+  -d '{"DirectoryId":"d-9067a1b2c3","UserName":"[UNDEFINED]","WorkspaceName":"made-by-hand","BundleId":"wsb-stdwin2022"}'
+echo
+"$bin/hrws" audit | tee .local/audit-drift.txt
+grep -q "drift: 0 mismatched, 1 missing, 1 orphaned, 0 unhealthy" .local/audit-drift.txt \
+  || { echo "the audit did not find the deleted and the hand-made WorkSpace"; exit 1; }
+"$bin/hrws" employee E2004 | grep -E "^(workspace|drift)|audit"
 echo
 "$bin/stack-check" calls
 echo

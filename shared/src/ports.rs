@@ -1,6 +1,7 @@
 //! The ports the services talk through. Each has an AWS adapter in `adapters` and, in tests, an
 //! in-memory double.
 
+use crate::domain::audit::{AuditSnapshot, AuditState, Drift, Subject};
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 pub use crate::domain::employee::{NameClaim, NewUser, ScheduledEvent, USER_NAME_TAKEN};
 use crate::domain::profile::Profile;
@@ -79,6 +80,13 @@ pub struct FailedTerminate {
     pub message: String,
 }
 
+/// One page of the WorkSpaces of a directory, and the token of the next (`None`: the last).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkspacePage {
+    pub workspaces: Vec<WorkspaceInfo>,
+    pub next_token: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CreateResponse {
     pub pending: Vec<WorkspaceInfo>,
@@ -132,6 +140,14 @@ pub trait WorkspacesApi: Send + Sync {
         &self,
         ids: &[String],
     ) -> impl Future<Output = Result<Vec<FailedTerminate>, WorkspacesError>> + Send;
+    /// One page (up to [`MAX_PER_CALL`](crate::domain::workspace::MAX_PER_CALL)) of the WorkSpaces
+    /// of a directory, from `next_token` (`None`: the first page): DescribeWorkspaces by
+    /// DirectoryId with Limit and NextToken.
+    fn list_workspaces(
+        &self,
+        directory_id: &str,
+        next_token: Option<&str>,
+    ) -> impl Future<Output = Result<WorkspacePage, WorkspacesError>> + Send;
     /// The WorkSpace a user has in a directory, if any (DescribeWorkspaces by DirectoryId + UserName).
     fn find_user_workspace(
         &self,
@@ -539,6 +555,22 @@ pub trait StateStore: Send + Sync {
     fn reset_guard(&self, now_ms: i64) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+// ---------------------------------------------------------------- drift audit
+
+/// What the drift audit keeps in the table (the same table as [`StateStore`]).
+pub trait AuditStore: Send + Sync {
+    /// Every employee record, the open drift and the last audit's state: one pass over the table
+    /// (a paged Scan; eventually consistent, so the audit looks again before it reports).
+    fn audit_snapshot(&self) -> impl Future<Output = Result<AuditSnapshot, StoreError>> + Send;
+    /// Writes a subject's open drift (replacing what was there).
+    fn save_drift(&self, drift: &Drift) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Removes a subject's drift (nothing there is fine).
+    fn clear_drift(&self, subject: &Subject) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// An employee's open drift, if any (for `hrws employee`).
+    fn drift_of(&self, subject: &Subject) -> impl Future<Output = Result<Option<Drift>, StoreError>> + Send;
+    fn save_audit_state(&self, state: &AuditState) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 // ---------------------------------------------------------------- queues
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -605,6 +637,13 @@ impl<T: WorkspacesApi> WorkspacesApi for std::sync::Arc<T> {
         ids: &[String],
     ) -> impl Future<Output = Result<Vec<FailedTerminate>, WorkspacesError>> + Send {
         (**self).terminate_workspaces(ids)
+    }
+    fn list_workspaces(
+        &self,
+        directory_id: &str,
+        next_token: Option<&str>,
+    ) -> impl Future<Output = Result<WorkspacePage, WorkspacesError>> + Send {
+        (**self).list_workspaces(directory_id, next_token)
     }
     fn find_user_workspace(
         &self,
@@ -780,6 +819,24 @@ impl<T: StateStore> StateStore for std::sync::Arc<T> {
     }
     fn reset_guard(&self, now_ms: i64) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).reset_guard(now_ms)
+    }
+}
+
+impl<T: AuditStore> AuditStore for std::sync::Arc<T> {
+    fn audit_snapshot(&self) -> impl Future<Output = Result<AuditSnapshot, StoreError>> + Send {
+        (**self).audit_snapshot()
+    }
+    fn save_drift(&self, drift: &Drift) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).save_drift(drift)
+    }
+    fn clear_drift(&self, subject: &Subject) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).clear_drift(subject)
+    }
+    fn drift_of(&self, subject: &Subject) -> impl Future<Output = Result<Option<Drift>, StoreError>> + Send {
+        (**self).drift_of(subject)
+    }
+    fn save_audit_state(&self, state: &AuditState) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).save_audit_state(state)
     }
 }
 

@@ -96,6 +96,12 @@ async fn dynamodb_keeps_the_termination_guard_contract_the_memory_store_keeps() 
     shared::testing::contract::termination_guard(Arc::new(t.store())).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_keeps_the_audit_store_contract_the_memory_store_keeps() {
+    let t = TestStack::start(json!({ "table": { "name": "audit", "partition_key": "pk", "sort_key": "sk", "indexes": [{ "name": "work-index", "partition_key": "work_shard", "sort_key": "work_due" }] }, "queues": [] })).await;
+    shared::testing::contract::audit_store(&t.store()).await;
+}
+
 /// Records the DynamoDB operation of every request sent (retries included).
 #[derive(Debug, Clone, Default)]
 struct Requests(Arc<Mutex<Vec<String>>>);

@@ -127,6 +127,10 @@ async fn main() -> anyhow::Result<()> {
         if f["name"] == "terminator" {
             f["environment"]["TERMINATION_GUARD_LIMIT"] = json!("0");
         }
+        // The audit runs between the phases, when nothing else calls WorkSpaces: the whole rate.
+        if f["name"] == "auditor" {
+            f["environment"]["AUDIT_CALLS_PER_SECOND"] = json!("2");
+        }
         for (function, n) in &args.max_concurrency {
             if f["name"] == function.as_str() {
                 for mapping in f["sqs"].as_array_mut().into_iter().flatten() {

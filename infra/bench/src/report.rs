@@ -383,12 +383,39 @@ pub struct RunReport {
     /// The local DynamoDB it ran on (`moto`, `dynoxide`).
     pub store: String,
     pub phases: Vec<PhaseReport>,
+    /// The drift audit run once between the phases, over the N active employees.
+    pub audit: Option<AuditCost>,
     /// Join and leave together.
     pub lifecycle_store: StoreUse,
     pub functions: BTreeMap<String, FunctionCost>,
     /// WorkSpaces still in the simulator after the leavers, and messages in any DLQ.
     pub workspaces_left: usize,
     pub dlq_messages: i64,
+}
+
+/// What one drift audit of N active employees and their WorkSpaces cost.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AuditCost {
+    pub wall_s: f64,
+    pub employees_checked: u64,
+    pub workspaces_listed: u64,
+    /// Findings reported (0 on the bench's stack, where nothing drifts).
+    pub findings: u64,
+    /// DescribeWorkspaces calls the simulator served during the audit (the audit's own count
+    /// beside it: they must agree), and the floor ceil(N/25).
+    pub describe_calls: u64,
+    pub describe_calls_reported: u64,
+    pub describe_floor: u64,
+    /// The audit's calls a second (paced by AUDIT_CALLS_PER_SECOND).
+    pub calls_per_s: f64,
+    /// The Scan's pages, and the items of the table it read through (every item, not only the
+    /// records: history, claims, name owners).
+    pub scan_requests: u64,
+    pub table_items: u64,
+    /// DynamoDB requests during the audit (their items as requests carry them).
+    pub store: StoreUse,
+    /// The auditor's peak memory, as the runner measured it.
+    pub peak_rss_mib: Option<f64>,
 }
 
 fn mib(bytes: Option<u64>) -> String {
@@ -505,6 +532,24 @@ pub fn render(run: &RunReport, artefacts: &BTreeMap<String, Artefact>) -> String
         let uses: Vec<String> =
             p.resources.iter().map(|r| format!("{} {:.0} % ({})", r.resource, 100.0 * r.share, r.detail)).collect();
         let _ = writeln!(out, "{:<6} bounded by, busiest first: {}", p.phase, uses.join("; "));
+    }
+    if let Some(a) = &run.audit {
+        let _ = writeln!(
+            out,
+            "audit  {} employees, {} WorkSpaces listed in {:.1} s: {} DescribeWorkspaces calls (floor {}, the audit counted {}), {:.2} calls/s; DynamoDB {} requests ({} Scan pages over {} items); {} findings{}",
+            a.employees_checked,
+            a.workspaces_listed,
+            a.wall_s,
+            a.describe_calls,
+            a.describe_floor,
+            a.describe_calls_reported,
+            a.calls_per_s,
+            a.store.read_requests + a.store.write_requests,
+            a.scan_requests,
+            a.table_items,
+            a.findings,
+            a.peak_rss_mib.map(|m| format!("; peak RSS {m:.0} MiB")).unwrap_or_default()
+        );
     }
     let s = &run.lifecycle_store;
     let _ = writeln!(

@@ -3,11 +3,12 @@
 //! confirmed terminated. Counters are taken before and after each phase.
 
 use crate::proxy::CountingProxy;
-use crate::report::{self, PhaseReport, RunReport, Snapshot};
+use crate::report::{self, AuditCost, PhaseReport, RunReport, Snapshot};
 use anyhow::{Context, bail};
 use aws_sdk_dynamodb::types::AttributeValue;
 use local_stack::{LocalStack, Options, stack::StackDefinition};
 use serde_json::{Value, json};
+use shared::domain::workspace::MAX_PER_CALL;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -518,6 +519,7 @@ impl Running {
         &self,
         n: usize,
         phases: Vec<PhaseReport>,
+        audit: Option<AuditCost>,
         start: &Snapshot,
         now: &Snapshot,
     ) -> anyhow::Result<RunReport> {
@@ -525,11 +527,65 @@ impl Running {
             employees: n,
             store: self.store.name().to_owned(),
             phases,
+            audit,
             lifecycle_store: report::store_use(report::moto_delta(&start.moto_calls, &now.moto_calls), n),
             functions: now.functions.iter().map(|(name, stats)| (name.clone(), report::function_cost(stats))).collect(),
             workspaces_left: self.workspaces_left().await?,
             dlq_messages: self.dlq_messages().await?,
         })
+    }
+}
+
+impl Running {
+    /// Every item of the table (what a Scan of it reads), counted by a Scan of our own.
+    async fn table_items(&self) -> anyhow::Result<u64> {
+        let (mut items, mut start) = (0, None);
+        loop {
+            let page = self
+                .dynamodb
+                .scan()
+                .table_name(&self.stack.resources.table_name)
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            items += page.scanned_count().max(0) as u64;
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// One drift audit, invoked as its schedule would, over what the join phase left: its cost.
+    async fn audit(&self, n: usize, before: &Snapshot) -> anyhow::Result<(AuditCost, Snapshot)> {
+        let url = format!("{}/2015-03-31/functions/auditor/invocations", self.stack.invoke_url);
+        let started = epoch_ms();
+        let res = self.http.post(&url).json(&json!({ "source": "aws.events", "detail": {} })).send().await?;
+        let failed = res.headers().contains_key("x-amz-function-error");
+        let answer: Value = res.json().await?;
+        anyhow::ensure!(!failed, "the audit failed: {answer}");
+        let wall_s = (epoch_ms() - started) as f64 / 1000.0;
+        let after = self.snapshot().await?;
+        let describe = report::api_use(before, &after, "WorkSpaces.DescribeWorkspaces", n);
+        let number = |key: &str| answer[key].as_u64().unwrap_or_default();
+        let findings = answer["counts"].as_object().map_or(0, |c| c.values().filter_map(Value::as_u64).sum());
+        let delta = report::moto_delta(&before.moto_calls, &after.moto_calls);
+        let cost = AuditCost {
+            wall_s,
+            scan_requests: delta.get("DynamoDB.Scan").map_or(0, |c| c.calls),
+            table_items: self.table_items().await?,
+            employees_checked: number("employees_checked"),
+            workspaces_listed: number("workspaces_listed"),
+            findings,
+            describe_calls: describe.calls,
+            describe_calls_reported: number("describe_calls"),
+            describe_floor: (n as u64).div_ceil(MAX_PER_CALL as u64),
+            calls_per_s: if wall_s > 0.0 { describe.calls as f64 / wall_s } else { 0.0 },
+            store: report::store_use(delta, n),
+            peak_rss_mib: after.functions.get("auditor").map(|f| f.peak_rss_kib as f64 / 1024.0),
+        };
+        Ok((cost, after))
     }
 }
 
@@ -552,8 +608,11 @@ pub async fn run(
     let s1 = running.snapshot().await?;
     eprintln!("-- {n}: {} active, {} failed", joined.0, joined.1);
     let join = phase_report(settings, "join", n, joined, joined_at, &s0, &s1);
+    eprintln!("-- {n}: auditing {n} WorkSpaces");
+    let (audit, s1) = running.audit(n, &s1).await?;
+    eprintln!("-- {n}: audited in {:.1} s, {} DescribeWorkspaces calls", audit.wall_s, audit.describe_calls);
     // A checkpoint that cannot be written costs the checkpoint, not the run.
-    match running.report(n, vec![join.clone()], &s0, &s1).await {
+    match running.report(n, vec![join.clone()], Some(audit.clone()), &s0, &s1).await {
         Ok(so_far) => {
             if let Err(e) = checkpoint(&so_far) {
                 eprintln!("-- {n}: the join-phase figures could not be written ({e:#}); carrying on");
@@ -571,5 +630,5 @@ pub async fn run(
     eprintln!("-- {n}: {} terminated, {} failed", left.0, left.1);
 
     let leave = phase_report(settings, "leave", n, left, left_at, &s1, &s2);
-    running.report(n, vec![join, leave], &s0, &s2).await
+    running.report(n, vec![join, leave], Some(audit), &s0, &s2).await
 }

@@ -7,9 +7,12 @@ use serde_json::Value;
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::sqs::SqsQueue;
 use shared::adapters::workspaces::AwsWorkspaces;
+use shared::domain::audit::{AuditRules, Subject};
 use shared::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
+use shared::domain::profile::Profiles;
 use shared::domain::time::Timestamp;
-use shared::ports::{StateStore, WorkspaceInfo, WorkspacesApi};
+use shared::ports::{AuditStore as _, StateStore, WorkspaceInfo, WorkspacesApi};
+use shared::services::audit::{AuditConfig, Auditor};
 use shared::services::guard::GuardOperator;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -55,6 +58,24 @@ enum Command {
     Guard {
         #[command(subcommand)]
         action: Option<GuardAction>,
+    },
+    /// The drift audit now, as the scheduled auditor runs it: lists every WorkSpace of the
+    /// directories (the profiles' and every directory a record names), compares them with the
+    /// table, records the findings on each employee (or the unowned WorkSpace) and prints them:
+    /// missing, orphaned, mismatched, unhealthy. Report only.
+    Audit {
+        /// The WORKSPACE_PROFILES JSON, for its directories (empty: the records' directories).
+        #[arg(long, env = "WORKSPACE_PROFILES", default_value = "")]
+        profiles: String,
+        /// A WorkSpace ERROR, UNHEALTHY or SUSPENDED longer than this (across audits) is reported.
+        #[arg(long, default_value_t = 1440)]
+        unhealthy_after_minutes: i64,
+        /// DescribeWorkspaces calls per second at most (the pipeline shares the account's rate).
+        #[arg(long, default_value_t = 1.0)]
+        calls_per_second: f64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Wait until employees reach the states in a JSON map {employee_id: state}, showing progress.
     /// `rejected`: the employee's events were all rejected; `rehired`: active again after a
@@ -109,8 +130,63 @@ async fn main() -> anyhow::Result<()> {
         Command::Guard { action: Some(GuardAction::Release { employee, queue_url }) } => {
             release(operator(store()?, &sdk, queue_url), employee).await
         }
+        Command::Audit { profiles, unhealthy_after_minutes, calls_per_second, json } => {
+            let directories = if profiles.trim().is_empty() {
+                Default::default()
+            } else {
+                Profiles::from_json(profiles)
+                    .map_err(|e| anyhow::anyhow!("WORKSPACE_PROFILES is invalid: {e}"))?
+                    .directories()
+            };
+            if !(calls_per_second.is_finite() && *calls_per_second > 0.0) {
+                bail!("--calls-per-second must be a positive number");
+            }
+            let auditor = Auditor {
+                store: store()?,
+                workspaces: AwsWorkspaces::new(shared::aws::workspaces_client(&sdk)),
+                clock: std::sync::Arc::new(shared::ports::SystemClock),
+                config: AuditConfig {
+                    directories,
+                    rules: AuditRules { unhealthy_after_ms: unhealthy_after_minutes.max(&0) * 60_000 },
+                    call_interval_ms: (1000.0 / calls_per_second).ceil() as u64,
+                },
+            };
+            audit(&auditor, *json).await
+        }
         Command::Wait { expect, timeout_s } => wait(&store()?, expect, Duration::from_secs(*timeout_s)).await,
     }
+}
+
+async fn audit(auditor: &Auditor<DynamoStore, AwsWorkspaces>, json: bool) -> anyhow::Result<()> {
+    let report = auditor.run().await.context("the audit failed; nothing was recorded")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "audited {}: directories {}; {} employees, {} WorkSpaces listed; {} DescribeWorkspaces calls",
+        time(report.audited_ms),
+        report.directories.join(", "),
+        report.employees_checked,
+        report.workspaces_listed,
+        report.describe_calls
+    );
+    let counts: Vec<String> = report.counts.iter().map(|(kind, n)| format!("{n} {kind}")).collect();
+    println!(
+        "drift: {} ({} new, {} resolved; {} seen to be changes under way on a second look)",
+        counts.join(", "),
+        report.opened,
+        report.resolved,
+        report.dropped_on_second_look
+    );
+    for finding in &report.findings {
+        let subject = match finding.subject() {
+            Subject::Employee(id) => format!("employee {id}"),
+            Subject::Workspace(id) => format!("workspace {id}"),
+        };
+        println!("  {:<22} {}", subject, finding.summary());
+    }
+    Ok(())
 }
 
 async fn status(store: &DynamoStore) -> anyhow::Result<()> {
@@ -239,6 +315,11 @@ async fn employee(store: &DynamoStore, workspaces: &AwsWorkspaces, id: &str) -> 
             }
         }
         None => println!("employee   {id}: no lifecycle record"),
+    }
+    if let Some(drift) = store.drift_of(&Subject::Employee(id.to_owned())).await? {
+        for finding in &drift.findings {
+            println!("drift      {} (open since {})", finding.summary(), time(drift.since_ms));
+        }
     }
     for held in store.scheduled_for(id).await? {
         println!("held       {} ({}) takes effect {}", held.event_id, held.kind, time(held.effective_ms));

@@ -243,8 +243,11 @@ pub async fn start(
             )));
         }
         if let Some(schedule) = &f.schedule {
-            let every = options.schedule_every.unwrap_or(Duration::from_secs(schedule.rate_s));
-            tasks.push(tokio::spawn(schedule::run(pool.clone(), every, options.region.clone())));
+            let rate = Duration::from_secs(schedule.rate_s);
+            let every = options.schedule_every.filter(|_| !schedule.fixed).unwrap_or(rate);
+            // A fixed schedule first runs one period after the start, as EventBridge's rate does.
+            let first = if schedule.fixed { every } else { Duration::ZERO };
+            tasks.push(tokio::spawn(schedule::run(pool.clone(), every, first, options.region.clone())));
         }
     }
 

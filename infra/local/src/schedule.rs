@@ -20,8 +20,9 @@ pub fn scheduled_event(function: &str, region: &str) -> Value {
     })
 }
 
-pub async fn run(pool: Arc<FunctionPool>, every: Duration, region: String) {
-    let mut ticks = tokio::time::interval(every);
+/// Invokes the function every `every`, the first time `first` after now.
+pub async fn run(pool: Arc<FunctionPool>, every: Duration, first: Duration, region: String) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         ticks.tick().await;

@@ -105,6 +105,10 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
     pub rate_s: u64,
+    /// Kept at `rate_s` when the runner speeds schedules up (`--schedule-every-s`, the tests):
+    /// a daily job stays daily, and runs when invoked (the tests and the demo invoke it).
+    #[serde(default)]
+    pub fixed: bool,
 }
 
 impl StackDefinition {

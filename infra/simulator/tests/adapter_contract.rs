@@ -13,7 +13,7 @@ use shared::adapters::directory::{Directory, DsDataUsers};
 use shared::adapters::tagging::AwsWorkspaceTags;
 use shared::adapters::workspaces::AwsWorkspaces;
 use shared::testing::contract::{
-    Passage, WorkspacesSetup, directory_users, workspace_operations, workspace_tags, workspaces,
+    Passage, WorkspacesSetup, directory_listing, directory_users, workspace_operations, workspace_tags, workspaces,
 };
 use std::time::Duration;
 
@@ -81,6 +81,14 @@ async fn the_adapter_on_the_simulator_keeps_the_workspaces_contract() {
     let api = AwsWorkspaces::new(aws_sdk_workspaces::Client::new(&sdk));
     let setup = setup();
     workspaces(&api, &Wait { factor }, &setup).await;
+}
+
+#[tokio::test]
+async fn the_adapter_on_the_simulator_keeps_the_contract_of_listing_a_directory() {
+    let factor = 4.0;
+    let sdk = fast_simulator(factor).await;
+    let api = AwsWorkspaces::new(aws_sdk_workspaces::Client::new(&sdk));
+    directory_listing(&api, &Wait { factor }, &setup()).await;
 }
 
 #[tokio::test]

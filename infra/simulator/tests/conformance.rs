@@ -748,3 +748,35 @@ async fn migration_makes_a_new_workspace_and_the_source_disappears() {
     let err = ws.migrate_workspace().source_workspace_id(&id).bundle_id(BUNDLE).send().await.unwrap_err();
     assert!(matches!(err.as_service_error(), Some(MigrateWorkspaceError::ResourceNotFoundException(_))));
 }
+
+#[tokio::test]
+async fn a_workspace_made_or_deleted_by_hand_is_listed_or_gone_at_once() {
+    // What the drift audit's demo and tests do behind the pipeline's back (admin API).
+    let sim = Sim::start(fast()).await;
+    let ws = sim.workspaces().await;
+    let made = sim
+        .admin(
+            reqwest::Method::POST,
+            "workspaces",
+            json!({ "DirectoryId": CONNECTOR, "UserName": "alee", "BundleId": BUNDLE }),
+        )
+        .await;
+    let id = made["WorkspaceId"].as_str().unwrap().to_owned();
+    let listed = ws.describe_workspaces().directory_id(CONNECTOR).send().await.unwrap();
+    let states: Vec<(Option<&str>, Option<&str>)> =
+        listed.workspaces().iter().map(|w| (w.workspace_id(), w.state().map(|s| s.as_str()))).collect();
+    assert_eq!(states, vec![(Some(id.as_str()), Some("AVAILABLE"))], "listed AVAILABLE at once");
+    // The same user again is refused as CreateWorkspaces would refuse it.
+    let again = sim
+        .http
+        .post(format!("{}/_sim/workspaces", sim.url))
+        .json(&json!({ "DirectoryId": CONNECTOR, "UserName": "ALEE", "BundleId": BUNDLE }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), reqwest::StatusCode::BAD_REQUEST);
+    assert!(again.text().await.unwrap().contains("ResourceExists.WorkSpace"));
+    sim.admin(reqwest::Method::DELETE, &format!("workspaces/{id}"), Value::Null).await;
+    let listed = ws.describe_workspaces().workspace_ids(&id).send().await.unwrap();
+    assert!(listed.workspaces().is_empty(), "gone at once");
+}

@@ -15,11 +15,12 @@
 //! DynamoDB's limits (partition key 2,048 bytes, sort key 1,024).
 
 use super::describe_sdk_error;
+use crate::domain::audit::{AuditSnapshot, AuditState, Drift, Subject};
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use crate::domain::names::{EmployeeId, EventId};
 use crate::ports::{
-    Claim, ClaimOutcome, DueCursor, DuePage, GuardStatus, HistoryEntry, MAX_TERMINATIONS_PER_WINDOW, NameClaim,
-    ScheduledEvent, StateStore, StoreError, guard_window_start,
+    AuditStore, Claim, ClaimOutcome, DueCursor, DuePage, GuardStatus, HistoryEntry, MAX_TERMINATIONS_PER_WINDOW,
+    NameClaim, ScheduledEvent, StateStore, StoreError, guard_window_start,
 };
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure};
@@ -487,28 +488,123 @@ impl DynamoStore {
 
     /// Every employee record (a full scan: for status tools, not for the functions).
     pub async fn scan_employees(&self) -> Result<Vec<EmployeeRecord>, StoreError> {
-        let mut records = Vec::new();
+        Ok(self.audit_snapshot().await?.employees)
+    }
+}
+
+// ---------------------------------------------------------------- drift audit
+
+/// The sort key of a subject's open drift: beside the employee's record, or under the WorkSpace.
+const DRIFT_SK: &str = "DRIFT";
+const AUDIT_PK: &str = "AUDIT#drift";
+const AUDIT_SK: &str = "AUDIT";
+
+fn drift_key(subject: &Subject) -> Item {
+    let pk = match subject {
+        Subject::Employee(id) => format!("EMP#{}", key_part(id, EmployeeId::MAX)),
+        Subject::Workspace(id) => format!("DRIFT#{}", key_part(id, 128)),
+    };
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(DRIFT_SK))])
+}
+
+fn audit_key() -> Item {
+    HashMap::from([("pk".to_owned(), s(AUDIT_PK)), ("sk".to_owned(), s(AUDIT_SK))])
+}
+
+impl DynamoStore {
+    async fn put(&self, operation_key: String, mut item: Item, key: Item) -> Result<(), StoreError> {
+        item.extend(key);
+        if item_size(&item) > MAX_ITEM_BYTES {
+            return Err(StoreError::Invalid {
+                operation: "PutItem",
+                message: format!("{operation_key} is over 400 KB"),
+            });
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| unavailable("PutItem", &e))?;
+        Ok(())
+    }
+}
+
+fn to_item<T: serde::Serialize>(value: &T, key: &str) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Malformed { key: key.to_owned(), detail: e.to_string() })
+}
+
+impl AuditStore for DynamoStore {
+    async fn audit_snapshot(&self) -> Result<AuditSnapshot, StoreError> {
+        let mut snapshot = AuditSnapshot::default();
         let mut start = None;
         loop {
+            // A Scan is charged for the items it reads, not the ones the filter keeps: one pass
+            // over the table gives the records, the open drift and the last state together.
             let out = self
                 .client
                 .scan()
                 .table_name(&self.table)
-                .filter_expression("sk = :state AND begins_with(pk, :emp)")
+                .filter_expression(
+                    "(sk = :state AND begins_with(pk, :emp)) OR sk = :drift OR (pk = :audit AND sk = :audit_sk)",
+                )
                 .expression_attribute_values(":state", s("STATE"))
                 .expression_attribute_values(":emp", s("EMP#"))
+                .expression_attribute_values(":drift", s(DRIFT_SK))
+                .expression_attribute_values(":audit", s(AUDIT_PK))
+                .expression_attribute_values(":audit_sk", s(AUDIT_SK))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(|e| unavailable("Scan", &e))?;
             for item in out.items.unwrap_or_default() {
-                records.push(Self::decode_employee(item)?);
+                match text(&item, "sk").as_deref() {
+                    Some(DRIFT_SK) => snapshot.drift.push(decode(item)?),
+                    Some(AUDIT_SK) => snapshot.state = Some(decode(item)?),
+                    _ => snapshot.employees.push(Self::decode_employee(item)?),
+                }
             }
             start = out.last_evaluated_key;
             if start.is_none() {
-                return Ok(records);
+                return Ok(snapshot);
             }
         }
+    }
+
+    async fn save_drift(&self, drift: &Drift) -> Result<(), StoreError> {
+        let key = drift_key(&drift.subject);
+        let name = format!("{}/{DRIFT_SK}", text(&key, "pk").unwrap_or_default());
+        self.put(name.clone(), to_item(drift, &name)?, key).await
+    }
+
+    async fn clear_drift(&self, subject: &Subject) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(drift_key(subject)))
+            .send()
+            .await
+            .map_err(|e| unavailable("DeleteItem", &e))?;
+        Ok(())
+    }
+
+    async fn drift_of(&self, subject: &Subject) -> Result<Option<Drift>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(drift_key(subject)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem", &e))?;
+        out.item.map(decode).transpose()
+    }
+
+    async fn save_audit_state(&self, state: &AuditState) -> Result<(), StoreError> {
+        let name = format!("{AUDIT_PK}/{AUDIT_SK}");
+        self.put(name.clone(), to_item(state, &name)?, audit_key()).await
     }
 }
 

@@ -1,9 +1,10 @@
 //! The WorkSpaces port on the WorkSpaces API.
 
 use super::{describe_sdk_error, is_throttling};
-use crate::domain::workspace::{PropertyChange, WorkspaceProperties as Properties, WorkspaceState};
+use crate::domain::workspace::{MAX_PER_CALL, PropertyChange, WorkspaceProperties as Properties, WorkspaceState};
 use crate::ports::{
-    CreateItem, CreateResponse, FailedCreate, FailedTerminate, WorkspaceInfo, WorkspacesApi, WorkspacesError,
+    CreateItem, CreateResponse, FailedCreate, FailedTerminate, WorkspaceInfo, WorkspacePage, WorkspacesApi,
+    WorkspacesError,
 };
 use aws_sdk_workspaces::types::{
     Compute, Protocol, RunningMode, Tag, TargetWorkspaceState, TerminateRequest, Workspace, WorkspaceProperties,
@@ -179,6 +180,27 @@ impl WorkspacesApi for AwsWorkspaces {
                 message: f.error_message().unwrap_or_default().to_owned(),
             })
             .collect())
+    }
+
+    async fn list_workspaces(
+        &self,
+        directory_id: &str,
+        next_token: Option<&str>,
+    ) -> Result<WorkspacePage, WorkspacesError> {
+        let out = self
+            .client
+            .describe_workspaces()
+            .directory_id(directory_id)
+            .limit(MAX_PER_CALL as i32)
+            .set_next_token(next_token.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| error("DescribeWorkspaces", &e))?;
+        Ok(WorkspacePage {
+            workspaces: out.workspaces().iter().map(info).collect(),
+            // An empty token ends the listing as an absent one does.
+            next_token: out.next_token().filter(|t| !t.is_empty()).map(str::to_owned),
+        })
     }
 
     async fn find_user_workspace(

@@ -13,7 +13,7 @@ use crate::domain::employee::{EmployeeRecord, EmployeeState};
 use crate::domain::profile::Profile;
 use crate::domain::workspace::{UNDEFINED_USER, WorkspaceState};
 use crate::ports::WorkspaceInfo;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// What the audit allows before it reports.
@@ -24,7 +24,7 @@ pub struct AuditRules {
 }
 
 /// Why an active employee's WorkSpace is missing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "why", rename_all = "snake_case")]
 pub enum Missing {
     /// Not listed any more (deleted in the console, or by another record's leave).
@@ -34,7 +34,7 @@ pub enum Missing {
 }
 
 /// A property of a WorkSpace the profile sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Property {
     Bundle,
@@ -46,7 +46,7 @@ pub enum Property {
 }
 
 /// A property whose value differs from the profile's.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Difference {
     pub property: Property,
     pub wanted: String,
@@ -54,7 +54,7 @@ pub struct Difference {
 }
 
 /// One disagreement between the table and the WorkSpaces.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Finding {
     Missing {
@@ -98,6 +98,198 @@ impl Finding {
             Finding::Unhealthy { .. } => "unhealthy",
         }
     }
+
+    /// Every kind, in the order the report and the metrics list them.
+    pub const KINDS: [&'static str; 4] = ["missing", "orphaned", "mismatched", "unhealthy"];
+
+    /// The WorkSpace the finding is about.
+    pub fn workspace_id(&self) -> &str {
+        match self {
+            Finding::Missing { workspace_id, .. }
+            | Finding::Orphaned { workspace_id, .. }
+            | Finding::Mismatched { workspace_id, .. }
+            | Finding::Unhealthy { workspace_id, .. } => workspace_id,
+        }
+    }
+
+    /// The employee the finding is kept with, or the WorkSpace when no employee owns it.
+    pub fn subject(&self) -> Subject {
+        match self {
+            Finding::Missing { employee_id, .. }
+            | Finding::Mismatched { employee_id, .. }
+            | Finding::Unhealthy { employee_id: Some(employee_id), .. } => Subject::Employee(employee_id.clone()),
+            Finding::Orphaned { workspace_id, .. } | Finding::Unhealthy { workspace_id, employee_id: None, .. } => {
+                Subject::Workspace(workspace_id.clone())
+            }
+        }
+    }
+
+    /// What stays the same while the finding does: its kind, subject and WorkSpace (not the
+    /// details, which a later run may see differently, e.g. another property).
+    pub fn key(&self) -> (&'static str, Subject, String) {
+        (self.kind(), self.subject(), self.workspace_id().to_owned())
+    }
+
+    /// One line for people: the report, the history.
+    pub fn summary(&self) -> String {
+        match self {
+            Finding::Missing { workspace_id, why, listed_for_user, .. } => {
+                let why = match why {
+                    Missing::Gone => "is no longer listed".to_owned(),
+                    Missing::OtherUser { user_name } => format!("is listed for user {user_name}"),
+                };
+                let other =
+                    listed_for_user.as_ref().map(|id| format!("; {id} is listed for the user")).unwrap_or_default();
+                format!("missing: the employee's WorkSpace {workspace_id} {why}{other}")
+            }
+            Finding::Orphaned { workspace_id, directory_id, user_name, state, user_of } => {
+                let of = user_of.as_ref().map(|e| format!(", the user name of employee {e}")).unwrap_or_default();
+                format!(
+                    "orphaned: {workspace_id} ({state}, user {user_name} in {directory_id}{of}) is wanted by no employee"
+                )
+            }
+            Finding::Mismatched { workspace_id, differences, .. } => {
+                let parts: Vec<String> = differences
+                    .iter()
+                    .map(|d| format!("{} {} (profile {})", property_name(d.property), d.found, d.wanted))
+                    .collect();
+                format!("mismatched: {workspace_id} has {}", parts.join(", "))
+            }
+            Finding::Unhealthy { workspace_id, state, since_ms, .. } => {
+                let since = crate::domain::time::Timestamp::from_millis(*since_ms);
+                format!("unhealthy: {workspace_id} has been {state} since {since}")
+            }
+        }
+    }
+}
+
+fn property_name(property: Property) -> &'static str {
+    match property {
+        Property::Bundle => "bundle",
+        Property::RunningMode => "running mode",
+        Property::AutoStopMinutes => "AutoStop minutes",
+        Property::ComputeType => "compute type",
+        Property::RootVolumeGib => "root volume GiB",
+        Property::UserVolumeGib => "user volume GiB",
+    }
+}
+
+/// Who a finding is kept with: an employee (their record and history), or a WorkSpace no
+/// employee owns (the list of unowned WorkSpaces).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "subject", content = "id", rename_all = "snake_case")]
+pub enum Subject {
+    Employee(String),
+    Workspace(String),
+}
+
+/// The findings open about one subject, as the table keeps them between audits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    pub subject: Subject,
+    pub findings: Vec<Finding>,
+    /// When an audit first found drift on this subject (kept while some finding stays open).
+    pub since_ms: i64,
+    /// The audit that last changed these findings.
+    pub found_ms: i64,
+}
+
+/// What one audit leaves for the next, and for `hrws audit --last`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditState {
+    pub audited_ms: i64,
+    /// Unhealthy WorkSpaces and since when they have been seen so.
+    pub unhealthy_since: BTreeMap<String, i64>,
+    /// Open findings per kind after the audit.
+    pub counts: BTreeMap<String, usize>,
+    pub employees_checked: usize,
+    pub workspaces_listed: usize,
+    /// DescribeWorkspaces calls the audit made (listing and rechecks).
+    pub describe_calls: usize,
+}
+
+/// The most unhealthy WorkSpaces the audit state remembers (one DynamoDB item, 400 KB): beyond
+/// it the newest are dropped, so they are reported a run later.
+pub const MAX_UNHEALTHY_REMEMBERED: usize = 5_000;
+
+/// What the table holds for an audit: every employee record, the open drift, the last state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditSnapshot {
+    pub employees: Vec<EmployeeRecord>,
+    pub drift: Vec<Drift>,
+    pub state: Option<AuditState>,
+}
+
+/// How the table's drift changes with an audit's findings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DriftChanges {
+    /// Subjects whose findings changed: written as they are now.
+    pub write: Vec<Drift>,
+    /// Subjects with drift before and none now.
+    pub clear: Vec<Drift>,
+    /// Findings not open before (a history line each, for an employee).
+    pub opened: Vec<Finding>,
+}
+
+/// Compares the open drift with an audit's `findings` at `now_ms`: only what changed is written.
+pub fn drift_changes(previous: &[Drift], findings: &[Finding], now_ms: i64) -> DriftChanges {
+    let before: BTreeMap<&Subject, &Drift> = previous.iter().map(|d| (&d.subject, d)).collect();
+    let mut now: BTreeMap<Subject, Vec<Finding>> = BTreeMap::new();
+    for finding in findings {
+        now.entry(finding.subject()).or_default().push(finding.clone());
+    }
+    let mut changes = DriftChanges::default();
+    for (subject, findings) in &now {
+        let old = before.get(subject);
+        let open_keys: BTreeSet<_> = old.map(|d| d.findings.iter().map(Finding::key).collect()).unwrap_or_default();
+        changes.opened.extend(findings.iter().filter(|f| !open_keys.contains(&f.key())).cloned());
+        if old.is_none_or(|d| d.findings != *findings) {
+            changes.write.push(Drift {
+                subject: subject.clone(),
+                findings: findings.clone(),
+                since_ms: old.map_or(now_ms, |d| d.since_ms),
+                found_ms: now_ms,
+            });
+        }
+    }
+    changes.clear = previous.iter().filter(|d| !now.contains_key(&d.subject)).cloned().collect();
+    changes
+}
+
+/// What to look at again before reporting candidate findings: the employees they name (read
+/// again, consistently) and the WorkSpaces they name (described by id). The listing is paged
+/// over minutes and the table read after it, so a leave, a move or a join that ran meanwhile can
+/// look like drift; what it really is shows on a second look.
+pub fn recheck_targets(findings: &[Finding]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut employees = BTreeSet::new();
+    let mut workspaces = BTreeSet::new();
+    for finding in findings {
+        workspaces.insert(finding.workspace_id().to_owned());
+        match finding {
+            Finding::Missing { employee_id, listed_for_user, .. } => {
+                employees.insert(employee_id.clone());
+                workspaces.extend(listed_for_user.clone());
+            }
+            Finding::Mismatched { employee_id, .. } => {
+                employees.insert(employee_id.clone());
+            }
+            Finding::Orphaned { user_of, .. } => employees.extend(user_of.clone()),
+            Finding::Unhealthy { employee_id, .. } => employees.extend(employee_id.clone()),
+        }
+    }
+    (employees, workspaces)
+}
+
+/// The findings of the second look that the first one made too (by [`Finding::key`]), as the
+/// second look sees them.
+pub fn confirmed(first: &[Finding], second: Vec<Finding>) -> Vec<Finding> {
+    let keys: BTreeSet<_> = first.iter().map(Finding::key).collect();
+    second.into_iter().filter(|f| keys.contains(&f.key())).collect()
+}
+
+/// The WorkSpace ids a record wants kept, for a second look at them.
+pub fn wanted_by(employee: &EmployeeRecord) -> Vec<String> {
+    wanted_ids(employee).map(str::to_owned).collect()
 }
 
 /// What one audit found, and what the next one needs to know.
@@ -199,8 +391,14 @@ pub fn audit(
     let user_key = |e: &EmployeeRecord| -> Option<(String, String)> {
         Some((directory_of(e)?.to_lowercase(), e.username.as_deref()?.to_lowercase()))
     };
-    let users: HashMap<(String, String), &EmployeeRecord> =
-        audited.iter().filter_map(|e| Some((user_key(e)?, *e))).collect();
+    // Whose user name a WorkSpace carries: a leaver's too (a leaver's WorkSpace still listed is
+    // the drift that matters most), the employee not terminated first when a name was reused.
+    let leavers = employees.iter().filter(|e| e.state == EmployeeState::Terminated);
+    let users: HashMap<(String, String), &EmployeeRecord> = leavers
+        .filter(|e| directory_of(e).is_some_and(|d| directories.contains(d)))
+        .chain(audited.iter().copied())
+        .filter_map(|e| Some((user_key(e)?, e)))
+        .collect();
 
     let mut findings = Vec::new();
     for employee in &audited {

@@ -409,6 +409,8 @@ pub enum EventOutcome {
     Rejected,
     /// Future-dated: held until `effective_at`, then processed again.
     Scheduled,
+    /// Not an HR event's outcome: a line of the drift audit (found or resolved), without an event.
+    Drift,
 }
 
 impl EventOutcome {
@@ -418,6 +420,7 @@ impl EventOutcome {
             EventOutcome::Skipped => "skipped",
             EventOutcome::Rejected => "rejected",
             EventOutcome::Scheduled => "scheduled",
+            EventOutcome::Drift => "drift",
         }
     }
 }

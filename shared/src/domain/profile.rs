@@ -243,6 +243,11 @@ impl Profiles {
     }
 
     /// The KMS keys the profiles encrypt volumes with, each with the first profile naming it.
+    /// The directories the profiles put WorkSpaces in: the ones the drift audit lists.
+    pub fn directories(&self) -> std::collections::BTreeSet<String> {
+        self.config.profiles.values().map(|p| p.directory_id.clone()).collect()
+    }
+
     pub fn volume_keys(&self) -> BTreeMap<&str, &str> {
         let mut keys = BTreeMap::new();
         for (name, profile) in &self.config.profiles {

@@ -3,6 +3,7 @@
 //! decides, performs the decision's steps in order and writes conditionally. The shells are
 //! peers: what they share is here (records, deadlines, performing steps) or in the domain.
 
+pub mod audit;
 pub mod coalesce;
 pub mod guard;
 pub mod intake;

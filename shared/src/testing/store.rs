@@ -6,10 +6,11 @@ use super::{Faults, lock};
 use crate::adapters::dynamo::{
     MAX_ITEM_BYTES, WORK_SHARDS, check_guard_arguments, guard_member, history_item, item_size, shard_of,
 };
+use crate::domain::audit::{AuditSnapshot, AuditState, Drift, Subject};
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use crate::ports::{
-    Claim, ClaimOutcome, DueCursor, DuePage, GuardStatus, HistoryEntry, NameClaim, ScheduledEvent, StateStore,
-    StoreError, guard_window_start,
+    AuditStore, Claim, ClaimOutcome, DueCursor, DuePage, GuardStatus, HistoryEntry, NameClaim, ScheduledEvent,
+    StateStore, StoreError, guard_window_start,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -48,6 +49,8 @@ pub struct MemoryStore {
     /// The index as `watched` and `due` read it while frozen (see [`MemoryStore::freeze_index`]).
     frozen_index: Mutex<Option<Index>>,
     termination_guard: Mutex<TerminationGuard>,
+    drift: Mutex<BTreeMap<Subject, Drift>>,
+    audit_state: Mutex<Option<AuditState>>,
 }
 
 /// The termination guard as its one item holds it: the status, and the keys the window admitted.
@@ -71,7 +74,9 @@ fn dynamo_operation(method: &str) -> &'static str {
     match method {
         "claim" | "save_employee" | "record_history" | "schedule" => "PutItem",
         "complete" | "admit_terminations" | "reset_guard" => "UpdateItem",
-        "release" | "unschedule" => "DeleteItem",
+        "release" | "unschedule" | "clear_drift" => "DeleteItem",
+        "save_drift" | "save_audit_state" => "PutItem",
+        "audit_snapshot" => "Scan",
         "employees" => "BatchGetItem",
         "save_joiner" => "TransactWriteItems",
         "history" | "watched" | "due" | "scheduled_for" => "Query",
@@ -193,6 +198,52 @@ impl MemoryStore {
             return Err(StoreError::Unavailable { operation: "GetItem", message: "injected: unreadable".into() });
         }
         Ok(self.get(employee_id))
+    }
+}
+
+impl MemoryStore {
+    /// The open drift, by subject.
+    pub fn drift(&self) -> BTreeMap<Subject, Drift> {
+        lock(&self.drift).clone()
+    }
+}
+
+impl AuditStore for MemoryStore {
+    async fn audit_snapshot(&self) -> Result<AuditSnapshot, StoreError> {
+        self.guard("audit_snapshot", || {
+            Ok(AuditSnapshot {
+                employees: self.records(),
+                drift: lock(&self.drift).values().cloned().collect(),
+                state: lock(&self.audit_state).clone(),
+            })
+        })
+    }
+
+    async fn save_drift(&self, drift: &Drift) -> Result<(), StoreError> {
+        self.guard("save_drift", || {
+            check_size("save_drift", stored_size(drift, "DRIFT")?)?;
+            lock(&self.drift).insert(drift.subject.clone(), drift.clone());
+            Ok(())
+        })
+    }
+
+    async fn clear_drift(&self, subject: &Subject) -> Result<(), StoreError> {
+        self.guard("clear_drift", || {
+            lock(&self.drift).remove(subject);
+            Ok(())
+        })
+    }
+
+    async fn drift_of(&self, subject: &Subject) -> Result<Option<Drift>, StoreError> {
+        self.guard("drift_of", || Ok(lock(&self.drift).get(subject).cloned()))
+    }
+
+    async fn save_audit_state(&self, state: &AuditState) -> Result<(), StoreError> {
+        self.guard("save_audit_state", || {
+            check_size("save_audit_state", stored_size(state, "AUDIT")?)?;
+            *lock(&self.audit_state) = Some(state.clone());
+            Ok(())
+        })
     }
 }
 

@@ -13,7 +13,7 @@ use crate::domain::workspace::{
 };
 use crate::ports::{
     Clock, CreateItem, CreateResponse, FailedCreate, FailedTerminate, MAX_TAGGED_PER_READ, SystemClock, WorkspaceInfo,
-    WorkspaceTags, WorkspacesApi, WorkspacesError,
+    WorkspacePage, WorkspaceTags, WorkspacesApi, WorkspacesError,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -926,6 +926,37 @@ impl WorkspacesApi for FakeWorkspaces {
                 }
             }
             Ok(failed)
+        })
+        .await
+    }
+
+    async fn list_workspaces(
+        &self,
+        directory_id: &str,
+        next_token: Option<&str>,
+    ) -> Result<WorkspacePage, WorkspacesError> {
+        self.serve(DESCRIBE, "list_workspaces", 0, |world, now| {
+            // The token is the creation sequence of the page's first WorkSpace: a WorkSpace that
+            // goes between two pages moves no other one across them.
+            let from: u64 = match next_token {
+                None => 0,
+                Some(token) => token.strip_prefix("fake-").and_then(|n| n.parse().ok()).ok_or_else(|| {
+                    WorkspacesError::Service {
+                        operation: DESCRIBE,
+                        code: "InvalidParameterValuesException".into(),
+                        message: "The NextToken is not valid.".into(),
+                        retryable: false,
+                    }
+                })?,
+            };
+            let mut listed = world
+                .workspaces
+                .range(from..)
+                .filter(|(_, ws)| ws.directory_id == directory_id && ws.visible(now))
+                .filter_map(|(seq, ws)| ws.state(now).map(|state| (*seq, ws.info(state))));
+            let workspaces: Vec<WorkspaceInfo> = listed.by_ref().take(MAX_PER_CALL).map(|(_, info)| info).collect();
+            let next_token = listed.next().map(|(seq, _)| format!("fake-{seq}"));
+            Ok(WorkspacePage { workspaces, next_token })
         })
         .await
     }

@@ -8,7 +8,7 @@ use crate::world::{Seed, WsState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -22,6 +22,8 @@ pub fn router() -> Router<Simulator> {
         .route("/calls", get(calls).delete(clear_calls))
         .route("/state", get(state))
         .route("/reset", post(reset))
+        .route("/workspaces", post(create_workspace))
+        .route("/workspaces/{id}", delete(delete_workspace))
         .route("/workspaces/{id}/state", put(set_workspace_state))
 }
 
@@ -142,5 +144,30 @@ async fn set_workspace_state(
             ));
         }
     }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Makes a WorkSpace outside the pipeline, AVAILABLE at once (what an administrator does in the
+/// console): the body is one `CreateWorkspaces` item (`DirectoryId`, `UserName`, `BundleId`, ...).
+async fn create_workspace(State(sim): State<Simulator>, Json(request): Json<Value>) -> Response {
+    let mut inner = sim.lock();
+    let now = inner.clock.now_ms();
+    match super::workspaces::create_by_hand(&mut inner, now, &request) {
+        Ok(id) => (StatusCode::CREATED, Json(json!({ "WorkspaceId": id }))).into_response(),
+        Err((code, message)) => bad(format!("{code}: {message}")),
+    }
+}
+
+/// Deletes a WorkSpace outside the pipeline, gone at once (an administrator's termination in
+/// the console, completed).
+async fn delete_workspace(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    let mut inner = sim.lock();
+    let now = inner.clock.now_ms();
+    let Some(ws) = inner.world.workspace_by_id_mut(&id) else {
+        return (StatusCode::NOT_FOUND, Json(json!({ "error": format!("no WorkSpace {id}") }))).into_response();
+    };
+    ws.terminated_at_ms = Some(now);
+    ws.gone_at_ms = Some(now);
+    inner.world.collect_gone(now);
     StatusCode::NO_CONTENT.into_response()
 }

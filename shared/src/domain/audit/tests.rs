@@ -130,8 +130,8 @@ fn a_workspace_no_record_wants_is_orphaned_whoever_its_user_is() {
             _ => None,
         })
         .collect();
-    // THEN both are orphans (a terminated employee wants no WorkSpace)
-    assert_eq!(orphans, vec![("ws-x", &None), ("ws-5", &None)]);
+    // THEN both are orphans (a terminated employee wants no WorkSpace), the leaver's named so
+    assert_eq!(orphans, vec![("ws-x", &None), ("ws-5", &Some("E5".to_owned()))]);
 }
 
 #[test]
@@ -238,4 +238,126 @@ fn a_finding_reads_as_flat_json_named_by_its_kind() {
         serde_json::to_value(&finding).expect("serialisable"),
         json!({ "kind": "missing", "employee_id": "E1", "workspace_id": "ws-1", "why": "other_user", "user_name": "bob", "listed_for_user": null })
     );
+}
+
+fn missing(employee_id: &str, workspace_id: &str) -> Finding {
+    Finding::Missing {
+        employee_id: employee_id.into(),
+        workspace_id: workspace_id.into(),
+        why: Missing::Gone,
+        listed_for_user: None,
+    }
+}
+
+fn orphan(workspace_id: &str, user_of: Option<&str>) -> Finding {
+    Finding::Orphaned {
+        workspace_id: workspace_id.into(),
+        directory_id: DIR.into(),
+        user_name: "x".into(),
+        state: "AVAILABLE".into(),
+        user_of: user_of.map(str::to_owned),
+    }
+}
+
+fn orphan_of(workspace_id: &str, user_name: &str, employee_id: &str) -> Finding {
+    Finding::Orphaned {
+        workspace_id: workspace_id.into(),
+        directory_id: DIR.into(),
+        user_name: user_name.into(),
+        state: "AVAILABLE".into(),
+        user_of: Some(employee_id.into()),
+    }
+}
+
+#[test]
+fn every_finding_reads_back_as_it_was_written_and_every_kind_is_listed() {
+    let findings = [
+        missing("E1", "ws-1"),
+        orphan("ws-2", Some("E2")),
+        Finding::Mismatched {
+            employee_id: "E3".into(),
+            workspace_id: "ws-3".into(),
+            differences: vec![Difference {
+                property: Property::ComputeType,
+                wanted: "STANDARD".into(),
+                found: "POWER".into(),
+            }],
+        },
+        Finding::Unhealthy { workspace_id: "ws-4".into(), employee_id: None, state: "ERROR".into(), since_ms: NOW },
+    ];
+    for finding in &findings {
+        let text = serde_json::to_string(finding).expect("serialisable");
+        assert_eq!(&serde_json::from_str::<Finding>(&text).expect("readable"), finding, "{text}");
+        assert!(Finding::KINDS.contains(&finding.kind()));
+    }
+    let kinds: BTreeSet<&str> = findings.iter().map(Finding::kind).collect();
+    assert_eq!(kinds.len(), Finding::KINDS.len());
+}
+
+#[test]
+fn drift_is_written_only_when_it_changes_lined_when_it_opens_and_cleared_when_it_resolves() {
+    // GIVEN E1 missing and an orphan, found an hour ago
+    let before = drift_changes(&[], &[missing("E1", "ws-1"), orphan("ws-9", None)], NOW - HOUR);
+    assert_eq!(before.opened.len(), 2);
+    assert_eq!(before.write.len(), 2);
+    // WHEN the same is found again, with E2 now missing too, and the orphan gone
+    let now = drift_changes(&before.write, &[missing("E1", "ws-1"), missing("E2", "ws-2")], NOW);
+    // THEN only E2 is written and lined; the orphan is cleared; E1 keeps its first sighting
+    assert_eq!(now.opened, vec![missing("E2", "ws-2")]);
+    assert_eq!(now.write.iter().map(|d| d.subject.clone()).collect::<Vec<_>>(), vec![Subject::Employee("E2".into())]);
+    assert_eq!(now.write[0].since_ms, NOW);
+    assert_eq!(
+        now.clear.iter().map(|d| d.subject.clone()).collect::<Vec<_>>(),
+        vec![Subject::Workspace("ws-9".into())]
+    );
+    // AND a finding whose details change (another property differs) is rewritten, not lined again
+    let mismatched = |found: &str| Finding::Mismatched {
+        employee_id: "E3".into(),
+        workspace_id: "ws-3".into(),
+        differences: vec![Difference { property: Property::Bundle, wanted: "wsb-a".into(), found: found.into() }],
+    };
+    let first = drift_changes(&[], &[mismatched("wsb-b")], NOW - HOUR);
+    let second = drift_changes(&first.write, &[mismatched("wsb-c")], NOW);
+    assert_eq!((second.opened.len(), second.write.len()), (0, 1));
+    assert_eq!(second.write[0].since_ms, NOW - HOUR, "open since the first sighting");
+}
+
+#[test]
+fn a_second_look_confirms_only_what_the_first_found_and_still_is() {
+    // GIVEN a first look that found E1 missing (the WorkSpace listed for another user's name
+    // named too) and an orphan carrying E2's user name
+    let first = [
+        Finding::Missing {
+            employee_id: "E1".into(),
+            workspace_id: "ws-1".into(),
+            why: Missing::Gone,
+            listed_for_user: Some("ws-5".into()),
+        },
+        orphan("ws-2", Some("E2")),
+    ];
+    // THEN the second look reads E1 and E2 again and describes the three WorkSpaces
+    let (employees, workspaces) = recheck_targets(&first);
+    assert_eq!(employees, ["E1".to_owned(), "E2".to_owned()].into());
+    assert_eq!(workspaces, ["ws-1".to_owned(), "ws-2".to_owned(), "ws-5".to_owned()].into());
+    // WHEN the second look no longer sees the orphan (a joiner's, now recorded) but sees a new
+    // finding the first did not
+    let second = vec![first[0].clone(), orphan("ws-7", None)];
+    // THEN only the finding both saw is reported
+    assert_eq!(confirmed(&first, second), vec![first[0].clone()]);
+}
+
+#[test]
+fn a_leaver_terminated_while_the_listing_ran_is_no_orphan_on_the_second_look() {
+    // GIVEN the listing saw E1's WorkSpace AVAILABLE, then E1 left and the table says terminated
+    let mut left = employee("E1", "terminated", None);
+    left.workspace_id = None;
+    let listed = [workspace("ws-1", "e1")];
+    let first = run(std::slice::from_ref(&left), &listed);
+    assert_eq!(first.findings, vec![orphan_of("ws-1", "e1", "E1")], "named as the leaver's");
+    // WHEN the second look describes it again: TERMINATING
+    let mut now = workspace("ws-1", "e1");
+    now.state = WorkspaceState::Terminating;
+    let second = run(&[left], &[now]);
+    // THEN nothing is confirmed
+    assert_eq!(confirmed(&first.findings, second.findings), vec![]);
 }

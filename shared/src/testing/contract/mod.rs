@@ -8,8 +8,8 @@ mod store;
 mod workspaces;
 
 pub use directory::directory_users;
-pub use store::{state_store, termination_guard, user_name_claims};
-pub use workspaces::{Passage, WorkspacesSetup, workspace_operations, workspace_tags, workspaces};
+pub use store::{audit_store, state_store, termination_guard, user_name_claims};
+pub use workspaces::{Passage, WorkspacesSetup, directory_listing, workspace_operations, workspace_tags, workspaces};
 
 /// The value, or a panic naming the step that failed.
 fn ok<T, E: std::fmt::Debug>(step: &str, result: Result<T, E>) -> T {

@@ -2,11 +2,12 @@
 //! too.
 
 use super::ok;
+use crate::domain::audit::{AuditState, Drift, Finding, Missing, Subject};
 use crate::domain::employee::HELD_DUE_MS;
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use crate::ports::{
-    Claim, ClaimOutcome, DueCursor, GuardStatus, HistoryEntry, MAX_TERMINATIONS_PER_WINDOW, NameClaim, ScheduledEvent,
-    StateStore, StoreError,
+    AuditStore, Claim, ClaimOutcome, DueCursor, GuardStatus, HistoryEntry, MAX_TERMINATIONS_PER_WINDOW, NameClaim,
+    ScheduledEvent, StateStore, StoreError,
 };
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -83,6 +84,75 @@ pub async fn state_store<S: StateStore>(store: &S) {
 }
 
 const T: i64 = 1_790_000_000_000;
+
+/// What the drift audit keeps: one pass over the table gives every employee record (and nothing
+/// else of the table as a record), each subject's open drift and the last audit's state; drift is
+/// replaced, read and cleared per subject, for an employee and for a WorkSpace no one owns.
+pub async fn audit_store<S: StateStore + AuditStore>(store: &S) {
+    let empty = ok("snapshot of an empty table", store.audit_snapshot().await);
+    assert!(empty.employees.is_empty() && empty.drift.is_empty() && empty.state.is_none(), "{empty:?}");
+    // Records, and beside them the other items of an employee and of the table.
+    for id in ["A1", "A2"] {
+        ok("save", store.save_employee(&record(id, 0, EmployeeState::Active, T), None).await);
+        ok("history", store.record_history(&entry(Some(id), Some(&format!("{id}-e")), "m", Some(T), T)).await);
+        ok("schedule", store.schedule(&held(id, &format!("{id}-later"), T + 60_000)).await);
+    }
+    ok("guard", store.admit_terminations(T, 60_000, 5, &keys(&["A1-leave"])).await);
+    let missing = Finding::Missing {
+        employee_id: "A1".into(),
+        workspace_id: "ws-a1000000".into(),
+        why: Missing::Gone,
+        listed_for_user: None,
+    };
+    let orphan = Finding::Orphaned {
+        workspace_id: "ws-0rphan00".into(),
+        directory_id: "d-9067a1b2c3".into(),
+        user_name: "nobody".into(),
+        state: "AVAILABLE".into(),
+        user_of: None,
+    };
+    let drift = |finding: &Finding| Drift {
+        subject: finding.subject(),
+        findings: vec![finding.clone()],
+        since_ms: T,
+        found_ms: T,
+    };
+    ok("save drift", store.save_drift(&drift(&missing)).await);
+    ok("save drift", store.save_drift(&drift(&orphan)).await);
+    let state = AuditState {
+        audited_ms: T,
+        unhealthy_since: [("ws-sick0000".to_owned(), T - 1)].into(),
+        counts: [("missing".to_owned(), 1), ("orphaned".to_owned(), 1)].into(),
+        employees_checked: 2,
+        workspaces_listed: 3,
+        describe_calls: 1,
+    };
+    ok("save state", store.save_audit_state(&state).await);
+
+    let snapshot = ok("snapshot", store.audit_snapshot().await);
+    let mut ids: Vec<&str> = snapshot.employees.iter().map(|e| e.employee_id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["A1", "A2"], "the records and nothing else of the table");
+    let mut subjects: Vec<Subject> = snapshot.drift.iter().map(|d| d.subject.clone()).collect();
+    subjects.sort();
+    assert_eq!(subjects, [Subject::Employee("A1".into()), Subject::Workspace("ws-0rphan00".into())]);
+    assert!(snapshot.drift.contains(&drift(&missing)) && snapshot.drift.contains(&drift(&orphan)), "{snapshot:?}");
+    assert_eq!(snapshot.state, Some(state));
+    assert_eq!(ok("drift of A1", store.drift_of(&missing.subject()).await), Some(drift(&missing)));
+    assert_eq!(ok("drift of A2", store.drift_of(&Subject::Employee("A2".into())).await), None);
+
+    // Replaced, then cleared; the record beside it stays.
+    let mut later = drift(&missing);
+    later.found_ms = T + 1;
+    ok("replace drift", store.save_drift(&later).await);
+    assert_eq!(ok("drift of A1", store.drift_of(&missing.subject()).await), Some(later));
+    ok("clear", store.clear_drift(&missing.subject()).await);
+    ok("clear what is not there", store.clear_drift(&Subject::Employee("A2".into())).await);
+    assert_eq!(ok("drift of A1", store.drift_of(&missing.subject()).await), None);
+    assert!(ok("record", store.employee("A1").await).is_some(), "clearing drift leaves the record");
+    let snapshot = ok("snapshot", store.audit_snapshot().await);
+    assert_eq!(snapshot.drift, vec![drift(&orphan)]);
+}
 
 fn event_claim(event: &str, owner: &str, hash: &str, now_ms: i64, until_ms: i64) -> Claim {
     Claim {
@@ -666,5 +736,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_memory_store_keeps_the_termination_guard_contract() {
         super::termination_guard(std::sync::Arc::new(MemoryStore::default())).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_keeps_the_audit_store_contract() {
+        super::audit_store(&MemoryStore::default()).await;
     }
 }

@@ -3,9 +3,12 @@
 
 use super::ok;
 use crate::domain::profile::{Profile, RunningMode};
-use crate::domain::workspace::{Call, Disposition, MAX_PER_CALL, MAX_TAGS, PropertyChange, WorkspaceState, classify};
+use crate::domain::workspace::{
+    Call, Disposition, MAX_PER_CALL, MAX_TAGS, PropertyChange, UNDEFINED_USER, WorkspaceState, classify,
+};
 use crate::ports::{
-    CreateItem, CreateResponse, MAX_TAGGED_PER_READ, WorkspaceInfo, WorkspaceTags, WorkspacesApi, WorkspacesError,
+    CreateItem, CreateResponse, MAX_TAGGED_PER_READ, PortError as _, WorkspaceInfo, WorkspacePage, WorkspaceTags,
+    WorkspacesApi, WorkspacesError,
 };
 use crate::testing::ManualClock;
 use std::collections::BTreeMap;
@@ -212,6 +215,65 @@ pub async fn workspaces<W: WorkspacesApi, P: Passage>(api: &W, time: &P, setup: 
     assert_ne!(renewed.pending[0].workspace_id, id1);
     let all: Vec<String> = renewed.pending.iter().map(|w| w.workspace_id.clone()).chain(pair_ids).collect();
     assert_eq!(ok("clean up", api.terminate_workspaces(&all).await), Vec::new());
+}
+
+/// Every page of a directory's listing, each checked to hold at most 25.
+async fn list_all<W: WorkspacesApi>(api: &W, directory_id: &str) -> (Vec<WorkspaceInfo>, usize) {
+    let (mut listed, mut token, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let page = ok("DescribeWorkspaces by directory", api.list_workspaces(directory_id, token.as_deref()).await);
+        assert!(page.workspaces.len() <= MAX_PER_CALL, "a page of {}", page.workspaces.len());
+        listed.extend(page.workspaces);
+        pages += 1;
+        token = page.next_token;
+        if token.is_none() {
+            return (listed, pages);
+        }
+    }
+}
+
+/// What the drift audit relies on: DescribeWorkspaces by directory lists each of its WorkSpaces
+/// once, 25 a page, each page but the last with the token of the next; a token it never gave is
+/// refused; another directory's WorkSpaces are not listed.
+pub async fn directory_listing<W: WorkspacesApi, P: Passage>(api: &W, time: &P, setup: &WorkspacesSetup) {
+    let wanted = MAX_PER_CALL + 5;
+    let items: Vec<CreateItem> = (0..wanted)
+        .map(|i| CreateItem {
+            directory_id: setup.directory_id.clone(),
+            user_name: UNDEFINED_USER.into(),
+            workspace_name: Some(format!("listing-{i:02}")),
+            profile: profile(setup),
+        })
+        .collect();
+    let mut created = Vec::new();
+    for chunk in items.chunks(MAX_PER_CALL) {
+        let response = create(api, chunk).await;
+        assert!(response.failed.is_empty(), "{response:?}");
+        created.extend(response.pending.into_iter().map(|w| w.workspace_id));
+    }
+    created.sort();
+    let mut seen = Vec::new();
+    for _ in 0..setup.max_polls {
+        let (listed, pages) = list_all(api, &setup.directory_id).await;
+        seen = listed.iter().map(|w| w.workspace_id.clone()).collect();
+        seen.sort();
+        if seen == created {
+            assert_eq!(pages, wanted.div_ceil(MAX_PER_CALL), "full pages of 25");
+            assert!(listed.iter().all(|w| w.directory_id == setup.directory_id), "{listed:?}");
+            break;
+        }
+        time.pass(setup.poll_ms).await;
+    }
+    assert_eq!(seen, created, "every WorkSpace of the directory once (the created ones are all it has)");
+    match api.list_workspaces(&setup.directory_id, Some("not-a-token-it-gave")).await {
+        Err(e) if !e.is_retryable() => {}
+        other => panic!("a made-up NextToken: expected a refusal, got {other:?}"),
+    }
+    let elsewhere = ok("another directory", api.list_workspaces("d-906700000f", None).await);
+    assert_eq!(elsewhere, WorkspacePage::default(), "a directory without WorkSpaces lists none");
+    for chunk in created.chunks(MAX_PER_CALL) {
+        assert_eq!(ok("clean up", api.terminate_workspaces(chunk).await), Vec::new());
+    }
 }
 
 fn refused_with<T: std::fmt::Debug>(what: &str, expected: &str, result: Result<T, WorkspacesError>) {
@@ -481,6 +543,13 @@ mod tests {
         let fake = FakeWorkspaces::new(clock.clone());
         let setup = setup();
         workspaces(&fake, &clock, &setup).await;
+    }
+
+    #[tokio::test]
+    async fn the_fake_keeps_the_contract_of_listing_a_directory() {
+        let clock = ManualClock::new(1_000_000);
+        let fake = FakeWorkspaces::new(clock.clone());
+        directory_listing(&fake, &clock, &setup()).await;
     }
 
     #[tokio::test]

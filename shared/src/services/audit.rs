@@ -1,0 +1,279 @@
+//! The drift audit: on a schedule (and on demand, `hrws audit`), lists every WorkSpace of the
+//! managed directories, reads the table, and reports where they disagree
+//! ([`crate::domain::audit`] decides). Report only: it changes no employee and no WorkSpace.
+//!
+//! - The listing comes first, the table after it: a WorkSpace listed was created before the table
+//!   was read, so its joiner's record is in the read. What changed meanwhile (a leave, a move, a
+//!   joiner) can still look like drift: every candidate finding is looked at again (its employees
+//!   read consistently, its WorkSpaces described by id) and reported only if it is still there.
+//! - Its cost is ceil(WorkSpaces/25) DescribeWorkspaces calls per directory, plus
+//!   ceil(candidates/25) for the second look, paced by [`AuditConfig::call_interval_ms`] so the
+//!   pipeline keeps most of the API's rate; and one Scan of the table.
+//! - Each finding is kept with its employee (an item beside the record, and a history line when
+//!   it opens and when it resolves) or, for a WorkSpace no one owns, under the WorkSpace; counted
+//!   per kind in the report and the metrics.
+
+use crate::domain::audit::{
+    AuditRules, AuditState, Drift, Finding, MAX_UNHEALTHY_REMEMBERED, Subject, audit, confirmed, drift_changes,
+    recheck_targets, wanted_by,
+};
+use crate::domain::employee::{EmployeeRecord, EventOutcome};
+use crate::domain::validation::reason;
+use crate::domain::workspace::MAX_PER_CALL;
+use crate::ports::{
+    AuditStore, Clock, HistoryEntry, PortError, StateStore, StoreError, WorkspaceInfo, WorkspacesApi, WorkspacesError,
+};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditConfig {
+    /// The directories of the configured profiles; directories the records name are audited too.
+    pub directories: BTreeSet<String>,
+    pub rules: AuditRules,
+    /// The least time between two of the audit's DescribeWorkspaces calls.
+    pub call_interval_ms: u64,
+}
+
+pub struct Auditor<S, W> {
+    pub store: S,
+    pub workspaces: W,
+    pub clock: Arc<dyn Clock>,
+    pub config: AuditConfig,
+}
+
+/// What one audit found and what it cost.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AuditReport {
+    pub audited_ms: i64,
+    pub directories: Vec<String>,
+    pub employees_checked: usize,
+    pub workspaces_listed: usize,
+    /// Open findings per kind (every kind, 0 included).
+    pub counts: BTreeMap<String, usize>,
+    pub findings: Vec<Finding>,
+    /// Findings not open before this audit, and subjects whose drift it found resolved.
+    pub opened: usize,
+    pub resolved: usize,
+    /// Candidates the second look showed were not drift (a change under way while listing).
+    pub dropped_on_second_look: usize,
+    /// DescribeWorkspaces calls: the listing's pages and the second look's.
+    pub describe_calls: usize,
+}
+
+impl AuditReport {
+    /// The audit's CloudWatch metrics: open findings per kind (`DriftMissing`, ...), what it
+    /// looked at, and its DescribeWorkspaces calls.
+    pub fn metrics(&self) -> Vec<(&'static str, usize)> {
+        let count = |kind: &str| self.counts.get(kind).copied().unwrap_or(0);
+        vec![
+            ("DriftMissing", count("missing")),
+            ("DriftOrphaned", count("orphaned")),
+            ("DriftMismatched", count("mismatched")),
+            ("DriftUnhealthy", count("unhealthy")),
+            ("WorkspacesAudited", self.workspaces_listed),
+            ("AuditDescribeCalls", self.describe_calls),
+        ]
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Workspaces(#[from] WorkspacesError),
+}
+
+impl PortError for AuditError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            AuditError::Store(e) => e.is_retryable(),
+            AuditError::Workspaces(e) => e.is_retryable(),
+        }
+    }
+    fn error_type(&self) -> String {
+        match self {
+            AuditError::Store(e) => e.error_type(),
+            AuditError::Workspaces(e) => e.error_type(),
+        }
+    }
+}
+
+/// Spaces the audit's calls: the first at once, each next one `interval` after the previous.
+struct Pace {
+    interval: Duration,
+    last: Option<tokio::time::Instant>,
+    calls: usize,
+}
+
+impl Pace {
+    async fn turn(&mut self) {
+        if let Some(last) = self.last {
+            tokio::time::sleep_until(last + self.interval).await;
+        }
+        self.last = Some(tokio::time::Instant::now());
+        self.calls += 1;
+    }
+}
+
+impl<S: StateStore + AuditStore, W: WorkspacesApi> Auditor<S, W> {
+    pub async fn run(&self) -> Result<AuditReport, AuditError> {
+        let mut pace = Pace { interval: Duration::from_millis(self.config.call_interval_ms), last: None, calls: 0 };
+        let mut listed = Vec::new();
+        let mut directories = self.config.directories.clone();
+        for directory in &directories {
+            listed.extend(self.list(directory, &mut pace).await?);
+        }
+        let snapshot = self.store.audit_snapshot().await?;
+        // Directories only the records name (a profile since removed from the configuration).
+        let named: BTreeSet<String> =
+            snapshot.employees.iter().filter_map(|e| e.profile.as_ref().map(|p| p.directory_id.clone())).collect();
+        for directory in named.difference(&directories.clone()) {
+            listed.extend(self.list(directory, &mut pace).await?);
+            directories.insert(directory.clone());
+        }
+        let now = self.clock.now_ms();
+        let previous = snapshot.state.clone().unwrap_or_default();
+        let rules = self.config.rules;
+        let first = audit(&snapshot.employees, &listed, &directories, &previous.unhealthy_since, rules, now);
+
+        // The second look, only at what the first one found.
+        let mut outcome = first.clone();
+        if !first.findings.is_empty() {
+            let (employee_ids, mut workspace_ids) = recheck_targets(&first.findings);
+            let fresh = self.store.employees(&employee_ids.into_iter().collect::<Vec<_>>()).await?;
+            workspace_ids.extend(fresh.iter().flat_map(wanted_by));
+            let described = self.describe(&workspace_ids, &mut pace).await?;
+            let employees = replaced(snapshot.employees.clone(), fresh);
+            let mut relisted: Vec<WorkspaceInfo> =
+                listed.iter().filter(|w| !workspace_ids.contains(&w.workspace_id)).cloned().collect();
+            relisted.extend(described.into_iter().filter(|w| directories.contains(&w.directory_id)));
+            let second = audit(&employees, &relisted, &directories, &previous.unhealthy_since, rules, now);
+            outcome.findings = confirmed(&first.findings, second.findings);
+            outcome.unhealthy_since = second.unhealthy_since;
+        }
+        let dropped = first.findings.len() - outcome.findings.len();
+
+        let changes = drift_changes(&snapshot.drift, &outcome.findings, now);
+        self.record(&changes.opened, &changes.clear, now).await?;
+        for drift in &changes.write {
+            self.store.save_drift(drift).await?;
+        }
+        for drift in &changes.clear {
+            self.store.clear_drift(&drift.subject).await?;
+        }
+        let mut counts: BTreeMap<String, usize> = Finding::KINDS.iter().map(|k| ((*k).to_owned(), 0)).collect();
+        for finding in &outcome.findings {
+            *counts.entry(finding.kind().to_owned()).or_default() += 1;
+        }
+        let mut unhealthy_since = outcome.unhealthy_since;
+        if unhealthy_since.len() > MAX_UNHEALTHY_REMEMBERED {
+            warn!(unhealthy = unhealthy_since.len(), "more unhealthy WorkSpaces than the audit remembers");
+            let mut by_age: Vec<(String, i64)> = unhealthy_since.into_iter().collect();
+            by_age.sort_by_key(|(id, since)| (*since, id.clone()));
+            unhealthy_since = by_age.into_iter().take(MAX_UNHEALTHY_REMEMBERED).collect();
+        }
+        let state = AuditState {
+            audited_ms: now,
+            unhealthy_since,
+            counts: counts.clone(),
+            employees_checked: outcome.employees_checked,
+            workspaces_listed: outcome.workspaces_listed,
+            describe_calls: pace.calls,
+        };
+        self.store.save_audit_state(&state).await?;
+        for finding in &outcome.findings {
+            warn!(kind = finding.kind(), subject = ?finding.subject(), workspace_id = finding.workspace_id(),
+                  "drift: {}", finding.summary());
+        }
+        info!(?counts, listed = state.workspaces_listed, calls = pace.calls, dropped, "audited");
+        Ok(AuditReport {
+            audited_ms: now,
+            directories: directories.into_iter().collect(),
+            employees_checked: state.employees_checked,
+            workspaces_listed: state.workspaces_listed,
+            counts,
+            findings: outcome.findings,
+            opened: changes.opened.len(),
+            resolved: changes.clear.len(),
+            dropped_on_second_look: dropped,
+            describe_calls: pace.calls,
+        })
+    }
+
+    /// Every WorkSpace of a directory, a page per call.
+    async fn list(&self, directory_id: &str, pace: &mut Pace) -> Result<Vec<WorkspaceInfo>, AuditError> {
+        let (mut listed, mut token) = (Vec::new(), None::<String>);
+        loop {
+            pace.turn().await;
+            let page = self.workspaces.list_workspaces(directory_id, token.as_deref()).await?;
+            listed.extend(page.workspaces);
+            token = page.next_token;
+            if token.is_none() {
+                return Ok(listed);
+            }
+        }
+    }
+
+    /// These WorkSpaces as they are now, 25 ids a call (absent: gone).
+    async fn describe(&self, ids: &BTreeSet<String>, pace: &mut Pace) -> Result<Vec<WorkspaceInfo>, AuditError> {
+        let ids: Vec<String> = ids.iter().cloned().collect();
+        let mut described = Vec::new();
+        for chunk in ids.chunks(MAX_PER_CALL) {
+            pace.turn().await;
+            described.extend(self.workspaces.describe_workspaces(chunk).await?);
+        }
+        Ok(described)
+    }
+
+    /// A history line per employee whose drift opened or resolved.
+    async fn record(&self, opened: &[Finding], cleared: &[Drift], now: i64) -> Result<(), AuditError> {
+        let mut found: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for finding in opened {
+            if let Subject::Employee(id) = finding.subject() {
+                found.entry(id).or_default().push(finding.summary());
+            }
+        }
+        let line = |employee_id: &str, what: &str, text: String| HistoryEntry {
+            employee_id: Some(employee_id.to_owned()),
+            event_id: None,
+            message_id: format!("audit-{now}-{what}"),
+            kind: Some("audit".into()),
+            occurred_ms: Some(now),
+            outcome: EventOutcome::Drift,
+            reason: reason(&text),
+            recorded_ms: now,
+        };
+        for (employee_id, summaries) in found {
+            let text = format!("drift found: {}", summaries.join("; "));
+            self.store.record_history(&line(&employee_id, "found", text)).await?;
+        }
+        for drift in cleared {
+            if let Subject::Employee(employee_id) = &drift.subject {
+                let kinds: BTreeSet<&str> = drift.findings.iter().map(Finding::kind).collect();
+                let kinds: Vec<&str> = kinds.into_iter().collect();
+                let text = format!("drift resolved: no longer {}", kinds.join(", "));
+                self.store.record_history(&line(employee_id, "resolved", text)).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The records with the fresh ones in place of those read before (a record gone stays gone).
+fn replaced(mut records: Vec<EmployeeRecord>, fresh: Vec<EmployeeRecord>) -> Vec<EmployeeRecord> {
+    let fresh: BTreeMap<String, EmployeeRecord> = fresh.into_iter().map(|r| (r.employee_id.clone(), r)).collect();
+    for record in &mut records {
+        if let Some(newer) = fresh.get(&record.employee_id) {
+            *record = newer.clone();
+        }
+    }
+    records
+}
+
+#[cfg(test)]
+mod tests;

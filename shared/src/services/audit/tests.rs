@@ -1,0 +1,195 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+use super::*;
+use crate::domain::employee::EmployeeState;
+use crate::domain::profile::{Profile, RunningMode};
+use crate::domain::workspace::WorkspaceState;
+use crate::ports::CreateItem;
+use crate::testing::{FakeWorkspaces, ManualClock, MemoryStore};
+
+const DIR: &str = "d-9067a1b2c3";
+const HOUR: i64 = 3_600_000;
+
+fn profile() -> Profile {
+    Profile {
+        directory_id: DIR.into(),
+        bundle_id: "wsb-stdwin2022".into(),
+        running_mode: RunningMode::AutoStop,
+        auto_stop_minutes: Some(60),
+        compute_type: Some("STANDARD".into()),
+        root_volume_gib: None,
+        user_volume_gib: None,
+        root_volume_encrypted: false,
+        user_volume_encrypted: false,
+        kms_key: None,
+        protocols: Vec::new(),
+        tags: Default::default(),
+        user_decoupled: false,
+    }
+}
+
+struct World {
+    clock: ManualClock,
+    store: Arc<MemoryStore>,
+    workspaces: Arc<FakeWorkspaces>,
+}
+
+impl World {
+    fn new() -> Self {
+        let clock = ManualClock::new(1_800_000_000_000);
+        let workspaces = Arc::new(FakeWorkspaces::new(clock.clone()));
+        Self { clock, store: Arc::new(MemoryStore::default()), workspaces }
+    }
+
+    fn auditor(&self) -> Auditor<Arc<MemoryStore>, Arc<FakeWorkspaces>> {
+        Auditor {
+            store: self.store.clone(),
+            workspaces: self.workspaces.clone(),
+            clock: Arc::new(self.clock.clone()),
+            config: AuditConfig {
+                directories: [DIR.to_owned()].into(),
+                rules: AuditRules { unhealthy_after_ms: HOUR },
+                call_interval_ms: 0,
+            },
+        }
+    }
+
+    /// `n` active employees, each with the WorkSpace their profile makes.
+    async fn active(&self, n: usize) -> Vec<(String, String)> {
+        let items: Vec<CreateItem> = (0..n)
+            .map(|i| CreateItem {
+                directory_id: DIR.into(),
+                user_name: format!("user{i:03}"),
+                workspace_name: None,
+                profile: profile(),
+            })
+            .collect();
+        let mut made = Vec::new();
+        for chunk in items.chunks(MAX_PER_CALL) {
+            made.extend(self.workspaces.create_workspaces(chunk).await.unwrap().pending);
+        }
+        self.clock.advance(10_000);
+        let mut pairs = Vec::new();
+        for (i, ws) in made.iter().enumerate() {
+            let mut e = EmployeeRecord::new(&format!("E{i:03}"), 0);
+            e.state = EmployeeState::Active;
+            e.username = Some(ws.user_name.clone());
+            e.profile = Some(profile());
+            e.workspace_id = Some(ws.workspace_id.clone());
+            self.store.save_employee(&e, None).await.unwrap();
+            pairs.push((e.employee_id, ws.workspace_id.clone()));
+        }
+        pairs
+    }
+
+    fn drift_lines(&self, employee_id: &str) -> Vec<String> {
+        self.store
+            .all_history()
+            .into_iter()
+            .filter(|h| h.employee_id.as_deref() == Some(employee_id) && h.outcome == EventOutcome::Drift)
+            .map(|h| h.reason)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_stack_without_drift_costs_one_call_per_page_and_writes_nothing_but_the_audit_state() {
+    // GIVEN 30 active employees with their WorkSpaces
+    let w = World::new();
+    w.active(30).await;
+    // WHEN audited
+    let report = w.auditor().run().await.unwrap();
+    // THEN nothing is found, two pages were listed, and no drift is kept
+    assert_eq!(report.findings, vec![]);
+    assert_eq!(report.counts.values().sum::<usize>(), 0);
+    assert_eq!(report.counts.len(), 4, "every kind counted, 0 included: {:?}", report.counts);
+    assert_eq!((report.employees_checked, report.workspaces_listed, report.describe_calls), (30, 30, 2));
+    assert!(w.store.drift().is_empty());
+    assert_eq!(w.store.audit_snapshot().await.unwrap().state.unwrap().describe_calls, 2);
+}
+
+#[tokio::test]
+async fn drift_is_kept_with_its_employee_or_its_workspace_lined_once_in_history_and_resolved() {
+    // GIVEN two active employees; one's WorkSpace is deleted behind the pipeline's back, and a
+    // WorkSpace is made by hand for a user no one in the table has
+    let w = World::new();
+    let pairs = w.active(2).await;
+    let (gone_employee, gone_ws) = pairs[0].clone();
+    w.workspaces.terminate_workspaces(std::slice::from_ref(&gone_ws)).await.unwrap();
+    let by_hand = w.workspaces.seed(DIR, "contractor", WorkspaceState::Available);
+    w.clock.advance(10_000);
+    // WHEN audited twice
+    let first = w.auditor().run().await.unwrap();
+    let second = w.auditor().run().await.unwrap();
+    // THEN each drift is found, kept with its subject, and lined in the employee's history once
+    let kinds: Vec<(&str, String)> = first.findings.iter().map(|f| (f.kind(), f.workspace_id().to_owned())).collect();
+    assert_eq!(kinds, vec![("missing", gone_ws.clone()), ("orphaned", by_hand.clone())]);
+    assert_eq!((first.opened, second.opened), (2, 0));
+    assert_eq!(second.findings, first.findings);
+    let kept: Vec<Subject> = w.store.drift().into_keys().collect();
+    assert_eq!(kept, vec![Subject::Employee(gone_employee.clone()), Subject::Workspace(by_hand.clone())]);
+    let lines = w.drift_lines(&gone_employee);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("drift found: missing") && lines[0].contains(&gone_ws), "{lines:?}");
+
+    // WHEN the employee leaves (their record no longer wants the WorkSpace) and the hand-made
+    // WorkSpace is terminated, then the audit runs again
+    let mut record = w.store.get(&gone_employee).unwrap();
+    record.state = EmployeeState::Terminated;
+    let version = record.version;
+    record.version += 1;
+    w.store.save_employee(&record, Some(version)).await.unwrap();
+    w.workspaces.terminate_workspaces(std::slice::from_ref(&by_hand)).await.unwrap();
+    let third = w.auditor().run().await.unwrap();
+    // THEN both are resolved, the drift cleared, and the employee's history says so
+    assert_eq!(third.findings, vec![]);
+    assert_eq!(third.resolved, 2);
+    assert!(w.store.drift().is_empty());
+    let lines = w.drift_lines(&gone_employee);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[1], "drift resolved: no longer missing");
+}
+
+#[tokio::test]
+async fn an_unhealthy_workspace_is_reported_once_it_has_been_so_longer_than_allowed_across_runs() {
+    // GIVEN an active employee whose WorkSpace is SUSPENDED
+    let w = World::new();
+    let mut record = EmployeeRecord::new("E-SICK", 0);
+    record.state = EmployeeState::Active;
+    record.username = Some("sick".into());
+    record.profile = Some(profile());
+    let id = w.workspaces.seed(DIR, "sick", WorkspaceState::Suspended);
+    record.workspace_id = Some(id.clone());
+    w.store.save_employee(&record, None).await.unwrap();
+    // WHEN audited now and again after the allowed hour
+    let first = w.auditor().run().await.unwrap();
+    w.clock.advance(HOUR + 1);
+    let later = w.auditor().run().await.unwrap();
+    // THEN only the later audit reports it, with when it was first seen so
+    assert_eq!(first.counts["unhealthy"], 0, "{:?}", first.findings);
+    let unhealthy: Vec<&Finding> = later.findings.iter().filter(|f| f.kind() == "unhealthy").collect();
+    assert_eq!(unhealthy.len(), 1, "{:?}", later.findings);
+    match unhealthy[0] {
+        Finding::Unhealthy { employee_id, since_ms, state, .. } => {
+            assert_eq!(employee_id.as_deref(), Some("E-SICK"));
+            assert_eq!(*since_ms, first.audited_ms);
+            assert_eq!(state, "SUSPENDED");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_listing_that_fails_records_nothing_and_says_whether_to_retry() {
+    // GIVEN a drift that would be found, and DescribeWorkspaces throttled past its retries
+    let w = World::new();
+    w.workspaces.seed(DIR, "contractor", WorkspaceState::Available);
+    w.workspaces.faults.fail_next("workspaces.list_workspaces", 1);
+    // WHEN audited
+    let failed = w.auditor().run().await.unwrap_err();
+    // THEN nothing is recorded and the error says to retry
+    assert!(failed.is_retryable(), "{failed:?}");
+    assert_eq!(failed.error_type(), "WorkSpaces.Throttled");
+    assert!(w.store.drift().is_empty());
+    assert_eq!(w.store.audit_snapshot().await.unwrap().state, None);
+}

@@ -1,0 +1,158 @@
+//! The drift audit end to end: the auditor function, invoked as its schedule would, lists the
+//! simulator's WorkSpaces and compares them with the table; finds nothing on a clean stack, then
+//! each kind of drift made behind the pipeline's back, each kept with its employee; and clears
+//! what is resolved.
+
+use crate::helpers::{TestStack, eventually, observer_workspaces_client};
+use crate::onboarding::{MANAGED_AD, all_in, ids, join, start};
+use aws_sdk_workspaces::types::{RunningMode, WorkspaceProperties, WorkspaceRequest};
+use serde_json::{Value, json};
+use shared::domain::audit::Subject;
+use shared::domain::employee::{EmployeeState, EventOutcome};
+use shared::ports::{AuditStore, StateStore};
+
+/// One run of the auditor, as its schedule invokes it: its answer.
+async fn audit(t: &TestStack) -> Value {
+    let url = format!("{}/2015-03-31/functions/auditor/invocations", t.stack.invoke_url);
+    let scheduled = json!({ "source": "aws.events", "detail-type": "Scheduled Event", "detail": {} });
+    let res = t.http.post(&url).json(&scheduled).send().await.unwrap();
+    assert!(res.headers().get("x-amz-function-error").is_none(), "the audit failed: {}", res.text().await.unwrap());
+    res.json().await.unwrap()
+}
+
+fn counts(report: &Value) -> [u64; 4] {
+    ["missing", "orphaned", "mismatched", "unhealthy"].map(|k| report["counts"][k].as_u64().unwrap())
+}
+
+/// The kinds found, each with its employee or WorkSpace.
+fn found(report: &Value) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let who = f["employee_id"].as_str().unwrap_or_else(|| f["workspace_id"].as_str().unwrap());
+            (f["kind"].as_str().unwrap().to_owned(), who.to_owned())
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+async fn drift_lines(t: &TestStack, id: &str) -> Vec<String> {
+    let history = t.store().history(id).await.unwrap();
+    history.into_iter().filter(|h| h.outcome == EventOutcome::Drift).map(|h| h.reason).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_finds_nothing_on_a_clean_stack_then_each_kind_of_drift_and_clears_what_is_resolved() {
+    // GIVEN four employees who joined and are active
+    let t = start(2, |_| {}).await;
+    t.post_events(&(0..4).map(join).collect::<Vec<_>>()).await;
+    let records = all_in(&t, &ids(0..4), EmployeeState::Active, 180).await;
+    let ws =
+        |i: usize| records.iter().find(|r| r.employee_id == format!("E{i:04}")).unwrap().workspace_id.clone().unwrap();
+
+    // WHEN audited THEN nothing is found, in one DescribeWorkspaces page
+    let clean = audit(&t).await;
+    assert_eq!(counts(&clean), [0, 0, 0, 0], "{clean}");
+    assert_eq!((clean["employees_checked"].as_u64(), clean["workspaces_listed"].as_u64()), (Some(4), Some(4)));
+    assert_eq!(clean["describe_calls"], 1, "ceil(4/25) pages and no second look: {clean}");
+
+    // GIVEN drift made behind the pipeline's back: E0001's WorkSpace deleted in the console, a
+    // WorkSpace made by hand, E0002's running mode changed, E0003's WorkSpace suspended
+    let api = observer_workspaces_client(&t.sim_url).await;
+    api.terminate_workspaces()
+        .terminate_workspace_requests(
+            aws_sdk_workspaces::types::TerminateRequest::builder().workspace_id(ws(1)).build().unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let by_hand = api
+        .create_workspaces()
+        .workspaces(
+            WorkspaceRequest::builder()
+                .directory_id(MANAGED_AD)
+                .user_name("[UNDEFINED]")
+                .workspace_name("made-by-hand")
+                .bundle_id("wsb-stdwin2022")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let by_hand = by_hand.pending_requests()[0].workspace_id().unwrap().to_owned();
+    api.modify_workspace_properties()
+        .workspace_id(ws(2))
+        .workspace_properties(WorkspaceProperties::builder().running_mode(RunningMode::AlwaysOn).build())
+        .send()
+        .await
+        .unwrap();
+    t.sim(reqwest::Method::PUT, &format!("workspaces/{}/state", ws(3)), json!({ "state": "SUSPENDED" })).await;
+    eventually(60, "the deleted WorkSpace gone, the hand-made one listed, the change applied", || async {
+        let state = t.sim_state().await;
+        let listed = state["workspaces"].as_array().unwrap().clone();
+        let find = |id: &str| listed.iter().find(|w| w["WorkspaceId"] == id).cloned();
+        let changed = find(&ws(2)).is_some_and(|w| {
+            w["State"] == "AVAILABLE" && w["Update"].is_null() && w["Properties"]["running_mode"] == "ALWAYS_ON"
+        });
+        let made = find(&by_hand).is_some_and(|w| w["State"] == "AVAILABLE" && w["Visible"] == true);
+        (find(&ws(1)).is_none() && made && changed).then_some(())
+    })
+    .await;
+
+    // WHEN audited THEN each kind is found once, kept with its employee (or the WorkSpace), and
+    // lined in the employee's history
+    let drift = audit(&t).await;
+    assert_eq!(counts(&drift), [1, 1, 1, 1], "{drift}");
+    let expected =
+        [("mismatched", "E0002"), ("missing", "E0001"), ("orphaned", by_hand.as_str()), ("unhealthy", "E0003")];
+    assert_eq!(found(&drift), expected.map(|(k, w)| (k.to_owned(), w.to_owned())));
+    let mismatched = drift["findings"].as_array().unwrap().iter().find(|f| f["kind"] == "mismatched").unwrap();
+    assert_eq!(
+        mismatched["differences"],
+        json!([{ "property": "running_mode", "wanted": "AUTO_STOP", "found": "ALWAYS_ON" }])
+    );
+    let store = t.store();
+    for (id, kind) in [("E0001", "missing"), ("E0002", "mismatched"), ("E0003", "unhealthy")] {
+        let kept = store.drift_of(&Subject::Employee(id.into())).await.unwrap().unwrap();
+        assert_eq!(kept.findings.iter().map(|f| f.kind()).collect::<Vec<_>>(), [kind]);
+        let lines = drift_lines(&t, id).await;
+        assert_eq!(lines.len(), 1, "{id}: {lines:?}");
+        assert!(lines[0].starts_with(&format!("drift found: {kind}")), "{id}: {lines:?}");
+    }
+    assert!(store.drift_of(&Subject::Workspace(by_hand.clone())).await.unwrap().is_some());
+    assert_eq!(drift_lines(&t, "E0000").await, Vec::<String>::new(), "nothing about the employee without drift");
+    // The records themselves are the pipeline's: the audit only reports.
+    let after = all_in(&t, &ids(0..4), EmployeeState::Active, 5).await;
+    assert_eq!(
+        after.iter().map(|r| r.version).collect::<Vec<_>>(),
+        records.iter().map(|r| r.version).collect::<Vec<_>>()
+    );
+
+    // GIVEN the hand-made WorkSpace terminated and E0003's resumed
+    api.terminate_workspaces()
+        .terminate_workspace_requests(
+            aws_sdk_workspaces::types::TerminateRequest::builder().workspace_id(&by_hand).build().unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    t.sim(reqwest::Method::PUT, &format!("workspaces/{}/state", ws(3)), json!({ "state": "AVAILABLE" })).await;
+    eventually(60, "the hand-made WorkSpace gone", || async {
+        let state = t.sim_state().await;
+        state["workspaces"].as_array().unwrap().iter().all(|w| w["WorkspaceId"] != by_hand).then_some(())
+    })
+    .await;
+    // WHEN audited again THEN those two are resolved and cleared; the other two stay, not lined again
+    let later = audit(&t).await;
+    assert_eq!(counts(&later), [1, 0, 1, 0], "{later}");
+    assert_eq!((later["opened"].as_u64(), later["resolved"].as_u64()), (Some(0), Some(2)), "{later}");
+    assert!(store.drift_of(&Subject::Workspace(by_hand.clone())).await.unwrap().is_none());
+    assert!(store.drift_of(&Subject::Employee("E0003".into())).await.unwrap().is_none());
+    let lines = drift_lines(&t, "E0003").await;
+    assert_eq!(lines.last().map(String::as_str), Some("drift resolved: no longer unhealthy"), "{lines:?}");
+    assert_eq!(drift_lines(&t, "E0001").await.len(), 1, "an open finding is lined once");
+}
