@@ -5,6 +5,7 @@ pub mod audit;
 pub mod employee;
 pub mod event;
 pub mod lifecycle;
+pub mod lifecycle_events;
 pub mod messages;
 pub mod mover;
 pub mod names;

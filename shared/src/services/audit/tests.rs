@@ -193,3 +193,94 @@ async fn a_listing_that_fails_records_nothing_and_says_whether_to_retry() {
     assert!(w.store.drift().is_empty());
     assert_eq!(w.store.audit_snapshot().await.unwrap().state, None);
 }
+
+/// The fake WorkSpaces, with something done behind the audit's back right after its first page.
+struct Meanwhile {
+    inner: Arc<FakeWorkspaces>,
+    after_first_page: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl WorkspacesApi for Meanwhile {
+    async fn create_workspaces(&self, items: &[CreateItem]) -> Result<crate::ports::CreateResponse, WorkspacesError> {
+        self.inner.create_workspaces(items).await
+    }
+    async fn describe_workspaces(&self, ids: &[String]) -> Result<Vec<WorkspaceInfo>, WorkspacesError> {
+        self.inner.describe_workspaces(ids).await
+    }
+    async fn terminate_workspaces(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<crate::ports::FailedTerminate>, WorkspacesError> {
+        self.inner.terminate_workspaces(ids).await
+    }
+    async fn list_workspaces(
+        &self,
+        directory_id: &str,
+        next_token: Option<&str>,
+    ) -> Result<crate::ports::WorkspacePage, WorkspacesError> {
+        let page = self.inner.list_workspaces(directory_id, next_token).await;
+        let meanwhile = self.after_first_page.lock().unwrap().take();
+        if let Some(change) = meanwhile {
+            change();
+        }
+        page
+    }
+    async fn find_user_workspace(&self, d: &str, u: &str) -> Result<Option<WorkspaceInfo>, WorkspacesError> {
+        self.inner.find_user_workspace(d, u).await
+    }
+    async fn modify_properties(
+        &self,
+        id: &str,
+        change: &crate::domain::workspace::PropertyChange,
+    ) -> Result<(), WorkspacesError> {
+        self.inner.modify_properties(id, change).await
+    }
+    async fn migrate(&self, id: &str, bundle_id: &str) -> Result<String, WorkspacesError> {
+        self.inner.migrate(id, bundle_id).await
+    }
+    async fn set_admin_maintenance(&self, id: &str, on: bool) -> Result<(), WorkspacesError> {
+        self.inner.set_admin_maintenance(id, on).await
+    }
+    async fn tags(&self, id: &str) -> Result<BTreeMap<String, String>, WorkspacesError> {
+        self.inner.tags(id).await
+    }
+    async fn create_tags(&self, id: &str, tags: &BTreeMap<String, String>) -> Result<(), WorkspacesError> {
+        self.inner.create_tags(id, tags).await
+    }
+    async fn delete_tags(&self, id: &str, keys: &[String]) -> Result<(), WorkspacesError> {
+        self.inner.delete_tags(id, keys).await
+    }
+}
+
+#[tokio::test]
+async fn a_leave_that_runs_while_the_audit_lists_is_not_reported_as_an_orphan() {
+    // GIVEN an active employee, who leaves (WorkSpace terminated, record terminated) just after
+    // the audit listed their WorkSpace AVAILABLE and before it reads the table
+    let w = World::new();
+    let (employee_id, workspace_id) = w.active(1).await.remove(0);
+    let (store, fake, id) = (w.store.clone(), w.workspaces.clone(), workspace_id.clone());
+    let leave: Box<dyn FnOnce() + Send> = Box::new(move || {
+        let mut employees = store.employees.lock().unwrap();
+        let record = employees.get_mut(&employee_id).unwrap();
+        record.state = EmployeeState::Terminated;
+        record.workspace_id = None;
+        record.version += 1;
+        drop(employees);
+        let terminated = futures_util::FutureExt::now_or_never(fake.terminate_workspaces(&[id]));
+        assert_eq!(terminated.map(|r| r.unwrap()), Some(vec![]));
+    });
+    let auditor = Auditor {
+        store: w.store.clone(),
+        workspaces: Meanwhile { inner: w.workspaces.clone(), after_first_page: std::sync::Mutex::new(Some(leave)) },
+        clock: Arc::new(w.clock.clone()),
+        config: w.auditor().config,
+    };
+    // WHEN audited
+    let report = auditor.run().await.unwrap();
+    // THEN the first look's orphan is seen TERMINATING on the second and not reported
+    assert_eq!(report.findings, vec![]);
+    assert_eq!(report.dropped_on_second_look, 1);
+    assert_eq!(report.describe_calls, 2, "the page, and one describe of the candidate");
+    assert!(w.store.drift().is_empty());
+    assert_eq!(w.workspaces.workspace(&workspace_id).map(|ws| ws.state), Some(WorkspaceState::Terminating));
+}

@@ -1,0 +1,166 @@
+//! The lifecycle events the pipeline tells the systems around it (issue 15: an HR or ticketing
+//! system learns what became of its events without asking `hrws`). Pure: what one change of an
+//! employee record means to them, derived from the record before and after the change.
+//!
+//! One logical event per change: its id is the employee, the record's version after the change
+//! and the kind, so a change published twice (a retry, a redelivery) carries the same id and a
+//! subscriber keeps the first. The events are derived from what was written, not from what a
+//! service meant to write: a change that lost its conditional write announces nothing.
+//! `events/lifecycle-event.schema.json` is the subscriber's contract for them.
+
+use crate::domain::employee::{EmployeeRecord, EmployeeState};
+use crate::domain::time::Timestamp;
+use serde::Serialize;
+
+/// The `source` of every lifecycle event on the bus.
+pub const SOURCE: &str = "hr-workspaces";
+
+/// What happened, as the event's `detail-type` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Kind {
+    /// A join (or a rehire) was applied: the WorkSpace is requested.
+    #[serde(rename = "WorkSpace Requested")]
+    Requested,
+    /// The WorkSpace is AVAILABLE: the employee can log in.
+    #[serde(rename = "WorkSpace Available")]
+    Available,
+    /// The WorkSpace could not be made (or a leave could not terminate it): a person must look.
+    #[serde(rename = "WorkSpace Failed")]
+    Failed,
+    /// A leave with a grace period: no one can log in any more; the WorkSpace is kept until then.
+    #[serde(rename = "Access Revoked")]
+    AccessRevoked,
+    /// A rescinded leave or a rehire within the grace period: the same WorkSpace is back.
+    #[serde(rename = "Access Restored")]
+    AccessRestored,
+    /// A move reached the new profile (or stopped short of it: the reason says).
+    #[serde(rename = "WorkSpace Modified")]
+    Modified,
+    /// The leaver's WorkSpace is confirmed gone.
+    #[serde(rename = "WorkSpace Terminated")]
+    Terminated,
+    /// The mass-termination guard holds the termination until an operator releases it.
+    #[serde(rename = "Held by Guard")]
+    HeldByGuard,
+}
+
+impl Kind {
+    /// The `detail-type`.
+    pub fn detail_type(self) -> &'static str {
+        match self {
+            Kind::Requested => "WorkSpace Requested",
+            Kind::Available => "WorkSpace Available",
+            Kind::Failed => "WorkSpace Failed",
+            Kind::AccessRevoked => "Access Revoked",
+            Kind::AccessRestored => "Access Restored",
+            Kind::Modified => "WorkSpace Modified",
+            Kind::Terminated => "WorkSpace Terminated",
+            Kind::HeldByGuard => "Held by Guard",
+        }
+    }
+
+    /// The kind in an event id: the detail-type without spaces, lower case.
+    fn slug(self) -> String {
+        self.detail_type().to_ascii_lowercase().replace(' ', "-")
+    }
+}
+
+/// An event's `detail`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Detail {
+    /// The same for every publication of one change: `<employee>/<version>/<kind>`.
+    pub id: String,
+    pub employee_id: String,
+    /// The HR event the change came from, when one did (not for a confirmation the reconciler saw).
+    pub hr_event_id: Option<String>,
+    pub workspace_id: Option<String>,
+    /// The employee's state after the change.
+    pub state: &'static str,
+    pub reason: Option<String>,
+    /// When the change was written (RFC 3339, UTC).
+    pub time: String,
+    /// The record's version after the change.
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LifecycleEvent {
+    pub kind: Kind,
+    pub detail: Detail,
+}
+
+/// The lifecycle events one change of an employee's record makes: `before` as it was (`None`:
+/// the first write), `after` as written. No change of what the events cover, no event.
+pub fn events_of(before: Option<&EmployeeRecord>, after: &EmployeeRecord) -> Vec<LifecycleEvent> {
+    if before.is_some_and(|b| b.version >= after.version) {
+        return Vec::new(); // not a newer write: nothing happened since
+    }
+    let was = before.map(|b| b.state);
+    let now = after.state;
+    let entered = |state: EmployeeState| now == state && was != Some(state);
+    let mut kinds = Vec::new();
+    if entered(EmployeeState::Requested) {
+        kinds.push(Kind::Requested);
+    }
+    if entered(EmployeeState::Active) {
+        kinds.push(match was {
+            Some(EmployeeState::Restoring) => Kind::AccessRestored,
+            Some(EmployeeState::Moving) => Kind::Modified,
+            _ => Kind::Available,
+        });
+    }
+    if entered(EmployeeState::Failed) {
+        kinds.push(Kind::Failed);
+    }
+    if entered(EmployeeState::Revoked) {
+        kinds.push(Kind::AccessRevoked);
+    }
+    if after.held_since_ms.is_some() && before.is_none_or(|b| b.held_since_ms.is_none()) {
+        kinds.push(Kind::HeldByGuard);
+    }
+    if entered(EmployeeState::Terminated) && was.is_some() {
+        kinds.push(Kind::Terminated);
+    }
+    kinds.into_iter().map(|kind| event(kind, after)).collect()
+}
+
+fn event(kind: Kind, after: &EmployeeRecord) -> LifecycleEvent {
+    let hr_event_id = match kind {
+        Kind::Requested => after.request_event_id.clone().or_else(|| Some(after.last_event_id.clone())),
+        Kind::AccessRevoked | Kind::HeldByGuard | Kind::Terminated => after.leave_event_id.clone(),
+        Kind::AccessRestored => after.restore_event_id.clone(),
+        Kind::Modified => after.last_move.as_ref().map(|m| m.event_id.clone()),
+        Kind::Available | Kind::Failed => after.request_event_id.clone(),
+    };
+    let reason = match kind {
+        Kind::Failed => Some(match (&after.failure_code, &after.failure_message) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(code), None) => code.clone(),
+            _ => "failed".to_owned(),
+        }),
+        Kind::HeldByGuard => after.hold_reason.clone(),
+        Kind::Modified => after.move_note.clone(),
+        _ => None,
+    };
+    let workspace_id = match kind {
+        Kind::Terminated => after.previous_workspaces.last().map(|p| p.workspace_id.clone()),
+        _ => after.workspace_id.clone(),
+    }
+    .or_else(|| after.workspace_id.clone());
+    LifecycleEvent {
+        kind,
+        detail: Detail {
+            id: format!("{}/{}/{}", after.employee_id, after.version, kind.slug()),
+            employee_id: after.employee_id.clone(),
+            hr_event_id,
+            workspace_id,
+            state: after.state.as_str(),
+            reason,
+            time: Timestamp::from_millis(after.updated_ms).to_rfc3339(),
+            version: after.version,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;
