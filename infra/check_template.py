@@ -430,6 +430,62 @@ else:
         if not ok:
             problem(f"table: {flag} is not enabled")
 
+# ---------------------------------------------------------------- metrics: dashboard and alarms
+
+METRICS_NAMESPACE = "HrWorkspaces"
+# The pipeline's own metrics are named by string literals in the shared library (emit_counts,
+# AuditReport::metrics, EmployeeState::metric_name): a dashboard or an alarm naming one the code
+# never emits shows nothing, silently.
+CODE_LITERALS = set(re.findall(r'"([A-Z][A-Za-z]+)"', "".join(
+    p.read_text() for p in sorted((ROOT / "shared/src").rglob("*.rs")) if "testing" not in p.parts)))
+
+
+def sub_placeholders(text):
+    """A Fn::Sub string with every ${...} replaced by a plain name (enough to read its JSON)."""
+    return re.sub(r"\$\{[^}]+\}", "placeholder", text)
+
+
+def dashboard_metrics(body):
+    """(namespace, metric) of every metric row of a dashboard body; "." repeats the row above."""
+    found = []
+    for widget in body.get("widgets", []):
+        previous = []
+        for row in widget.get("properties", {}).get("metrics", []):
+            names = [x for x in row if isinstance(x, str)]
+            if names[:1] == ["..."]:
+                names = previous[:2] + names[1:] if len(previous) >= 2 else names
+            names = [prev if name == "." else name for name, prev in zip(names, previous + [None] * len(names))]
+            previous = names
+            if len(names) >= 2:
+                found.append((names[0], names[1]))
+    return found
+
+
+dashboards = [(name, r) for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Dashboard"]
+if len(dashboards) != 1:
+    problem(f"the template must have one dashboard, it has {len(dashboards)}")
+for name, r in dashboards:
+    raw = r["Properties"]["DashboardBody"]
+    raw = raw.get("Fn::Sub", raw) if isinstance(raw, dict) else raw
+    try:
+        body = json.loads(sub_placeholders(raw if isinstance(raw, str) else raw[0]))
+    except (json.JSONDecodeError, TypeError, IndexError) as e:
+        problem(f"{name}: the DashboardBody is not JSON ({e})")
+        continue
+    for namespace, metric in dashboard_metrics(body):
+        if namespace == METRICS_NAMESPACE and metric not in CODE_LITERALS:
+            problem(f"{name}: shows {namespace}/{metric}, which the code never emits")
+for name, r in resources.items():
+    if r["Type"] != "AWS::CloudWatch::Alarm":
+        continue
+    props = r["Properties"]
+    named = [(props.get("Namespace"), props.get("MetricName"))]
+    named += [(m["MetricStat"]["Metric"].get("Namespace"), m["MetricStat"]["Metric"].get("MetricName"))
+              for m in props.get("Metrics", []) if "MetricStat" in m]
+    for namespace, metric in named:
+        if namespace == METRICS_NAMESPACE and metric not in CODE_LITERALS:
+            problem(f"{name}: alarms on {namespace}/{metric}, which the code never emits")
+
 # ---------------------------------------------------------------- recorded calls (--calls)
 
 def recorded_actions(label):

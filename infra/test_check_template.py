@@ -109,6 +109,12 @@ class MutationsFailTheCheck(unittest.TestCase):
                    "ProvisionerFunction: is granted kms:CreateGrant but never calls it (DirectoryBackend=ds-data, "
                    "OnLeaveDirectoryUser=keep, no volume key)")
 
+    def test_a_dashboard_or_an_alarm_on_a_metric_the_code_never_emits(self):
+        self.fails(replace(TEMPLATE, '[["HrWorkspaces", "DriftMissing"]', '[["HrWorkspaces", "DriftMising"]'),
+                   "Dashboard: shows HrWorkspaces/DriftMising, which the code never emits")
+        self.fails(replace(TEMPLATE, "MetricName: StuckPending\n", "MetricName: StuckPendin\n"),
+                   "StuckPendingAlarm: alarms on HrWorkspaces/StuckPendin, which the code never emits")
+
     def test_an_iam_resource_beside_the_functions(self):
         self.fails(replace(TEMPLATE, "Resources:\n", "Resources:\n  Extra:\n    Type: AWS::IAM::Policy\n"
                            "    Properties:\n      PolicyName: extra\n      Roles: [x]\n      PolicyDocument: {}\n"),

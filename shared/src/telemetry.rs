@@ -49,24 +49,49 @@ pub async fn shutdown_signal() {
 /// The namespace of the pipeline's own CloudWatch metrics.
 pub const METRICS_NAMESPACE: &str = "HrWorkspaces";
 
+/// The process's EMF collector (`metrics_cloudwatch_embedded`, the `metrics` facade's global
+/// recorder), made on first use; `None` if another recorder was installed first.
+fn collector() -> Option<&'static metrics_cloudwatch_embedded::Collector> {
+    static COLLECTOR: std::sync::OnceLock<Option<&'static metrics_cloudwatch_embedded::Collector>> =
+        std::sync::OnceLock::new();
+    *COLLECTOR.get_or_init(|| {
+        metrics_cloudwatch_embedded::Builder::new()
+            .cloudwatch_namespace(METRICS_NAMESPACE)
+            // A count of 0 is written too: an alarm then sees "none", not missing data.
+            .emit_zeros(true)
+            .init()
+            .map_err(|e| tracing::warn!(error = %e, "no CloudWatch metrics: the recorder could not be installed"))
+            .ok()
+    })
+}
+
+/// One embedded-metric-format document with these counts (and 0 for every other count this
+/// process has emitted before), as the line CloudWatch Logs extracts the metrics from.
+pub fn emf_document(counts: &[(&str, usize)]) -> Option<String> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let collector = collector()?;
+    // Counting and flushing together: a flush takes every count made since the last one.
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for (name, count) in counts {
+        let name = (*name).to_owned();
+        metrics::describe_counter!(name.clone(), metrics::Unit::Count, "");
+        metrics::counter!(name).increment(*count as u64);
+    }
+    let mut out = Vec::new();
+    collector.flush(&mut out).ok()?;
+    String::from_utf8(out).ok()
+}
+
 /// Writes counts as CloudWatch metrics in embedded metric format: one JSON line on stdout,
 /// which Lambda passes to CloudWatch Logs, where the metrics are extracted (no API call).
 pub fn emit_counts(counts: &[(&str, usize)]) {
     if METRICS_MUTED.load(std::sync::atomic::Ordering::Relaxed) {
         return;
     }
-    let mut line = serde_json::json!({
-        "_aws": {
-            "Timestamp": crate::domain::time::Timestamp::now().millis(),
-            "CloudWatchMetrics": [{
-                "Namespace": METRICS_NAMESPACE,
-                "Dimensions": [[]],
-                "Metrics": counts.iter().map(|(name, _)| serde_json::json!({ "Name": name, "Unit": "Count" })).collect::<Vec<_>>()
-            }]
-        }
-    });
-    for (name, count) in counts {
-        line[*name] = serde_json::json!(count);
+    if let Some(document) = emf_document(counts) {
+        print!("{document}");
     }
-    println!("{line}");
 }
+
+#[cfg(test)]
+mod tests;

@@ -75,6 +75,7 @@ async fn main() -> Result<(), Error> {
             "employees_checked": report.employees_checked,
             "workspaces_listed": report.workspaces_listed,
             "counts": report.counts,
+            "employees_by_state": report.employees_by_state,
             "opened": report.opened,
             "resolved": report.resolved,
             "dropped_on_second_look": report.dropped_on_second_look,

@@ -33,6 +33,36 @@ pub enum EmployeeState {
 }
 
 impl EmployeeState {
+    /// Every state, in the order of the lifecycle.
+    pub const ALL: [EmployeeState; 10] = [
+        EmployeeState::Requested,
+        EmployeeState::Pending,
+        EmployeeState::Active,
+        EmployeeState::Failed,
+        EmployeeState::Leaving,
+        EmployeeState::Revoked,
+        EmployeeState::Restoring,
+        EmployeeState::Moving,
+        EmployeeState::Terminating,
+        EmployeeState::Terminated,
+    ];
+
+    /// The CloudWatch metric of how many employees are in the state (the auditor counts them).
+    pub fn metric_name(self) -> &'static str {
+        match self {
+            EmployeeState::Requested => "EmployeesRequested",
+            EmployeeState::Pending => "EmployeesPending",
+            EmployeeState::Active => "EmployeesActive",
+            EmployeeState::Failed => "EmployeesFailed",
+            EmployeeState::Leaving => "EmployeesLeaving",
+            EmployeeState::Revoked => "EmployeesRevoked",
+            EmployeeState::Restoring => "EmployeesRestoring",
+            EmployeeState::Moving => "EmployeesMoving",
+            EmployeeState::Terminating => "EmployeesTerminating",
+            EmployeeState::Terminated => "EmployeesTerminated",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EmployeeState::Requested => "requested",

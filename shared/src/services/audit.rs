@@ -17,7 +17,7 @@ use crate::domain::audit::{
     AuditRules, AuditState, Drift, Finding, MAX_UNHEALTHY_REMEMBERED, Subject, audit, confirmed, drift_changes,
     recheck_targets, wanted_by,
 };
-use crate::domain::employee::{EmployeeRecord, EventOutcome};
+use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use crate::domain::validation::reason;
 use crate::domain::workspace::MAX_PER_CALL;
 use crate::ports::{
@@ -62,6 +62,11 @@ pub struct AuditReport {
     pub dropped_on_second_look: usize,
     /// DescribeWorkspaces calls: the listing's pages and the second look's.
     pub describe_calls: usize,
+    /// Every employee of the table by state (terminated included), as the audit read them.
+    pub employees_by_state: BTreeMap<String, usize>,
+    /// Employees held by the mass-termination guard, and flagged stuck past a deadline.
+    pub held: usize,
+    pub stuck: usize,
 }
 
 impl AuditReport {
@@ -76,7 +81,15 @@ impl AuditReport {
             ("DriftUnhealthy", count("unhealthy")),
             ("WorkspacesAudited", self.workspaces_listed),
             ("AuditDescribeCalls", self.describe_calls),
+            ("EmployeesHeld", self.held),
+            ("EmployeesStuck", self.stuck),
         ]
+        .into_iter()
+        .chain(
+            EmployeeState::ALL
+                .map(|state| (state.metric_name(), self.employees_by_state.get(state.as_str()).copied().unwrap_or(0))),
+        )
+        .collect()
     }
 }
 
@@ -202,6 +215,15 @@ impl<S: StateStore + AuditStore, W: WorkspacesApi> Auditor<S, W> {
             resolved: changes.clear.len(),
             dropped_on_second_look: dropped,
             describe_calls: pace.calls,
+            employees_by_state: EmployeeState::ALL
+                .iter()
+                .map(|state| {
+                    let n = snapshot.employees.iter().filter(|e| e.state == *state).count();
+                    (state.as_str().to_owned(), n)
+                })
+                .collect(),
+            held: snapshot.employees.iter().filter(|e| e.held_since_ms.is_some()).count(),
+            stuck: snapshot.employees.iter().filter(|e| e.stuck_since_ms.is_some()).count(),
         })
     }
 

@@ -106,7 +106,9 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> SqsHandler for Intake<S,
         if handed_back > 0 {
             warn!(unprocessed = handed_back, "invocation deadline near; the rest of the batch is handed back");
         }
-        emit_rejected_metric(ran.iter().map(|lane| lane.rejected).sum());
+        emit_outcome_metrics(
+            ran.iter().map(|lane| lane.outcomes).fold([0; 4], |a, b| std::array::from_fn(|i| a[i] + b[i])),
+        );
         BatchOutcome {
             failed_message_ids: failed.into_iter().map(|i| records[i].message_id.clone()).collect(),
             ..BatchOutcome::default()
@@ -121,7 +123,8 @@ struct LaneOutcome {
     failed: Vec<usize>,
     /// Of those, records not started because the deadline was near.
     handed_back: usize,
-    rejected: usize,
+    /// Records done, by outcome: applied, skipped, rejected, scheduled.
+    outcomes: [usize; 4],
 }
 
 /// The batch's records by lane, each lane in batch order: by message group from a FIFO queue
@@ -185,8 +188,7 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
                 return outcome;
             }
             match self.handle(record, context.deadline).await {
-                RecordResult::Done(EventOutcome::Rejected) => outcome.rejected += 1,
-                RecordResult::Done(_) => {}
+                RecordResult::Done(done) => outcome.outcomes[outcome_slot(done)] += 1,
                 RecordResult::Retry(reason) => {
                     warn!(message_id = %record.message_id, group_id = ?record.group_id, %reason, "record will be retried");
                     outcome.failed.push(i);
@@ -390,13 +392,27 @@ impl<S: StateStore, D: DirectoryUsers, Q: MessageQueue> Intake<S, D, Q> {
 /// Time one record may need (about ten calls to DynamoDB, the directory and SQS, with retries).
 const RECORD_BUDGET_MS: i64 = 5_000;
 
-/// Rejected events of a batch, as a CloudWatch metric (embedded metric format, on stdout): a
-/// rejection is an integration problem someone must look at, and a rejected leave means a
-/// leaver keeps access until it is fixed.
-fn emit_rejected_metric(rejected: usize) {
-    if rejected > 0 {
-        crate::telemetry::emit_counts(&[("EventsRejected", rejected)]);
+/// Where an outcome is counted in [`LaneOutcome::outcomes`] (a drift line is never an event's).
+fn outcome_slot(outcome: EventOutcome) -> usize {
+    match outcome {
+        EventOutcome::Applied => 0,
+        EventOutcome::Skipped | EventOutcome::Drift => 1,
+        EventOutcome::Rejected => 2,
+        EventOutcome::Scheduled => 3,
     }
+}
+
+/// A batch's events by outcome, as CloudWatch metrics (embedded metric format, on stdout): the
+/// dashboard's events by outcome, and `EventsRejected` its alarm (a rejection is an integration
+/// problem someone must look at, and a rejected leave means a leaver keeps access until it is
+/// fixed).
+fn emit_outcome_metrics([applied, skipped, rejected, scheduled]: [usize; 4]) {
+    crate::telemetry::emit_counts(&[
+        ("EventsApplied", applied),
+        ("EventsSkipped", skipped),
+        ("EventsRejected", rejected),
+        ("EventsScheduled", scheduled),
+    ]);
 }
 
 /// The history line of a valid event's delivery, its reason bounded.
