@@ -17,6 +17,9 @@ trap stop EXIT
 # shellcheck disable=SC1091
 source .local/stack.env
 bin="$root/target/debug"
+# The profiles the local stack runs with: hrws audit lists their directories, as the auditor does.
+WORKSPACE_PROFILES="$(.venv/bin/python -c 'import json; print(next(f for f in json.load(open("infra/local/stack.json"))["functions"] if f["name"] == "auditor")["environment"]["WORKSPACE_PROFILES"])')"
+export WORKSPACE_PROFILES
 
 echo "== smoke check: every endpoint answers"
 "$bin/stack-check" | grep -E "^(runner|table|directory|smoke)" || { "$bin/stack-check"; exit 1; }

@@ -569,6 +569,8 @@ pub trait AuditStore: Send + Sync {
     /// An employee's open drift, if any (for `hrws employee`).
     fn drift_of(&self, subject: &Subject) -> impl Future<Output = Result<Option<Drift>, StoreError>> + Send;
     fn save_audit_state(&self, state: &AuditState) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The last audit's state (a consistent read), `None` before the first.
+    fn audit_state(&self) -> impl Future<Output = Result<Option<AuditState>, StoreError>> + Send;
 }
 
 // ---------------------------------------------------------------- queues
@@ -837,6 +839,9 @@ impl<T: AuditStore> AuditStore for std::sync::Arc<T> {
     }
     fn save_audit_state(&self, state: &AuditState) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).save_audit_state(state)
+    }
+    fn audit_state(&self) -> impl Future<Output = Result<Option<AuditState>, StoreError>> + Send {
+        (**self).audit_state()
     }
 }
 

@@ -29,7 +29,7 @@ impl Config {
         let table_name: String = env.required("TABLE_NAME");
         // The intake's profiles: their directories are the ones audited.
         let profiles = env.required_with("WORKSPACE_PROFILES", |s| Profiles::from_json(s).map_err(|e| e.to_string()));
-        let unhealthy_after_minutes: i64 = env.optional("AUDIT_UNHEALTHY_AFTER_MINUTES", 1440);
+        let unhealthy_after_minutes: i64 = env.optional("AUDIT_UNHEALTHY_AFTER_MINUTES", 720);
         env.check("AUDIT_UNHEALTHY_AFTER_MINUTES", unhealthy_after_minutes >= 0, "must be at least 0");
         // Half the account's 2 calls/s [UNKNOWN: AWS does not publish the limit; WORKSPACES-FACTS]:
         // the pipeline keeps the rest while the audit lists.

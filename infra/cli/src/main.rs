@@ -64,11 +64,12 @@ enum Command {
     /// table, records the findings on each employee (or the unowned WorkSpace) and prints them:
     /// missing, orphaned, mismatched, unhealthy. Report only.
     Audit {
-        /// The WORKSPACE_PROFILES JSON, for its directories (empty: the records' directories).
-        #[arg(long, env = "WORKSPACE_PROFILES", default_value = "")]
+        /// The WORKSPACE_PROFILES JSON the pipeline runs with, for its directories (the auditor
+        /// function's, so both audit the same).
+        #[arg(long, env = "WORKSPACE_PROFILES")]
         profiles: String,
         /// A WorkSpace ERROR, UNHEALTHY or SUSPENDED longer than this (across audits) is reported.
-        #[arg(long, default_value_t = 1440)]
+        #[arg(long, default_value_t = 720)]
         unhealthy_after_minutes: i64,
         /// DescribeWorkspaces calls per second at most (the pipeline shares the account's rate).
         #[arg(long, default_value_t = 1.0)]
@@ -158,7 +159,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn audit(auditor: &Auditor<DynamoStore, AwsWorkspaces>, json: bool) -> anyhow::Result<()> {
-    let report = auditor.run().await.context("the audit failed; nothing was recorded")?;
+    let report = auditor.run().await.context("the audit failed (what it recorded before stands; run it again)")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());

@@ -198,6 +198,10 @@ pub struct Drift {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditState {
     pub audited_ms: i64,
+    /// The directories this audit listed: the next one lists them before it reads the table,
+    /// even those only records name.
+    #[serde(default)]
+    pub directories: BTreeSet<String>,
     /// Unhealthy WorkSpaces and since when they have been seen so.
     pub unhealthy_since: BTreeMap<String, i64>,
     /// Open findings per kind after the audit.
@@ -209,7 +213,8 @@ pub struct AuditState {
 }
 
 /// The most unhealthy WorkSpaces the audit state remembers (one DynamoDB item, 400 KB): beyond
-/// it the newest are dropped, so they are reported a run later.
+/// it the oldest are kept and the newest forgotten, their time starting again at each audit
+/// until fewer are unhealthy (a warning says so).
 pub const MAX_UNHEALTHY_REMEMBERED: usize = 5_000;
 
 /// What the table holds for an audit: every employee record, the open drift, the last state.
@@ -378,14 +383,17 @@ pub fn audit(
     rules: AuditRules,
     now_ms: i64,
 ) -> AuditOutcome {
+    // A WorkSpace a paged listing showed twice (its pages shifted under it) is one WorkSpace.
+    let mut seen = BTreeSet::new();
+    let listed: Vec<&WorkspaceInfo> = listed.iter().filter(|w| seen.insert(w.workspace_id.as_str())).collect();
     let audited: Vec<&EmployeeRecord> = employees
         .iter()
         .filter(|e| e.state != EmployeeState::Terminated)
         .filter(|e| directory_of(e).is_some_and(|d| directories.contains(d)))
         .collect();
-    let by_id: HashMap<&str, &WorkspaceInfo> = listed.iter().map(|w| (w.workspace_id.as_str(), w)).collect();
+    let by_id: HashMap<&str, &WorkspaceInfo> = listed.iter().map(|w| (w.workspace_id.as_str(), *w)).collect();
     let by_user: HashMap<(String, String), &WorkspaceInfo> =
-        listed.iter().map(|w| ((w.directory_id.to_lowercase(), owner_of(w)), w)).collect();
+        listed.iter().map(|w| ((w.directory_id.to_lowercase(), owner_of(w)), *w)).collect();
     let wanted: HashMap<&str, &EmployeeRecord> =
         audited.iter().flat_map(|e| wanted_ids(e).map(move |id| (id, *e))).collect();
     let user_key = |e: &EmployeeRecord| -> Option<(String, String)> {
@@ -447,7 +455,7 @@ pub fn audit(
         })
         .collect();
     let mut still_unhealthy = BTreeMap::new();
-    for info in listed {
+    for info in listed.iter().copied() {
         let id = info.workspace_id.as_str();
         let wanted_by = wanted.get(id);
         if unhealthy(&info.state) {

@@ -135,22 +135,46 @@ impl Pace {
 
 impl<S: StateStore + AuditStore, W: WorkspacesApi> Auditor<S, W> {
     pub async fn run(&self) -> Result<AuditReport, AuditError> {
+        // The audit's time is its start: a WorkSpace unhealthy for the allowed time at the last
+        // audit's start is reported at this one's, however long the listing takes.
+        let now = self.clock.now_ms();
         let mut pace = Pace { interval: Duration::from_millis(self.config.call_interval_ms), last: None, calls: 0 };
+        let previous = self.store.audit_state().await?.unwrap_or_default();
+        // The configured directories, and those the last audit listed (records name them), are
+        // listed before the table is read.
+        let mut directories: BTreeSet<String> = self.config.directories.union(&previous.directories).cloned().collect();
         let mut listed = Vec::new();
-        let mut directories = self.config.directories.clone();
-        for directory in &directories {
-            listed.extend(self.list(directory, &mut pace).await?);
+        let mut skipped = BTreeSet::new();
+        for directory in directories.clone() {
+            match self.list(&directory, &mut pace).await {
+                Ok(found) => listed.extend(found),
+                Err(e) if self.tolerated(&directory, &e) => {
+                    warn!(directory, error = %e, "a directory only records name cannot be listed; left out");
+                    directories.remove(&directory);
+                    skipped.insert(directory);
+                }
+                Err(e) => return Err(e),
+            }
         }
         let snapshot = self.store.audit_snapshot().await?;
-        // Directories only the records name (a profile since removed from the configuration).
+        // Directories only the records name, new since the last audit (a profile removed from
+        // the configuration): listed after the table was read, this once.
         let named: BTreeSet<String> =
             snapshot.employees.iter().filter_map(|e| e.profile.as_ref().map(|p| p.directory_id.clone())).collect();
-        for directory in named.difference(&directories.clone()) {
-            listed.extend(self.list(directory, &mut pace).await?);
-            directories.insert(directory.clone());
+        let new: Vec<String> = named.difference(&directories).filter(|d| !skipped.contains(*d)).cloned().collect();
+        for directory in &new {
+            match self.list(directory, &mut pace).await {
+                Ok(found) => {
+                    listed.extend(found);
+                    directories.insert(directory.clone());
+                }
+                Err(e) if self.tolerated(directory, &e) => {
+                    warn!(directory, error = %e, "a directory only records name cannot be listed; left out");
+                    skipped.insert(directory.clone());
+                }
+                Err(e) => return Err(e),
+            }
         }
-        let now = self.clock.now_ms();
-        let previous = snapshot.state.clone().unwrap_or_default();
         let rules = self.config.rules;
         let first = audit(&snapshot.employees, &listed, &directories, &previous.unhealthy_since, rules, now);
 
@@ -171,7 +195,17 @@ impl<S: StateStore + AuditStore, W: WorkspacesApi> Auditor<S, W> {
         }
         let dropped = first.findings.len() - outcome.findings.len();
 
-        let changes = drift_changes(&snapshot.drift, &outcome.findings, now);
+        let mut changes = drift_changes(&snapshot.drift, &outcome.findings, now);
+        if !skipped.is_empty() {
+            // A directory left out says nothing about its drift: none is taken as resolved.
+            changes.clear.clear();
+            let listed_ids: BTreeSet<&str> = listed.iter().map(|w| w.workspace_id.as_str()).collect();
+            for (id, since) in &previous.unhealthy_since {
+                if !listed_ids.contains(id.as_str()) {
+                    outcome.unhealthy_since.entry(id.clone()).or_insert(*since);
+                }
+            }
+        }
         self.record(&changes.opened, &changes.clear, now).await?;
         for drift in &changes.write {
             self.store.save_drift(drift).await?;
@@ -192,6 +226,7 @@ impl<S: StateStore + AuditStore, W: WorkspacesApi> Auditor<S, W> {
         }
         let state = AuditState {
             audited_ms: now,
+            directories: directories.iter().chain(&skipped).cloned().collect(),
             unhealthy_since,
             counts: counts.clone(),
             employees_checked: outcome.employees_checked,
@@ -225,6 +260,13 @@ impl<S: StateStore + AuditStore, W: WorkspacesApi> Auditor<S, W> {
             held: snapshot.employees.iter().filter(|e| e.held_since_ms.is_some()).count(),
             stuck: snapshot.employees.iter().filter(|e| e.stuck_since_ms.is_some()).count(),
         })
+    }
+
+    /// Whether a listing's failure leaves the directory out instead of failing the audit: only
+    /// for a directory no configured profile names (one only old records name), and not for
+    /// throttling, which the next run gets past.
+    fn tolerated(&self, directory: &str, error: &AuditError) -> bool {
+        !self.config.directories.contains(directory) && !error.is_retryable()
     }
 
     /// Every WorkSpace of a directory, a page per call.

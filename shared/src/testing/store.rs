@@ -245,6 +245,10 @@ impl AuditStore for MemoryStore {
             Ok(())
         })
     }
+
+    async fn audit_state(&self) -> Result<Option<AuditState>, StoreError> {
+        self.guard("audit_state", || Ok(lock(&self.audit_state).clone()))
+    }
 }
 
 /// The conditional put `save_employee` and `save_joiner` make on the record.

@@ -936,6 +936,14 @@ impl WorkspacesApi for FakeWorkspaces {
         next_token: Option<&str>,
     ) -> Result<WorkspacePage, WorkspacesError> {
         self.serve(DESCRIBE, "list_workspaces", 0, |world, now| {
+            if !is_directory_id(directory_id) {
+                return Err(validation(
+                    DESCRIBE,
+                    "directoryId",
+                    directory_id,
+                    "Member must satisfy regular expression pattern: ^d-[0-9a-f]{8,63}$",
+                ));
+            }
             // The token is the creation sequence of the page's first WorkSpace: a WorkSpace that
             // goes between two pages moves no other one across them.
             let from: u64 = match next_token {

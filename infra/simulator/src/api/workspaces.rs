@@ -294,6 +294,9 @@ fn describe_workspaces(inner: &mut Inner, now: f64, body: &Value) -> OpResult {
     let f = Fields::new(body, "");
     let ids_filter = f.opt_list("WorkspaceIds", 1, 25)?;
     let directory = f.opt_str("DirectoryId")?;
+    if let Some(d) = directory {
+        f.check_pattern("DirectoryId", d, ids::is_directory_id(d), "^d-[0-9a-f]{8,63}$")?;
+    }
     let user = f.opt_str("UserName")?;
     let bundle = f.opt_str("BundleId")?;
     let name = f.opt_str("WorkspaceName")?;

@@ -361,3 +361,11 @@ fn a_leaver_terminated_while_the_listing_ran_is_no_orphan_on_the_second_look() {
     // THEN nothing is confirmed
     assert_eq!(confirmed(&first.findings, second.findings), vec![]);
 }
+
+#[test]
+fn a_workspace_a_shifting_listing_showed_twice_is_one_workspace() {
+    // GIVEN an orphan listed on two pages (the listing shifted between them)
+    let outcome = run(&[], &[workspace("ws-9", "x"), workspace("ws-9", "x")]);
+    // THEN it is one orphan among one WorkSpace listed
+    assert_eq!((outcome.findings.len(), outcome.workspaces_listed), (1, 1));
+}

@@ -284,3 +284,51 @@ async fn a_leave_that_runs_while_the_audit_lists_is_not_reported_as_an_orphan() 
     assert!(w.store.drift().is_empty());
     assert_eq!(w.workspaces.workspace(&workspace_id).map(|ws| ws.state), Some(WorkspaceState::Terminating));
 }
+
+#[tokio::test]
+async fn a_directory_only_old_records_name_that_cannot_be_listed_is_left_out_without_resolving_its_drift() {
+    // GIVEN an active employee in the configured directory, one whose record names a directory
+    // WorkSpaces refuses (a profile long removed), and that employee's drift from before
+    let w = World::new();
+    w.active(1).await;
+    let mut old = EmployeeRecord::new("E-OLD", 0);
+    old.state = EmployeeState::Active;
+    old.username = Some("old".into());
+    old.profile = Some(Profile { directory_id: "corp-legacy".into(), ..profile() });
+    old.workspace_id = Some("ws-legacy00".into());
+    w.store.save_employee(&old, None).await.unwrap();
+    let before = Drift {
+        subject: Subject::Employee("E-OLD".into()),
+        findings: vec![Finding::Missing {
+            employee_id: "E-OLD".into(),
+            workspace_id: "ws-legacy00".into(),
+            why: crate::domain::audit::Missing::Gone,
+            listed_for_user: None,
+        }],
+        since_ms: 1,
+        found_ms: 1,
+    };
+    w.store.save_drift(&before).await.unwrap();
+    // WHEN audited twice (the second lists it before the table, as the first recorded)
+    let first = w.auditor().run().await.unwrap();
+    let second = w.auditor().run().await.unwrap();
+    // THEN the directory is left out of both, its employee is not called missing again, and
+    // the drift it had stays open
+    for report in [&first, &second] {
+        assert_eq!(report.directories, vec![DIR.to_owned()]);
+        assert_eq!((report.findings.clone(), report.resolved), (vec![], 0));
+    }
+    assert_eq!(w.store.drift().into_values().collect::<Vec<_>>(), vec![before]);
+    let state = w.store.audit_state().await.unwrap().unwrap();
+    assert!(state.directories.contains("corp-legacy"), "still tried at the next audit: {state:?}");
+}
+
+#[tokio::test]
+async fn a_configured_directory_that_cannot_be_listed_fails_the_audit() {
+    let w = World::new();
+    let mut auditor = w.auditor();
+    auditor.config.directories.insert("corp-legacy".into());
+    let failed = auditor.run().await.unwrap_err();
+    assert!(!failed.is_retryable(), "{failed:?}");
+    assert!(w.store.audit_state().await.unwrap().is_none(), "nothing recorded");
+}

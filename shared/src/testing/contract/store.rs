@@ -2,7 +2,7 @@
 //! too.
 
 use super::ok;
-use crate::domain::audit::{AuditState, Drift, Finding, Missing, Subject};
+use crate::domain::audit::{AuditState, Difference, Drift, Finding, Missing, Property, Subject};
 use crate::domain::employee::HELD_DUE_MS;
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use crate::ports::{
@@ -91,6 +91,7 @@ const T: i64 = 1_790_000_000_000;
 pub async fn audit_store<S: StateStore + AuditStore>(store: &S) {
     let empty = ok("snapshot of an empty table", store.audit_snapshot().await);
     assert!(empty.employees.is_empty() && empty.drift.is_empty() && empty.state.is_none(), "{empty:?}");
+    assert_eq!(ok("audit state before any", store.audit_state().await), None);
     // Records, and beside them the other items of an employee and of the table.
     for id in ["A1", "A2"] {
         ok("save", store.save_employee(&record(id, 0, EmployeeState::Active, T), None).await);
@@ -117,10 +118,43 @@ pub async fn audit_store<S: StateStore + AuditStore>(store: &S) {
         since_ms: T,
         found_ms: T,
     };
+    // Every kind of finding reads back as written (nested and flattened enums, numbers).
+    let all_kinds = Drift {
+        subject: Subject::Employee("A2".into()),
+        findings: vec![
+            Finding::Missing {
+                employee_id: "A2".into(),
+                workspace_id: "ws-a2000000".into(),
+                why: Missing::OtherUser { user_name: "someone".into() },
+                listed_for_user: Some("ws-a2000001".into()),
+            },
+            Finding::Mismatched {
+                employee_id: "A2".into(),
+                workspace_id: "ws-a2000000".into(),
+                differences: vec![Difference {
+                    property: Property::UserVolumeGib,
+                    wanted: "100".into(),
+                    found: "50".into(),
+                }],
+            },
+            Finding::Unhealthy {
+                workspace_id: "ws-a2000000".into(),
+                employee_id: Some("A2".into()),
+                state: "ERROR".into(),
+                since_ms: T - 1,
+            },
+        ],
+        since_ms: T - 5,
+        found_ms: T,
+    };
+    ok("save drift of every kind", store.save_drift(&all_kinds).await);
+    assert_eq!(ok("drift of A2", store.drift_of(&all_kinds.subject).await), Some(all_kinds.clone()));
+    ok("clear", store.clear_drift(&all_kinds.subject).await);
     ok("save drift", store.save_drift(&drift(&missing)).await);
     ok("save drift", store.save_drift(&drift(&orphan)).await);
     let state = AuditState {
         audited_ms: T,
+        directories: ["d-9067a1b2c3".to_owned()].into(),
         unhealthy_since: [("ws-sick0000".to_owned(), T - 1)].into(),
         counts: [("missing".to_owned(), 1), ("orphaned".to_owned(), 1)].into(),
         employees_checked: 2,
@@ -137,7 +171,8 @@ pub async fn audit_store<S: StateStore + AuditStore>(store: &S) {
     subjects.sort();
     assert_eq!(subjects, [Subject::Employee("A1".into()), Subject::Workspace("ws-0rphan00".into())]);
     assert!(snapshot.drift.contains(&drift(&missing)) && snapshot.drift.contains(&drift(&orphan)), "{snapshot:?}");
-    assert_eq!(snapshot.state, Some(state));
+    assert_eq!(snapshot.state, Some(state.clone()));
+    assert_eq!(ok("audit state", store.audit_state().await), Some(state));
     assert_eq!(ok("drift of A1", store.drift_of(&missing.subject()).await), Some(drift(&missing)));
     assert_eq!(ok("drift of A2", store.drift_of(&Subject::Employee("A2".into())).await), None);
 

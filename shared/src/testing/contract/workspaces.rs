@@ -269,6 +269,10 @@ pub async fn directory_listing<W: WorkspacesApi, P: Passage>(api: &W, time: &P, 
         Err(e) if !e.is_retryable() => {}
         other => panic!("a made-up NextToken: expected a refusal, got {other:?}"),
     }
+    match api.list_workspaces("corp-legacy", None).await {
+        Err(e) if !e.is_retryable() => {}
+        other => panic!("a malformed directory id: expected a refusal, got {other:?}"),
+    }
     let elsewhere = ok("another directory", api.list_workspaces("d-906700000f", None).await);
     assert_eq!(elsewhere, WorkspacePage::default(), "a directory without WorkSpaces lists none");
     for chunk in created.chunks(MAX_PER_CALL) {
