@@ -123,6 +123,8 @@ async fn the_audit_finds_nothing_on_a_clean_stack_then_each_kind_of_drift_and_cl
         assert_eq!(lines.len(), 1, "{id}: {lines:?}");
         assert!(lines[0].starts_with(&format!("drift found: {kind}")), "{id}: {lines:?}");
     }
+    let orphan = drift["findings"].as_array().unwrap().iter().find(|f| f["kind"] == "orphaned").unwrap();
+    assert_eq!((&orphan["workspace_name"], &orphan["user_of"]), (&json!("made-by-hand"), &Value::Null), "{orphan}");
     assert!(store.drift_of(&Subject::Workspace(by_hand.clone())).await.unwrap().is_some());
     assert_eq!(drift_lines(&t, "E0000").await, Vec::<String>::new(), "nothing about the employee without drift");
     // The records themselves are the pipeline's: the audit only reports.

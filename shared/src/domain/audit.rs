@@ -70,6 +70,9 @@ pub enum Finding {
         workspace_id: String,
         directory_id: String,
         user_name: String,
+        /// A user-decoupled WorkSpace's name (its user name is `[UNDEFINED]`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        workspace_name: Option<String>,
         state: String,
         /// The employee whose user name it carries, if any (one with a WorkSpace of their own, or
         /// none wanted): a WorkSpace no record refers to either way.
@@ -142,11 +145,13 @@ impl Finding {
                     listed_for_user.as_ref().map(|id| format!("; {id} is listed for the user")).unwrap_or_default();
                 format!("missing: the employee's WorkSpace {workspace_id} {why}{other}")
             }
-            Finding::Orphaned { workspace_id, directory_id, user_name, state, user_of } => {
+            Finding::Orphaned { workspace_id, directory_id, user_name, workspace_name, state, user_of } => {
                 let of = user_of.as_ref().map(|e| format!(", the user name of employee {e}")).unwrap_or_default();
-                format!(
-                    "orphaned: {workspace_id} ({state}, user {user_name} in {directory_id}{of}) is wanted by no employee"
-                )
+                let whose = match workspace_name {
+                    Some(name) if user_name == UNDEFINED_USER => format!("named {name}, no user"),
+                    _ => format!("user {user_name}"),
+                };
+                format!("orphaned: {workspace_id} ({state}, {whose} in {directory_id}{of}) is wanted by no employee")
             }
             Finding::Mismatched { workspace_id, differences, .. } => {
                 let parts: Vec<String> = differences
@@ -484,6 +489,7 @@ pub fn audit(
                 workspace_id: id.to_owned(),
                 directory_id: info.directory_id.clone(),
                 user_name: info.user_name.clone(),
+                workspace_name: info.workspace_name.clone(),
                 state: info.state.to_string(),
                 user_of: user_of.map(|e| e.employee_id.clone()),
             });

@@ -254,6 +254,7 @@ fn orphan(workspace_id: &str, user_of: Option<&str>) -> Finding {
         workspace_id: workspace_id.into(),
         directory_id: DIR.into(),
         user_name: "x".into(),
+        workspace_name: None,
         state: "AVAILABLE".into(),
         user_of: user_of.map(str::to_owned),
     }
@@ -264,6 +265,7 @@ fn orphan_of(workspace_id: &str, user_name: &str, employee_id: &str) -> Finding 
         workspace_id: workspace_id.into(),
         directory_id: DIR.into(),
         user_name: user_name.into(),
+        workspace_name: None,
         state: "AVAILABLE".into(),
         user_of: Some(employee_id.into()),
     }

@@ -109,6 +109,7 @@ pub async fn audit_store<S: StateStore + AuditStore>(store: &S) {
         workspace_id: "ws-0rphan00".into(),
         directory_id: "d-9067a1b2c3".into(),
         user_name: "nobody".into(),
+        workspace_name: None,
         state: "AVAILABLE".into(),
         user_of: None,
     };
