@@ -417,18 +417,23 @@ impl DynamoStore {
         }
     }
 
-    /// The guard item (a consistent read).
-    async fn guard_item(&self) -> Result<GuardItem, StoreError> {
+    /// One item by its key, as a consistent read (`None`: there is none).
+    async fn item(&self, key: Item) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(guard_key()))
+            .set_key(Some(key))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| unavailable("GetItem", &e))?;
-        out.item.as_ref().map_or_else(|| Ok(GuardItem::default()), decode_guard)
+        Ok(out.item)
+    }
+
+    /// The guard item (a consistent read).
+    async fn guard_item(&self) -> Result<GuardItem, StoreError> {
+        self.item(guard_key()).await?.as_ref().map_or_else(|| Ok(GuardItem::default()), decode_guard)
     }
 
     /// The write that makes `plan` so, conditional on the guard being as `read` (its version).
@@ -597,16 +602,7 @@ impl AuditStore for DynamoStore {
     }
 
     async fn drift_of(&self, subject: &Subject) -> Result<Option<Drift>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(drift_key(subject)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem", &e))?;
-        out.item.map(decode).transpose()
+        self.item(drift_key(subject)).await?.map(decode).transpose()
     }
 
     async fn save_audit_state(&self, state: &AuditState) -> Result<(), StoreError> {
@@ -615,16 +611,7 @@ impl AuditStore for DynamoStore {
     }
 
     async fn audit_state(&self) -> Result<Option<AuditState>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(audit_key()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem", &e))?;
-        out.item.map(decode).transpose()
+        self.item(audit_key()).await?.map(decode).transpose()
     }
 }
 
@@ -801,16 +788,7 @@ impl StateStore for DynamoStore {
     }
 
     async fn employee(&self, employee_id: &str) -> Result<Option<EmployeeRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(employee_key(employee_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem", &e))?;
-        out.item.map(Self::decode_employee).transpose()
+        self.item(employee_key(employee_id)).await?.map(Self::decode_employee).transpose()
     }
 
     async fn employees(&self, ids: &[String]) -> Result<Vec<EmployeeRecord>, StoreError> {
@@ -938,16 +916,7 @@ impl StateStore for DynamoStore {
     }
 
     async fn name_holder(&self, directory_id: &str, user_name: &str) -> Result<Option<String>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(name_key(directory_id, user_name)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem", &e))?;
-        Ok(out.item.as_ref().and_then(|i| text(i, "employee_id")))
+        Ok(self.item(name_key(directory_id, user_name)).await?.as_ref().and_then(|i| text(i, "employee_id")))
     }
 
     async fn record_history(&self, entry: &HistoryEntry) -> Result<(), StoreError> {

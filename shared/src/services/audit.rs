@@ -116,6 +116,14 @@ impl PortError for AuditError {
     }
 }
 
+/// What the listing found: the WorkSpaces, the directories listed, those left out.
+#[derive(Default)]
+struct Listing {
+    listed: Vec<WorkspaceInfo>,
+    audited: BTreeSet<String>,
+    skipped: BTreeSet<String>,
+}
+
 /// Spaces the audit's calls: the first at once, each next one `interval` after the previous.
 struct Pace {
     interval: Duration,
@@ -142,39 +150,18 @@ impl<S: StateStore + AuditStore, W: WorkspacesApi> Auditor<S, W> {
         let previous = self.store.audit_state().await?.unwrap_or_default();
         // The configured directories, and those the last audit listed (records name them), are
         // listed before the table is read.
-        let mut directories: BTreeSet<String> = self.config.directories.union(&previous.directories).cloned().collect();
-        let mut listed = Vec::new();
-        let mut skipped = BTreeSet::new();
-        for directory in directories.clone() {
-            match self.list(&directory, &mut pace).await {
-                Ok(found) => listed.extend(found),
-                Err(e) if self.tolerated(&directory, &e) => {
-                    warn!(directory, error = %e, "a directory only records name cannot be listed; left out");
-                    directories.remove(&directory);
-                    skipped.insert(directory);
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let mut listing = Listing::default();
+        let known = self.config.directories.union(&previous.directories).cloned().collect::<Vec<_>>();
+        self.list_into(&known, &mut pace, &mut listing).await?;
         let snapshot = self.store.audit_snapshot().await?;
         // Directories only the records name, new since the last audit (a profile removed from
         // the configuration): listed after the table was read, this once.
         let named: BTreeSet<String> =
             snapshot.employees.iter().filter_map(|e| e.profile.as_ref().map(|p| p.directory_id.clone())).collect();
-        let new: Vec<String> = named.difference(&directories).filter(|d| !skipped.contains(*d)).cloned().collect();
-        for directory in &new {
-            match self.list(directory, &mut pace).await {
-                Ok(found) => {
-                    listed.extend(found);
-                    directories.insert(directory.clone());
-                }
-                Err(e) if self.tolerated(directory, &e) => {
-                    warn!(directory, error = %e, "a directory only records name cannot be listed; left out");
-                    skipped.insert(directory.clone());
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let new: Vec<String> =
+            named.into_iter().filter(|d| !listing.audited.contains(d) && !listing.skipped.contains(d)).collect();
+        self.list_into(&new, &mut pace, &mut listing).await?;
+        let Listing { listed, audited: directories, skipped } = listing;
         let rules = self.config.rules;
         let first = audit(&snapshot.employees, &listed, &directories, &previous.unhealthy_since, rules, now);
 
@@ -260,6 +247,30 @@ impl<S: StateStore + AuditStore, W: WorkspacesApi> Auditor<S, W> {
             held: snapshot.employees.iter().filter(|e| e.held_since_ms.is_some()).count(),
             stuck: snapshot.employees.iter().filter(|e| e.stuck_since_ms.is_some()).count(),
         })
+    }
+
+    /// Lists each directory into `listing`: its WorkSpaces, and whether it was audited or left
+    /// out ([`tolerated`](Self::tolerated)); any other failure fails the audit.
+    async fn list_into(
+        &self,
+        directories: &[String],
+        pace: &mut Pace,
+        listing: &mut Listing,
+    ) -> Result<(), AuditError> {
+        for directory in directories {
+            match self.list(directory, pace).await {
+                Ok(found) => {
+                    listing.listed.extend(found);
+                    listing.audited.insert(directory.clone());
+                }
+                Err(e) if self.tolerated(directory, &e) => {
+                    warn!(directory, error = %e, "a directory only records name cannot be listed; left out");
+                    listing.skipped.insert(directory.clone());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Whether a listing's failure leaves the directory out instead of failing the audit: only
