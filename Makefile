@@ -114,7 +114,7 @@ BENCH_LARGE_STORES ?= dynoxide
 BENCH_LARGE ?= 10000
 BENCH_LARGE_SCOPES ?= service operation
 BENCH_ARGS ?=
-FUNCTIONS := -p intake -p provisioner -p terminator -p reconciler -p auditor
+FUNCTIONS := -p intake -p provisioner -p terminator -p reconciler -p auditor -p publisher
 # The harness (the simulator, the runner, the counting proxies) is a release build too: at 45
 # WorkSpaces a second its debug build would take a core of this 2-core machine from the pipeline.
 BENCH_RUN = ./target/release/bench --bin-dir target/release --arm64-dir target/aarch64-unknown-linux-gnu/release \

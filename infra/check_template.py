@@ -5,8 +5,12 @@
 - Every AWS action a function's code calls is granted to it, and nothing more. The calls are read
   from the source: the ports each function's service uses (`self.<port>.<method>(`), and the SDK
   operations each adapter method makes (`.client.<operation>()`).
-- The local stack's queues, table and event source mappings (infra/local/stack.json) match the
-  template's.
+- The local stack's queues, table, event source mappings (SQS, and the table's stream with its
+  filter and failure queue) and event bus rules (infra/local/stack.json) match the template's.
+- Every event bus rule is on the stack's bus, matches only a source and detail-types the code
+  publishes, and can deliver: the target queue's or topic's policy lets EventBridge send for that
+  rule only, and an encrypted target's key is one whose policy lets EventBridge use it (never an
+  AWS-managed key, whose policy cannot).
 - The grants are inline statements only (no managed policy, SAM policy template, role or IAM
   resource), without NotAction/NotResource or wildcard actions, on `*` only for actions that have
   no resource-level permissions; each function's grants equal its code's calls under every
@@ -48,16 +52,17 @@ stack = json.loads((ROOT / "infra/local/stack.json").read_text())
 # ---------------------------------------------------------------- code: env vars and AWS calls
 
 ENV_READ = re.compile(r'env\.(?:required|optional|required_with)\(\s*"([A-Z][A-Z0-9_]*)"')
-PORT_CALL = re.compile(r"self\s*\.\s*(store|workspaces|tags|directory|requests|terminations|hr_events)\s*\.\s*([a-z_]+)\(")
+PORT_CALL = re.compile(r"self\s*\.\s*(store|workspaces|tags|directory|requests|terminations|hr_events|events)\s*\.\s*([a-z_]+)\(")
 # A queue handed to a helper that sends on it.
 QUEUE_PASSED = re.compile(r"&self\s*\.\s*(requests|terminations|hr_events)\b")
 SDK_CALL = re.compile(r"\.(client|data|ds)\s*\.\s*([a-z_]+)\(\)")
 FN = re.compile(r"\n\s*(?:pub(?:\([a-z]+\))?\s+)?(?:async\s+)?fn\s+([a-z_]+)")
 PORT_ADAPTER = {"store": "dynamo", "workspaces": "workspaces", "tags": "tagging", "directory": "directory",
-                "requests": "sqs", "terminations": "sqs", "hr_events": "sqs"}
+                "requests": "sqs", "terminations": "sqs", "hr_events": "sqs", "events": "eventbridge"}
 SDK_SERVICE = {"dynamo": {"client": "dynamodb"}, "sqs": {"client": "sqs"}, "workspaces": {"client": "workspaces"},
                "tagging": {"client": "tagging"},
-               "directory": {"client": "workdocs", "data": "ds-data", "ds": "ds"}}
+               "directory": {"client": "workdocs", "data": "ds-data", "ds": "ds"},
+               "eventbridge": {"client": "events"}}
 # Operations whose IAM action has another name, and actions an operation needs besides its own.
 # TransactWriteItems is authorised per item: the joiner's transaction puts and checks a condition.
 # The Resource Groups Tagging API signs as `tagging`; IAM names its actions `tag:`.
@@ -81,7 +86,11 @@ def segments(text):
 
 
 def adapter_actions(adapter):
-    text = (ROOT / f"shared/src/adapters/{adapter}.rs").read_text().split("#[cfg(test)]")[0]
+    path = ROOT / f"shared/src/adapters/{adapter}.rs"
+    if not path.exists():
+        problem(f"shared/src/adapters/{adapter}.rs: missing (the adapter of {sorted(p for p, a in PORT_ADAPTER.items() if a == adapter)})")
+        return {}
+    text = path.read_text().split("#[cfg(test)]")[0]
     bodies = list(segments(text))  # a name can come twice (one impl per backend)
     for name, body in bodies:
         # Every request sent must be one this check can name: made on the adapter's own client
@@ -328,6 +337,52 @@ for name, r in resources.items():
         sub = r["Properties"]["QueueName"]["Fn::Sub"]
         queue_names[name] = sub.replace("${AWS::StackName}-", "")
 
+TABLES = [name for name, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"]
+TABLE = TABLES[0] if len(TABLES) == 1 else None
+TABLE_KEYS = {k["KeyType"]: k["AttributeName"] for k in resources[TABLE]["Properties"]["KeySchema"]} if TABLE else {}
+# The functions with a stream event source (the table's, stream_problems checks).
+stream_readers = sorted(name for name, r in resources.items() if r["Type"] == "AWS::Serverless::Function"
+                        and any(e["Type"] == "DynamoDB" for e in r["Properties"].get("Events", {}).values()))
+
+
+def stream_problems(binary, e, m):
+    """A DynamoDB stream event source against the local stack's `dynamodb_stream` (absent: the
+    AWS default in the template, the local stack's default in stack.json)."""
+    if e.get("Stream") != {"Fn::GetAtt": [TABLE, "StreamArn"]}:
+        problem(f"{binary}: its DynamoDB event source reads {e.get('Stream')}, not {TABLE}.StreamArn")
+    try:
+        patterns = [json.loads(f["Pattern"]) for f in e.get("FilterCriteria", {}).get("Filters", [])]
+    except (json.JSONDecodeError, TypeError, KeyError) as err:
+        patterns = f"unreadable ({err})"
+    # The local stack filters on the sort key's value and a partition key prefix only: the
+    # template's filter must be the one pattern that says the same.
+    keys = {}
+    if m.get("filter_pk_prefix"):
+        keys[TABLE_KEYS.get("HASH")] = {"S": [{"prefix": m["filter_pk_prefix"]}]}
+    if m.get("filter_sort_key"):
+        keys[TABLE_KEYS.get("RANGE")] = {"S": [m["filter_sort_key"]]}
+    local_patterns = [{"dynamodb": {"Keys": keys}}] if keys else []
+    on_failure = e.get("DestinationConfig", {}).get("OnFailure", {})
+    target = on_failure.get("Destination")
+    failure_queue = queue_names.get(target["Fn::GetAtt"][0], target) if isinstance(target, dict) and "Fn::GetAtt" in target else target
+    if target and on_failure.get("Type") != "SQS":
+        problem(f"{binary}: the stream's OnFailure.Type is {on_failure.get('Type')}, not SQS: SAM grants the role "
+                f"sqs:SendMessage on the destination only from it")
+    pairs = [("StartingPosition", e.get("StartingPosition"), m.get("starting_position")),
+             ("BatchSize", e.get("BatchSize", 100), m.get("batch_size", 100)),
+             ("MaximumBatchingWindowInSeconds", e.get("MaximumBatchingWindowInSeconds", 0), m.get("batching_window_s", 0)),
+             ("BisectBatchOnFunctionError", e.get("BisectBatchOnFunctionError", False), m.get("bisect_on_error", False)),
+             ("MaximumRetryAttempts", e.get("MaximumRetryAttempts", -1), m.get("maximum_retry_attempts", -1)),
+             ("MaximumRecordAgeInSeconds", e.get("MaximumRecordAgeInSeconds", -1), m.get("maximum_record_age_s", -1)),
+             ("ReportBatchItemFailures", "ReportBatchItemFailures" in e.get("FunctionResponseTypes", []),
+              m.get("report_batch_item_failures", True)),
+             ("FilterCriteria", patterns, local_patterns),
+             ("the on-failure queue", failure_queue, m.get("on_failure_queue"))]
+    for what, deployed, locally in pairs:
+        if deployed != locally:
+            problem(f"{binary}: the stream's {what} is {deployed} in the template, {locally} locally")
+
+
 local_functions = {f["binary"]: f for f in stack["functions"]}
 for binary in sorted(p.name for p in (ROOT / "functions").iterdir() if (p / "Cargo.toml").exists()):
     env_read, called = function_code(binary)
@@ -354,7 +409,7 @@ for binary in sorted(p.name for p in (ROOT / "functions").iterdir() if (p / "Car
     if local is None:
         problem(f"{binary}: not in infra/local/stack.json")
         continue
-    local_env = set(local.get("environment", {})) | {"TABLE_NAME"}
+    local_env = set(local.get("environment", {}))
     required = set(re.findall(r'env\.(?:required|required_with)\(\s*"([A-Z][A-Z0-9_]*)"',
                               "".join(p.read_text() for p in (ROOT / f"functions/{binary}/src").glob("*.rs"))))
     for v in sorted(required - local_env):
@@ -377,6 +432,12 @@ for binary in sorted(p.name for p in (ROOT / "functions").iterdir() if (p / "Car
         for what, deployed, locally in pairs:
             if deployed != locally:
                 problem(f"{binary}: {what} is {deployed} in the template, {locally} locally")
+    stream_events = [e["Properties"] for e in events.values() if e["Type"] == "DynamoDB"]
+    local_stream = local.get("dynamodb_stream")
+    if len(stream_events) != (1 if local_stream else 0):
+        problem(f"{binary}: {len(stream_events)} DynamoDB stream event sources in the template, {1 if local_stream else 0} locally")
+    elif local_stream:
+        stream_problems(binary, stream_events[0], local_stream)
     has_schedule = any(e["Type"] == "Schedule" for e in events.values())
     if has_schedule != ("schedule" in local):
         problem(f"{binary}: schedule in the template {has_schedule}, locally {'schedule' in local}")
@@ -396,6 +457,10 @@ for q in stack["queues"]:
         problem(f"queue {q['name']}: ContentBasedDeduplication differs")
     if p.get("VisibilityTimeout") != q["visibility_timeout_s"]:
         problem(f"queue {q['name']}: VisibilityTimeout {p.get('VisibilityTimeout')} vs {q['visibility_timeout_s']}")
+    # Both sides default to SQS's 4 days.
+    if p.get("MessageRetentionPeriod", 345600) != q.get("message_retention_s", 345600):
+        problem(f"queue {q['name']}: MessageRetentionPeriod {p.get('MessageRetentionPeriod', 345600)} vs "
+                f"{q.get('message_retention_s', 345600)}")
     if not (p.get("SqsManagedSseEnabled") or p.get("KmsMasterKeyId")):
         problem(f"queue {q['name']}: not encrypted at rest")
     redrive = p.get("RedrivePolicy", {})
@@ -424,6 +489,11 @@ else:
         problem(f"indexes {deployed_indexes} differ from {local_indexes}")
     if t.get("TimeToLiveSpecification", {}).get("AttributeName") != local.get("ttl_attribute"):
         problem("TTL attribute differs")
+    view = t.get("StreamSpecification", {}).get("StreamViewType")
+    if stream_readers and not view:
+        problem(f"table: {', '.join(stream_readers)} reads its stream, but it has no StreamSpecification")
+    if view != local.get("stream_view_type"):
+        problem(f"table: stream view type {view} in the template, {local.get('stream_view_type')} locally")
     for flag, ok in [("PointInTimeRecovery", t.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled")),
                      ("SSE", t.get("SSESpecification", {}).get("SSEEnabled")), ("DeletionProtection", t.get("DeletionProtectionEnabled")),
                      ("on-demand", t.get("BillingMode") == "PAY_PER_REQUEST")]:
@@ -436,9 +506,10 @@ METRICS_NAMESPACE = "HrWorkspaces"
 # The pipeline's own metrics are named by string literals in the shared library (emit_counts,
 # AuditReport::metrics, EmployeeState::metric_name): a dashboard or an alarm naming one the code
 # never emits shows nothing, silently.
-CODE_LITERALS = set(re.findall(r'"([A-Z][A-Za-z]+)"', "".join(
+SHARED_CODE = "".join(
     re.split(r"#\[cfg\(test\)\]\s*mod tests", p.read_text())[0] for p in sorted((ROOT / "shared/src").rglob("*.rs"))
-    if not {"testing", "tests"} & set(p.parts) and p.name != "tests.rs")))
+    if not {"testing", "tests"} & set(p.parts) and p.name != "tests.rs")
+CODE_LITERALS = set(re.findall(r'"([A-Z][A-Za-z]+)"', SHARED_CODE))
 
 
 def sub_placeholders(text):
@@ -486,6 +557,105 @@ for name, r in resources.items():
     for namespace, metric in named:
         if namespace == METRICS_NAMESPACE and metric not in CODE_LITERALS:
             problem(f"{name}: alarms on {namespace}/{metric}, which the code never emits")
+
+# ---------------------------------------------------------------- event bus, rules and their targets
+
+# The lifecycle events' source and detail-types are string literals in the shared library
+# (lifecycle_events::SOURCE, Kind::detail_type): a rule matching one the code never publishes
+# never fires, silently.
+CODE_STRINGS = set(re.findall(r'"([^"\\\n]+)"', SHARED_CODE))
+buses = [name for name, r in resources.items() if r["Type"] == "AWS::Events::EventBus"]
+rules = {name: r for name, r in resources.items() if r["Type"] == "AWS::Events::Rule"}
+local_bus = stack.get("event_bus")
+if len(buses) != (1 if local_bus else 0):
+    problem(f"the template has {len(buses)} event buses, the local stack {1 if local_bus else 0}")
+
+
+def event_pattern(rule):
+    pattern = rules[rule]["Properties"].get("EventPattern", {})
+    return json.loads(pattern) if isinstance(pattern, str) else pattern
+
+
+def canonical(pattern):
+    return json.dumps(pattern, sort_keys=True)
+
+
+def lets_events(document, action, rule):
+    """Whether a resource policy lets EventBridge `action` for `rule` only: "scoped" (aws:SourceArn
+    is the rule's ARN), "unscoped" (any rule of any account), or None."""
+    found = None
+    for s in as_list(document.get("Statement")):
+        principal = s.get("Principal", {})
+        services = as_list(principal.get("Service")) if isinstance(principal, dict) else []
+        actions = {a.lower() for a in as_list(s.get("Action"))}
+        if s.get("Effect") != "Allow" or "events.amazonaws.com" not in services or action.lower() not in actions:
+            continue
+        sources = [v for test in s.get("Condition", {}).values() for key, v in test.items() if key.lower() == "aws:sourcearn"]
+        if not sources:
+            found = found or "unscoped"
+        elif {"Fn::GetAtt": [rule, "Arn"]} in [x for v in sources for x in as_list(v)]:
+            return "scoped"
+    return found
+
+
+def key_problems(logical, rule):
+    """An encrypted target's key must be one EventBridge may use (SNS and SQS developer guides:
+    a customer-managed key whose policy allows events.amazonaws.com GenerateDataKey and Decrypt)."""
+    key = resources[logical]["Properties"].get("KmsMasterKeyId")
+    if key is None:
+        return
+    if isinstance(key, str):
+        if key.startswith("alias/aws/"):
+            problem(f"{logical}: encrypted with the AWS-managed key {key}, whose policy cannot let EventBridge "
+                    f"use it: {rule} can never deliver (use a customer-managed key)")
+        return
+    ref = (key.get("Ref") or key.get("Fn::GetAtt", [None])[0]) if isinstance(key, dict) else None
+    if resources.get(ref, {}).get("Type") != "AWS::KMS::Key":
+        problem(f"{logical}: its key {key} is not one of the template's, so its policy cannot be checked for {rule}")
+        return
+    allowed = set()
+    for s in as_list(resources[ref]["Properties"].get("KeyPolicy", {}).get("Statement")):
+        principal = s.get("Principal", {})
+        if s.get("Effect") == "Allow" and isinstance(principal, dict) and "events.amazonaws.com" in as_list(principal.get("Service")):
+            allowed |= set(as_list(s.get("Action")))
+    for needed in ("kms:GenerateDataKey", "kms:Decrypt"):
+        if needed not in allowed and not (needed == "kms:GenerateDataKey" and "kms:GenerateDataKey*" in allowed):
+            problem(f"{ref}: its key policy does not allow events.amazonaws.com {needed}: {rule} cannot deliver to {logical}")
+
+
+deployed_rules = set()  # (pattern, queue) of every rule sending to a queue
+for rule, r in sorted(rules.items()):
+    props = r["Properties"]
+    if buses and props.get("EventBusName") != {"Ref": buses[0]}:
+        problem(f"{rule}: not on {buses[0]} (EventBusName {props.get('EventBusName')}): it never sees a lifecycle event")
+    pattern = event_pattern(rule)
+    for field in ("source", "detail-type"):
+        for v in as_list(pattern.get(field)):
+            if isinstance(v, str) and v not in CODE_STRINGS:
+                problem(f"{rule}: matches {field} {v!r}, which the code never publishes")
+    for target in props.get("Targets", []):
+        arn = target.get("Arn", {})
+        if isinstance(arn, dict) and "Fn::GetAtt" in arn and resources.get(arn["Fn::GetAtt"][0], {}).get("Type") == "AWS::SQS::Queue":
+            logical, action, policy_type, listed = arn["Fn::GetAtt"][0], "sqs:SendMessage", "AWS::SQS::QueuePolicy", "Queues"
+            deployed_rules.add((canonical(pattern), queue_names[logical]))
+        elif isinstance(arn, dict) and resources.get(arn.get("Ref"), {}).get("Type") == "AWS::SNS::Topic":
+            logical, action, policy_type, listed = arn["Ref"], "sns:Publish", "AWS::SNS::TopicPolicy", "Topics"
+        else:
+            continue
+        if "RoleArn" in target:
+            problem(f"{rule}: target {logical} has a RoleArn; EventBridge sends to a queue or topic under its resource policy")
+        scopes = {lets_events(p["Properties"]["PolicyDocument"], action, rule) for p in resources.values()
+                  if p["Type"] == policy_type and {"Ref": logical} in p["Properties"].get(listed, [])}
+        if "scoped" not in scopes:
+            problem(f"{rule}: no {policy_type} lets events.amazonaws.com {action} on {logical} for this rule only "
+                    f"(aws:SourceArn its ARN)" + (": one lets any rule" if "unscoped" in scopes else ""))
+        key_problems(logical, rule)
+
+local_rules = {(canonical(rule["pattern"]), rule["queue"]): rule["name"] for rule in (local_bus or {}).get("rules", [])}
+for pattern, queue in sorted(set(local_rules) - deployed_rules):
+    problem(f"local rule {local_rules[(pattern, queue)]}: no rule in the template sends {pattern} to {queue}")
+for pattern, queue in sorted(deployed_rules - set(local_rules)):
+    problem(f"the template's rule sending {pattern} to {queue} is not in the local stack's event_bus.rules")
 
 # ---------------------------------------------------------------- recorded calls (--calls)
 
@@ -603,6 +773,6 @@ if args.calls:
 
 for p in problems:
     print(p, file=sys.stderr)
-checked = len(functions) + len(stack["queues"]) + 1
+checked = len(functions) + len(stack["queues"]) + len(rules) + 1
 print(f"{checked - min(len(problems), checked)} passed, {len(problems)} failed")
 sys.exit(1 if problems else 0)

@@ -134,6 +134,79 @@ class MutationsFailTheCheck(unittest.TestCase):
                            "    let _ = c.describe_workspaces().send().await;\n}\n\nasync fn main()"),
                    "functions/reconciler/src/main.rs: makes an AWS call")
 
+    # ------------------------------------------------------------ lifecycle events
+
+    def test_put_events_not_granted(self):
+        self.fails(replace(TEMPLATE, "            - Sid: LifecycleEvents\n              Effect: Allow\n"
+                                     "              Action: [events:PutEvents]",
+                           "            - Sid: LifecycleEvents\n              Effect: Allow\n"
+                           "              Action: [events:DescribeEventBus]"),
+                   "PublisherFunction: calls events:PutEvents but is not granted it",
+                   "PublisherFunction: is granted events:DescribeEventBus but never calls it")
+        self.fails(replace(TEMPLATE, "            - Sid: DriftFoundEvents\n              Effect: Allow\n"
+                                     "              Action: [events:PutEvents]",
+                           "            - Sid: DriftFoundEvents\n              Effect: Allow\n"
+                           "              Action: [events:PutRule]"),
+                   "AuditorFunction: calls events:PutEvents but is not granted it")
+
+    def test_table_name_set_on_a_function_that_never_reads_it(self):
+        self.fails(replace(TEMPLATE, "          EVENT_BUS_NAME: !Ref LifecycleEventBus\n      Events:\n        TableStream:",
+                           "          EVENT_BUS_NAME: !Ref LifecycleEventBus\n          TABLE_NAME: !Ref Table\n"
+                           "      Events:\n        TableStream:"),
+                   "PublisherFunction: the template sets TABLE_NAME but the code never reads it")
+
+    def test_a_stream_filter_the_local_stack_does_not_apply(self):
+        self.fails(replace(TEMPLATE, """{"pk":{"S":[{"prefix":"EMP#"}]},"sk":{"S":["STATE"]}}""",
+                           """{"sk":{"S":["STATE"]}}"""),
+                   "publisher: the stream's FilterCriteria is")
+
+    def test_a_stream_mapping_that_differs_from_the_local_one(self):
+        self.fails(replace(TEMPLATE, "            MaximumRecordAgeInSeconds: 86400\n", "            MaximumRecordAgeInSeconds: 3600\n"),
+                   "publisher: the stream's MaximumRecordAgeInSeconds is 3600 in the template, 86400 locally")
+        self.fails(replace(TEMPLATE, "            BisectBatchOnFunctionError: true\n", ""),
+                   "publisher: the stream's BisectBatchOnFunctionError is False in the template, True locally")
+        self.fails(replace(TEMPLATE, "                Type: SQS\n                Destination: !GetAtt PublisherFailuresQueue.Arn",
+                           "                Type: SNS\n                Destination: !GetAtt PublisherFailuresQueue.Arn"),
+                   "publisher: the stream's OnFailure.Type is SNS, not SQS")
+
+    def test_a_stream_read_from_a_table_without_one(self):
+        self.fails(replace(TEMPLATE, "      StreamSpecification:\n        StreamViewType: NEW_AND_OLD_IMAGES\n", ""),
+                   "table: PublisherFunction reads its stream, but it has no StreamSpecification")
+        self.fails(replace(TEMPLATE, "StreamViewType: NEW_AND_OLD_IMAGES", "StreamViewType: KEYS_ONLY"),
+                   "table: stream view type KEYS_ONLY in the template, NEW_AND_OLD_IMAGES locally")
+
+    def test_a_queue_retention_that_differs(self):
+        self.fails(replace(TEMPLATE, "-lifecycle-events\"\n      VisibilityTimeout: 30\n      MessageRetentionPeriod: 345600",
+                           "-lifecycle-events\"\n      VisibilityTimeout: 30\n      MessageRetentionPeriod: 86400"),
+                   "queue lifecycle-events: MessageRetentionPeriod 86400 vs 345600")
+
+    def test_a_rule_pattern_that_differs_from_the_local_one(self):
+        self.fails(replace(TEMPLATE, "        source: [hr-workspaces]\n      State: ENABLED\n      Targets:\n        # No RoleArn",
+                           "        source: [hr-workspaces]\n        detail-type: [Drift Found]\n      State: ENABLED\n"
+                           "      Targets:\n        # No RoleArn"),
+                   "local rule all-lifecycle-events: no rule in the template sends",
+                   "is not in the local stack's event_bus.rules")
+
+    def test_a_rule_matching_what_the_code_never_publishes(self):
+        self.fails(replace(TEMPLATE, "detail-type: [WorkSpace Failed, Held by Guard", "detail-type: [Workspace Failed, Held by Guard"),
+                   "FailuresAndHoldsRule: matches detail-type 'Workspace Failed', which the code never publishes")
+
+    def test_a_rule_target_under_the_aws_managed_key(self):
+        self.fails(replace(TEMPLATE, "KmsMasterKeyId: !Ref LifecycleNotificationsKey", "KmsMasterKeyId: alias/aws/sns"),
+                   "LifecycleNotificationsTopic: encrypted with the AWS-managed key alias/aws/sns")
+
+    def test_a_key_policy_without_eventbridge(self):
+        self.fails(replace(TEMPLATE, "              Service: events.amazonaws.com\n            Action: [kms:GenerateDataKey, kms:Decrypt]",
+                           "              Service: sns.amazonaws.com\n            Action: [kms:GenerateDataKey, kms:Decrypt]"),
+                   "LifecycleNotificationsKey: its key policy does not allow events.amazonaws.com kms:GenerateDataKey")
+
+    def test_a_queue_policy_for_any_rule(self):
+        self.fails(replace(TEMPLATE, "            Resource: !GetAtt LifecycleEventsQueue.Arn\n            Condition:\n"
+                                     "              ArnEquals:\n                \"aws:SourceArn\": !GetAtt AllLifecycleEventsRule.Arn\n",
+                           "            Resource: !GetAtt LifecycleEventsQueue.Arn\n"),
+                   "AllLifecycleEventsRule: no AWS::SQS::QueuePolicy lets events.amazonaws.com sqs:SendMessage on "
+                   "LifecycleEventsQueue for this rule only (aws:SourceArn its ARN): one lets any rule")
+
 
 class RecordedCallsCheck(unittest.TestCase):
     def test_calls_made_and_grants_must_agree_both_ways(self):
@@ -157,6 +230,23 @@ class RecordedCallsCheck(unittest.TestCase):
         ]:
             self.assertIn(expected, output)
         self.assertNotIn("IntakeFunction: is granted dynamodb:GetItem", output)
+
+    def test_an_eventbridge_call_is_checked_like_any_other(self):
+        # GIVEN a run in which the publisher published and the auditor found no drift to publish
+        recording = {"functions": {
+            "publisher": {"environment": {"EVENT_BUS_NAME": "hr-workspaces-lifecycle"}, "calls": ["events:PutEvents"]},
+            "auditor": {"environment": {"EVENT_BUS_NAME": "hr-workspaces-lifecycle"}, "calls": ["dynamodb:Scan"]}}}
+
+        def record(root):
+            (root / "calls").mkdir()
+            (root / "calls/run.json").write_text(json.dumps(recording))
+        passed, output = checked(record, ["--calls", "{root}/calls"])
+        # THEN the publisher's call matches its grant, and the auditor's unused grant is named
+        self.assertFalse(passed, output)
+        self.assertNotIn("Traceback", output)
+        self.assertIn("AuditorFunction: is granted events:PutEvents but no recorded run called it", output)
+        self.assertNotIn("PublisherFunction: called events:PutEvents", output)
+        self.assertNotIn("PublisherFunction: is granted events:PutEvents", output)
 
 
 if __name__ == "__main__":

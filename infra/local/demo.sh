@@ -65,6 +65,11 @@ echo
 grep -q "drift: 0 mismatched, 1 missing, 1 orphaned, 0 unhealthy" .local/audit-drift.txt \
   || { echo "the audit did not find the deleted and the hand-made WorkSpace"; exit 1; }
 "$bin/hrws" employee E2004 | grep -E "^(workspace|drift)|audit"
+echo "== what the HR side heard: the lifecycle events on the bus, as its subscriber queue received them (the rehire E2005, then every drift found)"
+"$bin/hrws" events --employee E2005 --detail-type "Drift Found" | tee .local/events.txt
+grep -qE "WorkSpace Terminated +E2005" .local/events.txt || { echo "the rehire's terminated WorkSpace was not announced"; exit 1; }
+grep -qE "lifecycle events: [0-9]+ received, [0-9]+ distinct: .*2 Drift Found" .local/events.txt \
+  || { echo "the subscriber did not receive the two drift findings"; exit 1; }
 echo
 "$bin/stack-check" calls
 echo

@@ -41,6 +41,11 @@ another request appended meanwhile is lost, and of two deletes at once one messa
 termination requests back in flight). Here SQS answers one request at a time too, except while
 a long poll waits for messages.
 
+moto writes a stream record for each write of a transaction as it makes it, so a transaction
+that fails part-way leaves records of writes that never happened (and its rollback adds more):
+the lifecycle events would announce changes that were undone. Here a failed transaction takes
+its stream records back.
+
 Everything else is moto's. Run as `python moto_server.py -H 127.0.0.1 -p PORT`.
 """
 
@@ -105,13 +110,18 @@ def _put_back(table, hash_key, range_key, item):
 
 def transact_write_items(self, transact_items):
     named = _named_items(self, transact_items)
+    streamed = {id(table): (table.stream_shard, len(table.stream_shard.items))
+                for table, *_ in named if table.stream_shard is not None}
     _in_transaction.on = True
     try:
         return _moto_transact_write_items(self, transact_items)
     except Exception:
-        # All or nothing: the items it may have written are as they were.
+        # All or nothing: the items it may have written are as they were, and so is the stream
+        # (moto records each write of a transaction as it goes, even one that then fails).
         for table, hash_key, range_key, item in named:
             _put_back(table, hash_key, range_key, item)
+        for shard, length in streamed.values():
+            del shard.items[length:]
         raise
     finally:
         _in_transaction.on = False

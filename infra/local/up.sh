@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts the local stack in the background: moto (SQS, DynamoDB), the AWS simulator
+# Starts the local stack in the background: moto (SQS, DynamoDB and its streams, EventBridge), the AWS simulator
 # (WorkSpaces, WorkDocs, DS Data, Directory Service) and the runner (functions, event source
 # mappings, schedules). Writes .local/stack.env; `make down` stops everything by pid.
 set -euo pipefail
@@ -38,7 +38,9 @@ wait_port "$moto_port" moto "$state/logs/moto.log"
 wait_port "$sim_port" simulator "$state/logs/simulator.log"
 
 export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
-export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$moto_port" AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$moto_port"
+for svc in SQS DYNAMODB DYNAMODB_STREAMS EVENTBRIDGE; do
+  export "AWS_ENDPOINT_URL_$svc=http://127.0.0.1:$moto_port"
+done
 for svc in WORKSPACES WORKDOCS DIRECTORY_SERVICE_DATA DIRECTORY_SERVICE; do
   export "AWS_ENDPOINT_URL_$svc=http://127.0.0.1:$sim_port"
 done

@@ -1,7 +1,11 @@
 //! Between Lambda's SQS events and the services: the one entry point of the SQS functions.
 
+use crate::ports::EventBus;
+use crate::services::publisher::Publisher;
 use crate::services::{BatchContext, BatchOutcome, Deadline, QueueRecord, SqsHandler};
+use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{LambdaEvent, service_fn};
 
 /// Runs an SQS-triggered function: each batch to the handler with its deadline and queue kind,
@@ -14,6 +18,24 @@ pub async fn serve_sqs(handler: &impl SqsHandler) -> Result<(), lambda_runtime::
         };
         let outcome = handler.handle_batch(&records(&event.payload), context).await;
         Ok::<SqsBatchResponse, lambda_runtime::Error>(batch_response(outcome))
+    }))
+    .await
+}
+
+/// Runs the publisher on the table's stream: each batch's records in the stream's order, the
+/// first one not fully published named in the answer (Lambda retries the batch from it).
+pub async fn serve_stream<B: EventBus>(publisher: &Publisher<B>) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<DynamoDbEvent>| async move {
+        let changes: Vec<_> = event.payload.records.iter().map(crate::adapters::dynamo::stream_change).collect();
+        let report = publisher.publish(&changes).await;
+        crate::telemetry::emit_counts(&report.metrics());
+        let mut response = DynamoDbEventResponse::default();
+        if let Some(sequence_number) = report.retry_from {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(sequence_number);
+            response.batch_item_failures.push(failure);
+        }
+        Ok::<DynamoDbEventResponse, lambda_runtime::Error>(response)
     }))
     .await
 }

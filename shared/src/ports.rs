@@ -4,6 +4,7 @@
 use crate::domain::audit::{AuditSnapshot, AuditState, Drift, Subject};
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 pub use crate::domain::employee::{NameClaim, NewUser, ScheduledEvent, USER_NAME_TAKEN};
+use crate::domain::lifecycle_events::LifecycleEvent;
 use crate::domain::profile::Profile;
 use crate::domain::workspace::{PropertyChange, WorkspaceProperties, WorkspaceState};
 use std::collections::{BTreeMap, BTreeSet};
@@ -616,6 +617,37 @@ pub trait MessageQueue: Send + Sync {
     fn send(&self, messages: &[Outgoing]) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
+// ---------------------------------------------------------------- lifecycle events
+
+/// The most entries one PutEvents call carries (EventBridge's limit).
+pub const MAX_EVENTS_PER_PUT: usize = 10;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PublishError {
+    /// The call failed, or entries were still refused after the adapter's retries.
+    #[error("publishing to {bus}: {code}: {message}")]
+    Refused { bus: String, code: String, message: String, retryable: bool },
+}
+
+impl PortError for PublishError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            PublishError::Refused { retryable, .. } => *retryable,
+        }
+    }
+    fn error_type(&self) -> String {
+        "Events.Refused".into()
+    }
+}
+
+/// Where the lifecycle events go: an EventBridge bus.
+pub trait EventBus: Send + Sync {
+    /// Publishes every event (at most [`MAX_EVENTS_PER_PUT`] a call, entries refused retried);
+    /// fails unless all were accepted. Some may have been published when it fails: a retry
+    /// publishes them again, with the same ids.
+    fn publish(&self, events: &[LifecycleEvent]) -> impl Future<Output = Result<(), PublishError>> + Send;
+}
+
 // ---------------------------------------------------------------- shared ports
 
 // A port shared behind an `Arc` is the same port: the model tests hand one double to the four
@@ -848,5 +880,11 @@ impl<T: AuditStore> AuditStore for std::sync::Arc<T> {
 impl<T: MessageQueue> MessageQueue for std::sync::Arc<T> {
     fn send(&self, messages: &[Outgoing]) -> impl Future<Output = Result<(), QueueError>> + Send {
         (**self).send(messages)
+    }
+}
+
+impl<T: EventBus> EventBus for std::sync::Arc<T> {
+    fn publish(&self, events: &[LifecycleEvent]) -> impl Future<Output = Result<(), PublishError>> + Send {
+        (**self).publish(events)
     }
 }

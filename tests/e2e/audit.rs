@@ -127,6 +127,22 @@ async fn the_audit_finds_nothing_on_a_clean_stack_then_each_kind_of_drift_and_cl
     assert_eq!((&orphan["workspace_name"], &orphan["user_of"]), (&json!("made-by-hand"), &Value::Null), "{orphan}");
     assert!(store.drift_of(&Subject::Workspace(by_hand.clone())).await.unwrap().is_some());
     assert_eq!(drift_lines(&t, "E0000").await, Vec::<String>::new(), "nothing about the employee without drift");
+    // AND each finding reached the subscriber as a Drift Found event, the orphan's without an employee
+    let is_drift = |e: &Value| e["detail-type"] == "Drift Found";
+    let announced = t
+        .lifecycle_events(30, "four Drift Found events", |events| events.iter().filter(|e| is_drift(e)).count() >= 4)
+        .await;
+    let mut about: Vec<(String, String)> = announced
+        .iter()
+        .filter(|e| is_drift(e))
+        .map(|e| {
+            let d = &e["detail"];
+            let kind = d["reason"].as_str().unwrap().split(':').next().unwrap().to_owned();
+            (kind, d["employee_id"].as_str().unwrap_or_else(|| d["workspace_id"].as_str().unwrap()).to_owned())
+        })
+        .collect();
+    about.sort();
+    assert_eq!(about, expected.map(|(k, w)| (k.to_owned(), w.to_owned())));
     // The records themselves are the pipeline's: the audit only reports.
     let after = all_in(&t, &ids(0..4), EmployeeState::Active, 5).await;
     assert_eq!(
@@ -157,4 +173,7 @@ async fn the_audit_finds_nothing_on_a_clean_stack_then_each_kind_of_drift_and_cl
     let lines = drift_lines(&t, "E0003").await;
     assert_eq!(lines.last().map(String::as_str), Some("drift resolved: no longer unhealthy"), "{lines:?}");
     assert_eq!(drift_lines(&t, "E0001").await.len(), 1, "an open finding is lined once");
+    // AND a finding still open is not announced again
+    let again = t.take_messages("lifecycle-events").await;
+    assert!(again.iter().all(|e| e["detail-type"] != "Drift Found"), "{again:?}");
 }

@@ -274,6 +274,36 @@ impl TestStack {
         assert!(self.stack.set_mapping_enabled(function, true), "no function {function}");
     }
 
+    /// Takes what is in `queue` now: each message's body as JSON, deleted once read.
+    pub async fn take_messages(&self, queue: &str) -> Vec<Value> {
+        let url = self.queue_url(queue);
+        let mut taken = Vec::new();
+        loop {
+            let out = self.sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return taken;
+            }
+            for m in messages {
+                taken.push(serde_json::from_str(m.body().unwrap_or_default()).unwrap());
+                self.sqs.delete_message().queue_url(&url).set_receipt_handle(m.receipt_handle).send().await.unwrap();
+            }
+        }
+    }
+
+    /// The lifecycle events the stack's example subscriber (the queue its rule targets) has
+    /// received, once `done` holds of all of them: EventBridge envelopes, in arrival order.
+    pub async fn lifecycle_events(&self, secs: u64, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let received = std::sync::Mutex::new(Vec::new());
+        eventually(secs, what, || async {
+            let taken = self.take_messages("lifecycle-events").await;
+            let mut all = received.lock().unwrap();
+            all.extend(taken);
+            done(&all).then(|| all.clone())
+        })
+        .await
+    }
+
     pub fn stats(&self, function: &str) -> local_stack::runtime::FunctionStats {
         self.stack.functions[function].stats()
     }

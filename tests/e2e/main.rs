@@ -9,6 +9,7 @@ mod grace;
 mod guard;
 mod helpers;
 mod idempotency;
+mod lifecycle_events;
 mod movers;
 mod offboarding;
 mod onboarding;

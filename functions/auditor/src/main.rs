@@ -1,10 +1,12 @@
 //! The auditor Lambda, on an EventBridge schedule (daily by default): lists every WorkSpace of
 //! the managed directories, compares them with the table, and reports the drift (missing,
-//! orphaned, mismatched, unhealthy) on each employee, in metrics and in its answer. Report only.
+//! orphaned, mismatched, unhealthy) on each employee, in metrics, on the event bus (Drift Found)
+//! and in its answer. Report only.
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::eventbridge::EventBridgeBus;
 use shared::adapters::workspaces::AwsWorkspaces;
 use shared::config::{ConfigError, EnvReader};
 use shared::domain::audit::AuditRules;
@@ -15,6 +17,7 @@ use std::collections::BTreeSet;
 
 struct Config {
     table_name: String,
+    event_bus_name: String,
     directories: BTreeSet<String>,
     unhealthy_after_minutes: i64,
     calls_per_second: f64,
@@ -27,6 +30,8 @@ impl Config {
 
     fn read<F: Fn(&str) -> Option<String>>(mut env: EnvReader<F>) -> Result<Config, ConfigError> {
         let table_name: String = env.required("TABLE_NAME");
+        // Where a finding that opens is announced (Drift Found).
+        let event_bus_name: String = env.required("EVENT_BUS_NAME");
         // The intake's profiles: their directories are the ones audited.
         let profiles = env.required_with("WORKSPACE_PROFILES", |s| Profiles::from_json(s).map_err(|e| e.to_string()));
         let unhealthy_after_minutes: i64 = env.optional("AUDIT_UNHEALTHY_AFTER_MINUTES", 720);
@@ -40,7 +45,13 @@ impl Config {
             "must be a positive number",
         );
         env.finish_with(|| {
-            Some(Config { table_name, directories: profiles?.directories(), unhealthy_after_minutes, calls_per_second })
+            Some(Config {
+                table_name,
+                event_bus_name,
+                directories: profiles?.directories(),
+                unhealthy_after_minutes,
+                calls_per_second,
+            })
         })
     }
 }
@@ -53,6 +64,7 @@ async fn main() -> Result<(), Error> {
     let auditor = Auditor {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),
         workspaces: AwsWorkspaces::new(shared::aws::workspaces_client(&sdk)),
+        events: EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&sdk), config.event_bus_name),
         clock: std::sync::Arc::new(shared::ports::SystemClock),
         config: AuditConfig {
             directories: config.directories,
@@ -100,6 +112,7 @@ mod tests {
         let err = Config::read(EnvReader::new(|k| env.get(k).map(|v| v.to_string()))).err().unwrap().to_string();
         for name in [
             "TABLE_NAME is not set",
+            "EVENT_BUS_NAME is not set",
             "WORKSPACE_PROFILES is invalid",
             "AUDIT_UNHEALTHY_AFTER_MINUTES",
             "AUDIT_CALLS_PER_SECOND",

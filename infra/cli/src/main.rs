@@ -5,6 +5,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::eventbridge::EventBridgeBus;
 use shared::adapters::sqs::SqsQueue;
 use shared::adapters::workspaces::AwsWorkspaces;
 use shared::domain::audit::{AuditRules, Subject};
@@ -14,7 +15,7 @@ use shared::domain::time::Timestamp;
 use shared::ports::{AuditStore as _, StateStore, WorkspaceInfo, WorkspacesApi};
 use shared::services::audit::{AuditConfig, Auditor};
 use shared::services::guard::GuardOperator;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -68,6 +69,10 @@ enum Command {
         /// function's, so both audit the same).
         #[arg(long, env = "WORKSPACE_PROFILES")]
         profiles: String,
+        /// The stack's lifecycle event bus (output LifecycleEventBusName): a finding that opens
+        /// is announced there (Drift Found), as the auditor function does.
+        #[arg(long, env = "EVENT_BUS_NAME")]
+        event_bus: String,
         /// A WorkSpace ERROR, UNHEALTHY or SUSPENDED longer than this (across audits) is reported.
         #[arg(long, default_value_t = 720)]
         unhealthy_after_minutes: i64,
@@ -86,6 +91,19 @@ enum Command {
         expect: PathBuf,
         #[arg(long, default_value_t = 300)]
         timeout_s: u64,
+    },
+    /// Read a lifecycle event subscriber's queue (a queue a rule on the stack's event bus
+    /// targets, as an HR or ticketing system would): prints each event and deletes it, then a
+    /// count per detail-type. Duplicates (at least once) carry the same `detail.id`.
+    Events {
+        #[arg(long, env = "LIFECYCLE_EVENTS_QUEUE_URL")]
+        queue_url: String,
+        /// Print only these employees' events, and those of `--detail-type` (all are read and
+        /// counted); without either, print every event.
+        #[arg(long)]
+        employee: Vec<String>,
+        #[arg(long)]
+        detail_type: Vec<String>,
     },
 }
 
@@ -131,7 +149,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Guard { action: Some(GuardAction::Release { employee, queue_url }) } => {
             release(operator(store()?, &sdk, queue_url), employee).await
         }
-        Command::Audit { profiles, unhealthy_after_minutes, calls_per_second, json } => {
+        Command::Audit { profiles, event_bus, unhealthy_after_minutes, calls_per_second, json } => {
             let directories = if profiles.trim().is_empty() {
                 Default::default()
             } else {
@@ -145,6 +163,7 @@ async fn main() -> anyhow::Result<()> {
             let auditor = Auditor {
                 store: store()?,
                 workspaces: AwsWorkspaces::new(shared::aws::workspaces_client(&sdk)),
+                events: EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&sdk), event_bus.clone()),
                 clock: std::sync::Arc::new(shared::ports::SystemClock),
                 config: AuditConfig {
                     directories,
@@ -154,11 +173,14 @@ async fn main() -> anyhow::Result<()> {
             };
             audit(&auditor, *json).await
         }
+        Command::Events { queue_url, employee, detail_type } => {
+            events(&aws_sdk_sqs::Client::new(&sdk), queue_url, employee, detail_type).await
+        }
         Command::Wait { expect, timeout_s } => wait(&store()?, expect, Duration::from_secs(*timeout_s)).await,
     }
 }
 
-async fn audit(auditor: &Auditor<DynamoStore, AwsWorkspaces>, json: bool) -> anyhow::Result<()> {
+async fn audit(auditor: &Auditor<DynamoStore, AwsWorkspaces, EventBridgeBus>, json: bool) -> anyhow::Result<()> {
     let report = auditor.run().await.context("the audit failed (what it recorded before stands; run it again)")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -554,6 +576,64 @@ fn print_guard(g: &shared::ports::GuardStatus, now: i64) {
     if let Some(reset) = g.last_reset_ms {
         println!("reset      {}", time(reset));
     }
+}
+
+/// Drains a subscriber queue of lifecycle events (EventBridge envelopes), printing them.
+async fn events(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    employees: &[String],
+    detail_types: &[String],
+) -> anyhow::Result<()> {
+    let mut received: Vec<Value> = Vec::new();
+    loop {
+        let out = sqs.receive_message().queue_url(queue_url).max_number_of_messages(10).send().await?;
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        for m in messages {
+            match serde_json::from_str::<Value>(m.body().unwrap_or_default()) {
+                Ok(event) => received.push(event),
+                Err(e) => eprintln!("not an event ({e}): {}", m.body().unwrap_or_default()),
+            }
+            sqs.delete_message().queue_url(queue_url).set_receipt_handle(m.receipt_handle).send().await?;
+        }
+    }
+    // In the order the changes happened (a queue does not keep it).
+    received.sort_by(|a, b| {
+        let key = |e: &Value| {
+            (
+                e["detail"]["time"].as_str().unwrap_or_default().to_owned(),
+                e["detail"]["id"].as_str().unwrap_or_default().to_owned(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+    let mut by_type: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for e in &received {
+        let d = &e["detail"];
+        by_type.entry(text(&e["detail-type"])).or_default().insert(text(&d["id"]));
+        let everything = employees.is_empty() && detail_types.is_empty();
+        let of_employee = employees.iter().any(|id| d["employee_id"].as_str() == Some(id));
+        let of_type = detail_types.iter().any(|t| e["detail-type"].as_str() == Some(t));
+        if everything || of_employee || of_type {
+            let reason = d["reason"].as_str().map(|r| format!("  ({r})")).unwrap_or_default();
+            println!(
+                "{}  {:<21} {:<8} {:<14} hr event {}{reason}",
+                text(&d["time"]),
+                text(&e["detail-type"]),
+                text(&d["employee_id"]),
+                text(&d["workspace_id"]),
+                text(&d["hr_event_id"]),
+            );
+        }
+    }
+    let distinct: usize = by_type.values().map(BTreeSet::len).sum();
+    let counts: Vec<String> = by_type.iter().map(|(t, ids)| format!("{} {t}", ids.len())).collect();
+    println!("lifecycle events: {} received, {distinct} distinct: {}", received.len(), counts.join(", "));
+    Ok(())
 }
 
 async fn post(sqs: &aws_sdk_sqs::Client, file: &PathBuf, queue_url: &str, unique_dedup: bool) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
-//! The local stack's runner: creates the queues and the table, runs each function's real
-//! binary behind the Lambda Runtime API, plays the SQS event source mappings and the schedules,
-//! and serves the Lambda Invoke API for `cargo lambda invoke`.
+//! The local stack's runner: creates the queues, the table (with its stream) and the event bus,
+//! runs each function's real binary behind the Lambda Runtime API, plays the SQS and DynamoDB
+//! stream event source mappings and the schedules, and serves the Lambda Invoke API for
+//! `cargo lambda invoke`.
 
 pub mod chaos;
 pub mod esm;
@@ -12,6 +13,7 @@ pub mod recorder;
 pub mod runtime;
 pub mod schedule;
 pub mod stack;
+pub mod streams;
 
 use crate::invoke_api::Functions;
 use crate::provision::Resources;
@@ -99,7 +101,7 @@ impl Drop for LocalStack {
 }
 
 /// What a function needs to reach the local emulators through the SDK's own variables: test
-/// credentials, SQS and DynamoDB at `sqs_dynamodb` (moto, or something in front of it), and the
+/// credentials, SQS, DynamoDB and EventBridge at `sqs_dynamodb` (moto, or something in front of it), and the
 /// simulated services at `simulator`.
 pub fn emulator_env(sqs_dynamodb: &str, simulator: &str) -> BTreeMap<String, String> {
     [
@@ -107,6 +109,7 @@ pub fn emulator_env(sqs_dynamodb: &str, simulator: &str) -> BTreeMap<String, Str
         ("AWS_SECRET_ACCESS_KEY", "test"),
         ("AWS_ENDPOINT_URL_SQS", sqs_dynamodb),
         ("AWS_ENDPOINT_URL_DYNAMODB", sqs_dynamodb),
+        ("AWS_ENDPOINT_URL_EVENTBRIDGE", sqs_dynamodb),
         ("AWS_ENDPOINT_URL_WORKSPACES", simulator),
         ("AWS_ENDPOINT_URL_WORKDOCS", simulator),
         ("AWS_ENDPOINT_URL_DIRECTORY_SERVICE_DATA", simulator),
@@ -118,7 +121,7 @@ pub fn emulator_env(sqs_dynamodb: &str, simulator: &str) -> BTreeMap<String, Str
     .collect()
 }
 
-/// Replaces `${table}`, `${queue_url:NAME}` and `${queue_arn:NAME}`.
+/// Replaces `${table}`, `${event_bus}`, `${queue_url:NAME}` and `${queue_arn:NAME}`.
 pub fn resolve(value: &str, resources: &Resources) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = value;
@@ -129,6 +132,7 @@ pub fn resolve(value: &str, resources: &Resources) -> Result<String, String> {
         let reference = &after[..end];
         let resolved = match reference.split_once(':') {
             None if reference == "table" => Some(resources.table_name.clone()),
+            None if reference == "event_bus" => resources.event_bus.clone(),
             Some(("queue_url", q)) => resources.queues.get(q).map(|q| q.url.clone()),
             Some(("queue_arn", q)) => resources.queues.get(q).map(|q| q.arn.clone()),
             _ => None,
@@ -171,7 +175,13 @@ pub async fn start(
     }
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-    let resources = provision::provision(&def, &options.prefix, &dynamodb, &sqs).await?;
+    let events = aws_sdk_eventbridge::Client::new(sdk);
+    let resources = provision::provision(
+        &def,
+        &options.prefix,
+        provision::Clients { dynamodb: &dynamodb, sqs: &sqs, events: &events },
+    )
+    .await?;
 
     let recorder = options.record_calls.clone().map(recorder::Recorder::new);
     let chaos = options.chaos.clone().map(|o| Arc::new(chaos::Chaos::new(o)));
@@ -199,8 +209,9 @@ pub async fn start(
         // Chaos duplicates run beside the batch they copy, as Lambda would run them: on instances
         // of their own.
         let per_batch = chaos.as_ref().map_or(1, |c| c.deliveries_at_once());
-        let instances =
-            f.sqs.iter().map(|m| m.max_concurrency * per_batch).sum::<usize>() + usize::from(f.schedule.is_some());
+        let instances = f.sqs.iter().map(|m| m.max_concurrency * per_batch).sum::<usize>()
+            + usize::from(f.schedule.is_some())
+            + usize::from(f.dynamodb_stream.is_some());
         let spec = FunctionSpec {
             name: f.name.clone(),
             binary,
@@ -241,6 +252,20 @@ pub async fn start(
                 esm::ExtraDeliveries { duplicate: options.duplicate_deliveries, chaos: chaos.clone() },
                 enabled.clone(),
             )));
+        }
+        if let (Some(mapping), Some(stream_arn)) = (&f.dynamodb_stream, &resources.stream_arn) {
+            let Some(failures) = resources.queues.get(&mapping.on_failure_queue) else {
+                continue;
+            };
+            tasks.push(tokio::spawn(streams::run(streams::StreamSource {
+                streams: aws_sdk_dynamodbstreams::Client::new(sdk),
+                sqs: sqs.clone(),
+                stream_arn: stream_arn.clone(),
+                mapping: mapping.clone(),
+                failures: failures.clone(),
+                pool: pool.clone(),
+                region: options.region.clone(),
+            })));
         }
         if let Some(schedule) = &f.schedule {
             let rate = Duration::from_secs(schedule.rate_s);
@@ -296,10 +321,10 @@ mod tests {
                 dlq_url: None,
             },
         );
-        let resources = Resources { table_name: "t".into(), queues };
+        let resources = Resources { table_name: "t".into(), stream_arn: None, queues, event_bus: Some("b".into()) };
         assert_eq!(
-            resolve("${table}/${queue_url:q.fifo}|${queue_arn:q.fifo}", &resources).unwrap(),
-            "t/http://x/q|arn:q"
+            resolve("${table}/${queue_url:q.fifo}|${queue_arn:q.fifo}|${event_bus}", &resources).unwrap(),
+            "t/http://x/q|arn:q|b"
         );
         assert_eq!(resolve("${queue_url:nope}", &resources).unwrap_err(), "queue_url:nope");
         assert_eq!(env_stem("hr-events-dlq.fifo"), "HR_EVENTS_DLQ");

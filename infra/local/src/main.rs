@@ -78,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `export` lines: region, credentials, every endpoint, the table and the queues.
+/// `export` lines: region, credentials, every endpoint, the table, the event bus and the queues.
 fn env_file(stack: &local_stack::LocalStack, region: &str) -> String {
     let mut vars: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| {
@@ -93,6 +93,9 @@ fn env_file(stack: &local_stack::LocalStack, region: &str) -> String {
     vars.push(("AWS_ENDPOINT_URL_LAMBDA".into(), stack.invoke_url.clone()));
     vars.push(("LOCAL_LAMBDA_PORT".into(), stack.invoke_url.rsplit(':').next().unwrap_or_default().into()));
     vars.push(("TABLE_NAME".into(), stack.resources.table_name.clone()));
+    if let Some(bus) = &stack.resources.event_bus {
+        vars.push(("EVENT_BUS_NAME".into(), bus.clone()));
+    }
     for queue in stack.resources.queues.values() {
         let stem = env_stem(&queue.name);
         vars.push((format!("{stem}_QUEUE_URL"), queue.url.clone()));

@@ -1,9 +1,10 @@
-//! Creates the stack's table and queues (with DLQs and redrive policies) on the local endpoints.
+//! Creates the stack's table (with its stream), queues (with DLQs and redrive policies), event
+//! bus and rules on the local endpoints.
 
-use crate::stack::{QueueDef, StackDefinition, TableDef};
+use crate::stack::{EventBusDef, QueueDef, StackDefinition, TableDef};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use std::collections::BTreeMap;
@@ -14,6 +15,8 @@ pub enum ProvisionError {
     Table { table: String, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("creating queue {queue}: {source}")]
     Queue { queue: String, source: Box<dyn std::error::Error + Send + Sync> },
+    #[error("creating event bus {bus}: {source}")]
+    EventBus { bus: String, source: Box<dyn std::error::Error + Send + Sync> },
 }
 
 #[derive(Debug, Clone)]
@@ -30,27 +33,69 @@ pub struct QueueInfo {
 #[derive(Debug, Clone)]
 pub struct Resources {
     pub table_name: String,
+    /// The table's stream, when it has one.
+    pub stream_arn: Option<String>,
     pub queues: BTreeMap<String, QueueInfo>,
+    /// The event bus's name, when the stack has one.
+    pub event_bus: Option<String>,
 }
 
-pub async fn provision(
-    def: &StackDefinition,
-    prefix: &str,
-    dynamodb: &aws_sdk_dynamodb::Client,
-    sqs: &aws_sdk_sqs::Client,
-) -> Result<Resources, ProvisionError> {
+/// The clients provisioning uses.
+pub struct Clients<'a> {
+    pub dynamodb: &'a aws_sdk_dynamodb::Client,
+    pub sqs: &'a aws_sdk_sqs::Client,
+    pub events: &'a aws_sdk_eventbridge::Client,
+}
+
+pub async fn provision(def: &StackDefinition, prefix: &str, clients: Clients<'_>) -> Result<Resources, ProvisionError> {
     let table_name = format!("{prefix}{}", def.table.name);
-    create_table(dynamodb, &def.table, &table_name)
+    let stream_arn = create_table(clients.dynamodb, &def.table, &table_name)
         .await
         .map_err(|source| ProvisionError::Table { table: table_name.clone(), source })?;
     let mut queues = BTreeMap::new();
     for q in &def.queues {
-        let info = create_queue(sqs, q, prefix)
+        let info = create_queue(clients.sqs, q, prefix)
             .await
             .map_err(|source| ProvisionError::Queue { queue: q.name.clone(), source })?;
         queues.insert(q.name.clone(), info);
     }
-    Ok(Resources { table_name, queues })
+    let mut event_bus = None;
+    if let Some(bus) = &def.event_bus {
+        let name = format!("{prefix}{}", bus.name);
+        create_bus(clients.events, bus, &name, prefix, &queues)
+            .await
+            .map_err(|source| ProvisionError::EventBus { bus: name.clone(), source })?;
+        event_bus = Some(name);
+    }
+    Ok(Resources { table_name, stream_arn, queues, event_bus })
+}
+
+/// The bus, and each rule with its queue as the target.
+async fn create_bus(
+    client: &aws_sdk_eventbridge::Client,
+    def: &EventBusDef,
+    name: &str,
+    prefix: &str,
+    queues: &BTreeMap<String, QueueInfo>,
+) -> Result<(), BoxError> {
+    match client.create_event_bus().name(name).send().await {
+        Ok(_) => {}
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_already_exists_exception()) => {}
+        Err(e) => return Err(e.into()),
+    }
+    for rule in &def.rules {
+        let rule_name = format!("{prefix}{}", rule.name);
+        client.put_rule().name(&rule_name).event_bus_name(name).event_pattern(rule.pattern.to_string()).send().await?;
+        let queue = queues.get(&rule.queue).ok_or_else(|| format!("rule {}: no queue {}", rule.name, rule.queue))?;
+        client
+            .put_targets()
+            .rule(&rule_name)
+            .event_bus_name(name)
+            .targets(aws_sdk_eventbridge::types::Target::builder().id("queue").arn(&queue.arn).build()?)
+            .send()
+            .await?;
+    }
+    Ok(())
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -67,7 +112,12 @@ fn schema(partition: &str, sort: Option<&String>) -> Result<Vec<KeySchemaElement
     Ok(keys)
 }
 
-async fn create_table(client: &aws_sdk_dynamodb::Client, def: &TableDef, name: &str) -> Result<(), BoxError> {
+/// Creates the table (with its stream, if it has one) and answers the stream's ARN.
+async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    def: &TableDef,
+    name: &str,
+) -> Result<Option<String>, BoxError> {
     let mut attributes: Vec<&String> = vec![&def.partition_key];
     attributes.extend(def.sort_key.iter());
     for index in &def.indexes {
@@ -95,6 +145,14 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, def: &TableDef, name: &
                 .build()?,
         );
     }
+    if let Some(view) = &def.stream_view_type {
+        request = request.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(view.as_str()))
+                .build()?,
+        );
+    }
     match request.send().await {
         Ok(_) => {}
         Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
@@ -108,7 +166,12 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, def: &TableDef, name: &
             .send()
             .await?;
     }
-    Ok(())
+    if def.stream_view_type.is_none() {
+        return Ok(None);
+    }
+    let table = client.describe_table().table_name(name).send().await?;
+    let arn = table.table().and_then(|t| t.latest_stream_arn()).ok_or("the table has no stream")?;
+    Ok(Some(arn.to_owned()))
 }
 
 async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> Result<String, BoxError> {

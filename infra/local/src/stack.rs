@@ -11,6 +11,26 @@ pub struct StackDefinition {
     pub queues: Vec<QueueDef>,
     #[serde(default)]
     pub functions: Vec<FunctionDef>,
+    /// The lifecycle events' bus, and the rules that route them to queues.
+    pub event_bus: Option<EventBusDef>,
+}
+
+/// A custom EventBridge bus.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventBusDef {
+    pub name: String,
+    #[serde(default)]
+    pub rules: Vec<RuleDef>,
+}
+
+/// A rule sending the events its pattern matches to a queue of the stack.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleDef {
+    pub name: String,
+    pub pattern: serde_json::Value,
+    pub queue: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -22,6 +42,8 @@ pub struct TableDef {
     #[serde(default)]
     pub indexes: Vec<IndexDef>,
     pub ttl_attribute: Option<String>,
+    /// `StreamSpecification.StreamViewType`, when the table has a stream.
+    pub stream_view_type: Option<String>,
 }
 
 /// A global secondary index (string keys, all attributes projected).
@@ -73,6 +95,33 @@ pub struct FunctionDef {
     #[serde(default)]
     pub sqs: Vec<SqsMapping>,
     pub schedule: Option<Schedule>,
+    /// A DynamoDB event source mapping on the table's stream.
+    pub dynamodb_stream: Option<StreamMapping>,
+}
+
+/// A DynamoDB stream event source mapping (one shard's records in order).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamMapping {
+    pub batch_size: usize,
+    #[serde(default)]
+    pub batching_window_s: u64,
+    /// `TRIM_HORIZON` or `LATEST`.
+    pub starting_position: String,
+    #[serde(default)]
+    pub bisect_on_error: bool,
+    /// Retries of a failing batch before its records go to the failure destination.
+    pub maximum_retry_attempts: u32,
+    /// Records older than this go to the failure destination instead.
+    pub maximum_record_age_s: u64,
+    #[serde(default = "yes")]
+    pub report_batch_item_failures: bool,
+    /// FilterCriteria: only records whose sort key `sk` is this and whose partition key `pk`
+    /// starts with `filter_pk_prefix` reach the function.
+    pub filter_sort_key: Option<String>,
+    pub filter_pk_prefix: Option<String>,
+    /// The queue the mapping sends a description of the records it gave up on.
+    pub on_failure_queue: String,
 }
 
 fn default_memory() -> u32 {
@@ -129,6 +178,22 @@ impl StackDefinition {
             }
         }
         for f in &self.functions {
+            if let Some(m) = &f.dynamodb_stream {
+                if self.table.stream_view_type.is_none() {
+                    return Err(format!("function {}: the table has no stream", f.name));
+                }
+                if !(1..=10_000).contains(&m.batch_size) || m.batching_window_s > 300 {
+                    return Err(format!("function {}: stream batch_size 1-10000, window at most 300 s", f.name));
+                }
+                if !matches!(m.starting_position.as_str(), "TRIM_HORIZON" | "LATEST") {
+                    return Err(format!("function {}: starting_position TRIM_HORIZON or LATEST", f.name));
+                }
+                if m.maximum_retry_attempts > 10_000 || !(60..=604_800).contains(&m.maximum_record_age_s) {
+                    return Err(format!("function {}: retries at most 10000, record age 60-604800 s", f.name));
+                }
+                queue(&m.on_failure_queue)
+                    .ok_or_else(|| format!("function {}: no queue {}", f.name, m.on_failure_queue))?;
+            }
             for m in &f.sqs {
                 let q = queue(&m.queue).ok_or_else(|| format!("function {}: no queue {}", f.name, m.queue))?;
                 let max = if q.fifo { 10 } else { 10_000 };
@@ -153,6 +218,11 @@ impl StackDefinition {
                 if m.max_concurrency < 2 {
                     return Err(format!("function {}: MaximumConcurrency is at least 2", f.name));
                 }
+            }
+        }
+        if let Some(bus) = &self.event_bus {
+            for rule in &bus.rules {
+                queue(&rule.queue).ok_or_else(|| format!("rule {}: no queue {}", rule.name, rule.queue))?;
             }
         }
         Ok(())
@@ -187,6 +257,7 @@ mod tests {
                 report_batch_item_failures: true,
             }],
             schedule: None,
+            dynamodb_stream: None,
         });
         assert!(def.validate().unwrap_err().contains("batch_size must be 1-10"));
     }

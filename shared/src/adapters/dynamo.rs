@@ -22,6 +22,7 @@ use crate::ports::{
     AuditStore, Claim, ClaimOutcome, DueCursor, DuePage, GuardStatus, HistoryEntry, MAX_TERMINATIONS_PER_WINDOW,
     NameClaim, ScheduledEvent, StateStore, StoreError, guard_window_start,
 };
+use crate::services::publisher::{Change, StreamChange};
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -177,6 +178,37 @@ fn scheduled_key(employee_id: &str, event_id: &str) -> Item {
 
 fn text(item: &Item, key: &str) -> Option<String> {
     item.get(key).and_then(|v| v.as_s().ok()).cloned()
+}
+
+// ---------------------------------------------------------------- the table's stream
+
+/// The key prefix and sort key of employee records: what the publisher's stream mapping filters
+/// on (the template's FilterCriteria and the local stack's mapping name the same two).
+pub const EMPLOYEE_PK_PREFIX: &str = "EMP#";
+pub const EMPLOYEE_SK: &str = "STATE";
+
+/// A record of the table's stream (new and old images) as the publisher reads it: an employee
+/// record's change, or anything else (another item, a removal), or an image that cannot be read.
+pub fn stream_change(record: &aws_lambda_events::event::dynamodb::EventRecord) -> StreamChange {
+    use serde_dynamo::AttributeValue as Value;
+    let change = &record.change;
+    let key_text = |name: &str| match change.keys.get(name) {
+        Some(Value::S(text)) => text.clone(),
+        _ => String::new(),
+    };
+    let (pk, sk) = (key_text("pk"), key_text("sk"));
+    let sequence_number = change.sequence_number.clone().unwrap_or_default();
+    let employee = pk.starts_with(EMPLOYEE_PK_PREFIX) && sk == EMPLOYEE_SK;
+    if !employee || change.new_image.is_empty() {
+        return StreamChange { sequence_number, change: Change::Other };
+    }
+    let read = |image: &serde_dynamo::Item| serde_dynamo::from_item::<_, EmployeeRecord>(image.clone());
+    let before = if change.old_image.is_empty() { Ok(None) } else { read(&change.old_image).map(Some) };
+    let change = match (before, read(&change.new_image)) {
+        (Ok(before), Ok(after)) => Change::Employee { before: before.map(Box::new), after: Box::new(after) },
+        (Err(e), _) | (_, Err(e)) => Change::Unreadable { key: pk, detail: e.to_string() },
+    };
+    StreamChange { sequence_number, change }
 }
 
 // ---------------------------------------------------------------- termination guard

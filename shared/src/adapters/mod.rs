@@ -3,6 +3,7 @@
 
 pub mod directory;
 pub mod dynamo;
+pub mod eventbridge;
 pub mod password;
 pub mod sqs;
 pub mod tagging;

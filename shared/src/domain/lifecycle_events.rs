@@ -8,8 +8,10 @@
 //! service meant to write: a change that lost its conditional write announces nothing.
 //! `events/lifecycle-event.schema.json` is the subscriber's contract for them.
 
+use crate::domain::audit::{Finding, Subject};
 use crate::domain::employee::{EmployeeRecord, EmployeeState};
 use crate::domain::time::Timestamp;
+use crate::domain::validation;
 use serde::Serialize;
 
 /// The `source` of every lifecycle event on the bus.
@@ -42,6 +44,10 @@ pub enum Kind {
     /// The mass-termination guard holds the termination until an operator releases it.
     #[serde(rename = "Held by Guard")]
     HeldByGuard,
+    /// The drift audit found a WorkSpace and the table disagreeing (not on the stream: the
+    /// auditor publishes it).
+    #[serde(rename = "Drift Found")]
+    DriftFound,
 }
 
 impl Kind {
@@ -56,6 +62,7 @@ impl Kind {
             Kind::Modified => "WorkSpace Modified",
             Kind::Terminated => "WorkSpace Terminated",
             Kind::HeldByGuard => "Held by Guard",
+            Kind::DriftFound => "Drift Found",
         }
     }
 
@@ -70,17 +77,18 @@ impl Kind {
 pub struct Detail {
     /// The same for every publication of one change: `<employee>/<version>/<kind>`.
     pub id: String,
-    pub employee_id: String,
+    /// `None` only for drift about a WorkSpace no employee owns.
+    pub employee_id: Option<String>,
     /// The HR event the change came from, when one did (not for a confirmation the reconciler saw).
     pub hr_event_id: Option<String>,
     pub workspace_id: Option<String>,
-    /// The employee's state after the change.
-    pub state: &'static str,
+    /// The employee's state after the change (`None`: drift about a WorkSpace no one owns).
+    pub state: Option<&'static str>,
     pub reason: Option<String>,
     /// When the change was written (RFC 3339, UTC).
     pub time: String,
-    /// The record's version after the change.
-    pub version: u64,
+    /// The record's version after the change (`None` for drift).
+    pub version: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -99,6 +107,13 @@ pub fn events_of(before: Option<&EmployeeRecord>, after: &EmployeeRecord) -> Vec
     let now = after.state;
     let entered = |state: EmployeeState| now == state && was != Some(state);
     let mut kinds = Vec::new();
+    // A rehire waits for the leave to finish: the write that confirms the old WorkSpace gone (or
+    // that there was none) makes the employee requested at once, never terminated.
+    let leave_done_for_rehire =
+        matches!(was, Some(EmployeeState::Leaving | EmployeeState::Terminating)) && now == EmployeeState::Requested;
+    if leave_done_for_rehire {
+        kinds.push(Kind::Terminated);
+    }
     if entered(EmployeeState::Requested) {
         kinds.push(Kind::Requested);
     }
@@ -130,7 +145,7 @@ fn event(kind: Kind, after: &EmployeeRecord) -> LifecycleEvent {
         Kind::AccessRevoked | Kind::HeldByGuard | Kind::Terminated => after.leave_event_id.clone(),
         Kind::AccessRestored => after.restore_event_id.clone(),
         Kind::Modified => after.last_move.as_ref().map(|m| m.event_id.clone()),
-        Kind::Available | Kind::Failed => after.request_event_id.clone(),
+        Kind::Available | Kind::Failed | Kind::DriftFound => after.request_event_id.clone(),
     };
     let reason = match kind {
         Kind::Failed => Some(match (&after.failure_code, &after.failure_message) {
@@ -151,14 +166,49 @@ fn event(kind: Kind, after: &EmployeeRecord) -> LifecycleEvent {
         kind,
         detail: Detail {
             id: format!("{}/{}/{}", after.employee_id, after.version, kind.slug()),
-            employee_id: after.employee_id.clone(),
+            employee_id: Some(after.employee_id.clone()),
             hr_event_id,
             workspace_id,
-            state: after.state.as_str(),
+            state: Some(after.state.as_str()),
             reason,
             time: Timestamp::from_millis(after.updated_ms).to_rfc3339(),
-            version: after.version,
+            version: Some(after.version),
         },
+    }
+}
+
+/// A finding an audit opened, as a `Drift Found` event. Its id is the finding's subject, kind
+/// and WorkSpace with the audit's time: an audit publishes it once, before it keeps the finding,
+/// so a failed audit announces it again, under the next audit's time.
+pub fn drift_found(finding: &Finding, employee: Option<&EmployeeRecord>, audited_ms: i64) -> LifecycleEvent {
+    let subject = match finding.subject() {
+        Subject::Employee(id) => format!("employee:{id}"),
+        Subject::Workspace(id) => format!("workspace:{id}"),
+    };
+    LifecycleEvent {
+        kind: Kind::DriftFound,
+        detail: Detail {
+            id: format!("drift/{subject}/{}/{}/{audited_ms}", finding.kind(), finding.workspace_id()),
+            employee_id: match finding.subject() {
+                Subject::Employee(id) => Some(id),
+                Subject::Workspace(_) => None,
+            },
+            hr_event_id: None,
+            workspace_id: Some(finding.workspace_id().to_owned()),
+            state: employee.map(|e| e.state.as_str()),
+            // The summary begins with the kind.
+            reason: Some(validation::reason(&finding.summary())),
+            time: Timestamp::from_millis(audited_ms).to_rfc3339(),
+            version: employee.map(|e| e.version),
+        },
+    }
+}
+
+impl LifecycleEvent {
+    /// The event's `Detail`, as PutEvents takes it.
+    pub fn detail_json(&self) -> String {
+        // A struct of strings and numbers always serialises.
+        serde_json::to_string(&self.detail).unwrap_or_default()
     }
 }
 

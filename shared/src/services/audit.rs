@@ -9,6 +9,7 @@
 //! - Its cost is ceil(WorkSpaces/25) DescribeWorkspaces calls per directory, plus
 //!   ceil(candidates/25) for the second look, paced by [`AuditConfig::call_interval_ms`] so the
 //!   pipeline keeps most of the API's rate; and one Scan of the table.
+//! - A finding that opens is announced on the event bus (`Drift Found`) before it is kept.
 //! - Each finding is kept with its employee (an item beside the record, and a history line when
 //!   it opens and when it resolves) or, for a WorkSpace no one owns, under the WorkSpace; counted
 //!   per kind in the report and the metrics.
@@ -18,10 +19,12 @@ use crate::domain::audit::{
     recheck_targets, wanted_by,
 };
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
+use crate::domain::lifecycle_events::{LifecycleEvent, drift_found};
 use crate::domain::validation::reason;
 use crate::domain::workspace::MAX_PER_CALL;
 use crate::ports::{
-    AuditStore, Clock, HistoryEntry, PortError, StateStore, StoreError, WorkspaceInfo, WorkspacesApi, WorkspacesError,
+    AuditStore, Clock, EventBus, HistoryEntry, PortError, PublishError, StateStore, StoreError, WorkspaceInfo,
+    WorkspacesApi, WorkspacesError,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,9 +41,11 @@ pub struct AuditConfig {
     pub call_interval_ms: u64,
 }
 
-pub struct Auditor<S, W> {
+pub struct Auditor<S, W, B> {
     pub store: S,
     pub workspaces: W,
+    /// Where a finding that opens is announced (`Drift Found`), before the table keeps it.
+    pub events: B,
     pub clock: Arc<dyn Clock>,
     pub config: AuditConfig,
 }
@@ -99,6 +104,8 @@ pub enum AuditError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Workspaces(#[from] WorkspacesError),
+    #[error(transparent)]
+    Events(#[from] PublishError),
 }
 
 impl PortError for AuditError {
@@ -106,12 +113,14 @@ impl PortError for AuditError {
         match self {
             AuditError::Store(e) => e.is_retryable(),
             AuditError::Workspaces(e) => e.is_retryable(),
+            AuditError::Events(e) => e.is_retryable(),
         }
     }
     fn error_type(&self) -> String {
         match self {
             AuditError::Store(e) => e.error_type(),
             AuditError::Workspaces(e) => e.error_type(),
+            AuditError::Events(e) => e.error_type(),
         }
     }
 }
@@ -141,7 +150,7 @@ impl Pace {
     }
 }
 
-impl<S: StateStore + AuditStore, W: WorkspacesApi> Auditor<S, W> {
+impl<S: StateStore + AuditStore, W: WorkspacesApi, B: EventBus> Auditor<S, W, B> {
     pub async fn run(&self) -> Result<AuditReport, AuditError> {
         // The audit's time is its start: a WorkSpace unhealthy for the allowed time at the last
         // audit's start is reported at this one's, however long the listing takes.
@@ -193,6 +202,22 @@ impl<S: StateStore + AuditStore, W: WorkspacesApi> Auditor<S, W> {
                 }
             }
         }
+        // Announced before the table keeps them: an audit that fails after this finds them open
+        // again next time and announces them again (at least once).
+        let employees: BTreeMap<&str, &EmployeeRecord> =
+            snapshot.employees.iter().map(|e| (e.employee_id.as_str(), e)).collect();
+        let found: Vec<LifecycleEvent> = changes
+            .opened
+            .iter()
+            .map(|finding| {
+                let employee = match finding.subject() {
+                    Subject::Employee(id) => employees.get(id.as_str()).copied(),
+                    Subject::Workspace(_) => None,
+                };
+                drift_found(finding, employee, now)
+            })
+            .collect();
+        self.events.publish(&found).await?;
         self.record(&changes.opened, &changes.clear, now).await?;
         for drift in &changes.write {
             self.store.save_drift(drift).await?;

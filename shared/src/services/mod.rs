@@ -8,6 +8,7 @@ pub mod coalesce;
 pub mod guard;
 pub mod intake;
 pub mod provisioner;
+pub mod publisher;
 pub mod reconciler;
 pub mod terminator;
 

@@ -9,6 +9,7 @@
 //! (injected retryable failures, a process that dies after a number of calls, call counters) and
 //! a [`ManualClock`]. Every double built with `Default` has no faults.
 
+mod bus;
 mod clock;
 pub mod contract;
 mod directory;
@@ -17,6 +18,7 @@ mod queue;
 mod store;
 mod workspaces;
 
+pub use bus::MemoryBus;
 pub use clock::ManualClock;
 pub use directory::{DirectoryBook, DirectoryUser, FakeDirectory};
 pub use faults::Faults;

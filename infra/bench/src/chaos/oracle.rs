@@ -94,6 +94,9 @@ pub struct Findings {
     pub events_unaccounted: Vec<String>,
     pub namesakes_given_something: Vec<String>,
     pub joiners_without_a_workspace: Vec<String>,
+    /// Employees whose final state no lifecycle event the subscriber received announced, and
+    /// event ids that arrived with two different contents.
+    pub changes_not_announced: Vec<String>,
     /// Reported, not violations: what the pipeline left for an operator, with its reason.
     pub failed: BTreeMap<String, String>,
     pub held_by_guard: Vec<String>,
@@ -115,6 +118,7 @@ impl Findings {
             + self.events_unaccounted.len()
             + self.namesakes_given_something.len()
             + self.joiners_without_a_workspace.len()
+            + self.changes_not_announced.len()
     }
 
     /// Each broken invariant with its first stories: what a failed run says last, where a
@@ -134,7 +138,7 @@ impl Findings {
     }
 
     /// The invariants by the name a reader sees, each with what broke it.
-    pub fn invariants(&self) -> [(&'static str, &Vec<String>); 7] {
+    pub fn invariants(&self) -> [(&'static str, &Vec<String>); 8] {
         [
             ("employees with more than one live WorkSpace", &self.more_than_one_live_workspace),
             ("user names on two live WorkSpaces", &self.user_name_on_two_live_workspaces),
@@ -143,6 +147,7 @@ impl Findings {
             ("events not accounted for", &self.events_unaccounted),
             ("namesakes given a user or a WorkSpace", &self.namesakes_given_something),
             ("joiners left without a WorkSpace, unexplained", &self.joiners_without_a_workspace),
+            ("final states no lifecycle event announced", &self.changes_not_announced),
         ]
     }
 }
@@ -170,8 +175,93 @@ pub async fn check(world: &World, feed: &Feed, hits: &Hits) -> anyhow::Result<Fi
             dlq.insert(queue.name.clone(), bodies);
         }
     }
+    if let Some(failures) = world.stack.resources.queues.get("lifecycle-publisher-failures") {
+        let bodies = receive_all(world, &failures.url).await?;
+        if !bodies.is_empty() {
+            dlq.insert(failures.name.clone(), bodies.iter().map(Value::to_string).collect());
+        }
+    }
     let calls = world.sim(reqwest::Method::GET, "calls", Value::Null).await?;
-    Ok(judge(&table, &state, &dlq, &calls, feed, hits))
+    let mut found = judge(&table, &state, &dlq, &calls, feed, hits);
+    if let Some(subscriber) = world.stack.resources.queues.get("lifecycle-events") {
+        let events = receive_all(world, &subscriber.url).await?;
+        found.changes_not_announced = unannounced(&table, &events);
+    }
+    Ok(found)
+}
+
+/// Every message in a queue, as JSON: received until the queue stays empty for 5 s (the stream's
+/// last changes are still being published when the pipeline comes to rest).
+async fn receive_all(world: &World, url: &str) -> anyhow::Result<Vec<Value>> {
+    let mut all = Vec::new();
+    let mut quiet_since = std::time::Instant::now();
+    while quiet_since.elapsed() < std::time::Duration::from_secs(5) {
+        let out = world
+            .sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(600)
+            .send()
+            .await?;
+        if out.messages().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            continue;
+        }
+        quiet_since = std::time::Instant::now();
+        all.extend(out.messages().iter().filter_map(|m| m.body()).filter_map(|b| serde_json::from_str(b).ok()));
+    }
+    Ok(all)
+}
+
+/// The lifecycle events against the table: an employee at rest in a state a change announces
+/// (active, failed, revoked; terminated after a WorkSpace was requested) must have an event
+/// saying so (active: with the WorkSpace the record names), and an id always carries the same
+/// event. Reads the events as a subscriber would, nothing of the pipeline's code.
+pub fn unannounced(table: &Table, events: &[Value]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut by_id: BTreeMap<&str, &Value> = BTreeMap::new();
+    let mut of: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+    for e in events {
+        let id = e["detail"]["id"].as_str().unwrap_or_default();
+        match by_id.get(id) {
+            Some(first) if first["detail"] != e["detail"] || first["detail-type"] != e["detail-type"] => {
+                found.push(format!("event id {id} arrived as {first} and as {e}"));
+            }
+            Some(_) => {}
+            None => {
+                by_id.insert(id, e);
+                of.entry(e["detail"]["employee_id"].as_str().unwrap_or_default()).or_default().push(e);
+            }
+        }
+    }
+    for (employee, record) in &table.records {
+        let theirs = of.get(employee.as_str()).cloned().unwrap_or_default();
+        let said = |state: &str| theirs.iter().any(|e| e["detail"]["state"] == state);
+        let announced = match record.state.as_str() {
+            "active" => theirs.iter().any(|e| {
+                e["detail"]["state"] == "active"
+                    && e["detail"]["workspace_id"].as_str() == record.workspace_id.as_deref()
+            }),
+            "failed" | "revoked" => said(&record.state),
+            "terminated" => said("terminated") || !theirs.iter().any(|e| e["detail-type"] == "WorkSpace Requested"),
+            _ => true,
+        };
+        if !announced {
+            let told: Vec<String> = theirs
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} {}",
+                        e["detail-type"].as_str().unwrap_or_default(),
+                        e["detail"]["id"].as_str().unwrap_or_default()
+                    )
+                })
+                .collect();
+            found.push(format!("{employee}: {} ({:?}), events received {told:?}", record.state, record.workspace_id));
+        }
+    }
+    found
 }
 
 /// The verdict on what the world looks like at the end: the table as read, the simulator's
@@ -560,5 +650,44 @@ mod tests {
         both.lines.push(applied("A", "a-join"));
         let found = judge(&both, &state, &BTreeMap::new(), &json!({}), &feed, &Hits::new());
         assert_eq!(found.namesakes_given_something.len(), 1, "{found:?}");
+    }
+
+    #[test]
+    fn a_final_state_no_event_announced_and_an_id_with_two_contents_are_found() {
+        let event = |employee: &str, kind: &str, state: &str, ws: Option<&str>, version: u64| {
+            json!({ "detail-type": kind, "detail": {
+                "id": format!("{employee}/{version}/{kind}"), "employee_id": employee, "state": state,
+                "workspace_id": ws, "version": version } })
+        };
+        let mut active = record("active");
+        active.workspace_id = Some("ws-a".into());
+        let table = Table {
+            records: [
+                ("A".to_owned(), active.clone()),
+                ("B".to_owned(), record("terminated")),
+                ("C".to_owned(), record("terminated")),
+                ("D".to_owned(), active),
+            ]
+            .into(),
+            lines: vec![],
+            held: 0,
+        };
+        let events = vec![
+            event("A", "WorkSpace Requested", "requested", None, 1),
+            event("A", "WorkSpace Available", "active", Some("ws-a"), 3),
+            event("A", "WorkSpace Available", "active", Some("ws-a"), 3),
+            event("B", "WorkSpace Requested", "requested", None, 1),
+            // C never asked for a WorkSpace (its join refused): nothing to announce at its end.
+            event("D", "WorkSpace Available", "active", Some("ws-old"), 3),
+        ];
+        // A is announced (twice, the same event); B's termination and D's WorkSpace are not
+        let found = unannounced(&table, &events);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("B: terminated") && found[1].starts_with("D: active"), "{found:?}");
+        // AND an id that arrives with other content is found
+        let mut twice = events[..2].to_vec();
+        twice.push(event("A", "WorkSpace Available", "active", Some("ws-other"), 3));
+        let found = unannounced(&Table { records: BTreeMap::new(), lines: vec![], held: 0 }, &twice);
+        assert_eq!(found.len(), 1, "{found:?}");
     }
 }

@@ -111,6 +111,7 @@ fn the_schema_lists_every_kind_and_every_field_of_the_detail() {
         Kind::Modified,
         Kind::Terminated,
         Kind::HeldByGuard,
+        Kind::DriftFound,
     ];
     let listed: Vec<&str> =
         schema["properties"]["detail-type"]["enum"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
@@ -128,7 +129,71 @@ fn the_schema_lists_every_kind_and_every_field_of_the_detail() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| v.as_str().unwrap())
+        .filter_map(|v| v.as_str())
         .collect();
-    assert!(states.contains(&event.detail.state));
+    let every_state: Vec<&str> = EmployeeState::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(states, every_state, "the schema names every state, in order");
+    assert!(states.contains(&event.detail.state.unwrap()));
+}
+
+#[test]
+fn an_opened_finding_is_one_drift_event_named_by_its_subject_and_the_audit() {
+    use crate::domain::audit::Missing;
+    // GIVEN an active employee whose WorkSpace is gone, and a WorkSpace nobody owns
+    let active = record(EmployeeState::Active, 3);
+    let missing = Finding::Missing {
+        employee_id: "E1".into(),
+        workspace_id: "ws-1".into(),
+        why: Missing::Gone,
+        listed_for_user: None,
+    };
+    let orphan = Finding::Orphaned {
+        workspace_id: "ws-9".into(),
+        directory_id: "d-1".into(),
+        user_name: "x".into(),
+        workspace_name: None,
+        state: "AVAILABLE".into(),
+        user_of: None,
+    };
+    // WHEN an audit at one instant announces them
+    let event = drift_found(&missing, Some(&active), 1_800_000_000_000);
+    let unowned = drift_found(&orphan, None, 1_800_000_000_000);
+    // THEN each is a Drift Found event, the employee's with its state, the orphan's with none
+    assert_eq!(event.kind.detail_type(), "Drift Found");
+    assert_eq!(event.detail.id, "drift/employee:E1/missing/ws-1/1800000000000");
+    assert_eq!(event.detail.employee_id.as_deref(), Some("E1"));
+    assert_eq!(event.detail.state, Some("active"));
+    assert!(event.detail.reason.as_deref().unwrap().starts_with("missing: "));
+    assert_eq!(unowned.detail.id, "drift/workspace:ws-9/orphaned/ws-9/1800000000000");
+    assert_eq!((unowned.detail.employee_id, unowned.detail.state, unowned.detail.version), (None, None, None));
+    assert_eq!(event, drift_found(&missing, Some(&active), 1_800_000_000_000), "the same audit, the same id");
+}
+
+#[test]
+fn a_rehire_after_the_leave_announces_the_old_workspace_terminated_then_the_new_one_requested() {
+    // GIVEN a leaver being terminated, rehired meanwhile (the rehire waits for the leave)
+    let mut terminating = record(EmployeeState::Terminating, 5);
+    terminating.leave_event_id = Some("hr-leave-1".into());
+    // WHEN the write confirming the old WorkSpace gone makes them requested again
+    let mut requested = terminating.clone();
+    requested.state = EmployeeState::Requested;
+    requested.version = 6;
+    requested.workspace_id = None;
+    requested.previous_workspaces = vec![PastWorkspace { workspace_id: "ws-1".into(), terminated_ms: 0 }];
+    requested.request_event_id = Some("hr-rejoin-1".into());
+    let events = events_of(Some(&terminating), &requested);
+    // THEN the old WorkSpace's end is announced, then the new request, each with its HR event
+    let told: Vec<(Kind, Option<&str>, Option<&str>)> =
+        events.iter().map(|e| (e.kind, e.detail.workspace_id.as_deref(), e.detail.hr_event_id.as_deref())).collect();
+    assert_eq!(
+        told,
+        [(Kind::Terminated, Some("ws-1"), Some("hr-leave-1")), (Kind::Requested, None, Some("hr-rejoin-1"))]
+    );
+    // AND a leaver whose WorkSpace never existed, rehired, is terminated with no WorkSpace named
+    let mut leaving = record(EmployeeState::Leaving, 2);
+    leaving.workspace_id = None;
+    let mut again = leaving.clone();
+    again.state = EmployeeState::Requested;
+    again.version = 3;
+    assert_eq!(kinds(Some(&leaving), &again), [Kind::Terminated, Kind::Requested]);
 }

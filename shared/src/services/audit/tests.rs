@@ -5,7 +5,7 @@ use crate::domain::employee::EmployeeState;
 use crate::domain::profile::{Profile, RunningMode};
 use crate::domain::workspace::WorkspaceState;
 use crate::ports::CreateItem;
-use crate::testing::{FakeWorkspaces, ManualClock, MemoryStore};
+use crate::testing::{FakeWorkspaces, ManualClock, MemoryBus, MemoryStore};
 
 const DIR: &str = "d-9067a1b2c3";
 const HOUR: i64 = 3_600_000;
@@ -32,19 +32,21 @@ struct World {
     clock: ManualClock,
     store: Arc<MemoryStore>,
     workspaces: Arc<FakeWorkspaces>,
+    bus: Arc<MemoryBus>,
 }
 
 impl World {
     fn new() -> Self {
         let clock = ManualClock::new(1_800_000_000_000);
         let workspaces = Arc::new(FakeWorkspaces::new(clock.clone()));
-        Self { clock, store: Arc::new(MemoryStore::default()), workspaces }
+        Self { clock, store: Arc::new(MemoryStore::default()), workspaces, bus: Arc::new(MemoryBus::default()) }
     }
 
-    fn auditor(&self) -> Auditor<Arc<MemoryStore>, Arc<FakeWorkspaces>> {
+    fn auditor(&self) -> Auditor<Arc<MemoryStore>, Arc<FakeWorkspaces>, Arc<MemoryBus>> {
         Auditor {
             store: self.store.clone(),
             workspaces: self.workspaces.clone(),
+            events: self.bus.clone(),
             clock: Arc::new(self.clock.clone()),
             config: AuditConfig {
                 directories: [DIR.to_owned()].into(),
@@ -131,6 +133,20 @@ async fn drift_is_kept_with_its_employee_or_its_workspace_lined_once_in_history_
     let lines = w.drift_lines(&gone_employee);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].starts_with("drift found: missing") && lines[0].contains(&gone_ws), "{lines:?}");
+    // AND each finding was announced once, when it opened: the employee's with their state
+    let announced: Vec<(String, Option<String>, Option<&str>)> = w
+        .bus
+        .events()
+        .into_iter()
+        .map(|e| (e.kind.detail_type().to_owned(), e.detail.employee_id, e.detail.state))
+        .collect();
+    assert_eq!(
+        announced,
+        vec![
+            ("Drift Found".to_owned(), Some(gone_employee.clone()), Some("active")),
+            ("Drift Found".to_owned(), None, None)
+        ]
+    );
 
     // WHEN the employee leaves (their record no longer wants the WorkSpace) and the hand-made
     // WorkSpace is terminated, then the audit runs again
@@ -177,6 +193,24 @@ async fn an_unhealthy_workspace_is_reported_once_it_has_been_so_longer_than_allo
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn drift_the_bus_refuses_is_not_kept_so_the_next_audit_announces_it() {
+    // GIVEN a WorkSpace made by hand, and a bus that refuses the first call
+    let w = World::new();
+    w.active(1).await;
+    let by_hand = w.workspaces.seed(DIR, "contractor", WorkspaceState::Available);
+    w.bus.faults.fail_next("bus.put_events", 1);
+    // WHEN audited, then audited again
+    let failed = w.auditor().run().await;
+    // THEN the first audit fails, keeping nothing, and the second announces and keeps the finding
+    assert!(matches!(failed, Err(AuditError::Events(_))), "{failed:?}");
+    assert!(w.store.drift().is_empty());
+    let second = w.auditor().run().await.unwrap();
+    assert_eq!(second.opened, 1);
+    let announced: Vec<Option<String>> = w.bus.events().into_iter().map(|e| e.detail.workspace_id).collect();
+    assert_eq!(announced, vec![Some(by_hand)]);
 }
 
 #[tokio::test]
@@ -272,6 +306,7 @@ async fn a_leave_that_runs_while_the_audit_lists_is_not_reported_as_an_orphan() 
     let auditor = Auditor {
         store: w.store.clone(),
         workspaces: Meanwhile { inner: w.workspaces.clone(), after_first_page: std::sync::Mutex::new(Some(leave)) },
+        events: w.bus.clone(),
         clock: Arc::new(w.clock.clone()),
         config: w.auditor().config,
     };
