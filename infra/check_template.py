@@ -6,11 +6,16 @@
   from the source: the ports each function's service uses (`self.<port>.<method>(`), and the SDK
   operations each adapter method makes (`.client.<operation>()`).
 - The local stack's queues, table, event source mappings (SQS, and the table's stream with its
-  filter and failure queue) and event bus rules (infra/local/stack.json) match the template's.
+  filter and failure queue) and event bus rules (infra/local/stack.json) match the template's;
+  the template has no queue the local stack lacks but the rules' dead-letter queues (named by a
+  rule target's DeadLetterConfig; moto plays none).
 - Every event bus rule is on the stack's bus, matches only a source and detail-types the code
-  publishes, and can deliver: the target queue's or topic's policy lets EventBridge send for that
-  rule only, and an encrypted target's key is one whose policy lets EventBridge use it (never an
-  AWS-managed key, whose policy cannot).
+  publishes, and can deliver: each target has a dead-letter queue (standard, encrypted, watched by
+  an alarm); the policy of a target or dead-letter queue, or of a topic, lets EventBridge send for
+  each rule using it and for nothing else (aws:SourceArn); an encrypted one's key is one whose
+  policy lets EventBridge use it (never an AWS-managed key, whose policy cannot).
+- The topics alarm actions notify through are under a key whose policy lets CloudWatch use it
+  (never an AWS-managed key).
 - The grants are inline statements only (no managed policy, SAM policy template, role or IAM
   resource), without NotAction/NotResource or wildcard actions, on `*` only for actions that have
   no resource-level permissions; each function's grants equal its code's calls under every
@@ -52,13 +57,14 @@ stack = json.loads((ROOT / "infra/local/stack.json").read_text())
 # ---------------------------------------------------------------- code: env vars and AWS calls
 
 ENV_READ = re.compile(r'env\.(?:required|optional|required_with)\(\s*"([A-Z][A-Z0-9_]*)"')
-PORT_CALL = re.compile(r"self\s*\.\s*(store|workspaces|tags|directory|requests|terminations|hr_events|events)\s*\.\s*([a-z_]+)\(")
+PORT_CALL = re.compile(r"self\s*\.\s*(store|workspaces|tags|directory|requests|terminations|hr_events|failures|events)"
+                       r"\s*\.\s*([a-z_]+)\(")
 # A queue handed to a helper that sends on it.
-QUEUE_PASSED = re.compile(r"&self\s*\.\s*(requests|terminations|hr_events)\b")
+QUEUE_PASSED = re.compile(r"&self\s*\.\s*(requests|terminations|hr_events|failures)\b")
 SDK_CALL = re.compile(r"\.(client|data|ds)\s*\.\s*([a-z_]+)\(\)")
 FN = re.compile(r"\n\s*(?:pub(?:\([a-z]+\))?\s+)?(?:async\s+)?fn\s+([a-z_]+)")
 PORT_ADAPTER = {"store": "dynamo", "workspaces": "workspaces", "tags": "tagging", "directory": "directory",
-                "requests": "sqs", "terminations": "sqs", "hr_events": "sqs", "events": "eventbridge"}
+                "requests": "sqs", "terminations": "sqs", "hr_events": "sqs", "failures": "sqs", "events": "eventbridge"}
 SDK_SERVICE = {"dynamo": {"client": "dynamodb"}, "sqs": {"client": "sqs"}, "workspaces": {"client": "workspaces"},
                "tagging": {"client": "tagging"},
                "directory": {"client": "workdocs", "data": "ds-data", "ds": "ds"},
@@ -580,50 +586,83 @@ def canonical(pattern):
     return json.dumps(pattern, sort_keys=True)
 
 
-def lets_events(document, action, rule):
-    """Whether a resource policy lets EventBridge `action` for `rule` only: "scoped" (aws:SourceArn
-    is the rule's ARN), "unscoped" (any rule of any account), or None."""
-    found = None
-    for s in as_list(document.get("Statement")):
-        principal = s.get("Principal", {})
-        services = as_list(principal.get("Service")) if isinstance(principal, dict) else []
-        actions = {a.lower() for a in as_list(s.get("Action"))}
-        if s.get("Effect") != "Allow" or "events.amazonaws.com" not in services or action.lower() not in actions:
-            continue
-        sources = [v for test in s.get("Condition", {}).values() for key, v in test.items() if key.lower() == "aws:sourcearn"]
-        if not sources:
-            found = found or "unscoped"
-        elif {"Fn::GetAtt": [rule, "Arn"]} in [x for v in sources for x in as_list(v)]:
-            return "scoped"
+def either(node):
+    """A list node with each Fn::If replaced by both its branches (AWS::NoValue dropped): every
+    element that some setting of the conditions can give."""
+    found = []
+    for v in as_list(node):
+        if isinstance(v, dict) and "Fn::If" in v:
+            found += either(v["Fn::If"][1:])
+        elif v != {"Ref": "AWS::NoValue"}:
+            found += v if isinstance(v, list) else [v]
     return found
 
 
-def key_problems(logical, rule):
-    """An encrypted target's key must be one EventBridge may use (SNS and SQS developer guides:
-    a customer-managed key whose policy allows events.amazonaws.com GenerateDataKey and Decrypt)."""
+def source_names(value):
+    """What an aws:SourceArn condition names: the resource of each `!GetAtt X.Arn`, anything else
+    (a literal ARN, a pattern) as written."""
+    return {v["Fn::GetAtt"][0] if isinstance(v, dict) and "Fn::GetAtt" in v and v["Fn::GetAtt"][1:] == ["Arn"]
+            else json.dumps(v) for v in either(value)}
+
+
+def events_grants(logical, action, policy_type, listed):
+    """(policy, what it lets EventBridge `action` on `logical` for): the names of its statements'
+    aws:SourceArn, or None for a statement without one (any rule of any account)."""
+    found = []
+    for name, p in sorted(resources.items()):
+        if p["Type"] != policy_type or {"Ref": logical} not in either(p["Properties"].get(listed)):
+            continue
+        for s in either(p["Properties"]["PolicyDocument"].get("Statement")):
+            principal = s.get("Principal", {})
+            services = as_list(principal.get("Service")) if isinstance(principal, dict) else []
+            actions = {a.lower() for a in as_list(s.get("Action"))}
+            if s.get("Effect") != "Allow" or "events.amazonaws.com" not in services or action.lower() not in actions:
+                continue
+            sources = [v for test in s.get("Condition", {}).values() for key, v in test.items() if key.lower() == "aws:sourcearn"]
+            found.append((name, set().union(*map(source_names, sources)) if sources else None))
+    return found
+
+
+def key_problems(logical, user, service, verb):
+    """An encrypted queue or topic an AWS service sends to must be under a key that service may use
+    (SNS and SQS developer guides: a customer-managed key whose policy allows the service principal
+    GenerateDataKey and Decrypt; an AWS-managed key's policy cannot be changed)."""
+    who = {"events.amazonaws.com": "EventBridge", "cloudwatch.amazonaws.com": "CloudWatch"}[service]
     key = resources[logical]["Properties"].get("KmsMasterKeyId")
     if key is None:
         return
     if isinstance(key, str):
         if key.startswith("alias/aws/"):
-            problem(f"{logical}: encrypted with the AWS-managed key {key}, whose policy cannot let EventBridge "
-                    f"use it: {rule} can never deliver (use a customer-managed key)")
+            problem(f"{logical}: encrypted with the AWS-managed key {key}, whose policy cannot let {who} "
+                    f"use it: {user} can never {verb} it (use a customer-managed key)")
         return
     ref = (key.get("Ref") or key.get("Fn::GetAtt", [None])[0]) if isinstance(key, dict) else None
     if resources.get(ref, {}).get("Type") != "AWS::KMS::Key":
-        problem(f"{logical}: its key {key} is not one of the template's, so its policy cannot be checked for {rule}")
+        problem(f"{logical}: its key {key} is not one of the template's, so its policy cannot be checked for {user}")
         return
     allowed = set()
-    for s in as_list(resources[ref]["Properties"].get("KeyPolicy", {}).get("Statement")):
+    for s in either(resources[ref]["Properties"].get("KeyPolicy", {}).get("Statement")):
         principal = s.get("Principal", {})
-        if s.get("Effect") == "Allow" and isinstance(principal, dict) and "events.amazonaws.com" in as_list(principal.get("Service")):
+        if s.get("Effect") == "Allow" and isinstance(principal, dict) and service in as_list(principal.get("Service")):
             allowed |= set(as_list(s.get("Action")))
     for needed in ("kms:GenerateDataKey", "kms:Decrypt"):
         if needed not in allowed and not (needed == "kms:GenerateDataKey" and "kms:GenerateDataKey*" in allowed):
-            problem(f"{ref}: its key policy does not allow events.amazonaws.com {needed}: {rule} cannot deliver to {logical}")
+            problem(f"{ref}: its key policy does not allow {service} {needed}: {user} cannot {verb} {logical}")
 
 
+def alarm_on_depth(queue):
+    """Whether an alarm watches the queue's ApproximateNumberOfMessagesVisible."""
+    return any(r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("Namespace") == "AWS/SQS"
+               and r["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+               and {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}} in r["Properties"].get("Dimensions", [])
+               for r in resources.values())
+
+
+QUEUE_DELIVERY = ("sqs:SendMessage", "AWS::SQS::QueuePolicy", "Queues")
+TOPIC_DELIVERY = ("sns:Publish", "AWS::SNS::TopicPolicy", "Topics")
 deployed_rules = set()  # (pattern, queue) of every rule sending to a queue
+delivered = {}  # queue or topic → (action, policy type, policy's list of them, the rules sending to it)
+rule_dlqs = {}  # queue → the rules whose targets dead-letter to it
 for rule, r in sorted(rules.items()):
     props = r["Properties"]
     if buses and props.get("EventBusName") != {"Ref": buses[0]}:
@@ -636,26 +675,82 @@ for rule, r in sorted(rules.items()):
     for target in props.get("Targets", []):
         arn = target.get("Arn", {})
         if isinstance(arn, dict) and "Fn::GetAtt" in arn and resources.get(arn["Fn::GetAtt"][0], {}).get("Type") == "AWS::SQS::Queue":
-            logical, action, policy_type, listed = arn["Fn::GetAtt"][0], "sqs:SendMessage", "AWS::SQS::QueuePolicy", "Queues"
+            logical, delivery = arn["Fn::GetAtt"][0], QUEUE_DELIVERY
             deployed_rules.add((canonical(pattern), queue_names[logical]))
         elif isinstance(arn, dict) and resources.get(arn.get("Ref"), {}).get("Type") == "AWS::SNS::Topic":
-            logical, action, policy_type, listed = arn["Ref"], "sns:Publish", "AWS::SNS::TopicPolicy", "Topics"
+            logical, delivery = arn["Ref"], TOPIC_DELIVERY
         else:
             continue
         if "RoleArn" in target:
             problem(f"{rule}: target {logical} has a RoleArn; EventBridge sends to a queue or topic under its resource policy")
-        scopes = {lets_events(p["Properties"]["PolicyDocument"], action, rule) for p in resources.values()
-                  if p["Type"] == policy_type and {"Ref": logical} in p["Properties"].get(listed, [])}
-        if "scoped" not in scopes:
+        delivered.setdefault(logical, (*delivery, set()))[3].add(rule)
+        key_problems(logical, rule, "events.amazonaws.com", "deliver to")
+        # Without a dead-letter queue, an event the target refuses (a policy, a key) or that
+        # outlives the retry policy is dropped, and only EventBridge's metrics say so.
+        dlq = target.get("DeadLetterConfig", {}).get("Arn")
+        dlq_logical = dlq["Fn::GetAtt"][0] if isinstance(dlq, dict) and "Fn::GetAtt" in dlq else None
+        if dlq is None:
+            problem(f"{rule}: target {logical} has no DeadLetterConfig: an event it cannot deliver is retried, "
+                    f"then dropped without a trace")
+        elif resources.get(dlq_logical, {}).get("Type") != "AWS::SQS::Queue":
+            problem(f"{rule}: the dead-letter queue of target {logical} is {dlq}, not a queue of the template")
+        else:
+            rule_dlqs.setdefault(dlq_logical, set()).add(rule)
+            delivered.setdefault(dlq_logical, (*QUEUE_DELIVERY, set()))[3].add(rule)
+            key_problems(dlq_logical, rule, "events.amazonaws.com", "dead-letter to")
+
+# Every queue or topic a rule sends to lets EventBridge send for each of those rules, and for
+# nothing else: a statement without aws:SourceArn lets any rule of any account send.
+for logical, (action, policy_type, listed, senders) in sorted(delivered.items()):
+    grants = events_grants(logical, action, policy_type, listed)
+    for rule in sorted(senders):
+        if not any(names is not None and rule in names for _, names in grants):
             problem(f"{rule}: no {policy_type} lets events.amazonaws.com {action} on {logical} for this rule only "
-                    f"(aws:SourceArn its ARN)" + (": one lets any rule" if "unscoped" in scopes else ""))
-        key_problems(logical, rule)
+                    f"(aws:SourceArn its ARN)" + (": one lets any rule" if any(n is None for _, n in grants) else ""))
+    for policy, names in grants:
+        if names is None:
+            problem(f"{policy}: lets events.amazonaws.com {action} on {logical} for any rule (no aws:SourceArn)")
+        for other in sorted((names or set()) - senders):
+            problem(f"{policy}: lets {other} {action} on {logical}, which only {', '.join(sorted(senders))} send to")
+
+for dlq, senders in sorted(rule_dlqs.items()):
+    p = resources[dlq]["Properties"]
+    if p.get("FifoQueue"):
+        problem(f"{dlq}: a FIFO queue; EventBridge dead-letters to standard queues only")
+    if not (p.get("SqsManagedSseEnabled") or p.get("KmsMasterKeyId")):
+        problem(f"{dlq}: not encrypted at rest")
+    if not alarm_on_depth(dlq):
+        problem(f"{dlq}: no alarm on its ApproximateNumberOfMessagesVisible: the events "
+                f"{', '.join(sorted(senders))} could not deliver wait there unseen")
+
+# The local stack has every queue of the template but the rules' dead-letter queues (moto plays
+# none), recognised by a rule's DeadLetterConfig naming them.
+local_queue_names = {q["name"] for q in stack["queues"]} | {q["dlq"]["name"] for q in stack["queues"] if q.get("dlq")}
+for logical, name in sorted(queue_names.items()):
+    if name not in local_queue_names and logical not in rule_dlqs:
+        problem(f"queue {name}: in the template, not in the local stack (only a rule's dead-letter queue may be)")
 
 local_rules = {(canonical(rule["pattern"]), rule["queue"]): rule["name"] for rule in (local_bus or {}).get("rules", [])}
 for pattern, queue in sorted(set(local_rules) - deployed_rules):
     problem(f"local rule {local_rules[(pattern, queue)]}: no rule in the template sends {pattern} to {queue}")
 for pattern, queue in sorted(deployed_rules - set(local_rules)):
     problem(f"the template's rule sending {pattern} to {queue} is not in the local stack's event_bus.rules")
+
+# ---------------------------------------------------------------- alarm actions
+
+# CloudWatch publishes an alarm's notification to its topic: under alias/aws/sns, or a key whose
+# policy does not let cloudwatch.amazonaws.com use it, no alarm ever notifies anyone.
+alarms_of = {}  # topic → the alarms acting on it
+for name, r in sorted(resources.items()):
+    if r["Type"] == "AWS::CloudWatch::Alarm":
+        for field in ("AlarmActions", "OKActions", "InsufficientDataActions"):
+            for action in either(r["Properties"].get(field)):
+                topic = action.get("Ref") if isinstance(action, dict) else None
+                if resources.get(topic, {}).get("Type") == "AWS::SNS::Topic":
+                    alarms_of.setdefault(topic, []).append(name)
+for topic, alarms in sorted(alarms_of.items()):
+    user = f"the alarms acting on it ({alarms[0]}{', ...' if len(alarms) > 1 else ''})"
+    key_problems(topic, user, "cloudwatch.amazonaws.com", "notify through")
 
 # ---------------------------------------------------------------- recorded calls (--calls)
 

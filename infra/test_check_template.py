@@ -122,9 +122,12 @@ class MutationsFailTheCheck(unittest.TestCase):
 
     def test_an_sdk_call_from_an_adapter_helper(self):
         def mutate(root):
-            with open(root / "shared/src/adapters/dynamo.rs", "a") as adapter:
-                adapter.write("\nasync fn sneaky(client: &aws_sdk_dynamodb::Client) {\n"
-                              "    let _ = client.scan().table_name(\"t\").send().await;\n}\n")
+            # Before the adapter's tests (the check reads the code above the first #[cfg(test)]).
+            adapter = root / "shared/src/adapters/dynamo.rs"
+            text = adapter.read_text()
+            at = text.find("#[cfg(test)]") if "#[cfg(test)]" in text else len(text)
+            adapter.write_text(text[:at] + "\nasync fn sneaky(client: &aws_sdk_dynamodb::Client) {\n"
+                               "    let _ = client.scan().table_name(\"t\").send().await;\n}\n\n" + text[at:])
         self.fails(mutate,
                    "shared/src/adapters/dynamo.rs: sneaky sends an AWS request the check cannot attribute")
 
@@ -150,9 +153,9 @@ class MutationsFailTheCheck(unittest.TestCase):
                    "AuditorFunction: calls events:PutEvents but is not granted it")
 
     def test_table_name_set_on_a_function_that_never_reads_it(self):
-        self.fails(replace(TEMPLATE, "          EVENT_BUS_NAME: !Ref LifecycleEventBus\n      Events:\n        TableStream:",
-                           "          EVENT_BUS_NAME: !Ref LifecycleEventBus\n          TABLE_NAME: !Ref Table\n"
-                           "      Events:\n        TableStream:"),
+        self.fails(replace(TEMPLATE, "          PUBLISHER_FAILURES_QUEUE_URL: !Ref PublisherFailuresQueue\n      Events:\n",
+                           "          PUBLISHER_FAILURES_QUEUE_URL: !Ref PublisherFailuresQueue\n          TABLE_NAME: !Ref Table\n"
+                           "      Events:\n"),
                    "PublisherFunction: the template sets TABLE_NAME but the code never reads it")
 
     def test_a_stream_filter_the_local_stack_does_not_apply(self):
@@ -192,13 +195,14 @@ class MutationsFailTheCheck(unittest.TestCase):
                    "FailuresAndHoldsRule: matches detail-type 'Workspace Failed', which the code never publishes")
 
     def test_a_rule_target_under_the_aws_managed_key(self):
-        self.fails(replace(TEMPLATE, "KmsMasterKeyId: !Ref LifecycleNotificationsKey", "KmsMasterKeyId: alias/aws/sns"),
+        self.fails(replace(TEMPLATE, "    Properties:\n      KmsMasterKeyId: !Ref NotificationsKey",
+                           "    Properties:\n      KmsMasterKeyId: alias/aws/sns"),
                    "LifecycleNotificationsTopic: encrypted with the AWS-managed key alias/aws/sns")
 
     def test_a_key_policy_without_eventbridge(self):
         self.fails(replace(TEMPLATE, "              Service: events.amazonaws.com\n            Action: [kms:GenerateDataKey, kms:Decrypt]",
                            "              Service: sns.amazonaws.com\n            Action: [kms:GenerateDataKey, kms:Decrypt]"),
-                   "LifecycleNotificationsKey: its key policy does not allow events.amazonaws.com kms:GenerateDataKey")
+                   "NotificationsKey: its key policy does not allow events.amazonaws.com kms:GenerateDataKey")
 
     def test_a_queue_policy_for_any_rule(self):
         self.fails(replace(TEMPLATE, "            Resource: !GetAtt LifecycleEventsQueue.Arn\n            Condition:\n"
@@ -206,6 +210,54 @@ class MutationsFailTheCheck(unittest.TestCase):
                            "            Resource: !GetAtt LifecycleEventsQueue.Arn\n"),
                    "AllLifecycleEventsRule: no AWS::SQS::QueuePolicy lets events.amazonaws.com sqs:SendMessage on "
                    "LifecycleEventsQueue for this rule only (aws:SourceArn its ARN): one lets any rule")
+
+    def test_a_queue_policy_for_a_rule_that_does_not_send_to_it(self):
+        self.fails(replace(TEMPLATE, "                \"aws:SourceArn\": !GetAtt AllLifecycleEventsRule.Arn\n",
+                           "                \"aws:SourceArn\": [!GetAtt AllLifecycleEventsRule.Arn, !GetAtt FailuresAndHoldsRule.Arn]\n"),
+                   "LifecycleEventsQueuePolicy: lets FailuresAndHoldsRule sqs:SendMessage on LifecycleEventsQueue, "
+                   "which only AllLifecycleEventsRule send to")
+
+    # ------------------------------------------------------------ rules' dead-letter queues
+
+    DLQ_CONFIG = "          DeadLetterConfig:\n            Arn: !GetAtt LifecycleRuleDeadLetterQueue.Arn\n"
+
+    def test_a_rule_target_without_a_dead_letter_queue(self):
+        self.fails(replace(TEMPLATE, self.DLQ_CONFIG, ""),
+                   "AllLifecycleEventsRule: target LifecycleEventsQueue has no DeadLetterConfig",
+                   # the dead-letter queue's policy still lets the rule that no longer uses it
+                   "LifecycleRuleDeadLetterQueuePolicy: lets AllLifecycleEventsRule sqs:SendMessage")
+
+    def test_a_queue_in_the_template_only_that_is_no_rules_dead_letter_queue(self):
+        # GIVEN the dead-letter queue no rule names any more
+        self.fails(replace(TEMPLATE, self.DLQ_CONFIG, "", count=2),
+                   "queue lifecycle-rule-dlq: in the template, not in the local stack")
+
+    def test_a_dead_letter_queue_policy_for_any_rule(self):
+        self.fails(replace(TEMPLATE, "            Resource: !GetAtt LifecycleRuleDeadLetterQueue.Arn\n            Condition:\n",
+                           "            Resource: !GetAtt LifecycleRuleDeadLetterQueue.Arn\n            Metadata:\n"),
+                   "AllLifecycleEventsRule: no AWS::SQS::QueuePolicy lets events.amazonaws.com sqs:SendMessage on "
+                   "LifecycleRuleDeadLetterQueue for this rule only (aws:SourceArn its ARN): one lets any rule",
+                   "FailuresAndHoldsRule: no AWS::SQS::QueuePolicy lets events.amazonaws.com sqs:SendMessage on "
+                   "LifecycleRuleDeadLetterQueue")
+
+    def test_a_dead_letter_queue_nobody_watches(self):
+        self.fails(replace(TEMPLATE, "          Value: !GetAtt LifecycleRuleDeadLetterQueue.QueueName\n",
+                           "          Value: !GetAtt LifecycleEventsQueue.QueueName\n"),
+                   "LifecycleRuleDeadLetterQueue: no alarm on its ApproximateNumberOfMessagesVisible")
+
+    # ------------------------------------------------------------ alarm actions
+
+    def test_alarm_actions_to_a_topic_under_the_aws_managed_key(self):
+        self.fails(replace(TEMPLATE, "anyone.\n      KmsMasterKeyId: !Ref NotificationsKey\n",
+                           "anyone.\n      KmsMasterKeyId: alias/aws/sns\n"),
+                   "AlarmTopic: encrypted with the AWS-managed key alias/aws/sns, whose policy cannot let CloudWatch use "
+                   "it: the alarms acting on it (AuditorErrorsAlarm, ...) can never notify through it")
+
+    def test_a_key_policy_without_cloudwatch(self):
+        self.fails(replace(TEMPLATE, "              Service: cloudwatch.amazonaws.com\n",
+                           "              Service: logs.amazonaws.com\n"),
+                   "NotificationsKey: its key policy does not allow cloudwatch.amazonaws.com kms:GenerateDataKey: the "
+                   "alarms acting on it (AuditorErrorsAlarm, ...) cannot notify through AlarmTopic")
 
 
 class RecordedCallsCheck(unittest.TestCase):

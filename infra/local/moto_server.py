@@ -44,7 +44,9 @@ a long poll waits for messages.
 moto writes a stream record for each write of a transaction as it makes it, so a transaction
 that fails part-way leaves records of writes that never happened (and its rollback adds more):
 the lifecycle events would announce changes that were undone. Here a failed transaction takes
-its stream records back.
+its stream records back, and a stream read waits for the DynamoDB request under way (it never
+sees them before). EventBridge's PutEvents appends to its target queues under the SQS lock, as
+a SendMessage does.
 
 Everything else is moto's. Run as `python moto_server.py -H 127.0.0.1 -p PORT`.
 """
@@ -58,6 +60,8 @@ import moto.sqs.models as sqs_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
+from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+from moto.events.responses import EventsHandler
 from moto.server import main
 from moto.sqs.models import Queue
 from moto.sqs.responses import SQSResponse
@@ -204,6 +208,8 @@ def query(self, hash_key, *args, **kwargs):
 
 _dynamodb_requests = threading.Lock()
 _moto_call_action = DynamoHandler.call_action
+_moto_streams_call_action = DynamoDBStreamsHandler.call_action
+_moto_events_call_action = EventsHandler.call_action
 
 
 def call_action(self):
@@ -212,7 +218,22 @@ def call_action(self):
         return _moto_call_action(self)
 
 
+def streams_call_action(self):
+    # A stream read waits for the write under way: it never sees a failed transaction's records
+    # before they are taken back.
+    with _dynamodb_requests:
+        return _moto_streams_call_action(self)
+
+
+def events_call_action(self):
+    # PutEvents appends to a target queue: under the SQS lock, as a SendMessage would be.
+    with _sqs_requests:
+        return _moto_events_call_action(self)
+
+
 DynamoHandler.call_action = call_action
+DynamoDBStreamsHandler.call_action = streams_call_action
+EventsHandler.call_action = events_call_action
 SQSResponse.call_action = sqs_call_action
 Table.__deepcopy__ = _table_deepcopy
 Table.all_items = all_items

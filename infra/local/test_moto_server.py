@@ -1,6 +1,7 @@
 """infra/local/moto_server.py keeps DynamoDB's transactions all or nothing, without moto's
-whole-table backup: a failed transaction leaves the items it named as they were, a write made
-beside it stays, and a transaction's time does not grow with the table. Conditional writes
+whole-table backup: a failed transaction leaves the items it named as they were (and nothing on
+the table's stream), a write made beside it stays, and a transaction's time does not grow with
+the table. Conditional writes
 from many threads at once are atomic, as DynamoDB's are. A long poll on a FIFO
 queue whose messages are all held by their group waits instead of spinning, and still gets a
 message that arrives meanwhile. Sends, receives and deletes at once lose no message and bring
@@ -308,6 +309,39 @@ def conditional_writes(port, failures, threads=8, rounds=40):
         failures.append(f"a version won twice: {sum(won)} wins reported, {wins} counted, version {version}")
 
 
+def streams(port, failures):
+    """A cancelled transaction leaves nothing on the table's stream; the writes around it do."""
+    endpoint = dict(endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                    aws_access_key_id="test", aws_secret_access_key="test")
+    client = boto3.client("dynamodb", **endpoint)
+    client.create_table(
+        TableName="streamed",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    client.put_item(TableName="streamed", Item={**key("X"), "v": {"N": "1"}})
+    try:
+        client.transact_write_items(TransactItems=[
+            {"Put": {"TableName": "streamed", "Item": {**key("Y"), "v": {"N": "1"}}}},
+            {"ConditionCheck": {"TableName": "streamed", "Key": key("X"), "ConditionExpression": "v = :two",
+                                "ExpressionAttributeValues": {":two": {"N": "2"}}}},
+        ])
+        failures.append("streams: the transaction should have been cancelled")
+    except ClientError:
+        pass
+    client.put_item(TableName="streamed", Item={**key("Z"), "v": {"N": "1"}})
+    arn = client.describe_table(TableName="streamed")["Table"]["LatestStreamArn"]
+    streams_client = boto3.client("dynamodbstreams", **endpoint)
+    shard = streams_client.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams_client.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    records = streams_client.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+    written = [(r["eventName"], r["dynamodb"]["Keys"]["pk"]["S"]) for r in records]
+    if written != [("INSERT", "X"), ("INSERT", "Z")]:
+        failures.append(f"streams: a cancelled transaction left records on the stream: {written}")
+
+
 def main():
     failures = []
     process, client, port = start([os.path.join(HERE, "moto_server.py")])
@@ -366,6 +400,7 @@ def main():
         if large > 5 * small + 20:
             failures.append(f"a transaction's time grows with the table: {small:.1f} ms, then {large:.1f} ms")
         queries(client, failures)
+        streams(port, failures)
         conditional_writes(port, failures)
         long_polls(process, port, failures)
         sqs_under_concurrency(port, failures)

@@ -1,6 +1,6 @@
 //! Between Lambda's SQS events and the services: the one entry point of the SQS functions.
 
-use crate::ports::EventBus;
+use crate::ports::{EventBus, MessageQueue};
 use crate::services::publisher::Publisher;
 use crate::services::{BatchContext, BatchOutcome, Deadline, QueueRecord, SqsHandler};
 use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
@@ -24,7 +24,9 @@ pub async fn serve_sqs(handler: &impl SqsHandler) -> Result<(), lambda_runtime::
 
 /// Runs the publisher on the table's stream: each batch's records in the stream's order, the
 /// first one not fully published named in the answer (Lambda retries the batch from it).
-pub async fn serve_stream<B: EventBus>(publisher: &Publisher<B>) -> Result<(), lambda_runtime::Error> {
+pub async fn serve_stream<B: EventBus, Q: MessageQueue>(
+    publisher: &Publisher<B, Q>,
+) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<DynamoDbEvent>| async move {
         let changes: Vec<_> = event.payload.records.iter().map(crate::adapters::dynamo::stream_change).collect();
         let report = publisher.publish(&changes).await;

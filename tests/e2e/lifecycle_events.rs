@@ -111,6 +111,34 @@ async fn changes_the_bus_refuses_are_retried_then_kept_in_the_failure_destinatio
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_employee_record_that_cannot_be_read_is_set_aside_and_the_changes_after_it_still_arrive() {
+    // GIVEN an employee record no code can read, written behind the pipeline's back
+    let t = start_def(project_stack(2), |_| {}).await;
+    let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.into());
+    t.dynamodb
+        .put_item()
+        .table_name(&t.stack.resources.table_name)
+        .item("pk", s("EMP#BROKEN"))
+        .item("sk", s("STATE"))
+        .item("state", s("dancing"))
+        .send()
+        .await
+        .unwrap();
+    // WHEN an employee joins after it
+    t.post_events(&[join(0)]).await;
+    all_in(&t, &ids(0..1), EmployeeState::Active, 180).await;
+    // THEN the joiner's changes reach the subscriber
+    let wanted: BTreeSet<(String, String)> =
+        [("E0000", "WorkSpace Requested"), ("E0000", "WorkSpace Available")].map(|(e, k)| (e.into(), k.into())).into();
+    t.lifecycle_events(60, "the joiner's events", |events| logical(events) == wanted).await;
+    // AND the unreadable record is described in the failure queue, with why
+    let described = t.take_messages("lifecycle-publisher-failures").await;
+    assert_eq!(described.len(), 1, "{described:?}");
+    assert_eq!((&described[0]["condition"], &described[0]["key"]), (&json!("UnreadableRecord"), &json!("EMP#BROKEN")));
+    assert!(described[0]["reason"].as_str().unwrap().contains("dancing"), "{described:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eventbridge_keeps_the_event_bus_contract_the_memory_bus_keeps() {
     // The adapter on moto's EventBridge, read through the stack's rule and subscriber queue.
     let t = start_def(project_stack(2), |_| {}).await;

@@ -4,11 +4,13 @@
 
 use lambda_runtime::Error;
 use shared::adapters::eventbridge::EventBridgeBus;
+use shared::adapters::sqs::SqsQueue;
 use shared::config::{ConfigError, EnvReader};
 use shared::services::publisher::Publisher;
 
 struct Config {
     event_bus_name: String,
+    failures_queue_url: String,
 }
 
 impl Config {
@@ -18,7 +20,10 @@ impl Config {
 
     fn read<F: Fn(&str) -> Option<String>>(mut env: EnvReader<F>) -> Result<Config, ConfigError> {
         let event_bus_name: String = env.required("EVENT_BUS_NAME");
-        env.finish_with(|| Some(Config { event_bus_name }))
+        // Where an employee record the code cannot read is described (the mapping's failure
+        // destination too).
+        let failures_queue_url: String = env.required("PUBLISHER_FAILURES_QUEUE_URL");
+        env.finish_with(|| Some(Config { event_bus_name, failures_queue_url }))
     }
 }
 
@@ -27,8 +32,10 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let sdk = shared::aws::load_config().await;
-    let publisher =
-        Publisher { events: EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&sdk), config.event_bus_name) };
+    let publisher = Publisher {
+        events: EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&sdk), config.event_bus_name),
+        failures: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.failures_queue_url),
+    };
     shared::lambda::serve_stream(&publisher).await
 }
 
@@ -38,8 +45,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_the_missing_bus() {
+    fn names_every_missing_variable() {
         let err = Config::read(EnvReader::new(|_| None)).err().unwrap().to_string();
         assert!(err.contains("EVENT_BUS_NAME is not set"), "{err}");
+        assert!(err.contains("PUBLISHER_FAILURES_QUEUE_URL is not set"), "{err}");
     }
 }

@@ -587,7 +587,9 @@ async fn events(
 ) -> anyhow::Result<()> {
     let mut received: Vec<Value> = Vec::new();
     loop {
-        let out = sqs.receive_message().queue_url(queue_url).max_number_of_messages(10).send().await?;
+        // A short wait: SQS may answer an empty receive while messages are still there.
+        let out =
+            sqs.receive_message().queue_url(queue_url).max_number_of_messages(10).wait_time_seconds(1).send().await?;
         let messages = out.messages.unwrap_or_default();
         if messages.is_empty() {
             break;

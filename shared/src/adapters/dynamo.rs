@@ -199,8 +199,21 @@ pub fn stream_change(record: &aws_lambda_events::event::dynamodb::EventRecord) -
     let (pk, sk) = (key_text("pk"), key_text("sk"));
     let sequence_number = change.sequence_number.clone().unwrap_or_default();
     let employee = pk.starts_with(EMPLOYEE_PK_PREFIX) && sk == EMPLOYEE_SK;
-    if !employee || change.new_image.is_empty() {
+    // Employee records are never removed (only their history expires): a removal is nothing to
+    // announce.
+    if !employee || record.event_name == "REMOVE" {
         return StreamChange { sequence_number, change: Change::Other };
+    }
+    // A write without the images the stream's view promises cannot be read for what changed.
+    let missing = if change.new_image.is_empty() {
+        Some("the stream record has no new image")
+    } else if record.event_name == "MODIFY" && change.old_image.is_empty() {
+        Some("a modification without its old image (is the stream's view NEW_AND_OLD_IMAGES?)")
+    } else {
+        None
+    };
+    if let Some(detail) = missing {
+        return StreamChange { sequence_number, change: Change::Unreadable { key: pk, detail: detail.to_owned() } };
     }
     let read = |image: &serde_dynamo::Item| serde_dynamo::from_item::<_, EmployeeRecord>(image.clone());
     let before = if change.old_image.is_empty() { Ok(None) } else { read(&change.old_image).map(Some) };
@@ -1111,5 +1124,81 @@ impl StateStore for DynamoStore {
             .await
             .map_err(|e| unavailable("UpdateItem", &e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+    use super::*;
+    use serde_json::{Value, json};
+
+    /// An item as the stream's JSON shows it.
+    fn image(item: Item) -> Value {
+        let item: serde_dynamo::Item = item.into();
+        serde_json::to_value(item).unwrap()
+    }
+
+    fn record(event_name: &str, keys: Value, old: Option<Value>, new: Option<Value>) -> Value {
+        let mut dynamodb =
+            json!({ "Keys": keys, "SequenceNumber": "111", "SizeBytes": 1, "StreamViewType": "NEW_AND_OLD_IMAGES" });
+        if let Some(old) = old {
+            dynamodb["OldImage"] = old;
+        }
+        if let Some(new) = new {
+            dynamodb["NewImage"] = new;
+        }
+        json!({ "eventID": "1", "eventName": event_name, "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "dynamodb": dynamodb })
+    }
+
+    fn change(record: Value) -> Change {
+        let event: aws_lambda_events::event::dynamodb::Event =
+            serde_json::from_value(json!({ "Records": [record] })).unwrap();
+        stream_change(&event.records[0]).change
+    }
+
+    #[test]
+    fn stream_records_are_read_as_employee_changes_and_nothing_else_is() {
+        let store = DynamoStore::new(
+            aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::Config::builder()
+                    .behavior_version_latest()
+                    .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+                    .build(),
+            ),
+            "t".into(),
+        );
+        let mut before = EmployeeRecord::new("E1", 0);
+        before.state = EmployeeState::Pending;
+        before.version = 2;
+        let mut after = before.clone();
+        after.state = EmployeeState::Active;
+        after.version = 3;
+        let keys = image(employee_key("E1"));
+        let (old, new) = (image(store.employee_item(&before).unwrap()), image(store.employee_item(&after).unwrap()));
+        // An employee record written: before and after, as the table held them.
+        match change(record("MODIFY", keys.clone(), Some(old.clone()), Some(new.clone()))) {
+            Change::Employee { before: Some(b), after: a } => {
+                assert_eq!((*b, *a), (before, after));
+            }
+            other => panic!("{other:?}"),
+        }
+        // The first write has no old image.
+        assert!(matches!(
+            change(record("INSERT", keys.clone(), None, Some(new.clone()))),
+            Change::Employee { before: None, .. }
+        ));
+        // The guard's item shares the sort key, not the partition key; a history line neither.
+        let guard = image(guard_key());
+        assert_eq!(change(record("MODIFY", guard.clone(), Some(guard.clone()), Some(guard))), Change::Other);
+        assert_eq!(change(record("REMOVE", keys.clone(), Some(old.clone()), None)), Change::Other);
+        // A record that cannot be read, or a write without its images, is said to be unreadable.
+        let broken = json!({ "pk": { "S": "EMP#E1" }, "sk": { "S": "STATE" }, "state": { "S": "dancing" } });
+        assert!(matches!(
+            change(record("MODIFY", keys.clone(), Some(old.clone()), Some(broken))),
+            Change::Unreadable { .. }
+        ));
+        assert!(matches!(change(record("MODIFY", keys.clone(), None, Some(new))), Change::Unreadable { .. }));
+        assert!(matches!(change(record("INSERT", keys, None, None)), Change::Unreadable { .. }));
     }
 }

@@ -58,6 +58,20 @@ impl EventBridgeBus {
             if out.failed_entry_count() == 0 {
                 return Ok(());
             }
+            // A count of failures the answer's entries do not account for: nothing can be known
+            // to have gone through, so the whole chunk is sent again (the ids make it harmless).
+            let named = out.entries().iter().filter(|e| e.error_code().is_some()).count();
+            if out.entries().len() != pending.len() || named == 0 {
+                if attempt == ENTRY_ATTEMPTS {
+                    return Err(self.refused(
+                        "PutEvents",
+                        format!("{} entries failed, {named} of them named in the answer", out.failed_entry_count()),
+                        true,
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                continue;
+            }
             // The answer's entries are in the request's order: those with an error code failed.
             let mut again = Vec::new();
             let mut last = None;

@@ -100,52 +100,66 @@ pub struct LifecycleEvent {
 /// The lifecycle events one change of an employee's record makes: `before` as it was (`None`:
 /// the first write), `after` as written. No change of what the events cover, no event.
 pub fn events_of(before: Option<&EmployeeRecord>, after: &EmployeeRecord) -> Vec<LifecycleEvent> {
+    use EmployeeState as S;
     if before.is_some_and(|b| b.version >= after.version) {
         return Vec::new(); // not a newer write: nothing happened since
     }
     let was = before.map(|b| b.state);
     let now = after.state;
     let entered = |state: EmployeeState| now == state && was != Some(state);
+    // A WorkSpace the employee can use: active, or moving (a move keeps the WorkSpace in use).
+    let usable = |state: EmployeeState| matches!(state, S::Active | S::Moving);
     let mut kinds = Vec::new();
-    // A rehire waits for the leave to finish: the write that confirms the old WorkSpace gone (or
-    // that there was none) makes the employee requested at once, never terminated.
-    let leave_done_for_rehire =
-        matches!(was, Some(EmployeeState::Leaving | EmployeeState::Terminating)) && now == EmployeeState::Requested;
-    if leave_done_for_rehire {
+    // A rehire waits for the leave to finish (or a restore finds the WorkSpace gone): the write
+    // that confirms the old WorkSpace gone, or that there was none, makes the employee requested
+    // at once, never terminated.
+    if matches!(was, Some(S::Leaving | S::Terminating | S::Restoring)) && now == S::Requested {
         kinds.push(Kind::Terminated);
     }
-    if entered(EmployeeState::Requested) {
+    if entered(S::Requested) {
         kinds.push(Kind::Requested);
     }
-    if entered(EmployeeState::Active) {
-        kinds.push(match was {
-            Some(EmployeeState::Restoring) => Kind::AccessRestored,
-            Some(EmployeeState::Moving) => Kind::Modified,
-            _ => Kind::Available,
-        });
+    if usable(now) && !was.is_some_and(usable) {
+        // A WorkSpace that became available while a move waited goes straight to moving.
+        kinds.push(if was == Some(S::Restoring) { Kind::AccessRestored } else { Kind::Available });
     }
-    if entered(EmployeeState::Failed) {
+    if now == S::Active && was == Some(S::Moving) {
+        kinds.push(Kind::Modified);
+    }
+    if entered(S::Failed) {
         kinds.push(Kind::Failed);
     }
-    if entered(EmployeeState::Revoked) {
+    if entered(S::Revoked) {
         kinds.push(Kind::AccessRevoked);
     }
     if after.held_since_ms.is_some() && before.is_none_or(|b| b.held_since_ms.is_none()) {
         kinds.push(Kind::HeldByGuard);
     }
-    if entered(EmployeeState::Terminated) && was.is_some() {
+    if entered(S::Terminated) && was.is_some() {
         kinds.push(Kind::Terminated);
     }
-    kinds.into_iter().map(|kind| event(kind, after)).collect()
+    kinds.into_iter().map(|kind| event(kind, before, after)).collect()
 }
 
-fn event(kind: Kind, after: &EmployeeRecord) -> LifecycleEvent {
+fn event(kind: Kind, before: Option<&EmployeeRecord>, after: &EmployeeRecord) -> LifecycleEvent {
+    use EmployeeState as S;
+    // What the write may have cleared is read from before it.
+    let either = |field: fn(&EmployeeRecord) -> &Option<String>| {
+        field(after).clone().or_else(|| before.and_then(|b| field(b).clone()))
+    };
+    let leave = either(|r| &r.leave_event_id);
     let hr_event_id = match kind {
         Kind::Requested => after.request_event_id.clone().or_else(|| Some(after.last_event_id.clone())),
-        Kind::AccessRevoked | Kind::HeldByGuard | Kind::Terminated => after.leave_event_id.clone(),
-        Kind::AccessRestored => after.restore_event_id.clone(),
+        Kind::AccessRevoked | Kind::HeldByGuard | Kind::Terminated => leave,
+        Kind::AccessRestored => either(|r| &r.restore_event_id),
         Kind::Modified => after.last_move.as_ref().map(|m| m.event_id.clone()),
-        Kind::Available | Kind::Failed | Kind::DriftFound => after.request_event_id.clone(),
+        // A failure is of what was under way: a leave's termination, a restore, or the join's create.
+        Kind::Failed => match before.map(|b| b.state) {
+            Some(S::Leaving | S::Terminating | S::Revoked) => leave,
+            Some(S::Restoring) => either(|r| &r.restore_event_id),
+            _ => either(|r| &r.request_event_id),
+        },
+        Kind::Available | Kind::DriftFound => either(|r| &r.request_event_id),
     };
     let reason = match kind {
         Kind::Failed => Some(match (&after.failure_code, &after.failure_message) {
@@ -158,10 +172,14 @@ fn event(kind: Kind, after: &EmployeeRecord) -> LifecycleEvent {
         _ => None,
     };
     let workspace_id = match kind {
-        Kind::Terminated => after.previous_workspaces.last().map(|p| p.workspace_id.clone()),
+        // The WorkSpace this write saw go: the one the record had, or the one it just moved to
+        // its past WorkSpaces; none when there was nothing to terminate.
+        Kind::Terminated => before.and_then(|b| b.workspace_id.clone()).or_else(|| {
+            let grew = after.previous_workspaces.len() > before.map_or(0, |b| b.previous_workspaces.len());
+            after.previous_workspaces.last().filter(|_| grew).map(|p| p.workspace_id.clone())
+        }),
         _ => after.workspace_id.clone(),
-    }
-    .or_else(|| after.workspace_id.clone());
+    };
     LifecycleEvent {
         kind,
         detail: Detail {
@@ -177,10 +195,16 @@ fn event(kind: Kind, after: &EmployeeRecord) -> LifecycleEvent {
     }
 }
 
-/// A finding an audit opened, as a `Drift Found` event. Its id is the finding's subject, kind
-/// and WorkSpace with the audit's time: an audit publishes it once, before it keeps the finding,
-/// so a failed audit announces it again, under the next audit's time.
-pub fn drift_found(finding: &Finding, employee: Option<&EmployeeRecord>, audited_ms: i64) -> LifecycleEvent {
+/// A finding an audit opened, as a `Drift Found` event. An audit announces it before it keeps
+/// the finding, so an audit that fails after announcing (or runs beside another) announces it
+/// again: its id is the finding's subject, kind and WorkSpace with the time of the last audit
+/// that completed (`since_ms`), the same for every audit until one keeps the finding.
+pub fn drift_found(
+    finding: &Finding,
+    employee: Option<&EmployeeRecord>,
+    since_ms: i64,
+    audited_ms: i64,
+) -> LifecycleEvent {
     let subject = match finding.subject() {
         Subject::Employee(id) => format!("employee:{id}"),
         Subject::Workspace(id) => format!("workspace:{id}"),
@@ -188,7 +212,7 @@ pub fn drift_found(finding: &Finding, employee: Option<&EmployeeRecord>, audited
     LifecycleEvent {
         kind: Kind::DriftFound,
         detail: Detail {
-            id: format!("drift/{subject}/{}/{}/{audited_ms}", finding.kind(), finding.workspace_id()),
+            id: format!("drift/{subject}/{}/{}/{since_ms}", finding.kind(), finding.workspace_id()),
             employee_id: match finding.subject() {
                 Subject::Employee(id) => Some(id),
                 Subject::Workspace(_) => None,

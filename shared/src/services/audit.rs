@@ -214,7 +214,7 @@ impl<S: StateStore + AuditStore, W: WorkspacesApi, B: EventBus> Auditor<S, W, B>
                     Subject::Employee(id) => employees.get(id.as_str()).copied(),
                     Subject::Workspace(_) => None,
                 };
-                drift_found(finding, employee, now)
+                drift_found(finding, employee, previous.audited_ms, now)
             })
             .collect();
         self.events.publish(&found).await?;

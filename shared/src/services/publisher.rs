@@ -4,13 +4,15 @@
 //!
 //! At least once: a batch that fails part-way is answered with the first record not fully
 //! published, and Lambda delivers the batch again from there (the events of the records after it
-//! that did go out go out again, with the same ids). A record that cannot be read fails the
-//! same way: the mapping retries it, bisects it out of its batch, and keeps it in its failure
-//! destination. It is never skipped silently.
+//! that did go out go out again, with the same ids); the mapping retries until the records are a
+//! day old. A record that cannot be read would fail every retry and hold the shard: it is set
+//! aside instead, its key, sequence number and the reason sent to the failure queue (the same
+//! the mapping gives up to), and the batch goes on. Never skipped silently.
 
 use crate::domain::employee::EmployeeRecord;
 use crate::domain::lifecycle_events::{LifecycleEvent, events_of};
-use crate::ports::{EventBus, MAX_EVENTS_PER_PUT, PortError as _};
+use crate::domain::validation;
+use crate::ports::{EventBus, MAX_EVENTS_PER_PUT, MessageQueue, Outgoing, PortError as _};
 use tracing::{error, info, warn};
 
 /// One record of the table's stream, as the publisher reads it.
@@ -35,6 +37,8 @@ pub enum Change {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PublishReport {
     pub published: usize,
+    /// Unreadable records described in the failure queue.
+    pub set_aside: usize,
     /// The first record not fully published: Lambda retries the batch from it.
     pub retry_from: Option<String>,
 }
@@ -44,18 +48,22 @@ impl PublishReport {
     pub fn metrics(&self) -> Vec<(&'static str, usize)> {
         vec![
             ("LifecycleEventsPublished", self.published),
+            ("LifecycleRecordsSetAside", self.set_aside),
             ("LifecycleBatchesRetried", usize::from(self.retry_from.is_some())),
         ]
     }
 }
 
-pub struct Publisher<B> {
+pub struct Publisher<B, Q> {
     pub events: B,
+    /// Where an unreadable record is described (the mapping's failure destination).
+    pub failures: Q,
 }
 
-impl<B: EventBus> Publisher<B> {
+impl<B: EventBus, Q: MessageQueue> Publisher<B, Q> {
     pub async fn publish(&self, changes: &[StreamChange]) -> PublishReport {
-        // Every event of the records up to the first unreadable one, each with its record.
+        let mut report = PublishReport::default();
+        // Every event of the records up to the first one that could not be set aside.
         let mut pending: Vec<(usize, LifecycleEvent)> = Vec::new();
         let mut stop = None;
         for (i, record) in changes.iter().enumerate() {
@@ -66,13 +74,22 @@ impl<B: EventBus> Publisher<B> {
                 Change::Other => {}
                 Change::Unreadable { key, detail } => {
                     error!(sequence_number = %record.sequence_number, key, detail,
-                           "an employee record on the stream cannot be read; retried, then kept in the failure destination");
-                    stop = Some(i);
-                    break;
+                           "an employee record on the stream cannot be read: set aside in the failure queue");
+                    let description = serde_json::json!({
+                        "condition": "UnreadableRecord",
+                        "sequence_number": record.sequence_number,
+                        "key": validation::reason(key),
+                        "reason": validation::reason(detail),
+                    });
+                    if let Err(e) = self.failures.send(&[Outgoing::plain(description.to_string())]).await {
+                        warn!(error = %e, "the failure queue refused the description; the batch is retried from it");
+                        stop = Some(i);
+                        break;
+                    }
+                    report.set_aside += 1;
                 }
             }
         }
-        let mut report = PublishReport::default();
         for chunk in pending.chunks(MAX_EVENTS_PER_PUT) {
             let events: Vec<LifecycleEvent> = chunk.iter().map(|(_, e)| e.clone()).collect();
             if let Err(e) = self.events.publish(&events).await {

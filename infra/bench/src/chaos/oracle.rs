@@ -222,7 +222,8 @@ pub fn unannounced(table: &Table, events: &[Value]) -> Vec<String> {
     let mut found = Vec::new();
     let mut by_id: BTreeMap<&str, &Value> = BTreeMap::new();
     let mut of: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
-    for e in events {
+    // The drift audit's findings are not changes of a record (and carry its state): left out.
+    for e in events.iter().filter(|e| e["detail-type"] != "Drift Found") {
         let id = e["detail"]["id"].as_str().unwrap_or_default();
         match by_id.get(id) {
             Some(first) if first["detail"] != e["detail"] || first["detail-type"] != e["detail-type"] => {

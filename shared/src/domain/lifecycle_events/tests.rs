@@ -155,9 +155,10 @@ fn an_opened_finding_is_one_drift_event_named_by_its_subject_and_the_audit() {
         state: "AVAILABLE".into(),
         user_of: None,
     };
-    // WHEN an audit at one instant announces them
-    let event = drift_found(&missing, Some(&active), 1_800_000_000_000);
-    let unowned = drift_found(&orphan, None, 1_800_000_000_000);
+    // WHEN an audit announces them, the last complete audit a day before
+    let (last, now) = (1_800_000_000_000, 1_800_086_400_000);
+    let event = drift_found(&missing, Some(&active), last, now);
+    let unowned = drift_found(&orphan, None, last, now);
     // THEN each is a Drift Found event, the employee's with its state, the orphan's with none
     assert_eq!(event.kind.detail_type(), "Drift Found");
     assert_eq!(event.detail.id, "drift/employee:E1/missing/ws-1/1800000000000");
@@ -166,7 +167,9 @@ fn an_opened_finding_is_one_drift_event_named_by_its_subject_and_the_audit() {
     assert!(event.detail.reason.as_deref().unwrap().starts_with("missing: "));
     assert_eq!(unowned.detail.id, "drift/workspace:ws-9/orphaned/ws-9/1800000000000");
     assert_eq!((unowned.detail.employee_id, unowned.detail.state, unowned.detail.version), (None, None, None));
-    assert_eq!(event, drift_found(&missing, Some(&active), 1_800_000_000_000), "the same audit, the same id");
+    assert_eq!(event.detail.time, "2027-01-16T08:00:00.000Z", "when the audit found it");
+    let rerun = drift_found(&missing, Some(&active), last, now + 60_000);
+    assert_eq!(rerun.detail.id, event.detail.id, "an audit run again before one completes: the same id");
 }
 
 #[test]
@@ -196,4 +199,61 @@ fn a_rehire_after_the_leave_announces_the_old_workspace_terminated_then_the_new_
     again.state = EmployeeState::Requested;
     again.version = 3;
     assert_eq!(kinds(Some(&leaving), &again), [Kind::Terminated, Kind::Requested]);
+}
+
+#[test]
+fn a_workspace_that_becomes_usable_while_a_move_waits_is_announced_as_available_or_restored() {
+    // GIVEN a joiner pending, and a leaver being restored, each with a move waiting
+    let pending = record(EmployeeState::Pending, 2);
+    let mut moving = record(EmployeeState::Moving, 3);
+    moving.workspace_id = Some("ws-1".into());
+    let mut restoring = record(EmployeeState::Restoring, 6);
+    restoring.restore_event_id = Some("hr-cancel-1".into());
+    let mut restored_moving = restoring.clone();
+    restored_moving.state = EmployeeState::Moving;
+    restored_moving.version = 7;
+    // THEN the WorkSpace is announced usable when it is, and the move's end as Modified
+    assert_eq!(kinds(Some(&pending), &moving), [Kind::Available]);
+    let restored = events_of(Some(&restoring), &restored_moving);
+    assert_eq!(restored.iter().map(|e| e.kind).collect::<Vec<_>>(), [Kind::AccessRestored]);
+    assert_eq!(restored[0].detail.hr_event_id.as_deref(), Some("hr-cancel-1"));
+    let mut active = moving.clone();
+    active.state = EmployeeState::Active;
+    active.version = 4;
+    assert_eq!(kinds(Some(&moving), &active), [Kind::Modified]);
+    // AND a restore that finds the WorkSpace gone (a rehire after all) says so, then requests anew
+    let mut requested = restoring.clone();
+    requested.state = EmployeeState::Requested;
+    requested.version = 7;
+    requested.workspace_id = None;
+    requested.previous_workspaces = vec![PastWorkspace { workspace_id: "ws-1".into(), terminated_ms: 0 }];
+    assert_eq!(kinds(Some(&restoring), &requested), [Kind::Terminated, Kind::Requested]);
+}
+
+#[test]
+fn a_failed_leave_names_the_leave_and_an_end_with_nothing_to_terminate_names_no_old_workspace() {
+    // GIVEN a leaver whose termination failed
+    let mut terminating = record(EmployeeState::Terminating, 5);
+    terminating.leave_event_id = Some("hr-leave-2".into());
+    let mut failed = terminating.clone();
+    failed.state = EmployeeState::Failed;
+    failed.version = 6;
+    failed.failure_code = Some("ResourceNotFound".into());
+    let told = events_of(Some(&terminating), &failed);
+    // THEN the failure is of the leave, not of the join long ago
+    assert_eq!(told[0].kind, Kind::Failed);
+    assert_eq!(told[0].detail.hr_event_id.as_deref(), Some("hr-leave-2"));
+    // AND a leaver with no WorkSpace (but one from an earlier employment) ends naming none
+    let mut leaving = record(EmployeeState::Leaving, 8);
+    leaving.workspace_id = None;
+    leaving.leave_event_id = Some("hr-leave-3".into());
+    leaving.previous_workspaces = vec![PastWorkspace { workspace_id: "ws-old".into(), terminated_ms: 0 }];
+    let mut gone = leaving.clone();
+    gone.state = EmployeeState::Terminated;
+    gone.version = 9;
+    gone.leave_event_id = None;
+    let told = events_of(Some(&leaving), &gone);
+    assert_eq!(told.iter().map(|e| e.kind).collect::<Vec<_>>(), [Kind::Terminated]);
+    assert_eq!(told[0].detail.workspace_id, None, "ws-old was announced when it went");
+    assert_eq!(told[0].detail.hr_event_id.as_deref(), Some("hr-leave-3"), "read from before the write");
 }

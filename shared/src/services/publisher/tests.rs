@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::domain::employee::EmployeeState;
-use crate::testing::{Faults, MemoryBus};
+use crate::testing::{Faults, MemoryBus, MemoryQueue};
 use std::sync::Arc;
 
 fn record(id: &str, state: EmployeeState, version: u64) -> EmployeeRecord {
@@ -20,6 +20,10 @@ fn written(seq: u32, before: Option<EmployeeRecord>, after: EmployeeRecord) -> S
         sequence_number: format!("{seq:05}"),
         change: Change::Employee { before: before.map(Box::new), after: Box::new(after) },
     }
+}
+
+fn publisher(bus: &Arc<MemoryBus>) -> Publisher<Arc<MemoryBus>, Arc<MemoryQueue>> {
+    Publisher { events: bus.clone(), failures: Arc::new(MemoryQueue::named("failures")) }
 }
 
 /// Joiners E0..E{n-1}, each requested (a first write) then available.
@@ -44,9 +48,9 @@ async fn every_change_of_a_batch_is_published_in_order_ten_a_call() {
     let mut changes = joiners(12);
     changes.insert(3, StreamChange { sequence_number: "history".into(), change: Change::Other });
     // WHEN the publisher reads the batch
-    let report = Publisher { events: bus.clone() }.publish(&changes).await;
+    let report = publisher(&bus).publish(&changes).await;
     // THEN 24 events went out in the stream's order, in 3 calls, and nothing is retried
-    assert_eq!(report, PublishReport { published: 24, retry_from: None });
+    assert_eq!(report, PublishReport { published: 24, set_aside: 0, retry_from: None });
     let ids: Vec<String> = bus.events().into_iter().map(|e| e.detail.id).collect();
     assert_eq!(ids[..3], ["E0/1/workspace-requested", "E0/3/workspace-available", "E1/1/workspace-requested"]);
     assert_eq!(bus.faults.calls("bus.put_events"), 3);
@@ -60,12 +64,12 @@ async fn a_failed_call_retries_the_batch_from_its_first_record_and_the_retry_rep
     let bus = Arc::new(MemoryBus::default().with_faults(faults));
     let changes = joiners(12);
     // WHEN the batch is published, then (as Lambda does) retried from the record it names
-    let first = Publisher { events: bus.clone() }.publish(&changes).await;
+    let first = publisher(&bus).publish(&changes).await;
     // THEN nothing counts as published and the whole batch is retried
-    assert_eq!(first, PublishReport { published: 0, retry_from: Some("00000".into()) });
+    assert_eq!(first, PublishReport { published: 0, set_aside: 0, retry_from: Some("00000".into()) });
     let from = changes.iter().position(|c| Some(&c.sequence_number) == first.retry_from.as_ref()).unwrap();
-    let second = Publisher { events: bus.clone() }.publish(&changes[from..]).await;
-    assert_eq!(second, PublishReport { published: 24, retry_from: None });
+    let second = publisher(&bus).publish(&changes[from..]).await;
+    assert_eq!(second, PublishReport { published: 24, set_aside: 0, retry_from: None });
     // AND every change is published at least once: 10 twice, each time the same event
     let events = bus.events();
     assert_eq!(events.len(), 34);
@@ -86,25 +90,35 @@ async fn a_call_failing_part_way_retries_from_the_first_record_not_published() {
     let changes = joiners(12);
     faults.crash_after(1);
     // WHEN the batch is published
-    let report = Publisher { events: bus.clone() }.publish(&changes).await;
+    let report = publisher(&bus).publish(&changes).await;
     // THEN the first ten went out, and the batch is retried from the eleventh event's record
-    assert_eq!(report, PublishReport { published: 10, retry_from: Some("00010".into()) });
+    assert_eq!(report, PublishReport { published: 10, set_aside: 0, retry_from: Some("00010".into()) });
 }
 
 #[tokio::test]
-async fn an_unreadable_record_stops_the_batch_there_after_the_records_before_it() {
+async fn an_unreadable_record_is_set_aside_with_its_reason_and_the_batch_goes_on() {
     // GIVEN a batch whose third record cannot be read
     let bus = Arc::new(MemoryBus::default());
+    let failures = Arc::new(MemoryQueue::named("failures"));
     let mut changes = joiners(3);
     changes[2] = StreamChange {
         sequence_number: "00002".into(),
         change: Change::Unreadable { key: "EMP#E1".into(), detail: "missing field `state`".into() },
     };
     // WHEN it is published
-    let report = Publisher { events: bus.clone() }.publish(&changes).await;
-    // THEN the first two records' events went out and the batch fails at the third: never skipped
-    assert_eq!(report, PublishReport { published: 2, retry_from: Some("00002".into()) });
-    assert_eq!(bus.events().len(), 2);
+    let report = Publisher { events: bus.clone(), failures: failures.clone() }.publish(&changes).await;
+    // THEN every readable record's events went out, and the unreadable one is described, not lost
+    assert_eq!(report, PublishReport { published: 5, set_aside: 1, retry_from: None });
+    let described: serde_json::Value = serde_json::from_str(&failures.bodies()[0]).unwrap();
+    assert_eq!(described["sequence_number"], "00002");
+    assert_eq!(described["key"], "EMP#E1");
+    assert!(described["reason"].as_str().unwrap().contains("state"));
+
+    // WHEN the failure queue refuses the description
+    failures.faults.fail_next("failures.send", 1);
+    let report = Publisher { events: bus.clone(), failures: failures.clone() }.publish(&changes).await;
+    // THEN the batch is retried from that record, the records before it published
+    assert_eq!(report, PublishReport { published: 2, set_aside: 0, retry_from: Some("00002".into()) });
 }
 
 #[tokio::test]
@@ -114,7 +128,7 @@ async fn a_write_that_changes_nothing_announced_publishes_nothing() {
     let active = record("E1", EmployeeState::Active, 3);
     let mut again = active.clone();
     again.version = 4;
-    let report = Publisher { events: bus.clone() }.publish(&[written(1, Some(active), again)]).await;
+    let report = publisher(&bus).publish(&[written(1, Some(active), again)]).await;
     // THEN no event and no call
     assert_eq!(report, PublishReport::default());
     assert_eq!(bus.faults.calls("bus.put_events"), 0);
