@@ -15,7 +15,9 @@
 //!   directory), with none; a held event cancelled does not count;
 //! - every HR event is accounted for exactly once: applied, skipped or rejected with a reason,
 //!   or scheduled and then cancelled;
-//! - no WorkSpace exists that no employee wants.
+//! - no WorkSpace exists that no employee wants;
+//! - the lifecycle events of every record write (`events_of` over the store's stream) give each
+//!   id one event, and announce each employee's final state.
 //!
 //! `MODEL_HISTORIES` (default 10,000) histories, split over two threads; `MODEL_SEED` repeats a
 //! run. A failure is shrunk to a minimal history and printed as a scenario; it then becomes a
@@ -26,6 +28,7 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use shared::domain::employee::{EmployeeState, EventOutcome};
+use shared::domain::lifecycle_events::{Kind as EventKind, LifecycleEvent, events_of};
 use shared::domain::profile::Profiles;
 use shared::domain::time::Timestamp;
 use shared::domain::workspace::WorkspaceState;
@@ -1048,6 +1051,43 @@ fn check(s: &Scenario, w: &World) -> Result<(), String> {
             "WorkSpace {} ({}, {}) is wanted by no employee",
             ws.workspace_id, ws.user_name, ws.state
         ));
+    }
+
+    // The lifecycle events the table's stream makes: one id per event, and each employee's
+    // final state announced (active: with the WorkSpace the record names).
+    let mut events: BTreeMap<String, LifecycleEvent> = BTreeMap::new();
+    for (before, after) in w.store.stream() {
+        for event in events_of(before.as_ref(), &after) {
+            if let Some(other) = events.insert(event.detail.id.clone(), event.clone())
+                && other != event
+            {
+                return fail(format!("event id {} stands for two events: {other:?} and {event:?}", event.detail.id));
+            }
+        }
+    }
+    for record in w.store.records() {
+        let theirs: Vec<&LifecycleEvent> =
+            events.values().filter(|e| e.detail.employee_id.as_deref() == Some(record.employee_id.as_str())).collect();
+        let said = |state: EmployeeState| theirs.iter().any(|e| e.detail.state == Some(state.as_str()));
+        let announced = match record.state {
+            EmployeeState::Active => {
+                theirs.iter().any(|e| e.detail.state == Some("active") && e.detail.workspace_id == record.workspace_id)
+            }
+            EmployeeState::Failed | EmployeeState::Revoked => said(record.state),
+            EmployeeState::Terminated => {
+                said(EmployeeState::Terminated) || !theirs.iter().any(|e| e.kind == EventKind::Requested)
+            }
+            _ => true,
+        };
+        if !announced {
+            let told: Vec<&str> = theirs.iter().map(|e| e.detail.id.as_str()).collect();
+            return fail(format!(
+                "{} ends {} ({:?}) but no lifecycle event says so: {told:?}",
+                record.employee_id,
+                record.state.as_str(),
+                record.workspace_id
+            ));
+        }
     }
     Ok(())
 }

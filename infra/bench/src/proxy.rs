@@ -80,7 +80,7 @@ pub fn items(operation: &str, body: &[u8]) -> u64 {
         "DynamoDB.BatchGetItem" => per_table(&body, Some("Keys")),
         "DynamoDB.BatchWriteItem" => per_table(&body, None),
         "DynamoDB.TransactWriteItems" | "DynamoDB.TransactGetItems" => count(&body["TransactItems"]),
-        "SQS.SendMessageBatch" | "SQS.DeleteMessageBatch" | "SQS.ChangeMessageVisibilityBatch" => {
+        "SQS.SendMessageBatch" | "SQS.DeleteMessageBatch" | "SQS.ChangeMessageVisibilityBatch" | "events.PutEvents" => {
             count(&body["Entries"])
         }
         _ => 1,

@@ -66,6 +66,11 @@ pub struct StoreUse {
     pub write_items_per_employee: f64,
     /// SendMessage(Batch) entries the functions sent, per employee.
     pub messages_sent_per_employee: f64,
+    /// Lifecycle events the publisher and the auditor put on the bus: PutEvents calls, their
+    /// entries, and entries per employee (each employee's changes over the run).
+    pub put_events_calls: u64,
+    pub lifecycle_events: u64,
+    pub lifecycle_events_per_employee: f64,
     /// moto's mean answer time over the functions' DynamoDB and SQS calls: the local stack's
     /// floor under every handler time.
     pub emulator_ms_per_call: f64,
@@ -246,6 +251,7 @@ pub fn store_use(delta: Counts, employees: usize) -> StoreUse {
     let read_items = sum(&READS, |c| c.items);
     let write_items = sum(&WRITES, |c| c.items);
     let sent = sum(&["SQS.SendMessage", "SQS.SendMessageBatch"], |c| c.items);
+    let events = sum(&["events.PutEvents"], |c| c.items);
     let n = employees.max(1) as f64;
     let calls: u64 = delta.values().map(|c| c.calls).sum();
     let total_ms: f64 = delta.values().map(|c| c.total_ms).sum();
@@ -258,6 +264,9 @@ pub fn store_use(delta: Counts, employees: usize) -> StoreUse {
         read_items_per_employee: read_items as f64 / n,
         write_items_per_employee: write_items as f64 / n,
         messages_sent_per_employee: sent as f64 / n,
+        put_events_calls: sum(&["events.PutEvents"], |c| c.calls),
+        lifecycle_events: events,
+        lifecycle_events_per_employee: events as f64 / n,
         by_operation: delta,
     }
 }
@@ -391,6 +400,10 @@ pub struct RunReport {
     /// WorkSpaces still in the simulator after the leavers, and messages in any DLQ.
     pub workspaces_left: usize,
     pub dlq_messages: i64,
+    /// Lifecycle events in the example subscriber's queue at the end, and how long after the
+    /// last leaver's confirmation the publisher's last PutEvents went out.
+    pub events_received: i64,
+    pub events_caught_up_s: Option<f64>,
 }
 
 /// What one drift audit of N active employees and their WorkSpaces cost.
@@ -560,6 +573,16 @@ pub fn render(run: &RunReport, artefacts: &BTreeMap<String, Artefact>) -> String
         s.write_requests,
         run.workspaces_left,
         run.dlq_messages
+    );
+    let _ = writeln!(
+        out,
+        "lifecycle events: {} in {} PutEvents calls ({:.1} a call, at most 10), {:.2} per employee; {} received by the subscriber queue; the last published {} after the last leaver was confirmed",
+        s.lifecycle_events,
+        s.put_events_calls,
+        ratio(s.lifecycle_events as f64, s.put_events_calls as f64),
+        s.lifecycle_events_per_employee,
+        run.events_received,
+        run.events_caught_up_s.map_or("-".to_owned(), |s| format!("{s:.1} s"))
     );
     let _ = writeln!(
         out,

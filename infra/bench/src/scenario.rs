@@ -402,6 +402,30 @@ impl Running {
         Ok(state["workspaces"].as_array().map_or(0, Vec::len))
     }
 
+    /// Waits until no PutEvents has gone out for 5 s (at most 2 minutes): the seconds until the
+    /// last one.
+    async fn events_settled(&self) -> f64 {
+        let started = std::time::Instant::now();
+        let put = || self.proxy.counts().get("events.PutEvents").map_or(0, |c| c.items);
+        let (mut last, mut last_change) = (put(), started);
+        while last_change.elapsed() < Duration::from_secs(5) && started.elapsed() < Duration::from_secs(120) {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let now = put();
+            if now != last {
+                (last, last_change) = (now, std::time::Instant::now());
+            }
+        }
+        last_change.duration_since(started).as_secs_f64()
+    }
+
+    /// What the stack's example subscriber queue holds: the lifecycle events it received.
+    async fn events_received(&self) -> anyhow::Result<i64> {
+        match self.stack.resources.queues.get("lifecycle-events") {
+            Some(queue) => messages_in(&self.sqs, &queue.url).await,
+            None => Ok(0),
+        }
+    }
+
     async fn dlq_messages(&self) -> anyhow::Result<i64> {
         let mut total = 0;
         for queue in self.stack.resources.queues.values() {
@@ -532,6 +556,8 @@ impl Running {
             functions: now.functions.iter().map(|(name, stats)| (name.clone(), report::function_cost(stats))).collect(),
             workspaces_left: self.workspaces_left().await?,
             dlq_messages: self.dlq_messages().await?,
+            events_received: self.events_received().await?,
+            events_caught_up_s: None,
         })
     }
 }
@@ -630,5 +656,11 @@ pub async fn run(
     eprintln!("-- {n}: {} terminated, {} failed", left.0, left.1);
 
     let leave = phase_report(settings, "leave", n, left, left_at, &s1, &s2);
-    running.report(n, vec![join, leave], Some(audit), &s0, &s2).await
+    // The table's stream is read after the writes: the last changes are published a moment later.
+    let caught_up_s = running.events_settled().await;
+    eprintln!("-- {n}: lifecycle events published {caught_up_s:.1} s after the last leaver was confirmed");
+    let s3 = running.snapshot().await?;
+    let mut report = running.report(n, vec![join, leave], Some(audit), &s0, &s3).await?;
+    report.events_caught_up_s = Some(caught_up_s);
+    Ok(report)
 }

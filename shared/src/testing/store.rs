@@ -51,6 +51,8 @@ pub struct MemoryStore {
     termination_guard: Mutex<TerminationGuard>,
     drift: Mutex<BTreeMap<Subject, Drift>>,
     audit_state: Mutex<Option<AuditState>>,
+    /// Every write of an employee record, as the table's stream shows it: before and after.
+    stream: Mutex<Vec<(Option<EmployeeRecord>, EmployeeRecord)>>,
 }
 
 /// The termination guard as its one item holds it: the status, and the keys the window admitted.
@@ -202,6 +204,12 @@ impl MemoryStore {
 }
 
 impl MemoryStore {
+    /// Every write of an employee record so far, in order, as a DynamoDB stream with new and
+    /// old images would deliver it.
+    pub fn stream(&self) -> Vec<(Option<EmployeeRecord>, EmployeeRecord)> {
+        lock(&self.stream).clone()
+    }
+
     /// The open drift, by subject.
     pub fn drift(&self) -> BTreeMap<Subject, Drift> {
         lock(&self.drift).clone()
@@ -374,7 +382,8 @@ impl StateStore for MemoryStore {
             if !version_matches(&map, &record.employee_id, expected_version) {
                 return Err(StoreError::Conflict(format!("EMP#{}", record.employee_id)));
             }
-            map.insert(record.employee_id.clone(), record.clone());
+            let before = map.insert(record.employee_id.clone(), record.clone());
+            lock(&self.stream).push((before, record.clone()));
             Ok(())
         })
     }
@@ -411,7 +420,8 @@ impl StateStore for MemoryStore {
                 _ => {}
             }
             names.insert(key, claim.employee_id.clone());
-            employees.insert(record.employee_id.clone(), record.clone());
+            let before = employees.insert(record.employee_id.clone(), record.clone());
+            lock(&self.stream).push((before, record.clone()));
             Ok(())
         })
     }
