@@ -176,12 +176,13 @@ impl<S: StateStore + AuditStore, W: WorkspacesApi, B: EventBus> Auditor<S, W, B>
 
         // The second look, only at what the first one found.
         let mut outcome = first.clone();
+        let mut fresh = Vec::new();
         if !first.findings.is_empty() {
             let (employee_ids, mut workspace_ids) = recheck_targets(&first.findings);
-            let fresh = self.store.employees(&employee_ids.into_iter().collect::<Vec<_>>()).await?;
+            fresh = self.store.employees(&employee_ids.into_iter().collect::<Vec<_>>()).await?;
             workspace_ids.extend(fresh.iter().flat_map(wanted_by));
             let described = self.describe(&workspace_ids, &mut pace).await?;
-            let employees = replaced(snapshot.employees.clone(), fresh);
+            let employees = replaced(snapshot.employees.clone(), fresh.clone());
             let mut relisted: Vec<WorkspaceInfo> =
                 listed.iter().filter(|w| !workspace_ids.contains(&w.workspace_id)).cloned().collect();
             relisted.extend(described.into_iter().filter(|w| directories.contains(&w.directory_id)));
@@ -204,8 +205,9 @@ impl<S: StateStore + AuditStore, W: WorkspacesApi, B: EventBus> Auditor<S, W, B>
         }
         // Announced before the table keeps them: an audit that fails after this finds them open
         // again next time and announces them again (at least once).
+        // The records as the second look read them, where it did.
         let employees: BTreeMap<&str, &EmployeeRecord> =
-            snapshot.employees.iter().map(|e| (e.employee_id.as_str(), e)).collect();
+            snapshot.employees.iter().chain(&fresh).map(|e| (e.employee_id.as_str(), e)).collect();
         let found: Vec<LifecycleEvent> = changes
             .opened
             .iter()
