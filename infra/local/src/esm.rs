@@ -23,37 +23,49 @@ pub enum Settlement {
     BatchFailed(String),
 }
 
-/// Reads the function's outcome as Lambda does for SQS.
-pub fn settle(outcome: &Outcome, message_ids: &[String], report_batch_item_failures: bool) -> Settlement {
+/// A partial batch response as Lambda reads it, for SQS and streams alike: `Err` (why) when the
+/// whole batch failed; otherwise each `batchItemFailures` entry's identifier (empty if missing)
+/// with the entry, none when everything succeeded.
+pub(crate) fn item_failures(
+    outcome: &Outcome,
+    report_batch_item_failures: bool,
+) -> Result<Vec<(String, Value)>, String> {
     let payload = match outcome {
         Outcome::Response(p) => p,
-        Outcome::FunctionError(e) => {
-            return Settlement::BatchFailed(format!("function error: {e}"));
-        }
-        Outcome::Timeout => return Settlement::BatchFailed("timed out".into()),
-        Outcome::Crashed => return Settlement::BatchFailed("runtime exited".into()),
+        Outcome::FunctionError(e) => return Err(format!("function error: {e}")),
+        Outcome::Timeout => return Err("timed out".into()),
+        Outcome::Crashed => return Err("runtime exited".into()),
     };
     if !report_batch_item_failures {
-        return Settlement::AllSucceeded;
+        return Ok(Vec::new());
     }
     let response: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
-    let failures = match response.get("batchItemFailures") {
-        None | Some(Value::Null) => return Settlement::AllSucceeded,
-        Some(Value::Array(items)) => items,
-        Some(other) => {
-            return Settlement::BatchFailed(format!("batchItemFailures is not a list: {other}"));
-        }
+    match response.get("batchItemFailures") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => Ok(items
+            .iter()
+            .map(|item| {
+                (item.get("itemIdentifier").and_then(Value::as_str).unwrap_or_default().to_owned(), item.clone())
+            })
+            .collect()),
+        Some(other) => Err(format!("batchItemFailures is not a list: {other}")),
+    }
+}
+
+/// Reads the function's outcome as Lambda does for SQS.
+pub fn settle(outcome: &Outcome, message_ids: &[String], report_batch_item_failures: bool) -> Settlement {
+    let failures = match item_failures(outcome, report_batch_item_failures) {
+        Ok(failures) => failures,
+        Err(reason) => return Settlement::BatchFailed(reason),
     };
     let known: HashSet<&str> = message_ids.iter().map(String::as_str).collect();
     let mut failed = HashSet::new();
-    for item in failures {
-        match item.get("itemIdentifier").and_then(Value::as_str) {
-            Some(id) if !id.is_empty() && known.contains(id) => {
-                failed.insert(id.to_owned());
-            }
+    for (id, item) in failures {
+        if id.is_empty() || !known.contains(id.as_str()) {
             // An empty, missing or unknown identifier fails the whole batch.
-            _ => return Settlement::BatchFailed(format!("invalid itemIdentifier in {item}")),
+            return Settlement::BatchFailed(format!("invalid itemIdentifier in {item}"));
         }
+        failed.insert(id);
     }
     if failed.is_empty() { Settlement::AllSucceeded } else { Settlement::Partial(failed) }
 }

@@ -32,25 +32,13 @@ pub enum StreamSettlement {
 /// `batchItemFailures` is where the retry starts; a missing, empty or unknown identifier fails
 /// the whole batch.
 pub fn settle(outcome: &Outcome, sequence_numbers: &[String], report_batch_item_failures: bool) -> StreamSettlement {
-    let payload = match outcome {
-        Outcome::Response(p) => p,
-        Outcome::FunctionError(e) => return StreamSettlement::BatchFailed(format!("function error: {e}")),
-        Outcome::Timeout => return StreamSettlement::BatchFailed("timed out".into()),
-        Outcome::Crashed => return StreamSettlement::BatchFailed("runtime exited".into()),
-    };
-    if !report_batch_item_failures {
-        return StreamSettlement::AllSucceeded;
-    }
-    let response: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
-    let failures = match response.get("batchItemFailures") {
-        None | Some(Value::Null) => return StreamSettlement::AllSucceeded,
-        Some(Value::Array(items)) => items,
-        Some(other) => return StreamSettlement::BatchFailed(format!("batchItemFailures is not a list: {other}")),
+    let failures = match crate::esm::item_failures(outcome, report_batch_item_failures) {
+        Ok(failures) => failures,
+        Err(reason) => return StreamSettlement::BatchFailed(reason),
     };
     let mut first: Option<usize> = None;
-    for item in failures {
-        let id = item.get("itemIdentifier").and_then(Value::as_str).unwrap_or_default();
-        match sequence_numbers.iter().position(|s| s == id) {
+    for (id, item) in failures {
+        match sequence_numbers.iter().position(|s| *s == id) {
             Some(i) if !id.is_empty() => first = Some(first.map_or(i, |f| f.min(i))),
             _ => return StreamSettlement::BatchFailed(format!("invalid itemIdentifier in {item}")),
         }
@@ -134,7 +122,8 @@ const IDLE_POLL: Duration = Duration::from_millis(250);
 /// Reads the stream for the function until the task is dropped: a poller per shard.
 pub async fn run(source: StreamSource) {
     let mut started: BTreeSet<String> = BTreeSet::new();
-    let mut pollers = Vec::new();
+    // Owned by this task: when the stack drops it, its pollers stop with it.
+    let mut pollers = tokio::task::JoinSet::new();
     loop {
         match source.streams.describe_stream().stream_arn(&source.stream_arn).send().await {
             Ok(out) => {
@@ -142,7 +131,7 @@ pub async fn run(source: StreamSource) {
                 for shard in shards {
                     let Some(id) = shard.shard_id().map(str::to_owned) else { continue };
                     if started.insert(id.clone()) {
-                        pollers.push(tokio::spawn(poll_shard(source.clone(), id)));
+                        pollers.spawn(poll_shard(source.clone(), id));
                     }
                 }
             }

@@ -58,38 +58,32 @@ impl EventBridgeBus {
             if out.failed_entry_count() == 0 {
                 return Ok(());
             }
-            // A count of failures the answer's entries do not account for: nothing can be known
-            // to have gone through, so the whole chunk is sent again (the ids make it harmless).
-            let named = out.entries().iter().filter(|e| e.error_code().is_some()).count();
-            if out.entries().len() != pending.len() || named == 0 {
-                if attempt == ENTRY_ATTEMPTS {
-                    return Err(self.refused(
-                        "PutEvents",
-                        format!("{} entries failed, {named} of them named in the answer", out.failed_entry_count()),
-                        true,
-                    ));
-                }
-                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                continue;
-            }
             // The answer's entries are in the request's order: those with an error code failed.
-            let mut again = Vec::new();
-            let mut last = None;
-            for (entry, result) in pending.iter().zip(out.entries()) {
-                if let Some(code) = result.error_code() {
-                    if !TRANSIENT_CODES.contains(&code) {
-                        return Err(self.refused(code, result.error_message().unwrap_or_default(), false));
+            // A count of failures they do not account for says nothing of what went through: the
+            // whole chunk is sent again (the ids make it harmless).
+            let named = out.entries().iter().filter(|e| e.error_code().is_some()).count();
+            let (again, code, message) = if out.entries().len() != pending.len() || named == 0 {
+                let message =
+                    format!("{} entries failed, {named} of them named in the answer", out.failed_entry_count());
+                (pending.clone(), "PutEvents".to_owned(), message)
+            } else {
+                let mut again = Vec::new();
+                let mut last = (String::new(), String::new());
+                for (entry, result) in pending.iter().zip(out.entries()) {
+                    if let Some(code) = result.error_code() {
+                        let message = result.error_message().unwrap_or_default();
+                        if !TRANSIENT_CODES.contains(&code) {
+                            return Err(self.refused(code, message, false));
+                        }
+                        last = (code.to_owned(), message.to_owned());
+                        again.push(entry.clone());
                     }
-                    last = Some((code.to_owned(), result.error_message().unwrap_or_default().to_owned()));
-                    again.push(entry.clone());
                 }
-            }
-            if again.is_empty() {
-                return Ok(());
-            }
+                let message = format!("{} entries still refused: {}", again.len(), last.1);
+                (again, last.0, message)
+            };
             if attempt == ENTRY_ATTEMPTS {
-                let (code, message) = last.unwrap_or_default();
-                return Err(self.refused(code, format!("{} entries still refused: {message}", again.len()), true));
+                return Err(self.refused(code, message, true));
             }
             tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
             pending = again;

@@ -170,7 +170,9 @@ fn event(kind: Kind, before: Option<&EmployeeRecord>, after: &EmployeeRecord) ->
         Kind::HeldByGuard => after.hold_reason.clone(),
         Kind::Modified => after.move_note.clone(),
         _ => None,
-    };
+    }
+    // Bounded whatever a service stored: an entry over PutEvents' size would hold the stream.
+    .map(|text| validation::reason(&text));
     let workspace_id = match kind {
         // The WorkSpace this write saw go: the one the record had, or the one it just moved to
         // its past WorkSpaces; none when there was nothing to terminate.
