@@ -19,7 +19,9 @@
 - The grants are inline statements only (no managed policy, SAM policy template, role or IAM
   resource), without NotAction/NotResource or wildcard actions, on `*` only for actions that have
   no resource-level permissions; each function's grants equal its code's calls under every
-  setting that changes them (directory backend, disabling leavers' users, volume keys).
+  setting that changes them (directory backend, disabling leavers' users, volume keys, the audit's
+  actions: ONLY_WHEN says, per function, which calls a setting turns on); a function granted
+  TerminateWorkspaces is also denied it for a WorkSpace carrying the protect tag.
 - With `--calls DIR`: the calls the functions actually made in recorded runs (the local runner's
   `--record-calls`, every e2e test) equal the grants under the settings of those runs, both
   ways, with DynamoDB queries on the index or table they were granted on.
@@ -57,6 +59,9 @@ stack = json.loads((ROOT / "infra/local/stack.json").read_text())
 # ---------------------------------------------------------------- code: env vars and AWS calls
 
 ENV_READ = re.compile(r'env\.(?:required|optional|required_with)\(\s*"([A-Z][A-Z0-9_]*)"')
+# EnvReader's own readers of a setting several functions share (`env.termination_guard()`): the
+# variables each reads, from shared/src/config.rs.
+CONFIG_READ = re.compile(r'self\.(?:required|optional|required_with)\(\s*"([A-Z][A-Z0-9_]*)"')
 PORT_CALL = re.compile(r"self\s*\.\s*(store|workspaces|tags|directory|requests|terminations|hr_events|failures|events)"
                        r"\s*\.\s*([a-z_]+)\(")
 # A queue handed to a helper that sends on it.
@@ -77,6 +82,11 @@ ACTION_NAME = {"sqs:SendMessageBatch": ["sqs:SendMessage"], "tagging:GetResource
 IMPLIED = {"workspaces:CreateWorkspaces": ["workspaces:CreateTags"],
            "ds-data:CreateUser": ["ds:AccessDSData"], "ds-data:DescribeUser": ["ds:AccessDSData"],
            "ds-data:DisableUser": ["ds:AccessDSData"]}
+
+
+def env_helpers():
+    text = (ROOT / "shared/src/config.rs").read_text().split("#[cfg(test)]")[0]
+    return {name: set(CONFIG_READ.findall(body)) for name, body in segments(text) if CONFIG_READ.search(body)}
 
 
 def camel(snake):
@@ -122,6 +132,7 @@ def adapter_actions(adapter):
 
 
 ADAPTERS = {a: adapter_actions(a) for a in SDK_SERVICE}
+ENV_HELPERS = env_helpers()
 
 
 # Helpers in services/mod.rs that a service hands a port to (`store.employees(`), with the
@@ -152,6 +163,9 @@ def function_code(binary):
             problem(f"functions/{binary}/src/{path.name}: makes an AWS call; a function only wires, its calls "
                     f"belong in shared/src/adapters (where the IAM check sees them)")
     env = set(ENV_READ.findall(text))
+    for helper, variables in ENV_HELPERS.items():
+        if re.search(rf"env\.{helper}\(", text):
+            env |= variables
     actions = set()
     for service in set(re.findall(r"shared::services::([a-z_]+)::", text)):
         body = service_source(service)
@@ -176,10 +190,26 @@ NO_RESOURCE_LEVEL = {"workspaces:DescribeWorkspaces", "workspaces:DescribeTags",
 # be granted under it.
 BACKEND_SERVICES = {"workdocs": {"workdocs"}, "ds-data": {"ds-data", "ds"}, "existing": set()}
 DIRECTORY_SERVICES = set().union(*BACKEND_SERVICES.values())
-# Calls the code makes only under a setting, and actions a call needs only under one.
-ONLY_WHEN = {"ds-data:DisableUser": lambda p: p["OnLeaveDirectoryUser"] == "disable"}
-NEEDS_WHEN = {"workspaces:CreateWorkspaces": (lambda p: any(p["VolumeEncryptionKeyArns"]),
-                                               ["kms:CreateGrant", "kms:DescribeKey"])}
+# Calls the code makes only under a setting, per function (its binary; "*": any function):
+# action → (parameter, the values under which the call is made). A function's own rule comes
+# before the one for any function: the terminator always terminates, the auditor only when told to.
+ONLY_WHEN = {
+    "*": {"ds-data:DisableUser": ("OnLeaveDirectoryUser", {"disable"})},
+    "auditor": {
+        # request-again: the WorkSpace request sent (the record written back to requested is a
+        # PutItem it makes under any setting).
+        "sqs:SendMessage": ("AuditOnMissing", {"request-again"}),
+        # terminate-managed: the orphan's tags read, the mass-termination guard passed, the orphan
+        # terminated. (reapply only writes the record: nothing of its own.)
+        "workspaces:DescribeTags": ("AuditOnOrphaned", {"terminate-managed"}),
+        "dynamodb:UpdateItem": ("AuditOnOrphaned", {"terminate-managed"}),
+        "workspaces:TerminateWorkspaces": ("AuditOnOrphaned", {"terminate-managed"}),
+    },
+}
+# Actions a call needs only under a setting: action → (parameter, when its value calls for them, them).
+NEEDS_WHEN = {"workspaces:CreateWorkspaces": ("VolumeEncryptionKeyArns", any, ["kms:CreateGrant", "kms:DescribeKey"])}
+# Named together in a problem whenever a function's grants depend on one of them.
+DIRECTORY_SETTINGS = ("DirectoryBackend", "OnLeaveDirectoryUser", "VolumeEncryptionKeyArns")
 EXAMPLE_KEY = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
@@ -189,15 +219,38 @@ def parameter_default(name):
     return [v.strip() for v in str(value).split(",")] if spec["Type"] == "CommaDelimitedList" else str(value)
 
 
-def scenarios():
-    """Every combination of the settings that change a function's grants."""
-    backends = PARAMETERS["DirectoryBackend"]["AllowedValues"]
-    on_leave = PARAMETERS["OnLeaveDirectoryUser"]["AllowedValues"]
-    for backend, leave, keys in itertools.product(backends, on_leave, [[""], [EXAMPLE_KEY]]):
-        if leave == "disable" and backend != "ds-data":
-            continue  # the intake refuses it (ON_LEAVE_DIRECTORY_USER: disable needs ds-data)
+def only_when(binary, action):
+    """(parameter, values) under which `binary` makes `action`, or None: under every setting."""
+    return ONLY_WHEN.get(binary, {}).get(action) or ONLY_WHEN["*"].get(action)
+
+
+for binary, rules in ONLY_WHEN.items():
+    for action, (name, values) in rules.items():
+        allowed = {str(v) for v in PARAMETERS.get(name, {}).get("AllowedValues", [])}
+        if not values <= allowed:
+            problem(f"check_template.py: ONLY_WHEN[{binary!r}][{action!r}] names {name}={sorted(values)}, "
+                    f"not among the template's values of it ({sorted(allowed) or 'no such parameter'})")
+
+
+def tried_values(name):
+    """The values the check tries of a setting that changes grants: every allowed value; for the
+    volume keys, none and one."""
+    if name == "VolumeEncryptionKeyArns":
+        return [[""], [EXAMPLE_KEY]]
+    return [str(v) for v in PARAMETERS.get(name, {}).get("AllowedValues", [])]
+
+
+def scenarios(names):
+    """Every combination of the values of the settings `names`, the other parameters at their
+    defaults. A function is checked under the combinations of the settings its grants and calls
+    change with (settings_of: the directory settings, 8; the auditor's actions, 4), not under the
+    product of every setting: another setting cannot change what it is granted or needs."""
+    names = list(names)
+    for values in itertools.product(*(tried_values(name) or [parameter_default(name)] for name in names)):
         params = {name: parameter_default(name) for name in PARAMETERS}
-        params.update(DirectoryBackend=backend, OnLeaveDirectoryUser=leave, VolumeEncryptionKeyArns=keys)
+        params.update(zip(names, values))
+        if params["OnLeaveDirectoryUser"] == "disable" and params["DirectoryBackend"] != "ds-data":
+            continue  # the intake refuses it (ON_LEAVE_DIRECTORY_USER: disable needs ds-data)
         yield params
 
 
@@ -257,8 +310,9 @@ def granted_under(props, params):
     return grants
 
 
-def shape_problems(logical, props):
-    """What the grants of one function must never be, in any branch."""
+def shape_problems(logical, props, settings):
+    """What the grants of one function must never be, in any branch (`settings`: the ones they
+    change with)."""
     for key in ("Role", "ManagedPolicyArns", "PermissionsBoundary"):
         if key in props:
             problem(f"{logical}: sets {key}; grant inline statements in Policies only")
@@ -271,7 +325,7 @@ def shape_problems(logical, props):
     for key in ("NotAction", "NotResource", "NotPrincipal"):
         if f'"{key}"' in raw:
             problem(f"{logical}: a statement uses {key}; name the actions and resources it allows")
-    for params in scenarios():
+    for params in scenarios(settings):
         for s in statements(props, params):
             actions = as_list(s.get("Action"))
             for action in actions:
@@ -282,26 +336,82 @@ def shape_problems(logical, props):
                     problem(f"{logical}: grants {action} on Resource \"*\"; it has resource-level permissions")
 
 
+# The tag that keeps a WorkSpace from ever being terminated, as the code names it.
+PROTECT_TAG_SOURCE = "shared/src/domain/workspace.rs"
+found_tag = re.search(r'PROTECT_TAG_KEY\s*:\s*&str\s*=\s*"([^"]+)"', (ROOT / PROTECT_TAG_SOURCE).read_text()) \
+    if (ROOT / PROTECT_TAG_SOURCE).exists() else None
+if not found_tag:
+    problem(f"{PROTECT_TAG_SOURCE}: no PROTECT_TAG_KEY: the check cannot tell which tag protects a WorkSpace")
+PROTECT_TAG = found_tag.group(1) if found_tag else "hr-pipeline:protect"
+TERMINATE = "workspaces:TerminateWorkspaces"
+
+
+def refuses_protected(s):
+    """Whether a statement denies TerminateWorkspaces for a WorkSpace carrying the protect tag, and
+    only on that condition (a narrower one would let some protected WorkSpace through)."""
+    condition = s.get("Condition")
+    return (s.get("Effect") == "Deny" and TERMINATE in as_list(s.get("Action"))
+            and isinstance(condition, dict) and list(condition) == ["Null"]
+            and isinstance(condition["Null"], dict) and list(condition["Null"]) == [f"aws:ResourceTag/{PROTECT_TAG}"]
+            and str(condition["Null"][f"aws:ResourceTag/{PROTECT_TAG}"]).lower() == "false")
+
+
+def protect_problems(logical, props, params, settings):
+    """A function that may terminate must never terminate a protected WorkSpace: under every setting
+    that grants it TerminateWorkspaces, it carries a Deny of it for a WorkSpace tagged with the protect
+    tag, on every resource it is granted it on (or "*"): the backstop to the code's own tag check."""
+    found = statements(props, params)
+    allowed = [r for s in found if s.get("Effect") == "Allow" and TERMINATE in as_list(s.get("Action"))
+               for r in as_list(s.get("Resource"))]
+    denied = [r for s in found if refuses_protected(s) for r in as_list(s.get("Resource"))]
+    uncovered = [r for r in allowed if "*" not in denied and r not in denied]
+    if uncovered:
+        on = f" on {', '.join(json.dumps(r) for r in uncovered)}" if denied else ""
+        problem(f"{logical}: is granted {TERMINATE} but has no Deny of it{on} for a WorkSpace tagged {PROTECT_TAG} "
+                f"(Condition Null aws:ResourceTag/{PROTECT_TAG}: \"false\"): IAM must refuse to terminate a "
+                f"protected WorkSpace too ({setting(params, settings)})")
+
+
 for name, r in resources.items():
     if r["Type"] in ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy"):
         problem(f"{name}: an {r['Type']} grants outside the functions' Policies, where the check cannot follow it")
 
 
-def expected_under(called, params):
-    """The actions the code needs under `params`: only its backend's directory services, calls made
-    only under a setting when it holds, and what a call needs under a setting."""
+def expected_under(binary, called, params):
+    """The actions the code of `binary` needs under `params`: only its backend's directory services,
+    calls made only under a setting when it holds (ONLY_WHEN, the function's own rule first), and
+    what a call needs under a setting."""
     wanted = set()
     for action in called:
         service = action.split(":")[0]
         if service in DIRECTORY_SERVICES and service not in BACKEND_SERVICES[params["DirectoryBackend"]]:
             continue
-        if action in ONLY_WHEN and not ONLY_WHEN[action](params):
+        rule = only_when(binary, action)
+        if rule and params[rule[0]] not in rule[1]:
             continue
         wanted.add(action)
-        when, needs = NEEDS_WHEN.get(action, (None, []))
-        if when and when(params):
+        name, when, needs = NEEDS_WHEN.get(action, (None, None, []))
+        if name and when(params[name]):
             wanted.update(needs)
     return wanted
+
+
+def settings_of(binary, props, called):
+    """The settings a function's grants and needs change with: its grant conditions' parameters,
+    its ONLY_WHEN and NEEDS_WHEN parameters, the backend if it calls a directory service. The
+    directory settings come together (as problems have always named them), the others after them
+    in the template's order; none: "any setting"."""
+    found = parameters_of(props.get("Policies", []))
+    for action in called:
+        rule = only_when(binary, action)
+        if rule:
+            found.add(rule[0])
+        if action in NEEDS_WHEN:
+            found.add(NEEDS_WHEN[action][0])
+        if action.split(":")[0] in DIRECTORY_SERVICES:
+            found.add("DirectoryBackend")
+    named = list(DIRECTORY_SETTINGS) if found & set(DIRECTORY_SETTINGS) else []
+    return named + [name for name in PARAMETERS if name in found and name not in DIRECTORY_SETTINGS]
 
 
 def setting(params, relevant=("DirectoryBackend", "OnLeaveDirectoryUser", "VolumeEncryptionKeyArns")):
@@ -402,13 +512,19 @@ for binary in sorted(p.name for p in (ROOT / "functions").iterdir() if (p / "Car
         problem(f"{logical}: reads {v} but the template does not set it")
     for v in sorted(env_set - env_read):
         problem(f"{logical}: the template sets {v} but the code never reads it")
-    shape_problems(logical, props)
-    for params in scenarios():
-        granted, wanted = set(granted_under(props, params)), expected_under(called, params)
+    settings = settings_of(binary, props, called)
+    for name in settings:
+        if not tried_values(name):
+            problem(f"{logical}: its grants change with {name}, which has no AllowedValues: the check "
+                    f"tries its default only")
+    shape_problems(logical, props, settings)
+    for params in scenarios(settings):
+        granted, wanted = set(granted_under(props, params)), expected_under(binary, called, params)
         for a in sorted(wanted - granted):
-            problem(f"{logical}: calls {a} but is not granted it ({setting(params)})")
+            problem(f"{logical}: calls {a} but is not granted it ({setting(params, settings)})")
         for a in sorted(granted - wanted):
-            problem(f"{logical}: is granted {a} but never calls it ({setting(params)})")
+            problem(f"{logical}: is granted {a} but never calls it ({setting(params, settings)})")
+        protect_problems(logical, props, params, settings)
     if res.get("Metadata", {}).get("BuildMethod") != "rust-cargolambda":
         problem(f"{logical}: BuildMethod must be rust-cargolambda")
     local = local_functions.get(binary)
@@ -767,7 +883,7 @@ def recorded_actions(label):
     needed = [(a, facts.get("index")) for a in needed]
     needed += [(a, None) for a in IMPLIED.get(op, []) if a != "workspaces:CreateTags" or facts.get("tags")]
     if facts.get("kms"):
-        needed += [(a, None) for a in NEEDS_WHEN["workspaces:CreateWorkspaces"][1]]
+        needed += [(a, None) for a in NEEDS_WHEN["workspaces:CreateWorkspaces"][2]]
     return needed
 
 

@@ -245,6 +245,105 @@ class MutationsFailTheCheck(unittest.TestCase):
                            "          Value: !GetAtt LifecycleEventsQueue.QueueName\n"),
                    "LifecycleRuleDeadLetterQueue: no alarm on its ApproximateNumberOfMessagesVisible")
 
+    # ------------------------------------------------------------ the audit's actions (off by default)
+
+    AUDIT_SEND = ("            - !If\n              - AuditRequestsMissingAgain\n              - Sid: RequestMissingAgain\n")
+    AUDIT_TERMINATE = ("            - !If\n              - AuditTerminatesManagedOrphans\n              - Sid: TerminateManagedOrphans\n"
+                       "                Effect: Allow\n"
+                       "                # Only with AuditOnOrphaned=terminate-managed: an orphan found by two audits in a row,\n"
+                       "                # managed-tagged, not protected, admitted by the guard.\n"
+                       "                Action: [workspaces:TerminateWorkspaces]\n"
+                       "                Resource: !Sub \"arn:${AWS::Partition}:workspaces:${AWS::Region}:${AWS::AccountId}:workspace/*\"\n"
+                       "              - !Ref AWS::NoValue\n")
+    PROTECT_DENY = ("              Effect: Deny\n              Action: [workspaces:TerminateWorkspaces]\n"
+                    "              Resource: !Sub \"arn:${AWS::Partition}:workspaces:${AWS::Region}:${AWS::AccountId}:workspace/*\"\n"
+                    "              Condition:\n                \"Null\":\n"
+                    "                  \"aws:ResourceTag/hr-pipeline:protect\": \"false\"\n")
+    AUDIT_DENY = ("            - Sid: NeverAProtectedWorkspace\n"
+                  "              # The backstop to the tag check the code makes before terminating: IAM refuses it too.\n"
+                  "              # Under every setting (it grants nothing; without TerminateWorkspaces it is moot).\n"
+                  + PROTECT_DENY + "\n  PublisherLogs:")
+    TERMINATOR_DENY = ("            - Sid: NeverAProtectedWorkspace\n"
+                       "              # The backstop to the tag check the code makes before terminating: IAM refuses it too.\n"
+                       + PROTECT_DENY + "            - Sid: Describe\n")
+
+    def test_the_audit_request_granted_when_it_only_reports_missing(self):
+        # GIVEN the auditor granted sqs:SendMessage under every setting, not only AuditOnMissing=request-again
+        passed, output = checked(replace(TEMPLATE, self.AUDIT_SEND,
+                                         "            - Sid: AlwaysSend\n              Effect: Allow\n"
+                                         "              Action: [sqs:SendMessage]\n"
+                                         "              Resource: !GetAtt WorkspaceRequestsQueue.Arn\n" + self.AUDIT_SEND))
+        # THEN it is named under the default (report), and only there
+        self.assertFalse(passed, output)
+        self.assertIn("AuditorFunction: is granted sqs:SendMessage but never calls it "
+                      "(AuditOnMissing=report, AuditOnOrphaned=report)", output)
+        self.assertNotIn("AuditOnMissing=request-again", output)
+        # and the functions that always send are not touched by the auditor's rule
+        self.assertNotIn("IntakeFunction", output)
+        self.assertNotIn("TerminatorFunction", output)
+
+    def test_the_audit_termination_not_granted_when_it_terminates_orphans(self):
+        # GIVEN the auditor's conditional TerminateWorkspaces gone
+        passed, output = checked(replace(TEMPLATE, self.AUDIT_TERMINATE, ""))
+        # THEN it is named under AuditOnOrphaned=terminate-managed, not under report
+        self.assertFalse(passed, output)
+        self.assertIn("AuditorFunction: calls workspaces:TerminateWorkspaces but is not granted it "
+                      "(AuditOnMissing=report, AuditOnOrphaned=terminate-managed)", output)
+        self.assertNotIn("AuditOnOrphaned=report)", output)
+        self.assertNotIn("TerminatorFunction", output)
+
+    def test_the_audit_termination_granted_when_it_only_reports_orphans(self):
+        # GIVEN the auditor granted TerminateWorkspaces under every setting (the terminator always is)
+        passed, output = checked(replace(TEMPLATE, self.AUDIT_TERMINATE, self.AUDIT_TERMINATE.replace(
+            "            - !If\n              - AuditTerminatesManagedOrphans\n              - Sid: TerminateManagedOrphans\n",
+            "            - !If\n              - AuditRequestsMissingAgain\n              - Sid: TerminateManagedOrphans\n")))
+        # THEN the per-function rule names it under the auditor's own setting
+        self.assertFalse(passed, output)
+        self.assertIn("AuditorFunction: is granted workspaces:TerminateWorkspaces but never calls it "
+                      "(AuditOnMissing=request-again, AuditOnOrphaned=report)", output)
+        self.assertIn("AuditorFunction: calls workspaces:TerminateWorkspaces but is not granted it "
+                      "(AuditOnMissing=report, AuditOnOrphaned=terminate-managed)", output)
+        self.assertNotIn("TerminatorFunction", output)
+
+    def test_a_grant_under_the_mismatched_setting_is_tried_both_ways(self):
+        # GIVEN a WorkSpaces grant the auditor never needs, made under AuditOnMismatched=reapply
+        def mutate(root):
+            replace(TEMPLATE, "  AuditTerminatesManagedOrphans:",
+                    "  AuditReappliesMismatched: !Equals [!Ref AuditOnMismatched, reapply]\n"
+                    "  AuditTerminatesManagedOrphans:")(root)
+            replace(TEMPLATE, self.AUDIT_SEND,
+                    "            - !If\n              - AuditReappliesMismatched\n              - Sid: Modify\n"
+                    "                Effect: Allow\n                Action: [workspaces:ModifyWorkspaceProperties]\n"
+                    "                Resource: !Sub \"arn:${AWS::Partition}:workspaces:${AWS::Region}:${AWS::AccountId}:workspace/*\"\n"
+                    "              - !Ref AWS::NoValue\n" + self.AUDIT_SEND)(root)
+        passed, output = checked(mutate)
+        # THEN it is named under that setting
+        self.assertFalse(passed, output)
+        self.assertIn("AuditorFunction: is granted workspaces:ModifyWorkspaceProperties but never calls it "
+                      "(AuditOnMissing=report, AuditOnMismatched=reapply, AuditOnOrphaned=report)", output)
+        self.assertNotIn("AuditOnMismatched=report)", output)
+
+    def test_a_function_that_may_terminate_without_the_protect_deny(self):
+        # GIVEN the auditor's Deny of terminating a protected WorkSpace gone
+        self.fails(replace(TEMPLATE, self.AUDIT_DENY, "\n  PublisherLogs:"),
+                   "AuditorFunction: is granted workspaces:TerminateWorkspaces but has no Deny of it for a WorkSpace "
+                   "tagged hr-pipeline:protect (Condition Null aws:ResourceTag/hr-pipeline:protect: \"false\"): IAM must "
+                   "refuse to terminate a protected WorkSpace too (AuditOnMissing=report, AuditOnOrphaned=terminate-managed)")
+        # GIVEN the terminator's gone
+        self.fails(replace(TEMPLATE, self.TERMINATOR_DENY, "            - Sid: Describe\n"),
+                   "TerminatorFunction: is granted workspaces:TerminateWorkspaces but has no Deny of it for a WorkSpace "
+                   "tagged hr-pipeline:protect")
+        # GIVEN the auditor's narrowed by another condition: it refuses less than every protected WorkSpace
+        self.fails(replace(TEMPLATE, self.AUDIT_DENY, self.AUDIT_DENY.replace(
+            "\n  PublisherLogs:", "                StringEquals:\n                  \"aws:ResourceTag/Team\": design\n\n  PublisherLogs:")),
+                   "AuditorFunction: is granted workspaces:TerminateWorkspaces but has no Deny of it for a WorkSpace "
+                   "tagged hr-pipeline:protect")
+        # GIVEN the auditor's on another resource than the one it may terminate
+        self.fails(replace(TEMPLATE, self.AUDIT_DENY, self.AUDIT_DENY.replace(":workspace/*", ":workspace/ws-none")),
+                   "AuditorFunction: is granted workspaces:TerminateWorkspaces but has no Deny of it on "
+                   "{\"Fn::Sub\": \"arn:${AWS::Partition}:workspaces:${AWS::Region}:${AWS::AccountId}:workspace/*\"} "
+                   "for a WorkSpace tagged hr-pipeline:protect")
+
     # ------------------------------------------------------------ alarm actions
 
     def test_alarm_actions_to_a_topic_under_the_aws_managed_key(self):

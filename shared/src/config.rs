@@ -112,6 +112,20 @@ impl<F: Fn(&str) -> Option<String>> EnvReader<F> {
         }
     }
 
+    /// The mass-termination guard's setting, as everything that terminates reads it
+    /// (`TERMINATION_GUARD_LIMIT`, 0: off; `TERMINATION_GUARD_WINDOW_MINUTES`).
+    pub fn termination_guard(&mut self) -> Option<crate::ports::GuardConfig> {
+        let limit: u32 = self.optional("TERMINATION_GUARD_LIMIT", 50);
+        self.check(
+            "TERMINATION_GUARD_LIMIT",
+            limit <= crate::ports::MAX_TERMINATIONS_PER_WINDOW,
+            "must be 0 (off) to 1000 terminations per window",
+        );
+        let window_minutes: i64 = self.optional("TERMINATION_GUARD_WINDOW_MINUTES", 60);
+        self.check("TERMINATION_GUARD_WINDOW_MINUTES", (1..=10_080).contains(&window_minutes), "must be 1-10080");
+        (limit > 0).then_some(crate::ports::GuardConfig { limit, window_ms: window_minutes * 60_000 })
+    }
+
     /// Records a rule that holds between variables.
     pub fn check(&mut self, name: &str, ok: bool, problem: &str) {
         if !ok {

@@ -381,6 +381,15 @@ impl PortError for StoreError {
 /// DynamoDB item (400 KB), each at most as long as an event id.
 pub const MAX_TERMINATIONS_PER_WINDOW: u32 = 1_000;
 
+/// The mass-termination guard's setting, shared by everything that terminates (the terminator,
+/// the audit's orphan action): more than `limit` terminations within a window of `window_ms`
+/// trips it, and the rest are held until an operator releases them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuardConfig {
+    pub limit: u32,
+    pub window_ms: i64,
+}
+
 /// What the mass-termination guard has done (see [`StateStore::admit_terminations`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GuardStatus {

@@ -6,7 +6,9 @@
 //! repeated; reordered on a standard queue; back after the visibility timeout when failed),
 //! reconciler runs, the clock moving in random steps, a crash injected after any number of port
 //! calls, throttling and per-item failures from WorkSpaces, WorkSpaces ending in ERROR, creations
-//! and directory users refused for good. Then faults stop, the clock passes every effective date, and the world runs until
+//! and directory users refused for good, administrators deleting a WorkSpace in use behind the
+//! pipeline's back, and drift audits acting on what they find (every action on: a lost WorkSpace
+//! requested again, a profile re-applied, a managed orphan terminated). Then faults stop, the clock passes every effective date, and the world runs until
 //! it settles. The invariants:
 //! - at most one live WorkSpace per user name (and so per employee);
 //! - each employee ends as its last effective event (by `occurred_at`, then event id) says: a
@@ -27,19 +29,25 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+use shared::domain::audit::{AuditActions, AuditRules, OnMismatched, OnMissing, OnOrphaned, Remedy};
 use shared::domain::employee::{EmployeeState, EventOutcome};
+use shared::domain::lifecycle::LOST_PREFIX;
 use shared::domain::lifecycle_events::{Kind as EventKind, LifecycleEvent, events_of};
 use shared::domain::profile::Profiles;
 use shared::domain::time::Timestamp;
+use shared::domain::workspace::MANAGED_TAG_KEY;
 use shared::domain::workspace::WorkspaceState;
 use shared::ports::Outgoing;
+use shared::services::audit::{AuditConfig, Auditor};
 use shared::services::guard::GuardOperator;
 use shared::services::intake::{Intake, IntakeConfig};
 use shared::services::provisioner::{Provisioner, ProvisionerConfig};
 use shared::services::reconciler::{Reconciler, ReconcilerConfig};
 use shared::services::terminator::{GuardConfig, Terminator, TerminatorConfig};
 use shared::services::{BatchContext, QueueRecord, SqsHandler};
-use shared::testing::{FakeDirectory, FakeWorkspaces, Faults, Lifecycle, ManualClock, MemoryQueue, MemoryStore};
+use shared::testing::{
+    FakeDirectory, FakeWorkspaces, Faults, Lifecycle, ManualClock, MemoryBus, MemoryQueue, MemoryStore,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
@@ -52,6 +60,7 @@ const PROFILES: &str = r#"{"default_profile":"standard","profiles":{"standard":{
 const STANDARD_BUNDLE: &str = "wsb-stdwin2022";
 const POWER_BUNDLE: &str = "wsb-perfwin2022";
 const REMOTE_DIRECTORY: &str = "d-90670000ff";
+const STANDARD_DIRECTORY: &str = "d-9067a1b2c3";
 /// 2026-11-02T00:00:00Z: source times lie before the world's clock starts.
 const EPOCH: i64 = 1_793_577_600_000;
 const START: i64 = EPOCH + 86_400_000;
@@ -139,6 +148,16 @@ enum Action {
     },
     /// An operator releases every termination the guard holds (`hrws guard release`).
     Release,
+    /// An administrator deletes an active employee's WorkSpace in the console.
+    Delete {
+        employee: usize,
+    },
+    /// The drift audit runs, with every action on.
+    Audit,
+    /// A WorkSpace the pipeline made (managed tag) for a user name, left behind by an older tool.
+    Stray {
+        name: usize,
+    },
 }
 
 #[derive(Clone)]
@@ -154,6 +173,8 @@ struct Scenario {
     grace: bool,
     /// The mass-termination guard admits one termination per hour; an operator releases the rest.
     guard: bool,
+    /// Once the world has settled, an administrator deletes this employee's WorkSpace (if active).
+    late_delete: Option<usize>,
 }
 
 /// The WorkSpaces operations a history throttles: (the fault point, the API name).
@@ -191,13 +212,18 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         1 => (0..NAMES.len(), prop_oneof![Just(Breakage::ErrorState), Just(Breakage::CreateRefused), Just(Breakage::DirectoryRefused)])
             .prop_map(|(name, how)| Action::Break { name, how }),
         1 => Just(Action::Release),
+        1 => (0..EMPLOYEES).prop_map(|employee| Action::Delete { employee }),
+        2 => Just(Action::Audit),
+        1 => (0..NAMES.len()).prop_map(|name| Action::Stray { name }),
     ];
     let actions = prop::collection::vec(action, 0..60);
-    (any::<bool>(), any::<u64>(), names, events, actions, any::<bool>(), any::<bool>()).prop_map(
-        |(fifo, seed, names, events, actions, grace, guard)| Scenario {
+    let late_delete = prop::option::weighted(0.3, 0..EMPLOYEES);
+    (any::<bool>(), any::<u64>(), names, events, actions, any::<bool>(), any::<bool>(), late_delete).prop_map(
+        |(fifo, seed, names, events, actions, grace, guard, late_delete)| Scenario {
             fifo,
             grace,
             guard,
+            late_delete,
             names,
             events: events
                 .into_iter()
@@ -283,7 +309,11 @@ impl fmt::Debug for Scenario {
         let grace =
             if self.grace { format!(", leaves keep the WorkSpace {} s", GRACE_MS / 1000) } else { String::new() };
         let guard = if self.guard { ", the guard admits 1 termination an hour" } else { "" };
-        writeln!(f, "\n  {queue} HR queue, delivery seed {}{grace}{guard}", self.seed)?;
+        let late = self
+            .late_delete
+            .map(|e| format!(", once quiet an administrator deletes {}'s WorkSpace", Scenario::employee_id(e)))
+            .unwrap_or_default();
+        writeln!(f, "\n  {queue} HR queue, delivery seed {}{grace}{guard}{late}", self.seed)?;
         for (e, name) in self.names.iter().enumerate() {
             if self.events.iter().any(|ev| ev.employee == e) {
                 writeln!(f, "  employee E{e} is {}", NAMES[*name])?;
@@ -334,6 +364,11 @@ impl fmt::Debug for Scenario {
                     Breakage::DirectoryRefused => format!("the directory refuses {} once", NAMES[*name]),
                 },
                 Action::Release => "an operator releases what the guard holds".into(),
+                Action::Delete { employee } => {
+                    format!("an administrator deletes {}'s WorkSpace if active", Scenario::employee_id(*employee))
+                }
+                Action::Audit => "the drift audit runs, every action on".into(),
+                Action::Stray { name } => format!("a managed WorkSpace for {} is left behind", NAMES[*name]),
             };
             writeln!(f, "  {:>2}. {line}", n + 1)?;
         }
@@ -381,6 +416,10 @@ struct World {
     terminator: Terminator<Store, Arc<FakeWorkspaces>, Arc<FakeWorkspaces>, Queues>,
     reconciler: Reconciler<Store, Arc<FakeWorkspaces>, Queues>,
     operator: GuardOperator<Store, Queues>,
+    auditor: Auditor<Store, Arc<FakeWorkspaces>, Arc<MemoryBus>, Queues>,
+    /// Missing, orphaned and mismatched WorkSpaces the last audit that completed found (`None`:
+    /// none since the settling began).
+    drift_left: Option<usize>,
     queues: BTreeMap<&'static str, Vec<Message>>,
     fifo: bool,
     rng: u64,
@@ -405,6 +444,13 @@ struct Stats {
     migrated: u64,
     grown: u64,
     relocated: u64,
+    /// Audits run, and WorkSpaces an administrator deleted behind the pipeline's back.
+    audits: u64,
+    deleted: u64,
+    /// What the audits did: WorkSpaces requested again, profiles re-applied, orphans terminated.
+    requested_again: u64,
+    reapplied: u64,
+    orphans_terminated: u64,
 }
 
 impl Stats {
@@ -421,6 +467,11 @@ impl Stats {
         self.migrated += o.migrated;
         self.grown += o.grown;
         self.relocated += o.relocated;
+        self.audits += o.audits;
+        self.deleted += o.deleted;
+        self.requested_again += o.requested_again;
+        self.reapplied += o.reapplied;
+        self.orphans_terminated += o.orphans_terminated;
     }
 }
 
@@ -511,7 +562,29 @@ impl World {
                 },
                 clock: clock_port.clone(),
             },
-            operator: GuardOperator { store: store.clone(), terminations: terminations_out.clone(), clock: clock_port },
+            operator: GuardOperator {
+                store: store.clone(),
+                terminations: terminations_out.clone(),
+                clock: clock_port.clone(),
+            },
+            auditor: Auditor {
+                store: store.clone(),
+                workspaces: workspaces.clone(),
+                events: Arc::new(MemoryBus::default().with_faults(faults.clone())),
+                requests: requests_out.clone(),
+                clock: clock_port,
+                config: AuditConfig {
+                    directories: Profiles::from_json(PROFILES).unwrap().directories(),
+                    rules: AuditRules { unhealthy_after_ms: 90 * DAY },
+                    call_interval_ms: 0,
+                    actions: AuditActions {
+                        on_missing: OnMissing::RequestAgain,
+                        on_mismatched: OnMismatched::Reapply,
+                        on_orphaned: OnOrphaned::TerminateManaged,
+                    },
+                    guard: guard.then_some(GuardConfig { limit: 1, window_ms: 3_600_000 }),
+                },
+            },
             clock,
             faults,
             store,
@@ -519,6 +592,7 @@ impl World {
             requests_out,
             terminations_out,
             hr_out,
+            drift_left: None,
             queues: [("hr", Vec::new()), ("requests", Vec::new()), ("terminations", Vec::new())].into(),
             fifo,
             rng: seed | 1,
@@ -665,6 +739,41 @@ impl World {
         self.collect();
     }
 
+    async fn audit(&mut self) {
+        match self.auditor.run().await {
+            Ok(report) => {
+                self.drift_left =
+                    Some(report.counts["missing"] + report.counts["orphaned"] + report.counts["mismatched"]);
+                for action in report.actions.iter().filter(|a| a.done) {
+                    match action.remedy {
+                        Remedy::RequestAgain { .. } => self.stats.requested_again += 1,
+                        Remedy::Reapply { .. } => self.stats.reapplied += 1,
+                        Remedy::Terminate { .. } => self.stats.orphans_terminated += 1,
+                    }
+                }
+            }
+            Err(e) if std::env::var_os("MODEL_TRACE").is_some() => eprintln!("audit failed: {e}"),
+            Err(_) => {}
+        }
+        self.stats.audits += 1;
+        if self.faults.is_dead() {
+            self.stats.crashes += 1;
+        }
+        self.faults.revive();
+        self.collect();
+    }
+
+    /// An administrator deletes the employee's WorkSpace in the console, if they are active.
+    fn delete(&mut self, employee: usize) {
+        let id = Scenario::employee_id(employee);
+        let record = self.store.records().into_iter().find(|r| r.employee_id == id);
+        if let Some(ws) = record.filter(|r| r.state == EmployeeState::Active).and_then(|r| r.workspace_id)
+            && self.workspaces.delete_by_hand(&ws)
+        {
+            self.stats.deleted += 1;
+        }
+    }
+
     async fn reconcile(&mut self) {
         let _ = self.reconciler.run(None).await;
         self.stats.reconciler_runs += 1;
@@ -685,11 +794,20 @@ impl World {
             EmployeeState::Moving,
             EmployeeState::Terminating,
         ];
-        self.queues.values().all(Vec::is_empty)
+        // The audits have repaired what they act on: nothing missing, mismatched or orphaned.
+        self.drift_left == Some(0)
+            && self.queues.values().all(Vec::is_empty)
             && self.store.records().iter().all(|e| !busy.contains(&e.state))
             && self.store.scheduled_events().iter().all(|e| e.effective_ms > self.clock.now_ms())
             && self.workspaces.workspaces().iter().all(|w| {
                 matches!(w.state, WorkspaceState::Available | WorkspaceState::Terminated | WorkspaceState::Error)
+            })
+            // An active employee's WorkSpace deleted behind the pipeline's back waits for an audit.
+            && self.store.records().iter().filter(|e| e.state == EmployeeState::Active).all(|e| {
+                e.workspace_id
+                    .as_ref()
+                    .and_then(|id| self.workspaces.workspace(id))
+                    .is_some_and(|w| w.state == WorkspaceState::Available)
             })
     }
 }
@@ -699,6 +817,7 @@ impl World {
 async fn run(s: &Scenario) -> Result<Stats, String> {
     let mut w = World::new(s.fifo, s.seed, s.grace, s.guard);
     let mut sent = 0;
+    let mut refused = BTreeSet::new();
     for action in &s.actions {
         match action {
             Action::Send => {
@@ -718,6 +837,16 @@ async fn run(s: &Scenario) -> Result<Stats, String> {
                 w.workspaces.fail_create(NAMES[*name], "ResourceLimitExceeded", "injected", Some(*times));
             }
             Action::Release => w.release().await,
+            Action::Delete { employee } => w.delete(*employee),
+            Action::Audit => w.audit().await,
+            // Not for a name whose creation was refused for good: CreateWorkspaces would answer
+            // that the user has one (as the refusal is only set up for a name without one).
+            Action::Stray { name } if !refused.contains(name) => {
+                let id = w.workspaces.seed(STANDARD_DIRECTORY, NAMES[*name], WorkspaceState::Available);
+                let managed = BTreeMap::from([(MANAGED_TAG_KEY.to_owned(), "E-left-behind".to_owned())]);
+                w.workspaces.create_tags_by_hand(&id, managed);
+            }
+            Action::Stray { .. } => {}
             Action::Break { name, how } => match how {
                 Breakage::ErrorState => w.workspaces.end_in_error(NAMES[*name], "InternalError", "injected"),
                 // Only for a name without a WorkSpace: for one it has, CreateWorkspaces answers
@@ -731,6 +860,7 @@ async fn run(s: &Scenario) -> Result<Stats, String> {
                     });
                     if !has_one {
                         w.workspaces.fail_create(NAMES[*name], "ResourceNotFound.User", "injected", Some(1));
+                        refused.insert(*name);
                     }
                 }
                 Breakage::DirectoryRefused => {
@@ -747,7 +877,16 @@ async fn run(s: &Scenario) -> Result<Stats, String> {
     w.faults.clear();
     w.clock.advance(61 * DAY);
     let mut rounds = 0;
+    let mut late_delete = s.late_delete;
+    // Each round ends with an audit: an orphan is terminated by the second audit that finds it.
+    w.drift_left = None;
     while !w.settled() {
+        if w.settled()
+            && let Some(employee) = late_delete.take()
+        {
+            // Once all is quiet, an administrator deletes a WorkSpace in use: the audits repair it.
+            w.delete(employee);
+        }
         rounds += 1;
         if rounds > 200 {
             return Err(format!("the world did not settle after {rounds} rounds:\n{}", dump(&w)));
@@ -767,6 +906,8 @@ async fn run(s: &Scenario) -> Result<Stats, String> {
         w.reconcile().await;
         // The operator has confirmed the leaves.
         w.release().await;
+        // The drift audit repairs what an administrator broke (every run, as if daily).
+        w.audit().await;
         // Past the visibility timeouts, any claim left in progress by a crash, and the
         // WorkSpaces' own delays.
         w.clock.advance(1_120_000);
@@ -962,8 +1103,22 @@ fn check(s: &Scenario, w: &World) -> Result<(), String> {
                 // skipped as already joined) say, in HR's order (an older one is skipped):
                 // Engineering's bundle once a department move applies, the 100 GiB user volume
                 // when the latest is a volume move.
-                let onboarded =
-                    r.request_event_id.as_deref().and_then(|id| id.strip_prefix('e')?.parse::<usize>().ok());
+                // A WorkSpace requested again in place of a lost one (by an audit, or a move that
+                // found it gone) carries the profile the record had: the join that onboarded them
+                // is the one the record's writes name before the first such request.
+                let mut request = r.request_event_id.clone();
+                while let Some(lost) = request.clone().filter(|id| id.starts_with(LOST_PREFIX)) {
+                    request = w
+                        .store
+                        .stream()
+                        .into_iter()
+                        .find(|(_, after)| {
+                            after.employee_id == *employee_id
+                                && after.request_event_id.as_deref() == Some(lost.as_str())
+                        })
+                        .and_then(|(before, _)| before?.request_event_id);
+                }
+                let onboarded = request.as_deref().and_then(|id| id.strip_prefix('e')?.parse::<usize>().ok());
                 let Some(j) = onboarded else {
                     return fail(format!("{employee_id} is active without the join that onboarded them"));
                 };
@@ -1112,8 +1267,16 @@ fn regressions() -> Vec<(&'static str, Scenario)> {
     let hr = |max| Deliver { queue: Queue::Hr, max, repeat: false };
     let requests = Deliver { queue: Queue::Requests, max: 10, repeat: false };
     let terminations = Deliver { queue: Queue::Terminations, max: 10, repeat: false };
-    let one =
-        |fifo, events, actions| Scenario { fifo, names: vec![0], events, actions, seed: 1, grace: false, guard: false };
+    let one = |fifo, events, actions| Scenario {
+        fifo,
+        names: vec![0],
+        events,
+        actions,
+        seed: 1,
+        grace: false,
+        guard: false,
+        late_delete: None,
+    };
     let active = vec![Send, hr(1), requests.clone(), Tick(10_000), Reconcile];
     vec![
         (
@@ -1212,6 +1375,7 @@ fn regressions() -> Vec<(&'static str, Scenario)> {
                 fifo: false,
                 grace: true,
                 guard: false,
+                late_delete: None,
                 names: vec![0, 0, 0, 1],
                 events: [
                     (2, Kind::Join, 3600, 0),
@@ -1258,6 +1422,7 @@ fn regressions() -> Vec<(&'static str, Scenario)> {
                 fifo: false,
                 grace: true,
                 guard: false,
+                late_delete: None,
                 names: vec![0, 0],
                 events: [
                     (1, Kind::Join, 3600, 0),
@@ -1289,6 +1454,7 @@ fn regressions() -> Vec<(&'static str, Scenario)> {
                 fifo: false,
                 grace: true,
                 guard: false,
+                late_delete: None,
                 names: vec![0, 1, 0],
                 events: [
                     (1, Kind::Join, 3600, None, 0),
@@ -1326,6 +1492,7 @@ fn regressions() -> Vec<(&'static str, Scenario)> {
                 fifo: false,
                 grace: false,
                 guard: false,
+                late_delete: None,
                 names: vec![0, 0, 0],
                 events: [
                     (2, Kind::Join, 3600),
@@ -1363,6 +1530,7 @@ fn regressions() -> Vec<(&'static str, Scenario)> {
                 fifo: false,
                 grace: false,
                 guard: false,
+                late_delete: None,
                 names: vec![0, 2],
                 events: [
                     (0, Kind::Join, 3600),
@@ -1395,6 +1563,7 @@ fn regressions() -> Vec<(&'static str, Scenario)> {
                 fifo: false,
                 grace: false,
                 guard: false,
+                late_delete: None,
                 names: vec![0, 1],
                 events: [
                     (0, Kind::Join, 3600),
@@ -1503,7 +1672,7 @@ fn main() {
         }
     }
     println!(
-        "model: {} histories ({} named regressions), {} HR events ({} leaves with a grace period, {} WorkSpaces given back; {} moves applied, {} WorkSpaces migrated, {} relocated to another directory and {} user volumes grown by them), {} deliveries, {} crashes injected, {} requests handed back, {} reconciler runs in {:.1} s (seed {seed})",
+        "model: {} histories ({} named regressions), {} HR events ({} leaves with a grace period, {} WorkSpaces given back; {} moves applied, {} WorkSpaces migrated, {} relocated to another directory and {} user volumes grown by them), {} deliveries, {} crashes injected, {} requests handed back, {} reconciler runs; {} audits, {} WorkSpaces deleted by an administrator, {} requested again by an audit, {} profiles re-applied, {} orphans terminated; in {:.1} s (seed {seed})",
         total.histories,
         regressions().len(),
         total.events,
@@ -1517,6 +1686,11 @@ fn main() {
         total.crashes,
         total.handed_back,
         total.reconciler_runs,
+        total.audits,
+        total.deleted,
+        total.requested_again,
+        total.reapplied,
+        total.orphans_terminated,
         started.elapsed().as_secs_f64()
     );
 }

@@ -4,8 +4,8 @@
 //! what is resolved.
 
 use crate::helpers::{TestStack, eventually, observer_workspaces_client};
-use crate::onboarding::{MANAGED_AD, all_in, ids, join, start};
-use aws_sdk_workspaces::types::{RunningMode, WorkspaceProperties, WorkspaceRequest};
+use crate::onboarding::{MANAGED_AD, all_in, ids, join, project_stack, set_env, start, start_def};
+use aws_sdk_workspaces::types::{RunningMode, Tag, WorkspaceProperties, WorkspaceRequest};
 use serde_json::{Value, json};
 use shared::domain::audit::Subject;
 use shared::domain::employee::{EmployeeState, EventOutcome};
@@ -176,4 +176,127 @@ async fn the_audit_finds_nothing_on_a_clean_stack_then_each_kind_of_drift_and_cl
     // AND a finding still open is not announced again
     let again = t.take_messages("lifecycle-events").await;
     assert!(again.iter().all(|e| e["detail-type"] != "Drift Found"), "{again:?}");
+}
+
+/// A WorkSpace made outside the pipeline (user-decoupled, named), with these tags.
+async fn made_by_hand(api: &aws_sdk_workspaces::Client, name: &str, tags: &[(&str, &str)]) -> String {
+    let mut request = WorkspaceRequest::builder()
+        .directory_id(MANAGED_AD)
+        .user_name("[UNDEFINED]")
+        .workspace_name(name)
+        .bundle_id("wsb-stdwin2022");
+    for (key, value) in tags {
+        request = request.tags(Tag::builder().key(*key).value(*value).build().unwrap());
+    }
+    let made = api.create_workspaces().workspaces(request.build().unwrap()).send().await.unwrap();
+    made.pending_requests()[0].workspace_id().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_set_the_audit_requests_a_lost_workspace_again_reapplies_a_profile_and_terminates_only_a_managed_orphan() {
+    // GIVEN the auditor set to act on every kind it can, and three active employees
+    let mut def = project_stack(2);
+    set_env(&mut def, "auditor", "AUDIT_ON_MISSING", "request-again");
+    set_env(&mut def, "auditor", "AUDIT_ON_MISMATCHED", "reapply");
+    set_env(&mut def, "auditor", "AUDIT_ON_ORPHANED", "terminate-managed");
+    let t = start_def(def, |_| {}).await;
+    t.post_events(&(0..3).map(join).collect::<Vec<_>>()).await;
+    let records = all_in(&t, &ids(0..3), EmployeeState::Active, 180).await;
+    let ws =
+        |i: usize| records.iter().find(|r| r.employee_id == format!("E{i:04}")).unwrap().workspace_id.clone().unwrap();
+    // AND drift behind the pipeline's back: E0000's WorkSpace deleted, E0001's running mode
+    // changed, a WorkSpace the pipeline once made left behind (managed tag) and one made by hand
+    let api = observer_workspaces_client(&t.sim_url).await;
+    api.terminate_workspaces()
+        .terminate_workspace_requests(
+            aws_sdk_workspaces::types::TerminateRequest::builder().workspace_id(ws(0)).build().unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    api.modify_workspace_properties()
+        .workspace_id(ws(1))
+        .workspace_properties(WorkspaceProperties::builder().running_mode(RunningMode::AlwaysOn).build())
+        .send()
+        .await
+        .unwrap();
+    let left_behind = made_by_hand(&api, "left-behind", &[("hr-pipeline:managed", "E-OLD")]).await;
+    let by_hand = made_by_hand(&api, "made-by-hand", &[]).await;
+    eventually(60, "the drift in place", || async {
+        let state = t.sim_state().await;
+        let listed = state["workspaces"].as_array().unwrap().clone();
+        let find = |id: &str| listed.iter().find(|w| w["WorkspaceId"] == id).cloned();
+        let changed =
+            find(&ws(1)).is_some_and(|w| w["State"] == "AVAILABLE" && w["Properties"]["running_mode"] == "ALWAYS_ON");
+        let made = [&left_behind, &by_hand]
+            .iter()
+            .all(|id| find(id).is_some_and(|w| w["State"] == "AVAILABLE" && w["Visible"] == true));
+        (find(&ws(0)).is_none() && changed && made).then_some(())
+    })
+    .await;
+
+    // WHEN audited THEN the lost WorkSpace is requested again and the profile re-applied; the
+    // orphans, found for the first time, are only reported
+    let first = audit(&t).await;
+    assert_eq!(counts(&first), [1, 2, 1, 0], "{first}");
+    let actions = first["actions"].as_array().unwrap();
+    let done = |report: &Value, action: &str| -> Vec<String> {
+        report["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["action"] == action && a["done"] == true)
+            .map(|a| a["employee_id"].as_str().or(a["workspace_id"].as_str()).unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(actions.len(), 2, "{first}");
+    assert_eq!(done(&first, "request-again"), ["E0000"]);
+    assert_eq!(done(&first, "reapply"), ["E0001"]);
+    // AND E0000 gets a new WorkSpace, and E0001's is changed back to the profile's running mode
+    let repaired = all_in(&t, &ids(0..2), EmployeeState::Active, 180).await;
+    let again = repaired.iter().find(|r| r.employee_id == "E0000").unwrap();
+    assert!(again.workspace_id.is_some() && again.workspace_id != Some(ws(0)), "{again:?}");
+    assert_eq!(again.request_event_id.as_deref(), Some(format!("lost-{}", ws(0)).as_str()));
+    eventually(60, "E0001's running mode back to AUTO_STOP", || async {
+        let state = t.sim_state().await;
+        let listed = state["workspaces"].as_array().unwrap().clone();
+        listed.iter().any(|w| w["WorkspaceId"] == ws(1) && w["Properties"]["running_mode"] == "AUTO_STOP").then_some(())
+    })
+    .await;
+    let lines = drift_lines(&t, "E0000").await;
+    assert!(
+        lines.iter().any(|l| l.starts_with("drift action: WorkSpace") && l.contains("new one requested")),
+        "{lines:?}"
+    );
+
+    // WHEN audited again THEN missing and mismatched are resolved, the managed orphan found twice
+    // is terminated, and the one made by hand is kept with the reason
+    let second = audit(&t).await;
+    assert_eq!(counts(&second), [0, 2, 0, 0], "{second}");
+    assert_eq!(done(&second, "terminate"), std::slice::from_ref(&left_behind));
+    let kept = second["actions"].as_array().unwrap().iter().find(|a| a["workspace_id"] == by_hand.as_str()).unwrap();
+    assert_eq!(kept["done"], false);
+    assert!(kept["outcome"].as_str().unwrap().contains("hr-pipeline:managed"), "{kept}");
+    eventually(60, "the managed orphan gone, the hand-made one still there", || async {
+        let state = t.sim_state().await;
+        let listed = state["workspaces"].as_array().unwrap().clone();
+        let alive = |id: &str| listed.iter().any(|w| w["WorkspaceId"] == id && w["State"] == "AVAILABLE");
+        (!listed.iter().any(|w| w["WorkspaceId"] == left_behind.as_str()) && alive(&by_hand)).then_some(())
+    })
+    .await;
+    // AND the subscriber heard that E0000's old WorkSpace went and a new one came
+    let events = t
+        .lifecycle_events(30, "E0000's new WorkSpace announced", |events| {
+            events
+                .iter()
+                .filter(|e| e["detail"]["employee_id"] == "E0000" && e["detail-type"] == "WorkSpace Available")
+                .count()
+                >= 2
+        })
+        .await;
+    let terminated = events
+        .iter()
+        .find(|e| e["detail"]["employee_id"] == "E0000" && e["detail-type"] == "WorkSpace Terminated")
+        .unwrap();
+    assert_eq!(terminated["detail"]["workspace_id"], json!(ws(0)));
 }

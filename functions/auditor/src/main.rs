@@ -1,16 +1,19 @@
 //! The auditor Lambda, on an EventBridge schedule (daily by default): lists every WorkSpace of
 //! the managed directories, compares them with the table, and reports the drift (missing,
 //! orphaned, mismatched, unhealthy) on each employee, in metrics, on the event bus (Drift Found)
-//! and in its answer. Report only.
+//! and in its answer. Report only, unless AUDIT_ON_MISSING, AUDIT_ON_MISMATCHED or
+//! AUDIT_ON_ORPHANED say to act (README, "The drift audit").
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::eventbridge::EventBridgeBus;
+use shared::adapters::sqs::SqsQueue;
 use shared::adapters::workspaces::AwsWorkspaces;
 use shared::config::{ConfigError, EnvReader};
-use shared::domain::audit::AuditRules;
+use shared::domain::audit::{AuditActions, AuditRules};
 use shared::domain::profile::Profiles;
+use shared::ports::GuardConfig;
 use shared::ports::PortError as _;
 use shared::services::audit::{AuditConfig, Auditor};
 use std::collections::BTreeSet;
@@ -21,6 +24,9 @@ struct Config {
     directories: BTreeSet<String>,
     unhealthy_after_minutes: i64,
     calls_per_second: f64,
+    actions: AuditActions,
+    workspace_requests_queue_url: String,
+    guard: Option<GuardConfig>,
 }
 
 impl Config {
@@ -44,6 +50,16 @@ impl Config {
             calls_per_second.is_finite() && calls_per_second > 0.0,
             "must be a positive number",
         );
+        // What to do about findings: report only unless set (each setting's values: README).
+        let actions = AuditActions {
+            on_missing: env.optional("AUDIT_ON_MISSING", Default::default()),
+            on_mismatched: env.optional("AUDIT_ON_MISMATCHED", Default::default()),
+            on_orphaned: env.optional("AUDIT_ON_ORPHANED", Default::default()),
+        };
+        // Where a WorkSpace requested again goes (the provisioner's queue).
+        let workspace_requests_queue_url: String = env.required("WORKSPACE_REQUESTS_QUEUE_URL");
+        // The terminator's guard: an orphan's termination counts against the same window.
+        let guard = env.termination_guard();
         env.finish_with(|| {
             Some(Config {
                 table_name,
@@ -51,6 +67,9 @@ impl Config {
                 directories: profiles?.directories(),
                 unhealthy_after_minutes,
                 calls_per_second,
+                actions,
+                workspace_requests_queue_url,
+                guard,
             })
         })
     }
@@ -65,11 +84,14 @@ async fn main() -> Result<(), Error> {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),
         workspaces: AwsWorkspaces::new(shared::aws::workspaces_client(&sdk)),
         events: EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&sdk), config.event_bus_name),
+        requests: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.workspace_requests_queue_url),
         clock: std::sync::Arc::new(shared::ports::SystemClock),
         config: AuditConfig {
             directories: config.directories,
             rules: AuditRules { unhealthy_after_ms: config.unhealthy_after_minutes * 60_000 },
             call_interval_ms: (1000.0 / config.calls_per_second).ceil() as u64,
+            actions: config.actions,
+            guard: config.guard,
         },
     };
     let auditor = &auditor;
@@ -93,6 +115,7 @@ async fn main() -> Result<(), Error> {
             "dropped_on_second_look": report.dropped_on_second_look,
             "describe_calls": report.describe_calls,
             "findings": report.findings.iter().take(100).collect::<Vec<_>>(),
+            "actions": report.actions.iter().take(100).collect::<Vec<_>>(),
         }))
     }))
     .await
@@ -106,9 +129,15 @@ mod tests {
 
     #[test]
     fn names_every_missing_or_bad_variable() {
-        let env: HashMap<&str, &str> =
-            [("WORKSPACE_PROFILES", "{}"), ("AUDIT_UNHEALTHY_AFTER_MINUTES", "-1"), ("AUDIT_CALLS_PER_SECOND", "0")]
-                .into();
+        let env: HashMap<&str, &str> = [
+            ("WORKSPACE_PROFILES", "{}"),
+            ("AUDIT_UNHEALTHY_AFTER_MINUTES", "-1"),
+            ("AUDIT_CALLS_PER_SECOND", "0"),
+            ("AUDIT_ON_MISSING", "fix"),
+            ("AUDIT_ON_ORPHANED", "terminate"),
+            ("TERMINATION_GUARD_LIMIT", "5000"),
+        ]
+        .into();
         let err = Config::read(EnvReader::new(|k| env.get(k).map(|v| v.to_string()))).err().unwrap().to_string();
         for name in [
             "TABLE_NAME is not set",
@@ -116,6 +145,10 @@ mod tests {
             "WORKSPACE_PROFILES is invalid",
             "AUDIT_UNHEALTHY_AFTER_MINUTES",
             "AUDIT_CALLS_PER_SECOND",
+            "AUDIT_ON_MISSING is invalid (\"fix\"): \"fix\" is not one of report, request-again",
+            "AUDIT_ON_ORPHANED is invalid (\"terminate\"): \"terminate\" is not one of report, terminate-managed",
+            "WORKSPACE_REQUESTS_QUEUE_URL is not set",
+            "TERMINATION_GUARD_LIMIT",
         ] {
             assert!(err.contains(name), "{name} missing from {err}");
         }

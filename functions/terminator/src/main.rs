@@ -7,7 +7,6 @@ use shared::adapters::sqs::SqsQueue;
 use shared::adapters::tagging::{AwsWorkspaceTags, workspace_arn_prefix_problem};
 use shared::adapters::workspaces::AwsWorkspaces;
 use shared::config::{ConfigError, EnvReader};
-use shared::ports::MAX_TERMINATIONS_PER_WINDOW;
 use shared::services::terminator::{GuardConfig, Terminator, TerminatorConfig};
 
 struct Config {
@@ -33,15 +32,7 @@ impl Config {
             "must be 1-20 (and below the queue's maxReceiveCount)",
         );
         let terminate_unmanaged: bool = env.optional("TERMINATE_UNMANAGED", false);
-        let guard_limit: u32 = env.optional("TERMINATION_GUARD_LIMIT", 50);
-        env.check(
-            "TERMINATION_GUARD_LIMIT",
-            guard_limit <= MAX_TERMINATIONS_PER_WINDOW,
-            "must be 0 (off) to 1000 terminations per window",
-        );
-        let window_minutes: i64 = env.optional("TERMINATION_GUARD_WINDOW_MINUTES", 60);
-        env.check("TERMINATION_GUARD_WINDOW_MINUTES", (1..=10_080).contains(&window_minutes), "must be 1-10080");
-        let guard = (guard_limit > 0).then_some(GuardConfig { limit: guard_limit, window_ms: window_minutes * 60_000 });
+        let guard = env.termination_guard();
         // The WorkSpaces' ARNs, for reading many WorkSpaces' tags in one call.
         let workspace_arn_prefix: String = env.required("WORKSPACE_ARN_PREFIX");
         let problem = workspace_arn_prefix_problem(&workspace_arn_prefix);

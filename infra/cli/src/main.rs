@@ -8,11 +8,13 @@ use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::eventbridge::EventBridgeBus;
 use shared::adapters::sqs::SqsQueue;
 use shared::adapters::workspaces::AwsWorkspaces;
-use shared::domain::audit::{AuditRules, Subject};
+use shared::domain::audit::{AuditActions, AuditRules, OnMismatched, OnMissing, OnOrphaned, Remedy, Subject};
 use shared::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
 use shared::domain::profile::Profiles;
 use shared::domain::time::Timestamp;
-use shared::ports::{AuditStore as _, StateStore, WorkspaceInfo, WorkspacesApi};
+use shared::ports::{
+    AuditStore as _, GuardConfig, MAX_TERMINATIONS_PER_WINDOW, StateStore, WorkspaceInfo, WorkspacesApi,
+};
 use shared::services::audit::{AuditConfig, Auditor};
 use shared::services::guard::GuardOperator;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -63,7 +65,8 @@ enum Command {
     /// The drift audit now, as the scheduled auditor runs it: lists every WorkSpace of the
     /// directories (the profiles' and every directory a record names), compares them with the
     /// table, records the findings on each employee (or the unowned WorkSpace) and prints them:
-    /// missing, orphaned, mismatched, unhealthy. Report only.
+    /// missing, orphaned, mismatched, unhealthy. Report only, unless `--on-missing`,
+    /// `--on-mismatched` or `--on-orphaned` say to act (as the auditor's settings do).
     Audit {
         /// The WORKSPACE_PROFILES JSON the pipeline runs with, for its directories (the auditor
         /// function's, so both audit the same).
@@ -79,6 +82,26 @@ enum Command {
         /// DescribeWorkspaces calls per second at most (the pipeline shares the account's rate).
         #[arg(long, default_value_t = 1.0)]
         calls_per_second: f64,
+        /// `request-again`: a new WorkSpace for an active employee whose WorkSpace is gone
+        /// (needs --requests-queue-url).
+        #[arg(long, env = "AUDIT_ON_MISSING", default_value = "report")]
+        on_missing: OnMissing,
+        /// `reapply`: the profile applied again, through the mover path, to a WorkSpace that
+        /// differs from it.
+        #[arg(long, env = "AUDIT_ON_MISMATCHED", default_value = "report")]
+        on_mismatched: OnMismatched,
+        /// `terminate-managed`: an orphan found by two audits in a row, with the managed tag and
+        /// without the protect tag, is terminated if the mass-termination guard admits it.
+        #[arg(long, env = "AUDIT_ON_ORPHANED", default_value = "report")]
+        on_orphaned: OnOrphaned,
+        /// The provisioner's queue (output WorkspaceRequestsQueueUrl), for `request-again`.
+        #[arg(long, env = "WORKSPACE_REQUESTS_QUEUE_URL", default_value = "")]
+        requests_queue_url: String,
+        /// The mass-termination guard's limit and window, as the terminator's (0: off).
+        #[arg(long, env = "TERMINATION_GUARD_LIMIT", default_value_t = 50)]
+        guard_limit: u32,
+        #[arg(long, env = "TERMINATION_GUARD_WINDOW_MINUTES", default_value_t = 60)]
+        guard_window_minutes: i64,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -149,7 +172,19 @@ async fn main() -> anyhow::Result<()> {
         Command::Guard { action: Some(GuardAction::Release { employee, queue_url }) } => {
             release(operator(store()?, &sdk, queue_url), employee).await
         }
-        Command::Audit { profiles, event_bus, unhealthy_after_minutes, calls_per_second, json } => {
+        Command::Audit {
+            profiles,
+            event_bus,
+            unhealthy_after_minutes,
+            calls_per_second,
+            on_missing,
+            on_mismatched,
+            on_orphaned,
+            requests_queue_url,
+            guard_limit,
+            guard_window_minutes,
+            json,
+        } => {
             let directories = if profiles.trim().is_empty() {
                 Default::default()
             } else {
@@ -160,15 +195,30 @@ async fn main() -> anyhow::Result<()> {
             if !(calls_per_second.is_finite() && *calls_per_second > 0.0) {
                 bail!("--calls-per-second must be a positive number");
             }
+            if *on_missing == OnMissing::RequestAgain && requests_queue_url.is_empty() {
+                bail!("--on-missing request-again needs --requests-queue-url (WORKSPACE_REQUESTS_QUEUE_URL)");
+            }
+            if *guard_limit > MAX_TERMINATIONS_PER_WINDOW || !(1..=10_080).contains(guard_window_minutes) {
+                bail!("--guard-limit must be 0 (off) to 1000, --guard-window-minutes 1-10080");
+            }
+            let guard = (*guard_limit > 0)
+                .then_some(GuardConfig { limit: *guard_limit, window_ms: guard_window_minutes * 60_000 });
             let auditor = Auditor {
                 store: store()?,
                 workspaces: AwsWorkspaces::new(shared::aws::workspaces_client(&sdk)),
                 events: EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&sdk), event_bus.clone()),
+                requests: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), requests_queue_url.clone()),
                 clock: std::sync::Arc::new(shared::ports::SystemClock),
                 config: AuditConfig {
                     directories,
                     rules: AuditRules { unhealthy_after_ms: unhealthy_after_minutes.max(&0) * 60_000 },
                     call_interval_ms: (1000.0 / calls_per_second).ceil() as u64,
+                    actions: AuditActions {
+                        on_missing: *on_missing,
+                        on_mismatched: *on_mismatched,
+                        on_orphaned: *on_orphaned,
+                    },
+                    guard,
                 },
             };
             audit(&auditor, *json).await
@@ -180,7 +230,10 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn audit(auditor: &Auditor<DynamoStore, AwsWorkspaces, EventBridgeBus>, json: bool) -> anyhow::Result<()> {
+async fn audit(
+    auditor: &Auditor<DynamoStore, AwsWorkspaces, EventBridgeBus, SqsQueue>,
+    json: bool,
+) -> anyhow::Result<()> {
     let report = auditor.run().await.context("the audit failed (what it recorded before stands; run it again)")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -208,6 +261,19 @@ async fn audit(auditor: &Auditor<DynamoStore, AwsWorkspaces, EventBridgeBus>, js
             Subject::Workspace(id) => format!("workspace {id}"),
         };
         println!("  {:<22} {}", subject, finding.summary());
+    }
+    if !report.actions.is_empty() {
+        let done = report.actions.iter().filter(|a| a.done).count();
+        println!("actions: {done} done, {} not", report.actions.len() - done);
+    }
+    for action in &report.actions {
+        let (what, whom) = match &action.remedy {
+            Remedy::RequestAgain { employee_id, .. } => ("request-again", format!("employee {employee_id}")),
+            Remedy::Reapply { employee_id, .. } => ("reapply", format!("employee {employee_id}")),
+            Remedy::Terminate { workspace_id, .. } => ("terminate", format!("workspace {workspace_id}")),
+        };
+        let mark = if action.done { "done" } else { "not done" };
+        println!("  {what:<14} {whom:<22} {mark}: {}", action.outcome);
     }
     Ok(())
 }

@@ -23,12 +23,150 @@ pub struct AuditRules {
     pub unhealthy_after_ms: i64,
 }
 
+/// What the audit does about a missing WorkSpace (`AUDIT_ON_MISSING`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnMissing {
+    #[default]
+    Report,
+    /// A WorkSpace no longer listed: a new one is requested (the provisioner adopts one listed
+    /// for the user meanwhile, by its rule).
+    RequestAgain,
+}
+
+/// What the audit does about a WorkSpace that differs from its employee's profile
+/// (`AUDIT_ON_MISMATCHED`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnMismatched {
+    #[default]
+    Report,
+    /// The profile is applied again through the mover path.
+    Reapply,
+}
+
+/// What the audit does about an orphaned WorkSpace (`AUDIT_ON_ORPHANED`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnOrphaned {
+    #[default]
+    Report,
+    /// Terminated, if it was orphaned at the audit before too, carries the managed tag, lacks the
+    /// protect tag, and the mass-termination guard admits it. Never a WorkSpace made by hand.
+    TerminateManaged,
+}
+
+/// What the audit does about its findings: report only unless configured (the safe default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AuditActions {
+    pub on_missing: OnMissing,
+    pub on_mismatched: OnMismatched,
+    pub on_orphaned: OnOrphaned,
+}
+
+impl AuditActions {
+    pub const REPORT_ONLY: AuditActions = AuditActions {
+        on_missing: OnMissing::Report,
+        on_mismatched: OnMismatched::Report,
+        on_orphaned: OnOrphaned::Report,
+    };
+}
+
+/// A setting's value among its `values` (name, value), or the error naming them.
+fn setting<T: Copy>(text: &str, values: &[(&str, T)]) -> Result<T, String> {
+    values.iter().find(|(name, _)| *name == text.trim()).map(|(_, v)| *v).ok_or_else(|| {
+        let names: Vec<&str> = values.iter().map(|(n, _)| *n).collect();
+        format!("{text:?} is not one of {}", names.join(", "))
+    })
+}
+
+impl std::str::FromStr for OnMissing {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        setting(s, &[("report", OnMissing::Report), ("request-again", OnMissing::RequestAgain)])
+    }
+}
+
+impl std::str::FromStr for OnMismatched {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        setting(s, &[("report", OnMismatched::Report), ("reapply", OnMismatched::Reapply)])
+    }
+}
+
+impl std::str::FromStr for OnOrphaned {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        setting(s, &[("report", OnOrphaned::Report), ("terminate-managed", OnOrphaned::TerminateManaged)])
+    }
+}
+
+/// One thing the audit does about a confirmed finding, under its settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Remedy {
+    /// A new WorkSpace for an active employee whose WorkSpace is gone.
+    RequestAgain { employee_id: String, workspace_id: String },
+    /// The employee's profile applied again to their WorkSpace.
+    Reapply { employee_id: String, workspace_id: String },
+    /// An orphan terminated (after its tags are read and the guard admits it).
+    Terminate { workspace_id: String, directory_id: String, user_of: Option<String> },
+}
+
+impl Remedy {
+    pub fn workspace_id(&self) -> &str {
+        match self {
+            Remedy::RequestAgain { workspace_id, .. }
+            | Remedy::Reapply { workspace_id, .. }
+            | Remedy::Terminate { workspace_id, .. } => workspace_id,
+        }
+    }
+}
+
+/// What the settings call for about the confirmed `findings`; `previous`: the drift open before
+/// this audit. Only what can be done safely:
+/// - a missing WorkSpace is requested again only when it is no longer listed (one listed for
+///   another user is for a person to look at); a WorkSpace listed for the user meanwhile is then
+///   the provisioner's to adopt or refuse, by its own rule (adopted if it carries the managed tag,
+///   or with ADOPT_UNMANAGED; otherwise the employee fails with `UnmanagedWorkspace`);
+/// - an orphan is terminated only if the audit before found it orphaned too: an operator has had
+///   one audit's interval, and its `Drift Found` event, to tag it `hr-pipeline:protect`.
+pub fn remedies(findings: &[Finding], previous: &[Drift], actions: AuditActions) -> Vec<Remedy> {
+    let open_before: BTreeSet<_> = previous.iter().flat_map(|d| d.findings.iter().map(Finding::key)).collect();
+    findings
+        .iter()
+        .filter_map(|finding| match finding {
+            Finding::Missing { employee_id, workspace_id, why: Missing::Gone | Missing::Terminating, .. }
+                if actions.on_missing == OnMissing::RequestAgain =>
+            {
+                Some(Remedy::RequestAgain { employee_id: employee_id.clone(), workspace_id: workspace_id.clone() })
+            }
+            Finding::Mismatched { employee_id, workspace_id, .. } if actions.on_mismatched == OnMismatched::Reapply => {
+                Some(Remedy::Reapply { employee_id: employee_id.clone(), workspace_id: workspace_id.clone() })
+            }
+            Finding::Orphaned { workspace_id, directory_id, user_of, .. }
+                if actions.on_orphaned == OnOrphaned::TerminateManaged && open_before.contains(&finding.key()) =>
+            {
+                Some(Remedy::Terminate {
+                    workspace_id: workspace_id.clone(),
+                    directory_id: directory_id.clone(),
+                    user_of: user_of.clone(),
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// Why an active employee's WorkSpace is missing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "why", rename_all = "snake_case")]
 pub enum Missing {
     /// Not listed any more (deleted in the console, or by another record's leave).
     Gone,
+    /// Listed TERMINATING or TERMINATED: being deleted behind the pipeline's back (the pipeline
+    /// terminates an employee's WorkSpace only once the record says they are leaving).
+    Terminating,
     /// Listed, but for another user.
     OtherUser { user_name: String },
 }
@@ -139,6 +277,7 @@ impl Finding {
             Finding::Missing { workspace_id, why, listed_for_user, .. } => {
                 let why = match why {
                     Missing::Gone => "is no longer listed".to_owned(),
+                    Missing::Terminating => "is being terminated".to_owned(),
                     Missing::OtherUser { user_name } => format!("is listed for user {user_name}"),
                 };
                 let other =
@@ -431,6 +570,13 @@ pub fn audit(
                 why: Missing::Gone,
                 listed_for_user,
             }),
+            Some(info) if matches!(info.state, WorkspaceState::Terminating | WorkspaceState::Terminated) => findings
+                .push(Finding::Missing {
+                    employee_id,
+                    workspace_id: workspace_id.to_owned(),
+                    why: Missing::Terminating,
+                    listed_for_user,
+                }),
             Some(info) if owner_of(info) != user => findings.push(Finding::Missing {
                 employee_id,
                 workspace_id: workspace_id.to_owned(),

@@ -10,6 +10,7 @@
 
 use crate::domain::audit::{Finding, Subject};
 use crate::domain::employee::{EmployeeRecord, EmployeeState};
+use crate::domain::lifecycle::REAPPLY_PREFIX;
 use crate::domain::time::Timestamp;
 use crate::domain::validation;
 use serde::Serialize;
@@ -113,7 +114,9 @@ pub fn events_of(before: Option<&EmployeeRecord>, after: &EmployeeRecord) -> Vec
     // A rehire waits for the leave to finish (or a restore finds the WorkSpace gone): the write
     // that confirms the old WorkSpace gone, or that there was none, makes the employee requested
     // at once, never terminated.
-    if matches!(was, Some(S::Leaving | S::Terminating | S::Restoring)) && now == S::Requested {
+    // So does a WorkSpace the drift audit found gone from under an active employee: a new one
+    // is requested in its place.
+    if matches!(was, Some(S::Leaving | S::Terminating | S::Restoring | S::Active)) && now == S::Requested {
         kinds.push(Kind::Terminated);
     }
     if entered(S::Requested) {
@@ -152,7 +155,11 @@ fn event(kind: Kind, before: Option<&EmployeeRecord>, after: &EmployeeRecord) ->
         Kind::Requested => after.request_event_id.clone().or_else(|| Some(after.last_event_id.clone())),
         Kind::AccessRevoked | Kind::HeldByGuard | Kind::Terminated => leave,
         Kind::AccessRestored => either(|r| &r.restore_event_id),
-        Kind::Modified => after.last_move.as_ref().map(|m| m.event_id.clone()),
+        // The HR move, not a profile the drift audit applied again (no HR event asked for it).
+        Kind::Modified => match before.and_then(|b| b.moving.as_ref()) {
+            Some(m) if m.event_id.starts_with(REAPPLY_PREFIX) => None,
+            _ => after.last_move.as_ref().map(|m| m.event_id.clone()),
+        },
         // A failure is of what was under way: a leave's termination, a restore, or the join's create.
         Kind::Failed => match before.map(|b| b.state) {
             Some(S::Leaving | S::Terminating | S::Revoked) => leave,

@@ -1,6 +1,14 @@
 //! The drift audit: on a schedule (and on demand, `hrws audit`), lists every WorkSpace of the
 //! managed directories, reads the table, and reports where they disagree
-//! ([`crate::domain::audit`] decides). Report only: it changes no employee and no WorkSpace.
+//! ([`crate::domain::audit`] decides). By default it only reports; each kind of finding can be
+//! acted on by its own setting ([`AuditActions`], [`remedies`] decides what is safe):
+//! - `request-again`: an active employee whose WorkSpace is gone gets a new one (the lifecycle's
+//!   `WorkspaceLost`: the record back to requested, then the request sent);
+//! - `reapply`: an employee whose WorkSpace differs from the profile is moved to the same profile
+//!   (the lifecycle's `Reapply`: the reconciler's mover path does the WorkSpaces calls);
+//! - `terminate-managed`: an orphan found by two audits in a row is terminated, if DescribeTags
+//!   shows the managed tag and not the protect tag (read just before), no employee has come to
+//!   want it meanwhile, and the mass-termination guard admits it (its count is the terminator's).
 //!
 //! - The listing comes first, the table after it: a WorkSpace listed was created before the table
 //!   was read, so its joiner's record is in the read. What changed meanwhile (a leave, a move, a
@@ -14,17 +22,19 @@
 //!   it opens and when it resolves) or, for a WorkSpace no one owns, under the WorkSpace; counted
 //!   per kind in the report and the metrics.
 
+use super::{Outbox, StepError, settle};
 use crate::domain::audit::{
-    AuditRules, AuditState, Drift, Finding, MAX_UNHEALTHY_REMEMBERED, Subject, audit, confirmed, drift_changes,
-    recheck_targets, wanted_by,
+    AuditActions, AuditRules, AuditState, Drift, Finding, MAX_UNHEALTHY_REMEMBERED, OnMissing, Remedy, Subject, audit,
+    confirmed, drift_changes, recheck_targets, remedies, wanted_by,
 };
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
+use crate::domain::lifecycle::{Input, LOST_PREFIX, LOST_REQUEST_ASKED_AGAIN_AFTER_MS, REAPPLY_PREFIX, Step, Verdict};
 use crate::domain::lifecycle_events::{LifecycleEvent, drift_found};
 use crate::domain::validation::reason;
-use crate::domain::workspace::MAX_PER_CALL;
+use crate::domain::workspace::{MAX_PER_CALL, tag_refusal};
 use crate::ports::{
-    AuditStore, Clock, EventBus, HistoryEntry, PortError, PublishError, StateStore, StoreError, WorkspaceInfo,
-    WorkspacesApi, WorkspacesError,
+    AuditStore, Clock, EventBus, GuardConfig, HistoryEntry, MessageQueue, PortError, PublishError, StateStore,
+    StoreError, WorkspaceInfo, WorkspacesApi, WorkspacesError,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,15 +47,21 @@ pub struct AuditConfig {
     /// The directories of the configured profiles; directories the records name are audited too.
     pub directories: BTreeSet<String>,
     pub rules: AuditRules,
-    /// The least time between two of the audit's DescribeWorkspaces calls.
+    /// The least time between two of the audit's WorkSpaces calls.
     pub call_interval_ms: u64,
+    /// What it does about its findings (report only by default).
+    pub actions: AuditActions,
+    /// The mass-termination guard an orphan's termination must pass (`None`: off).
+    pub guard: Option<GuardConfig>,
 }
 
-pub struct Auditor<S, W, B> {
+pub struct Auditor<S, W, B, Q> {
     pub store: S,
     pub workspaces: W,
     /// Where a finding that opens is announced (`Drift Found`), before the table keeps it.
     pub events: B,
+    /// The provisioner's queue: a WorkSpace requested again (`request-again` only).
+    pub requests: Q,
     pub clock: Arc<dyn Clock>,
     pub config: AuditConfig,
 }
@@ -72,6 +88,18 @@ pub struct AuditReport {
     /// Employees held by the mass-termination guard, and flagged stuck past a deadline.
     pub held: usize,
     pub stuck: usize,
+    /// What the audit did about its findings, under its settings (none when it only reports).
+    pub actions: Vec<ActionTaken>,
+}
+
+/// One action on a finding, and what became of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionTaken {
+    #[serde(flatten)]
+    pub remedy: Remedy,
+    /// Whether it was done (written, requested, terminated); otherwise why not.
+    pub done: bool,
+    pub outcome: String,
 }
 
 impl AuditReport {
@@ -88,6 +116,8 @@ impl AuditReport {
             ("AuditDescribeCalls", self.describe_calls),
             ("EmployeesHeld", self.held),
             ("EmployeesStuck", self.stuck),
+            ("AuditActionsDone", self.actions.iter().filter(|a| a.done).count()),
+            ("AuditActionsDeclined", self.actions.iter().filter(|a| !a.done).count()),
         ]
         .into_iter()
         .chain(
@@ -106,6 +136,8 @@ pub enum AuditError {
     Workspaces(#[from] WorkspacesError),
     #[error(transparent)]
     Events(#[from] PublishError),
+    #[error(transparent)]
+    Step(#[from] StepError),
 }
 
 impl PortError for AuditError {
@@ -114,6 +146,7 @@ impl PortError for AuditError {
             AuditError::Store(e) => e.is_retryable(),
             AuditError::Workspaces(e) => e.is_retryable(),
             AuditError::Events(e) => e.is_retryable(),
+            AuditError::Step(e) => e.is_retryable(),
         }
     }
     fn error_type(&self) -> String {
@@ -121,6 +154,7 @@ impl PortError for AuditError {
             AuditError::Store(e) => e.error_type(),
             AuditError::Workspaces(e) => e.error_type(),
             AuditError::Events(e) => e.error_type(),
+            AuditError::Step(e) => e.error_type(),
         }
     }
 }
@@ -150,7 +184,7 @@ impl Pace {
     }
 }
 
-impl<S: StateStore + AuditStore, W: WorkspacesApi, B: EventBus> Auditor<S, W, B> {
+impl<S: StateStore + AuditStore, W: WorkspacesApi, B: EventBus, Q: MessageQueue> Auditor<S, W, B, Q> {
     pub async fn run(&self) -> Result<AuditReport, AuditError> {
         // The audit's time is its start: a WorkSpace unhealthy for the allowed time at the last
         // audit's start is reported at this one's, however long the listing takes.
@@ -227,6 +261,21 @@ impl<S: StateStore + AuditStore, W: WorkspacesApi, B: EventBus> Auditor<S, W, B>
         for drift in &changes.clear {
             self.store.clear_drift(&drift.subject).await?;
         }
+        // Acted on after the findings are kept: an audit that fails while acting has still
+        // reported them, and the next one acts on what is still there.
+        let mut actions = Vec::new();
+        for remedy in remedies(&outcome.findings, &snapshot.drift, self.config.actions) {
+            let employee = match &remedy {
+                Remedy::RequestAgain { employee_id, .. } | Remedy::Reapply { employee_id, .. } => {
+                    employees.get(employee_id.as_str()).map(|e| (*e).clone())
+                }
+                Remedy::Terminate { .. } => None,
+            };
+            actions.push(self.act(remedy, employee, &mut pace, now).await?);
+        }
+        if self.config.actions.on_missing == OnMissing::RequestAgain {
+            self.ask_again(&snapshot.employees, now).await?;
+        }
         let mut counts: BTreeMap<String, usize> = Finding::KINDS.iter().map(|k| ((*k).to_owned(), 0)).collect();
         for finding in &outcome.findings {
             *counts.entry(finding.kind().to_owned()).or_default() += 1;
@@ -273,6 +322,116 @@ impl<S: StateStore + AuditStore, W: WorkspacesApi, B: EventBus> Auditor<S, W, B>
                 .collect(),
             held: snapshot.employees.iter().filter(|e| e.held_since_ms.is_some()).count(),
             stuck: snapshot.employees.iter().filter(|e| e.stuck_since_ms.is_some()).count(),
+            actions,
+        })
+    }
+
+    /// Does one remedy: through the lifecycle for an employee (decided on the record as the
+    /// second look read it, written only if it has not changed since), or an orphan's
+    /// termination.
+    async fn act(
+        &self,
+        remedy: Remedy,
+        employee: Option<EmployeeRecord>,
+        pace: &mut Pace,
+        now: i64,
+    ) -> Result<ActionTaken, AuditError> {
+        let (employee_id, input) = match &remedy {
+            Remedy::RequestAgain { employee_id, workspace_id } => {
+                (employee_id.clone(), Input::WorkspaceLost { workspace_id: workspace_id.clone() })
+            }
+            Remedy::Reapply { employee_id, workspace_id } => (
+                employee_id.clone(),
+                Input::Reapply { event_id: format!("{REAPPLY_PREFIX}{now}"), workspace_id: workspace_id.clone() },
+            ),
+            Remedy::Terminate { .. } => {
+                let (done, outcome) = self.terminate_orphan(&remedy, pace, now).await?;
+                info!(workspace_id = remedy.workspace_id(), done, "orphan: {outcome}");
+                return Ok(ActionTaken { remedy, done, outcome });
+            }
+        };
+        let outbox = Outbox { requests: Some(&self.requests), terminations: None };
+        let (_, decision) = settle(&self.store, &outbox, self.clock.as_ref(), &employee_id, employee, &input).await?;
+        let done = decision.steps.iter().any(|s| matches!(s, Step::Save { .. }));
+        let (Verdict::Note(outcome) | Verdict::Event(_, outcome)) = decision.verdict;
+        if done {
+            self.store
+                .record_history(&audit_line(&employee_id, "action", now, format!("drift action: {outcome}")))
+                .await?;
+        }
+        info!(%employee_id, workspace_id = remedy.workspace_id(), done, "drift action: {outcome}");
+        Ok(ActionTaken { remedy, done, outcome })
+    }
+
+    /// A record an audit made requested for a lost WorkSpace, still requested an hour later: its
+    /// request is sent again (a crash between the write and the send would have lost it; the
+    /// provisioner acts once on a request however often it comes).
+    async fn ask_again(&self, employees: &[EmployeeRecord], now: i64) -> Result<(), AuditError> {
+        let waiting = employees.iter().filter(|e| {
+            e.state == EmployeeState::Requested
+                && e.request_event_id.as_deref().is_some_and(|id| id.starts_with(LOST_PREFIX))
+                && now - e.state_since_ms >= LOST_REQUEST_ASKED_AGAIN_AFTER_MS
+        });
+        let outbox = Outbox { requests: Some(&self.requests), terminations: None };
+        for employee in waiting {
+            let lost = employee.request_event_id.as_deref().unwrap_or_default().trim_start_matches(LOST_PREFIX);
+            let input = Input::WorkspaceLost { workspace_id: lost.to_owned() };
+            let id = &employee.employee_id;
+            settle(&self.store, &outbox, self.clock.as_ref(), id, Some(employee.clone()), &input).await?;
+            info!(employee_id = %id, lost, "WorkSpace requested again in place of a lost one");
+        }
+        Ok(())
+    }
+
+    /// An orphan's termination, if everything that must hold still does just before it: its
+    /// tags read now (managed, not protected), no employee come to want it, the guard's
+    /// admission. `(terminated, what became of it)`; a refusal is an answer, not an error.
+    async fn terminate_orphan(&self, remedy: &Remedy, pace: &mut Pace, now: i64) -> Result<(bool, String), AuditError> {
+        let Remedy::Terminate { workspace_id, user_of, .. } = remedy else {
+            return Ok((false, "not an orphan".into()));
+        };
+        pace.turn().await;
+        let tags = match self.workspaces.tags(workspace_id).await {
+            Ok(tags) => tags,
+            Err(e) if e.is_retryable() => return Err(e.into()),
+            Err(e) => return Ok((false, format!("kept: its tags could not be read ({})", e.code()))),
+        };
+        // Never one made by hand, whatever TERMINATE_UNMANAGED says for leavers.
+        if let Some((code, why)) = tag_refusal(&tags, false) {
+            return Ok((false, format!("kept ({code}): {why}")));
+        }
+        if let Some(employee_id) = user_of {
+            let fresh = self.store.employees(std::slice::from_ref(employee_id)).await?;
+            // Theirs now, or theirs to be given (a join or rehire since: the provisioner adopts
+            // the user's WorkSpace) or to be terminated by their leave (the terminator finds it).
+            let concerns = fresh.iter().find(|e| {
+                wanted_by(e).iter().any(|id| id == workspace_id)
+                    || (e.workspace_id.is_none()
+                        && matches!(
+                            e.state,
+                            EmployeeState::Requested | EmployeeState::Pending | EmployeeState::Leaving
+                        ))
+            });
+            if let Some(e) = concerns {
+                return Ok((
+                    false,
+                    format!("kept: employee {employee_id} ({}) is concerned with it now", e.state.as_str()),
+                ));
+            }
+        }
+        if let Some(guard) = self.config.guard {
+            let key = format!("orphan-{workspace_id}");
+            let admitted = self.store.admit_terminations(now, guard.window_ms, guard.limit, &[key]).await?;
+            if admitted.first() != Some(&true) {
+                warn!(workspace_id, "orphan's termination held by the mass-termination guard");
+                return Ok((false, "kept: held by the mass-termination guard (hrws guard)".into()));
+            }
+        }
+        pace.turn().await;
+        let failed = self.workspaces.terminate_workspaces(std::slice::from_ref(workspace_id)).await?;
+        Ok(match failed.first() {
+            Some(f) => (false, format!("kept: TerminateWorkspaces refused it ({}: {})", f.code, f.message)),
+            None => (true, "terminated: orphaned at two audits in a row, managed, not protected".into()),
         })
     }
 
@@ -340,16 +499,7 @@ impl<S: StateStore + AuditStore, W: WorkspacesApi, B: EventBus> Auditor<S, W, B>
                 found.entry(id).or_default().push(finding.summary());
             }
         }
-        let line = |employee_id: &str, what: &str, text: String| HistoryEntry {
-            employee_id: Some(employee_id.to_owned()),
-            event_id: None,
-            message_id: format!("audit-{now}-{what}"),
-            kind: Some("audit".into()),
-            occurred_ms: Some(now),
-            outcome: EventOutcome::Drift,
-            reason: reason(&text),
-            recorded_ms: now,
-        };
+        let line = |employee_id: &str, what: &str, text: String| audit_line(employee_id, what, now, text);
         for (employee_id, summaries) in found {
             let text = format!("drift found: {}", summaries.join("; "));
             self.store.record_history(&line(&employee_id, "found", text)).await?;
@@ -363,6 +513,20 @@ impl<S: StateStore + AuditStore, W: WorkspacesApi, B: EventBus> Auditor<S, W, B>
             }
         }
         Ok(())
+    }
+}
+
+/// A line of the audit's in an employee's history (`what`: found, resolved, action).
+fn audit_line(employee_id: &str, what: &str, now: i64, text: String) -> HistoryEntry {
+    HistoryEntry {
+        employee_id: Some(employee_id.to_owned()),
+        event_id: None,
+        message_id: format!("audit-{now}-{what}"),
+        kind: Some("audit".into()),
+        occurred_ms: Some(now),
+        outcome: EventOutcome::Drift,
+        reason: reason(&text),
+        recorded_ms: now,
     }
 }
 

@@ -42,13 +42,7 @@ pub struct TerminatorConfig {
     pub guard: Option<GuardConfig>,
 }
 
-/// More than `limit` terminations within a window of `window_ms` trips the guard: the rest are
-/// held (access revoked) until an operator releases them.
-#[derive(Debug, Clone, Copy)]
-pub struct GuardConfig {
-    pub limit: u32,
-    pub window_ms: i64,
-}
+pub use crate::ports::GuardConfig;
 
 pub struct Terminator<S, W, T, Q> {
     pub store: S,

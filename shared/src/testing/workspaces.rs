@@ -495,6 +495,27 @@ impl FakeWorkspaces {
         id
     }
 
+    /// What an administrator does in the console: terminates a WorkSpace outside the pipeline (no
+    /// fault injected, no call counted). `false`: no such WorkSpace, or already going.
+    pub fn delete_by_hand(&self, id: &str) -> bool {
+        let now = self.now();
+        let lifecycle = self.lifecycle;
+        match lock(&self.world).get_mut(id) {
+            Some(ws) if ws.terminated_at.is_none() => {
+                ws.terminate(now, &lifecycle);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Tags set outside the pipeline (no fault injected, no call counted).
+    pub fn create_tags_by_hand(&self, id: &str, tags: BTreeMap<String, String>) {
+        if let Some(ws) = lock(&self.world).get_mut(id) {
+            ws.tags.extend(tags);
+        }
+    }
+
     /// The ids of each DescribeWorkspaces call by ids that was served.
     pub fn calls(&self) -> Vec<Vec<String>> {
         lock(&self.world).describe_calls.clone()

@@ -146,6 +146,27 @@ fn a_move_or_a_create_under_way_is_not_an_orphan() {
 }
 
 #[test]
+fn an_active_employees_workspace_being_terminated_is_missing_not_mismatched() {
+    // GIVEN an active employee whose WorkSpace, changed in the console, is then deleted there
+    // (listed TERMINATING for a while)
+    let mut going = workspace("ws-1", "e1");
+    going.state = WorkspaceState::Terminating;
+    going.properties.as_mut().unwrap().running_mode = Some("ALWAYS_ON".into());
+    let outcome = run(&[employee("E1", "active", Some("ws-1"))], &[going]);
+    // THEN it is missing (a profile re-applied to it would fail with it), not mismatched
+    assert_eq!(
+        outcome.findings,
+        vec![Finding::Missing {
+            employee_id: "E1".into(),
+            workspace_id: "ws-1".into(),
+            why: Missing::Terminating,
+            listed_for_user: None
+        }]
+    );
+    assert_eq!(outcome.findings[0].summary(), "missing: the employee's WorkSpace ws-1 is being terminated");
+}
+
+#[test]
 fn an_active_employees_workspace_that_differs_from_the_profile_is_mismatched_property_by_property() {
     let mut changed = workspace("ws-1", "e1");
     changed.bundle_id = Some("wsb-perfwin2022".into());
@@ -370,4 +391,79 @@ fn a_workspace_a_shifting_listing_showed_twice_is_one_workspace() {
     let outcome = run(&[], &[workspace("ws-9", "x"), workspace("ws-9", "x")]);
     // THEN it is one orphan among one WorkSpace listed
     assert_eq!((outcome.findings.len(), outcome.workspaces_listed), (1, 1));
+}
+
+#[test]
+fn by_default_the_audit_only_reports_and_each_setting_acts_only_on_what_is_safe() {
+    // GIVEN confirmed findings of every kind, one orphan already open at the audit before
+    let gone = Finding::Missing {
+        employee_id: "E1".into(),
+        workspace_id: "ws-1".into(),
+        why: Missing::Gone,
+        listed_for_user: None,
+    };
+    let gone_but_another_listed = Finding::Missing {
+        employee_id: "E2".into(),
+        workspace_id: "ws-2".into(),
+        why: Missing::Gone,
+        listed_for_user: Some("ws-22".into()),
+    };
+    let other_users = Finding::Missing {
+        employee_id: "E3".into(),
+        workspace_id: "ws-3".into(),
+        why: Missing::OtherUser { user_name: "someone".into() },
+        listed_for_user: None,
+    };
+    let mismatched = Finding::Mismatched { employee_id: "E4".into(), workspace_id: "ws-4".into(), differences: vec![] };
+    let orphan = |id: &str| Finding::Orphaned {
+        workspace_id: id.into(),
+        directory_id: DIR.into(),
+        user_name: "x".into(),
+        workspace_name: None,
+        state: "AVAILABLE".into(),
+        user_of: None,
+    };
+    let unhealthy = Finding::Unhealthy {
+        workspace_id: "ws-5".into(),
+        employee_id: Some("E5".into()),
+        state: "ERROR".into(),
+        since_ms: 0,
+    };
+    let findings =
+        vec![gone, gone_but_another_listed, other_users, mismatched, orphan("ws-old"), orphan("ws-new"), unhealthy];
+    let previous = vec![Drift {
+        subject: Subject::Workspace("ws-old".into()),
+        findings: vec![orphan("ws-old")],
+        since_ms: NOW - 2 * HOUR,
+        found_ms: NOW - HOUR,
+    }];
+    // WHEN the settings are the defaults THEN nothing is done
+    assert_eq!(remedies(&findings, &previous, AuditActions::default()), vec![]);
+    // WHEN every action is on THEN: the WorkSpaces gone are requested again (one listed for the
+    // user is the provisioner's to adopt or refuse); the mismatched one re-applied; only the
+    // orphan open before is terminated; the rest (another user's, unhealthy) stay for a person
+    let all = AuditActions {
+        on_missing: OnMissing::RequestAgain,
+        on_mismatched: OnMismatched::Reapply,
+        on_orphaned: OnOrphaned::TerminateManaged,
+    };
+    assert_eq!(
+        remedies(&findings, &previous, all),
+        vec![
+            Remedy::RequestAgain { employee_id: "E1".into(), workspace_id: "ws-1".into() },
+            Remedy::RequestAgain { employee_id: "E2".into(), workspace_id: "ws-2".into() },
+            Remedy::Reapply { employee_id: "E4".into(), workspace_id: "ws-4".into() },
+            Remedy::Terminate { workspace_id: "ws-old".into(), directory_id: DIR.into(), user_of: None },
+        ]
+    );
+}
+
+#[test]
+fn each_setting_reads_its_documented_values_and_names_them_when_wrong() {
+    assert_eq!("request-again".parse::<OnMissing>(), Ok(OnMissing::RequestAgain));
+    assert_eq!(" report ".parse::<OnMissing>(), Ok(OnMissing::Report));
+    assert_eq!("reapply".parse::<OnMismatched>(), Ok(OnMismatched::Reapply));
+    assert_eq!("terminate-managed".parse::<OnOrphaned>(), Ok(OnOrphaned::TerminateManaged));
+    assert_eq!("terminate".parse::<OnOrphaned>(), Err("\"terminate\" is not one of report, terminate-managed".into()));
+    assert_eq!(serde_json::to_value(OnMissing::RequestAgain).unwrap(), json!("request-again"));
 }

@@ -44,6 +44,9 @@
 //! | pending | ERROR | failed | save |
 //! | terminating | gone | terminated (or requested if rehired) | (request WorkSpace,) save |
 //! | pending, terminating | still waiting past the deadline | same, flagged stuck | save |
+//! | active on the WorkSpace | WorkSpace lost (drift audit, `request-again`) | requested, keyed by the lost id | save, request WorkSpace |
+//! | requested for that lost WorkSpace | WorkSpace lost again | requested (nothing written) | request WorkSpace |
+//! | active on the WorkSpace, not moving | profile re-applied (drift audit, `reapply`) | moving (the mover path; no HR ordering) | save |
 //! | any | event older than the last applied | skipped (stale) | (request again what a requested or leaving record waits on) |
 //! | any | effective_at in the future | scheduled | hold |
 
@@ -97,6 +100,14 @@ pub enum Input {
     /// What DescribeWorkspaces says of the employee's WorkSpace; `stuck_after_ms` is how long the
     /// employee may wait in its state.
     Observed { workspace_id: String, seen: Seen, stuck_after_ms: i64 },
+    /// The drift audit found the active employee's WorkSpace no longer listed, and none listed
+    /// for their user (`AUDIT_ON_MISSING=request-again`): a new one is requested, keyed by
+    /// [`lost_request_id`]. Decided again on a record already requested for it, it asks again.
+    WorkspaceLost { workspace_id: String },
+    /// The drift audit found the active employee's WorkSpace differing from their profile
+    /// (`AUDIT_ON_MISMATCHED=reapply`): the profile is applied again through the mover path, as
+    /// a move (`event_id`, [`REAPPLY_PREFIX`]) that is not an HR event (no HR ordering changes).
+    Reapply { event_id: String, workspace_id: String },
     /// What the reconciler read of a moving employee's WorkSpace (`event_id`: the move).
     MoveObserved { event_id: String, sight: Box<MoveSight>, stuck_after_ms: i64, cooldowns: Cooldowns },
     /// A move's WorkSpaces call answered: `Ok` with a migration's new id, or the failure.
@@ -312,6 +323,8 @@ pub fn decide(current: Option<&EmployeeRecord>, input: &Input, now: i64) -> Deci
         Input::Observed { workspace_id, seen, stuck_after_ms } => {
             observed(current, workspace_id, seen, *stuck_after_ms, now)
         }
+        Input::WorkspaceLost { workspace_id } => workspace_lost(current, workspace_id, now),
+        Input::Reapply { event_id, workspace_id } => reapply(current, event_id, workspace_id, now),
         Input::MoveObserved { event_id, sight, stuck_after_ms, cooldowns } => {
             moves::move_observed(current, event_id, sight, *stuck_after_ms, cooldowns, now)
         }
@@ -540,6 +553,91 @@ fn access_revoked(current: Option<&EmployeeRecord>, leave_event_id: &str, worksp
             )
         }
         _ => Decision::note("access revoked for a leave no longer wanted", vec![]),
+    }
+}
+
+/// The request of a WorkSpace in place of `workspace_id`, lost behind the pipeline's back: one
+/// id per lost WorkSpace, so the audits that find it (and their retries) ask for one WorkSpace.
+pub fn lost_request_id(workspace_id: &str) -> String {
+    format!("{LOST_PREFIX}{workspace_id}")
+}
+
+/// The prefix of [`lost_request_id`].
+pub const LOST_PREFIX: &str = "lost-";
+
+/// The prefix of the id of a profile re-applied by the drift audit (followed by the audit time).
+pub const REAPPLY_PREFIX: &str = "reapply-";
+
+/// How long a record requested for a lost WorkSpace waits before an audit asks again (the
+/// request may have been lost in a crash between the write and the send).
+pub const LOST_REQUEST_ASKED_AGAIN_AFTER_MS: i64 = 3_600_000;
+
+fn workspace_lost(current: Option<&EmployeeRecord>, workspace_id: &str, now: i64) -> Decision {
+    let request_id = lost_request_id(workspace_id);
+    match current {
+        // Only the employee as the audit saw them: active on that WorkSpace, nothing under way.
+        Some(c) if c.state == EmployeeState::Active && c.workspace_id.as_deref() == Some(workspace_id) => {
+            let next = stamp(c, now, |n| {
+                n.state = EmployeeState::Requested;
+                n.request_event_id = Some(request_id.clone());
+                n.workspace_id = None;
+                n.previous_workspaces.push(PastWorkspace { workspace_id: workspace_id.to_owned(), terminated_ms: now });
+                n.clocks = Default::default();
+                n.failure_code = None;
+                n.failure_message = None;
+                n.move_note = None;
+            });
+            // A record without the join's details could not ask: left as it is, reported.
+            let Some(request) = WorkspaceRequest::for_employee(&next, now) else {
+                return Decision::note(
+                    format!(
+                        "WorkSpace {workspace_id} no longer exists, but the record lacks the user or profile to request another"
+                    ),
+                    vec![],
+                );
+            };
+            Decision::note(
+                format!("WorkSpace {workspace_id} no longer exists (drift audit): a new one requested"),
+                vec![save(c, next), Step::RequestWorkspace(request)],
+            )
+        }
+        Some(c)
+            if c.state == EmployeeState::Requested && c.request_event_id.as_deref() == Some(request_id.as_str()) =>
+        {
+            Decision::note(
+                format!("still waiting for the WorkSpace in place of {workspace_id}: requested again"),
+                outstanding(c, now).into_iter().collect(),
+            )
+        }
+        _ => Decision::note(format!("WorkSpace {workspace_id} no longer wanted in place of a lost one"), vec![]),
+    }
+}
+
+fn reapply(current: Option<&EmployeeRecord>, event_id: &str, workspace_id: &str, now: i64) -> Decision {
+    match current {
+        Some(c)
+            if c.state == EmployeeState::Active
+                && c.moving.is_none()
+                && c.workspace_id.as_deref() == Some(workspace_id)
+                && c.profile.is_some() =>
+        {
+            let next = stamp(c, now, |n| {
+                n.moving = Some(crate::domain::employee::MoveWork::new(event_id));
+                n.state = EmployeeState::Moving;
+                n.move_note = None;
+                if n.clocks.launched_ms.is_none() {
+                    n.clocks.launched_ms = Some(c.state_since_ms);
+                }
+            });
+            let profile = c.profile_name.as_deref().unwrap_or("?");
+            Decision::note(
+                format!(
+                    "WorkSpace {workspace_id} differs from profile {profile} (drift audit): the profile applied again"
+                ),
+                vec![save(c, next)],
+            )
+        }
+        _ => Decision::note(format!("re-applying the profile to {workspace_id}: no longer wanted"), vec![]),
     }
 }
 

@@ -27,7 +27,7 @@
 //! | moving | migration failed (the service keeps the original) | active, the move stopped with the reason | save |
 //! | moving | a call refused for good, or the profile unreachable | active, the move stopped with the reason | save |
 //! | moving | the WorkSpace gone, the user's other WorkSpace found | moving, re-keyed | save |
-//! | moving | the WorkSpace gone, none found | failed | save |
+//! | moving | the WorkSpace gone, none found | requested, keyed by the lost id, with the move's profile | save, request WorkSpace |
 //! | leaving, terminating, migrating or relocating | WorkSpace gone | leaving, the migration's or relocation's other WorkSpace next | save, request termination |
 
 use super::{Decision, HrInput, Input, NameStatus, STILL_STUCK, STUCK, Step, save, stamp};
@@ -254,6 +254,35 @@ pub(super) fn move_event(
     Decision::event(EventOutcome::Applied, reason, super::with_outstanding(save(c, next.clone()), &next, now))
 }
 
+/// The moving employee's WorkSpace disappeared and the user has no other: requested again,
+/// keyed by the lost id, with the record's profile (the move's); failed only if the record
+/// cannot ask (no user or profile).
+fn lost_during_move(c: &EmployeeRecord, gone: &str, event_id: &str, now: i64) -> Decision {
+    let next = stamp(c, now, |n| {
+        n.state = EmployeeState::Requested;
+        n.moving = None;
+        n.request_event_id = Some(super::lost_request_id(gone));
+        n.workspace_id = None;
+        n.previous_workspaces.push(PastWorkspace { workspace_id: gone.to_owned(), terminated_ms: now });
+        n.clocks = WorkspaceClocks::default();
+    });
+    match WorkspaceRequest::for_employee(&next, now) {
+        Some(request) => Decision::note(
+            format!("WorkSpace {gone} disappeared during move {event_id}: a new one requested with the profile"),
+            vec![save(c, next), Step::RequestWorkspace(request)],
+        ),
+        None => {
+            let failed = stamp(c, now, |n| {
+                n.state = EmployeeState::Failed;
+                n.moving = None;
+                n.failure_code = Some("WorkspaceGone".into());
+                n.failure_message = Some(format!("WorkSpace {gone} disappeared during move {event_id}"));
+            });
+            Decision::note("the WorkSpace disappeared during the move", vec![save(c, failed)])
+        }
+    }
+}
+
 /// A moving employee, by this move.
 fn moving_for<'a>(current: Option<&'a EmployeeRecord>, event_id: &str) -> Option<(&'a EmployeeRecord, &'a MoveWork)> {
     let c = current.filter(|c| c.state == EmployeeState::Moving)?;
@@ -355,17 +384,13 @@ pub(super) fn move_observed(
     let Some(ws) = &sight.workspace else {
         return match &sight.found {
             Some(found) => rekey(c, found, now, now, "the WorkSpace was replaced (a migration whose answer was lost)"),
-            None => {
-                let gone = c.workspace_id.as_deref().unwrap_or("?");
-                let next = stamp(c, now, |n| {
-                    n.state = EmployeeState::Failed;
-                    n.moving = None;
-                    n.failure_code = Some("WorkspaceGone".into());
-                    n.failure_message =
-                        Some(format!("WorkSpace {gone} disappeared during move {event_id}, and the user has no other"));
-                });
-                Decision::note("the WorkSpace disappeared during the move", vec![save(c, next)])
-            }
+            // Deleted behind the pipeline's back (the employee stays): a new WorkSpace with the
+            // profile the move wants, as the drift audit asks for a lost one (found by the model:
+            // failing here left a mover without a WorkSpace the audit would not give back).
+            None => match c.workspace_id.as_deref() {
+                Some(gone) => lost_during_move(c, gone, event_id, now),
+                None => Decision::note("moving without a WorkSpace id", vec![]),
+            },
         };
     };
     let current = Current {

@@ -1068,7 +1068,7 @@ fn a_leave_during_a_migration_whose_answer_was_lost_looks_up_the_user_names_work
 }
 
 #[test]
-fn a_workspace_gone_during_a_move_is_followed_to_the_users_other_one_or_fails_the_employee() {
+fn a_workspace_gone_during_a_move_is_followed_to_the_users_other_one_or_requested_again_with_the_new_profile() {
     let e = moving_employee(mover(|p| p.bundle_id = "wsb-87654321".into()));
     let found = Input::MoveObserved {
         event_id: "m1".into(),
@@ -1077,8 +1077,20 @@ fn a_workspace_gone_during_a_move_is_followed_to_the_users_other_one_or_fails_th
         cooldowns: Cooldowns::DOCUMENTED,
     };
     assert_eq!(saved(&decide(Some(&e), &found, NOW)).workspace_id.as_deref(), Some("ws-9"));
+    // GIVEN no other WorkSpace for the user (deleted in the console) THEN a new one is requested,
+    // keyed by the lost id, with the profile the move wants (not a failure: the employee stays)
     let d = decide(Some(&e), &sight(None), NOW);
-    assert_eq!(saved(&d).state, Failed);
+    assert_eq!(kinds(&d), ["save", "request WorkSpace"]);
+    let next = saved(&d);
+    assert_eq!((next.state, next.moving.is_none(), next.workspace_id.as_deref()), (Requested, true, None));
+    assert_eq!(next.request_event_id.as_deref(), Some("lost-ws-1"));
+    let Some(Step::RequestWorkspace(request)) = d.steps.get(1) else { panic!("{:?}", d.steps) };
+    assert_eq!(request.profile.bundle_id, "wsb-87654321");
+    // AND a record that could not ask (no user name) fails, with the reason
+    let mut nameless = e.clone();
+    nameless.username = None;
+    let d = decide(Some(&nameless), &sight(None), NOW);
+    assert_eq!((saved(&d).state, saved(&d).failure_code.as_deref()), (Failed, Some("WorkspaceGone")));
 }
 
 #[test]
@@ -1345,4 +1357,84 @@ fn a_restore_of_a_workspace_gone_meanwhile_requests_a_new_one_instead_of_failing
         message: "busy".into(),
     };
     assert_eq!(saved(&decide(Some(&restoring), &refused, NOW + 3)).state, Failed);
+}
+
+// ---------------------------------------------------------------- the drift audit's actions
+
+#[test]
+fn a_workspace_the_audit_found_gone_is_requested_again_once_keyed_by_the_lost_id() {
+    // GIVEN an active employee on ws-1 WHEN the audit says ws-1 is gone
+    let active = employee(Active);
+    let lost = Input::WorkspaceLost { workspace_id: "ws-1".into() };
+    let d = decide(Some(&active), &lost, NOW);
+    // THEN the record is requested (written first), then the WorkSpace asked, keyed by ws-1
+    assert_eq!(kinds(&d), ["save", "request WorkSpace"]);
+    let next = saved(&d);
+    assert_eq!((next.state, next.workspace_id.as_deref()), (Requested, None));
+    assert_eq!(next.request_event_id.as_deref(), Some("lost-ws-1"));
+    assert_eq!(next.previous_workspaces.last().map(|p| p.workspace_id.as_str()), Some("ws-1"));
+    assert_eq!((next.last_event_id.as_str(), next.last_event_ms), ("j1", NOW - 10_000), "no HR ordering changes");
+    let Some(Step::RequestWorkspace(request)) = d.steps.get(1) else { panic!("{:?}", d.steps) };
+    assert_eq!((request.event_id.as_str(), request.username.as_str()), ("lost-ws-1", "jdoe"));
+    // WHEN decided again on the record it wrote THEN the request goes again, nothing written
+    assert_eq!(state_after(Some(next), &lost), (None, vec!["request WorkSpace"]));
+    // AND the provisioner's answer is taken as for any request
+    let created = Input::Created {
+        request_event_id: "lost-ws-1".into(),
+        workspace_id: "ws-2".into(),
+        state: WorkspaceState::Available,
+    };
+    assert_eq!(
+        decide(Some(next), &created, NOW).saved().map(|r| (r.state, r.workspace_id.clone())),
+        Some((Active, Some("ws-2".into())))
+    );
+}
+
+#[test]
+fn a_lost_workspace_changes_nothing_once_the_employee_has_moved_on() {
+    // GIVEN records the audit's second look no longer matches: another WorkSpace, a leave, a
+    // move under way
+    let lost = Input::WorkspaceLost { workspace_id: "ws-1".into() };
+    let mut other = employee(Active);
+    other.workspace_id = Some("ws-9".into());
+    let mut moving = employee(Moving);
+    moving.workspace_id = Some("ws-1".into());
+    let mut leaving = employee(Leaving);
+    leaving.workspace_id = Some("ws-1".into());
+    for record in [other, moving, leaving, employee(Terminated), employee(Pending)] {
+        // WHEN the audit's action is decided THEN nothing is written or asked
+        assert_eq!(state_after(Some(&record), &lost), (None, vec![]), "{:?}", record.state);
+    }
+    assert_eq!(state_after(None, &lost), (None, vec![]));
+}
+
+#[test]
+fn a_profile_the_audit_reapplies_goes_through_the_mover_path_without_touching_hr_order() {
+    // GIVEN an active employee on ws-1 WHEN the audit re-applies the profile
+    let active = employee(Active);
+    let reapply = Input::Reapply { event_id: "reapply-5".into(), workspace_id: "ws-1".into() };
+    let d = decide(Some(&active), &reapply, NOW);
+    // THEN the employee is moving, by the re-apply, the profile and HR's last move unchanged
+    assert_eq!(kinds(&d), ["save"]);
+    let next = saved(&d);
+    assert_eq!(next.state, Moving);
+    assert_eq!(next.moving.as_ref().map(|m| m.event_id.as_str()), Some("reapply-5"));
+    assert_eq!((next.profile.clone(), next.last_move.clone()), (active.profile.clone(), None));
+    assert_eq!(next.clocks.launched_ms, Some(active.state_since_ms), "no cooldown cut short");
+    // WHEN decided again on the moving record, or on another WorkSpace THEN nothing happens
+    assert_eq!(state_after(Some(next), &reapply), (None, vec![]));
+    let mut other = employee(Active);
+    other.workspace_id = Some("ws-9".into());
+    assert_eq!(state_after(Some(&other), &reapply), (None, vec![]));
+    // AND an HR move that arrives meanwhile takes over the work (the mover's table)
+    let mover = Mover {
+        department: None,
+        profile_name: "power".into(),
+        profile: profile(),
+        client_token: "hr-m".into(),
+        name: NameStatus::Free,
+    };
+    let hr_move = Input::Hr(hr("m1", HrKind::Move(Ok(Box::new(mover)))));
+    let d = decide(Some(next), &hr_move, NOW);
+    assert_eq!(saved(&d).moving.as_ref().map(|m| m.event_id.as_str()), Some("m1"));
 }

@@ -257,3 +257,36 @@ fn a_failed_leave_names_the_leave_and_an_end_with_nothing_to_terminate_names_no_
     assert_eq!(told[0].detail.workspace_id, None, "ws-old was announced when it went");
     assert_eq!(told[0].detail.hr_event_id.as_deref(), Some("hr-leave-3"), "read from before the write");
 }
+
+#[test]
+fn the_audits_actions_announce_the_lost_workspace_and_a_reapplied_profile_without_an_hr_event() {
+    // GIVEN an active employee whose WorkSpace the audit found gone: requested again
+    let active = record(EmployeeState::Active, 3);
+    let mut requested = record(EmployeeState::Requested, 4);
+    requested.workspace_id = None;
+    requested.request_event_id = Some("lost-ws-1".into());
+    requested.previous_workspaces = vec![PastWorkspace { workspace_id: "ws-1".into(), terminated_ms: 0 }];
+    // THEN the lost one is announced terminated, then the new one requested under its request
+    let events = events_of(Some(&active), &requested);
+    assert_eq!(events.iter().map(|e| e.kind).collect::<Vec<_>>(), [Kind::Terminated, Kind::Requested]);
+    assert_eq!(events[0].detail.workspace_id.as_deref(), Some("ws-1"));
+    assert_eq!(events[1].detail.hr_event_id.as_deref(), Some("lost-ws-1"));
+    // GIVEN a profile the audit re-applied, which reached its WorkSpace
+    let mut moving = record(EmployeeState::Moving, 5);
+    moving.moving = Some(crate::domain::employee::MoveWork::new("reapply-7"));
+    moving.last_move = Some(crate::domain::employee::SeenEvent {
+        occurred_ms: 1,
+        event_id: "hr-move-1".into(),
+        join: false,
+        moved: true,
+    });
+    let mut done = moving.clone();
+    done.state = EmployeeState::Active;
+    done.moving = None;
+    done.version = 6;
+    // THEN it is announced modified, with no HR event (not HR's earlier move)
+    let modified = events_of(Some(&moving), &done);
+    assert_eq!(modified.iter().map(|e| e.kind).collect::<Vec<_>>(), [Kind::Modified]);
+    assert_eq!(modified[0].detail.hr_event_id, None);
+    assert_eq!(kinds(Some(&active), &moving), [], "starting to re-apply is no change a subscriber sees");
+}

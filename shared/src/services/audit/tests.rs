@@ -1,11 +1,14 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
 use super::*;
+use crate::domain::audit::{OnMismatched, OnOrphaned};
 use crate::domain::employee::EmployeeState;
+use crate::domain::messages::WorkspaceRequest;
 use crate::domain::profile::{Profile, RunningMode};
 use crate::domain::workspace::WorkspaceState;
+use crate::domain::workspace::{MANAGED_TAG_KEY, PROTECT_TAG_KEY};
 use crate::ports::CreateItem;
-use crate::testing::{FakeWorkspaces, ManualClock, MemoryBus, MemoryStore};
+use crate::testing::{FakeWorkspaces, ManualClock, MemoryBus, MemoryQueue, MemoryStore};
 
 const DIR: &str = "d-9067a1b2c3";
 const HOUR: i64 = 3_600_000;
@@ -33,29 +36,65 @@ struct World {
     store: Arc<MemoryStore>,
     workspaces: Arc<FakeWorkspaces>,
     bus: Arc<MemoryBus>,
+    requests: Arc<MemoryQueue>,
 }
 
 impl World {
     fn new() -> Self {
         let clock = ManualClock::new(1_800_000_000_000);
         let workspaces = Arc::new(FakeWorkspaces::new(clock.clone()));
-        Self { clock, store: Arc::new(MemoryStore::default()), workspaces, bus: Arc::new(MemoryBus::default()) }
+        Self {
+            clock,
+            store: Arc::new(MemoryStore::default()),
+            workspaces,
+            bus: Arc::new(MemoryBus::default()),
+            requests: Arc::new(MemoryQueue::named("requests")),
+        }
     }
 
-    fn auditor(&self) -> Auditor<Arc<MemoryStore>, Arc<FakeWorkspaces>, Arc<MemoryBus>> {
+    fn auditor(&self) -> TestAuditor {
+        self.acting(AuditActions::REPORT_ONLY)
+    }
+
+    fn acting(&self, actions: AuditActions) -> TestAuditor {
         Auditor {
             store: self.store.clone(),
             workspaces: self.workspaces.clone(),
             events: self.bus.clone(),
+            requests: self.requests.clone(),
             clock: Arc::new(self.clock.clone()),
             config: AuditConfig {
                 directories: [DIR.to_owned()].into(),
                 rules: AuditRules { unhealthy_after_ms: HOUR },
                 call_interval_ms: 0,
+                actions,
+                guard: None,
             },
         }
     }
 
+    async fn record(&self, employee_id: &str) -> EmployeeRecord {
+        self.store.employee(employee_id).await.unwrap().unwrap()
+    }
+
+    /// A WorkSpace made outside the pipeline, with these tags.
+    async fn by_hand(&self, user: &str, tags: &[(&str, &str)]) -> String {
+        let id = self.workspaces.seed(DIR, user, WorkspaceState::Available);
+        let tags: BTreeMap<String, String> = tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        if !tags.is_empty() {
+            self.workspaces.create_tags(&id, &tags).await.unwrap();
+        }
+        id
+    }
+}
+
+type TestAuditor = Auditor<Arc<MemoryStore>, Arc<FakeWorkspaces>, Arc<MemoryBus>, Arc<MemoryQueue>>;
+
+const REQUEST_AGAIN: AuditActions = AuditActions { on_missing: OnMissing::RequestAgain, ..AuditActions::REPORT_ONLY };
+const REAPPLY: AuditActions = AuditActions { on_mismatched: OnMismatched::Reapply, ..AuditActions::REPORT_ONLY };
+const TERMINATE: AuditActions = AuditActions { on_orphaned: OnOrphaned::TerminateManaged, ..AuditActions::REPORT_ONLY };
+
+impl World {
     /// `n` active employees, each with the WorkSpace their profile makes.
     async fn active(&self, n: usize) -> Vec<(String, String)> {
         let items: Vec<CreateItem> = (0..n)
@@ -77,6 +116,7 @@ impl World {
             e.state = EmployeeState::Active;
             e.username = Some(ws.user_name.clone());
             e.profile = Some(profile());
+            e.profile_name = Some("standard".into());
             e.workspace_id = Some(ws.workspace_id.clone());
             self.store.save_employee(&e, None).await.unwrap();
             pairs.push((e.employee_id, ws.workspace_id.clone()));
@@ -228,10 +268,23 @@ async fn a_listing_that_fails_records_nothing_and_says_whether_to_retry() {
     assert_eq!(w.store.audit_snapshot().await.unwrap().state, None);
 }
 
-/// The fake WorkSpaces, with something done behind the audit's back right after its first page.
+type Change = std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>;
+
+/// The fake WorkSpaces, with something done behind the audit's back right after its first page,
+/// or just before it reads a WorkSpace's tags (before it would terminate it).
 struct Meanwhile {
     inner: Arc<FakeWorkspaces>,
-    after_first_page: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    after_first_page: Change,
+    before_tags: Change,
+}
+
+impl Meanwhile {
+    fn run(change: &Change) {
+        let change = change.lock().unwrap().take();
+        if let Some(change) = change {
+            change();
+        }
+    }
 }
 
 impl WorkspacesApi for Meanwhile {
@@ -253,10 +306,7 @@ impl WorkspacesApi for Meanwhile {
         next_token: Option<&str>,
     ) -> Result<crate::ports::WorkspacePage, WorkspacesError> {
         let page = self.inner.list_workspaces(directory_id, next_token).await;
-        let meanwhile = self.after_first_page.lock().unwrap().take();
-        if let Some(change) = meanwhile {
-            change();
-        }
+        Self::run(&self.after_first_page);
         page
     }
     async fn find_user_workspace(&self, d: &str, u: &str) -> Result<Option<WorkspaceInfo>, WorkspacesError> {
@@ -276,6 +326,7 @@ impl WorkspacesApi for Meanwhile {
         self.inner.set_admin_maintenance(id, on).await
     }
     async fn tags(&self, id: &str) -> Result<BTreeMap<String, String>, WorkspacesError> {
+        Self::run(&self.before_tags);
         self.inner.tags(id).await
     }
     async fn create_tags(&self, id: &str, tags: &BTreeMap<String, String>) -> Result<(), WorkspacesError> {
@@ -305,8 +356,13 @@ async fn a_leave_that_runs_while_the_audit_lists_is_not_reported_as_an_orphan() 
     });
     let auditor = Auditor {
         store: w.store.clone(),
-        workspaces: Meanwhile { inner: w.workspaces.clone(), after_first_page: std::sync::Mutex::new(Some(leave)) },
+        workspaces: Meanwhile {
+            inner: w.workspaces.clone(),
+            after_first_page: std::sync::Mutex::new(Some(leave)),
+            before_tags: Default::default(),
+        },
         events: w.bus.clone(),
+        requests: w.requests.clone(),
         clock: Arc::new(w.clock.clone()),
         config: w.auditor().config,
     };
@@ -366,4 +422,200 @@ async fn a_configured_directory_that_cannot_be_listed_fails_the_audit() {
     let failed = auditor.run().await.unwrap_err();
     assert!(!failed.is_retryable(), "{failed:?}");
     assert!(w.store.audit_state().await.unwrap().is_none(), "nothing recorded");
+}
+
+// ---------------------------------------------------------------- actions (off by default)
+
+#[tokio::test]
+async fn a_missing_workspace_is_only_reported_by_default_and_requested_again_when_set() {
+    // GIVEN two active employees; E000's WorkSpace is deleted behind the pipeline's back
+    let w = World::new();
+    let pairs = w.active(2).await;
+    let (employee, lost) = pairs[0].clone();
+    w.workspaces.terminate_workspaces(std::slice::from_ref(&lost)).await.unwrap();
+    w.clock.advance(HOUR);
+    // WHEN audited with the default settings THEN it is reported and nothing is done
+    let report = w.auditor().run().await.unwrap();
+    assert_eq!(report.counts["missing"], 1);
+    assert_eq!(report.actions, vec![]);
+    assert_eq!(w.record(&employee).await.state, EmployeeState::Active);
+    assert!(w.requests.is_empty());
+
+    // WHEN audited with AUDIT_ON_MISSING=request-again
+    let before = w.record(&employee).await.version;
+    let report = w.acting(REQUEST_AGAIN).run().await.unwrap();
+    // THEN the employee is requested again, keyed by the lost WorkSpace, the provisioner asked,
+    // and the history says why
+    assert_eq!(report.actions.len(), 1, "{:?}", report.actions);
+    assert!(report.actions[0].done, "{:?}", report.actions[0]);
+    assert_eq!(
+        report.actions[0].remedy,
+        Remedy::RequestAgain { employee_id: employee.clone(), workspace_id: lost.clone() }
+    );
+    let record = w.record(&employee).await;
+    assert_eq!((record.state, record.workspace_id.as_deref()), (EmployeeState::Requested, None));
+    assert_eq!(record.request_event_id, Some(format!("lost-{lost}")));
+    assert_eq!(record.version, before + 1);
+    assert_eq!(record.previous_workspaces.last().map(|p| p.workspace_id.as_str()), Some(lost.as_str()));
+    let sent: Vec<WorkspaceRequest> = w.requests.bodies().iter().map(|b| serde_json::from_str(b).unwrap()).collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!((sent[0].employee_id.as_str(), sent[0].event_id.clone()), (employee.as_str(), format!("lost-{lost}")));
+    assert!(w.drift_lines(&employee).iter().any(|l| l.contains("no longer exists") && l.contains("new one requested")));
+
+    // WHEN audited again within the hour THEN nothing more is sent; after the hour, with the
+    // record still requested (a request lost in a crash), the request goes again, unwritten
+    w.requests.take();
+    w.acting(REQUEST_AGAIN).run().await.unwrap();
+    assert!(w.requests.is_empty());
+    w.clock.advance(HOUR);
+    let report = w.acting(REQUEST_AGAIN).run().await.unwrap();
+    assert_eq!(report.actions, vec![], "no finding: the employee is requested, not active");
+    assert_eq!(w.requests.len(), 1);
+    assert_eq!(w.record(&employee).await.version, before + 1);
+}
+
+#[tokio::test]
+async fn a_workspace_made_by_hand_for_a_missing_ones_user_is_left_to_the_provisioners_rule() {
+    // GIVEN an active employee whose WorkSpace was deleted and another made for their user by
+    // hand (no managed tag)
+    let w = World::new();
+    let (employee, lost) = w.active(1).await[0].clone();
+    w.workspaces.terminate_workspaces(std::slice::from_ref(&lost)).await.unwrap();
+    w.clock.advance(HOUR);
+    let by_hand = w.by_hand("user000", &[]).await;
+    // WHEN audited with request-again THEN it is missing (the hand-made one named, not an
+    // orphan), and requested again: the provisioner adopts it or refuses it (ADOPT_UNMANAGED)
+    let report = w.acting(REQUEST_AGAIN).run().await.unwrap();
+    assert_eq!((report.counts["missing"], report.counts["orphaned"]), (1, 0));
+    assert!(report.actions[0].done, "{:?}", report.actions);
+    assert_eq!(w.record(&employee).await.state, EmployeeState::Requested);
+    assert_eq!(w.requests.len(), 1);
+    // AND the audit itself never touches the hand-made one
+    assert_eq!(w.workspaces.workspace(&by_hand).map(|ws| ws.state), Some(WorkspaceState::Available));
+}
+
+#[tokio::test]
+async fn a_mismatched_workspace_gets_its_profile_again_through_the_mover_path() {
+    // GIVEN an active employee whose WorkSpace's running mode was changed in the console
+    let w = World::new();
+    let (employee, ws) = w.active(1).await[0].clone();
+    let change =
+        crate::domain::workspace::PropertyChange::RunningMode { mode: RunningMode::AlwaysOn, auto_stop_minutes: None };
+    w.workspaces.modify_properties(&ws, &change).await.unwrap();
+    w.clock.advance(HOUR);
+    // WHEN audited with AUDIT_ON_MISMATCHED=reapply
+    let report = w.acting(REAPPLY).run().await.unwrap();
+    // THEN the employee is moving to the same profile, by a move that is no HR event's
+    assert_eq!(report.counts["mismatched"], 1);
+    assert!(report.actions[0].done, "{:?}", report.actions);
+    let record = w.record(&employee).await;
+    assert_eq!(record.state, EmployeeState::Moving);
+    let work = record.moving.as_ref().unwrap();
+    assert!(work.event_id.starts_with("reapply-"), "{}", work.event_id);
+    assert_eq!(record.last_move, None, "HR's moves are ordered as before");
+    assert_eq!(record.profile, Some(profile()));
+    // AND the audit made no WorkSpaces call for it (the reconciler's mover does)
+    assert_eq!(w.workspaces.call_count("ModifyWorkspaceProperties"), 1, "only the console's");
+    // WHEN audited again while it moves THEN the same finding is not acted on twice
+    let report = w.acting(REAPPLY).run().await.unwrap();
+    assert!(report.actions.iter().all(|a| !a.done), "{:?}", report.actions);
+}
+
+#[tokio::test]
+async fn only_a_managed_unprotected_orphan_found_twice_is_terminated() {
+    // GIVEN orphans: one the pipeline made (managed tag), one managed but protected, one made
+    // by hand (no managed tag)
+    let w = World::new();
+    w.active(1).await;
+    let managed = w.by_hand("stray1", &[(MANAGED_TAG_KEY, "E-GONE")]).await;
+    let protected = w.by_hand("stray2", &[(MANAGED_TAG_KEY, "E-GONE2"), (PROTECT_TAG_KEY, "legal hold")]).await;
+    let by_hand = w.by_hand("someone", &[]).await;
+    // WHEN audited once with AUDIT_ON_ORPHANED=terminate-managed THEN nothing is terminated:
+    // an orphan is acted on only when the audit before found it too
+    let first = w.acting(TERMINATE).run().await.unwrap();
+    assert_eq!(first.counts["orphaned"], 3);
+    assert_eq!(first.actions, vec![]);
+    assert_eq!(w.workspaces.call_count("TerminateWorkspaces"), 0);
+    // WHEN audited again
+    w.clock.advance(HOUR);
+    let second = w.acting(TERMINATE).run().await.unwrap();
+    // THEN only the managed, unprotected one is terminated; the others are kept with the reason
+    let outcome = |id: &str| second.actions.iter().find(|a| a.remedy.workspace_id() == id).unwrap().clone();
+    assert!(outcome(&managed).done, "{:?}", outcome(&managed));
+    assert!(!outcome(&protected).done && outcome(&protected).outcome.contains(PROTECT_TAG_KEY));
+    assert!(!outcome(&by_hand).done && outcome(&by_hand).outcome.contains(MANAGED_TAG_KEY));
+    assert_eq!(w.workspaces.workspace(&managed).map(|ws| ws.state), Some(WorkspaceState::Terminating));
+    for kept in [&protected, &by_hand] {
+        assert_eq!(w.workspaces.workspace(kept).map(|ws| ws.state), Some(WorkspaceState::Available));
+    }
+    assert_eq!(w.workspaces.call_count("TerminateWorkspaces"), 1);
+}
+
+#[tokio::test]
+async fn orphan_terminations_count_against_the_mass_termination_guard() {
+    // GIVEN three managed orphans found by an audit, and a guard that admits two an hour
+    let w = World::new();
+    let orphans = [
+        w.by_hand("s1", &[(MANAGED_TAG_KEY, "x")]).await,
+        w.by_hand("s2", &[(MANAGED_TAG_KEY, "y")]).await,
+        w.by_hand("s3", &[(MANAGED_TAG_KEY, "z")]).await,
+    ];
+    let mut auditor = w.acting(TERMINATE);
+    auditor.config.guard = Some(GuardConfig { limit: 2, window_ms: HOUR });
+    auditor.run().await.unwrap();
+    // WHEN audited again
+    w.clock.advance(60_000);
+    let report = auditor.run().await.unwrap();
+    // THEN two are terminated and the third held, the guard tripped for everything after
+    let done = report.actions.iter().filter(|a| a.done).count();
+    assert_eq!(done, 2, "{:?}", report.actions);
+    let held: Vec<_> = report.actions.iter().filter(|a| !a.done).collect();
+    assert!(held.len() == 1 && held[0].outcome.contains("guard"), "{held:?}");
+    assert!(w.store.guard_status().await.unwrap().is_tripped());
+    let alive =
+        orphans.iter().filter(|id| w.workspaces.workspace(id).is_some_and(|ws| ws.state == WorkspaceState::Available));
+    assert_eq!(alive.count(), 1);
+}
+
+#[tokio::test]
+async fn an_orphan_an_employee_has_come_to_want_is_not_terminated() {
+    // GIVEN a managed orphan carrying a terminated leaver's user name, found by an audit
+    let w = World::new();
+    let ws = w.by_hand("user900", &[(MANAGED_TAG_KEY, "E900")]).await;
+    let mut leaver = EmployeeRecord::new("E900", 0);
+    leaver.state = EmployeeState::Terminated;
+    leaver.username = Some("user900".into());
+    leaver.profile = Some(profile());
+    w.store.save_employee(&leaver, None).await.unwrap();
+    let first = w.acting(TERMINATE).run().await.unwrap();
+    assert_eq!(first.counts["orphaned"], 1);
+    // WHEN the leaver is rehired (requested, the provisioner to adopt the user's WorkSpace) just
+    // as the next audit confirms the orphan
+    let rehire = move |store: &MemoryStore| {
+        let mut employees = store.employees.lock().unwrap();
+        let record = employees.get_mut("E900").unwrap();
+        record.state = EmployeeState::Requested;
+        record.version += 1;
+    };
+    w.clock.advance(HOUR);
+    let auditor = Auditor {
+        store: w.store.clone(),
+        workspaces: Meanwhile {
+            inner: w.workspaces.clone(),
+            after_first_page: Default::default(),
+            before_tags: std::sync::Mutex::new(Some(Box::new({
+                let store = w.store.clone();
+                move || rehire(&store)
+            }))),
+        },
+        events: w.bus.clone(),
+        requests: w.requests.clone(),
+        clock: Arc::new(w.clock.clone()),
+        config: w.acting(TERMINATE).config,
+    };
+    let report = auditor.run().await.unwrap();
+    // THEN it is kept, with the reason
+    assert_eq!(report.actions.len(), 1);
+    assert!(!report.actions[0].done && report.actions[0].outcome.contains("E900"), "{:?}", report.actions);
+    assert_eq!(w.workspaces.workspace(&ws).map(|w| w.state), Some(WorkspaceState::Available));
 }
