@@ -250,10 +250,14 @@ class MutationsFailTheCheck(unittest.TestCase):
     AUDIT_SEND = ("            - !If\n              - AuditRequestsMissingAgain\n              - Sid: RequestMissingAgain\n")
     AUDIT_TERMINATE = ("            - !If\n              - AuditTerminatesManagedOrphans\n              - Sid: TerminateManagedOrphans\n"
                        "                Effect: Allow\n"
-                       "                # Only with AuditOnOrphaned=terminate-managed: an orphan found by two audits in a row,\n"
+                       "                # Only with AuditOnOrphaned=terminate-managed: an orphan found by audits for a day,\n"
                        "                # managed-tagged, not protected, admitted by the guard.\n"
                        "                Action: [workspaces:TerminateWorkspaces]\n"
                        "                Resource: !Sub \"arn:${AWS::Partition}:workspaces:${AWS::Region}:${AWS::AccountId}:workspace/*\"\n"
+                       "                # IAM too refuses a WorkSpace without the managed tag (one made by hand).\n"
+                       "                Condition:\n"
+                       "                  \"Null\":\n"
+                       "                    \"aws:ResourceTag/hr-pipeline:managed\": \"false\"\n"
                        "              - !Ref AWS::NoValue\n")
     PROTECT_DENY = ("              Effect: Deny\n              Action: [workspaces:TerminateWorkspaces]\n"
                     "              Resource: !Sub \"arn:${AWS::Partition}:workspaces:${AWS::Region}:${AWS::AccountId}:workspace/*\"\n"

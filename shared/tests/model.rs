@@ -154,9 +154,10 @@ enum Action {
     },
     /// The drift audit runs, with every action on.
     Audit,
-    /// A WorkSpace the pipeline made (managed tag) for a user name, left behind by an older tool.
+    /// A WorkSpace the pipeline once made for an employee (managed tag, their user name), left
+    /// behind (a crash, an older version): only for an employee the table knows.
     Stray {
-        name: usize,
+        employee: usize,
     },
 }
 
@@ -214,7 +215,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         1 => Just(Action::Release),
         1 => (0..EMPLOYEES).prop_map(|employee| Action::Delete { employee }),
         2 => Just(Action::Audit),
-        1 => (0..NAMES.len()).prop_map(|name| Action::Stray { name }),
+        1 => (0..EMPLOYEES).prop_map(|employee| Action::Stray { employee }),
     ];
     let actions = prop::collection::vec(action, 0..60);
     let late_delete = prop::option::weighted(0.3, 0..EMPLOYEES);
@@ -368,7 +369,11 @@ impl fmt::Debug for Scenario {
                     format!("an administrator deletes {}'s WorkSpace if active", Scenario::employee_id(*employee))
                 }
                 Action::Audit => "the drift audit runs, every action on".into(),
-                Action::Stray { name } => format!("a managed WorkSpace for {} is left behind", NAMES[*name]),
+                Action::Stray { employee } => format!(
+                    "a managed WorkSpace made for {} ({}) is left behind, if the table knows them",
+                    Scenario::employee_id(*employee),
+                    NAMES[self.names[*employee]]
+                ),
             };
             writeln!(f, "  {:>2}. {line}", n + 1)?;
         }
@@ -581,8 +586,12 @@ impl World {
                         on_missing: OnMissing::RequestAgain,
                         on_mismatched: OnMismatched::Reapply,
                         on_orphaned: OnOrphaned::TerminateManaged,
+                        // Found by the audit before (the model's audits run as if daily).
+                        orphan_after_ms: 0,
                     },
-                    guard: guard.then_some(GuardConfig { limit: 1, window_ms: 3_600_000 }),
+                    // The terminate-managed action needs the guard on: without the scenario's, one that
+                    // admits any number.
+                    guard: Some(GuardConfig { limit: if guard { 1 } else { 1_000 }, window_ms: 3_600_000 }),
                 },
             },
             clock,
@@ -841,10 +850,13 @@ async fn run(s: &Scenario) -> Result<Stats, String> {
             Action::Audit => w.audit().await,
             // Not for a name whose creation was refused for good: CreateWorkspaces would answer
             // that the user has one (as the refusal is only set up for a name without one).
-            Action::Stray { name } if !refused.contains(name) => {
-                let id = w.workspaces.seed(STANDARD_DIRECTORY, NAMES[*name], WorkspaceState::Available);
-                let managed = BTreeMap::from([(MANAGED_TAG_KEY.to_owned(), "E-left-behind".to_owned())]);
-                w.workspaces.create_tags_by_hand(&id, managed);
+            Action::Stray { employee } if !refused.contains(&s.names[*employee]) => {
+                let owner = Scenario::employee_id(*employee);
+                if w.store.records().iter().any(|r| r.employee_id == owner) {
+                    let name = NAMES[s.names[*employee]];
+                    let id = w.workspaces.seed(STANDARD_DIRECTORY, name, WorkspaceState::Available);
+                    w.workspaces.create_tags_by_hand(&id, BTreeMap::from([(MANAGED_TAG_KEY.to_owned(), owner)]));
+                }
             }
             Action::Stray { .. } => {}
             Action::Break { name, how } => match how {

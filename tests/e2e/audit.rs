@@ -199,13 +199,16 @@ async fn when_set_the_audit_requests_a_lost_workspace_again_reapplies_a_profile_
     set_env(&mut def, "auditor", "AUDIT_ON_MISSING", "request-again");
     set_env(&mut def, "auditor", "AUDIT_ON_MISMATCHED", "reapply");
     set_env(&mut def, "auditor", "AUDIT_ON_ORPHANED", "terminate-managed");
+    // An orphan may go once an earlier audit found it (a day unless set).
+    set_env(&mut def, "auditor", "AUDIT_ORPHAN_AFTER_MINUTES", "0");
     let t = start_def(def, |_| {}).await;
     t.post_events(&(0..3).map(join).collect::<Vec<_>>()).await;
     let records = all_in(&t, &ids(0..3), EmployeeState::Active, 180).await;
     let ws =
         |i: usize| records.iter().find(|r| r.employee_id == format!("E{i:04}")).unwrap().workspace_id.clone().unwrap();
     // AND drift behind the pipeline's back: E0000's WorkSpace deleted, E0001's running mode
-    // changed, a WorkSpace the pipeline once made left behind (managed tag) and one made by hand
+    // changed, a second WorkSpace the pipeline once made for E0002 left behind (managed tag
+    // naming them) and one made by hand
     let api = observer_workspaces_client(&t.sim_url).await;
     api.terminate_workspaces()
         .terminate_workspace_requests(
@@ -220,7 +223,7 @@ async fn when_set_the_audit_requests_a_lost_workspace_again_reapplies_a_profile_
         .send()
         .await
         .unwrap();
-    let left_behind = made_by_hand(&api, "left-behind", &[("hr-pipeline:managed", "E-OLD")]).await;
+    let left_behind = made_by_hand(&api, "left-behind", &[("hr-pipeline:managed", "E0002")]).await;
     let by_hand = made_by_hand(&api, "made-by-hand", &[]).await;
     eventually(60, "the drift in place", || async {
         let state = t.sim_state().await;

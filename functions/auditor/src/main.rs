@@ -11,7 +11,7 @@ use shared::adapters::eventbridge::EventBridgeBus;
 use shared::adapters::sqs::SqsQueue;
 use shared::adapters::workspaces::AwsWorkspaces;
 use shared::config::{ConfigError, EnvReader};
-use shared::domain::audit::{AuditActions, AuditRules};
+use shared::domain::audit::{AuditActions, AuditRules, ORPHAN_AFTER_MS, OnMismatched, OnMissing, OnOrphaned};
 use shared::domain::profile::Profiles;
 use shared::ports::GuardConfig;
 use shared::ports::PortError as _;
@@ -51,15 +51,26 @@ impl Config {
             "must be a positive number",
         );
         // What to do about findings: report only unless set (each setting's values: README).
+        let on_orphaned: OnOrphaned = env.optional("AUDIT_ON_ORPHANED", OnOrphaned::Report);
+        // How long an orphan stays reported before it may be terminated (an operator's time to
+        // tag it protected): a day unless set.
+        let orphan_after_minutes: i64 = env.optional("AUDIT_ORPHAN_AFTER_MINUTES", ORPHAN_AFTER_MS / 60_000);
+        env.check("AUDIT_ORPHAN_AFTER_MINUTES", orphan_after_minutes >= 0, "must be at least 0");
         let actions = AuditActions {
-            on_missing: env.optional("AUDIT_ON_MISSING", Default::default()),
-            on_mismatched: env.optional("AUDIT_ON_MISMATCHED", Default::default()),
-            on_orphaned: env.optional("AUDIT_ON_ORPHANED", Default::default()),
+            on_missing: env.optional("AUDIT_ON_MISSING", OnMissing::Report),
+            on_mismatched: env.optional("AUDIT_ON_MISMATCHED", OnMismatched::Report),
+            on_orphaned,
+            orphan_after_ms: orphan_after_minutes * 60_000,
         };
         // Where a WorkSpace requested again goes (the provisioner's queue).
         let workspace_requests_queue_url: String = env.required("WORKSPACE_REQUESTS_QUEUE_URL");
         // The terminator's guard: an orphan's termination counts against the same window.
         let guard = env.termination_guard();
+        env.check(
+            "AUDIT_ON_ORPHANED",
+            on_orphaned == OnOrphaned::Report || guard.is_some(),
+            "terminate-managed needs the mass-termination guard on (TERMINATION_GUARD_LIMIT above 0)",
+        );
         env.finish_with(|| {
             Some(Config {
                 table_name,
@@ -136,6 +147,7 @@ mod tests {
             ("AUDIT_ON_MISSING", "fix"),
             ("AUDIT_ON_ORPHANED", "terminate"),
             ("TERMINATION_GUARD_LIMIT", "5000"),
+            ("AUDIT_ORPHAN_AFTER_MINUTES", "-5"),
         ]
         .into();
         let err = Config::read(EnvReader::new(|k| env.get(k).map(|v| v.to_string()))).err().unwrap().to_string();
@@ -149,6 +161,7 @@ mod tests {
             "AUDIT_ON_ORPHANED is invalid (\"terminate\"): \"terminate\" is not one of report, terminate-managed",
             "WORKSPACE_REQUESTS_QUEUE_URL is not set",
             "TERMINATION_GUARD_LIMIT",
+            "AUDIT_ORPHAN_AFTER_MINUTES",
         ] {
             assert!(err.contains(name), "{name} missing from {err}");
         }

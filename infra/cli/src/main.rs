@@ -94,6 +94,9 @@ enum Command {
         /// without the protect tag, is terminated if the mass-termination guard admits it.
         #[arg(long, env = "AUDIT_ON_ORPHANED", default_value = "report")]
         on_orphaned: OnOrphaned,
+        /// How long an orphan stays reported (found by audits) before it may be terminated.
+        #[arg(long, env = "AUDIT_ORPHAN_AFTER_MINUTES", default_value_t = 1440)]
+        orphan_after_minutes: i64,
         /// The provisioner's queue (output WorkspaceRequestsQueueUrl), for `request-again`.
         #[arg(long, env = "WORKSPACE_REQUESTS_QUEUE_URL", default_value = "")]
         requests_queue_url: String,
@@ -180,6 +183,7 @@ async fn main() -> anyhow::Result<()> {
             on_missing,
             on_mismatched,
             on_orphaned,
+            orphan_after_minutes,
             requests_queue_url,
             guard_limit,
             guard_window_minutes,
@@ -203,6 +207,11 @@ async fn main() -> anyhow::Result<()> {
             }
             let guard = (*guard_limit > 0)
                 .then_some(GuardConfig { limit: *guard_limit, window_ms: guard_window_minutes * 60_000 });
+            if *on_orphaned == OnOrphaned::TerminateManaged && (guard.is_none() || *orphan_after_minutes < 0) {
+                bail!(
+                    "--on-orphaned terminate-managed needs the guard on (--guard-limit above 0, as the stack's TerminationGuardLimit) and --orphan-after-minutes of at least 0"
+                );
+            }
             let auditor = Auditor {
                 store: store()?,
                 workspaces: AwsWorkspaces::new(shared::aws::workspaces_client(&sdk)),
@@ -217,6 +226,7 @@ async fn main() -> anyhow::Result<()> {
                         on_missing: *on_missing,
                         on_mismatched: *on_mismatched,
                         on_orphaned: *on_orphaned,
+                        orphan_after_ms: orphan_after_minutes * 60_000,
                     },
                     guard,
                 },

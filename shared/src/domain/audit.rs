@@ -57,19 +57,32 @@ pub enum OnOrphaned {
 }
 
 /// What the audit does about its findings: report only unless configured (the safe default).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct AuditActions {
     pub on_missing: OnMissing,
     pub on_mismatched: OnMismatched,
     pub on_orphaned: OnOrphaned,
+    /// How long an orphan must have been found (by audits since) before it may be terminated:
+    /// the time an operator has, with its `Drift Found` event, to tag it protected.
+    pub orphan_after_ms: i64,
 }
+
+/// [`AuditActions::orphan_after_ms`] unless set: a day, the audit's default interval.
+pub const ORPHAN_AFTER_MS: i64 = 24 * 3_600_000;
 
 impl AuditActions {
     pub const REPORT_ONLY: AuditActions = AuditActions {
         on_missing: OnMissing::Report,
         on_mismatched: OnMismatched::Report,
         on_orphaned: OnOrphaned::Report,
+        orphan_after_ms: ORPHAN_AFTER_MS,
     };
+}
+
+impl Default for AuditActions {
+    fn default() -> Self {
+        Self::REPORT_ONLY
+    }
 }
 
 /// A setting's value among its `values` (name, value), or the error naming them.
@@ -123,20 +136,26 @@ impl Remedy {
     }
 }
 
-/// What the settings call for about the confirmed `findings`; `previous`: the drift open before
-/// this audit. Only what can be done safely:
-/// - a missing WorkSpace is requested again only when it is no longer listed (one listed for
-///   another user is for a person to look at); a WorkSpace listed for the user meanwhile is then
-///   the provisioner's to adopt or refuse, by its own rule (adopted if it carries the managed tag,
-///   or with ADOPT_UNMANAGED; otherwise the employee fails with `UnmanagedWorkspace`);
-/// - an orphan is terminated only if the audit before found it orphaned too: an operator has had
-///   one audit's interval, and its `Drift Found` event, to tag it `hr-pipeline:protect`.
-pub fn remedies(findings: &[Finding], previous: &[Drift], actions: AuditActions) -> Vec<Remedy> {
-    let open_before: BTreeSet<_> = previous.iter().flat_map(|d| d.findings.iter().map(Finding::key)).collect();
+/// What the settings call for about the confirmed `findings` at `now_ms`; `previous`: the drift
+/// open before this audit. Only what can be done safely:
+/// - a missing WorkSpace is requested again only once it is no longer listed (one still
+///   TERMINATING waits for the next audit; one listed for another user is for a person to look
+///   at); a WorkSpace listed for the user meanwhile is then the provisioner's to adopt or refuse,
+///   by its own rule (adopted if it carries the managed tag, or with ADOPT_UNMANAGED; otherwise
+///   the employee fails with `UnmanagedWorkspace`);
+/// - an orphan is a candidate for termination only if an earlier audit found it orphaned at
+///   least `orphan_after_ms` ago, and every audit since: an operator has had that long, and its
+///   `Drift Found` event, to tag it `hr-pipeline:protect` (what must still hold just before it is
+///   terminated, the audit checks then).
+pub fn remedies(findings: &[Finding], previous: &[Drift], actions: AuditActions, now_ms: i64) -> Vec<Remedy> {
+    let open_since: BTreeMap<_, i64> =
+        previous.iter().flat_map(|d| d.findings.iter().map(move |f| (f.key(), d.since_ms))).collect();
+    let old_enough =
+        |f: &Finding| open_since.get(&f.key()).is_some_and(|since| now_ms - since >= actions.orphan_after_ms);
     findings
         .iter()
         .filter_map(|finding| match finding {
-            Finding::Missing { employee_id, workspace_id, why: Missing::Gone | Missing::Terminating, .. }
+            Finding::Missing { employee_id, workspace_id, why: Missing::Gone, .. }
                 if actions.on_missing == OnMissing::RequestAgain =>
             {
                 Some(Remedy::RequestAgain { employee_id: employee_id.clone(), workspace_id: workspace_id.clone() })
@@ -145,7 +164,7 @@ pub fn remedies(findings: &[Finding], previous: &[Drift], actions: AuditActions)
                 Some(Remedy::Reapply { employee_id: employee_id.clone(), workspace_id: workspace_id.clone() })
             }
             Finding::Orphaned { workspace_id, directory_id, user_of, .. }
-                if actions.on_orphaned == OnOrphaned::TerminateManaged && open_before.contains(&finding.key()) =>
+                if actions.on_orphaned == OnOrphaned::TerminateManaged && old_enough(finding) =>
             {
                 Some(Remedy::Terminate {
                     workspace_id: workspace_id.clone(),

@@ -114,9 +114,9 @@ pub fn events_of(before: Option<&EmployeeRecord>, after: &EmployeeRecord) -> Vec
     // A rehire waits for the leave to finish (or a restore finds the WorkSpace gone): the write
     // that confirms the old WorkSpace gone, or that there was none, makes the employee requested
     // at once, never terminated.
-    // So does a WorkSpace the drift audit found gone from under an active employee: a new one
-    // is requested in its place.
-    if matches!(was, Some(S::Leaving | S::Terminating | S::Restoring | S::Active)) && now == S::Requested {
+    // So does a WorkSpace deleted behind the pipeline's back (found gone by the drift audit, or
+    // by a move): a new one is requested in its place.
+    if matches!(was, Some(S::Leaving | S::Terminating | S::Restoring | S::Active | S::Moving)) && now == S::Requested {
         kinds.push(Kind::Terminated);
     }
     if entered(S::Requested) {
@@ -153,6 +153,8 @@ fn event(kind: Kind, before: Option<&EmployeeRecord>, after: &EmployeeRecord) ->
     let leave = either(|r| &r.leave_event_id);
     let hr_event_id = match kind {
         Kind::Requested => after.request_event_id.clone().or_else(|| Some(after.last_event_id.clone())),
+        // A WorkSpace lost behind the pipeline's back: the request made in its place.
+        Kind::Terminated if lost(before, after) => after.request_event_id.clone(),
         Kind::AccessRevoked | Kind::HeldByGuard | Kind::Terminated => leave,
         Kind::AccessRestored => either(|r| &r.restore_event_id),
         // The HR move, not a profile the drift audit applied again (no HR event asked for it).
@@ -175,6 +177,9 @@ fn event(kind: Kind, before: Option<&EmployeeRecord>, after: &EmployeeRecord) ->
             _ => "failed".to_owned(),
         }),
         Kind::HeldByGuard => after.hold_reason.clone(),
+        Kind::Terminated if lost(before, after) => {
+            Some("deleted outside the pipeline (the employee stays): a new WorkSpace requested in its place".into())
+        }
         Kind::Modified => after.move_note.clone(),
         _ => None,
     }
@@ -202,6 +207,13 @@ fn event(kind: Kind, before: Option<&EmployeeRecord>, after: &EmployeeRecord) ->
             version: Some(after.version),
         },
     }
+}
+
+/// A write that replaces a WorkSpace lost behind the pipeline's back: a staying employee
+/// (active or moving) made requested again.
+fn lost(before: Option<&EmployeeRecord>, after: &EmployeeRecord) -> bool {
+    matches!(before.map(|b| b.state), Some(EmployeeState::Active | EmployeeState::Moving))
+        && after.state == EmployeeState::Requested
 }
 
 /// A finding an audit opened, as a `Drift Found` event. An audit announces it before it keeps

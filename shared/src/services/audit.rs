@@ -24,14 +24,14 @@
 
 use super::{Outbox, StepError, settle};
 use crate::domain::audit::{
-    AuditActions, AuditRules, AuditState, Drift, Finding, MAX_UNHEALTHY_REMEMBERED, OnMissing, Remedy, Subject, audit,
-    confirmed, drift_changes, recheck_targets, remedies, wanted_by,
+    AuditActions, AuditRules, AuditState, Drift, Finding, MAX_UNHEALTHY_REMEMBERED, Remedy, Subject, audit, confirmed,
+    drift_changes, recheck_targets, remedies, wanted_by,
 };
 use crate::domain::employee::{EmployeeRecord, EmployeeState, EventOutcome};
-use crate::domain::lifecycle::{Input, LOST_PREFIX, LOST_REQUEST_ASKED_AGAIN_AFTER_MS, REAPPLY_PREFIX, Step, Verdict};
+use crate::domain::lifecycle::{Input, REAPPLY_PREFIX, Step, Verdict};
 use crate::domain::lifecycle_events::{LifecycleEvent, drift_found};
 use crate::domain::validation::reason;
-use crate::domain::workspace::{MAX_PER_CALL, tag_refusal};
+use crate::domain::workspace::{MANAGED_TAG_KEY, MAX_PER_CALL, tag_refusal};
 use crate::ports::{
     AuditStore, Clock, EventBus, GuardConfig, HistoryEntry, MessageQueue, PortError, PublishError, StateStore,
     StoreError, WorkspaceInfo, WorkspacesApi, WorkspacesError,
@@ -264,17 +264,14 @@ impl<S: StateStore + AuditStore, W: WorkspacesApi, B: EventBus, Q: MessageQueue>
         // Acted on after the findings are kept: an audit that fails while acting has still
         // reported them, and the next one acts on what is still there.
         let mut actions = Vec::new();
-        for remedy in remedies(&outcome.findings, &snapshot.drift, self.config.actions) {
+        for remedy in remedies(&outcome.findings, &snapshot.drift, self.config.actions, now) {
             let employee = match &remedy {
                 Remedy::RequestAgain { employee_id, .. } | Remedy::Reapply { employee_id, .. } => {
                     employees.get(employee_id.as_str()).map(|e| (*e).clone())
                 }
                 Remedy::Terminate { .. } => None,
             };
-            actions.push(self.act(remedy, employee, &mut pace, now).await?);
-        }
-        if self.config.actions.on_missing == OnMissing::RequestAgain {
-            self.ask_again(&snapshot.employees, now).await?;
+            actions.push(self.act(remedy, employee, &mut pace, now).await);
         }
         let mut counts: BTreeMap<String, usize> = Finding::KINDS.iter().map(|k| ((*k).to_owned(), 0)).collect();
         for finding in &outcome.findings {
@@ -329,14 +326,29 @@ impl<S: StateStore + AuditStore, W: WorkspacesApi, B: EventBus, Q: MessageQueue>
     /// Does one remedy: through the lifecycle for an employee (decided on the record as the
     /// second look read it, written only if it has not changed since), or an orphan's
     /// termination.
-    async fn act(
+    /// A failure is the action's outcome, not the audit's: the others are still tried, and the
+    /// audit completes (the next one finds what is still there).
+    async fn act(&self, remedy: Remedy, employee: Option<EmployeeRecord>, pace: &mut Pace, now: i64) -> ActionTaken {
+        let (done, outcome) = match self.try_act(&remedy, employee, pace, now).await {
+            Ok(answer) => answer,
+            Err(e) => (false, format!("not done: {e}")),
+        };
+        let whom = match &remedy {
+            Remedy::RequestAgain { employee_id, .. } | Remedy::Reapply { employee_id, .. } => employee_id.as_str(),
+            Remedy::Terminate { .. } => "",
+        };
+        info!(employee_id = whom, workspace_id = remedy.workspace_id(), done, "drift action: {outcome}");
+        ActionTaken { remedy, done, outcome }
+    }
+
+    async fn try_act(
         &self,
-        remedy: Remedy,
+        remedy: &Remedy,
         employee: Option<EmployeeRecord>,
         pace: &mut Pace,
         now: i64,
-    ) -> Result<ActionTaken, AuditError> {
-        let (employee_id, input) = match &remedy {
+    ) -> Result<(bool, String), AuditError> {
+        let (employee_id, input) = match remedy {
             Remedy::RequestAgain { employee_id, workspace_id } => {
                 (employee_id.clone(), Input::WorkspaceLost { workspace_id: workspace_id.clone() })
             }
@@ -344,10 +356,8 @@ impl<S: StateStore + AuditStore, W: WorkspacesApi, B: EventBus, Q: MessageQueue>
                 employee_id.clone(),
                 Input::Reapply { event_id: format!("{REAPPLY_PREFIX}{now}"), workspace_id: workspace_id.clone() },
             ),
-            Remedy::Terminate { .. } => {
-                let (done, outcome) = self.terminate_orphan(&remedy, pace, now).await?;
-                info!(workspace_id = remedy.workspace_id(), done, "orphan: {outcome}");
-                return Ok(ActionTaken { remedy, done, outcome });
+            Remedy::Terminate { workspace_id, user_of, .. } => {
+                return self.terminate_orphan(workspace_id, user_of.as_deref(), pace, now).await;
             }
         };
         let outbox = Outbox { requests: Some(&self.requests), terminations: None };
@@ -359,80 +369,65 @@ impl<S: StateStore + AuditStore, W: WorkspacesApi, B: EventBus, Q: MessageQueue>
                 .record_history(&audit_line(&employee_id, "action", now, format!("drift action: {outcome}")))
                 .await?;
         }
-        info!(%employee_id, workspace_id = remedy.workspace_id(), done, "drift action: {outcome}");
-        Ok(ActionTaken { remedy, done, outcome })
+        Ok((done, outcome))
     }
 
-    /// A record an audit made requested for a lost WorkSpace, still requested an hour later: its
-    /// request is sent again (a crash between the write and the send would have lost it; the
-    /// provisioner acts once on a request however often it comes).
-    async fn ask_again(&self, employees: &[EmployeeRecord], now: i64) -> Result<(), AuditError> {
-        let waiting = employees.iter().filter(|e| {
-            e.state == EmployeeState::Requested
-                && e.request_event_id.as_deref().is_some_and(|id| id.starts_with(LOST_PREFIX))
-                && now - e.state_since_ms >= LOST_REQUEST_ASKED_AGAIN_AFTER_MS
-        });
-        let outbox = Outbox { requests: Some(&self.requests), terminations: None };
-        for employee in waiting {
-            let lost = employee.request_event_id.as_deref().unwrap_or_default().trim_start_matches(LOST_PREFIX);
-            let input = Input::WorkspaceLost { workspace_id: lost.to_owned() };
-            let id = &employee.employee_id;
-            settle(&self.store, &outbox, self.clock.as_ref(), id, Some(employee.clone()), &input).await?;
-            info!(employee_id = %id, lost, "WorkSpace requested again in place of a lost one");
-        }
-        Ok(())
-    }
-
-    /// An orphan's termination, if everything that must hold still does just before it: its
-    /// tags read now (managed, not protected), no employee come to want it, the guard's
-    /// admission. `(terminated, what became of it)`; a refusal is an answer, not an error.
-    async fn terminate_orphan(&self, remedy: &Remedy, pace: &mut Pace, now: i64) -> Result<(bool, String), AuditError> {
-        let Remedy::Terminate { workspace_id, user_of, .. } = remedy else {
-            return Ok((false, "not an orphan".into()));
+    /// An orphan's termination, if everything that must hold still does just before it:
+    /// - its tags, read now: the managed tag, and not the protect tag (never one made by hand,
+    ///   whatever TERMINATE_UNMANAGED says for leavers);
+    /// - the guard is on and admits it (the terminator's count and window);
+    /// - the employee the managed tag names has a record in this table (not: another stack's
+    ///   WorkSpace, or a table restored or replaced, where every managed WorkSpace looks orphaned);
+    /// - re-read last, neither that employee nor the one whose user name it carries wants it, or
+    ///   is in the middle of anything that might come to want it.
+    ///
+    /// `(terminated, what became of it)`.
+    async fn terminate_orphan(
+        &self,
+        workspace_id: &str,
+        user_of: Option<&str>,
+        pace: &mut Pace,
+        now: i64,
+    ) -> Result<(bool, String), AuditError> {
+        let Some(guard) = self.config.guard else {
+            return Ok((false, "kept: the mass-termination guard is off (TERMINATION_GUARD_LIMIT=0)".into()));
         };
         pace.turn().await;
-        let tags = match self.workspaces.tags(workspace_id).await {
-            Ok(tags) => tags,
-            Err(e) if e.is_retryable() => return Err(e.into()),
-            Err(e) => return Ok((false, format!("kept: its tags could not be read ({})", e.code()))),
-        };
-        // Never one made by hand, whatever TERMINATE_UNMANAGED says for leavers.
+        let tags = self.workspaces.tags(workspace_id).await?;
         if let Some((code, why)) = tag_refusal(&tags, false) {
             return Ok((false, format!("kept ({code}): {why}")));
         }
-        if let Some(employee_id) = user_of {
-            let fresh = self.store.employees(std::slice::from_ref(employee_id)).await?;
-            // Theirs now, or theirs to be given (a join or rehire since: the provisioner adopts
-            // the user's WorkSpace) or to be terminated by their leave (the terminator finds it).
-            let concerns = fresh.iter().find(|e| {
-                wanted_by(e).iter().any(|id| id == workspace_id)
-                    || (e.workspace_id.is_none()
-                        && matches!(
-                            e.state,
-                            EmployeeState::Requested | EmployeeState::Pending | EmployeeState::Leaving
-                        ))
-            });
-            if let Some(e) = concerns {
-                return Ok((
-                    false,
-                    format!("kept: employee {employee_id} ({}) is concerned with it now", e.state.as_str()),
-                ));
-            }
-        }
-        if let Some(guard) = self.config.guard {
-            let key = format!("orphan-{workspace_id}");
-            let admitted = self.store.admit_terminations(now, guard.window_ms, guard.limit, &[key]).await?;
-            if admitted.first() != Some(&true) {
-                warn!(workspace_id, "orphan's termination held by the mass-termination guard");
-                return Ok((false, "kept: held by the mass-termination guard (hrws guard)".into()));
-            }
+        let owner = tags.get(MANAGED_TAG_KEY).cloned().unwrap_or_default();
+        let key = format!("orphan-{workspace_id}");
+        let admitted = self.store.admit_terminations(now, guard.window_ms, guard.limit, &[key]).await?;
+        if admitted.first() != Some(&true) {
+            warn!(workspace_id, "orphan's termination held by the mass-termination guard");
+            return Ok((false, "kept: held by the mass-termination guard (hrws guard)".into()));
         }
         pace.turn().await;
-        let failed = self.workspaces.terminate_workspaces(std::slice::from_ref(workspace_id)).await?;
-        Ok(match failed.first() {
-            Some(f) => (false, format!("kept: TerminateWorkspaces refused it ({}: {})", f.code, f.message)),
-            None => (true, "terminated: orphaned at two audits in a row, managed, not protected".into()),
-        })
+        let mut ids = vec![owner.clone()];
+        ids.extend(user_of.map(str::to_owned));
+        let fresh = self.store.employees(&ids).await?;
+        if !fresh.iter().any(|e| e.employee_id == owner) {
+            return Ok((
+                false,
+                format!(
+                    "kept: its managed tag names employee {owner:?}, whom this table does not know (another stack's, or a table restored)"
+                ),
+            ));
+        }
+        if let Some(e) = fresh.iter().find(|e| concerned(e, workspace_id)) {
+            return Ok((false, format!("kept: employee {} ({}) may want it", e.employee_id, e.state.as_str())));
+        }
+        let failed = self.workspaces.terminate_workspaces(&[workspace_id.to_owned()]).await?;
+        if let Some(f) = failed.first() {
+            return Ok((false, format!("kept: TerminateWorkspaces refused it ({}: {})", f.code, f.message)));
+        }
+        let line = format!(
+            "drift action: WorkSpace {workspace_id} (managed for this employee, wanted by no one) terminated as an orphan"
+        );
+        self.store.record_history(&audit_line(&owner, "orphan", now, line)).await?;
+        Ok((true, format!("terminated: orphaned since an earlier audit, managed for {owner}, not protected")))
     }
 
     /// Lists each directory into `listing`: its WorkSpaces, and whether it was audited or left
@@ -514,6 +509,17 @@ impl<S: StateStore + AuditStore, W: WorkspacesApi, B: EventBus, Q: MessageQueue>
         }
         Ok(())
     }
+}
+
+/// Whether an employee wants the WorkSpace, or is in the middle of something that may come to:
+/// a join, rehire or restore (the provisioner adopts the user's WorkSpace), a move (a migration's
+/// or relocation's new WorkSpace may not be on the record yet), a leave (the terminator finds it).
+fn concerned(e: &EmployeeRecord, workspace_id: &str) -> bool {
+    let settled = matches!(e.state, EmployeeState::Terminated | EmployeeState::Failed);
+    wanted_by(e).iter().any(|id| id == workspace_id)
+        || e.rehire_pending
+        || e.sweep_when_gone
+        || !settled && (e.state != EmployeeState::Active || e.moving.is_some())
 }
 
 /// A line of the audit's in an employee's history (`what`: found, resolved, action).

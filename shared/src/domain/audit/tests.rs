@@ -438,7 +438,7 @@ fn by_default_the_audit_only_reports_and_each_setting_acts_only_on_what_is_safe(
         found_ms: NOW - HOUR,
     }];
     // WHEN the settings are the defaults THEN nothing is done
-    assert_eq!(remedies(&findings, &previous, AuditActions::default()), vec![]);
+    assert_eq!(remedies(&findings, &previous, AuditActions::default(), NOW), vec![]);
     // WHEN every action is on THEN: the WorkSpaces gone are requested again (one listed for the
     // user is the provisioner's to adopt or refuse); the mismatched one re-applied; only the
     // orphan open before is terminated; the rest (another user's, unhealthy) stay for a person
@@ -446,9 +446,10 @@ fn by_default_the_audit_only_reports_and_each_setting_acts_only_on_what_is_safe(
         on_missing: OnMissing::RequestAgain,
         on_mismatched: OnMismatched::Reapply,
         on_orphaned: OnOrphaned::TerminateManaged,
+        orphan_after_ms: 2 * HOUR,
     };
     assert_eq!(
-        remedies(&findings, &previous, all),
+        remedies(&findings, &previous, all, NOW),
         vec![
             Remedy::RequestAgain { employee_id: "E1".into(), workspace_id: "ws-1".into() },
             Remedy::RequestAgain { employee_id: "E2".into(), workspace_id: "ws-2".into() },
@@ -456,6 +457,17 @@ fn by_default_the_audit_only_reports_and_each_setting_acts_only_on_what_is_safe(
             Remedy::Terminate { workspace_id: "ws-old".into(), directory_id: DIR.into(), user_of: None },
         ]
     );
+    // AND an orphan found less than `orphan_after_ms` ago (the default: a day) is not yet one
+    let day = AuditActions { orphan_after_ms: ORPHAN_AFTER_MS, ..all };
+    assert!(remedies(&findings, &previous, day, NOW).iter().all(|r| !matches!(r, Remedy::Terminate { .. })));
+    // AND a WorkSpace still TERMINATING waits for the audit that finds it gone
+    let terminating = Finding::Missing {
+        employee_id: "E6".into(),
+        workspace_id: "ws-6".into(),
+        why: Missing::Terminating,
+        listed_for_user: None,
+    };
+    assert_eq!(remedies(&[terminating], &[], all, NOW), vec![]);
 }
 
 #[test]

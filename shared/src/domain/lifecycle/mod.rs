@@ -100,9 +100,9 @@ pub enum Input {
     /// What DescribeWorkspaces says of the employee's WorkSpace; `stuck_after_ms` is how long the
     /// employee may wait in its state.
     Observed { workspace_id: String, seen: Seen, stuck_after_ms: i64 },
-    /// The drift audit found the active employee's WorkSpace no longer listed, and none listed
-    /// for their user (`AUDIT_ON_MISSING=request-again`): a new one is requested, keyed by
-    /// [`lost_request_id`]. Decided again on a record already requested for it, it asks again.
+    /// The drift audit found the active employee's WorkSpace no longer listed
+    /// (`AUDIT_ON_MISSING=request-again`): a new one is requested, keyed by [`lost_request_id`].
+    /// Decided again on a record already requested for it, it asks again.
     WorkspaceLost { workspace_id: String },
     /// The drift audit found the active employee's WorkSpace differing from their profile
     /// (`AUDIT_ON_MISMATCHED=reapply`): the profile is applied again through the mover path, as
@@ -568,10 +568,6 @@ pub const LOST_PREFIX: &str = "lost-";
 /// The prefix of the id of a profile re-applied by the drift audit (followed by the audit time).
 pub const REAPPLY_PREFIX: &str = "reapply-";
 
-/// How long a record requested for a lost WorkSpace waits before an audit asks again (the
-/// request may have been lost in a crash between the write and the send).
-pub const LOST_REQUEST_ASKED_AGAIN_AFTER_MS: i64 = 3_600_000;
-
 fn workspace_lost(current: Option<&EmployeeRecord>, workspace_id: &str, now: i64) -> Decision {
     let request_id = lost_request_id(workspace_id);
     match current {
@@ -596,9 +592,12 @@ fn workspace_lost(current: Option<&EmployeeRecord>, workspace_id: &str, now: i64
                     vec![],
                 );
             };
+            // The request goes first, as a rehire's does: the provisioner holds it while the
+            // record is not yet requested ([`request_status`]), and a crash before the write
+            // leaves the employee active on the lost id, which the next audit finds again.
             Decision::note(
                 format!("WorkSpace {workspace_id} no longer exists (drift audit): a new one requested"),
-                vec![save(c, next), Step::RequestWorkspace(request)],
+                vec![Step::RequestWorkspace(request), save(c, next)],
             )
         }
         Some(c)
@@ -613,8 +612,23 @@ fn workspace_lost(current: Option<&EmployeeRecord>, workspace_id: &str, now: i64
     }
 }
 
+/// Whether the record's last move was a re-apply of the drift audit that stopped short (its note
+/// is the mover's `move <id> stopped: ...`).
+fn reapply_stopped(c: &EmployeeRecord) -> bool {
+    c.move_note.as_deref().is_some_and(|note| note.starts_with(&format!("move {REAPPLY_PREFIX}")))
+}
+
 fn reapply(current: Option<&EmployeeRecord>, event_id: &str, workspace_id: &str, now: i64) -> Decision {
     match current {
+        // Once a re-apply has stopped short (the profile unreachable from this WorkSpace), the
+        // audits leave it reported, not tried again daily: the note says why, until HR's next move.
+        Some(c) if reapply_stopped(c) => Decision::note(
+            format!(
+                "re-applying the profile to {workspace_id}: not again, the last re-apply stopped ({})",
+                c.move_note.as_deref().unwrap_or_default()
+            ),
+            vec![],
+        ),
         Some(c)
             if c.state == EmployeeState::Active
                 && c.moving.is_none()
@@ -624,7 +638,6 @@ fn reapply(current: Option<&EmployeeRecord>, event_id: &str, workspace_id: &str,
             let next = stamp(c, now, |n| {
                 n.moving = Some(crate::domain::employee::MoveWork::new(event_id));
                 n.state = EmployeeState::Moving;
-                n.move_note = None;
                 if n.clocks.launched_ms.is_none() {
                     n.clocks.launched_ms = Some(c.state_since_ms);
                 }
@@ -645,7 +658,8 @@ fn reapply(current: Option<&EmployeeRecord>, event_id: &str, workspace_id: &str,
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestStatus {
     Wanted,
-    /// A rehire's request sent just before the confirmation that makes it wanted was written.
+    /// A rehire's request sent just before the confirmation that makes it wanted was written (or
+    /// a lost WorkSpace's, before the write that makes the employee requested).
     AheadOfConfirmation,
     /// Not wanted; `left` if the employee has left without a WorkSpace id known, in which case
     /// a WorkSpace a crashed attempt made may be theirs to terminate.
@@ -657,9 +671,12 @@ pub enum RequestStatus {
 pub fn request_status(current: Option<&EmployeeRecord>, request_event_id: &str) -> RequestStatus {
     let Some(c) = current else { return RequestStatus::Unwanted { left: false } };
     let ours = c.request_event_id.as_deref() == Some(request_event_id);
+    // A request for a lost WorkSpace, sent before the write that makes the employee requested.
+    let lost_ahead = matches!(c.state, EmployeeState::Active | EmployeeState::Moving)
+        && c.workspace_id.as_deref().is_some_and(|id| lost_request_id(id) == request_event_id);
     if c.state == EmployeeState::Requested && ours || moves::relocation_wants(c, request_event_id) {
         RequestStatus::Wanted
-    } else if ours && c.rehire_pending && c.state.is_leaving() {
+    } else if ours && c.rehire_pending && c.state.is_leaving() || lost_ahead {
         RequestStatus::AheadOfConfirmation
     } else {
         RequestStatus::Unwanted { left: has_left(c) && c.workspace_id.is_none() }

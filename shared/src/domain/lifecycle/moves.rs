@@ -265,11 +265,15 @@ fn lost_during_move(c: &EmployeeRecord, gone: &str, event_id: &str, now: i64) ->
         n.workspace_id = None;
         n.previous_workspaces.push(PastWorkspace { workspace_id: gone.to_owned(), terminated_ms: now });
         n.clocks = WorkspaceClocks::default();
+        n.failure_code = None;
+        n.failure_message = None;
     });
     match WorkspaceRequest::for_employee(&next, now) {
+        // The request first (held by the provisioner until the write lands): a crash between
+        // the two leaves the employee moving, and the reconciler's next run decides this again.
         Some(request) => Decision::note(
             format!("WorkSpace {gone} disappeared during move {event_id}: a new one requested with the profile"),
-            vec![save(c, next), Step::RequestWorkspace(request)],
+            vec![Step::RequestWorkspace(request), save(c, next)],
         ),
         None => {
             let failed = stamp(c, now, |n| {
@@ -387,6 +391,15 @@ pub(super) fn move_observed(
             // Deleted behind the pipeline's back (the employee stays): a new WorkSpace with the
             // profile the move wants, as the drift audit asks for a lost one (found by the model:
             // failing here left a mover without a WorkSpace the audit would not give back).
+            // A migration asked recently may have replaced it with one not listed yet.
+            None if work.migrate_asked_ms.is_some_and(|asked| now - asked < MIGRATION_SILENT_MS) => wait(
+                c,
+                work,
+                "the WorkSpace is not listed: looking for the migration's new one".into(),
+                None,
+                true,
+                now,
+            ),
             None => match c.workspace_id.as_deref() {
                 Some(gone) => lost_during_move(c, gone, event_id, now),
                 None => Decision::note("moving without a WorkSpace id", vec![]),

@@ -1080,12 +1080,17 @@ fn a_workspace_gone_during_a_move_is_followed_to_the_users_other_one_or_requeste
     // GIVEN no other WorkSpace for the user (deleted in the console) THEN a new one is requested,
     // keyed by the lost id, with the profile the move wants (not a failure: the employee stays)
     let d = decide(Some(&e), &sight(None), NOW);
-    assert_eq!(kinds(&d), ["save", "request WorkSpace"]);
+    assert_eq!(kinds(&d), ["request WorkSpace", "save"]);
     let next = saved(&d);
     assert_eq!((next.state, next.moving.is_none(), next.workspace_id.as_deref()), (Requested, true, None));
     assert_eq!(next.request_event_id.as_deref(), Some("lost-ws-1"));
-    let Some(Step::RequestWorkspace(request)) = d.steps.get(1) else { panic!("{:?}", d.steps) };
+    let Some(Step::RequestWorkspace(request)) = d.steps.first() else { panic!("{:?}", d.steps) };
     assert_eq!(request.profile.bundle_id, "wsb-87654321");
+    // AND a migration asked within the hour may have replaced it with one not listed yet: waited for
+    let mut migrating = e.clone();
+    migrating.moving.as_mut().unwrap().migrate_asked_ms = Some(NOW - 60_000);
+    let d = decide(Some(&migrating), &sight(None), NOW);
+    assert!(saved(&d).state == Moving && !kinds(&d).contains(&"request WorkSpace"), "{:?}", d.steps);
     // AND a record that could not ask (no user name) fails, with the reason
     let mut nameless = e.clone();
     nameless.username = None;
@@ -1367,15 +1372,20 @@ fn a_workspace_the_audit_found_gone_is_requested_again_once_keyed_by_the_lost_id
     let active = employee(Active);
     let lost = Input::WorkspaceLost { workspace_id: "ws-1".into() };
     let d = decide(Some(&active), &lost, NOW);
-    // THEN the record is requested (written first), then the WorkSpace asked, keyed by ws-1
-    assert_eq!(kinds(&d), ["save", "request WorkSpace"]);
+    // THEN the WorkSpace is asked (held by the provisioner until the write), keyed by ws-1, then
+    // the record is requested
+    assert_eq!(kinds(&d), ["request WorkSpace", "save"]);
     let next = saved(&d);
     assert_eq!((next.state, next.workspace_id.as_deref()), (Requested, None));
     assert_eq!(next.request_event_id.as_deref(), Some("lost-ws-1"));
     assert_eq!(next.previous_workspaces.last().map(|p| p.workspace_id.as_str()), Some("ws-1"));
     assert_eq!((next.last_event_id.as_str(), next.last_event_ms), ("j1", NOW - 10_000), "no HR ordering changes");
-    let Some(Step::RequestWorkspace(request)) = d.steps.get(1) else { panic!("{:?}", d.steps) };
+    let Some(Step::RequestWorkspace(request)) = d.steps.first() else { panic!("{:?}", d.steps) };
     assert_eq!((request.event_id.as_str(), request.username.as_str()), ("lost-ws-1", "jdoe"));
+    // AND the provisioner holds that request until the write lands, then acts on it
+    assert_eq!(request_status(Some(&active), "lost-ws-1"), RequestStatus::AheadOfConfirmation);
+    assert_eq!(request_status(Some(next), "lost-ws-1"), RequestStatus::Wanted);
+    assert_eq!(request_status(Some(&active), "lost-ws-9"), RequestStatus::Unwanted { left: false });
     // WHEN decided again on the record it wrote THEN the request goes again, nothing written
     assert_eq!(state_after(Some(next), &lost), (None, vec!["request WorkSpace"]));
     // AND the provisioner's answer is taken as for any request
@@ -1437,4 +1447,9 @@ fn a_profile_the_audit_reapplies_goes_through_the_mover_path_without_touching_hr
     let hr_move = Input::Hr(hr("m1", HrKind::Move(Ok(Box::new(mover)))));
     let d = decide(Some(next), &hr_move, NOW);
     assert_eq!(saved(&d).moving.as_ref().map(|m| m.event_id.as_str()), Some("m1"));
+    // GIVEN a re-apply that stopped short (the mover's note) WHEN the audit asks again THEN it is
+    // not tried again (reported, not retried daily), until HR's next move clears the note
+    let mut stopped = employee(Active);
+    stopped.move_note = Some("move reapply-5 stopped: the user volume cannot shrink".into());
+    assert_eq!(state_after(Some(&stopped), &reapply), (None, vec![]));
 }

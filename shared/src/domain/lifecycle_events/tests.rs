@@ -270,7 +270,13 @@ fn the_audits_actions_announce_the_lost_workspace_and_a_reapplied_profile_withou
     let events = events_of(Some(&active), &requested);
     assert_eq!(events.iter().map(|e| e.kind).collect::<Vec<_>>(), [Kind::Terminated, Kind::Requested]);
     assert_eq!(events[0].detail.workspace_id.as_deref(), Some("ws-1"));
+    assert_eq!(events[0].detail.hr_event_id.as_deref(), Some("lost-ws-1"), "no leave: the request in its place");
+    assert!(events[0].detail.reason.as_deref().is_some_and(|r| r.contains("outside the pipeline")));
     assert_eq!(events[1].detail.hr_event_id.as_deref(), Some("lost-ws-1"));
+    // AND the same when a move found the WorkSpace gone
+    let mut moving = active.clone();
+    moving.state = EmployeeState::Moving;
+    assert_eq!(kinds(Some(&moving), &requested), [Kind::Terminated, Kind::Requested]);
     // GIVEN a profile the audit re-applied, which reached its WorkSpace
     let mut moving = record(EmployeeState::Moving, 5);
     moving.moving = Some(crate::domain::employee::MoveWork::new("reapply-7"));

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
 use super::*;
-use crate::domain::audit::{OnMismatched, OnOrphaned};
+use crate::domain::audit::{OnMismatched, OnMissing, OnOrphaned};
 use crate::domain::employee::EmployeeState;
 use crate::domain::messages::WorkspaceRequest;
 use crate::domain::profile::{Profile, RunningMode};
@@ -68,9 +68,18 @@ impl World {
                 rules: AuditRules { unhealthy_after_ms: HOUR },
                 call_interval_ms: 0,
                 actions,
-                guard: None,
+                guard: Some(GuardConfig { limit: 50, window_ms: HOUR }),
             },
         }
+    }
+
+    /// An employee who has left (terminated, no WorkSpace).
+    async fn leaver(&self, employee_id: &str) {
+        let mut leaver = EmployeeRecord::new(employee_id, 0);
+        leaver.state = EmployeeState::Terminated;
+        leaver.username = Some(format!("{}-user", employee_id.to_lowercase()));
+        leaver.profile = Some(profile());
+        self.store.save_employee(&leaver, None).await.unwrap();
     }
 
     async fn record(&self, employee_id: &str) -> EmployeeRecord {
@@ -92,7 +101,9 @@ type TestAuditor = Auditor<Arc<MemoryStore>, Arc<FakeWorkspaces>, Arc<MemoryBus>
 
 const REQUEST_AGAIN: AuditActions = AuditActions { on_missing: OnMissing::RequestAgain, ..AuditActions::REPORT_ONLY };
 const REAPPLY: AuditActions = AuditActions { on_mismatched: OnMismatched::Reapply, ..AuditActions::REPORT_ONLY };
-const TERMINATE: AuditActions = AuditActions { on_orphaned: OnOrphaned::TerminateManaged, ..AuditActions::REPORT_ONLY };
+/// Orphans terminated once found by an audit an hour before.
+const TERMINATE: AuditActions =
+    AuditActions { on_orphaned: OnOrphaned::TerminateManaged, orphan_after_ms: HOUR, ..AuditActions::REPORT_ONLY };
 
 impl World {
     /// `n` active employees, each with the WorkSpace their profile makes.
@@ -462,15 +473,11 @@ async fn a_missing_workspace_is_only_reported_by_default_and_requested_again_whe
     assert_eq!((sent[0].employee_id.as_str(), sent[0].event_id.clone()), (employee.as_str(), format!("lost-{lost}")));
     assert!(w.drift_lines(&employee).iter().any(|l| l.contains("no longer exists") && l.contains("new one requested")));
 
-    // WHEN audited again within the hour THEN nothing more is sent; after the hour, with the
-    // record still requested (a request lost in a crash), the request goes again, unwritten
+    // WHEN audited again THEN nothing more: the employee is requested, not missing
     w.requests.take();
-    w.acting(REQUEST_AGAIN).run().await.unwrap();
-    assert!(w.requests.is_empty());
-    w.clock.advance(HOUR);
     let report = w.acting(REQUEST_AGAIN).run().await.unwrap();
-    assert_eq!(report.actions, vec![], "no finding: the employee is requested, not active");
-    assert_eq!(w.requests.len(), 1);
+    assert_eq!(report.actions, vec![]);
+    assert!(w.requests.is_empty());
     assert_eq!(w.record(&employee).await.version, before + 1);
 }
 
@@ -523,29 +530,38 @@ async fn a_mismatched_workspace_gets_its_profile_again_through_the_mover_path() 
 
 #[tokio::test]
 async fn only_a_managed_unprotected_orphan_found_twice_is_terminated() {
-    // GIVEN orphans: one the pipeline made (managed tag), one managed but protected, one made
-    // by hand (no managed tag)
+    // GIVEN orphans: one the pipeline made for a leaver (managed tag), one managed but protected,
+    // one made by hand (no managed tag), one whose managed tag names an employee this table does
+    // not know (another stack's, or a table restored)
     let w = World::new();
     w.active(1).await;
+    w.leaver("E-GONE").await;
     let managed = w.by_hand("stray1", &[(MANAGED_TAG_KEY, "E-GONE")]).await;
-    let protected = w.by_hand("stray2", &[(MANAGED_TAG_KEY, "E-GONE2"), (PROTECT_TAG_KEY, "legal hold")]).await;
+    let protected = w.by_hand("stray2", &[(MANAGED_TAG_KEY, "E-GONE"), (PROTECT_TAG_KEY, "legal hold")]).await;
     let by_hand = w.by_hand("someone", &[]).await;
+    let foreign = w.by_hand("stray3", &[(MANAGED_TAG_KEY, "E-ELSEWHERE")]).await;
     // WHEN audited once with AUDIT_ON_ORPHANED=terminate-managed THEN nothing is terminated:
     // an orphan is acted on only when the audit before found it too
     let first = w.acting(TERMINATE).run().await.unwrap();
-    assert_eq!(first.counts["orphaned"], 3);
+    assert_eq!(first.counts["orphaned"], 4);
     assert_eq!(first.actions, vec![]);
     assert_eq!(w.workspaces.call_count("TerminateWorkspaces"), 0);
-    // WHEN audited again
-    w.clock.advance(HOUR);
+    // WHEN audited again before the hour THEN still nothing
+    w.clock.advance(HOUR - 1);
+    assert_eq!(w.acting(TERMINATE).run().await.unwrap().actions, vec![]);
+    // WHEN audited again an hour after it was first found
+    w.clock.advance(1);
     let second = w.acting(TERMINATE).run().await.unwrap();
     // THEN only the managed, unprotected one is terminated; the others are kept with the reason
     let outcome = |id: &str| second.actions.iter().find(|a| a.remedy.workspace_id() == id).unwrap().clone();
     assert!(outcome(&managed).done, "{:?}", outcome(&managed));
     assert!(!outcome(&protected).done && outcome(&protected).outcome.contains(PROTECT_TAG_KEY));
     assert!(!outcome(&by_hand).done && outcome(&by_hand).outcome.contains(MANAGED_TAG_KEY));
+    let foreign_kept = outcome(&foreign);
+    assert!(!foreign_kept.done && foreign_kept.outcome.contains("does not know"), "{foreign_kept:?}");
     assert_eq!(w.workspaces.workspace(&managed).map(|ws| ws.state), Some(WorkspaceState::Terminating));
-    for kept in [&protected, &by_hand] {
+    assert!(w.drift_lines("E-GONE").iter().any(|l| l.contains("terminated as an orphan")));
+    for kept in [&protected, &by_hand, &foreign] {
         assert_eq!(w.workspaces.workspace(kept).map(|ws| ws.state), Some(WorkspaceState::Available));
     }
     assert_eq!(w.workspaces.call_count("TerminateWorkspaces"), 1);
@@ -555,16 +571,17 @@ async fn only_a_managed_unprotected_orphan_found_twice_is_terminated() {
 async fn orphan_terminations_count_against_the_mass_termination_guard() {
     // GIVEN three managed orphans found by an audit, and a guard that admits two an hour
     let w = World::new();
+    w.leaver("E-GONE").await;
     let orphans = [
-        w.by_hand("s1", &[(MANAGED_TAG_KEY, "x")]).await,
-        w.by_hand("s2", &[(MANAGED_TAG_KEY, "y")]).await,
-        w.by_hand("s3", &[(MANAGED_TAG_KEY, "z")]).await,
+        w.by_hand("s1", &[(MANAGED_TAG_KEY, "E-GONE")]).await,
+        w.by_hand("s2", &[(MANAGED_TAG_KEY, "E-GONE")]).await,
+        w.by_hand("s3", &[(MANAGED_TAG_KEY, "E-GONE")]).await,
     ];
     let mut auditor = w.acting(TERMINATE);
     auditor.config.guard = Some(GuardConfig { limit: 2, window_ms: HOUR });
     auditor.run().await.unwrap();
     // WHEN audited again
-    w.clock.advance(60_000);
+    w.clock.advance(HOUR);
     let report = auditor.run().await.unwrap();
     // THEN two are terminated and the third held, the guard tripped for everything after
     let done = report.actions.iter().filter(|a| a.done).count();
