@@ -568,19 +568,26 @@ pub const LOST_PREFIX: &str = "lost-";
 /// The prefix of the id of a profile re-applied by the drift audit (followed by the audit time).
 pub const REAPPLY_PREFIX: &str = "reapply-";
 
+/// The record of a staying employee whose WorkSpace `gone` was lost behind the pipeline's back:
+/// requested again, keyed by [`lost_request_id`], the lost one kept among the past WorkSpaces.
+fn requested_in_place_of(n: &mut EmployeeRecord, gone: &str, now: i64) {
+    n.state = EmployeeState::Requested;
+    n.moving = None;
+    n.request_event_id = Some(lost_request_id(gone));
+    n.workspace_id = None;
+    n.previous_workspaces.push(PastWorkspace { workspace_id: gone.to_owned(), terminated_ms: now });
+    n.clocks = Default::default();
+    n.failure_code = None;
+    n.failure_message = None;
+}
+
 fn workspace_lost(current: Option<&EmployeeRecord>, workspace_id: &str, now: i64) -> Decision {
     let request_id = lost_request_id(workspace_id);
     match current {
         // Only the employee as the audit saw them: active on that WorkSpace, nothing under way.
         Some(c) if c.state == EmployeeState::Active && c.workspace_id.as_deref() == Some(workspace_id) => {
             let next = stamp(c, now, |n| {
-                n.state = EmployeeState::Requested;
-                n.request_event_id = Some(request_id.clone());
-                n.workspace_id = None;
-                n.previous_workspaces.push(PastWorkspace { workspace_id: workspace_id.to_owned(), terminated_ms: now });
-                n.clocks = Default::default();
-                n.failure_code = None;
-                n.failure_message = None;
+                requested_in_place_of(n, workspace_id, now);
                 n.move_note = None;
             });
             // A record without the join's details could not ask: left as it is, reported.

@@ -258,16 +258,7 @@ pub(super) fn move_event(
 /// keyed by the lost id, with the record's profile (the move's); failed only if the record
 /// cannot ask (no user or profile).
 fn lost_during_move(c: &EmployeeRecord, gone: &str, event_id: &str, now: i64) -> Decision {
-    let next = stamp(c, now, |n| {
-        n.state = EmployeeState::Requested;
-        n.moving = None;
-        n.request_event_id = Some(super::lost_request_id(gone));
-        n.workspace_id = None;
-        n.previous_workspaces.push(PastWorkspace { workspace_id: gone.to_owned(), terminated_ms: now });
-        n.clocks = WorkspaceClocks::default();
-        n.failure_code = None;
-        n.failure_message = None;
-    });
+    let next = stamp(c, now, |n| super::requested_in_place_of(n, gone, now));
     match WorkspaceRequest::for_employee(&next, now) {
         // The request first (held by the provisioner until the write lands): a crash between
         // the two leaves the employee moving, and the reconciler's next run decides this again.
